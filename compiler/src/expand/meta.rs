@@ -1,0 +1,119 @@
+//! The model's input shape and metadata: preprocessing, labels, checkpoint options.
+
+use std::path::Path;
+
+use super::eval::eval;
+use super::value::{Env, Value};
+use crate::check;
+use crate::diagnostic::Diagnostic;
+use crate::graph::{Meta, Shape};
+use crate::source::SourceMap;
+use crate::spec::ast::{Expr, ModelDef};
+
+/// The most labels a label file may hold.
+const MAX_LABELS: usize = 1_000_000;
+
+/// Evaluates `input:` to a shape without batch: `[C, H, W]` or `[F]`.
+pub fn input_shape(expr: &Expr, env: &Env) -> Result<Shape, Diagnostic> {
+    let bad = |found: String| {
+        Diagnostic::error(format!("`input` must be [channels, height, width] or [features] of positive ints, found {found}"))
+            .at(expr.span, "bad input shape")
+            .help("write the shape without the batch dimension, e.g. `input: [3, 224, 224]`")
+    };
+    let value = eval(expr, env)?;
+    let Value::List(items) = &value else { return Err(bad(value.to_string())) };
+    let dims: Option<Vec<usize>> =
+        items.iter().map(|v| v.as_int().filter(|i| *i >= 1).and_then(|i| usize::try_from(i).ok())).collect();
+    match dims {
+        Some(d) if d.len() == 3 || d.len() == 1 => {
+            let shape = Shape(d);
+            check::check_size(&shape).map_err(|e| Diagnostic::error(e.message).at(expr.span, e.label))?;
+            Ok(shape)
+        }
+        _ => Err(bad(value.to_string())),
+    }
+}
+
+/// Evaluates preprocessing, labels and checkpoint options; `output` is the model's output shape.
+pub fn evaluate(model: &ModelDef, env: &Env, output: &Shape, sources: &SourceMap) -> Result<Meta, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut meta = Meta { name: model.name.name.clone(), ..Meta::default() };
+    if let Some(pre) = &model.preprocess {
+        meta.resize = size(pre.resize.as_ref(), env, &mut diags);
+        meta.crop = size(pre.crop.as_ref(), env, &mut diags);
+        meta.mean = floats(pre.mean.as_ref(), env, &mut diags);
+        meta.std = floats(pre.std.as_ref(), env, &mut diags);
+        if let Some(e) = &pre.transform_input {
+            match eval(e, env) {
+                Ok(Value::Bool(b)) => meta.transform_input = b,
+                Ok(v) => diags.push(Diagnostic::error(format!("`transform_input` is true or false, found {v}")).at(e.span, "not a bool")),
+                Err(d) => diags.push(d),
+            }
+        }
+    }
+    if let Some((file, span)) = &model.labels {
+        let base = sources.file(span.file).path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let path = base.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let labels: Vec<String> =
+                    text.lines().map(str::trim).filter(|l| !l.is_empty()).take(MAX_LABELS).map(String::from).collect();
+                let classes = output.dims().last().copied().unwrap_or(0);
+                if output.dims().len() != 1 || labels.len() != classes {
+                    diags.push(
+                        Diagnostic::error(format!("`{file}` has {} labels, but the model outputs {output}", labels.len()))
+                            .at(*span, "label count differs from the output")
+                            .help("give one label per output class, one per line"),
+                    );
+                }
+                meta.labels = Some(labels);
+            }
+            Err(e) => diags.push(
+                Diagnostic::error(format!("cannot read labels `{}`: {e}", path.display()))
+                    .at(*span, "labels file")
+                    .help("the path is relative to the spec's folder"),
+            ),
+        }
+    }
+    meta.training_weights = model.training_weights.is_some_and(|(b, _)| b);
+    meta.aliases = model.aliases.iter().map(|a| (a.from.clone(), a.to.clone())).collect();
+    if diags.is_empty() {
+        Ok(meta)
+    } else {
+        Err(diags)
+    }
+}
+
+fn size(expr: Option<&Expr>, env: &Env, diags: &mut Vec<Diagnostic>) -> Option<usize> {
+    let expr = expr?;
+    match eval(expr, env) {
+        Ok(v) => match v.as_int().filter(|i| *i >= 1) {
+            Some(i) => usize::try_from(i).ok(),
+            None => {
+                diags.push(Diagnostic::error(format!("expected a positive size, found {v}")).at(expr.span, "not a size"));
+                None
+            }
+        },
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
+}
+
+fn floats(expr: Option<&Expr>, env: &Env, diags: &mut Vec<Diagnostic>) -> Option<Vec<f64>> {
+    let expr = expr?;
+    match eval(expr, env) {
+        Ok(Value::List(items)) if items.iter().all(|v| v.as_float().is_some()) => {
+            Some(items.iter().filter_map(Value::as_float).collect())
+        }
+        Ok(v) => {
+            diags.push(Diagnostic::error(format!("expected a list of numbers, found {v}")).at(expr.span, "not a list of numbers"));
+            None
+        }
+        Err(d) => {
+            diags.push(d);
+            None
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! Stage 2 — expansion: modules are instantiated with their arguments, expressions evaluated,
+//! `repeat`/`if` spliced, names joined into layer paths, and every layer handed to `check`
+//! and appended to the graph. All independent errors are collected.
+
+pub mod args;
+pub mod eval;
+pub mod layers;
+pub mod value;
+
+mod meta;
+
+use std::collections::{HashMap, HashSet};
+
+use self::args::bind;
+use self::eval::eval;
+use self::layers::{Built, LayerArgs};
+use self::value::{Env, Value};
+use crate::check::{self, Blame, ShapeError};
+use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::graph::{Graph, Node, NodeId, Op, Param, Shape};
+use crate::source::{SourceMap, Span};
+use crate::spec::ast::{Body, Call, Item, ItemKind, JoinOp, ModuleDef, NamePart, NameTemplate, ParamType, SpecFile};
+
+/// How deeply module calls may nest.
+pub const MAX_CALL_DEPTH: usize = 64;
+/// The most nodes a spec may expand to.
+pub const MAX_NODES: usize = 200_000;
+/// The most times one `repeat` may run.
+pub const MAX_REPEAT: i64 = 10_000;
+
+/// What a spec file turned out to define.
+#[derive(Debug)]
+pub enum Expanded {
+    /// A model, as a checked graph.
+    Model(Graph),
+    /// A library of modules (no `model:`), with the modules' names.
+    Library(Vec<String>),
+}
+
+/// Expands the model of `files[0]` (the rest are its imports) into a checked graph.
+pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<Diagnostic>> {
+    let mut x = Expander {
+        modules: HashMap::new(),
+        graph: None,
+        diags: Vec::new(),
+        call_stack: Vec::new(),
+        scopes: Vec::new(),
+        weights: HashMap::new(),
+        training: false,
+    };
+    x.collect_modules(files);
+    let Some(model) = files.first().and_then(|f| f.model.as_ref()) else {
+        let names = files.first().map(|f| f.modules.iter().map(|m| m.name.name.clone()).collect()).unwrap_or_default();
+        return if x.diags.is_empty() { Ok(Expanded::Library(names)) } else { Err(x.diags) };
+    };
+
+    let mut env = Env::default();
+    for binding in &model.lets {
+        match eval(&binding.value, &env) {
+            Ok(v) => env = env.bind(binding.name.name.clone(), v),
+            Err(d) => x.diags.push(d),
+        }
+    }
+    let input = meta::input_shape(&model.input, &env);
+    let input = match input {
+        Ok(shape) => shape,
+        Err(d) => {
+            x.diags.push(d);
+            return Err(x.diags);
+        }
+    };
+    x.graph = Some(Graph::new(input.clone(), model.input.span));
+    let start = Flow { node: NodeId::INPUT, shape: Some(input) };
+    let out = x.run_body(&model.body, &env, "", start);
+    let mut graph = x.graph.take().expect("graph was created above");
+    graph.output = out.node;
+    if let Some(shape) = &out.shape {
+        match meta::evaluate(model, &env, shape, sources) {
+            Ok(meta) => graph.meta = meta,
+            Err(mut ds) => x.diags.append(&mut ds),
+        }
+    }
+    if x.diags.is_empty() {
+        Ok(Expanded::Model(graph))
+    } else {
+        Err(dedup(x.diags))
+    }
+}
+
+/// Drops repeats of the same error at the same place (a block instantiated many times).
+fn dedup(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut seen = HashSet::new();
+    diags.into_iter().filter(|d| seen.insert((d.message.clone(), d.span().map(|s| (s.file, s.start, s.end))))).collect()
+}
+
+/// The value flowing along a sequence: a node and its shape, or `None` after an error.
+#[derive(Clone, Debug)]
+struct Flow {
+    node: NodeId,
+    shape: Option<Shape>,
+}
+
+impl Flow {
+    fn poisoned(&self) -> Flow {
+        Flow { node: self.node, shape: None }
+    }
+}
+
+/// Named outputs visible to `@references`, per sequence.
+#[derive(Default)]
+struct Scope {
+    defined: HashMap<String, (Flow, Span)>,
+    /// Names of this sequence not reached yet: a reference to one of them points forward.
+    pending: HashMap<String, Span>,
+}
+
+struct Expander<'a> {
+    modules: HashMap<&'a str, &'a ModuleDef>,
+    graph: Option<Graph>,
+    diags: Vec<Diagnostic>,
+    call_stack: Vec<(&'a str, Span)>,
+    scopes: Vec<Scope>,
+    weights: HashMap<String, Span>,
+    training: bool,
+}
+
+fn join_path(prefix: &str, segment: &str) -> String {
+    if prefix.is_empty() {
+        segment.to_string()
+    } else {
+        format!("{prefix}.{segment}")
+    }
+}
+
+impl<'a> Expander<'a> {
+    fn graph(&mut self) -> &mut Graph {
+        self.graph.as_mut().expect("graph exists while expanding a model")
+    }
+
+    fn collect_modules(&mut self, files: &'a [SpecFile]) {
+        for file in files {
+            for def in &file.modules {
+                let name = def.name.name.as_str();
+                if layers::lookup(name).is_some() {
+                    self.diags.push(
+                        Diagnostic::error(format!("module `{name}` has the name of a builtin layer"))
+                            .at(def.name.span, "shadows a builtin")
+                            .help("rename the module"),
+                    );
+                } else if let Some(first) = self.modules.get(name) {
+                    self.diags.push(
+                        Diagnostic::error(format!("module `{name}` is defined twice"))
+                            .at(def.name.span, "defined again here")
+                            .also(first.name.span, "first defined here")
+                            .help("rename one of them"),
+                    );
+                } else {
+                    self.modules.insert(name, def);
+                }
+            }
+        }
+    }
+
+    fn run_body(&mut self, body: &'a Body, env: &Env, path: &str, input: Flow) -> Flow {
+        match body {
+            Body::Seq(items) => self.run_seq(items, env, path, input),
+            Body::Single(item) => self.run_item(item, env, path, input),
+        }
+    }
+
+    /// Expands `if` and `repeat` into the plain items they stand for, each with its environment.
+    fn splice(&mut self, items: &'a [Item], env: &Env, out: &mut Vec<(&'a Item, Env)>) {
+        for item in items {
+            match &item.kind {
+                ItemKind::If { cond, then, otherwise } => match eval(cond, env) {
+                    Ok(Value::Bool(true)) => self.splice(then, env, out),
+                    Ok(Value::Bool(false)) => self.splice(otherwise, env, out),
+                    Ok(other) => self.diags.push(
+                        Diagnostic::error(format!("`if` needs a bool, found {} `{other}`", other.type_name()))
+                            .at(cond.span, "not a bool")
+                            .help("compare explicitly, e.g. `stride != 1`"),
+                    ),
+                    Err(d) => self.diags.push(d),
+                },
+                ItemKind::Repeat { count, var, body } => {
+                    let n = match eval(count, env) {
+                        Ok(v) => match v.as_int() {
+                            Some(n) if (0..=MAX_REPEAT).contains(&n) => n,
+                            _ => {
+                                self.diags.push(
+                                    Diagnostic::error(format!("`repeat` needs a count from 0 to {MAX_REPEAT}, found {v}"))
+                                        .at(count.span, "bad count"),
+                                );
+                                continue;
+                            }
+                        },
+                        Err(d) => {
+                            self.diags.push(d);
+                            continue;
+                        }
+                    };
+                    for i in 0..n {
+                        if out.len() > MAX_NODES {
+                            break;
+                        }
+                        let env = match var {
+                            Some(v) => env.bind(v.name.clone(), Value::Int(i)),
+                            None => env.clone(),
+                        };
+                        self.splice(body, &env, out);
+                    }
+                }
+                _ => out.push((item, env.clone())),
+            }
+        }
+    }
+
+    fn name(&mut self, template: &NameTemplate, env: &Env) -> Option<String> {
+        let mut name = String::new();
+        for part in &template.parts {
+            match part {
+                NamePart::Text(t) => name.push_str(t),
+                NamePart::Expr(e) => match eval(e, env) {
+                    Ok(Value::Int(i)) if i >= 0 => name.push_str(&i.to_string()),
+                    Ok(Value::Str(s)) if s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !s.is_empty() => {
+                        name.push_str(&s)
+                    }
+                    Ok(other) => {
+                        self.diags.push(
+                            Diagnostic::error(format!("a name part must be a non-negative int or a plain word, found {other}"))
+                                .at(e.span, "bad name part"),
+                        );
+                        return None;
+                    }
+                    Err(d) => {
+                        self.diags.push(d);
+                        return None;
+                    }
+                },
+            }
+        }
+        Some(name)
+    }
+
+    fn run_seq(&mut self, items: &'a [Item], env: &Env, prefix: &str, input: Flow) -> Flow {
+        let mut spliced = Vec::new();
+        self.splice(items, env, &mut spliced);
+        let names: Vec<Option<(String, Span)>> = spliced
+            .iter()
+            .map(|(item, env)| item.name.as_ref().and_then(|t| self.name(t, env).map(|n| (n, t.span))))
+            .collect();
+        let pending = names.iter().flatten().map(|(n, s)| (n.clone(), *s)).collect();
+        self.scopes.push(Scope { defined: HashMap::new(), pending });
+        let mut flow = input;
+        for (index, ((item, env), name)) in spliced.into_iter().zip(names).enumerate() {
+            if self.graph.as_ref().is_some_and(|g| g.len() > MAX_NODES) {
+                self.diags.push(
+                    Diagnostic::error(format!("the spec expands to more than {MAX_NODES} layers"))
+                        .at(item.span, "while expanding this")
+                        .help("check `repeat` counts"),
+                );
+                break;
+            }
+            if let Some((n, span)) = &name {
+                let scope = self.scopes.last_mut().expect("scope pushed above");
+                scope.pending.remove(n);
+                if let Some((_, first)) = scope.defined.get(n) {
+                    let first = *first;
+                    self.diags.push(
+                        Diagnostic::error(format!("two items in this sequence are named `{n}`"))
+                            .at(*span, "named again here")
+                            .also(first, "first named here")
+                            .help("give each item of a sequence its own name")
+                            .in_layer(prefix),
+                    );
+                }
+            }
+            let numbered = matches!(item.kind, ItemKind::Layer(_) | ItemKind::Seq(_));
+            let path = match (&name, numbered) {
+                (Some((n, _)), _) => join_path(prefix, n),
+                (None, true) => join_path(prefix, &index.to_string()),
+                (None, false) => prefix.to_string(),
+            };
+            flow = self.run_item(item, &env, &path, flow);
+            if let Some((n, span)) = name {
+                self.scopes.last_mut().expect("scope pushed above").defined.entry(n).or_insert((flow.clone(), span));
+            }
+        }
+        self.scopes.pop();
+        flow
+    }
+
+    fn run_item(&mut self, item: &'a Item, env: &Env, path: &str, input: Flow) -> Flow {
+        match &item.kind {
+            ItemKind::Layer(call) => self.run_call(call, env, path, input),
+            ItemKind::Ref(ident) => self.reference(&ident.name, ident.span, path, input),
+            ItemKind::Seq(items) => self.run_seq(items, env, path, input),
+            ItemKind::Join { op, branches } => self.run_join(*op, branches, env, path, input, item.span),
+            ItemKind::If { .. } | ItemKind::Repeat { .. } => self.run_seq(std::slice::from_ref(item), env, path, input),
+            ItemKind::Training(items) => {
+                let was = std::mem::replace(&mut self.training, true);
+                self.run_seq(items, env, path, input.clone());
+                self.training = was;
+                input
+            }
+        }
+    }
+
+    fn reference(&mut self, name: &str, span: Span, path: &str, input: Flow) -> Flow {
+        for scope in self.scopes.iter().rev() {
+            if let Some((flow, _)) = scope.defined.get(name) {
+                return flow.clone();
+            }
+        }
+        let later = self.scopes.iter().rev().find_map(|s| s.pending.get(name)).copied();
+        let d = match later {
+            Some(def) => Diagnostic::error(format!("`@{name}` refers to an item defined after it"))
+                .at(span, "forward reference")
+                .also(def, "defined here, later")
+                .help("references may only point to earlier items; a later one would make a cycle"),
+            None => {
+                let known: Vec<&str> = self.scopes.iter().flat_map(|s| s.defined.keys().map(String::as_str)).collect();
+                let d = Diagnostic::error(format!("`@{name}` refers to nothing")).at(span, "undefined reference");
+                match did_you_mean(name, known.iter().copied()) {
+                    Some(s) => d.help(format!("did you mean `@{s}`?")),
+                    None if known.is_empty() => d.help("no named items precede this reference"),
+                    None => d.help(format!("named items before this point: {}", known.join(", "))),
+                }
+            }
+        };
+        self.diags.push(d.in_layer(path));
+        input.poisoned()
+    }
+
+    fn run_join(&mut self, op: JoinOp, branches: &'a [Item], env: &Env, path: &str, input: Flow, span: Span) -> Flow {
+        let mut spliced = Vec::new();
+        self.splice(branches, env, &mut spliced);
+        let mut outs = Vec::with_capacity(spliced.len());
+        for (branch, benv) in &spliced {
+            let bpath = match branch.name.as_ref().and_then(|t| self.name(t, benv)) {
+                Some(n) => join_path(path, &n),
+                None => path.to_string(),
+            };
+            outs.push((self.run_item(branch, benv, &bpath, input.clone()), branch.span));
+        }
+        match outs.len() {
+            0 => {
+                self.diags.push(
+                    Diagnostic::error(format!("`{}` has no branches", op.keyword()))
+                        .at(span, "empty join")
+                        .help("list the branches to join, e.g. `[identity, [conv(64, 3, pad=1), bn]]`")
+                        .in_layer(path),
+                );
+                return input.poisoned();
+            }
+            1 => return outs.pop().expect("one branch").0,
+            _ => {}
+        }
+        let shapes: Option<Vec<&Shape>> = outs.iter().map(|(f, _)| f.shape.as_ref()).collect();
+        let Some(shapes) = shapes else { return input.poisoned() };
+        let graph_op = match op {
+            JoinOp::Concat => Op::Concat,
+            JoinOp::Add => Op::Add,
+            JoinOp::Mul => Op::Mul,
+        };
+        match check::join(&graph_op, &shapes) {
+            Ok(shape) => {
+                let inputs = outs.iter().map(|(f, _)| f.node).collect();
+                self.push_node(graph_op, inputs, shape, path, span)
+            }
+            Err(e) => {
+                let at = match e.blame {
+                    Blame::Input(i) => outs[i].1,
+                    _ => span,
+                };
+                self.shape_error(e, at, path);
+                input.poisoned()
+            }
+        }
+    }
+
+    fn shape_error(&mut self, e: ShapeError, at: Span, path: &str) {
+        let mut d = Diagnostic::error(e.message).at(at, e.label).in_layer(path);
+        if let Some(h) = e.help {
+            d = d.help(h);
+        }
+        self.diags.push(d);
+    }
+
+    fn push_node(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, path: &str, span: Span) -> Flow {
+        let mut params = Vec::new();
+        for (kind, pshape) in op.params() {
+            let name = join_path(path, kind.suffix());
+            if let Some(first) = self.weights.get(&name) {
+                let first = *first;
+                self.diags.push(
+                    Diagnostic::error(format!("two layers produce the weight `{name}`"))
+                        .at(span, "second layer")
+                        .also(first, "first layer")
+                        .help("give the layers different names (unnamed layers in a branch share their parent's name)")
+                        .in_layer(path),
+                );
+            } else {
+                self.weights.insert(name.clone(), span);
+            }
+            params.push(Param { name, kind, shape: pshape });
+        }
+        let training_only = self.training;
+        let node = Node { op, inputs, shape: shape.clone(), path: path.to_string(), params, span, training_only };
+        let id = self.graph().push(node);
+        Flow { node: id, shape: Some(shape) }
+    }
+
+    fn run_call(&mut self, call: &'a Call, env: &Env, path: &str, input: Flow) -> Flow {
+        let target = match env.get(&call.func.name) {
+            Some(Value::Str(s)) => s.clone(),
+            _ => call.func.name.clone(),
+        };
+        if let Some(def) = self.modules.get(target.as_str()).copied() {
+            return self.run_module(def, call, env, path, input);
+        }
+        let Some((layer, params)) = layers::lookup(&target) else {
+            let mut names: Vec<&str> = layers::LAYERS.iter().map(|(n, _)| *n).collect();
+            names.extend(self.modules.keys().copied());
+            let d = Diagnostic::error(format!("unknown layer or module `{target}`")).at(call.func.span, "unknown").in_layer(path);
+            self.diags.push(match did_you_mean(&target, names.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help("builtin layers include conv, linear, bn, relu, maxpool, avgpool, flatten; modules come from `modules:` or an `import`"),
+            });
+            return input.poisoned();
+        };
+        let slots = match bind(call, params, env, &format!("`{layer}`")) {
+            Ok(slots) => slots,
+            Err(ds) => {
+                self.diags.extend(ds.into_iter().map(|d| d.in_layer(path)));
+                return input.poisoned();
+            }
+        };
+        let built = layers::build(&LayerArgs { layer, params, slots: &slots, call_span: call.span });
+        let (op, declared) = match built {
+            Ok(Built::Identity) => return input,
+            Ok(Built::Op(op, declared)) => (op, declared),
+            Err(d) => {
+                self.diags.push(d.in_layer(path));
+                return input.poisoned();
+            }
+        };
+        let Some(shape) = &input.shape else { return input.poisoned() };
+        match check::infer(op, &declared, shape) {
+            Ok((op, out)) => self.push_node(op, vec![input.node], out, path, call.span),
+            Err(mut e) => {
+                let blamed = match e.blame {
+                    Blame::Arg(name) => params.iter().position(|p| *p == name).and_then(|i| slots[i].as_ref()).map(|a| a.span),
+                    _ => None,
+                };
+                if e.blame == Blame::Arg("in") {
+                    if let Some(note) = self.flatten_note(input.node) {
+                        e.help = Some(format!("{note}; {}", e.help.unwrap_or_default()));
+                    }
+                }
+                self.shape_error(e, blamed.unwrap_or(call.span), path);
+                input.poisoned()
+            }
+        }
+    }
+
+    /// "the input is flatten of [16, 5, 5] = 16 × 5 × 5 = 400", when the input comes from a flatten.
+    fn flatten_note(&mut self, node: NodeId) -> Option<String> {
+        let graph = self.graph();
+        let n = graph.node(node);
+        if n.op != Op::Flatten {
+            return None;
+        }
+        let src = &graph.node(n.inputs[0]).shape;
+        let factors: Vec<String> = src.dims().iter().map(usize::to_string).collect();
+        Some(format!("its input is `flatten` of {src} = {} = {}", factors.join(" × "), n.shape.elements()))
+    }
+
+    fn run_module(&mut self, def: &'a ModuleDef, call: &'a Call, env: &Env, path: &str, input: Flow) -> Flow {
+        let name = def.name.name.as_str();
+        if let Some(pos) = self.call_stack.iter().position(|(n, _)| *n == name) {
+            let chain: Vec<&str> = self.call_stack[pos..].iter().map(|(n, _)| *n).chain([name]).collect();
+            self.diags.push(
+                Diagnostic::error(format!("module `{name}` is recursive: {}", chain.join(" → ")))
+                    .at(call.span, "this call recurses")
+                    .also(def.name.span, "module defined here")
+                    .help("a module may not call itself, directly or through others; use `repeat` instead")
+                    .in_layer(path),
+            );
+            return input.poisoned();
+        }
+        if self.call_stack.len() >= MAX_CALL_DEPTH {
+            self.diags.push(
+                Diagnostic::error(format!("modules nest deeper than {MAX_CALL_DEPTH} calls")).at(call.span, "too deep").in_layer(path),
+            );
+            return input.poisoned();
+        }
+        let names: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
+        let slots = match bind(call, &names, env, &format!("module `{name}`")) {
+            Ok(slots) => slots,
+            Err(ds) => {
+                self.diags.extend(ds.into_iter().map(|d| d.in_layer(path)));
+                return input.poisoned();
+            }
+        };
+        let Some(shape) = input.shape.clone() else { return input.poisoned() };
+        let dims = shape.dims().iter().map(|&d| Value::Int(d as i64)).collect();
+        let mut menv = Env::default().bind("in_channels", Value::Int(shape.dims()[0] as i64)).bind("in_shape", Value::List(dims));
+        let mut ok = true;
+        for (param, slot) in def.params.iter().zip(slots) {
+            let (value, span) = match (slot, &param.default) {
+                (Some(arg), _) => (arg.value, arg.span),
+                (None, Some(default)) => match eval(default, &menv) {
+                    Ok(v) => (v, default.span),
+                    Err(d) => {
+                        self.diags.push(d.in_layer(path));
+                        ok = false;
+                        continue;
+                    }
+                },
+                (None, None) => {
+                    self.diags.push(
+                        Diagnostic::error(format!("module `{name}` needs `{}`", param.name.name))
+                            .at(call.span, format!("`{}` is missing", param.name.name))
+                            .also(param.name.span, "declared here without a default")
+                            .in_layer(path),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            match conform(value, param.ty) {
+                Ok(v) => menv = menv.bind(param.name.name.clone(), v),
+                Err(v) => {
+                    self.diags.push(
+                        Diagnostic::error(format!(
+                            "module `{name}`'s `{}` is {}, found {} `{v}`",
+                            param.name.name,
+                            param.ty.keyword(),
+                            v.type_name()
+                        ))
+                        .at(span, format!("expected {}", param.ty.keyword()))
+                        .also(param.ty_span, "type declared here")
+                        .in_layer(path),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        for binding in &def.lets {
+            match eval(&binding.value, &menv) {
+                Ok(v) => menv = menv.bind(binding.name.name.clone(), v),
+                Err(d) => {
+                    self.diags.push(d.in_layer(path));
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return input.poisoned();
+        }
+        self.call_stack.push((name, call.span));
+        let saved = std::mem::take(&mut self.scopes);
+        let out = self.run_body(&def.body, &menv, path, input);
+        self.scopes = saved;
+        self.call_stack.pop();
+        out
+    }
+}
+
+/// Checks a value against a declared parameter type, converting where that is lossless.
+fn conform(value: Value, ty: ParamType) -> Result<Value, Value> {
+    match (ty, &value) {
+        (_, Value::None) | (ParamType::Any, _) => Ok(value),
+        (ParamType::Int, v) => v.as_int().map(Value::Int).ok_or(value),
+        (ParamType::Float, v) => v.as_float().map(Value::Float).ok_or(value),
+        (ParamType::Bool, Value::Bool(_)) | (ParamType::Str, Value::Str(_)) | (ParamType::List, Value::List(_)) => Ok(value),
+        _ => Err(value),
+    }
+}

@@ -1,0 +1,119 @@
+//! Stage 4 — the static graph: nodes in an arena, addressed by typed handles,
+//! in topological order, each with its resolved op, inputs, output shape and parameters.
+
+mod op;
+
+pub use op::{Activation, Conv2d, Op, Pad4, ParamKind, Pool2d, Shape};
+
+use crate::source::Span;
+
+/// A typed handle to a node of a [`Graph`]. Handles are only made by [`Graph::push`],
+/// so inputs always point at earlier nodes and the arena order is a topological order.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The model's input, always the first node.
+    pub const INPUT: NodeId = NodeId(0);
+
+    /// The position in the arena.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A parameter tensor of a node, under its state_dict name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: String,
+    pub kind: ParamKind,
+    pub shape: Vec<usize>,
+}
+
+/// One operation in the graph.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+    /// Output shape without batch.
+    pub shape: Shape,
+    /// The dotted layer path (`layer3.2.conv2`); empty for unnamed structural nodes.
+    pub path: String,
+    pub params: Vec<Param>,
+    /// The spec text this node came from.
+    pub span: Span,
+    /// Part of a training-only branch: kept out of inference.
+    pub training_only: bool,
+}
+
+/// Model metadata carried along with the graph.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Meta {
+    pub name: String,
+    pub resize: Option<usize>,
+    pub crop: Option<usize>,
+    pub mean: Option<Vec<f64>>,
+    pub std: Option<Vec<f64>>,
+    pub transform_input: bool,
+    /// The label list, one class name per output.
+    pub labels: Option<Vec<String>>,
+    /// Whether checkpoints carry training-only weights.
+    pub training_weights: bool,
+    /// Checkpoint key rewrites `(from, to)`.
+    pub aliases: Vec<(String, String)>,
+}
+
+/// A checked static graph.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    pub input: NodeId,
+    pub output: NodeId,
+    pub meta: Meta,
+}
+
+impl Graph {
+    /// An empty graph whose first node is the input.
+    pub fn new(input_shape: Shape, span: Span) -> Graph {
+        let input = Node { op: Op::Input, inputs: Vec::new(), shape: input_shape, path: String::new(), params: Vec::new(), span, training_only: false };
+        Graph { nodes: vec![input], input: NodeId(0), output: NodeId(0), meta: Meta::default() }
+    }
+
+    /// Appends a node; its inputs must already be in the graph.
+    pub fn push(&mut self, node: Node) -> NodeId {
+        debug_assert!(node.inputs.iter().all(|i| i.index() < self.nodes.len()));
+        self.nodes.push(node);
+        NodeId(self.nodes.len() as u32 - 1)
+    }
+
+    /// The node behind a handle.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    /// All nodes with their handles, in topological order.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        self.nodes.iter().enumerate().map(|(i, n)| (NodeId(i as u32), n))
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the graph has only its input.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
+    /// Nodes that take part in inference.
+    pub fn inference_nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        self.nodes().filter(|(_, n)| !n.training_only)
+    }
+
+    /// Every weight tensor a checkpoint must hold, in state_dict order.
+    pub fn weights(&self) -> impl Iterator<Item = &Param> {
+        let with_training = self.meta.training_weights;
+        self.nodes.iter().filter(move |n| with_training || !n.training_only).flat_map(|n| n.params.iter())
+    }
+}

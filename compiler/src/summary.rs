@@ -1,0 +1,87 @@
+//! The figures `cnnc summary` reports: per-layer rows, totals, the weight table and peak activation memory.
+
+use crate::graph::{Graph, NodeId, Op, Shape};
+
+/// One row of the summary table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub path: String,
+    pub op: &'static str,
+    pub shape: Shape,
+    pub params: u64,
+    pub macs: u64,
+}
+
+/// A model's summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    pub name: String,
+    pub input: Shape,
+    pub output: Shape,
+    pub rows: Vec<Row>,
+    /// Trainable parameters (running statistics excluded, as PyTorch's `parameters()`).
+    pub params: u64,
+    /// Multiply-accumulates of conv and linear layers, batch 1.
+    pub macs: u64,
+    /// Every tensor a checkpoint holds: name and shape.
+    pub weights: Vec<(String, Vec<usize>)>,
+    /// Bytes of f32 activations alive at once at the worst point, for the batch given.
+    pub peak_activation_bytes: u64,
+    pub batch: u64,
+}
+
+/// Summarises a graph for a batch size.
+pub fn summarize(graph: &Graph, batch: u64) -> Summary {
+    let rows = graph
+        .inference_nodes()
+        .filter(|(_, n)| n.op != Op::Input)
+        .map(|(_, n)| Row {
+            path: n.path.clone(),
+            op: n.op.name(),
+            shape: n.shape.clone(),
+            params: n.params.iter().filter(|p| p.kind.is_trainable()).map(|p| p.shape.iter().product::<usize>() as u64).sum(),
+            macs: n.op.macs(&n.shape),
+        })
+        .collect::<Vec<_>>();
+    let weights: Vec<(String, Vec<usize>)> = graph.weights().map(|p| (p.name.clone(), p.shape.clone())).collect();
+    let params = graph.weights().filter(|p| p.kind.is_trainable()).map(|p| p.shape.iter().product::<usize>() as u64).sum();
+    Summary {
+        name: graph.meta.name.clone(),
+        input: graph.node(graph.input).shape.clone(),
+        output: graph.node(graph.output).shape.clone(),
+        macs: rows.iter().map(|r| r.macs).sum(),
+        rows,
+        params,
+        weights,
+        peak_activation_bytes: peak_activation_elements(graph).saturating_mul(4).saturating_mul(batch),
+        batch,
+    }
+}
+
+/// The most activation elements alive at once when inference nodes run in order and each
+/// output is freed after its last reader (no buffer sharing between live tensors).
+pub fn peak_activation_elements(graph: &Graph) -> u64 {
+    let mut last_use = vec![0usize; graph.len()];
+    for (id, node) in graph.inference_nodes() {
+        last_use[id.index()] = id.index();
+        for input in &node.inputs {
+            last_use[input.index()] = last_use[input.index()].max(id.index());
+        }
+    }
+    last_use[graph.output.index()] = usize::MAX;
+    let mut frees: Vec<Vec<NodeId>> = vec![Vec::new(); graph.len()];
+    for (id, _) in graph.inference_nodes() {
+        if let Some(slot) = frees.get_mut(last_use[id.index()]) {
+            slot.push(id);
+        }
+    }
+    let (mut live, mut peak) = (0u64, 0u64);
+    for (id, node) in graph.inference_nodes() {
+        live += node.shape.elements();
+        peak = peak.max(live);
+        for freed in &frees[id.index()] {
+            live -= graph.node(*freed).shape.elements();
+        }
+    }
+    peak
+}

@@ -1,0 +1,40 @@
+//! `cnnc check`: parse, expand and shape-check specs.
+
+use std::process::ExitCode;
+
+use cnnc::compiler::summary::summarize;
+
+use super::{compile, group, Compiled, SpecPath};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Spec files to check (.yaml).
+    #[arg(required = true, value_name = "SPEC")]
+    specs: Vec<SpecPath>,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let mut worst = 0u8;
+    for path in &args.specs {
+        match compile(path) {
+            Compiled::Model(graph) => {
+                let s = summarize(&graph, 1);
+                println!(
+                    "ok  {}: model `{}`, {} → {}, {} params, {} MACs, {} layers",
+                    path.display(),
+                    s.name,
+                    s.input,
+                    s.output,
+                    group(s.params),
+                    group(s.macs),
+                    s.rows.len()
+                );
+            }
+            Compiled::Library(names) => {
+                println!("ok  {}: library of {} modules ({})", path.display(), names.len(), names.join(", "));
+            }
+            Compiled::Failed(code) => worst = worst.max(code),
+        }
+    }
+    ExitCode::from(worst)
+}

@@ -1,0 +1,94 @@
+//! One module per verb of the command line.
+
+mod check;
+mod summary;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cnnc::compiler::{Expanded, Graph};
+
+/// Exit code for errors in a spec.
+pub const EXIT_SPEC_ERROR: u8 = 1;
+/// Exit code for usage errors (bad arguments, unreadable files).
+pub const EXIT_USAGE: u8 = 2;
+
+/// cnnc — compile declarative CNN specs: check every shape before anything runs.
+#[derive(Parser)]
+#[command(name = "cnnc", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse, expand and shape-check specs; print `ok` and a one-line summary per file.
+    ///
+    /// Every error is reported with its file:line:column, the layer path and a hint.
+    /// Exit status: 0 when all files are fine, 1 when a spec has errors, 2 for usage errors.
+    ///
+    /// Example: cnnc check specs/resnet50.yaml specs/lenet.yaml
+    Check(check::Args),
+    /// Print a per-layer table: path, op, output shape, parameters, MACs, and totals.
+    ///
+    /// With --json, print one JSON object with name, input, output, params, macs,
+    /// layers, weights (every checkpoint tensor's name and shape) and peak activation memory.
+    ///
+    /// Example: cnnc summary specs/resnet50.yaml --batch 8
+    Summary(summary::Args),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Summary(args) => summary::run(args),
+    }
+}
+
+/// The outcome of compiling one spec for a command.
+pub enum Compiled {
+    Model(Graph),
+    Library(Vec<String>),
+    /// Errors were printed; the exit code to return.
+    Failed(u8),
+}
+
+/// Compiles `path`, printing any errors to stderr.
+pub fn compile(path: &Path) -> Compiled {
+    let compilation = match cnnc::compile_path(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Compiled::Failed(EXIT_USAGE);
+        }
+    };
+    match compilation.result {
+        Ok(Expanded::Model(graph)) => Compiled::Model(graph),
+        Ok(Expanded::Library(names)) => Compiled::Library(names),
+        Err(diags) => {
+            let color = std::io::stderr().is_terminal();
+            eprint!("{}", cnnc::render::render_all(&diags, &compilation.sources, color));
+            Compiled::Failed(EXIT_SPEC_ERROR)
+        }
+    }
+}
+
+/// Thousands separators for counts.
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A spec path argument.
+pub type SpecPath = PathBuf;

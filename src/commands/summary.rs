@@ -1,0 +1,100 @@
+//! `cnnc summary`: a torchinfo-style table, or JSON.
+
+use std::process::ExitCode;
+
+use cnnc::compiler::summary::{summarize, Summary};
+use serde_json::{json, Map, Value};
+
+use super::{compile, group, Compiled, SpecPath, EXIT_SPEC_ERROR};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The spec to summarise.
+    #[arg(value_name = "SPEC")]
+    spec: SpecPath,
+    /// Batch size for the activation-memory estimate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    batch: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let graph = match compile(&args.spec) {
+        Compiled::Model(graph) => graph,
+        Compiled::Library(_) => {
+            eprintln!("error: `{}` is a library of modules, not a model; summarise a spec with `model:`", args.spec.display());
+            return ExitCode::from(EXIT_SPEC_ERROR);
+        }
+        Compiled::Failed(code) => return ExitCode::from(code),
+    };
+    let summary = summarize(&graph, args.batch);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&to_json(&summary)).expect("JSON values serialise"));
+    } else {
+        print!("{}", table(&summary));
+    }
+    ExitCode::SUCCESS
+}
+
+fn to_json(s: &Summary) -> Value {
+    let weights: Map<String, Value> = s.weights.iter().map(|(name, shape)| (name.clone(), json!(shape))).collect();
+    let layers: Vec<Value> = s
+        .rows
+        .iter()
+        .map(|r| json!({"path": r.path, "op": r.op, "output": r.shape.dims(), "params": r.params, "macs": r.macs}))
+        .collect();
+    json!({
+        "name": s.name,
+        "input": s.input.dims(),
+        "output": s.output.dims(),
+        "params": s.params,
+        "macs": s.macs,
+        "batch": s.batch,
+        "peak_activation_bytes": s.peak_activation_bytes,
+        "layers": layers,
+        "weights": weights,
+    })
+}
+
+fn table(s: &Summary) -> String {
+    let header = ["Layer", "Op", "Output shape", "Params", "MACs"];
+    let rows: Vec<[String; 5]> = s
+        .rows
+        .iter()
+        .map(|r| {
+            let path = if r.path.is_empty() { "(model)".to_string() } else { r.path.clone() };
+            let params = if r.params == 0 { "-".into() } else { group(r.params) };
+            let macs = if r.macs == 0 { "-".into() } else { group(r.macs) };
+            [path, r.op.to_string(), format!("[{}, {}]", s.batch, r.shape.dims().iter().map(usize::to_string).collect::<Vec<_>>().join(", ")), params, macs]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}\n",
+            cells[0], cells[1], cells[2], cells[3], cells[4],
+            w0 = widths[0], w1 = widths[1], w2 = widths[2], w3 = widths[3], w4 = widths[4]
+        )
+    };
+    let rule = "─".repeat(widths.iter().sum::<usize>() + 8) + "\n";
+    let mut out = format!("{} — input [{}, {}]\n", s.name, s.batch, s.input.dims().iter().map(usize::to_string).collect::<Vec<_>>().join(", "));
+    out += &rule;
+    out += &line(header);
+    out += &rule;
+    for row in &rows {
+        out += &line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+    }
+    out += &rule;
+    out += &format!("Total params:            {}\n", group(s.params));
+    out += &format!("Total MACs (batch 1):    {}\n", group(s.macs));
+    out += &format!("Weight tensors:          {}\n", s.weights.len());
+    out += &format!("Peak activation memory:  {:.2} MiB (f32, batch {})\n", s.peak_activation_bytes as f64 / (1 << 20) as f64, s.batch);
+    out
+}

@@ -1,0 +1,9 @@
+//! cnnc: a declarative CNN model-spec compiler.
+//!
+//! This crate is the user-facing facade: it re-exports the compiler and renders its
+//! diagnostics the way the `cnnc` command prints them.
+
+pub mod render;
+
+pub use cnnc_compiler as compiler;
+pub use cnnc_compiler::{compile_bytes, compile_path, Compilation, Diagnostic, Expanded, Graph};

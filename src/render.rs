@@ -1,0 +1,107 @@
+//! Rendering compiler diagnostics like rustc does: message, `file:line:column`, the source
+//! excerpt with labels, the layer path and a hint.
+
+use std::fmt;
+
+use cnnc_compiler::diagnostic::Diagnostic as SpecDiagnostic;
+use cnnc_compiler::source::{SourceMap, Span};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+
+/// Width the renderer wraps at, fixed so output is the same on every terminal.
+const WIDTH: usize = 100;
+
+/// Renders one diagnostic; `color` selects ANSI colours.
+pub fn render(diag: &SpecDiagnostic, sources: &SourceMap, color: bool) -> String {
+    let report = Report::new(diag, sources);
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(WIDTH).with_links(false);
+    let mut out = String::new();
+    if handler.render_report(&mut out, &report).is_err() {
+        out = format!("error: {}\n", diag.message);
+    }
+    out
+}
+
+/// Renders all diagnostics of a compilation, followed by a count.
+pub fn render_all(diags: &[SpecDiagnostic], sources: &SourceMap, color: bool) -> String {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&render(d, sources, color));
+        out.push('\n');
+    }
+    let n = diags.len();
+    out.push_str(&format!("error: {n} problem{} found\n", if n == 1 { "" } else { "s" }));
+    out
+}
+
+/// A diagnostic prepared for miette: one source file and the labels that fall into it.
+struct Report {
+    message: String,
+    source: Option<NamedSource<String>>,
+    labels: Vec<LabeledSpan>,
+    help: Option<String>,
+}
+
+impl Report {
+    fn new(diag: &SpecDiagnostic, sources: &SourceMap) -> Report {
+        let message = match &diag.layer {
+            Some(layer) => format!("{} (in layer `{layer}`)", diag.message),
+            None => diag.message.clone(),
+        };
+        let mut help = diag.help.clone();
+        let Some(primary) = &diag.primary else {
+            return Report { message, source: None, labels: Vec::new(), help };
+        };
+        let file = sources.file(primary.span.file);
+        let source = NamedSource::new(file.name.clone(), file.text.as_str().to_owned());
+        let mut labels = vec![LabeledSpan::new_primary_with_span(Some(primary.text.clone()), source_span(primary.span))];
+        for extra in &diag.secondary {
+            if extra.span.file == primary.span.file {
+                labels.push(LabeledSpan::new_with_span(Some(extra.text.clone()), source_span(extra.span)));
+            } else {
+                let note = format!("{}: {}", sources.location(extra.span), extra.text);
+                help = Some(match help {
+                    Some(h) => format!("{h}\nnote: {note}"),
+                    None => format!("note: {note}"),
+                });
+            }
+        }
+        Report { message, source: Some(source), labels, help }
+    }
+}
+
+fn source_span(span: Span) -> SourceSpan {
+    SourceSpan::new(span.start.into(), span.len())
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+}
