@@ -171,6 +171,17 @@ impl<'a> Expander<'a> {
     /// Expands `if` and `repeat` into the plain items they stand for, each with its environment.
     fn splice(&mut self, items: &'a [Item], env: &Env, out: &mut Vec<(&'a Item, Env)>) {
         for item in items {
+            if item.name.is_some() {
+                // A named `if`/`repeat` is a sub-sequence of its own, not spliced into this one.
+                out.push((item, env.clone()));
+            } else {
+                self.splice_one(item, env, out);
+            }
+        }
+    }
+
+    fn splice_one(&mut self, item: &'a Item, env: &Env, out: &mut Vec<(&'a Item, Env)>) {
+        {
             match &item.kind {
                 ItemKind::If { cond, then, otherwise } => match eval(cond, env) {
                     Ok(Value::Bool(true)) => self.splice(then, env, out),
@@ -191,17 +202,17 @@ impl<'a> Expander<'a> {
                                     Diagnostic::error(format!("`repeat` needs a count from 0 to {MAX_REPEAT}, found {v}"))
                                         .at(count.span, "bad count"),
                                 );
-                                continue;
+                                return;
                             }
                         },
                         Err(d) => {
                             self.diags.push(d);
-                            continue;
+                            return;
                         }
                     };
                     for i in 0..n {
                         if out.len() > MAX_NODES {
-                            break;
+                            return;
                         }
                         let env = match var {
                             Some(v) => env.bind(v.name.clone(), Value::Int(i)),
@@ -245,6 +256,10 @@ impl<'a> Expander<'a> {
     fn run_seq(&mut self, items: &'a [Item], env: &Env, prefix: &str, input: Flow) -> Flow {
         let mut spliced = Vec::new();
         self.splice(items, env, &mut spliced);
+        self.run_spliced(spliced, prefix, input)
+    }
+
+    fn run_spliced(&mut self, spliced: Vec<(&'a Item, Env)>, prefix: &str, input: Flow) -> Flow {
         let names: Vec<Option<(String, Span)>> = spliced
             .iter()
             .map(|(item, env)| item.name.as_ref().and_then(|t| self.name(t, env).map(|n| (n, t.span))))
@@ -296,7 +311,17 @@ impl<'a> Expander<'a> {
             ItemKind::Ref(ident) => self.reference(&ident.name, ident.span, path, input),
             ItemKind::Seq(items) => self.run_seq(items, env, path, input),
             ItemKind::Join { op, branches } => self.run_join(*op, branches, env, path, input, item.span),
-            ItemKind::If { .. } | ItemKind::Repeat { .. } => self.run_seq(std::slice::from_ref(item), env, path, input),
+            ItemKind::If { .. } | ItemKind::Repeat { .. } => {
+                let mut spliced = Vec::new();
+                self.splice_one(item, env, &mut spliced);
+                self.run_spliced(spliced, path, input)
+            }
+            ItemKind::Residual { main, shortcut } => {
+                let main_out = self.run_seq(main, env, path, input.clone());
+                let short_out = self.run_seq(shortcut, env, path, input.clone());
+                let short_span = shortcut.first().map_or(item.span, |s| s.span);
+                self.join_flows(JoinOp::Add, vec![(main_out, item.span), (short_out, short_span)], path, item.span, input)
+            }
             ItemKind::Training(items) => {
                 let was = std::mem::replace(&mut self.training, true);
                 self.run_seq(items, env, path, input.clone());
@@ -343,6 +368,10 @@ impl<'a> Expander<'a> {
             };
             outs.push((self.run_item(branch, benv, &bpath, input.clone()), branch.span));
         }
+        self.join_flows(op, outs, path, span, input)
+    }
+
+    fn join_flows(&mut self, op: JoinOp, mut outs: Vec<(Flow, Span)>, path: &str, span: Span, input: Flow) -> Flow {
         match outs.len() {
             0 => {
                 self.diags.push(

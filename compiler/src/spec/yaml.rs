@@ -304,7 +304,7 @@ impl Cx {
     fn expr(&mut self, node: &Node) -> Option<Expr> {
         match node {
             Node::Scalar { text, offset, .. } => self.report(expr::parse_expr(text, self.at(*offset))),
-            Node::Seq { items, span } => {
+            Node::Seq { items, span, .. } => {
                 let items: Vec<Option<Expr>> = items.iter().map(|n| self.expr(n)).collect();
                 Some(Expr { kind: ExprKind::List(items.into_iter().collect::<Option<_>>()?), span: *span })
             }
@@ -317,7 +317,7 @@ impl Cx {
 
     fn body(&mut self, node: &Node) -> Option<Body> {
         match node {
-            Node::Seq { items, .. } => Some(Body::Seq(self.items(items))),
+            Node::Seq { items, flow, span } => Some(Body::Seq(self.list_items(items, *flow, *span))),
             other => self.item(other).map(|i| Body::Single(Box::new(i))),
         }
     }
@@ -326,10 +326,24 @@ impl Cx {
         nodes.iter().filter_map(|n| self.item(n)).collect()
     }
 
+    /// Items of a YAML list; a `[...]` list whose commas split a call gets one clear error.
+    fn list_items(&mut self, nodes: &[Node], flow: bool, span: Span) -> Vec<Item> {
+        let split = |n: &Node| n.as_scalar().is_some_and(|t| t.matches('(').count() != t.matches(')').count());
+        if flow && nodes.iter().any(split) {
+            self.diags.push(
+                Diagnostic::error("a layer call is split by the commas of a YAML `[...]` list")
+                    .at(span, "commas here separate list entries, not arguments")
+                    .help("write the list as a block (one `- item` per line), or quote each call: `['conv(64, 1, stride=2)', bn]`"),
+            );
+            return Vec::new();
+        }
+        self.items(nodes)
+    }
+
     /// `then:`/`else:`/`body:` accept one item or a list of items.
     fn splice(&mut self, node: &Node) -> Vec<Item> {
         match node {
-            Node::Seq { items, .. } => self.items(items),
+            Node::Seq { items, flow, span } => self.list_items(items, *flow, *span),
             other => self.item(other).into_iter().collect(),
         }
     }
@@ -341,7 +355,7 @@ impl Cx {
                 let kind = self.report(expr::parse_item(text, self.at(*offset)))?;
                 Some(Item { name: None, kind, span })
             }
-            Node::Seq { items, .. } => Some(Item { name: None, kind: ItemKind::Seq(self.items(items)), span }),
+            Node::Seq { items, flow, .. } => Some(Item { name: None, kind: ItemKind::Seq(self.list_items(items, *flow, span)), span }),
             Node::Map { entries, .. } => self.map_item(entries, span),
         }
     }
@@ -372,6 +386,12 @@ impl Cx {
             let body = self.splice(body);
             return Some(Item { name: None, kind: ItemKind::Repeat { count, var, body }, span });
         }
+        if keys.contains(&"residual") {
+            self.only_keys(entries, &["residual", "shortcut"], "a residual block");
+            let main = self.splice(get("residual")?);
+            let shortcut = get("shortcut").map(|n| self.splice(n)).unwrap_or_default();
+            return Some(Item { name: None, kind: ItemKind::Residual { main, shortcut }, span });
+        }
         let [(key, value)] = entries else {
             self.diags.push(
                 Diagnostic::error(format!("an item has one key, found {}: {}", entries.len(), keys.join(", ")))
@@ -388,11 +408,12 @@ impl Cx {
             _ => None,
         };
         if let Some(op) = join {
-            let Node::Seq { items, .. } = value else {
+            let Node::Seq { items, flow, span: list_span } = value else {
                 self.diags.push(expected(&format!("a list of branches after `{k}:`"), value));
                 return None;
             };
-            return Some(Item { name: None, kind: ItemKind::Join { op, branches: self.items(items) }, span });
+            let branches = self.list_items(items, *flow, *list_span);
+            return Some(Item { name: None, kind: ItemKind::Join { op, branches }, span });
         }
         if k == "training" {
             return Some(Item { name: None, kind: ItemKind::Training(self.splice(value)), span });

@@ -16,7 +16,8 @@ pub const MAX_DEPTH: usize = 64;
 pub enum Node {
     /// A scalar; `offset` is the byte offset of its first content character (after any quote).
     Scalar { text: String, quoted: bool, offset: usize, span: Span },
-    Seq { items: Vec<Node>, span: Span },
+    /// `flow` is true for `[a, b]` style lists.
+    Seq { items: Vec<Node>, flow: bool, span: Span },
     Map { entries: Vec<(Node, Node)>, span: Span },
 }
 
@@ -49,7 +50,7 @@ impl Node {
 /// Parses a YAML text into one document tree. An empty document is `None`.
 pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
     let offsets = CharOffsets::new(text);
-    let mut builder = Builder { file, stack: Vec::new(), root: None, documents: 0 };
+    let mut builder = Builder { file, text, stack: Vec::new(), root: None, documents: 0 };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
             let at = offsets.byte(e.marker().index());
@@ -64,8 +65,9 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
     Ok(builder.root)
 }
 
-struct Builder {
+struct Builder<'t> {
     file: FileId,
+    text: &'t str,
     stack: Vec<Open>,
     root: Option<Node>,
     documents: usize,
@@ -76,7 +78,7 @@ enum Open {
     Map(Vec<(Node, Node)>, Option<Node>, Span),
 }
 
-impl Builder {
+impl Builder<'_> {
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), Diagnostic> {
         match event {
             Event::DocumentStart(_) => {
@@ -113,7 +115,10 @@ impl Builder {
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
-                    Some(Open::Seq(items, start)) => Node::Seq { items, span: start.to(span) },
+                    Some(Open::Seq(items, start)) => {
+                        let flow = self.text.get(start.start..).is_some_and(|t| t.starts_with('['));
+                        Node::Seq { items, flow, span: start.to(span) }
+                    }
                     Some(Open::Map(entries, _, start)) => Node::Map { entries, span: start.to(span) },
                     None => return Ok(()),
                 };
