@@ -43,13 +43,6 @@ pub fn evaluate(model: &ModelDef, env: &Env, output: &Shape, sources: &SourceMap
         meta.crop = size(pre.crop.as_ref(), env, &mut diags);
         meta.mean = floats(pre.mean.as_ref(), env, &mut diags);
         meta.std = floats(pre.std.as_ref(), env, &mut diags);
-        if let Some(e) = &pre.transform_input {
-            match eval(e, env) {
-                Ok(Value::Bool(b)) => meta.transform_input = b,
-                Ok(v) => diags.push(Diagnostic::error(format!("`transform_input` is true or false, found {v}")).at(e.span, "not a bool")),
-                Err(d) => diags.push(d),
-            }
-        }
     }
     if let Some((file, span)) = &model.labels {
         let base = sources.file(span.file).path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -322,9 +322,9 @@ impl<'a> Expander<'a> {
                 let short_span = shortcut.first().map_or(item.span, |s| s.span);
                 self.join_flows(JoinOp::Add, vec![(main_out, item.span), (short_out, short_span)], path, item.span, input)
             }
-            ItemKind::Training(items) => {
+            ItemKind::Training(body) => {
                 let was = std::mem::replace(&mut self.training, true);
-                self.run_seq(items, env, path, input.clone());
+                self.run_body(body, env, path, input.clone());
                 self.training = was;
                 input
             }

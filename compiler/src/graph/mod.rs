@@ -54,7 +54,6 @@ pub struct Meta {
     pub crop: Option<usize>,
     pub mean: Option<Vec<f64>>,
     pub std: Option<Vec<f64>>,
-    pub transform_input: bool,
     /// The label list, one class name per output.
     pub labels: Option<Vec<String>>,
     /// Whether checkpoints carry training-only weights.

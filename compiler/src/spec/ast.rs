@@ -194,8 +194,6 @@ pub struct Preprocess {
     pub crop: Option<Expr>,
     pub mean: Option<Expr>,
     pub std: Option<Expr>,
-    /// GoogLeNet / Inception v3 `transform_input`: re-normalise ImageNet input inside the model.
-    pub transform_input: Option<Expr>,
     pub span: Option<Span>,
 }
 
@@ -284,5 +282,5 @@ pub enum ItemKind {
     /// `body` spliced in `count` times, with `var` bound to 0, 1, ….
     Repeat { count: Expr, var: Option<Ident>, body: Vec<Item> },
     /// A branch that exists only in training (auxiliary classifiers): it taps the stream and passes it on.
-    Training(Vec<Item>),
+    Training(Body),
 }

@@ -9,7 +9,7 @@ use crate::source::{FileId, Span};
 const MODEL_KEYS: &[&str] =
     &["import", "modules", "model", "input", "let", "body", "preprocess", "labels", "training_weights", "aliases"];
 const MODULE_KEYS: &[&str] = &["params", "let", "body"];
-const PREPROCESS_KEYS: &[&str] = &["resize", "crop", "mean", "std", "transform_input"];
+const PREPROCESS_KEYS: &[&str] = &["resize", "crop", "mean", "std"];
 
 /// Parses a YAML spec. Errors in independent parts are all reported.
 pub fn parse(text: &str, file: FileId) -> Result<SpecFile, Vec<Diagnostic>> {
@@ -231,7 +231,6 @@ impl Cx {
                 "crop" => &mut pre.crop,
                 "mean" => &mut pre.mean,
                 "std" => &mut pre.std,
-                "transform_input" => &mut pre.transform_input,
                 other => {
                     self.unknown_key(other, key.span(), PREPROCESS_KEYS, "`preprocess`");
                     continue;
@@ -416,7 +415,7 @@ impl Cx {
             return Some(Item { name: None, kind: ItemKind::Join { op, branches }, span });
         }
         if k == "training" {
-            return Some(Item { name: None, kind: ItemKind::Training(self.splice(value)), span });
+            return Some(Item { name: None, kind: ItemKind::Training(self.body(value)?), span });
         }
         let name = self.name_template(key)?;
         let inner = self.item(value)?;
