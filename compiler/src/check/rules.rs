@@ -123,6 +123,17 @@ pub fn infer(op: Op, declared: &Declared, input: &Shape) -> Result<(Op, Shape), 
             }
             (Op::ChannelShuffle { groups }, input.clone())
         }
+        Op::Chunk { chunks, index } => {
+            let [ch, h, w] = image(input, "chunk")?;
+            if ch % chunks != 0 {
+                return Err(ShapeError::new(
+                    Blame::Arg("chunks"),
+                    format!("chunk cannot split {ch} channels into {chunks} equal parts"),
+                    format!("{ch} is not a multiple of {chunks}"),
+                ));
+            }
+            (Op::Chunk { chunks, index }, Shape(vec![ch / chunks, h, w]))
+        }
         op @ Op::LocalResponseNorm { .. } => {
             image(input, "lrn")?;
             (op, input.clone())

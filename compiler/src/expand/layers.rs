@@ -32,6 +32,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
     ("stochastic_depth", &["p"]),
     ("identity", &[]),
     ("channel_shuffle", &["groups"]),
+    ("chunk", &["chunks", "index"]),
     ("lrn", &["size", "alpha", "beta", "k"]),
     ("softmax", &[]),
     ("channel_affine", &["scale", "shift"]),
@@ -233,6 +234,14 @@ pub fn build(args: &LayerArgs<'_>) -> R<Built> {
         "stochastic_depth" => op(Op::StochasticDepth { p: args.probability("p", 0.0)? }),
         "identity" => Ok(Built::Identity),
         "channel_shuffle" => op(Op::ChannelShuffle { groups: args.positive("groups", None)? }),
+        "chunk" => {
+            let chunks = args.positive("chunks", None)?;
+            let index = args.int_in("index", None, 0)?;
+            match args.arg("index") {
+                Some(arg) if index >= chunks => Err(args.bad(arg, "index", &format!("less than chunks ({chunks})"))),
+                _ => op(Op::Chunk { chunks, index }),
+            }
+        }
         "lrn" => op(Op::LocalResponseNorm {
             size: args.positive("size", None)?,
             alpha: args.float("alpha", 1e-4)?,

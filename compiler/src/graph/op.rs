@@ -129,6 +129,8 @@ pub enum Op {
     /// Elementwise product with broadcasting.
     Mul,
     ChannelShuffle { groups: usize },
+    /// The `index`-th of `chunks` equal slices along channels (`torch.chunk`).
+    Chunk { chunks: usize, index: usize },
     LocalResponseNorm { size: usize, alpha: f64, beta: f64, k: f64 },
     /// Softmax over channels / features.
     Softmax,
@@ -182,6 +184,7 @@ impl Op {
             Op::Add => "add",
             Op::Mul => "mul",
             Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::Chunk { .. } => "chunk",
             Op::LocalResponseNorm { .. } => "lrn",
             Op::Softmax => "softmax",
             Op::ChannelAffine { .. } => "channel_affine",
