@@ -316,7 +316,25 @@ impl<'a> Expander<'a> {
                 self.splice_one(item, env, &mut spliced);
                 self.run_spliced(spliced, path, input)
             }
-            ItemKind::Residual { main, shortcut } => {
+            ItemKind::Residual { main, shortcut, when } => {
+                if let Some(cond) = when {
+                    match eval(cond, env) {
+                        Ok(Value::Bool(true)) => {}
+                        Ok(Value::Bool(false)) => return self.run_seq(main, env, path, input),
+                        Ok(other) => {
+                            self.diags.push(
+                                Diagnostic::error(format!("`when` needs a bool, found {} `{other}`", other.type_name()))
+                                    .at(cond.span, "not a bool")
+                                    .in_layer(path),
+                            );
+                            return input.poisoned();
+                        }
+                        Err(d) => {
+                            self.diags.push(d.in_layer(path));
+                            return input.poisoned();
+                        }
+                    }
+                }
                 let main_out = self.run_seq(main, env, path, input.clone());
                 let short_out = self.run_seq(shortcut, env, path, input.clone());
                 let short_span = shortcut.first().map_or(item.span, |s| s.span);

@@ -275,8 +275,9 @@ pub enum ItemKind {
     Seq(Vec<Item>),
     /// Parallel branches on the same input, joined.
     Join { op: JoinOp, branches: Vec<Item> },
-    /// `main` plus a shortcut (the input itself when `shortcut` is empty), added.
-    Residual { main: Vec<Item>, shortcut: Vec<Item> },
+    /// `main` plus a shortcut (the input itself when `shortcut` is empty), added;
+    /// only `main` when `when` is false.
+    Residual { main: Vec<Item>, shortcut: Vec<Item>, when: Option<Expr> },
     /// Items spliced in when `cond` holds, else the `otherwise` items.
     If { cond: Expr, then: Vec<Item>, otherwise: Vec<Item> },
     /// `body` spliced in `count` times, with `var` bound to 0, 1, ….

@@ -302,6 +302,8 @@ impl Cx {
 
     fn expr(&mut self, node: &Node) -> Option<Expr> {
         match node {
+            // A quoted YAML scalar in an expression position is a string: `act: "relu"`.
+            Node::Scalar { text, quoted: true, span, .. } => Some(Expr { kind: ExprKind::Str(text.clone()), span: *span }),
             Node::Scalar { text, offset, .. } => self.report(expr::parse_expr(text, self.at(*offset))),
             Node::Seq { items, span, .. } => {
                 let items: Vec<Option<Expr>> = items.iter().map(|n| self.expr(n)).collect();
@@ -386,10 +388,14 @@ impl Cx {
             return Some(Item { name: None, kind: ItemKind::Repeat { count, var, body }, span });
         }
         if keys.contains(&"residual") {
-            self.only_keys(entries, &["residual", "shortcut"], "a residual block");
+            self.only_keys(entries, &["residual", "shortcut", "when"], "a residual block");
             let main = self.splice(get("residual")?);
             let shortcut = get("shortcut").map(|n| self.splice(n)).unwrap_or_default();
-            return Some(Item { name: None, kind: ItemKind::Residual { main, shortcut }, span });
+            let when = match get("when") {
+                Some(n) => Some(self.expr(n)?),
+                None => None,
+            };
+            return Some(Item { name: None, kind: ItemKind::Residual { main, shortcut, when }, span });
         }
         let [(key, value)] = entries else {
             self.diags.push(
