@@ -45,6 +45,29 @@ pub fn parse_item(text: &str, at: TextAt) -> Result<ItemKind, Diagnostic> {
     })
 }
 
+/// One entry of a flow list of items: optional name, what it does, and its span.
+pub type FlowItem = (Option<Ident>, ItemKind, Span);
+
+/// Parses the raw text of a YAML flow list of items: `[conv1: conv(64, 3, pad=1), bn1: bn, relu]`.
+pub fn parse_item_list(text: &str, at: TextAt) -> Result<Vec<FlowItem>, Diagnostic> {
+    let pair = parse_rule(Rule::item_list, text, at, "a list of layers")?;
+    Ok(pair
+        .into_inner()
+        .filter(|p| p.as_rule() == Rule::flow_item)
+        .map(|item| {
+            let span = span_of(&item, at);
+            let mut inner: Vec<Pair<'_, Rule>> = item.into_inner().collect();
+            let body = inner.pop().expect("grammar: flow_item has a body");
+            let name = inner.pop().map(|n| lower_ident(n, at));
+            let kind = match body.as_rule() {
+                Rule::reference => ItemKind::Ref(lower_ident(first_inner(body), at)),
+                _ => ItemKind::Layer(lower_call(body, at)),
+            };
+            (name, kind, span)
+        })
+        .collect())
+}
+
 /// Parses a module parameter declaration `type` or `type = default`.
 pub fn parse_param_decl(text: &str, at: TextAt) -> Result<(Ident, Option<Expr>), Diagnostic> {
     let pair = parse_rule(Rule::param_decl, text, at, "a parameter type such as `int` or `int = 1`")?;

@@ -13,13 +13,14 @@ const PREPROCESS_KEYS: &[&str] = &["resize", "crop", "mean", "std"];
 
 /// Parses a YAML spec. Errors in independent parts are all reported.
 pub fn parse(text: &str, file: FileId) -> Result<SpecFile, Vec<Diagnostic>> {
+    let source = text;
     let root = yaml_tree::parse(text, file).map_err(|d| vec![d])?;
     let Some(root) = root else {
         return Err(vec![Diagnostic::error("the spec is empty")
             .at(Span::new(file, 0, text.len()), "nothing here")
             .help("a spec defines `model:`, `input:` and `body:`, or a library of `modules:`")]);
     };
-    let mut cx = Cx { file, diags: Vec::new() };
+    let mut cx = Cx { file, source, diags: Vec::new() };
     let spec = cx.spec_file(&root);
     if cx.diags.is_empty() {
         Ok(spec)
@@ -28,8 +29,10 @@ pub fn parse(text: &str, file: FileId) -> Result<SpecFile, Vec<Diagnostic>> {
     }
 }
 
-struct Cx {
+struct Cx<'t> {
     file: FileId,
+    /// The file's text: flow lists are re-parsed from it, so commas inside calls stay arguments.
+    source: &'t str,
     diags: Vec<Diagnostic>,
 }
 
@@ -37,7 +40,7 @@ fn expected(what: &str, node: &Node) -> Diagnostic {
     Diagnostic::error(format!("expected {what}, found {}", node.kind_name())).at(node.span(), format!("expected {what}"))
 }
 
-impl Cx {
+impl Cx<'_> {
     fn report<T>(&mut self, result: Result<T, Diagnostic>) -> Option<T> {
         result.map_err(|d| self.diags.push(d)).ok()
     }
@@ -107,7 +110,7 @@ impl Cx {
         get: &dyn Fn(&str) -> Option<(&'n Node, &'n Node)>,
     ) -> Option<ModelDef> {
         let name = self.ident(name, "the model's name")?;
-        let required = |cx: &mut Cx, key: &str, example: &str| {
+        let required = |cx: &mut Cx<'_>, key: &str, example: &str| {
             let found = get(key).map(|(_, v)| v);
             if found.is_none() {
                 cx.diags.push(
@@ -305,6 +308,10 @@ impl Cx {
             // A quoted YAML scalar in an expression position is a string: `act: "relu"`.
             Node::Scalar { text, quoted: true, span, .. } => Some(Expr { kind: ExprKind::Str(text.clone()), span: *span }),
             Node::Scalar { text, offset, .. } => self.report(expr::parse_expr(text, self.at(*offset))),
+            Node::Seq { flow: true, span, .. } => {
+                let raw = self.source.get(span.start..span.end).unwrap_or("[]");
+                self.report(expr::parse_expr(raw, self.at(span.start)))
+            }
             Node::Seq { items, span, .. } => {
                 let items: Vec<Option<Expr>> = items.iter().map(|n| self.expr(n)).collect();
                 Some(Expr { kind: ExprKind::List(items.into_iter().collect::<Option<_>>()?), span: *span })
@@ -327,8 +334,23 @@ impl Cx {
         nodes.iter().filter_map(|n| self.item(n)).collect()
     }
 
-    /// Items of a YAML list; a `[...]` list whose commas split a call gets one clear error.
+    /// Items of a YAML list. A `[...]` list is re-parsed from its text, so `[conv(64, 1, stride=2), bn]`
+    /// keeps its arguments together; one that needs YAML's own structure falls back to YAML's reading.
     fn list_items(&mut self, nodes: &[Node], flow: bool, span: Span) -> Vec<Item> {
+        if flow {
+            if let Some(raw) = self.source.get(span.start..span.end) {
+                if let Ok(items) = expr::parse_item_list(raw, self.at(span.start)) {
+                    return items
+                        .into_iter()
+                        .map(|(name, kind, span)| Item {
+                            name: name.map(|n| NameTemplate { parts: vec![NamePart::Text(n.name)], span: n.span }),
+                            kind,
+                            span,
+                        })
+                        .collect();
+                }
+            }
+        }
         let split = |n: &Node| n.as_scalar().is_some_and(|t| t.matches('(').count() != t.matches(')').count());
         if flow && nodes.iter().any(split) {
             self.diags.push(

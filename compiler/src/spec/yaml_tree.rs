@@ -54,9 +54,12 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
             let at = offsets.byte(e.marker().index());
-            Diagnostic::error(format!("YAML syntax error: {}", e.info()))
-                .at(Span::new(file, at, at + 1), "here")
-                .help("check the indentation and that every `[`, `{` and quote is closed")
+            let help = if e.info().contains("flow") {
+                "inside a YAML `[...]` or `{...}`, the characters `[ ] { } ,` end a value: write the list one `- item` per line, or the whole expression as a `>-` block scalar"
+            } else {
+                "check the indentation and that every `[`, `{` and quote is closed"
+            };
+            Diagnostic::error(format!("YAML syntax error: {}", e.info())).at(Span::new(file, at, at + 1), "here").help(help)
         })?;
         let start = offsets.byte(span.start.index());
         let end = offsets.byte(span.end.index());
