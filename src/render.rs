@@ -54,7 +54,8 @@ impl Report {
         };
         let file = sources.file(primary.span.file);
         let source = NamedSource::new(file.name.clone(), file.text.as_str().to_owned());
-        let mut labels = vec![LabeledSpan::new_primary_with_span(Some(primary.text.clone()), source_span(primary.span))];
+        let mut labels =
+            vec![LabeledSpan::new_primary_with_span(Some(primary.text.clone()), source_span(primary.span))];
         for extra in &diag.secondary {
             if extra.span.file == primary.span.file {
                 labels.push(LabeledSpan::new_with_span(Some(extra.text.clone()), source_span(extra.span)));

@@ -34,7 +34,8 @@ fn compare(name: &str, facts: &Value) -> Vec<String> {
     };
     let s = summarize(&graph, 1);
     let mut problems = Vec::new();
-    let as_dims = |v: &Value| -> Vec<usize> { v.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect() };
+    let as_dims =
+        |v: &Value| -> Vec<usize> { v.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect() };
     if s.input.dims() != as_dims(&facts["input"]).as_slice() {
         problems.push(format!("input {} != {:?}", s.input, as_dims(&facts["input"])));
     }
@@ -87,12 +88,20 @@ fn every_zoo_spec_matches_torchvision() {
             failures.push(format!("{name}:\n  {}", problems.join("\n  ")));
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} zoo specs differ from torchvision:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} zoo specs differ from torchvision:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn specs_still_to_write_are_really_missing() {
     for name in NOT_YET_WRITTEN {
-        assert!(!root().join("specs").join(format!("{name}.yaml")).exists(), "{name} exists: remove it from NOT_YET_WRITTEN");
+        assert!(
+            !root().join("specs").join(format!("{name}.yaml")).exists(),
+            "{name} exists: remove it from NOT_YET_WRITTEN"
+        );
     }
 }

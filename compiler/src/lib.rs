@@ -5,6 +5,9 @@
 //! evaluate expressions, name layers) → [`check`] (each op's shape rule) → [`graph`]
 //! (the static IR) → [`summary`] (what `cnnc summary` reports).
 
+// Diagnostics travel in `Err` on the cold path; their size does not matter there.
+#![allow(clippy::result_large_err)]
+
 pub mod check;
 pub mod diagnostic;
 pub mod expand;
@@ -43,10 +46,7 @@ pub fn compile_bytes(path: &Path, bytes: Vec<u8>) -> Compilation {
 }
 
 fn finish(sources: SourceMap, loaded: spec::load::Loaded) -> Compilation {
-    let result = if loaded.diagnostics.is_empty() {
-        expand::expand(&loaded.files, &sources)
-    } else {
-        Err(loaded.diagnostics)
-    };
+    let result =
+        if loaded.diagnostics.is_empty() { expand::expand(&loaded.files, &sources) } else { Err(loaded.diagnostics) };
     Compilation { sources, result }
 }

@@ -39,12 +39,18 @@ pub fn summarize(graph: &Graph, batch: u64) -> Summary {
             path: n.path.clone(),
             op: n.op.name(),
             shape: n.shape.clone(),
-            params: n.params.iter().filter(|p| p.kind.is_trainable()).map(|p| p.shape.iter().product::<usize>() as u64).sum(),
+            params: n
+                .params
+                .iter()
+                .filter(|p| p.kind.is_trainable())
+                .map(|p| p.shape.iter().product::<usize>() as u64)
+                .sum(),
             macs: n.op.macs(&n.shape),
         })
         .collect::<Vec<_>>();
     let weights: Vec<(String, Vec<usize>)> = graph.weights().map(|p| (p.name.clone(), p.shape.clone())).collect();
-    let params = graph.weights().filter(|p| p.kind.is_trainable()).map(|p| p.shape.iter().product::<usize>() as u64).sum();
+    let params =
+        graph.weights().filter(|p| p.kind.is_trainable()).map(|p| p.shape.iter().product::<usize>() as u64).sum();
     Summary {
         name: graph.meta.name.clone(),
         input: graph.node(graph.input).shape.clone(),

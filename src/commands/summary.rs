@@ -24,7 +24,10 @@ pub fn run(args: Args) -> ExitCode {
     let graph = match compile(&args.spec) {
         Compiled::Model(graph) => graph,
         Compiled::Library(_) => {
-            eprintln!("error: `{}` is a library of modules, not a model; summarise a spec with `model:`", args.spec.display());
+            eprintln!(
+                "error: `{}` is a library of modules, not a model; summarise a spec with `model:`",
+                args.spec.display()
+            );
             return ExitCode::from(EXIT_SPEC_ERROR);
         }
         Compiled::Failed(code) => return ExitCode::from(code),
@@ -67,7 +70,17 @@ fn table(s: &Summary) -> String {
             let path = if r.path.is_empty() { "(model)".to_string() } else { r.path.clone() };
             let params = if r.params == 0 { "-".into() } else { group(r.params) };
             let macs = if r.macs == 0 { "-".into() } else { group(r.macs) };
-            [path, r.op.to_string(), format!("[{}, {}]", s.batch, r.shape.dims().iter().map(usize::to_string).collect::<Vec<_>>().join(", ")), params, macs]
+            [
+                path,
+                r.op.to_string(),
+                format!(
+                    "[{}, {}]",
+                    s.batch,
+                    r.shape.dims().iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+                ),
+                params,
+                macs,
+            ]
         })
         .collect();
     let mut widths = header.map(str::len);
@@ -79,12 +92,25 @@ fn table(s: &Summary) -> String {
     let line = |cells: [&str; 5]| {
         format!(
             "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}\n",
-            cells[0], cells[1], cells[2], cells[3], cells[4],
-            w0 = widths[0], w1 = widths[1], w2 = widths[2], w3 = widths[3], w4 = widths[4]
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            cells[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
         )
     };
     let rule = "─".repeat(widths.iter().sum::<usize>() + 8) + "\n";
-    let mut out = format!("{} — input [{}, {}]\n", s.name, s.batch, s.input.dims().iter().map(usize::to_string).collect::<Vec<_>>().join(", "));
+    let mut out = format!(
+        "{} — input [{}, {}]\n",
+        s.name,
+        s.batch,
+        s.input.dims().iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+    );
     out += &rule;
     out += &line(header);
     out += &rule;
@@ -95,6 +121,10 @@ fn table(s: &Summary) -> String {
     out += &format!("Total params:            {}\n", group(s.params));
     out += &format!("Total MACs (batch 1):    {}\n", group(s.macs));
     out += &format!("Weight tensors:          {}\n", s.weights.len());
-    out += &format!("Peak activation memory:  {:.2} MiB (f32, batch {})\n", s.peak_activation_bytes as f64 / (1 << 20) as f64, s.batch);
+    out += &format!(
+        "Peak activation memory:  {:.2} MiB (f32, batch {})\n",
+        s.peak_activation_bytes as f64 / (1 << 20) as f64,
+        s.batch
+    );
     out
 }

@@ -171,7 +171,9 @@ pub fn join(op: &Op, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
                         format!("concat of unequal sizes: branch 0 gives {first}, branch {i} gives {s}"),
                         format!("gives {s}"),
                     )
-                    .help("concatenated branches must agree on every dim but channels; check their strides and padding"));
+                    .help(
+                        "concatenated branches must agree on every dim but channels; check their strides and padding",
+                    ));
                 }
                 channels = channels.checked_add(s.0[0]).ok_or_else(overflow)?;
             }
@@ -227,7 +229,8 @@ fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
 }
 
 fn overflow() -> ShapeError {
-    ShapeError::new(Blame::Call, "a tensor size overflows", "size overflows").help("the sizes in this spec are far too large")
+    ShapeError::new(Blame::Call, "a tensor size overflows", "size overflows")
+        .help("the sizes in this spec are far too large")
 }
 
 /// Refuses shapes whose element count overflows or exceeds [`MAX_ELEMENTS`].
@@ -239,8 +242,8 @@ pub fn check_size(shape: &Shape) -> Result<(), ShapeError> {
     if elements > MAX_ELEMENTS {
         return Err(ShapeError::new(
             Blame::Call,
-            format!("the output {shape} has {elements} elements, more than the limit of {MAX_ELEMENTS}"),
-            "output too large",
+            format!("a tensor of shape {shape} has {elements} elements, more than the limit of {MAX_ELEMENTS}"),
+            "too large",
         )
         .help("check the channel counts and input size"));
     }
@@ -307,7 +310,8 @@ fn pool(mut p: Pool2d, declared: &Declared, input: &Shape, op: &str) -> Result<(
     if declared.same_padding {
         p.padding = same(h, w, p.kernel, p.stride, p.dilation);
     } else {
-        let pads = [(p.padding.top.max(p.padding.bottom), p.kernel[0]), (p.padding.left.max(p.padding.right), p.kernel[1])];
+        let pads =
+            [(p.padding.top.max(p.padding.bottom), p.kernel[0]), (p.padding.left.max(p.padding.right), p.kernel[1])];
         if let Some((pad, k)) = pads.into_iter().find(|(pad, k)| pad * 2 > *k) {
             return Err(ShapeError::new(
                 Blame::Arg("pad"),

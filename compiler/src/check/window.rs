@@ -55,15 +55,15 @@ mod tests {
             ((112, 3, 2, (1, 1), 1, false), 56),
             ((32, 5, 1, (0, 0), 1, false), 28),
             ((28, 2, 2, (0, 0), 1, false), 14),
-            ((55, 3, 2, (0, 0), 1, true), 27),   // AlexNet-style pooling, ceil changes nothing
-            ((112, 3, 2, (0, 0), 1, true), 56),  // GoogLeNet maxpool1 (ceil_mode=True)
+            ((55, 3, 2, (0, 0), 1, true), 27), // AlexNet-style pooling, ceil changes nothing
+            ((112, 3, 2, (0, 0), 1, true), 56), // GoogLeNet maxpool1 (ceil_mode=True)
             ((112, 3, 2, (0, 0), 1, false), 55),
             ((14, 2, 2, (0, 0), 1, true), 7),
-            ((13, 3, 2, (0, 0), 1, true), 6),    // SqueezeNet
-            ((7, 3, 1, (2, 2), 2, false), 7),    // dilation 2, padding 2 keeps the size
+            ((13, 3, 2, (0, 0), 1, true), 6), // SqueezeNet
+            ((7, 3, 1, (2, 2), 2, false), 7), // dilation 2, padding 2 keeps the size
             ((1, 1, 1, (0, 0), 1, false), 1),
-            ((5, 3, 4, (1, 1), 1, true), 2),     // stride larger than kernel
-            ((6, 3, 3, (1, 1), 1, true), 3),     // last window would start in the right padding: dropped
+            ((5, 3, 4, (1, 1), 1, true), 2), // stride larger than kernel
+            ((6, 3, 3, (1, 1), 1, true), 3), // last window would start in the right padding: dropped
         ];
         for ((i, k, s, p, d, c), want) in cases {
             assert_eq!(output_len(i, k, s, p, d, c), Ok(want), "in={i} k={k} s={s} p={p:?} d={d} ceil={c}");

@@ -31,9 +31,13 @@ pub fn bind(call: &Call, params: &[&str], env: &Env, what: &str) -> Result<Vec<O
             }
             None if position >= params.len() => {
                 errors.push(
-                    Diagnostic::error(format!("{what} takes at most {} arguments, found {}", params.len(), call.args.len()))
-                        .at(arg.value.span, "extra argument")
-                        .help(signature_help(what, params)),
+                    Diagnostic::error(format!(
+                        "{what} takes at most {} arguments, found {}",
+                        params.len(),
+                        call.args.len()
+                    ))
+                    .at(arg.value.span, "extra argument")
+                    .help(signature_help(what, params)),
                 );
                 continue;
             }
@@ -43,7 +47,8 @@ pub fn bind(call: &Call, params: &[&str], env: &Env, what: &str) -> Result<Vec<O
                 match params.iter().position(|p| *p == name.name) {
                     Some(i) => i,
                     None => {
-                        let d = Diagnostic::error(format!("{what} has no parameter `{}`", name.name)).at(name.span, "unknown parameter");
+                        let d = Diagnostic::error(format!("{what} has no parameter `{}`", name.name))
+                            .at(name.span, "unknown parameter");
                         errors.push(match did_you_mean(&name.name, params.iter().copied()) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
                             None => d.help(signature_help(what, params)),

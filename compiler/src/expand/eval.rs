@@ -2,8 +2,8 @@
 
 use super::value::{Env, Value};
 use crate::diagnostic::{did_you_mean, Diagnostic};
-use crate::spec::ast::{BinOp, Call, Expr, ExprKind, UnOp};
 use crate::source::Span;
+use crate::spec::ast::{BinOp, Call, Expr, ExprKind, UnOp};
 
 /// The builtin functions usable in expressions.
 pub const FUNCTIONS: &[&str] =
@@ -46,7 +46,11 @@ pub fn eval(expr: &Expr, env: &Env) -> EvalResult {
                 return Err(type_error(format!("cannot index into {}", list.type_name()), base.span, &list));
             };
             let Some(i) = i.as_int() else {
-                return Err(type_error(format!("a list index must be an int, found {}", i.type_name()), index.span, &i));
+                return Err(type_error(
+                    format!("a list index must be an int, found {}", i.type_name()),
+                    index.span,
+                    &i,
+                ));
             };
             let len = items.len() as i64;
             let pos = if i < 0 { i + len } else { i };
@@ -75,7 +79,9 @@ fn undefined(name: &str, span: Span, env: &Env) -> Diagnostic {
 }
 
 fn overflow(span: Span) -> Diagnostic {
-    Diagnostic::error("integer overflow").at(span, "this overflows a 64-bit integer").help("the sizes in this spec are far too large")
+    Diagnostic::error("integer overflow")
+        .at(span, "this overflows a 64-bit integer")
+        .help("the sizes in this spec are far too large")
 }
 
 fn type_error(message: String, span: Span, found: &Value) -> Diagnostic {
@@ -103,7 +109,9 @@ fn binary(op: BinOp, lhs: &Expr, rhs: &Expr, span: Span, env: &Env) -> EvalResul
         let b = eval(rhs, env)?;
         return match b {
             Value::Bool(y) => Ok(Value::Bool(y)),
-            other => Err(type_error(format!("`{}` needs bools, found {}", op.symbol(), other.type_name()), rhs.span, &other)),
+            other => {
+                Err(type_error(format!("`{}` needs bools, found {}", op.symbol(), other.type_name()), rhs.span, &other))
+            }
         };
     }
     let b = eval(rhs, env)?;
@@ -119,8 +127,10 @@ fn binary(op: BinOp, lhs: &Expr, rhs: &Expr, span: Span, env: &Env) -> EvalResul
         }
         (Value::List(x), Value::List(y)) if op == BinOp::Add => Ok(Value::List(x.iter().chain(y).cloned().collect())),
         (Value::Str(x), Value::Str(y)) if op == BinOp::Add => Ok(Value::Str(format!("{x}{y}"))),
-        _ => Err(Diagnostic::error(format!("cannot apply `{}` to {} and {}", op.symbol(), a.type_name(), b.type_name()))
-            .at(span, format!("{} {} {}", a.type_name(), op.symbol(), b.type_name()))),
+        _ => {
+            Err(Diagnostic::error(format!("cannot apply `{}` to {} and {}", op.symbol(), a.type_name(), b.type_name()))
+                .at(span, format!("{} {} {}", a.type_name(), op.symbol(), b.type_name())))
+        }
     }
 }
 
@@ -194,7 +204,8 @@ fn call_function(call: &Call, env: &Env) -> EvalResult {
     let arity = |lo: usize, hi: usize| {
         if args.len() < lo || args.len() > hi {
             let want = if lo == hi { lo.to_string() } else { format!("{lo} to {hi}") };
-            Err(Diagnostic::error(format!("`{name}` takes {want} arguments, found {}", args.len())).at(call.span, "wrong number of arguments"))
+            Err(Diagnostic::error(format!("`{name}` takes {want} arguments, found {}", args.len()))
+                .at(call.span, "wrong number of arguments"))
         } else {
             Ok(())
         }
@@ -211,12 +222,18 @@ fn call_function(call: &Call, env: &Env) -> EvalResult {
             };
             let mut best: Option<Value> = None;
             for (v, span) in items {
-                let x = v.as_float().ok_or_else(|| type_error(format!("`{name}` needs numbers, found {}", v.type_name()), span, &v))?;
+                let x = v
+                    .as_float()
+                    .ok_or_else(|| type_error(format!("`{name}` needs numbers, found {}", v.type_name()), span, &v))?;
                 let better = match &best {
                     None => true,
                     Some(b) => {
                         let y = b.as_float().unwrap_or(0.0);
-                        if name == "min" { x < y } else { x > y }
+                        if name == "min" {
+                            x < y
+                        } else {
+                            x > y
+                        }
                     }
                 };
                 if better {
@@ -262,7 +279,9 @@ fn call_function(call: &Call, env: &Env) -> EvalResult {
                     (Value::Int(a), Value::Int(b)) => Value::Int(a.checked_add(*b).ok_or_else(|| overflow(call.span))?),
                     (a, b) => Value::Float(
                         a.as_float().unwrap_or(0.0)
-                            + b.as_float().ok_or_else(|| type_error(format!("`sum` needs numbers, found {}", b.type_name()), *span, b))?,
+                            + b.as_float().ok_or_else(|| {
+                                type_error(format!("`sum` needs numbers, found {}", b.type_name()), *span, b)
+                            })?,
                     ),
                 };
             }
@@ -272,7 +291,11 @@ fn call_function(call: &Call, env: &Env) -> EvalResult {
             arity(3, 3)?;
             match &args[0].0 {
                 Value::Bool(c) => Ok(if *c { args[1].0.clone() } else { args[2].0.clone() }),
-                other => Err(type_error(format!("`select` needs a bool condition, found {}", other.type_name()), args[0].1, other)),
+                other => Err(type_error(
+                    format!("`select` needs a bool condition, found {}", other.type_name()),
+                    args[0].1,
+                    other,
+                )),
             }
         }
         _ => {
@@ -324,7 +347,8 @@ mod tests {
     fn run(text: &str) -> Result<Value, Diagnostic> {
         let mut map = SourceMap::default();
         let file = map.add("t", Path::new("t"), text.to_string());
-        let env = Env::default().bind("c", Value::Int(32)).bind("cfg", Value::List(vec![Value::Int(1), Value::Int(16)]));
+        let env =
+            Env::default().bind("c", Value::Int(32)).bind("cfg", Value::List(vec![Value::Int(1), Value::Int(16)]));
         eval(&parse_expr(text, TextAt { file, offset: 0 }).unwrap(), &env)
     }
 
@@ -358,9 +382,16 @@ mod tests {
     #[test]
     fn make_divisible_matches_torchvision() {
         // torchvision.models._utils._make_divisible
-        let cases = [("make_divisible(32 * 1.0, 8)", 32), ("make_divisible(32 * 0.5, 8)", 16), ("make_divisible(24 * 1.1, 8)", 24),
-            ("make_divisible(40 * 1.2, 8)", 48), ("make_divisible(1280 * 0.75, 8)", 960), ("make_divisible(16 * 0.25, 8)", 8),
-            ("make_divisible(10, 8)", 16), ("make_divisible(3 * 0.25, 8, 1)", 1)];
+        let cases = [
+            ("make_divisible(32 * 1.0, 8)", 32),
+            ("make_divisible(32 * 0.5, 8)", 16),
+            ("make_divisible(24 * 1.1, 8)", 24),
+            ("make_divisible(40 * 1.2, 8)", 48),
+            ("make_divisible(1280 * 0.75, 8)", 960),
+            ("make_divisible(16 * 0.25, 8)", 8),
+            ("make_divisible(10, 8)", 16),
+            ("make_divisible(3 * 0.25, 8, 1)", 1),
+        ];
         for (text, want) in cases {
             assert_eq!(run(text).unwrap(), Value::Int(want), "{text}");
         }

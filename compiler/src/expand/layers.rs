@@ -160,7 +160,11 @@ impl LayerArgs<'_> {
     fn floats(&self, name: &str) -> R<Vec<f64>> {
         let arg = self.arg(name).ok_or_else(|| self.missing(name))?;
         match &arg.value {
-            Value::List(items) => items.iter().map(Value::as_float).collect::<Option<_>>().ok_or_else(|| self.bad(arg, name, "a list of numbers")),
+            Value::List(items) => items
+                .iter()
+                .map(Value::as_float)
+                .collect::<Option<_>>()
+                .ok_or_else(|| self.bad(arg, name, "a list of numbers")),
             _ => Err(self.bad(arg, name, "a list of numbers")),
         }
     }

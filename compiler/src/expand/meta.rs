@@ -16,9 +16,11 @@ const MAX_LABELS: usize = 1_000_000;
 /// Evaluates `input:` to a shape without batch: `[C, H, W]` or `[F]`.
 pub fn input_shape(expr: &Expr, env: &Env) -> Result<Shape, Diagnostic> {
     let bad = |found: String| {
-        Diagnostic::error(format!("`input` must be [channels, height, width] or [features] of positive ints, found {found}"))
-            .at(expr.span, "bad input shape")
-            .help("write the shape without the batch dimension, e.g. `input: [3, 224, 224]`")
+        Diagnostic::error(format!(
+            "`input` must be [channels, height, width] or [features] of positive ints, found {found}"
+        ))
+        .at(expr.span, "bad input shape")
+        .help("write the shape without the batch dimension, e.g. `input: [3, 224, 224]`")
     };
     let value = eval(expr, env)?;
     let Value::List(items) = &value else { return Err(bad(value.to_string())) };
@@ -54,9 +56,12 @@ pub fn evaluate(model: &ModelDef, env: &Env, output: &Shape, sources: &SourceMap
                 let classes = output.dims().last().copied().unwrap_or(0);
                 if output.dims().len() != 1 || labels.len() != classes {
                     diags.push(
-                        Diagnostic::error(format!("`{file}` has {} labels, but the model outputs {output}", labels.len()))
-                            .at(*span, "label count differs from the output")
-                            .help("give one label per output class, one per line"),
+                        Diagnostic::error(format!(
+                            "`{file}` has {} labels, but the model outputs {output}",
+                            labels.len()
+                        ))
+                        .at(*span, "label count differs from the output")
+                        .help("give one label per output class, one per line"),
                     );
                 }
                 meta.labels = Some(labels);
@@ -83,7 +88,9 @@ fn size(expr: Option<&Expr>, env: &Env, diags: &mut Vec<Diagnostic>) -> Option<u
         Ok(v) => match v.as_int().filter(|i| *i >= 1) {
             Some(i) => usize::try_from(i).ok(),
             None => {
-                diags.push(Diagnostic::error(format!("expected a positive size, found {v}")).at(expr.span, "not a size"));
+                diags.push(
+                    Diagnostic::error(format!("expected a positive size, found {v}")).at(expr.span, "not a size"),
+                );
                 None
             }
         },
@@ -101,7 +108,10 @@ fn floats(expr: Option<&Expr>, env: &Env, diags: &mut Vec<Diagnostic>) -> Option
             Some(items.iter().filter_map(Value::as_float).collect())
         }
         Ok(v) => {
-            diags.push(Diagnostic::error(format!("expected a list of numbers, found {v}")).at(expr.span, "not a list of numbers"));
+            diags.push(
+                Diagnostic::error(format!("expected a list of numbers, found {v}"))
+                    .at(expr.span, "not a list of numbers"),
+            );
             None
         }
         Err(d) => {

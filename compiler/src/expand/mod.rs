@@ -199,8 +199,10 @@ impl<'a> Expander<'a> {
                             Some(n) if (0..=MAX_REPEAT).contains(&n) => n,
                             _ => {
                                 self.diags.push(
-                                    Diagnostic::error(format!("`repeat` needs a count from 0 to {MAX_REPEAT}, found {v}"))
-                                        .at(count.span, "bad count"),
+                                    Diagnostic::error(format!(
+                                        "`repeat` needs a count from 0 to {MAX_REPEAT}, found {v}"
+                                    ))
+                                    .at(count.span, "bad count"),
                                 );
                                 return;
                             }
@@ -238,8 +240,10 @@ impl<'a> Expander<'a> {
                     }
                     Ok(other) => {
                         self.diags.push(
-                            Diagnostic::error(format!("a name part must be a non-negative int or a plain word, found {other}"))
-                                .at(e.span, "bad name part"),
+                            Diagnostic::error(format!(
+                                "a name part must be a non-negative int or a plain word, found {other}"
+                            ))
+                            .at(e.span, "bad name part"),
                         );
                         return None;
                     }
@@ -323,9 +327,12 @@ impl<'a> Expander<'a> {
                         Ok(Value::Bool(false)) => return self.run_seq(main, env, path, input),
                         Ok(other) => {
                             self.diags.push(
-                                Diagnostic::error(format!("`when` needs a bool, found {} `{other}`", other.type_name()))
-                                    .at(cond.span, "not a bool")
-                                    .in_layer(path),
+                                Diagnostic::error(format!(
+                                    "`when` needs a bool, found {} `{other}`",
+                                    other.type_name()
+                                ))
+                                .at(cond.span, "not a bool")
+                                .in_layer(path),
                             );
                             return input.poisoned();
                         }
@@ -338,7 +345,26 @@ impl<'a> Expander<'a> {
                 let main_out = self.run_seq(main, env, path, input.clone());
                 let short_out = self.run_seq(shortcut, env, path, input.clone());
                 let short_span = shortcut.first().map_or(item.span, |s| s.span);
-                self.join_flows(JoinOp::Add, vec![(main_out, item.span), (short_out, short_span)], path, item.span, input)
+                if let (Some(m), Some(s)) = (&main_out.shape, &short_out.shape) {
+                    if m != s {
+                        let what = if shortcut.is_empty() { "the block's input (identity shortcut)" } else { "the shortcut" };
+                        let main_span = main.last().map_or(item.span, |i| i.span);
+                        self.diags.push(
+                            Diagnostic::error(format!("residual add of unequal shapes: the main path gives {m}, {what} gives {s}"))
+                                .at(main_span, format!("main path ends here with {m}"))
+                                .help("add a projection on the shortcut (a 1×1 conv with the block's stride and output channels), or make the main path keep the shape")
+                                .in_layer(path),
+                        );
+                        return input.poisoned();
+                    }
+                }
+                self.join_flows(
+                    JoinOp::Add,
+                    vec![(main_out, item.span), (short_out, short_span)],
+                    path,
+                    item.span,
+                    input,
+                )
             }
             ItemKind::Training(body) => {
                 let was = std::mem::replace(&mut self.training, true);
@@ -436,10 +462,21 @@ impl<'a> Expander<'a> {
 
     fn push_node(&mut self, op: Op, inputs: Vec<NodeId>, shape: Shape, path: &str, span: Span) -> Flow {
         let mut params = Vec::new();
+        let mut reported_duplicate = false;
         for (kind, pshape) in op.params() {
             let name = join_path(path, kind.suffix());
-            if let Some(first) = self.weights.get(&name) {
+            if let Err(e) = check::check_size(&Shape(pshape.clone())) {
+                self.diags.push(
+                    Diagnostic::error(format!("the weight `{name}` is too large: {}", e.message))
+                        .at(span, "weight too large")
+                        .help("check the channel counts")
+                        .in_layer(path),
+                );
+                return Flow { node: NodeId::INPUT, shape: None };
+            }
+            if let Some(first) = self.weights.get(&name).filter(|_| !reported_duplicate) {
                 let first = *first;
+                reported_duplicate = true;
                 self.diags.push(
                     Diagnostic::error(format!("two layers produce the weight `{name}`"))
                         .at(span, "second layer")
@@ -469,7 +506,9 @@ impl<'a> Expander<'a> {
         let Some((layer, params)) = layers::lookup(&target) else {
             let mut names: Vec<&str> = layers::LAYERS.iter().map(|(n, _)| *n).collect();
             names.extend(self.modules.keys().copied());
-            let d = Diagnostic::error(format!("unknown layer or module `{target}`")).at(call.func.span, "unknown").in_layer(path);
+            let d = Diagnostic::error(format!("unknown layer or module `{target}`"))
+                .at(call.func.span, "unknown")
+                .in_layer(path);
             self.diags.push(match did_you_mean(&target, names.iter().copied()) {
                 Some(s) => d.help(format!("did you mean `{s}`?")),
                 None => d.help("builtin layers include conv, linear, bn, relu, maxpool, avgpool, flatten; modules come from `modules:` or an `import`"),
@@ -497,7 +536,9 @@ impl<'a> Expander<'a> {
             Ok((op, out)) => self.push_node(op, vec![input.node], out, path, call.span),
             Err(mut e) => {
                 let blamed = match e.blame {
-                    Blame::Arg(name) => params.iter().position(|p| *p == name).and_then(|i| slots[i].as_ref()).map(|a| a.span),
+                    Blame::Arg(name) => {
+                        params.iter().position(|p| *p == name).and_then(|i| slots[i].as_ref()).map(|a| a.span)
+                    }
                     _ => None,
                 };
                 if e.blame == Blame::Arg("in") {
@@ -538,7 +579,9 @@ impl<'a> Expander<'a> {
         }
         if self.call_stack.len() >= MAX_CALL_DEPTH {
             self.diags.push(
-                Diagnostic::error(format!("modules nest deeper than {MAX_CALL_DEPTH} calls")).at(call.span, "too deep").in_layer(path),
+                Diagnostic::error(format!("modules nest deeper than {MAX_CALL_DEPTH} calls"))
+                    .at(call.span, "too deep")
+                    .in_layer(path),
             );
             return input.poisoned();
         }
@@ -552,7 +595,8 @@ impl<'a> Expander<'a> {
         };
         let Some(shape) = input.shape.clone() else { return input.poisoned() };
         let dims = shape.dims().iter().map(|&d| Value::Int(d as i64)).collect();
-        let mut menv = Env::default().bind("in_channels", Value::Int(shape.dims()[0] as i64)).bind("in_shape", Value::List(dims));
+        let mut menv =
+            Env::default().bind("in_channels", Value::Int(shape.dims()[0] as i64)).bind("in_shape", Value::List(dims));
         let mut ok = true;
         for (param, slot) in def.params.iter().zip(slots) {
             let (value, span) = match (slot, &param.default) {
@@ -621,7 +665,9 @@ fn conform(value: Value, ty: ParamType) -> Result<Value, Value> {
         (_, Value::None) | (ParamType::Any, _) => Ok(value),
         (ParamType::Int, v) => v.as_int().map(Value::Int).ok_or(value),
         (ParamType::Float, v) => v.as_float().map(Value::Float).ok_or(value),
-        (ParamType::Bool, Value::Bool(_)) | (ParamType::Str, Value::Str(_)) | (ParamType::List, Value::List(_)) => Ok(value),
+        (ParamType::Bool, Value::Bool(_)) | (ParamType::Str, Value::Str(_)) | (ParamType::List, Value::List(_)) => {
+            Ok(value)
+        }
         _ => Err(value),
     }
 }

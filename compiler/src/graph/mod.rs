@@ -74,7 +74,15 @@ pub struct Graph {
 impl Graph {
     /// An empty graph whose first node is the input.
     pub fn new(input_shape: Shape, span: Span) -> Graph {
-        let input = Node { op: Op::Input, inputs: Vec::new(), shape: input_shape, path: String::new(), params: Vec::new(), span, training_only: false };
+        let input = Node {
+            op: Op::Input,
+            inputs: Vec::new(),
+            shape: input_shape,
+            path: String::new(),
+            params: Vec::new(),
+            span,
+            training_only: false,
+        };
         Graph { nodes: vec![input], input: NodeId(0), output: NodeId(0), meta: Meta::default() }
     }
 

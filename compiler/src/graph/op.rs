@@ -110,32 +110,60 @@ pub enum Op {
     /// The model's input.
     Input,
     Conv2d(Conv2d),
-    Linear { in_features: usize, out_features: usize, bias: bool },
-    BatchNorm { channels: usize, eps: f64 },
+    Linear {
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    },
+    BatchNorm {
+        channels: usize,
+        eps: f64,
+    },
     Activation(Activation),
     MaxPool(Pool2d),
     AvgPool(Pool2d),
-    AdaptiveAvgPool { size: [usize; 2] },
-    AdaptiveMaxPool { size: [usize; 2] },
+    AdaptiveAvgPool {
+        size: [usize; 2],
+    },
+    AdaptiveMaxPool {
+        size: [usize; 2],
+    },
     Flatten,
     /// Identity at inference.
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     /// Identity at inference.
-    StochasticDepth { p: f64 },
+    StochasticDepth {
+        p: f64,
+    },
     /// Channel concatenation of all inputs.
     Concat,
     /// Elementwise sum of all inputs.
     Add,
     /// Elementwise product with broadcasting.
     Mul,
-    ChannelShuffle { groups: usize },
+    ChannelShuffle {
+        groups: usize,
+    },
     /// The `index`-th of `chunks` equal slices along channels (`torch.chunk`).
-    Chunk { chunks: usize, index: usize },
-    LocalResponseNorm { size: usize, alpha: f64, beta: f64, k: f64 },
+    Chunk {
+        chunks: usize,
+        index: usize,
+    },
+    LocalResponseNorm {
+        size: usize,
+        alpha: f64,
+        beta: f64,
+        k: f64,
+    },
     /// Softmax over channels / features.
     Softmax,
     /// Per-channel `x * scale + shift` (GoogLeNet's `transform_input`).
-    ChannelAffine { scale: Vec<f64>, shift: Vec<f64> },
+    ChannelAffine {
+        scale: Vec<f64>,
+        shift: Vec<f64>,
+    },
 }
 
 /// What a parameter tensor holds.
@@ -195,7 +223,8 @@ impl Op {
     pub fn params(&self) -> Vec<(ParamKind, Vec<usize>)> {
         match self {
             Op::Conv2d(c) => {
-                let mut p = vec![(ParamKind::Weight, vec![c.out_channels, c.in_channels / c.groups, c.kernel[0], c.kernel[1]])];
+                let mut p =
+                    vec![(ParamKind::Weight, vec![c.out_channels, c.in_channels / c.groups, c.kernel[0], c.kernel[1]])];
                 if c.bias {
                     p.push((ParamKind::Bias, vec![c.out_channels]));
                 }
@@ -208,10 +237,12 @@ impl Op {
                 }
                 p
             }
-            Op::BatchNorm { channels, .. } => [ParamKind::Weight, ParamKind::Bias, ParamKind::RunningMean, ParamKind::RunningVar]
-                .into_iter()
-                .map(|k| (k, vec![*channels]))
-                .collect(),
+            Op::BatchNorm { channels, .. } => {
+                [ParamKind::Weight, ParamKind::Bias, ParamKind::RunningMean, ParamKind::RunningVar]
+                    .into_iter()
+                    .map(|k| (k, vec![*channels]))
+                    .collect()
+            }
             _ => Vec::new(),
         }
     }

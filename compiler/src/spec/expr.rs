@@ -300,7 +300,9 @@ mod tests {
             ExprKind::Unary(UnOp::Neg, x) => format!("(-{})", show(x)),
             ExprKind::Unary(UnOp::Not, x) => format!("(not {})", show(x)),
             ExprKind::Index(b, i) => format!("{}[{}]", show(b), show(i)),
-            ExprKind::Call(c) => format!("{}({})", c.func.name, c.args.iter().map(|a| show(&a.value)).collect::<Vec<_>>().join(", ")),
+            ExprKind::Call(c) => {
+                format!("{}({})", c.func.name, c.args.iter().map(|a| show(&a.value)).collect::<Vec<_>>().join(", "))
+            }
             ExprKind::List(xs) => format!("[{}]", xs.iter().map(show).collect::<Vec<_>>().join(", ")),
             other => format!("{other:?}"),
         }

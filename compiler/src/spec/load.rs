@@ -104,8 +104,7 @@ impl Loader<'_> {
         let path = base.join(rel);
         let key = canonical(&path);
         if let Some(pos) = self.stack.iter().position(|p| *p == key) {
-            let chain: Vec<String> =
-                self.stack[pos..].iter().chain([&key]).map(|p| file_name(p)).collect();
+            let chain: Vec<String> = self.stack[pos..].iter().chain([&key]).map(|p| file_name(p)).collect();
             self.diagnostics.push(
                 Diagnostic::error(format!("import cycle: {}", chain.join(" → ")))
                     .at(span, "this import closes the cycle")

@@ -37,7 +37,8 @@ struct Cx<'t> {
 }
 
 fn expected(what: &str, node: &Node) -> Diagnostic {
-    Diagnostic::error(format!("expected {what}, found {}", node.kind_name())).at(node.span(), format!("expected {what}"))
+    Diagnostic::error(format!("expected {what}, found {}", node.kind_name()))
+        .at(node.span(), format!("expected {what}"))
 }
 
 impl Cx<'_> {
@@ -190,7 +191,8 @@ impl Cx<'_> {
     }
 
     fn params(&mut self, node: &Node) -> Vec<ParamDef> {
-        let Some(entries) = self.entries(node, "a mapping of parameter names to types, e.g. `{planes: int, stride: int = 1}`")
+        let Some(entries) =
+            self.entries(node, "a mapping of parameter names to types, e.g. `{planes: int, stride: int = 1}`")
         else {
             return Vec::new();
         };
@@ -282,7 +284,8 @@ impl Cx<'_> {
             "false" => Some(false),
             other => {
                 self.diags.push(
-                    Diagnostic::error(format!("expected true or false, found `{other}`")).at(node.span(), "not a boolean"),
+                    Diagnostic::error(format!("expected true or false, found `{other}`"))
+                        .at(node.span(), "not a boolean"),
                 );
                 None
             }
@@ -306,7 +309,9 @@ impl Cx<'_> {
     fn expr(&mut self, node: &Node) -> Option<Expr> {
         match node {
             // A quoted YAML scalar in an expression position is a string: `act: "relu"`.
-            Node::Scalar { text, quoted: true, span, .. } => Some(Expr { kind: ExprKind::Str(text.clone()), span: *span }),
+            Node::Scalar { text, quoted: true, span, .. } => {
+                Some(Expr { kind: ExprKind::Str(text.clone()), span: *span })
+            }
             Node::Scalar { text, offset, .. } => self.report(expr::parse_expr(text, self.at(*offset))),
             Node::Seq { flow: true, span, .. } => {
                 let raw = self.source.get(span.start..span.end).unwrap_or("[]");
@@ -378,7 +383,9 @@ impl Cx<'_> {
                 let kind = self.report(expr::parse_item(text, self.at(*offset)))?;
                 Some(Item { name: None, kind, span })
             }
-            Node::Seq { items, flow, .. } => Some(Item { name: None, kind: ItemKind::Seq(self.list_items(items, *flow, span)), span }),
+            Node::Seq { items, flow, .. } => {
+                Some(Item { name: None, kind: ItemKind::Seq(self.list_items(items, *flow, span)), span })
+            }
             Node::Map { entries, .. } => self.map_item(entries, span),
         }
     }
@@ -402,7 +409,9 @@ impl Cx<'_> {
             };
             let Some(body) = get("body") else {
                 self.diags.push(
-                    Diagnostic::error("`repeat` has no `body:`").at(span, "here").help("add `body: [...]` with the repeated items"),
+                    Diagnostic::error("`repeat` has no `body:`")
+                        .at(span, "here")
+                        .help("add `body: [...]` with the repeated items"),
                 );
                 return None;
             };
@@ -468,9 +477,9 @@ impl Cx<'_> {
         let (text, offset) = self.scalar(key, "an item name")?;
         let span = key.span();
         let bad = |what: String| {
-            Diagnostic::error(format!("invalid item name `{text}`: {what}"))
-                .at(span, "invalid name")
-                .help("names contain letters, digits and `_`, with `{expr}` for computed parts, e.g. `denselayer{i + 1}`")
+            Diagnostic::error(format!("invalid item name `{text}`: {what}")).at(span, "invalid name").help(
+                "names contain letters, digits and `_`, with `{expr}` for computed parts, e.g. `denselayer{i + 1}`",
+            )
         };
         let mut parts = Vec::new();
         let mut rest = text;

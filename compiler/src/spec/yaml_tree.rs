@@ -15,10 +15,22 @@ pub const MAX_DEPTH: usize = 64;
 #[derive(Clone, Debug)]
 pub enum Node {
     /// A scalar; `offset` is the byte offset of its first content character (after any quote).
-    Scalar { text: String, quoted: bool, offset: usize, span: Span },
+    Scalar {
+        text: String,
+        quoted: bool,
+        offset: usize,
+        span: Span,
+    },
     /// `flow` is true for `[a, b]` style lists.
-    Seq { items: Vec<Node>, flow: bool, span: Span },
-    Map { entries: Vec<(Node, Node)>, span: Span },
+    Seq {
+        items: Vec<Node>,
+        flow: bool,
+        span: Span,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        span: Span,
+    },
 }
 
 impl Node {

@@ -1,0 +1,46 @@
+//! The malformed-spec corpus: every file under `tests/bad/` must be refused with diagnostics that
+//! point into the spec, never a panic. The rendered text of each is a reviewed snapshot.
+
+use std::path::{Path, PathBuf};
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new("tests/bad");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("tests/bad exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Renders the diagnostics a spec produces; panics if the spec is accepted.
+fn diagnose(path: &Path) -> String {
+    let compilation = cnnc::compile_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let Err(diags) = compilation.result else { panic!("{} was accepted", path.display()) };
+    for d in &diags {
+        assert!(d.primary.is_some(), "{}: `{}` points nowhere", path.display(), d.message);
+    }
+    cnnc::render::render_all(&diags, &compilation.sources, false)
+}
+
+#[test]
+fn the_corpus_is_large_enough() {
+    assert!(corpus().len() >= 50, "only {} malformed specs", corpus().len());
+}
+
+#[test]
+fn every_malformed_spec_is_refused_with_a_located_diagnostic() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("snapshots/bad");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| {
+        for path in corpus() {
+            let rendered = diagnose(&path);
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let shown = path.display().to_string();
+            assert!(rendered.contains(&format!("[{shown}:")) || rendered.contains("support/"), "{shown}: no file:line:column in\n{rendered}");
+            insta::assert_snapshot!(name, rendered);
+        }
+    });
+}
