@@ -8,7 +8,7 @@ fn corpus() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("tests/bad exists")
         .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "cnn"))
         .collect();
     files.sort();
     files
@@ -39,7 +39,10 @@ fn every_malformed_spec_is_refused_with_a_located_diagnostic() {
             let rendered = diagnose(&path);
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
             let shown = path.display().to_string();
-            assert!(rendered.contains(&format!("[{shown}:")) || rendered.contains("support/"), "{shown}: no file:line:column in\n{rendered}");
+            assert!(
+                rendered.contains(&format!("[{shown}:")) || rendered.contains("support/"),
+                "{shown}: no file:line:column in\n{rendered}"
+            );
             insta::assert_snapshot!(name, rendered);
         }
     });

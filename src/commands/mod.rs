@@ -1,6 +1,7 @@
 //! One module per verb of the command line.
 
 mod check;
+mod fmt;
 mod summary;
 
 use std::io::IsTerminal;
@@ -39,6 +40,12 @@ enum Command {
     ///
     /// Example: cnnc summary specs/resnet50.yaml --batch 8
     Summary(summary::Args),
+    /// Print a spec in canonical form, in YAML or the DSL (comments are not kept).
+    ///
+    /// Both spellings describe the same model: converting either way and back gives the same graph.
+    ///
+    /// Example: cnnc fmt specs/resnet50.yaml --to dsl -o resnet50.cnn
+    Fmt(fmt::Args),
 }
 
 /// Runs the parsed command line.
@@ -46,6 +53,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Summary(args) => summary::run(args),
+        Command::Fmt(args) => fmt::run(args),
     }
 }
 

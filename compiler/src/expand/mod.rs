@@ -347,7 +347,8 @@ impl<'a> Expander<'a> {
                 let short_span = shortcut.first().map_or(item.span, |s| s.span);
                 if let (Some(m), Some(s)) = (&main_out.shape, &short_out.shape) {
                     if m != s {
-                        let what = if shortcut.is_empty() { "the block's input (identity shortcut)" } else { "the shortcut" };
+                        let what =
+                            if shortcut.is_empty() { "the block's input (identity shortcut)" } else { "the shortcut" };
                         let main_span = main.last().map_or(item.span, |i| i.span);
                         self.diags.push(
                             Diagnostic::error(format!("residual add of unequal shapes: the main path gives {m}, {what} gives {s}"))

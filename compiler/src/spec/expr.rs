@@ -5,13 +5,16 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
 use pest_derive::Parser;
 
-use super::ast::{Arg, BinOp, Call, Expr, ExprKind, Ident, ItemKind, ParamType, UnOp};
+use super::ast::{Arg, BinOp, Call, Expr, ExprKind, Ident, ItemKind, NamePart, NameTemplate, ParamType, UnOp};
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Span};
 
+/// The grammar of both the expression language and the DSL (one `Rule` type, so the DSL
+/// lowering reuses the expression lowering).
 #[derive(Parser)]
 #[grammar = "spec/expr.pest"]
-struct ExprGrammar;
+#[grammar = "spec/dsl.pest"]
+pub(super) struct SpecGrammar;
 
 /// How deeply brackets may nest in one expression before it is refused (keeps the parser's stack bounded).
 pub const MAX_NESTING: usize = 64;
@@ -68,6 +71,41 @@ pub fn parse_item_list(text: &str, at: TextAt) -> Result<Vec<FlowItem>, Diagnost
         .collect())
 }
 
+/// Parses an item name with optional `{expr}` interpolations: `denselayer{i + 1}`.
+/// `at` locates the text's first character; `span` is where errors point.
+pub fn parse_name_template(text: &str, at: TextAt, span: Span) -> Result<NameTemplate, Diagnostic> {
+    let bad = |what: String| {
+        Diagnostic::error(format!("invalid item name `{text}`: {what}"))
+            .at(span, "invalid name")
+            .help("names contain letters, digits and `_`, with `{expr}` for computed parts, e.g. `denselayer{i + 1}`")
+    };
+    let mut parts = Vec::new();
+    let mut rest = text;
+    let mut pos = 0;
+    if text.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('{') {
+            let Some(close) = inner.find('}') else { return Err(bad("a `{` is never closed".into())) };
+            let e = parse_expr(&inner[..close], TextAt { file: at.file, offset: at.offset + pos + 1 })?;
+            parts.push(NamePart::Expr(e));
+            pos += close + 2;
+            rest = &inner[close + 1..];
+        } else {
+            let end = rest.find('{').unwrap_or(rest.len());
+            let lit = &rest[..end];
+            if let Some(c) = lit.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
+                return Err(bad(format!("`{c}` is not allowed")));
+            }
+            parts.push(NamePart::Text(lit.to_string()));
+            pos += end;
+            rest = &rest[end..];
+        }
+    }
+    Ok(NameTemplate { parts, span })
+}
+
 /// Parses a module parameter declaration `type` or `type = default`.
 pub fn parse_param_decl(text: &str, at: TextAt) -> Result<(Ident, Option<Expr>), Diagnostic> {
     let pair = parse_rule(Rule::param_decl, text, at, "a parameter type such as `int` or `int = 1`")?;
@@ -79,7 +117,7 @@ pub fn parse_param_decl(text: &str, at: TextAt) -> Result<(Ident, Option<Expr>),
 
 /// Checks an identifier's spelling.
 pub fn is_ident(text: &str) -> bool {
-    ExprGrammar::parse(Rule::ident, text).is_ok_and(|mut p| p.next().is_some_and(|p| p.as_str().len() == text.len()))
+    SpecGrammar::parse(Rule::ident, text).is_ok_and(|mut p| p.next().is_some_and(|p| p.as_str().len() == text.len()))
 }
 
 /// Converts a type keyword, with an error at its span when it is not one.
@@ -91,32 +129,112 @@ pub fn param_type(ident: &Ident) -> Result<ParamType, Diagnostic> {
     })
 }
 
-fn parse_rule<'i>(rule: Rule, text: &'i str, at: TextAt, what: &str) -> Result<Pair<'i, Rule>, Diagnostic> {
+pub(super) fn parse_rule<'i>(rule: Rule, text: &'i str, at: TextAt, what: &str) -> Result<Pair<'i, Rule>, Diagnostic> {
     check_nesting(text, at)?;
-    match ExprGrammar::parse(rule, text) {
+    match SpecGrammar::parse(rule, text) {
         Ok(mut pairs) => Ok(pairs.next().expect("grammar: entry rule always yields a pair")),
         Err(err) => {
             let pos = match err.location {
                 pest::error::InputLocation::Pos(p) => p,
                 pest::error::InputLocation::Span((s, _)) => s,
             };
-            let found = text[pos..].chars().next().map_or("the end of the text".to_string(), |c| format!("`{c}`"));
-            let end = pos + text[pos..].chars().next().map_or(0, char::len_utf8);
-            Err(Diagnostic::error(format!("syntax error: expected {what}, found {found}"))
+            let word: String = text[pos..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let found = match text[pos..].chars().next() {
+                None => "the end of the text".to_string(),
+                Some(_) if !word.is_empty() => format!("`{word}`"),
+                Some(c) => format!("`{c}`"),
+            };
+            let dsl = what.is_empty();
+            let expected = match &err.variant {
+                pest::error::ErrorVariant::ParsingError { positives, .. } => describe(positives),
+                _ => None,
+            };
+            let what = expected.as_deref().unwrap_or(what);
+            let end =
+                pos + if word.is_empty() { text[pos..].chars().next().map_or(0, char::len_utf8) } else { word.len() };
+            let message = if what.is_empty() {
+                format!("syntax error: unexpected {found}")
+            } else {
+                format!("syntax error: expected {what}, found {found}")
+            };
+            Err(Diagnostic::error(message)
                 .at(at.span(pos, end), format!("unexpected {found}"))
-                .help(hint_for(text, pos)))
+                .help(hint_for(text, pos, dsl)))
         }
     }
 }
 
-fn hint_for(text: &str, pos: usize) -> String {
+/// Human names for the rules pest says it expected, when they say more than the caller's summary.
+fn describe(rules: &[Rule]) -> Option<String> {
+    let mut names: Vec<&str> = rules
+        .iter()
+        .filter_map(|r| {
+            Some(match r {
+                Rule::expr | Rule::int | Rule::float | Rule::string | Rule::ident | Rule::list => "an expression",
+                Rule::dsl_item | Rule::dsl_call | Rule::reference | Rule::dsl_seq => "an item",
+                Rule::dsl_import | Rule::dsl_module | Rule::dsl_model => "`import`, `module` or `model`",
+                Rule::dsl_input | Rule::dsl_labels | Rule::dsl_let | Rule::dsl_body => {
+                    "a model field (`input`, `labels`, `preprocess`, `let`, `body`, …)"
+                }
+                Rule::dsl_param => "a parameter `name: type`",
+                Rule::k_body => {
+                    "a model field (`input`, `preprocess`, `labels`, `training_weights`, `aliases`, `let`, `body`)"
+                }
+                Rule::k_then => "`then`",
+                Rule::k_do => "`do`",
+                Rule::EOI => "the end of the file",
+                _ => return None,
+            })
+        })
+        .collect();
+    names.dedup();
+    if names.is_empty() {
+        return None;
+    }
+    let last = names.pop().expect("not empty");
+    Some(if names.is_empty() { last.to_string() } else { format!("{} or {last}", names.join(", ")) })
+}
+
+/// Words the DSL reserves (see `dsl.pest`).
+const DSL_KEYWORDS: &[&str] = &[
+    "import", "module", "model", "let", "body", "if", "then", "else", "repeat", "as", "do", "residual", "shortcut",
+    "when", "concat", "add", "mul", "training",
+];
+
+fn hint_for(text: &str, pos: usize, dsl: bool) -> String {
     let rest = &text[pos..];
+    let before = &text[..pos];
+    let previous_word: String = before
+        .trim_end()
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if rest.starts_with(':') && DSL_KEYWORDS.contains(&previous_word.as_str()) {
+        return format!("`{previous_word}` is a keyword; quote it to use it as a name: `\"{previous_word}\": ...`");
+    }
+    let open_brackets = before.matches('[').count().saturating_sub(before.matches(']').count());
+    if open_brackets > 0 && (rest.is_empty() || rest.starts_with('}')) {
+        return "a `[` before this point is not closed".into();
+    }
+    let open_parens = before.matches('(').count().saturating_sub(before.matches(')').count());
+    if open_parens > 0
+        && !rest.starts_with([',', ')'])
+        && before.trim_end().ends_with(|c: char| c.is_alphanumeric() || c == ')' || c == ']')
+    {
+        return "a `(` before this point is not closed, or a `,` is missing".into();
+    }
     if rest.starts_with(')') || rest.starts_with(']') {
         "this closing bracket has no matching opening one, or an argument is missing before it".into()
     } else if rest.is_empty() && (text.matches('(').count() > text.matches(')').count()) {
         "a `(` is never closed".into()
     } else if rest.is_empty() && (text.matches('[').count() > text.matches(']').count()) {
         "a `[` is never closed".into()
+    } else if dsl {
+        "`cnnc fmt SPEC.yaml --to dsl` shows how any YAML spec is written in the DSL; the README has the grammar".into()
     } else {
         "arguments are separated by commas; keyword arguments are written `name=value`".into()
     }
@@ -141,15 +259,15 @@ fn check_nesting(text: &str, at: TextAt) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-fn first_inner(pair: Pair<'_, Rule>) -> Pair<'_, Rule> {
+pub(super) fn first_inner(pair: Pair<'_, Rule>) -> Pair<'_, Rule> {
     pair.into_inner().next().expect("grammar: rule has an inner pair")
 }
 
-fn span_of(pair: &Pair<'_, Rule>, at: TextAt) -> Span {
+pub(super) fn span_of(pair: &Pair<'_, Rule>, at: TextAt) -> Span {
     at.span(pair.as_span().start(), pair.as_span().end())
 }
 
-fn lower_ident(pair: Pair<'_, Rule>, at: TextAt) -> Ident {
+pub(super) fn lower_ident(pair: Pair<'_, Rule>, at: TextAt) -> Ident {
     Ident { name: pair.as_str().to_string(), span: span_of(&pair, at) }
 }
 
@@ -177,7 +295,7 @@ thread_local! {
     static PRATT: PrattParser<Rule> = pratt();
 }
 
-fn lower_expr(pair: Pair<'_, Rule>, at: TextAt) -> Expr {
+pub(super) fn lower_expr(pair: Pair<'_, Rule>, at: TextAt) -> Expr {
     PRATT.with(|pratt| lower_with(pratt, pair, at))
 }
 
@@ -236,7 +354,7 @@ fn lower_primary(pair: Pair<'_, Rule>, at: TextAt) -> Expr {
     Expr { kind, span }
 }
 
-fn lower_call(pair: Pair<'_, Rule>, at: TextAt) -> Call {
+pub(super) fn lower_call(pair: Pair<'_, Rule>, at: TextAt) -> Call {
     let span = span_of(&pair, at);
     let parens = pair.as_str().contains('(');
     let mut inner = pair.into_inner();
@@ -262,7 +380,7 @@ fn lower_call(pair: Pair<'_, Rule>, at: TextAt) -> Call {
     Call { func, args, parens, span }
 }
 
-fn unescape(text: &str) -> String {
+pub(super) fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::ast::SpecFile;
-use super::yaml;
+use super::{dsl, yaml};
 use crate::diagnostic::Diagnostic;
-use crate::source::{FileId, SourceMap, Span};
+use crate::source::{SourceMap, Span};
 
 /// The largest spec file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 8 << 20;
@@ -47,6 +47,35 @@ pub fn load_text(name: &str, path: &Path, bytes: Vec<u8>, sources: &mut SourceMa
     Loaded { files: loader.files, diagnostics: loader.diagnostics }
 }
 
+/// Parses one file (its imports are not followed): what `cnnc fmt` needs.
+pub fn parse_one(path: &Path, sources: &mut SourceMap) -> Result<Result<SpecFile, Vec<Diagnostic>>, ReadError> {
+    let bytes = read(path).map_err(|message| ReadError { path: path.to_path_buf(), message })?;
+    Ok(parse_bytes(&path.display().to_string(), path, bytes, sources))
+}
+
+/// Parses one file given as bytes, in the spelling its extension names.
+pub fn parse_bytes(
+    name: &str,
+    path: &Path,
+    bytes: Vec<u8>,
+    sources: &mut SourceMap,
+) -> Result<SpecFile, Vec<Diagnostic>> {
+    let (text, problem) = decode(bytes);
+    let id = sources.add(name, &canonical(path), text);
+    if let Some(problem) = problem {
+        let at = problem.1;
+        return Err(vec![problem.0.at(Span::new(id, at, at + 1), "here")]);
+    }
+    let text = sources.file(id).text.clone();
+    match syntax_of(path) {
+        Some(Syntax::Yaml) => yaml::parse(&text, id),
+        Some(Syntax::Dsl) => dsl::parse(&text, id),
+        None => Err(vec![Diagnostic::error(format!("`{name}` has an unknown extension"))
+            .at(Span::new(id, 0, 0), "here")
+            .help("spec files end in `.yaml`/`.yml` (YAML) or `.cnn` (the DSL)")]),
+    }
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if meta.is_dir() {
@@ -67,26 +96,12 @@ struct Loader<'s> {
 }
 
 impl Loader<'_> {
-    fn file(&mut self, name: &str, path: &Path, bytes: Vec<u8>) -> Option<FileId> {
-        let (text, problem) = decode(bytes);
-        let id = self.sources.add(name, &canonical(path), text);
-        if let Some(problem) = problem {
-            let len = self.sources.file(id).text.len();
-            self.diagnostics.push(problem.at(Span::new(id, 0, len.min(1)), "here"));
-            return Some(id);
-        }
-        let text = self.sources.file(id).text.clone();
-        let parsed = match syntax_of(path) {
-            Some(Syntax::Yaml) => yaml::parse(&text, id),
-            None => Err(vec![Diagnostic::error(format!("`{name}` has an unknown extension"))
-                .at(Span::new(id, 0, 0), "here")
-                .help("spec files end in `.yaml` or `.yml`")]),
-        };
-        let spec = match parsed {
+    fn file(&mut self, name: &str, path: &Path, bytes: Vec<u8>) {
+        let spec = match parse_bytes(name, path, bytes, self.sources) {
             Ok(spec) => spec,
             Err(diags) => {
                 self.diagnostics.extend(diags);
-                return Some(id);
+                return;
             }
         };
         self.stack.push(canonical(path));
@@ -97,7 +112,6 @@ impl Loader<'_> {
             self.import(&base, &import.path, import.span);
         }
         self.stack.pop();
-        Some(id)
     }
 
     fn import(&mut self, base: &Path, rel: &str, span: Span) {
@@ -122,9 +136,7 @@ impl Loader<'_> {
             return;
         }
         match read(&path) {
-            Ok(bytes) => {
-                self.file(&path.display().to_string(), &path, bytes);
-            }
+            Ok(bytes) => self.file(&path.display().to_string(), &path, bytes),
             Err(message) => self.diagnostics.push(
                 Diagnostic::error(format!("cannot import `{rel}`: {message}"))
                     .at(span, "imported here")
@@ -134,13 +146,18 @@ impl Loader<'_> {
     }
 }
 
-enum Syntax {
+/// The two spellings of the spec language.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Syntax {
     Yaml,
+    Dsl,
 }
 
-fn syntax_of(path: &Path) -> Option<Syntax> {
+/// The spelling a file's extension names.
+pub fn syntax_of(path: &Path) -> Option<Syntax> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("yaml" | "yml") => Some(Syntax::Yaml),
+        Some("cnn") => Some(Syntax::Dsl),
         _ => None,
     }
 }
@@ -153,16 +170,18 @@ fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Decodes UTF-8, refusing binary files and reporting where decoding failed.
-fn decode(bytes: Vec<u8>) -> (String, Option<Diagnostic>) {
+/// Decodes UTF-8, refusing binary files and reporting what is wrong and at which byte.
+fn decode(bytes: Vec<u8>) -> (String, Option<(Diagnostic, usize)>) {
     if let Some(pos) = bytes.iter().position(|&b| b == 0) {
         let text = String::from_utf8_lossy(&bytes[..pos]).into_owned();
+        let at = text.len();
         return (
             text,
-            Some(
+            Some((
                 Diagnostic::error(format!("this looks like a binary file (a NUL byte at offset {pos}), not a spec"))
-                    .help("spec files are UTF-8 text in YAML"),
-            ),
+                    .help("spec files are UTF-8 text (YAML or the DSL)"),
+                at,
+            )),
         );
     }
     match String::from_utf8(bytes) {
@@ -172,10 +191,11 @@ fn decode(bytes: Vec<u8>) -> (String, Option<Diagnostic>) {
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             (
                 text,
-                Some(
+                Some((
                     Diagnostic::error(format!("the file is not valid UTF-8 (invalid byte at offset {pos})"))
                         .help("save the spec as UTF-8"),
-                ),
+                    pos,
+                )),
             )
         }
     }

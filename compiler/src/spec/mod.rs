@@ -1,7 +1,9 @@
-//! Stage 1 — parsing: spec text (YAML or DSL) into the AST, and loading imports.
+//! Stage 1 — parsing: spec text (YAML or the DSL) into the AST, and loading imports.
 
 pub mod ast;
+pub mod dsl;
 pub mod expr;
 pub mod load;
+pub mod print;
 pub mod yaml;
 pub mod yaml_tree;

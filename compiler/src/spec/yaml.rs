@@ -475,37 +475,6 @@ impl Cx<'_> {
 
     fn name_template(&mut self, key: &Node) -> Option<NameTemplate> {
         let (text, offset) = self.scalar(key, "an item name")?;
-        let span = key.span();
-        let bad = |what: String| {
-            Diagnostic::error(format!("invalid item name `{text}`: {what}")).at(span, "invalid name").help(
-                "names contain letters, digits and `_`, with `{expr}` for computed parts, e.g. `denselayer{i + 1}`",
-            )
-        };
-        let mut parts = Vec::new();
-        let mut rest = text;
-        let mut pos = 0;
-        while !rest.is_empty() {
-            if let Some(inner) = rest.strip_prefix('{') {
-                let Some(close) = inner.find('}') else {
-                    self.diags.push(bad("a `{` is never closed".into()));
-                    return None;
-                };
-                let e = self.report(expr::parse_expr(&inner[..close], self.at(offset + pos + 1)))?;
-                parts.push(NamePart::Expr(e));
-                pos += close + 2;
-                rest = &inner[close + 1..];
-            } else {
-                let end = rest.find('{').unwrap_or(rest.len());
-                let lit = &rest[..end];
-                if let Some(c) = lit.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
-                    self.diags.push(bad(format!("`{c}` is not allowed")));
-                    return None;
-                }
-                parts.push(NamePart::Text(lit.to_string()));
-                pos += end;
-                rest = &rest[end..];
-            }
-        }
-        Some(NameTemplate { parts, span })
+        self.report(expr::parse_name_template(text, self.at(offset), key.span()))
     }
 }
