@@ -4,6 +4,7 @@
 //! diagnostics the way the `cnnc` command prints them.
 
 pub mod render;
+pub mod view;
 
 pub use cnnc_compiler as compiler;
 pub use cnnc_compiler::{compile_bytes, compile_path, Compilation, Diagnostic, Expanded, Graph};

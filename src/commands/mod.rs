@@ -2,6 +2,7 @@
 
 mod check;
 mod fmt;
+mod graph;
 mod summary;
 
 use std::io::IsTerminal;
@@ -46,6 +47,12 @@ enum Command {
     ///
     /// Example: cnnc fmt specs/resnet50.yaml --to dsl -o resnet50.cnn
     Fmt(fmt::Args),
+    /// Draw the checked graph: Graphviz DOT, or SVG laid out without Graphviz.
+    ///
+    /// Nodes show the layer path, the op and its output shape; training-only branches are dashed.
+    ///
+    /// Example: cnnc graph specs/googlenet.yaml --format svg -o googlenet.svg
+    Graph(graph::Args),
 }
 
 /// Runs the parsed command line.
@@ -54,6 +61,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Summary(args) => summary::run(args),
         Command::Fmt(args) => fmt::run(args),
+        Command::Graph(args) => graph::run(args),
     }
 }
 

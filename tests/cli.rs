@@ -1,0 +1,94 @@
+//! The `cnnc` command line as a user runs it: output, exit codes, and every verb's `--help`.
+
+use std::process::{Command, Output};
+
+fn cnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnc")).args(args).output().expect("cnnc runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn check_prints_ok_and_a_summary_line_per_file() {
+    let o = cnnc(&["check", "specs/lenet.yaml", "specs/resnet50.cnn"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("ok  specs/lenet.yaml: model `lenet`, [3, 32, 32] → [10], 62,006 params"), "{out}");
+    assert!(out.contains("ok  specs/resnet50.cnn: model `resnet50`"), "{out}");
+}
+
+#[test]
+fn spec_errors_exit_1_and_usage_errors_exit_2() {
+    let o = cnnc(&["check", "tests/bad/lenet_fc1_in_features.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("tests/bad/lenet_fc1_in_features.yaml:12:25"), "{}", stderr(&o));
+    assert_eq!(cnnc(&["check", "no/such/spec.yaml"]).status.code(), Some(2));
+    assert_eq!(cnnc(&["summary", "specs/lenet.yaml", "--batch", "0"]).status.code(), Some(2));
+    assert_eq!(cnnc(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn summary_json_has_the_documented_fields() {
+    let o = cnnc(&["summary", "specs/lenet.yaml", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["name"], "lenet");
+    assert_eq!(v["input"], serde_json::json!([3, 32, 32]));
+    assert_eq!(v["output"], serde_json::json!([10]));
+    assert_eq!(v["params"], 62006);
+    assert_eq!(v["macs"], 651720);
+    assert_eq!(v["layers"].as_array().unwrap().len(), 12);
+    assert_eq!(v["weights"]["fc1.weight"], serde_json::json!([120, 400]));
+    assert_eq!(v["weights"].as_object().unwrap().len(), 10);
+}
+
+#[test]
+fn summary_table_scales_activation_memory_with_the_batch() {
+    let one = stdout(&cnnc(&["summary", "specs/resnet18.yaml"]));
+    let eight = stdout(&cnnc(&["summary", "specs/resnet18.yaml", "--batch", "8"]));
+    assert!(one.contains("layer4.1.conv2"), "{one}");
+    assert!(one.contains("Total params:            11,689,512"), "{one}");
+    let peak = |s: &str| -> f64 {
+        let line = s.lines().find(|l| l.starts_with("Peak activation memory")).unwrap();
+        line.split_whitespace().nth(3).unwrap().parse().unwrap()
+    };
+    assert!((peak(&eight) / peak(&one) - 8.0).abs() < 0.01);
+}
+
+#[test]
+fn fmt_converts_between_spellings() {
+    let dsl = cnnc(&["fmt", "specs/lenet.yaml", "--to", "dsl"]);
+    assert_eq!(dsl.status.code(), Some(0));
+    assert!(stdout(&dsl).contains("model lenet {"));
+    assert!(stdout(&dsl).contains("fc1: linear(120, in=400)"));
+    let yaml = cnnc(&["fmt", "specs/lenet.cnn", "--to", "yaml"]);
+    assert!(stdout(&yaml).contains("- fc1: linear(120, in=400)"), "{}", stdout(&yaml));
+}
+
+#[test]
+fn graph_draws_every_node_and_edge() {
+    let o = cnnc(&["graph", "specs/squeezenet1_1.yaml"]);
+    assert_eq!(o.status.code(), Some(0));
+    let dot = stdout(&o);
+    assert!(dot.starts_with("digraph \"squeezenet1_1\""));
+    // 66 layers and the input; each fire module's concat has two inputs.
+    assert_eq!(dot.lines().filter(|l| l.contains(" [label=")).count(), 67);
+    assert_eq!(dot.lines().filter(|l| l.contains(" -> ")).count(), 66 + 8);
+    let svg = stdout(&cnnc(&["graph", "specs/lenet.yaml", "--format", "svg"]));
+    assert!(svg.contains("<svg") && svg.contains("fc3"), "{svg}");
+}
+
+#[test]
+fn every_verb_explains_itself_with_an_example() {
+    for verb in ["check", "summary", "fmt", "graph"] {
+        let o = cnnc(&[verb, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        assert!(stdout(&o).contains("Example: cnnc"), "{verb} --help has no example");
+    }
+}
