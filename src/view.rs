@@ -23,7 +23,9 @@ fn label(node: &Node) -> Vec<String> {
             }
             s
         }
-        Op::MaxPool(p) | Op::AvgPool(p) => format!("{} {}×{} /{}", node.op.name(), p.kernel[0], p.kernel[1], p.stride[0]),
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            format!("{} {}×{} /{}", node.op.name(), p.kernel[0], p.kernel[1], p.stride[0])
+        }
         Op::Linear { out_features, .. } => format!("linear → {out_features}"),
         op => op.name().to_string(),
     };
@@ -42,7 +44,10 @@ fn escape(s: &str) -> String {
 
 /// The graph as Graphviz DOT; training-only nodes are dashed.
 pub fn to_dot(graph: &Graph) -> String {
-    let mut out = format!("digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n", escape(&graph.meta.name));
+    let mut out = format!(
+        "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n",
+        escape(&graph.meta.name)
+    );
     for (id, node) in graph.nodes() {
         let style = if node.training_only { ", style=dashed" } else { "" };
         let text = label(node).iter().map(|l| escape(l)).collect::<Vec<_>>().join("\\n");
@@ -65,8 +70,12 @@ pub fn to_svg(graph: &Graph) -> String {
         let lines = label(node);
         let width = lines.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64 * 7.5 + 20.0;
         let height = lines.len() as f64 * 15.0 + 12.0;
-        let element =
-            Element::create(ShapeKind::new_box(&lines.join("\n")), StyleAttr::simple(), Orientation::TopToBottom, Point::new(width, height));
+        let element = Element::create(
+            ShapeKind::new_box(&lines.join("\n")),
+            StyleAttr::simple(),
+            Orientation::TopToBottom,
+            Point::new(width, height),
+        );
         handles.push(vg.add_node(element));
     }
     for (id, node) in graph.nodes() {
