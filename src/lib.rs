@@ -8,3 +8,4 @@ pub mod view;
 
 pub use cnnc_compiler as compiler;
 pub use cnnc_compiler::{compile_bytes, compile_path, Compilation, Diagnostic, Expanded, Graph};
+pub use cnnc_runtime as runtime;

@@ -3,6 +3,7 @@
 mod check;
 mod fmt;
 mod graph;
+mod run;
 mod summary;
 
 use std::io::IsTerminal;
@@ -53,6 +54,14 @@ enum Command {
     ///
     /// Example: cnnc graph specs/googlenet.yaml --format svg -o googlenet.svg
     Graph(graph::Args),
+    /// Run a model on a batch: print the top classes, optionally save the logits.
+    ///
+    /// Weights come from a .safetensors checkpoint (names as in the spec's weight table, which
+    /// reproduces torchvision's) or from --seed; the input from a float32 .npy [N, C, H, W] or
+    /// --random-input.
+    ///
+    /// Example: cnnc run specs/resnet18.yaml --weights resnet18.safetensors --input x.npy --output y.npy --cpu
+    Run(run::Args),
 }
 
 /// Runs the parsed command line.
@@ -62,6 +71,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Summary(args) => summary::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Graph(args) => graph::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
 

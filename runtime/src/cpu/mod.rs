@@ -1,0 +1,89 @@
+//! The CPU reference executor: every op written out plainly, f32 data with f64 accumulation.
+//! It is the oracle for the GPU kernels and what `cnnc run --cpu` uses.
+
+mod ops;
+
+use cnnc_compiler::graph::{Graph, Op};
+
+use crate::weights::Weights;
+use crate::{RuntimeError, Tensor};
+
+/// Runs the graph's inference nodes on a batch; returns the output node's tensor.
+pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, RuntimeError> {
+    let want = graph.node(graph.input).shape.dims();
+    if input.shape.len() != want.len() + 1 || &input.shape[1..] != want || input.shape[0] == 0 {
+        return Err(RuntimeError::Input(format!(
+            "the model takes [N, {}], the input is {:?}",
+            want.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+            input.shape
+        )));
+    }
+    for p in graph.inference_nodes().flat_map(|(_, n)| n.params.iter()) {
+        if weights.get(&p.name).is_none() {
+            return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
+        }
+    }
+    let last_use = last_uses(graph);
+    let mut values: Vec<Option<Tensor>> = vec![None; graph.len()];
+    for (id, node) in graph.inference_nodes() {
+        let inputs: Vec<&Tensor> =
+            node.inputs.iter().map(|i| values[i.index()].as_ref().expect("inputs run before their users")).collect();
+        let param = |suffix: &str| {
+            node.params
+                .iter()
+                .find(|p| p.kind.suffix() == suffix)
+                .and_then(|p| weights.get(&p.name))
+                .expect("parameters checked above")
+        };
+        let out = match &node.op {
+            Op::Input => input.clone(),
+            Op::Conv2d(c) => ops::conv2d(inputs[0], c, param("weight"), c.bias.then(|| param("bias"))),
+            Op::Linear { bias, .. } => ops::linear(inputs[0], param("weight"), bias.then(|| param("bias"))),
+            Op::BatchNorm { eps, .. } => ops::batch_norm(
+                inputs[0],
+                param("weight"),
+                param("bias"),
+                param("running_mean"),
+                param("running_var"),
+                *eps,
+            ),
+            Op::Activation(a) => ops::activation(inputs[0], *a),
+            Op::MaxPool(p) => ops::max_pool(inputs[0], p),
+            Op::AvgPool(p) => ops::avg_pool(inputs[0], p),
+            Op::AdaptiveAvgPool { size } => ops::adaptive_pool(inputs[0], *size, false),
+            Op::AdaptiveMaxPool { size } => ops::adaptive_pool(inputs[0], *size, true),
+            Op::Flatten => {
+                let t = inputs[0];
+                Tensor::new(vec![t.batch(), t.item_len()], t.data.clone())
+            }
+            Op::Dropout { .. } | Op::StochasticDepth { .. } => inputs[0].clone(),
+            Op::Concat => ops::concat(&inputs),
+            Op::Add => ops::add(&inputs),
+            Op::Mul => ops::mul(&inputs),
+            Op::ChannelShuffle { groups } => ops::channel_shuffle(inputs[0], *groups),
+            Op::Chunk { chunks, index } => ops::chunk(inputs[0], *chunks, *index),
+            Op::LocalResponseNorm { size, alpha, beta, k } => ops::lrn(inputs[0], *size, *alpha, *beta, *k),
+            Op::Softmax => ops::softmax(inputs[0]),
+            Op::ChannelAffine { scale, shift } => ops::channel_affine(inputs[0], scale, shift),
+        };
+        values[id.index()] = Some(out);
+        for input in &node.inputs {
+            if last_use[input.index()] == id.index() {
+                values[input.index()] = None;
+            }
+        }
+    }
+    Ok(values[graph.output.index()].take().expect("the output node runs"))
+}
+
+/// For each node, the index of the last inference node that reads it (the output is kept).
+fn last_uses(graph: &Graph) -> Vec<usize> {
+    let mut last = vec![0usize; graph.len()];
+    for (id, node) in graph.inference_nodes() {
+        for input in &node.inputs {
+            last[input.index()] = last[input.index()].max(id.index());
+        }
+    }
+    last[graph.output.index()] = usize::MAX;
+    last
+}

@@ -1,0 +1,451 @@
+//! One plain function per op over NCHW tensors. Sums accumulate in f64.
+
+use cnnc_compiler::graph::{Activation, Conv2d, Pool2d};
+
+use crate::Tensor;
+
+fn nchw(t: &Tensor) -> (usize, usize, usize, usize) {
+    match t.shape[..] {
+        [n, c, h, w] => (n, c, h, w),
+        _ => unreachable!("checked graphs give image ops [N, C, H, W] inputs, found {:?}", t.shape),
+    }
+}
+
+/// Runs `f(index, chunk)` over `out` in chunks of `chunk` elements, spread across the cores.
+fn parallel_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let chunks = out.len() / chunk.max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks.max(1));
+    if threads <= 1 || out.len() < 1 << 14 {
+        for (i, c) in out.chunks_mut(chunk.max(1)).enumerate() {
+            f(i, c);
+        }
+        return;
+    }
+    let per_thread = chunks.div_ceil(threads);
+    std::thread::scope(|s| {
+        for (t, part) in out.chunks_mut(per_thread * chunk).enumerate() {
+            let f = &f;
+            s.spawn(move || {
+                for (i, c) in part.chunks_mut(chunk).enumerate() {
+                    f(t * per_thread + i, c);
+                }
+            });
+        }
+    });
+}
+
+/// The `[lo, hi)` range of output positions whose input position `o * stride + offset` lies in `[0, len)`.
+fn valid_range(len: usize, out: usize, stride: usize, offset: isize) -> (usize, usize) {
+    let (len, stride) = (len as isize, stride as isize);
+    let lo = if offset >= 0 { 0 } else { (-offset + stride - 1) / stride };
+    let hi = if len - offset <= 0 { 0 } else { (len - offset + stride - 1) / stride };
+    (lo.clamp(0, out as isize) as usize, hi.clamp(0, out as isize) as usize)
+}
+
+pub fn conv2d(x: &Tensor, c: &Conv2d, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    let (n, ic, h, wd) = nchw(x);
+    let [kh, kw] = c.kernel;
+    let [sy, sx] = c.stride;
+    let [dy, dx] = c.dilation;
+    let oh = (h + c.padding.top + c.padding.bottom - dy * (kh - 1) - 1) / sy + 1;
+    let ow = (wd + c.padding.left + c.padding.right - dx * (kw - 1) - 1) / sx + 1;
+    let (oc, groups) = (c.out_channels, c.groups);
+    let (icg, ocg) = (ic / groups, oc / groups);
+    let mut out = vec![0f32; n * oc * oh * ow];
+    parallel_chunks(&mut out, oh * ow, |plane, dst| {
+        let (bn, o) = (plane / oc, plane % oc);
+        let g = o / ocg;
+        let mut acc = vec![b.map_or(0.0, |b| b.data[o] as f64); oh * ow];
+        for ci in 0..icg {
+            let src = &x.data[(bn * ic + g * icg + ci) * h * wd..][..h * wd];
+            for ky in 0..kh {
+                let y_off = (ky * dy) as isize - c.padding.top as isize;
+                let (y_lo, y_hi) = valid_range(h, oh, sy, y_off);
+                for kx in 0..kw {
+                    let wv = w.data[((o * icg + ci) * kh + ky) * kw + kx] as f64;
+                    let x_off = (kx * dx) as isize - c.padding.left as isize;
+                    let (x_lo, x_hi) = valid_range(wd, ow, sx, x_off);
+                    for oy in y_lo..y_hi {
+                        let row = &src[((oy * sy) as isize + y_off) as usize * wd..][..wd];
+                        let acc_row = &mut acc[oy * ow..][..ow];
+                        for ox in x_lo..x_hi {
+                            acc_row[ox] += wv * row[((ox * sx) as isize + x_off) as usize] as f64;
+                        }
+                    }
+                }
+            }
+        }
+        for (d, a) in dst.iter_mut().zip(acc) {
+            *d = a as f32;
+        }
+    });
+    Tensor::new(vec![n, oc, oh, ow], out)
+}
+
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+    let (out_f, in_f) = (w.shape[0], w.shape[1]);
+    let rows = x.len() / in_f;
+    let mut out = vec![0f32; rows * out_f];
+    parallel_chunks(&mut out, out_f, |r, dst| {
+        let xs = &x.data[r * in_f..][..in_f];
+        for (o, d) in dst.iter_mut().enumerate() {
+            let ws = &w.data[o * in_f..][..in_f];
+            let dot: f64 = xs.iter().zip(ws).map(|(a, b)| *a as f64 * *b as f64).sum();
+            *d = (dot + b.map_or(0.0, |b| b.data[o] as f64)) as f32;
+        }
+    });
+    let mut shape = x.shape.clone();
+    *shape.last_mut().expect("rank ≥ 1") = out_f;
+    Tensor::new(shape, out)
+}
+
+pub fn batch_norm(x: &Tensor, w: &Tensor, b: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> Tensor {
+    let (_, c, h, wd) = nchw(x);
+    let plane = h * wd;
+    let data = x
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let ch = (i / plane) % c;
+            let inv = 1.0 / (var.data[ch] as f64 + eps).sqrt();
+            ((*v as f64 - mean.data[ch] as f64) * inv * w.data[ch] as f64 + b.data[ch] as f64) as f32
+        })
+        .collect();
+    Tensor::new(x.shape.clone(), data)
+}
+
+/// One activation function on one value, in f64.
+pub fn activate(a: Activation, x: f64) -> f64 {
+    let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+    match a {
+        Activation::Relu => x.max(0.0),
+        Activation::Relu6 => x.clamp(0.0, 6.0),
+        Activation::LeakyRelu { slope } => {
+            if x >= 0.0 {
+                x
+            } else {
+                x * slope
+            }
+        }
+        Activation::Silu => x * sigmoid(x),
+        Activation::Sigmoid => sigmoid(x),
+        Activation::HardSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        Activation::HardSigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        Activation::Tanh => x.tanh(),
+        Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+    }
+}
+
+pub fn activation(x: &Tensor, a: Activation) -> Tensor {
+    Tensor::new(x.shape.clone(), x.data.iter().map(|v| activate(a, *v as f64) as f32).collect())
+}
+
+fn pooled(x: &Tensor, p: &Pool2d) -> (usize, usize) {
+    let (_, _, h, w) = nchw(x);
+    let dim = |len: usize, k: usize, s: usize, lo: usize, hi: usize, d: usize| {
+        cnnc_compiler::check::window::output_len(len, k, s, (lo, hi), d, p.ceil_mode)
+            .expect("checked by the shape rules")
+    };
+    (
+        dim(h, p.kernel[0], p.stride[0], p.padding.top, p.padding.bottom, p.dilation[0]),
+        dim(w, p.kernel[1], p.stride[1], p.padding.left, p.padding.right, p.dilation[1]),
+    )
+}
+
+pub fn max_pool(x: &Tensor, p: &Pool2d) -> Tensor {
+    let (n, c, h, w) = nchw(x);
+    let (oh, ow) = pooled(x, p);
+    let mut out = vec![0f32; n * c * oh * ow];
+    parallel_chunks(&mut out, oh * ow, |plane, dst| {
+        let src = &x.data[plane * h * w..][..h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = f32::NEG_INFINITY;
+                for ky in 0..p.kernel[0] {
+                    let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding.top as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    for kx in 0..p.kernel[1] {
+                        let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
+                        if ix >= 0 && ix < w as isize {
+                            best = best.max(src[iy as usize * w + ix as usize]);
+                        }
+                    }
+                }
+                dst[oy * ow + ox] = best;
+            }
+        }
+    });
+    Tensor::new(vec![n, c, oh, ow], out)
+}
+
+/// Average pooling with PyTorch's divisor rules: windows are clipped to the padded input, and with
+/// `count_include_pad` the divisor counts the padding inside that clipped window.
+pub fn avg_pool(x: &Tensor, p: &Pool2d) -> Tensor {
+    let (n, c, h, w) = nchw(x);
+    let (oh, ow) = pooled(x, p);
+    let mut out = vec![0f32; n * c * oh * ow];
+    parallel_chunks(&mut out, oh * ow, |plane, dst| {
+        let src = &x.data[plane * h * w..][..h * w];
+        for oy in 0..oh {
+            let y0 = (oy * p.stride[0]) as isize - p.padding.top as isize;
+            let y1 = (y0 + p.kernel[0] as isize).min((h + p.padding.bottom) as isize);
+            let (ys, ye) = (y0.max(0), y1.min(h as isize));
+            for ox in 0..ow {
+                let x0 = (ox * p.stride[1]) as isize - p.padding.left as isize;
+                let x1 = (x0 + p.kernel[1] as isize).min((w + p.padding.right) as isize);
+                let (xs, xe) = (x0.max(0), x1.min(w as isize));
+                let mut sum = 0f64;
+                for iy in ys..ye {
+                    for ix in xs..xe {
+                        sum += src[iy as usize * w + ix as usize] as f64;
+                    }
+                }
+                let count = if p.count_include_pad { (y1 - y0) * (x1 - x0) } else { (ye - ys) * (xe - xs) };
+                dst[oy * ow + ox] = (sum / count.max(1) as f64) as f32;
+            }
+        }
+    });
+    Tensor::new(vec![n, c, oh, ow], out)
+}
+
+/// Adaptive pooling: output cell `i` covers `[floor(i·in/out), ceil((i+1)·in/out))`.
+pub fn adaptive_pool(x: &Tensor, size: [usize; 2], max: bool) -> Tensor {
+    let (n, c, h, w) = nchw(x);
+    let [oh, ow] = size;
+    let mut out = vec![0f32; n * c * oh * ow];
+    parallel_chunks(&mut out, oh * ow, |plane, dst| {
+        let src = &x.data[plane * h * w..][..h * w];
+        for oy in 0..oh {
+            let (ys, ye) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
+            for ox in 0..ow {
+                let (xs, xe) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
+                let cells = (ys..ye).flat_map(|iy| (xs..xe).map(move |ix| src[iy * w + ix]));
+                dst[oy * ow + ox] = if max {
+                    cells.fold(f32::NEG_INFINITY, f32::max)
+                } else {
+                    (cells.map(f64::from).sum::<f64>() / ((ye - ys) * (xe - xs)) as f64) as f32
+                };
+            }
+        }
+    });
+    Tensor::new(vec![n, c, oh, ow], out)
+}
+
+/// Concatenation along dim 1 (channels or features).
+pub fn concat(inputs: &[&Tensor]) -> Tensor {
+    let n = inputs[0].batch();
+    let mut shape = inputs[0].shape.clone();
+    shape[1] = inputs.iter().map(|t| t.shape[1]).sum();
+    let mut data = Vec::with_capacity(inputs.iter().map(|t| t.len()).sum());
+    for b in 0..n {
+        for t in inputs {
+            data.extend_from_slice(&t.data[b * t.item_len()..][..t.item_len()]);
+        }
+    }
+    Tensor::new(shape, data)
+}
+
+pub fn add(inputs: &[&Tensor]) -> Tensor {
+    let data = (0..inputs[0].len()).map(|i| inputs.iter().map(|t| t.data[i] as f64).sum::<f64>() as f32).collect();
+    Tensor::new(inputs[0].shape.clone(), data)
+}
+
+/// Elementwise product with NumPy broadcasting (the batch dim included).
+pub fn mul(inputs: &[&Tensor]) -> Tensor {
+    let rank = inputs.iter().map(|t| t.shape.len()).max().unwrap_or(0);
+    let dims = |t: &Tensor| -> Vec<usize> {
+        let mut d = vec![1; rank - t.shape.len()];
+        d.extend(&t.shape);
+        d
+    };
+    let shape: Vec<usize> = (0..rank).map(|i| inputs.iter().map(|t| dims(t)[i]).max().unwrap_or(1)).collect();
+    let strides = |t: &Tensor| -> Vec<usize> {
+        let d = dims(t);
+        let mut s = vec![0; rank];
+        let mut acc = 1;
+        for i in (0..rank).rev() {
+            s[i] = if d[i] == 1 { 0 } else { acc };
+            acc *= d[i];
+        }
+        s
+    };
+    let all_strides: Vec<Vec<usize>> = inputs.iter().map(|t| strides(t)).collect();
+    let len: usize = shape.iter().product();
+    let mut data = Vec::with_capacity(len);
+    let mut index = vec![0usize; rank];
+    for _ in 0..len {
+        let mut product = 1f64;
+        for (t, s) in inputs.iter().zip(&all_strides) {
+            let offset: usize = index.iter().zip(s).map(|(i, s)| i * s).sum();
+            product *= t.data[offset] as f64;
+        }
+        data.push(product as f32);
+        for d in (0..rank).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Tensor::new(shape, data)
+}
+
+/// `view(n, g, c/g, h, w).transpose(1, 2)`.
+pub fn channel_shuffle(x: &Tensor, groups: usize) -> Tensor {
+    let (n, c, h, w) = nchw(x);
+    let per_group = c / groups;
+    let plane = h * w;
+    let mut out = vec![0f32; x.len()];
+    for b in 0..n {
+        for i in 0..groups {
+            for j in 0..per_group {
+                let (from, to) = (b * c + i * per_group + j, b * c + j * groups + i);
+                out[to * plane..][..plane].copy_from_slice(&x.data[from * plane..][..plane]);
+            }
+        }
+    }
+    Tensor::new(x.shape.clone(), out)
+}
+
+pub fn chunk(x: &Tensor, chunks: usize, index: usize) -> Tensor {
+    let (n, c, h, w) = nchw(x);
+    let per = c / chunks;
+    let block = per * h * w;
+    let mut data = Vec::with_capacity(n * block);
+    for b in 0..n {
+        data.extend_from_slice(&x.data[(b * c + index * per) * h * w..][..block]);
+    }
+    Tensor::new(vec![n, per, h, w], data)
+}
+
+/// PyTorch's `local_response_norm`: `x / (k + alpha/size · Σ x²)^beta` over a window of `size`
+/// channels starting `size/2` before the channel.
+pub fn lrn(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Tensor {
+    let (n, c, h, w) = nchw(x);
+    let plane = h * w;
+    let mut out = vec![0f32; x.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            let lo = ch.saturating_sub(size / 2);
+            let hi = (ch + (size - 1) / 2 + 1).min(c);
+            for p in 0..plane {
+                let sum: f64 = (lo..hi).map(|cc| (x.data[(b * c + cc) * plane + p] as f64).powi(2)).sum();
+                let v = x.data[(b * c + ch) * plane + p] as f64;
+                out[(b * c + ch) * plane + p] = (v / (k + alpha * sum / size as f64).powf(beta)) as f32;
+            }
+        }
+    }
+    Tensor::new(x.shape.clone(), out)
+}
+
+/// Softmax over dim 1.
+pub fn softmax(x: &Tensor) -> Tensor {
+    let n = x.batch();
+    let c = x.shape[1];
+    let inner = x.item_len() / c;
+    let mut out = vec![0f32; x.len()];
+    for b in 0..n {
+        for p in 0..inner {
+            let at = |ch: usize| (b * c + ch) * inner + p;
+            let max = (0..c).map(|ch| x.data[at(ch)] as f64).fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = (0..c).map(|ch| (x.data[at(ch)] as f64 - max).exp()).sum();
+            for ch in 0..c {
+                out[at(ch)] = ((x.data[at(ch)] as f64 - max).exp() / sum) as f32;
+            }
+        }
+    }
+    Tensor::new(x.shape.clone(), out)
+}
+
+pub fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64]) -> Tensor {
+    let (_, c, h, w) = nchw(x);
+    let plane = h * w;
+    let data = x
+        .data
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (*v as f64 * scale[(i / plane) % c] + shift[(i / plane) % c]) as f32)
+        .collect();
+    Tensor::new(x.shape.clone(), data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cnnc_compiler::graph::Pad4;
+
+    fn t(shape: &[usize], data: &[f32]) -> Tensor {
+        Tensor::new(shape.to_vec(), data.to_vec())
+    }
+
+    #[test]
+    fn conv_handles_padding_stride_and_groups() {
+        // 1×1×3×3 input, 2×2 kernel of ones, padding 1, stride 2: sums of the corners' neighbourhoods.
+        let x = t(&[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+        let c = Conv2d {
+            in_channels: 1,
+            out_channels: 1,
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: Pad4::uniform(1),
+            dilation: [1, 1],
+            groups: 1,
+            bias: false,
+        };
+        let y = conv2d(&x, &c, &t(&[1, 1, 2, 2], &[1., 1., 1., 1.]), None);
+        assert_eq!(y.shape, vec![1, 1, 2, 2]);
+        assert_eq!(y.data, vec![1., 5., 11., 28.]);
+        // Depthwise: each channel scaled by its own weight, plus bias.
+        let x = t(&[1, 2, 1, 2], &[1., 2., 3., 4.]);
+        let c = Conv2d {
+            in_channels: 2,
+            out_channels: 2,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: Pad4::default(),
+            dilation: [1, 1],
+            groups: 2,
+            bias: true,
+        };
+        let y = conv2d(&x, &c, &t(&[2, 1, 1, 1], &[10., -1.]), Some(&t(&[2], &[0.5, 0.0])));
+        assert_eq!(y.data, vec![10.5, 20.5, -3., -4.]);
+    }
+
+    #[test]
+    fn pooling_follows_pytorch() {
+        let x = t(&[1, 1, 3, 3], &[1., 2., 3., 4., 5., 6., 7., 8., 9.]);
+        let p = Pool2d {
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: Pad4::default(),
+            dilation: [1, 1],
+            ceil_mode: true,
+            count_include_pad: true,
+        };
+        assert_eq!(max_pool(&x, &p).data, vec![5., 6., 8., 9.]);
+        // ceil_mode windows hanging off the input divide by the cells inside it.
+        assert_eq!(avg_pool(&x, &p).data, vec![3., 4.5, 7.5, 9.]);
+        let p = Pool2d { padding: Pad4::uniform(1), ceil_mode: false, ..p };
+        assert_eq!(avg_pool(&x, &p).data, vec![0.25, 1.25, 2.75, 7.]);
+        let p = Pool2d { count_include_pad: false, ..p };
+        assert_eq!(avg_pool(&x, &p).data, vec![1., 2.5, 5.5, 7.]);
+        assert_eq!(adaptive_pool(&x, [2, 2], false).data, vec![3., 4., 6., 7.]);
+    }
+
+    #[test]
+    fn shuffle_chunk_mul_and_lrn() {
+        let x = t(&[1, 4, 1, 1], &[0., 1., 2., 3.]);
+        assert_eq!(channel_shuffle(&x, 2).data, vec![0., 2., 1., 3.]);
+        assert_eq!(chunk(&x, 2, 1).data, vec![2., 3.]);
+        let gate = t(&[1, 4, 1, 1], &[1., 2., 3., 4.]);
+        let img = t(&[1, 4, 1, 2], &[1., 1., 1., 1., 1., 1., 1., 1.]);
+        assert_eq!(mul(&[&img, &gate]).data, vec![1., 1., 2., 2., 3., 3., 4., 4.]);
+        let y = lrn(&t(&[1, 2, 1, 1], &[1., 2.]), 2, 1.0, 1.0, 1.0);
+        assert!((y.data[0] - 1.0 / (1.0 + 0.5)).abs() < 1e-6);
+        assert!((y.data[1] - 2.0 / (1.0 + 2.5)).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,183 @@
+//! Weights: checkpoint files read into named tensors, and matched by name against a graph's
+//! weight table. Every mismatch is reported at once.
+
+mod safetensors_file;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use cnnc_compiler::graph::Graph;
+
+use crate::{RuntimeError, Tensor};
+
+/// Tensors by state_dict name.
+#[derive(Clone, Debug, Default)]
+pub struct Weights {
+    tensors: HashMap<String, Tensor>,
+}
+
+impl Weights {
+    /// Adds or replaces a tensor.
+    pub fn insert(&mut self, name: String, tensor: Tensor) {
+        self.tensors.insert(name, tensor);
+    }
+
+    /// The tensor called `name`.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// All names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// Reads a checkpoint; the format follows the extension.
+pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") => safetensors_file::read(path),
+        Some("pth" | "pt") => Err(RuntimeError::WeightsFile {
+            path: path.to_path_buf(),
+            message: "PyTorch .pth checkpoints are not supported yet; convert it with `safetensors.torch.save_file(torch.load(path), 'model.safetensors')`".into(),
+        }),
+        _ => Err(RuntimeError::WeightsFile {
+            path: path.to_path_buf(),
+            message: "unknown extension; weights are read from .safetensors files".into(),
+        }),
+    }
+}
+
+/// Everything wrong between a checkpoint and a spec's weight table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WeightReport {
+    /// Expected by the spec, absent from the file: name and expected shape.
+    pub missing: Vec<(String, Vec<usize>)>,
+    /// In the file, unknown to the spec: name and shape.
+    pub unexpected: Vec<(String, Vec<usize>)>,
+    /// Name, the spec's shape, the file's shape.
+    pub wrong_shape: Vec<(String, Vec<usize>, Vec<usize>)>,
+    /// Tensors with NaN or infinite values.
+    pub non_finite: Vec<String>,
+}
+
+impl WeightReport {
+    /// Whether nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty()
+            && self.unexpected.is_empty()
+            && self.wrong_shape.is_empty()
+            && self.non_finite.is_empty()
+    }
+
+    /// Problems that block loading even when missing tensors are allowed.
+    fn blocks_loading(&self, strict: bool) -> bool {
+        !self.wrong_shape.is_empty()
+            || !self.non_finite.is_empty()
+            || (strict && (!self.missing.is_empty() || !self.unexpected.is_empty()))
+    }
+}
+
+impl fmt::Display for WeightReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, shape) in &self.missing {
+            writeln!(f, "  missing     {name} {shape:?}")?;
+        }
+        for (name, shape) in &self.unexpected {
+            writeln!(f, "  unexpected  {name} {shape:?}")?;
+        }
+        for (name, want, found) in &self.wrong_shape {
+            writeln!(f, "  wrong shape {name}: the spec expects {want:?}, the file has {found:?}")?;
+        }
+        for name in &self.non_finite {
+            writeln!(f, "  non-finite  {name} holds NaN or infinite values")?;
+        }
+        Ok(())
+    }
+}
+
+/// What binding produced: the weights by the spec's names, and what was tolerated.
+#[derive(Debug)]
+pub struct Bound {
+    pub weights: Weights,
+    /// Missing or unexpected tensors allowed by `strict = false` (missing ones are left to `fill`).
+    pub tolerated: WeightReport,
+}
+
+/// Matches a checkpoint against the graph's weight table. Checkpoint keys are first rewritten by
+/// the spec's aliases; `num_batches_tracked` buffers and the weights of training-only branches (when
+/// the spec does not expect them) are ignored. With `strict`, any missing or unexpected tensor is an
+/// error; without, they are reported in [`Bound::tolerated`]. Wrong shapes and non-finite values
+/// are always errors.
+pub fn bind(graph: &Graph, file: Weights, strict: bool) -> Result<Bound, RuntimeError> {
+    let expected: HashMap<&str, &[usize]> = graph.weights().map(|p| (p.name.as_str(), p.shape.as_slice())).collect();
+    let training_only: Vec<&str> = graph
+        .nodes()
+        .filter(|(_, n)| n.training_only)
+        .flat_map(|(_, n)| n.params.iter().map(|p| p.name.as_str()))
+        .collect();
+    let mut report = WeightReport::default();
+    let mut bound = Weights::default();
+    let mut names: Vec<String> = file.tensors.keys().cloned().collect();
+    names.sort_unstable();
+    let mut tensors = file.tensors;
+    for key in names {
+        let tensor = tensors.remove(&key).expect("key listed above");
+        let name = graph.meta.aliases.iter().fold(key.clone(), |k, (from, to)| k.replace(from.as_str(), to));
+        if name.ends_with("num_batches_tracked")
+            || (!expected.contains_key(name.as_str()) && training_only.contains(&name.as_str()))
+        {
+            continue;
+        }
+        match expected.get(name.as_str()) {
+            None => report.unexpected.push((key, tensor.shape.clone())),
+            Some(want) if *want != tensor.shape.as_slice() => {
+                report.wrong_shape.push((name, want.to_vec(), tensor.shape.clone()))
+            }
+            Some(_) => {
+                if tensor.data.iter().any(|v| !v.is_finite()) {
+                    report.non_finite.push(name);
+                } else {
+                    bound.insert(name, tensor);
+                }
+            }
+        }
+    }
+    for p in graph.weights() {
+        if bound.get(&p.name).is_none()
+            && !report.wrong_shape.iter().any(|w| w.0 == p.name)
+            && !report.non_finite.contains(&p.name)
+        {
+            report.missing.push((p.name.clone(), p.shape.clone()));
+        }
+    }
+    if report.blocks_loading(strict) {
+        return Err(RuntimeError::Weights(report));
+    }
+    Ok(Bound { weights: bound, tolerated: report })
+}
+
+/// Fills every weight the graph needs but `weights` lacks with synthetic values (seed 0).
+pub fn fill_missing(graph: &Graph, weights: &mut Weights) {
+    let synthetic = crate::synthetic::weights(graph, 0);
+    for p in graph.weights() {
+        if weights.get(&p.name).is_none() {
+            if let Some(t) = synthetic.get(&p.name) {
+                weights.insert(p.name.clone(), t.clone());
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `cnnc run`: run a model on a batch and print or save its outputs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cnnc::compiler::Graph;
+use cnnc::runtime::{cpu, npy, synthetic, weights, RuntimeError, Tensor};
+
+use super::{compile, Compiled, SpecPath, EXIT_SPEC_ERROR, EXIT_USAGE};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model spec.
+    #[arg(value_name = "SPEC")]
+    spec: SpecPath,
+    /// Checkpoint to load (.safetensors), matched by name against the spec's weight table.
+    #[arg(long, value_name = "FILE", required_unless_present = "seed", conflicts_with = "seed")]
+    weights: Option<PathBuf>,
+    /// Use deterministic pseudo-random weights from this seed instead of a checkpoint.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Input batch: a float32 .npy array of shape [N, C, H, W].
+    #[arg(long, value_name = "X.npy", required_unless_present = "random_input", conflicts_with = "random_input")]
+    input: Option<PathBuf>,
+    /// Use a deterministic pseudo-random input batch instead of a file.
+    #[arg(long)]
+    random_input: bool,
+    /// Batch size of the random input.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    batch: u64,
+    /// Write the outputs (logits) to this float32 .npy file, shape [N, classes].
+    #[arg(long, value_name = "Y.npy")]
+    output: Option<PathBuf>,
+    /// How many of the highest-scoring classes to print per input.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Run on the CPU reference executor.
+    #[arg(long)]
+    cpu: bool,
+    /// Require the checkpoint to match the spec exactly; with `--strict false`, missing tensors are
+    /// initialised pseudo-randomly and unexpected ones ignored (both reported).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    strict: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let graph = match compile(&args.spec) {
+        Compiled::Model(graph) => graph,
+        Compiled::Library(_) => {
+            eprintln!("error: `{}` is a library of modules, not a model", args.spec.display());
+            return ExitCode::from(EXIT_SPEC_ERROR);
+        }
+        Compiled::Failed(code) => return ExitCode::from(code),
+    };
+    if !args.cpu {
+        eprintln!(
+            "error: the GPU executor is not available in this build; pass --cpu to run on the CPU reference executor"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match execute(&args, &graph) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
+    let weights = match (&args.weights, args.seed) {
+        (Some(path), _) => {
+            let file = weights::read(path)?;
+            let mut bound = weights::bind(graph, file, args.strict)?;
+            if !bound.tolerated.is_clean() {
+                eprintln!(
+                    "warning: the checkpoint does not match the spec exactly (allowed by --strict false):\n{}",
+                    bound.tolerated
+                );
+                if !bound.tolerated.missing.is_empty() {
+                    eprintln!(
+                        "warning: {} missing tensors are initialised pseudo-randomly",
+                        bound.tolerated.missing.len()
+                    );
+                }
+                weights::fill_missing(graph, &mut bound.weights);
+            }
+            bound.weights
+        }
+        (None, seed) => synthetic::weights(graph, seed.unwrap_or(0)),
+    };
+    let input = match &args.input {
+        Some(path) => npy::read(path)?,
+        None => {
+            let mut shape = vec![args.batch as usize];
+            shape.extend(graph.node(graph.input).shape.dims());
+            synthetic::input(args.seed.unwrap_or(0), shape)
+        }
+    };
+    let output = cpu::run(graph, &weights, &input)?;
+    if let Some(path) = &args.output {
+        npy::write(path, &output)?;
+    }
+    print_top(graph, &output, args.top);
+    Ok(())
+}
+
+fn print_top(graph: &Graph, output: &Tensor, k: usize) {
+    if k == 0 || output.shape.len() != 2 {
+        return;
+    }
+    let classes = output.shape[1];
+    for b in 0..output.batch() {
+        let row = &output.data[b * classes..][..classes];
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let sum: f64 = row.iter().map(|v| (*v as f64 - max).exp()).sum();
+        let mut order: Vec<usize> = (0..classes).collect();
+        order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
+        println!("input {b}:");
+        for &c in order.iter().take(k) {
+            let p = ((row[c] as f64 - max).exp() / sum) as f32;
+            let label =
+                graph.meta.labels.as_ref().and_then(|l| l.get(c)).map_or_else(|| format!("class {c}"), Clone::clone);
+            println!("  {p:>7.4}  {label} ({c})");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `cnnc run` end to end: checkpoints written by PyTorch, weight mismatches reported together,
+//! and clear errors for bad input files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::tensor::{serialize, Dtype, TensorView};
+
+fn cnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnc")).args(args).output().expect("cnnc runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cnnc-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn read_npy(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f32>().unwrap()
+}
+
+/// The lenet checkpoint saved by PyTorch, as (name, shape, f32 data).
+fn lenet_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read("tests/fixtures/lenet.safetensors").unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            (name, view.shape().to_vec(), data)
+        })
+        .collect()
+}
+
+fn write_checkpoint(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(path, serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn a_pytorch_checkpoint_gives_pytorchs_logits() {
+    let out = temp("lenet_out.npy");
+    let o = cnnc(&[
+        "run",
+        "specs/lenet.yaml",
+        "--weights",
+        "tests/fixtures/lenet.safetensors",
+        "--random-input",
+        "--batch",
+        "2",
+        "--cpu",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ours = read_npy(&out);
+    let bytes = std::fs::read("tests/fixtures/lenet.npy").unwrap();
+    let want = npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f64>().unwrap();
+    let err = cnnc::runtime::tensor::relative_l2(&ours, &want);
+    assert!(err < 1e-5, "relative L2 error {err}");
+    // Top-K labels come from the spec's label file.
+    assert!(text(&o).contains("input 1:"), "{}", text(&o));
+    assert!(["airplane", "bird", "cat", "dog", "truck"].iter().any(|l| text(&o).contains(l)));
+}
+
+#[test]
+fn every_weight_mismatch_is_reported_at_once() {
+    let mut tensors = lenet_tensors();
+    tensors.retain(|(n, _, _)| n != "fc3.bias");
+    for (name, shape, data) in tensors.iter_mut() {
+        if name == "fc1.weight" {
+            *shape = vec![120, 576];
+            *data = vec![0.0; 120 * 576];
+        }
+        if name == "cn2.bias" {
+            data[3] = f32::NAN;
+        }
+    }
+    tensors.push(("fc4.weight".into(), vec![2, 2], vec![0.0; 4]));
+    let path = temp("broken.safetensors");
+    write_checkpoint(&path, &tensors);
+    let o = cnnc(&["run", "specs/lenet.yaml", "--weights", path.to_str().unwrap(), "--random-input", "--cpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains("missing     fc3.bias [10]"), "{t}");
+    assert!(t.contains("unexpected  fc4.weight [2, 2]"), "{t}");
+    assert!(t.contains("wrong shape fc1.weight: the spec expects [120, 400], the file has [120, 576]"), "{t}");
+    assert!(t.contains("non-finite  cn2.bias"), "{t}");
+}
+
+#[test]
+fn non_strict_loading_fills_missing_heads_and_says_so() {
+    let mut tensors = lenet_tensors();
+    tensors.retain(|(n, _, _)| !n.starts_with("fc3"));
+    let path = temp("backbone.safetensors");
+    write_checkpoint(&path, &tensors);
+    let strict = cnnc(&["run", "specs/lenet.yaml", "--weights", path.to_str().unwrap(), "--random-input", "--cpu"]);
+    assert_eq!(strict.status.code(), Some(1));
+    let loose = cnnc(&[
+        "run",
+        "specs/lenet.yaml",
+        "--weights",
+        path.to_str().unwrap(),
+        "--random-input",
+        "--cpu",
+        "--strict",
+        "false",
+    ]);
+    assert_eq!(loose.status.code(), Some(0), "{}", text(&loose));
+    assert!(text(&loose).contains("missing     fc3.weight [10, 84]"), "{}", text(&loose));
+    assert!(text(&loose).contains("2 missing tensors are initialised pseudo-randomly"), "{}", text(&loose));
+}
+
+#[test]
+fn bad_files_get_clear_errors() {
+    let truncated = temp("truncated.safetensors");
+    let bytes = std::fs::read("tests/fixtures/lenet.safetensors").unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let o = cnnc(&["run", "specs/lenet.yaml", "--weights", truncated.to_str().unwrap(), "--random-input", "--cpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("truncated.safetensors` is not a usable weights file"), "{}", text(&o));
+
+    let wrong_input = temp("wrong.npy");
+    let mut buf = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w =
+            npyz::WriteOptions::new().default_dtype().shape(&[1, 3, 28, 28]).writer(&mut buf).begin_nd().unwrap();
+        w.extend(vec![0f32; 3 * 28 * 28]).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(&wrong_input, &buf).unwrap();
+    let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--input", wrong_input.to_str().unwrap(), "--cpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("the model takes [N, 3, 32, 32], the input is [1, 3, 28, 28]"), "{}", text(&o));
+
+    let f64_input = temp("f64.npy");
+    let mut buf = Vec::new();
+    {
+        use npyz::WriterBuilder;
+        let mut w =
+            npyz::WriteOptions::new().default_dtype().shape(&[1, 3, 32, 32]).writer(&mut buf).begin_nd().unwrap();
+        w.extend(vec![0f64; 3 * 32 * 32]).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(&f64_input, &buf).unwrap();
+    let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--input", f64_input.to_str().unwrap(), "--cpu"]);
+    assert!(text(&o).contains("not float32; convert it with x.astype(np.float32)"), "{}", text(&o));
+}
