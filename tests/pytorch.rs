@@ -1,14 +1,16 @@
 //! The zoo against PyTorch: each model, with the deterministic weights and input batch of
 //! `runtime/src/synthetic.rs`, must give torchvision's logits (`tests/fixtures/<model>.npy`, made by
-//! `tests/fixtures/generate.py` in float64): relative L2 error ≤ 1e-4 and the same top-1.
+//! `tests/fixtures/generate.py` in float64): relative L2 error ≤ 1e-4 and the same top-1, on the CPU
+//! reference executor and on the GPU (Mesa's lavapipe where there is no GPU).
 //!
 //! CI runs a representative subset; `CNNC_ZOO=all cargo test --release --test pytorch -- --nocapture`
 //! runs every model, and `CNNC_ZOO=resnet18,vgg11` the ones named.
 
 use std::path::Path;
 
-use cnnc::runtime::{cpu, synthetic, tensor::relative_l2};
+use cnnc::runtime::{cpu, gpu, synthetic, tensor::relative_l2, weights::Weights, RuntimeError, Tensor};
 use cnnc::Expanded;
+use cnnc::Graph;
 
 const CI_SUBSET: &[&str] = &[
     "lenet",
@@ -37,15 +39,18 @@ fn argmax(row: impl Iterator<Item = f64>) -> usize {
     row.enumerate().fold((0, f64::NEG_INFINITY), |best, (i, v)| if v > best.1 { (i, v) } else { best }).0
 }
 
-/// Runs one model on the CPU executor; returns a description of any disagreement.
-fn compare(name: &str) -> Option<String> {
+/// Runs one model with `run`; returns a description of any disagreement with PyTorch.
+fn compare(name: &str, run: &dyn Fn(&Graph, &Weights, &Tensor) -> Result<Tensor, RuntimeError>) -> Option<String> {
     let compilation = cnnc::compile_path(Path::new(&format!("specs/{name}.yaml"))).unwrap();
     let Ok(Expanded::Model(graph)) = compilation.result else { return Some(format!("{name}: spec does not compile")) };
     let weights = synthetic::weights(&graph, 0);
     let mut shape = vec![2];
     shape.extend(graph.node(graph.input).shape.dims());
     let input = synthetic::input(0, shape);
-    let out = cpu::run(&graph, &weights, &input).unwrap();
+    let out = match run(&graph, &weights, &input) {
+        Ok(out) => out,
+        Err(e) => return Some(format!("{name}: {e}")),
+    };
     let (want_shape, want) = reference(name);
     if out.shape != want_shape {
         return Some(format!("{name}: output {:?}, PyTorch {:?}", out.shape, want_shape));
@@ -66,10 +71,9 @@ fn compare(name: &str) -> Option<String> {
     None
 }
 
-#[test]
-fn zoo_models_give_pytorchs_logits() {
-    let chosen = std::env::var("CNNC_ZOO").unwrap_or_default();
-    let names: Vec<String> = match chosen.as_str() {
+/// The models to check: `CNNC_ZOO` (`all`, or a comma-separated list), else the CI subset.
+fn chosen() -> Vec<String> {
+    match std::env::var("CNNC_ZOO").unwrap_or_default().as_str() {
         "" => CI_SUBSET.iter().map(|s| s.to_string()).collect(),
         "all" => {
             let text = std::fs::read_to_string("tests/reference/torchvision_facts.json").unwrap();
@@ -77,7 +81,20 @@ fn zoo_models_give_pytorchs_logits() {
             facts.keys().cloned().collect()
         }
         list => list.split(',').map(|s| s.trim().to_string()).collect(),
-    };
-    let failures: Vec<String> = names.iter().filter_map(|n| compare(n)).collect();
+    }
+}
+
+#[test]
+fn cpu_executor_gives_pytorchs_logits() {
+    let failures: Vec<String> = chosen().iter().filter_map(|n| compare(n, &cpu::run)).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn gpu_executor_gives_pytorchs_logits() {
+    let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
+    println!("adapter: {} ({:?})", device.info.name, device.info.backend);
+    let run = |g: &Graph, w: &Weights, x: &Tensor| gpu::Prepared::new(&device, g, w, x.batch())?.run(x);
+    let failures: Vec<String> = chosen().iter().filter_map(|n| compare(n, &run)).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -17,6 +17,10 @@ pub enum RuntimeError {
     WeightsFile { path: PathBuf, message: String },
     #[error("the weights do not fit the spec:\n{0}")]
     Weights(WeightReport),
+    #[error("{0}")]
+    NoAdapter(String),
+    #[error("GPU error: {0}")]
+    Gpu(String),
     #[error("wrong input: {0}")]
     Input(String),
 }

@@ -8,6 +8,7 @@
 
 pub mod cpu;
 pub mod error;
+pub mod gpu;
 pub mod npy;
 pub mod synthetic;
 pub mod tensor;

@@ -1,6 +1,7 @@
 //! One module per verb of the command line.
 
 mod check;
+mod devices;
 mod fmt;
 mod graph;
 mod run;
@@ -60,8 +61,14 @@ enum Command {
     /// reproduces torchvision's) or from --seed; the input from a float32 .npy [N, C, H, W] or
     /// --random-input.
     ///
-    /// Example: cnnc run specs/resnet18.yaml --weights resnet18.safetensors --input x.npy --output y.npy --cpu
+    /// Example: cnnc run specs/resnet18.yaml --weights resnet18.safetensors --input x.npy --output y.npy
     Run(run::Args),
+    /// List the GPU adapters wgpu can use, best first, with the limits that matter.
+    ///
+    /// Choose one for `run` with `--adapter NAME` or the CNNC_ADAPTER environment variable.
+    ///
+    /// Example: cnnc devices
+    Devices(devices::Args),
 }
 
 /// Runs the parsed command line.
@@ -72,6 +79,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Fmt(args) => fmt::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Run(args) => run::run(args),
+        Command::Devices(args) => devices::run(args),
     }
 }
 

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cnnc::compiler::Graph;
-use cnnc::runtime::{cpu, npy, synthetic, weights, RuntimeError, Tensor};
+use cnnc::runtime::{cpu, gpu, npy, synthetic, weights, RuntimeError, Tensor};
 
-use super::{compile, Compiled, SpecPath, EXIT_SPEC_ERROR, EXIT_USAGE};
+use super::{compile, Compiled, SpecPath, EXIT_SPEC_ERROR};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,9 +34,12 @@ pub struct Args {
     /// How many of the highest-scoring classes to print per input.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Run on the CPU reference executor.
+    /// Run on the CPU reference executor instead of the GPU.
     #[arg(long)]
     cpu: bool,
+    /// The GPU adapter to use: part of its name, or a backend (vulkan, metal, dx12); see `cnnc devices`.
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
     /// Require the checkpoint to match the spec exactly; with `--strict false`, missing tensors are
     /// initialised pseudo-randomly and unexpected ones ignored (both reported).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
@@ -52,12 +55,6 @@ pub fn run(args: Args) -> ExitCode {
         }
         Compiled::Failed(code) => return ExitCode::from(code),
     };
-    if !args.cpu {
-        eprintln!(
-            "error: the GPU executor is not available in this build; pass --cpu to run on the CPU reference executor"
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
     match execute(&args, &graph) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -97,7 +94,13 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
             synthetic::input(args.seed.unwrap_or(0), shape)
         }
     };
-    let output = cpu::run(graph, &weights, &input)?;
+    let output = if args.cpu {
+        cpu::run(graph, &weights, &input)?
+    } else {
+        let gpu = gpu::open(args.adapter.as_deref())?;
+        let prepared = gpu::Prepared::new(&gpu, graph, &weights, input.batch())?;
+        prepared.run(&input)?
+    };
     if let Some(path) = &args.output {
         npy::write(path, &output)?;
     }

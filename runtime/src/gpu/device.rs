@@ -1,0 +1,108 @@
+//! Finding a GPU adapter and opening a device with the adapter's real limits.
+
+use std::fmt;
+
+use crate::RuntimeError;
+
+/// An opened device, with what it is and what it allows.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+}
+
+/// What `cnnc devices` shows of one adapter.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+}
+
+impl fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.info;
+        let l = &self.limits;
+        writeln!(f, "{} ({:?}, {:?})", i.name, i.backend, i.device_type)?;
+        writeln!(f, "  driver: {} {}", i.driver, i.driver_info)?;
+        writeln!(f, "  max storage buffer binding: {} MiB", l.max_storage_buffer_binding_size / (1 << 20))?;
+        writeln!(f, "  max buffer size: {} MiB", l.max_buffer_size / (1 << 20))?;
+        writeln!(f, "  max storage buffers per stage: {}", l.max_storage_buffers_per_shader_stage)?;
+        writeln!(
+            f,
+            "  max workgroup size: {} ({} invocations)",
+            l.max_compute_workgroup_size_x, l.max_compute_invocations_per_workgroup
+        )?;
+        write!(f, "  max workgroups per dimension: {}", l.max_compute_workgroups_per_dimension)
+    }
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+    }
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter wgpu can see, best first (discrete, integrated, virtual, CPU).
+pub fn adapters() -> Vec<AdapterSummary> {
+    let mut all: Vec<AdapterSummary> = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()))
+        .into_iter()
+        .map(|a| AdapterSummary { info: a.get_info(), limits: a.limits() })
+        .collect();
+    all.sort_by_key(|a| rank(a.info.device_type));
+    all
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+/// Opens the best adapter, or the first whose name or backend contains `choice`
+/// (case-insensitive; from `--adapter` or the `CNNC_ADAPTER` environment variable).
+pub fn open(choice: Option<&str>) -> Result<Gpu, RuntimeError> {
+    let choice = choice.map(str::to_string).or_else(|| std::env::var("CNNC_ADAPTER").ok()).filter(|c| !c.is_empty());
+    let mut adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    adapters.sort_by_key(|a| rank(a.get_info().device_type));
+    let tried: Vec<String> =
+        adapters.iter().map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend)).collect();
+    let chosen = match &choice {
+        Some(c) => {
+            let c = c.to_lowercase();
+            adapters.into_iter().find(|a| {
+                let i = a.get_info();
+                i.name.to_lowercase().contains(&c) || format!("{:?}", i.backend).to_lowercase() == c
+            })
+        }
+        None => adapters.into_iter().next(),
+    };
+    let Some(adapter) = chosen else {
+        let found =
+            if tried.is_empty() { "no adapters at all".to_string() } else { format!("only {}", tried.join(", ")) };
+        let wanted = choice.map_or(String::new(), |c| format!(" matching `{c}`"));
+        return Err(RuntimeError::NoAdapter(format!(
+            "no GPU adapter{wanted} (Vulkan, Metal or DX12): found {found}. On Linux without a GPU, install Mesa's \
+             software Vulkan driver (`apt-get install mesa-vulkan-drivers`); `cnnc devices` lists what wgpu sees"
+        )));
+    };
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    let desc = wgpu::DeviceDescriptor {
+        label: Some("cnnc"),
+        required_features: wgpu::Features::empty(),
+        required_limits: limits.clone(),
+        experimental_features: wgpu::ExperimentalFeatures::disabled(),
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    };
+    let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+        .map_err(|e| RuntimeError::NoAdapter(format!("the adapter {} refused a device: {e}", info.name)))?;
+    Ok(Gpu { device, queue, info, limits })
+}

@@ -1,0 +1,754 @@
+//! Running a graph on the GPU: a plan of kernel dispatches with fused epilogues, every pipeline and
+//! bind group made once, and one compute pass per forward.
+//!
+//! Fusions: batch-norm after a convolution is folded into its weights and bias; an activation whose
+//! producer has no other reader runs in the producer's epilogue; a residual add whose other operand
+//! is ready runs in the convolution's epilogue. Dropout, stochastic depth and flatten cost nothing.
+//! Tensors larger than one storage binding are handled by splitting: linear weights by rows, and
+//! activations by running the batch in chunks.
+
+use std::collections::HashMap;
+
+use cnnc_compiler::graph::{Activation, Graph, Node, NodeId, Op};
+use wgpu::util::DeviceExt;
+
+use super::kernels::{activation_consts, grid_1d, Const, Family, Kernel};
+use super::Gpu;
+use crate::weights::Weights;
+use crate::{RuntimeError, Tensor};
+
+/// One dispatch.
+struct Step {
+    pipeline: usize,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+/// A graph ready to run on a device for a fixed batch chunk.
+pub struct Prepared<'g> {
+    gpu: &'g Gpu,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    steps: Vec<Step>,
+    input: wgpu::Buffer,
+    output: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    /// Batch items per forward pass.
+    pub chunk: usize,
+    item_shape: Vec<usize>,
+    output_item_shape: Vec<usize>,
+    /// Kernels dispatched per forward.
+    pub dispatches: usize,
+}
+
+/// Where a node's value lives: its own buffer, or another node's (fused or free ops).
+#[derive(Copy, Clone)]
+enum Place {
+    Buffer(usize),
+    Alias(NodeId),
+}
+
+struct Planner<'a, 'g> {
+    gpu: &'g Gpu,
+    graph: &'a Graph,
+    weights: &'a Weights,
+    chunk: usize,
+    consumers: Vec<Vec<NodeId>>,
+    places: Vec<Option<Place>>,
+    buffers: Vec<wgpu::Buffer>,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    pipeline_ids: HashMap<String, usize>,
+    layouts: HashMap<usize, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    steps: Vec<Step>,
+    dummy: wgpu::Buffer,
+    /// Nodes whose work is done inside another node's kernel.
+    absorbed: Vec<bool>,
+}
+
+fn elements(node: &Node) -> usize {
+    node.shape.dims().iter().product()
+}
+
+/// `[C, P]` of a value: channels (or features) and positions per channel.
+fn channels_positions(node: &Node) -> (usize, usize) {
+    let d = node.shape.dims();
+    (d[0], d[1..].iter().product::<usize>().max(1))
+}
+
+impl<'g> Prepared<'g> {
+    /// Plans the graph for `batch` items (run in chunks if a whole batch would not fit a binding).
+    pub fn new(gpu: &'g Gpu, graph: &Graph, weights: &Weights, batch: usize) -> Result<Prepared<'g>, RuntimeError> {
+        for p in graph.inference_nodes().flat_map(|(_, n)| n.params.iter()) {
+            if weights.get(&p.name).is_none() {
+                return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
+            }
+        }
+        let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+        let largest = graph.inference_nodes().map(|(_, n)| elements(n) * 4).max().unwrap_or(4);
+        if largest > limit {
+            return Err(RuntimeError::Gpu(format!(
+                "one activation of a single input needs {largest} bytes, more than the device's {limit}-byte storage binding limit"
+            )));
+        }
+        let chunk = batch.clamp(1, (limit / largest).max(1));
+        let dummy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused binding"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let mut consumers = vec![Vec::new(); graph.len()];
+        for (id, node) in graph.inference_nodes() {
+            for input in &node.inputs {
+                consumers[input.index()].push(id);
+            }
+        }
+        let mut planner = Planner {
+            gpu,
+            graph,
+            weights,
+            chunk,
+            consumers,
+            places: vec![None; graph.len()],
+            buffers: Vec::new(),
+            pipelines: Vec::new(),
+            pipeline_ids: HashMap::new(),
+            layouts: HashMap::new(),
+            steps: Vec::new(),
+            dummy,
+            absorbed: vec![false; graph.len()],
+        };
+        // Shader or binding mistakes surface as errors here, not as panics in wgpu's default handler.
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let planned = planner.plan();
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(RuntimeError::Gpu(format!("preparing the model failed: {e}")));
+        }
+        planned?;
+        let input_buffer = match planner.places[graph.input.index()] {
+            Some(Place::Buffer(b)) => b,
+            _ => unreachable!("the input has its own buffer"),
+        };
+        let output_buffer = planner.buffer_of(graph.output);
+        let out_node = graph.node(graph.output);
+        let out_bytes = (chunk * elements(out_node) * 4) as u64;
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("output staging"),
+            size: out_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let dispatches = planner.steps.len();
+        let Planner { mut buffers, pipelines, steps, .. } = planner;
+        // Take the two buffers the forward pass needs by handle; the rest stay alive in the bind groups.
+        let output = buffers[output_buffer].clone();
+        let input = buffers.swap_remove(input_buffer);
+        Ok(Prepared {
+            gpu,
+            pipelines,
+            steps,
+            input,
+            output,
+            staging,
+            chunk,
+            item_shape: graph.node(graph.input).shape.dims().to_vec(),
+            output_item_shape: out_node.shape.dims().to_vec(),
+            dispatches,
+        })
+    }
+
+    /// Runs a batch `[N, ...]` and returns the outputs `[N, ...]`.
+    pub fn run(&self, input: &Tensor) -> Result<Tensor, RuntimeError> {
+        if input.shape.len() != self.item_shape.len() + 1
+            || input.shape[1..] != self.item_shape[..]
+            || input.shape[0] == 0
+        {
+            return Err(RuntimeError::Input(format!(
+                "the model takes [N, {}], the input is {:?}",
+                self.item_shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                input.shape
+            )));
+        }
+        let n = input.shape[0];
+        let item = input.item_len();
+        let out_item: usize = self.output_item_shape.iter().product();
+        let mut out = Vec::with_capacity(n * out_item);
+        for start in (0..n).step_by(self.chunk) {
+            let take = (n - start).min(self.chunk);
+            let mut data = input.data[start * item..(start + take) * item].to_vec();
+            data.resize(self.chunk * item, 0.0);
+            let result = self.forward(&data)?;
+            out.extend_from_slice(&result[..take * out_item]);
+        }
+        let mut shape = vec![n];
+        shape.extend(&self.output_item_shape);
+        Ok(Tensor::new(shape, out))
+    }
+
+    /// One chunk through the network: upload, one compute pass, read back.
+    fn forward(&self, data: &[f32]) -> Result<Vec<f32>, RuntimeError> {
+        let device = &self.gpu.device;
+        self.gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(data));
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+        {
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+            for step in &self.steps {
+                pass.set_pipeline(&self.pipelines[step.pipeline]);
+                pass.set_bind_group(0, &step.bind_group, &[]);
+                let [x, y, z] = step.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        }
+        encoder.copy_buffer_to_buffer(&self.output, 0, &self.staging, 0, self.staging.size());
+        self.gpu.queue.submit([encoder.finish()]);
+        let slice = self.staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RuntimeError::Gpu(e.to_string()))?;
+        rx.recv().map_err(|e| RuntimeError::Gpu(e.to_string()))?.map_err(|e| RuntimeError::Gpu(e.to_string()))?;
+        let view = slice.get_mapped_range().map_err(|e| RuntimeError::Gpu(e.to_string()))?;
+        let result = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        self.staging.unmap();
+        Ok(result)
+    }
+}
+
+impl Planner<'_, '_> {
+    fn node(&self, id: NodeId) -> &Node {
+        self.graph.node(id)
+    }
+
+    fn buffer_of(&self, id: NodeId) -> usize {
+        match self.places[id.index()].expect("values are placed before they are read") {
+            Place::Buffer(b) => b,
+            Place::Alias(other) => self.buffer_of(other),
+        }
+    }
+
+    fn new_buffer(&mut self, bytes: usize, label: &str) -> usize {
+        self.buffers.push(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (bytes.max(4) as u64).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }));
+        self.buffers.len() - 1
+    }
+
+    fn data_buffer(&mut self, data: &[f32], label: &str) -> usize {
+        self.buffers.push(self.gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE,
+        }));
+        self.buffers.len() - 1
+    }
+
+    fn output_for(&mut self, id: NodeId) -> usize {
+        let bytes = self.chunk * elements(self.node(id)) * 4;
+        let b = self.new_buffer(bytes, &self.node(id).path.clone());
+        self.places[id.index()] = Some(Place::Buffer(b));
+        b
+    }
+
+    /// The sole inference reader of `id`, if it has exactly one and is not the graph's output.
+    fn sole_consumer(&self, id: NodeId) -> Option<NodeId> {
+        match self.consumers[id.index()][..] {
+            [c] if id != self.graph.output => Some(c),
+            _ => None,
+        }
+    }
+
+    /// If `id`'s only reader is an activation, absorbs it and returns it.
+    fn fuse_activation(&mut self, id: NodeId) -> Option<Activation> {
+        let c = self.sole_consumer(id)?;
+        let Op::Activation(a) = self.node(c).op else { return None };
+        self.absorbed[c.index()] = true;
+        self.places[c.index()] = Some(Place::Alias(id));
+        Some(a)
+    }
+
+    /// Makes sure the bind group and pipeline layouts for `inputs` read-only bindings exist.
+    fn layout(&mut self, inputs: usize) {
+        let device = &self.gpu.device;
+        self.layouts.entry(inputs).or_insert_with(|| {
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..=inputs)
+                .map(|i| wgpu::BindGroupLayoutEntry {
+                    binding: i as u32,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: i < inputs },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+                .collect();
+            let bgl =
+                device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+            (bgl, pl)
+        });
+    }
+
+    /// Adds a dispatch of `kernel` over `buffers` (inputs then output; `None` binds a placeholder).
+    fn dispatch(&mut self, kernel: Kernel, buffers: &[Option<usize>]) {
+        let inputs = kernel.family.inputs();
+        debug_assert_eq!(buffers.len(), inputs + 1);
+        let source = kernel.source();
+        let pipeline = match self.pipeline_ids.get(&source) {
+            Some(p) => *p,
+            None => {
+                let module = self.gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.family.name()),
+                    source: wgpu::ShaderSource::Wgsl(source.clone().into()),
+                });
+                self.layout(inputs);
+                let layout = &self.layouts[&inputs].1;
+                let p = self.gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.family.name()),
+                    layout: Some(layout),
+                    module: &module,
+                    entry_point: Some("main"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                self.pipelines.push(p);
+                self.pipeline_ids.insert(source, self.pipelines.len() - 1);
+                self.pipelines.len() - 1
+            }
+        };
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.map_or(&self.dummy, |b| &self.buffers[b]).as_entire_binding(),
+            })
+            .collect();
+        let bgl = &self.layouts[&inputs].0;
+        let bind_group = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: bgl,
+            entries: &entries,
+        });
+        self.steps.push(Step { pipeline, bind_group, workgroups: kernel.workgroups });
+    }
+
+    fn param(&self, node: &Node, suffix: &str) -> &Tensor {
+        let p = node.params.iter().find(|p| p.kind.suffix() == suffix).expect("op has this parameter");
+        self.weights.get(&p.name).expect("checked in Prepared::new")
+    }
+
+    fn plan(&mut self) -> Result<(), RuntimeError> {
+        let ids: Vec<NodeId> = self.graph.inference_nodes().map(|(id, _)| id).collect();
+        for id in ids {
+            if self.absorbed[id.index()] {
+                continue;
+            }
+            let node = self.node(id).clone();
+            match &node.op {
+                Op::Input => {
+                    self.output_for(id);
+                }
+                Op::Flatten | Op::Dropout { .. } | Op::StochasticDepth { .. } => {
+                    self.places[id.index()] = Some(Place::Alias(node.inputs[0]));
+                }
+                Op::Conv2d(_) => self.conv(id, &node),
+                Op::Linear { .. } => self.linear(id, &node)?,
+                Op::BatchNorm { eps, .. } => {
+                    let (w, b, m, v) = (
+                        self.param(&node, "weight"),
+                        self.param(&node, "bias"),
+                        self.param(&node, "running_mean"),
+                        self.param(&node, "running_var"),
+                    );
+                    let (scale, shift) = fold_bn(w, b, m, v, *eps);
+                    self.affine(id, &node, &scale, &shift);
+                }
+                Op::ChannelAffine { scale, shift } => {
+                    let scale: Vec<f32> = scale.iter().map(|v| *v as f32).collect();
+                    let shift: Vec<f32> = shift.iter().map(|v| *v as f32).collect();
+                    self.affine(id, &node, &scale, &shift);
+                }
+                Op::Activation(_) => {
+                    let (c, _) = channels_positions(&node);
+                    self.affine(id, &node, &vec![1.0; c], &vec![0.0; c]);
+                }
+                Op::MaxPool(p) | Op::AvgPool(p) => {
+                    let src = self.node(node.inputs[0]);
+                    let [c, ih, iw] = src.shape.dims().try_into().expect("pool input is [C, H, W]");
+                    let [_, oh, ow] = node.shape.dims().try_into().expect("pool output is [C, H, W]");
+                    let input = self.buffer_of(node.inputs[0]);
+                    let act = self.fuse_activation(id);
+                    let out = self.output_for(id);
+                    let u = |v: usize| Const::U(v as u32);
+                    let mut consts = vec![
+                        ("N", u(self.chunk)),
+                        ("C", u(c)),
+                        ("IH", u(ih)),
+                        ("IW", u(iw)),
+                        ("OH", u(oh)),
+                        ("OW", u(ow)),
+                        ("KH", u(p.kernel[0])),
+                        ("KW", u(p.kernel[1])),
+                        ("SY", u(p.stride[0])),
+                        ("SX", u(p.stride[1])),
+                        ("PT", u(p.padding.top)),
+                        ("PB", u(p.padding.bottom)),
+                        ("PL", u(p.padding.left)),
+                        ("PR", u(p.padding.right)),
+                        ("DY", u(p.dilation[0])),
+                        ("DX", u(p.dilation[1])),
+                        ("IS_MAX", Const::B(matches!(node.op, Op::MaxPool(_)))),
+                        ("COUNT_INCLUDE_PAD", Const::B(p.count_include_pad)),
+                    ];
+                    consts.extend(activation_consts(act));
+                    let workgroups = grid_1d((self.chunk * c * oh * ow) as u64);
+                    self.dispatch(Kernel { family: Family::Pool, consts, workgroups }, &[Some(input), Some(out)]);
+                }
+                Op::AdaptiveAvgPool { size } | Op::AdaptiveMaxPool { size } => {
+                    let src = self.node(node.inputs[0]);
+                    let [c, ih, iw] = src.shape.dims().try_into().expect("pool input is [C, H, W]");
+                    let input = self.buffer_of(node.inputs[0]);
+                    let act = self.fuse_activation(id);
+                    let out = self.output_for(id);
+                    let u = |v: usize| Const::U(v as u32);
+                    let mut consts = vec![
+                        ("N", u(self.chunk)),
+                        ("C", u(c)),
+                        ("IH", u(ih)),
+                        ("IW", u(iw)),
+                        ("OH", u(size[0])),
+                        ("OW", u(size[1])),
+                        ("IS_MAX", Const::B(matches!(node.op, Op::AdaptiveMaxPool { .. }))),
+                    ];
+                    consts.extend(activation_consts(act));
+                    let workgroups = grid_1d((self.chunk * c * size[0] * size[1]) as u64);
+                    self.dispatch(
+                        Kernel { family: Family::AdaptivePool, consts, workgroups },
+                        &[Some(input), Some(out)],
+                    );
+                }
+                Op::Add => self.add(id, &node),
+                Op::Mul => self.mul(id, &node)?,
+                Op::Concat => {
+                    let out = self.output_for(id);
+                    let (out_c, p) = channels_positions(&node);
+                    let mut offset = 0;
+                    for input in node.inputs.clone() {
+                        let (c, _) = channels_positions(self.node(input));
+                        let src = self.buffer_of(input);
+                        self.copy(src, out, c, p, c, out_c, 0, offset, 0);
+                        offset += c;
+                    }
+                }
+                Op::Chunk { chunks, index } => {
+                    let (in_c, p) = channels_positions(self.node(node.inputs[0]));
+                    let per = in_c / chunks;
+                    let src = self.buffer_of(node.inputs[0]);
+                    let out = self.output_for(id);
+                    self.copy(src, out, per, p, in_c, per, index * per, 0, 0);
+                }
+                Op::ChannelShuffle { groups } => {
+                    let (c, p) = channels_positions(&node);
+                    let src = self.buffer_of(node.inputs[0]);
+                    let out = self.output_for(id);
+                    self.copy(src, out, c, p, c, c, 0, 0, *groups);
+                }
+                Op::LocalResponseNorm { size, alpha, beta, k } => {
+                    let (c, p) = channels_positions(&node);
+                    let src = self.buffer_of(node.inputs[0]);
+                    let act = self.fuse_activation(id);
+                    let out = self.output_for(id);
+                    let u = |v: usize| Const::U(v as u32);
+                    let mut consts = vec![
+                        ("N", u(self.chunk)),
+                        ("C", u(c)),
+                        ("P", u(p)),
+                        ("SIZE", u(*size)),
+                        ("ALPHA", Const::F(*alpha as f32)),
+                        ("BETA", Const::F(*beta as f32)),
+                        ("K", Const::F(*k as f32)),
+                    ];
+                    consts.extend(activation_consts(act));
+                    let workgroups = grid_1d((self.chunk * c * p) as u64);
+                    self.dispatch(Kernel { family: Family::Lrn, consts, workgroups }, &[Some(src), Some(out)]);
+                }
+                Op::Softmax => {
+                    let (c, p) = channels_positions(&node);
+                    let src = self.buffer_of(node.inputs[0]);
+                    let out = self.output_for(id);
+                    let u = |v: usize| Const::U(v as u32);
+                    let mut consts = vec![("N", u(self.chunk)), ("C", u(c)), ("P", u(p))];
+                    consts.extend(activation_consts(None));
+                    let workgroups = grid_1d((self.chunk * p) as u64);
+                    self.dispatch(Kernel { family: Family::Softmax, consts, workgroups }, &[Some(src), Some(out)]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &mut self,
+        src: usize,
+        out: usize,
+        c: usize,
+        p: usize,
+        in_c: usize,
+        out_c: usize,
+        in_offset: usize,
+        out_offset: usize,
+        groups: usize,
+    ) {
+        let u = |v: usize| Const::U(v as u32);
+        let mut consts = vec![
+            ("N", u(self.chunk)),
+            ("C", u(c)),
+            ("P", u(p)),
+            ("IN_C", u(in_c)),
+            ("OUT_C", u(out_c)),
+            ("IN_OFFSET", u(in_offset)),
+            ("OUT_OFFSET", u(out_offset)),
+            ("SHUFFLE_GROUPS", u(groups)),
+        ];
+        consts.extend(activation_consts(None));
+        let workgroups = grid_1d((self.chunk * c * p) as u64);
+        self.dispatch(Kernel { family: Family::Copy, consts, workgroups }, &[Some(src), Some(out)]);
+    }
+
+    /// `y = act(x · scale[c] + shift[c])`.
+    fn affine(&mut self, id: NodeId, node: &Node, scale: &[f32], shift: &[f32]) {
+        let (c, p) = channels_positions(node);
+        let src = self.buffer_of(node.inputs[0]);
+        let own = match node.op {
+            Op::Activation(a) => Some(a),
+            _ => None,
+        };
+        let act = own.or_else(|| self.fuse_activation(id));
+        let scale = self.data_buffer(scale, "scale");
+        let shift = self.data_buffer(shift, "shift");
+        let out = self.output_for(id);
+        self.elementwise(0, c, p, p, act, src, None, Some(scale), Some(shift), out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn elementwise(
+        &mut self,
+        op: u32,
+        c: usize,
+        p: usize,
+        other_p: usize,
+        act: Option<Activation>,
+        src: usize,
+        other: Option<usize>,
+        scale: Option<usize>,
+        shift: Option<usize>,
+        out: usize,
+    ) {
+        let u = |v: usize| Const::U(v as u32);
+        let mut consts =
+            vec![("N", u(self.chunk)), ("C", u(c)), ("P", u(p)), ("OP", Const::U(op)), ("OTHER_P", u(other_p))];
+        consts.extend(activation_consts(act));
+        let workgroups = grid_1d((self.chunk * c * p).div_ceil(4) as u64);
+        self.dispatch(
+            Kernel { family: Family::Elementwise, consts, workgroups },
+            &[Some(src), other, scale, shift, Some(out)],
+        );
+    }
+
+    fn add(&mut self, id: NodeId, node: &Node) {
+        let (c, p) = channels_positions(node);
+        let mut acc = self.buffer_of(node.inputs[0]);
+        let last = node.inputs.len() - 1;
+        for (i, input) in node.inputs.iter().enumerate().skip(1) {
+            let other = self.buffer_of(*input);
+            let act = if i == last { self.fuse_activation(id) } else { None };
+            let out = if i == last {
+                self.output_for(id)
+            } else {
+                let bytes = self.chunk * elements(node) * 4;
+                self.new_buffer(bytes, "partial sum")
+            };
+            self.elementwise(1, c, p, p, act, acc, Some(other), None, None, out);
+            acc = out;
+        }
+    }
+
+    fn mul(&mut self, id: NodeId, node: &Node) -> Result<(), RuntimeError> {
+        let (c, p) = channels_positions(node);
+        let [a, b] = node.inputs[..] else {
+            return Err(RuntimeError::Gpu(format!(
+                "`{}`: mul of more than two inputs is not supported on the GPU",
+                node.path
+            )));
+        };
+        let (big, gate) = if elements(self.node(a)) >= elements(self.node(b)) { (a, b) } else { (b, a) };
+        let (gc, gp) = channels_positions(self.node(gate));
+        if elements(self.node(big)) != elements(node) || gc != c || (gp != p && gp != 1) {
+            return Err(RuntimeError::Gpu(format!(
+                "`{}`: the GPU multiplies [C, H, W] by [C, H, W] or [C, 1, 1] only, found {} × {}",
+                node.path,
+                self.node(a).shape,
+                self.node(b).shape
+            )));
+        }
+        let src = self.buffer_of(big);
+        let other = self.buffer_of(gate);
+        let act = self.fuse_activation(id);
+        let out = self.output_for(id);
+        self.elementwise(2, c, p, gp, act, src, Some(other), None, None, out);
+        Ok(())
+    }
+
+    fn conv(&mut self, id: NodeId, node: &Node) {
+        let Op::Conv2d(c) = &node.op else { unreachable!() };
+        let w = self.param(node, "weight");
+        let mut weight = w.data.clone();
+        let mut bias = c.bias.then(|| self.param(node, "bias").data.clone());
+        let mut tail = id;
+        // Fold a following batch-norm into the weights and bias.
+        if let Some(bn) = self.sole_consumer(id) {
+            if let Op::BatchNorm { eps, .. } = self.node(bn).op {
+                let bn_node = self.node(bn).clone();
+                let (scale, shift) = fold_bn(
+                    self.param(&bn_node, "weight"),
+                    self.param(&bn_node, "bias"),
+                    self.param(&bn_node, "running_mean"),
+                    self.param(&bn_node, "running_var"),
+                    eps,
+                );
+                let per_oc = weight.len() / c.out_channels;
+                for (o, chunk) in weight.chunks_mut(per_oc).enumerate() {
+                    chunk.iter_mut().for_each(|v| *v = (*v as f64 * scale[o] as f64) as f32);
+                }
+                let b0 = bias.take().unwrap_or_else(|| vec![0.0; c.out_channels]);
+                bias = Some(
+                    (0..c.out_channels).map(|o| (b0[o] as f64 * scale[o] as f64 + shift[o] as f64) as f32).collect(),
+                );
+                self.absorbed[bn.index()] = true;
+                self.places[bn.index()] = Some(Place::Alias(id));
+                tail = bn;
+            }
+        }
+        // Fuse a residual add whose other operand is already computed.
+        let mut residual = None;
+        if let Some(add) = self.sole_consumer(tail) {
+            let add_node = self.node(add).clone();
+            if add_node.op == Op::Add && add_node.inputs.len() == 2 {
+                let other = if add_node.inputs[0] == tail { add_node.inputs[1] } else { add_node.inputs[0] };
+                if other < id && self.places[other.index()].is_some() {
+                    residual = Some(self.buffer_of(other));
+                    self.absorbed[add.index()] = true;
+                    self.places[add.index()] = Some(Place::Alias(id));
+                    tail = add;
+                }
+            }
+        }
+        let act = self.fuse_activation(tail);
+        let input = self.buffer_of(node.inputs[0]);
+        let src = self.node(node.inputs[0]);
+        let [ic, ih, iw] = src.shape.dims().try_into().expect("conv input is [C, H, W]");
+        let [oc, oh, ow] = node.shape.dims().try_into().expect("conv output is [C, H, W]");
+        let weight_buffer = self.data_buffer(&weight, &format!("{}.weight", node.path));
+        let bias_buffer = bias.as_ref().map(|b| self.data_buffer(b, "bias"));
+        let out = self.output_for(id);
+        let ocg = oc / c.groups;
+        let oc_tile = if ocg % 4 == 0 { 4 } else { 1 };
+        let u = |v: usize| Const::U(v as u32);
+        let mut consts = vec![
+            ("N", u(self.chunk)),
+            ("IC", u(ic)),
+            ("IH", u(ih)),
+            ("IW", u(iw)),
+            ("OC", u(oc)),
+            ("OH", u(oh)),
+            ("OW", u(ow)),
+            ("KH", u(c.kernel[0])),
+            ("KW", u(c.kernel[1])),
+            ("SY", u(c.stride[0])),
+            ("SX", u(c.stride[1])),
+            ("PT", u(c.padding.top)),
+            ("PL", u(c.padding.left)),
+            ("DY", u(c.dilation[0])),
+            ("DX", u(c.dilation[1])),
+            ("ICG", u(ic / c.groups)),
+            ("OCG", u(ocg)),
+            ("OC_TILE", u(oc_tile)),
+            ("PX_TILE", u(4)),
+            ("HAS_BIAS", Const::B(bias_buffer.is_some())),
+            ("HAS_RESIDUAL", Const::B(residual.is_some())),
+        ];
+        consts.extend(activation_consts(act));
+        let pixel_tiles = (self.chunk * oh * ow).div_ceil(4);
+        let workgroups = [pixel_tiles.div_ceil(64) as u32, oc.div_ceil(oc_tile) as u32, 1];
+        self.dispatch(
+            Kernel { family: Family::Conv2d, consts, workgroups },
+            &[Some(input), Some(weight_buffer), bias_buffer, residual, Some(out)],
+        );
+        // Values read through the fused nodes live in this conv's buffer.
+        if tail != id {
+            self.places[tail.index()] = Some(Place::Alias(id));
+        }
+    }
+
+    fn linear(&mut self, id: NodeId, node: &Node) -> Result<(), RuntimeError> {
+        let Op::Linear { in_features, out_features, bias } = node.op else { unreachable!() };
+        let input = self.buffer_of(node.inputs[0]);
+        let act = self.fuse_activation(id);
+        let out = self.output_for(id);
+        let weight = self.param(node, "weight").data.clone();
+        let bias_buffer =
+            if bias { Some(self.data_buffer(&self.param(node, "bias").data.clone(), "bias")) } else { None };
+        let limit = self.gpu.limits.max_storage_buffer_binding_size as usize;
+        let rows_per_chunk = (limit / (in_features * 4)).max(1).min(out_features);
+        if in_features * 4 > limit {
+            return Err(RuntimeError::Gpu(format!(
+                "`{}`: one weight row ({in_features} floats) exceeds a storage binding",
+                node.path
+            )));
+        }
+        for row0 in (0..out_features).step_by(rows_per_chunk) {
+            let rows = rows_per_chunk.min(out_features - row0);
+            let part = self.data_buffer(
+                &weight[row0 * in_features..(row0 + rows) * in_features],
+                &format!("{}.weight[{row0}..]", node.path),
+            );
+            let u = |v: usize| Const::U(v as u32);
+            let mut consts = vec![
+                ("N", u(self.chunk)),
+                ("K", u(in_features)),
+                ("OUT", u(out_features)),
+                ("ROW0", u(row0)),
+                ("ROWS", u(rows)),
+                ("HAS_BIAS", Const::B(bias)),
+            ];
+            consts.extend(activation_consts(act));
+            let workgroups = [rows.div_ceil(4).div_ceil(64) as u32, self.chunk.div_ceil(4) as u32, 1];
+            self.dispatch(
+                Kernel { family: Family::Linear, consts, workgroups },
+                &[Some(input), Some(part), bias_buffer, Some(out)],
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Inference batch-norm as a per-channel `x · scale + shift`.
+fn fold_bn(w: &Tensor, b: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> (Vec<f32>, Vec<f32>) {
+    (0..w.len())
+        .map(|c| {
+            let s = w.data[c] as f64 / (var.data[c] as f64 + eps).sqrt();
+            (s as f32, (b.data[c] as f64 - mean.data[c] as f64 * s) as f32)
+        })
+        .unzip()
+}

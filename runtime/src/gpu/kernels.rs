@@ -1,0 +1,209 @@
+//! The WGSL kernel families and how each is specialised: every per-layer parameter is baked into
+//! the shader source as a `const`, so the shader compiler sees fixed loop bounds and strides.
+
+use std::fmt::Write as _;
+
+use cnnc_compiler::graph::Activation;
+
+const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+
+/// A kernel family: its WGSL body and how many read-only bindings precede the output.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Family {
+    Conv2d,
+    Linear,
+    Pool,
+    AdaptivePool,
+    Elementwise,
+    Copy,
+    Lrn,
+    Softmax,
+}
+
+impl Family {
+    /// Every family, for validation and conformance.
+    pub const ALL: [Family; 8] = [
+        Family::Conv2d,
+        Family::Linear,
+        Family::Pool,
+        Family::AdaptivePool,
+        Family::Elementwise,
+        Family::Copy,
+        Family::Lrn,
+        Family::Softmax,
+    ];
+
+    /// The family's WGSL file.
+    pub fn body(self) -> &'static str {
+        match self {
+            Family::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
+            Family::Linear => include_str!("../../../shaders/linear.wgsl"),
+            Family::Pool => include_str!("../../../shaders/pool.wgsl"),
+            Family::AdaptivePool => include_str!("../../../shaders/adaptive_pool.wgsl"),
+            Family::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
+            Family::Copy => include_str!("../../../shaders/copy.wgsl"),
+            Family::Lrn => include_str!("../../../shaders/lrn.wgsl"),
+            Family::Softmax => include_str!("../../../shaders/softmax.wgsl"),
+        }
+    }
+
+    /// Number of read-only storage bindings (the read-write output comes after them).
+    pub fn inputs(self) -> usize {
+        match self {
+            Family::Conv2d => 4,
+            Family::Linear => 3,
+            Family::Elementwise => 4,
+            Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => 1,
+        }
+    }
+
+    /// The name used in conformance tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Conv2d => "conv2d",
+            Family::Linear => "linear",
+            Family::Pool => "pool",
+            Family::AdaptivePool => "adaptive_pool",
+            Family::Elementwise => "elementwise",
+            Family::Copy => "copy",
+            Family::Lrn => "lrn",
+            Family::Softmax => "softmax",
+        }
+    }
+}
+
+/// A baked constant's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Const {
+    U(u32),
+    B(bool),
+    F(f32),
+}
+
+/// One specialised kernel: family, constants, and the workgroup grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    pub family: Family,
+    pub consts: Vec<(&'static str, Const)>,
+    pub workgroups: [u32; 3],
+}
+
+impl Kernel {
+    /// The full WGSL source: constants, shared helpers, the family's body.
+    pub fn source(&self) -> String {
+        let mut src = String::new();
+        for (name, value) in &self.consts {
+            let _ = match value {
+                Const::U(v) => writeln!(src, "const {name}: u32 = {v}u;"),
+                Const::B(v) => writeln!(src, "const {name}: bool = {v};"),
+                Const::F(v) => writeln!(src, "const {name}: f32 = {v:?};"),
+            };
+        }
+        src.push_str(COMMON);
+        src.push_str(self.family.body());
+        src
+    }
+}
+
+/// The activation constants (`ACT`, `ACT_ARG`) for a fused activation.
+pub fn activation_consts(act: Option<Activation>) -> [(&'static str, Const); 2] {
+    let (code, arg) = match act {
+        None => (0, 0.0),
+        Some(Activation::Relu) => (1, 0.0),
+        Some(Activation::Relu6) => (2, 0.0),
+        Some(Activation::LeakyRelu { slope }) => (3, slope as f32),
+        Some(Activation::Silu) => (4, 0.0),
+        Some(Activation::Sigmoid) => (5, 0.0),
+        Some(Activation::HardSwish) => (6, 0.0),
+        Some(Activation::HardSigmoid) => (7, 0.0),
+        Some(Activation::Tanh) => (8, 0.0),
+        Some(Activation::Gelu) => (9, 0.0),
+    };
+    [("ACT", Const::U(code)), ("ACT_ARG", Const::F(arg))]
+}
+
+/// A 1-D grid of `invocations` threads in workgroups of 64, folded into y past 65,535 workgroups
+/// (the shaders index `gid.x + gid.y · 65535 · 64`).
+pub fn grid_1d(invocations: u64) -> [u32; 3] {
+    let groups = invocations.div_ceil(64).max(1);
+    if groups <= 65_535 {
+        [groups as u32, 1, 1]
+    } else {
+        [65_535, groups.div_ceil(65_535) as u32, 1]
+    }
+}
+
+/// Constants for every family with placeholder values, so the bodies can be validated on their own.
+pub fn sample(family: Family) -> Kernel {
+    let u = |names: &[&'static str]| names.iter().map(|n| (*n, Const::U(2))).collect::<Vec<_>>();
+    let mut consts = match family {
+        Family::Conv2d => {
+            let mut c = u(&[
+                "N", "IC", "IH", "IW", "OC", "OH", "OW", "KH", "KW", "SY", "SX", "PT", "PL", "DY", "DX", "ICG", "OCG",
+            ]);
+            c.extend([
+                ("OC_TILE", Const::U(4)),
+                ("PX_TILE", Const::U(4)),
+                ("HAS_BIAS", Const::B(true)),
+                ("HAS_RESIDUAL", Const::B(true)),
+            ]);
+            c
+        }
+        Family::Linear => {
+            let mut c = u(&["N", "K", "OUT", "ROW0", "ROWS"]);
+            c.push(("HAS_BIAS", Const::B(true)));
+            c
+        }
+        Family::Pool => {
+            let mut c =
+                u(&["N", "C", "IH", "IW", "OH", "OW", "KH", "KW", "SY", "SX", "PT", "PB", "PL", "PR", "DY", "DX"]);
+            c.extend([("IS_MAX", Const::B(true)), ("COUNT_INCLUDE_PAD", Const::B(true))]);
+            c
+        }
+        Family::AdaptivePool => {
+            let mut c = u(&["N", "C", "IH", "IW", "OH", "OW"]);
+            c.push(("IS_MAX", Const::B(false)));
+            c
+        }
+        Family::Elementwise => u(&["N", "C", "P", "OP", "OTHER_P"]),
+        Family::Copy => u(&["N", "C", "P", "IN_C", "OUT_C", "IN_OFFSET", "OUT_OFFSET", "SHUFFLE_GROUPS"]),
+        Family::Lrn => {
+            let mut c = u(&["N", "C", "P", "SIZE"]);
+            c.extend([("ALPHA", Const::F(1e-4)), ("BETA", Const::F(0.75)), ("K", Const::F(1.0))]);
+            c
+        }
+        Family::Softmax => u(&["N", "C", "P"]),
+    };
+    // Every family takes an activation: the executor always bakes one in (0 = none).
+    consts.extend(activation_consts(Some(Activation::Relu)));
+    Kernel { family, consts, workgroups: [1, 1, 1] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel family is valid WGSL, as naga (wgpu's shader compiler front end) sees it,
+    /// including constants the executor bakes in that switch a path off (no channel shuffle).
+    #[test]
+    fn every_shader_validates_with_naga() {
+        let mut no_shuffle = sample(Family::Copy);
+        no_shuffle.consts.iter_mut().filter(|(n, _)| *n == "SHUFFLE_GROUPS").for_each(|c| c.1 = Const::U(0));
+        for kernel in Family::ALL.into_iter().map(sample).chain([no_shuffle]) {
+            let family = kernel.family;
+            let source = kernel.source();
+            let module = naga::front::wgsl::parse_str(&source)
+                .unwrap_or_else(|e| panic!("{}: {}", family.name(), e.emit_to_string(&source)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", family.name()));
+        }
+    }
+
+    #[test]
+    fn large_grids_fold_into_y() {
+        assert_eq!(grid_1d(64), [1, 1, 1]);
+        assert_eq!(grid_1d(65), [2, 1, 1]);
+        assert_eq!(grid_1d(65_535 * 64 + 1), [65_535, 2, 1]);
+    }
+}

@@ -1,0 +1,26 @@
+// Local response normalisation across channels (PyTorch's local_response_norm):
+// y = x / (K + ALPHA / SIZE · Σ x²)^BETA over channels [c − SIZE/2, c + (SIZE−1)/2].
+//
+// Baked constants: N, C, P, SIZE, ALPHA, BETA, K, ACT, ACT_ARG.
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let index = gid.x + gid.y * 65535u * 64u;
+    if (index >= N * C * P) {
+        return;
+    }
+    let n = index / (C * P);
+    let c = (index / P) % C;
+    let p = index % P;
+    let lo = max(i32(c) - i32(SIZE / 2u), 0);
+    let hi = min(i32(c) + i32((SIZE - 1u) / 2u) + 1, i32(C));
+    var sum = 0.0;
+    for (var cc = lo; cc < hi; cc++) {
+        let v = input[(n * C + u32(cc)) * P + p];
+        sum += v * v;
+    }
+    output[index] = activate(input[index] / pow(K + ALPHA * sum / f32(SIZE), BETA));
+}
