@@ -6,6 +6,7 @@
 //! - [`synthetic`]: deterministic pseudo-random weights and inputs, reproducible from Python;
 //! - [`npy`]: `.npy` input and output; [`tensor`]: the host tensor type.
 
+pub mod conformance;
 pub mod cpu;
 pub mod error;
 pub mod gpu;

@@ -1,6 +1,7 @@
 //! One module per verb of the command line.
 
 mod check;
+mod conformance;
 mod devices;
 mod fmt;
 mod graph;
@@ -69,6 +70,14 @@ enum Command {
     ///
     /// Example: cnnc devices
     Devices(devices::Args),
+    /// Run the shader conformance suite on this machine's GPU and driver.
+    ///
+    /// Every kernel family runs a sweep of shapes and attributes (edge cases included) and is
+    /// compared with the CPU reference; prints the adapter and a pass/fail table with the worst
+    /// error per kernel. Exit status 1 if any case fails.
+    ///
+    /// Example: cnnc conformance --adapter vulkan
+    Conformance(conformance::Args),
 }
 
 /// Runs the parsed command line.
@@ -80,6 +89,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Run(args) => run::run(args),
         Command::Devices(args) => devices::run(args),
+        Command::Conformance(args) => conformance::run(args),
     }
 }
 

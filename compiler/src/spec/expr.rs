@@ -5,7 +5,7 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser;
 use pest_derive::Parser;
 
-use super::ast::{Arg, BinOp, Call, Expr, ExprKind, Ident, ItemKind, NamePart, NameTemplate, ParamType, UnOp};
+use super::ast::{Arg, BinOp, Call, Expr, ExprKind, Ident, Item, ItemKind, NamePart, NameTemplate, ParamType, UnOp};
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Span};
 
@@ -54,9 +54,11 @@ pub type FlowItem = (Option<Ident>, ItemKind, Span);
 /// Parses the raw text of a YAML flow list of items: `[conv1: conv(64, 3, pad=1), bn1: bn, relu]`.
 pub fn parse_item_list(text: &str, at: TextAt) -> Result<Vec<FlowItem>, Diagnostic> {
     let pair = parse_rule(Rule::item_list, text, at, "a list of layers")?;
-    Ok(pair
-        .into_inner()
-        .filter(|p| p.as_rule() == Rule::flow_item)
+    Ok(lower_flow_list(first_inner(pair), at))
+}
+
+fn lower_flow_list(list: Pair<'_, Rule>, at: TextAt) -> Vec<FlowItem> {
+    list.into_inner()
         .map(|item| {
             let span = span_of(&item, at);
             let mut inner: Vec<Pair<'_, Rule>> = item.into_inner().collect();
@@ -64,11 +66,21 @@ pub fn parse_item_list(text: &str, at: TextAt) -> Result<Vec<FlowItem>, Diagnost
             let name = inner.pop().map(|n| lower_ident(n, at));
             let kind = match body.as_rule() {
                 Rule::reference => ItemKind::Ref(lower_ident(first_inner(body), at)),
+                Rule::flow_list => ItemKind::Seq(
+                    lower_flow_list(body, at)
+                        .into_iter()
+                        .map(|(name, kind, span)| Item {
+                            name: name.map(|n| NameTemplate { parts: vec![NamePart::Text(n.name)], span: n.span }),
+                            kind,
+                            span,
+                        })
+                        .collect(),
+                ),
                 _ => ItemKind::Layer(lower_call(body, at)),
             };
             (name, kind, span)
         })
-        .collect())
+        .collect()
 }
 
 /// Parses an item name with optional `{expr}` interpolations: `denselayer{i + 1}`.

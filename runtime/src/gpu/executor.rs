@@ -38,6 +38,8 @@ pub struct Prepared<'g> {
     output_item_shape: Vec<usize>,
     /// Kernels dispatched per forward.
     pub dispatches: usize,
+    /// Buffers that hold activations (written by kernels), for poisoning.
+    activations: Vec<wgpu::Buffer>,
 }
 
 /// Where a node's value lives: its own buffer, or another node's (fused or free ops).
@@ -62,6 +64,10 @@ struct Planner<'a, 'g> {
     dummy: wgpu::Buffer,
     /// Nodes whose work is done inside another node's kernel.
     absorbed: Vec<bool>,
+    /// The largest storage binding to plan for.
+    binding_limit: usize,
+    /// Buffers kernels write.
+    activation_buffers: Vec<usize>,
 }
 
 fn elements(node: &Node) -> usize {
@@ -77,12 +83,24 @@ fn channels_positions(node: &Node) -> (usize, usize) {
 impl<'g> Prepared<'g> {
     /// Plans the graph for `batch` items (run in chunks if a whole batch would not fit a binding).
     pub fn new(gpu: &'g Gpu, graph: &Graph, weights: &Weights, batch: usize) -> Result<Prepared<'g>, RuntimeError> {
+        Prepared::with_binding_limit(gpu, graph, weights, batch, None)
+    }
+
+    /// As [`Prepared::new`], with a storage-binding limit below the device's (to exercise splitting).
+    pub fn with_binding_limit(
+        gpu: &'g Gpu,
+        graph: &Graph,
+        weights: &Weights,
+        batch: usize,
+        binding_limit: Option<usize>,
+    ) -> Result<Prepared<'g>, RuntimeError> {
         for p in graph.inference_nodes().flat_map(|(_, n)| n.params.iter()) {
             if weights.get(&p.name).is_none() {
                 return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
             }
         }
-        let limit = gpu.limits.max_storage_buffer_binding_size as usize;
+        let device_limit = gpu.limits.max_storage_buffer_binding_size as usize;
+        let limit = binding_limit.map_or(device_limit, |l| l.min(device_limit));
         let largest = graph.inference_nodes().map(|(_, n)| elements(n) * 4).max().unwrap_or(4);
         if largest > limit {
             return Err(RuntimeError::Gpu(format!(
@@ -116,6 +134,8 @@ impl<'g> Prepared<'g> {
             steps: Vec::new(),
             dummy,
             absorbed: vec![false; graph.len()],
+            binding_limit: limit,
+            activation_buffers: Vec::new(),
         };
         // Shader or binding mistakes surface as errors here, not as panics in wgpu's default handler.
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -138,6 +158,7 @@ impl<'g> Prepared<'g> {
             mapped_at_creation: false,
         });
         let dispatches = planner.steps.len();
+        let activations = planner.activation_buffers.iter().map(|b| planner.buffers[*b].clone()).collect();
         let Planner { mut buffers, pipelines, steps, .. } = planner;
         // Take the two buffers the forward pass needs by handle; the rest stay alive in the bind groups.
         let output = buffers[output_buffer].clone();
@@ -153,7 +174,16 @@ impl<'g> Prepared<'g> {
             item_shape: graph.node(graph.input).shape.dims().to_vec(),
             output_item_shape: out_node.shape.dims().to_vec(),
             dispatches,
+            activations,
         })
+    }
+
+    /// Fills every activation buffer with NaN, so an element a kernel fails to write shows up.
+    pub fn poison(&self) {
+        for b in &self.activations {
+            let nan: Vec<f32> = vec![f32::NAN; (b.size() / 4) as usize];
+            self.gpu.queue.write_buffer(b, 0, bytemuck::cast_slice(&nan));
+        }
     }
 
     /// Runs a batch `[N, ...]` and returns the outputs `[N, ...]`.
@@ -229,6 +259,7 @@ impl Planner<'_, '_> {
     }
 
     fn new_buffer(&mut self, bytes: usize, label: &str) -> usize {
+        self.activation_buffers.push(self.buffers.len());
         self.buffers.push(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (bytes.max(4) as u64).next_multiple_of(4),
@@ -709,7 +740,7 @@ impl Planner<'_, '_> {
         let weight = self.param(node, "weight").data.clone();
         let bias_buffer =
             if bias { Some(self.data_buffer(&self.param(node, "bias").data.clone(), "bias")) } else { None };
-        let limit = self.gpu.limits.max_storage_buffer_binding_size as usize;
+        let limit = self.binding_limit;
         let rows_per_chunk = (limit / (in_features * 4)).max(1).min(out_features);
         if in_features * 4 > limit {
             return Err(RuntimeError::Gpu(format!(

@@ -1,0 +1,62 @@
+//! `cnnc conformance`: the shader conformance suite on this machine's adapter.
+
+use std::process::ExitCode;
+
+use cnnc::runtime::conformance::{self, TOLERANCE};
+use cnnc::runtime::gpu;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The GPU adapter to test: part of its name, or a backend; see `cnnc devices`.
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+    /// Print every case, not only the per-kernel table and failures.
+    #[arg(long)]
+    verbose: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let device = match gpu::open(args.adapter.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "adapter: {} ({:?}, {:?}), driver {} {}",
+        device.info.name, device.info.backend, device.info.device_type, device.info.driver, device.info.driver_info
+    );
+    println!("tolerance: {TOLERANCE:e} of the output's scale, against the CPU reference (f64 accumulation)\n");
+    let outcomes = conformance::run_all(&device);
+    let mut families: Vec<&str> = Vec::new();
+    for o in &outcomes {
+        if !families.contains(&o.family) {
+            families.push(o.family);
+        }
+    }
+    println!("{:<14} {:>6} {:>7} {:>13}  result", "kernel", "cases", "passed", "worst error");
+    for family in &families {
+        let of: Vec<_> = outcomes.iter().filter(|o| o.family == *family).collect();
+        let passed = of.iter().filter(|o| o.passed()).count();
+        let worst =
+            of.iter().map(|o| o.error).fold(0.0f64, |m, e| if e.is_nan() || m.is_nan() { f64::NAN } else { m.max(e) });
+        let result = if passed == of.len() { "pass" } else { "FAIL" };
+        println!("{family:<14} {:>6} {passed:>7} {worst:>13.2e}  {result}", of.len());
+    }
+    let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
+    if args.verbose || !failed.is_empty() {
+        println!();
+        for o in outcomes.iter().filter(|o| args.verbose || !o.passed()) {
+            let status = if o.passed() { "ok  " } else { "FAIL" };
+            let why = o.failure.as_deref().map_or(String::new(), |f| format!(" — {f}"));
+            println!("{status} {:<14} {:<45} {:.2e}{why}", o.family, o.name, o.error);
+        }
+    }
+    println!("\n{} passed, {} failed", outcomes.len() - failed.len(), failed.len());
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
