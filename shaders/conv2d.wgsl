@@ -1,10 +1,10 @@
-// Direct 2-D convolution over NCHW tensors, register-tiled: each invocation computes OC_TILE output
-// channels for PX_TILE consecutive output positions (16 accumulators with OC_TILE = PX_TILE = 4),
-// with bias, residual add and activation fused into the epilogue.
+// Direct 2-D convolution over NCHW tensors. Each invocation computes 4 consecutive output positions
+// (flattened over batch and space) for OC_TILE output channels (4 when the group's output channels
+// are a multiple of 4, else 1), in named vec4 accumulators — one per output channel, one lane per
+// position — so nothing spills. Bias, a residual add and the activation run in the epilogue.
 //
-// Baked constants (prepended by the runtime): N, IC, IH, IW, OC, OH, OW, KH, KW, SY, SX, PT, PL,
-// DY, DX, ICG (input channels per group), OCG (output channels per group), OC_TILE (4 when OCG is a
-// multiple of 4, else 1), PX_TILE, HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
+// Baked constants: N, IC, IH, IW, OC, OH, OW, KH, KW, SY, SX, PT, PL, DY, DX, ICG, OCG, OC_TILE,
+// HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -15,73 +15,99 @@
 const PIXELS: u32 = N * OH * OW;
 const K: u32 = ICG * KH * KW;
 
+// The input value at (channel plane `plane`, row y, column x), zero outside the image.
+fn tap(plane: i32, y: i32, x: i32) -> f32 {
+    let inside = y >= 0 && y < i32(IH) && x >= 0 && x < i32(IW);
+    return select(0.0, input[u32(max(plane + y * i32(IW) + x, 0))], inside);
+}
+
+fn store(px: u32, oc: u32, value: f32) {
+    if (px >= PIXELS || oc >= OC) {
+        return;
+    }
+    let n = px / (OH * OW);
+    let at = (n * OC + oc) * OH * OW + px % (OH * OW);
+    var v = value;
+    if (HAS_BIAS) {
+        v += bias[oc];
+    }
+    if (HAS_RESIDUAL) {
+        v += residual[at];
+    }
+    output[at] = activate(v);
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let px0 = gid.x * PX_TILE;
+    let px0 = gid.x * 4u;
     let oc0 = gid.y * OC_TILE;
     if (px0 >= PIXELS || oc0 >= OC) {
         return;
     }
-    // Where each of the PX_TILE output positions reads from.
-    var base: array<i32, PX_TILE>;
-    var iy0: array<i32, PX_TILE>;
-    var ix0: array<i32, PX_TILE>;
-    var valid: array<bool, PX_TILE>;
     let group = oc0 / OCG;
-    for (var p = 0u; p < PX_TILE; p++) {
-        let px = px0 + p;
-        valid[p] = px < PIXELS;
-        let pc = min(px, PIXELS - 1u);
-        let n = pc / (OH * OW);
-        let rem = pc % (OH * OW);
-        iy0[p] = i32((rem / OW) * SY) - i32(PT);
-        ix0[p] = i32((rem % OW) * SX) - i32(PL);
-        base[p] = i32((n * IC + group * ICG) * IH * IW);
-    }
-    var acc: array<array<f32, PX_TILE>, OC_TILE>;
+    // The four positions: image plane base (first input channel of the group), top-left tap.
+    let q0 = px0;
+    let q1 = min(px0 + 1u, PIXELS - 1u);
+    let q2 = min(px0 + 2u, PIXELS - 1u);
+    let q3 = min(px0 + 3u, PIXELS - 1u);
+    let b0 = i32((q0 / (OH * OW) * IC + group * ICG) * IH * IW);
+    let b1 = i32((q1 / (OH * OW) * IC + group * ICG) * IH * IW);
+    let b2 = i32((q2 / (OH * OW) * IC + group * ICG) * IH * IW);
+    let b3 = i32((q3 / (OH * OW) * IC + group * ICG) * IH * IW);
+    let y0 = i32((q0 % (OH * OW)) / OW * SY) - i32(PT);
+    let y1 = i32((q1 % (OH * OW)) / OW * SY) - i32(PT);
+    let y2 = i32((q2 % (OH * OW)) / OW * SY) - i32(PT);
+    let y3 = i32((q3 % (OH * OW)) / OW * SY) - i32(PT);
+    let x0 = i32(q0 % OW * SX) - i32(PL);
+    let x1 = i32(q1 % OW * SX) - i32(PL);
+    let x2 = i32(q2 % OW * SX) - i32(PL);
+    let x3 = i32(q3 % OW * SX) - i32(PL);
+    let w0 = min(oc0, OC - 1u) * K;
+    let w1 = min(oc0 + 1u, OC - 1u) * K;
+    let w2 = min(oc0 + 2u, OC - 1u) * K;
+    let w3 = min(oc0 + 3u, OC - 1u) * K;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
     for (var ci = 0u; ci < ICG; ci++) {
+        let plane = i32(ci * IH * IW);
         for (var ky = 0u; ky < KH; ky++) {
+            let dy = i32(ky * DY);
             for (var kx = 0u; kx < KW; kx++) {
-                var xs: array<f32, PX_TILE>;
-                for (var p = 0u; p < PX_TILE; p++) {
-                    let y = iy0[p] + i32(ky * DY);
-                    let x = ix0[p] + i32(kx * DX);
-                    let inside = y >= 0 && y < i32(IH) && x >= 0 && x < i32(IW);
-                    let index = base[p] + i32(ci * IH * IW) + y * i32(IW) + x;
-                    xs[p] = select(0.0, input[u32(max(index, 0))], inside);
-                }
+                let dx = i32(kx * DX);
+                let v = vec4<f32>(
+                    tap(b0 + plane, y0 + dy, x0 + dx),
+                    tap(b1 + plane, y1 + dy, x1 + dx),
+                    tap(b2 + plane, y2 + dy, x2 + dx),
+                    tap(b3 + plane, y3 + dy, x3 + dx),
+                );
                 let k = (ci * KH + ky) * KW + kx;
-                for (var o = 0u; o < OC_TILE; o++) {
-                    let w = weight[min(oc0 + o, OC - 1u) * K + k];
-                    for (var p = 0u; p < PX_TILE; p++) {
-                        acc[o][p] += w * xs[p];
-                    }
+                a0 += v * weight[w0 + k];
+                if (OC_TILE == 4u) {
+                    a1 += v * weight[w1 + k];
+                    a2 += v * weight[w2 + k];
+                    a3 += v * weight[w3 + k];
                 }
             }
         }
     }
-    for (var o = 0u; o < OC_TILE; o++) {
-        let oc = oc0 + o;
-        if (oc >= OC) {
-            break;
-        }
-        var b = 0.0;
-        if (HAS_BIAS) {
-            b = bias[oc];
-        }
-        for (var p = 0u; p < PX_TILE; p++) {
-            if (!valid[p]) {
-                break;
-            }
-            let px = px0 + p;
-            let n = px / (OH * OW);
-            let rem = px % (OH * OW);
-            let out_index = (n * OC + oc) * OH * OW + rem;
-            var v = acc[o][p] + b;
-            if (HAS_RESIDUAL) {
-                v += residual[out_index];
-            }
-            output[out_index] = activate(v);
-        }
+    store(px0, oc0, a0.x);
+    store(px0 + 1u, oc0, a0.y);
+    store(px0 + 2u, oc0, a0.z);
+    store(px0 + 3u, oc0, a0.w);
+    if (OC_TILE == 4u) {
+        store(px0, oc0 + 1u, a1.x);
+        store(px0 + 1u, oc0 + 1u, a1.y);
+        store(px0 + 2u, oc0 + 1u, a1.z);
+        store(px0 + 3u, oc0 + 1u, a1.w);
+        store(px0, oc0 + 2u, a2.x);
+        store(px0 + 1u, oc0 + 2u, a2.y);
+        store(px0 + 2u, oc0 + 2u, a2.z);
+        store(px0 + 3u, oc0 + 2u, a2.w);
+        store(px0, oc0 + 3u, a3.x);
+        store(px0 + 1u, oc0 + 3u, a3.y);
+        store(px0 + 2u, oc0 + 3u, a3.z);
+        store(px0 + 3u, oc0 + 3u, a3.w);
     }
 }

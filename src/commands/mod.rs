@@ -1,5 +1,6 @@
 //! One module per verb of the command line.
 
+mod bench;
 mod check;
 mod conformance;
 mod devices;
@@ -78,6 +79,13 @@ enum Command {
     ///
     /// Example: cnnc conformance --adapter vulkan
     Conformance(conformance::Args),
+    /// Measure a model on the GPU: median throughput and latency after warm-up, time to first
+    /// result (pipeline creation included), device memory, and optionally a per-layer breakdown.
+    ///
+    /// Weights and inputs are deterministic pseudo-random values; only timing is reported.
+    ///
+    /// Example: cnnc bench specs/resnet50.yaml --batch 8 --iters 5 --json
+    Bench(bench::Args),
 }
 
 /// Runs the parsed command line.
@@ -90,6 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Devices(args) => devices::run(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -11,6 +11,7 @@ const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Family {
     Conv2d,
+    Pointwise,
     Linear,
     Pool,
     AdaptivePool,
@@ -22,8 +23,9 @@ pub enum Family {
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::Conv2d,
+        Family::Pointwise,
         Family::Linear,
         Family::Pool,
         Family::AdaptivePool,
@@ -37,6 +39,7 @@ impl Family {
     pub fn body(self) -> &'static str {
         match self {
             Family::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
+            Family::Pointwise => include_str!("../../../shaders/pointwise.wgsl"),
             Family::Linear => include_str!("../../../shaders/linear.wgsl"),
             Family::Pool => include_str!("../../../shaders/pool.wgsl"),
             Family::AdaptivePool => include_str!("../../../shaders/adaptive_pool.wgsl"),
@@ -50,7 +53,7 @@ impl Family {
     /// Number of read-only storage bindings (the read-write output comes after them).
     pub fn inputs(self) -> usize {
         match self {
-            Family::Conv2d => 4,
+            Family::Conv2d | Family::Pointwise => 4,
             Family::Linear => 3,
             Family::Elementwise => 4,
             Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => 1,
@@ -61,6 +64,7 @@ impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Family::Conv2d => "conv2d",
+            Family::Pointwise => "pointwise",
             Family::Linear => "linear",
             Family::Pool => "pool",
             Family::AdaptivePool => "adaptive_pool",
@@ -141,9 +145,14 @@ pub fn sample(family: Family) -> Kernel {
             let mut c = u(&[
                 "N", "IC", "IH", "IW", "OC", "OH", "OW", "KH", "KW", "SY", "SX", "PT", "PL", "DY", "DX", "ICG", "OCG",
             ]);
+            c.extend([("OC_TILE", Const::U(4)), ("HAS_BIAS", Const::B(true)), ("HAS_RESIDUAL", Const::B(true))]);
+            c
+        }
+        Family::Pointwise => {
+            let mut c = u(&["N", "IC", "OC"]);
             c.extend([
-                ("OC_TILE", Const::U(4)),
-                ("PX_TILE", Const::U(4)),
+                ("OC8", Const::U(16)),
+                ("P", Const::U(4)),
                 ("HAS_BIAS", Const::B(true)),
                 ("HAS_RESIDUAL", Const::B(true)),
             ]);

@@ -1,0 +1,137 @@
+//! `cnnc bench`: throughput and latency of a model on the GPU.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use cnnc::runtime::{gpu, synthetic};
+use serde_json::json;
+
+use super::{compile, Compiled, SpecPath, EXIT_SPEC_ERROR};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model spec.
+    #[arg(value_name = "SPEC")]
+    spec: SpecPath,
+    /// Batch size.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    batch: u64,
+    /// Timed forward passes (after warm-up); the median is reported.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    iters: u64,
+    /// Untimed forward passes before timing.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Also time each layer on its own (one submission per layer).
+    #[arg(long)]
+    layers: bool,
+    /// The GPU adapter: part of its name, or a backend; see `cnnc devices`.
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let graph = match compile(&args.spec) {
+        Compiled::Model(graph) => graph,
+        Compiled::Library(_) => {
+            eprintln!("error: `{}` is a library of modules, not a model", args.spec.display());
+            return ExitCode::from(EXIT_SPEC_ERROR);
+        }
+        Compiled::Failed(code) => return ExitCode::from(code),
+    };
+    let device = match gpu::open(args.adapter.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let batch = args.batch as usize;
+    let mut shape = vec![batch];
+    shape.extend(graph.node(graph.input).shape.dims());
+    let input = synthetic::input(0, shape);
+    let weights = synthetic::weights(&graph, 0);
+    // Time to first result: pipelines and buffers created, weights uploaded, one forward read back.
+    let start = Instant::now();
+    let result = gpu::Prepared::new(&device, &graph, &weights, batch).and_then(|p| p.run(&input).map(|_| p));
+    let prepared = match result {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let first_result_s = start.elapsed().as_secs_f64();
+    for _ in 0..args.warmup {
+        if let Err(e) = prepared.run(&input) {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let mut times = Vec::with_capacity(args.iters as usize);
+    for _ in 0..args.iters {
+        let t = Instant::now();
+        if let Err(e) = prepared.run(&input) {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let layers = if args.layers { prepared.time_steps().ok() } else { None };
+    let adapter = format!("{} ({:?}, {})", device.info.name, device.info.backend, device.info.driver_info);
+    let images_per_s = batch as f64 / median;
+    if args.json {
+        let mut out = json!({
+            "model": graph.meta.name,
+            "batch": batch,
+            "iters": args.iters,
+            "images_per_s": images_per_s,
+            "latency_ms_median": median * 1e3,
+            "latency_ms_min": times[0] * 1e3,
+            "latency_ms_max": times[times.len() - 1] * 1e3,
+            "first_result_s": first_result_s,
+            "peak_memory_bytes": prepared.device_bytes,
+            "dispatches": prepared.dispatches,
+            "adapter": adapter,
+        });
+        if let Some(l) = &layers {
+            out["layers"] = prepared
+                .step_labels
+                .iter()
+                .zip(l)
+                .map(|((path, kernel), t)| json!({"layer": path, "kernel": kernel, "ms": t * 1e3}))
+                .collect();
+        }
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
+    } else {
+        println!("{} on {adapter}, batch {batch}", graph.meta.name);
+        println!("  throughput:        {images_per_s:.2} images/s");
+        println!(
+            "  latency (median):  {:.2} ms  (min {:.2}, max {:.2}, {} runs)",
+            median * 1e3,
+            times[0] * 1e3,
+            times[times.len() - 1] * 1e3,
+            times.len()
+        );
+        println!("  first result:      {first_result_s:.2} s  (pipelines, weights, one forward)");
+        println!(
+            "  device memory:     {:.1} MiB in {} dispatches per forward",
+            prepared.device_bytes as f64 / (1 << 20) as f64,
+            prepared.dispatches
+        );
+        if let Some(l) = &layers {
+            println!("  per layer (one submission each):");
+            let mut rows: Vec<_> = prepared.step_labels.iter().zip(l).collect();
+            rows.sort_by(|a, b| b.1.total_cmp(a.1));
+            for ((path, kernel), t) in rows.iter().take(15) {
+                println!("    {:>8.2} ms  {kernel:<13} {path}", *t * 1e3);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
