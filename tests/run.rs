@@ -76,6 +76,39 @@ fn a_pytorch_checkpoint_gives_pytorchs_logits() {
 }
 
 #[test]
+fn pytorch_pth_checkpoints_in_both_formats_load() {
+    let bytes = std::fs::read("tests/fixtures/lenet.npy").unwrap();
+    let want = npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f64>().unwrap();
+    for file in ["tests/fixtures/lenet_zip.pth", "tests/fixtures/lenet_legacy.pth"] {
+        let out = temp(&format!("{}.npy", Path::new(file).file_stem().unwrap().to_string_lossy()));
+        let o = cnnc(&[
+            "run",
+            "specs/lenet.yaml",
+            "--weights",
+            file,
+            "--random-input",
+            "--batch",
+            "2",
+            "--cpu",
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", text(&o));
+        let err = cnnc::runtime::tensor::relative_l2(&read_npy(&out), &want);
+        assert!(err < 1e-5, "{file}: relative L2 error {err}");
+    }
+    // A truncated checkpoint is refused with the file's name, in either format.
+    for file in ["tests/fixtures/lenet_zip.pth", "tests/fixtures/lenet_legacy.pth"] {
+        let bytes = std::fs::read(file).unwrap();
+        let cut = temp("cut.pth");
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let o = cnnc(&["run", "specs/lenet.yaml", "--weights", cut.to_str().unwrap(), "--random-input", "--cpu"]);
+        assert_eq!(o.status.code(), Some(1), "{file}");
+        assert!(text(&o).contains("cut.pth` is not a usable weights file"), "{file}: {}", text(&o));
+    }
+}
+
+#[test]
 fn every_weight_mismatch_is_reported_at_once() {
     let mut tensors = lenet_tensors();
     tensors.retain(|(n, _, _)| n != "fc3.bias");

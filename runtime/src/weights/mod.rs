@@ -1,6 +1,8 @@
 //! Weights: checkpoint files read into named tensors, and matched by name against a graph's
 //! weight table. Every mismatch is reported at once.
 
+mod pickle;
+mod pth;
 mod safetensors_file;
 
 use std::collections::HashMap;
@@ -50,13 +52,10 @@ impl Weights {
 pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("safetensors") => safetensors_file::read(path),
-        Some("pth" | "pt") => Err(RuntimeError::WeightsFile {
-            path: path.to_path_buf(),
-            message: "PyTorch .pth checkpoints are not supported yet; convert it with `safetensors.torch.save_file(torch.load(path), 'model.safetensors')`".into(),
-        }),
+        Some("pth" | "pt" | "bin" | "ckpt") => pth::read(path),
         _ => Err(RuntimeError::WeightsFile {
             path: path.to_path_buf(),
-            message: "unknown extension; weights are read from .safetensors files".into(),
+            message: "unknown extension; weights are read from .safetensors and PyTorch .pth/.pt files".into(),
         }),
     }
 }

@@ -1,0 +1,291 @@
+//! A small pickle reader for PyTorch checkpoints: the opcodes `torch.save` emits (protocols 2–5),
+//! with tensors rebuilt as references into their storages. Anything else in the file (optimiser
+//! state, unknown classes) is kept as an opaque value, never executed.
+
+use std::collections::HashMap;
+
+/// A value the pickle stream builds.
+#[derive(Clone, Debug)]
+pub enum Value {
+    None,
+    /// Booleans, floats and byte strings: present in checkpoints, never needed to find tensors.
+    Bool,
+    Int(i64),
+    Float,
+    Str(String),
+    Bytes,
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    /// A class or function named by `module.name`.
+    Global(String, String),
+    /// The result of calling something this reader does not model.
+    Opaque,
+    /// A storage reference from a persistent id: element type name, key, element count.
+    Storage {
+        type_name: String,
+        key: String,
+    },
+    /// A tensor view of a storage.
+    Tensor(TensorRef),
+}
+
+/// Where a tensor's values live.
+#[derive(Clone, Debug)]
+pub struct TensorRef {
+    /// The storage's class (`FloatStorage`, `HalfStorage`, …).
+    pub type_name: String,
+    pub key: String,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+    pub stride: Vec<usize>,
+}
+
+/// Reads one pickle from `data` starting at `pos`; returns the value and the position after STOP.
+pub fn read(data: &[u8], mut pos: usize) -> Result<(Value, usize), String> {
+    let mut stack: Vec<Value> = Vec::new();
+    let mut marks: Vec<usize> = Vec::new();
+    let mut memo: HashMap<u32, Value> = HashMap::new();
+    let take = |pos: &mut usize, n: usize| -> Result<&[u8], String> {
+        let end =
+            pos.checked_add(n).filter(|e| *e <= data.len()).ok_or("the pickle stream ends early (truncated file)")?;
+        let s = &data[*pos..end];
+        *pos = end;
+        Ok(s)
+    };
+    let pop = |stack: &mut Vec<Value>| stack.pop().ok_or_else(|| "pickle stack underflow (corrupt file)".to_string());
+    let pop_mark = |stack: &mut Vec<Value>, marks: &mut Vec<usize>| -> Result<Vec<Value>, String> {
+        let m = marks.pop().ok_or("pickle MARK missing (corrupt file)")?;
+        if m > stack.len() {
+            return Err("pickle MARK past the stack (corrupt file)".into());
+        }
+        Ok(stack.split_off(m))
+    };
+    loop {
+        let op = *take(&mut pos, 1)?.first().expect("one byte");
+        match op {
+            0x80 => {
+                take(&mut pos, 1)?;
+            } // PROTO
+            0x95 => {
+                take(&mut pos, 8)?;
+            } // FRAME
+            b'.' => return Ok((pop(&mut stack)?, pos)), // STOP
+            b'(' => marks.push(stack.len()),
+            b'}' => stack.push(Value::Dict(Vec::new())),
+            b']' => stack.push(Value::List(Vec::new())),
+            b')' => stack.push(Value::Tuple(Vec::new())),
+            b'N' => stack.push(Value::None),
+            0x88 | 0x89 => stack.push(Value::Bool),
+            b'K' => stack.push(Value::Int(take(&mut pos, 1)?[0] as i64)),
+            b'M' => {
+                let b = take(&mut pos, 2)?;
+                stack.push(Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64));
+            }
+            b'J' => {
+                let b = take(&mut pos, 4)?;
+                stack.push(Value::Int(i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64));
+            }
+            0x8a => {
+                // LONG1: little-endian two's complement of n bytes; values beyond i64 become opaque.
+                let n = take(&mut pos, 1)?[0] as usize;
+                let b = take(&mut pos, n)?;
+                if n <= 8 {
+                    let mut buf = [if b.last().is_some_and(|x| x & 0x80 != 0) { 0xff } else { 0 }; 8];
+                    buf[..n].copy_from_slice(b);
+                    stack.push(Value::Int(i64::from_le_bytes(buf)));
+                } else {
+                    stack.push(Value::Opaque);
+                }
+            }
+            b'G' => {
+                take(&mut pos, 8)?;
+                stack.push(Value::Float);
+            }
+            b'X' | 0x8c | 0x8d => {
+                let n = match op {
+                    b'X' => u32::from_le_bytes(take(&mut pos, 4)?.try_into().expect("4 bytes")) as usize,
+                    0x8c => take(&mut pos, 1)?[0] as usize,
+                    _ => u64::from_le_bytes(take(&mut pos, 8)?.try_into().expect("8 bytes")) as usize,
+                };
+                let s = take(&mut pos, n)?;
+                stack.push(Value::Str(String::from_utf8_lossy(s).into_owned()));
+            }
+            b'T' | b'U' | b'B' | b'C' => {
+                // BINSTRING, SHORT_BINSTRING (Python 2), BINBYTES, SHORT_BINBYTES
+                let n = match op {
+                    b'T' | b'B' => u32::from_le_bytes(take(&mut pos, 4)?.try_into().expect("4 bytes")) as usize,
+                    _ => take(&mut pos, 1)?[0] as usize,
+                };
+                let s = take(&mut pos, n)?;
+                stack.push(if matches!(op, b'T' | b'U') {
+                    Value::Str(String::from_utf8_lossy(s).into_owned())
+                } else {
+                    Value::Bytes
+                });
+            }
+            b'c' => {
+                let line = |pos: &mut usize| -> Result<String, String> {
+                    let end =
+                        data[*pos..].iter().position(|&b| b == b'\n').ok_or("unterminated GLOBAL (corrupt file)")?;
+                    let s = String::from_utf8_lossy(&data[*pos..*pos + end]).into_owned();
+                    *pos += end + 1;
+                    Ok(s)
+                };
+                let module = line(&mut pos)?;
+                let name = line(&mut pos)?;
+                stack.push(Value::Global(module, name));
+            }
+            0x93 => {
+                let name = pop(&mut stack)?;
+                let module = pop(&mut stack)?;
+                match (module, name) {
+                    (Value::Str(m), Value::Str(n)) => stack.push(Value::Global(m, n)),
+                    _ => return Err("STACK_GLOBAL needs two strings (corrupt file)".into()),
+                }
+            }
+            b't' => {
+                let items = pop_mark(&mut stack, &mut marks)?;
+                stack.push(Value::Tuple(items));
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                if stack.len() < n {
+                    return Err("pickle stack underflow (corrupt file)".into());
+                }
+                let items = stack.split_off(stack.len() - n);
+                stack.push(Value::Tuple(items));
+            }
+            b'l' => {
+                let items = pop_mark(&mut stack, &mut marks)?;
+                stack.push(Value::List(items));
+            }
+            b'd' => {
+                let items = pop_mark(&mut stack, &mut marks)?;
+                stack.push(Value::Dict(pairs(items)));
+            }
+            b'a' => {
+                let item = pop(&mut stack)?;
+                if let Some(Value::List(l)) = stack.last_mut() {
+                    l.push(item);
+                }
+            }
+            b'e' => {
+                let items = pop_mark(&mut stack, &mut marks)?;
+                if let Some(Value::List(l)) = stack.last_mut() {
+                    l.extend(items);
+                }
+            }
+            b's' => {
+                let v = pop(&mut stack)?;
+                let k = pop(&mut stack)?;
+                if let Some(Value::Dict(d)) = stack.last_mut() {
+                    d.push((k, v));
+                }
+            }
+            b'u' => {
+                let items = pop_mark(&mut stack, &mut marks)?;
+                if let Some(Value::Dict(d)) = stack.last_mut() {
+                    d.extend(pairs(items));
+                }
+            }
+            b'q' => {
+                let i = take(&mut pos, 1)?[0] as u32;
+                memo.insert(i, stack.last().cloned().ok_or("BINPUT on an empty stack")?);
+            }
+            b'r' => {
+                let i = u32::from_le_bytes(take(&mut pos, 4)?.try_into().expect("4 bytes"));
+                memo.insert(i, stack.last().cloned().ok_or("LONG_BINPUT on an empty stack")?);
+            }
+            0x94 => {
+                let i = memo.len() as u32;
+                memo.insert(i, stack.last().cloned().ok_or("MEMOIZE on an empty stack")?);
+            }
+            b'h' | b'j' => {
+                let i = if op == b'h' {
+                    take(&mut pos, 1)?[0] as u32
+                } else {
+                    u32::from_le_bytes(take(&mut pos, 4)?.try_into().expect("4 bytes"))
+                };
+                stack.push(memo.get(&i).cloned().ok_or("BINGET of an unknown memo entry (corrupt file)")?);
+            }
+            b'Q' => {
+                let pid = pop(&mut stack)?;
+                stack.push(persistent(pid)?);
+            }
+            b'R' | 0x81 => {
+                let args = pop(&mut stack)?;
+                let callable = pop(&mut stack)?;
+                stack.push(call(callable, args)?);
+            }
+            b'b' => {
+                // BUILD: object state; tensors and dicts need none.
+                pop(&mut stack)?;
+            }
+            other => return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {}", pos - 1)),
+        }
+    }
+}
+
+fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
+    let mut it = items.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
+}
+
+fn persistent(pid: Value) -> Result<Value, String> {
+    // ('storage', <class torch.XStorage>, key, location, numel[, view metadata])
+    let Value::Tuple(parts) = pid else { return Err("unexpected persistent id (not a PyTorch checkpoint?)".into()) };
+    match parts.as_slice() {
+        [Value::Str(kind), Value::Global(_, type_name), key, ..] if kind == "storage" => {
+            let key = match key {
+                Value::Str(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                _ => return Err("storage key is neither a string nor an int".into()),
+            };
+            Ok(Value::Storage { type_name: type_name.clone(), key })
+        }
+        _ => Err("unexpected persistent id (not a PyTorch checkpoint?)".into()),
+    }
+}
+
+fn dims(v: &Value) -> Option<Vec<usize>> {
+    match v {
+        Value::Tuple(items) | Value::List(items) => {
+            items.iter().map(|i| if let Value::Int(x) = i { usize::try_from(*x).ok() } else { None }).collect()
+        }
+        _ => None,
+    }
+}
+
+fn call(callable: Value, args: Value) -> Result<Value, String> {
+    let Value::Global(module, name) = &callable else { return Ok(Value::Opaque) };
+    let args = match args {
+        Value::Tuple(a) => a,
+        _ => return Ok(Value::Opaque),
+    };
+    match (module.as_str(), name.as_str()) {
+        ("collections", "OrderedDict") => Ok(Value::Dict(Vec::new())),
+        ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor") => {
+            let (Some(Value::Storage { type_name, key }), Some(Value::Int(offset)), Some(size), Some(stride)) =
+                (args.first(), args.get(1), args.get(2).and_then(dims), args.get(3).and_then(dims))
+            else {
+                return Err("a tensor's rebuild arguments are malformed (corrupt file)".into());
+            };
+            Ok(Value::Tensor(TensorRef {
+                type_name: type_name.clone(),
+                key: key.clone(),
+                offset: usize::try_from(*offset).map_err(|_| "negative storage offset")?,
+                shape: size,
+                stride,
+            }))
+        }
+        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
+            Ok(args.into_iter().next().unwrap_or(Value::Opaque))
+        }
+        _ => Ok(Value::Opaque),
+    }
+}
