@@ -25,6 +25,15 @@ fn read_npy(path: &Path) -> Vec<f32> {
     npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f32>().unwrap()
 }
 
+fn write_npy<T: npyz::Serialize + npyz::AutoSerialize>(path: &Path, shape: &[u64], data: Vec<T>) {
+    use npyz::WriterBuilder;
+    let mut buf = Vec::new();
+    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(&mut buf).begin_nd().unwrap();
+    w.extend(data).unwrap();
+    w.finish().unwrap();
+    std::fs::write(path, &buf).unwrap();
+}
+
 /// The lenet checkpoint saved by PyTorch, as (name, shape, f32 data).
 fn lenet_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let bytes = std::fs::read("tests/fixtures/lenet.safetensors").unwrap();
@@ -166,29 +175,13 @@ fn bad_files_get_clear_errors() {
     assert!(text(&o).contains("truncated.safetensors` is not a usable weights file"), "{}", text(&o));
 
     let wrong_input = temp("wrong.npy");
-    let mut buf = Vec::new();
-    {
-        use npyz::WriterBuilder;
-        let mut w =
-            npyz::WriteOptions::new().default_dtype().shape(&[1, 3, 28, 28]).writer(&mut buf).begin_nd().unwrap();
-        w.extend(vec![0f32; 3 * 28 * 28]).unwrap();
-        w.finish().unwrap();
-    }
-    std::fs::write(&wrong_input, &buf).unwrap();
+    write_npy(&wrong_input, &[1, 3, 28, 28], vec![0f32; 3 * 28 * 28]);
     let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--input", wrong_input.to_str().unwrap(), "--cpu"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("the model takes [N, 3, 32, 32], the input is [1, 3, 28, 28]"), "{}", text(&o));
 
     let f64_input = temp("f64.npy");
-    let mut buf = Vec::new();
-    {
-        use npyz::WriterBuilder;
-        let mut w =
-            npyz::WriteOptions::new().default_dtype().shape(&[1, 3, 32, 32]).writer(&mut buf).begin_nd().unwrap();
-        w.extend(vec![0f64; 3 * 32 * 32]).unwrap();
-        w.finish().unwrap();
-    }
-    std::fs::write(&f64_input, &buf).unwrap();
+    write_npy(&f64_input, &[1, 3, 32, 32], vec![0f64; 3 * 32 * 32]);
     let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--input", f64_input.to_str().unwrap(), "--cpu"]);
     assert!(text(&o).contains("not float32; convert it with x.astype(np.float32)"), "{}", text(&o));
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use cnnc::runtime::{gpu, synthetic};
 use serde_json::json;
 
-use super::{compile, Compiled, SpecPath, EXIT_SPEC_ERROR};
+use super::{compile_model, SpecPath};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,13 +34,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let graph = match compile(&args.spec) {
-        Compiled::Model(graph) => graph,
-        Compiled::Library(_) => {
-            eprintln!("error: `{}` is a library of modules, not a model", args.spec.display());
-            return ExitCode::from(EXIT_SPEC_ERROR);
-        }
-        Compiled::Failed(code) => return ExitCode::from(code),
+    let graph = match compile_model(&args.spec) {
+        Ok(graph) => graph,
+        Err(code) => return code,
     };
     let device = match gpu::open(args.adapter.as_deref()) {
         Ok(d) => d,

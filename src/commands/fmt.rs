@@ -8,7 +8,7 @@ use cnnc::compiler::source::SourceMap;
 use cnnc::compiler::spec::load::{parse_one, syntax_of, Syntax};
 use cnnc::compiler::spec::print::{to_dsl, to_yaml};
 
-use super::{EXIT_SPEC_ERROR, EXIT_USAGE};
+use super::{emit, EXIT_SPEC_ERROR, EXIT_USAGE};
 
 #[derive(Copy, Clone, clap::ValueEnum)]
 enum Spelling {
@@ -50,14 +50,5 @@ pub fn run(args: Args) -> ExitCode {
         Spelling::Yaml => to_yaml(&spec),
         Spelling::Dsl => to_dsl(&spec),
     };
-    match &args.output {
-        None => print!("{text}"),
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, text) {
-                eprintln!("error: cannot write `{}`: {e}", path.display());
-                return ExitCode::from(EXIT_USAGE);
-            }
-        }
-    }
-    ExitCode::SUCCESS
+    emit(args.output.as_deref(), &text)
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::{compile, Compiled, SpecPath, EXIT_SPEC_ERROR, EXIT_USAGE};
+use super::{compile_model, emit, SpecPath};
 
 #[derive(Copy, Clone, clap::ValueEnum)]
 enum Format {
@@ -27,26 +27,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let graph = match compile(&args.spec) {
-        Compiled::Model(graph) => graph,
-        Compiled::Library(_) => {
-            eprintln!("error: `{}` is a library of modules, not a model", args.spec.display());
-            return ExitCode::from(EXIT_SPEC_ERROR);
-        }
-        Compiled::Failed(code) => return ExitCode::from(code),
+    let graph = match compile_model(&args.spec) {
+        Ok(graph) => graph,
+        Err(code) => return code,
     };
     let text = match args.format {
         Format::Dot => cnnc::view::to_dot(&graph),
         Format::Svg => cnnc::view::to_svg(&graph),
     };
-    match &args.output {
-        None => print!("{text}"),
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, text) {
-                eprintln!("error: cannot write `{}`: {e}", path.display());
-                return ExitCode::from(EXIT_USAGE);
-            }
-        }
-    }
-    ExitCode::SUCCESS
+    emit(args.output.as_deref(), &text)
 }

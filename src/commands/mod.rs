@@ -130,6 +130,35 @@ pub fn compile(path: &Path) -> Compiled {
     }
 }
 
+/// Compiles a spec that must define a model; errors are printed and turned into an exit code.
+pub fn compile_model(path: &Path) -> Result<Graph, ExitCode> {
+    match compile(path) {
+        Compiled::Model(graph) => Ok(graph),
+        Compiled::Library(_) => {
+            eprintln!(
+                "error: `{}` is a library of modules, not a model (a spec with `model:` is needed)",
+                path.display()
+            );
+            Err(ExitCode::from(EXIT_SPEC_ERROR))
+        }
+        Compiled::Failed(code) => Err(ExitCode::from(code)),
+    }
+}
+
+/// Prints `text`, or writes it to `output` when given.
+pub fn emit(output: Option<&Path>, text: &str) -> ExitCode {
+    match output {
+        None => print!("{text}"),
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("error: cannot write `{}`: {e}", path.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 /// Thousands separators for counts.
 pub fn group(n: u64) -> String {
     let s = n.to_string();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use cnnc::compiler::Graph;
 use cnnc::runtime::{cpu, gpu, npy, synthetic, weights, RuntimeError, Tensor};
 
-use super::{compile, Compiled, SpecPath, EXIT_SPEC_ERROR};
+use super::{compile_model, SpecPath};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,13 +47,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let graph = match compile(&args.spec) {
-        Compiled::Model(graph) => graph,
-        Compiled::Library(_) => {
-            eprintln!("error: `{}` is a library of modules, not a model", args.spec.display());
-            return ExitCode::from(EXIT_SPEC_ERROR);
-        }
-        Compiled::Failed(code) => return ExitCode::from(code),
+    let graph = match compile_model(&args.spec) {
+        Ok(graph) => graph,
+        Err(code) => return code,
     };
     match execute(&args, &graph) {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use cnnc::compiler::summary::{summarize, Summary};
 use serde_json::{json, Map, Value};
 
-use super::{compile, group, Compiled, SpecPath, EXIT_SPEC_ERROR};
+use super::{compile_model, group, SpecPath};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,16 +21,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let graph = match compile(&args.spec) {
-        Compiled::Model(graph) => graph,
-        Compiled::Library(_) => {
-            eprintln!(
-                "error: `{}` is a library of modules, not a model; summarise a spec with `model:`",
-                args.spec.display()
-            );
-            return ExitCode::from(EXIT_SPEC_ERROR);
-        }
-        Compiled::Failed(code) => return ExitCode::from(code),
+    let graph = match compile_model(&args.spec) {
+        Ok(graph) => graph,
+        Err(code) => return code,
     };
     let summary = summarize(&graph, args.batch);
     if args.json {
