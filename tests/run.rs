@@ -118,6 +118,25 @@ fn pytorch_pth_checkpoints_in_both_formats_load() {
 }
 
 #[test]
+fn images_are_decoded_cropped_and_scaled() {
+    // tiny.png is 40×36; lenet takes 3×32×32 with no resize or normalisation, so the input is the
+    // centre crop scaled to [0, 1] — tiny_input.npy, made from the same pixels by NumPy.
+    let (a, b) = (temp("from_image.npy"), temp("from_npy.npy"));
+    let common = ["run", "specs/lenet.yaml", "--seed", "3", "--cpu", "--output"];
+    let o = cnnc(&[&common[..], &[a.to_str().unwrap(), "--image", "tests/fixtures/tiny.png"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = cnnc(&[&common[..], &[b.to_str().unwrap(), "--input", "tests/fixtures/tiny_input.npy"]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(read_npy(&a), read_npy(&b));
+
+    let broken = temp("broken.png");
+    std::fs::write(&broken, &std::fs::read("tests/fixtures/tiny.png").unwrap()[..100]).unwrap();
+    let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "3", "--cpu", "--image", broken.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("broken.png` is not a usable image"), "{}", text(&o));
+}
+
+#[test]
 fn every_weight_mismatch_is_reported_at_once() {
     let mut tensors = lenet_tensors();
     tensors.retain(|(n, _, _)| n != "fc3.bias");

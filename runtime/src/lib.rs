@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod image_input;
 pub mod npy;
 pub mod synthetic;
 pub mod tensor;

@@ -4,9 +4,25 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cnnc::compiler::Graph;
-use cnnc::runtime::{cpu, gpu, npy, synthetic, weights, RuntimeError, Tensor};
+use cnnc::runtime::{cpu, gpu, image_input, npy, synthetic, weights, RuntimeError, Tensor};
 
 use super::{compile_model, SpecPath};
+
+/// Where the input batch comes from: exactly one of these.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Source {
+    /// Input batch: a float32 .npy array of shape [N, C, H, W].
+    #[arg(long, value_name = "X.npy")]
+    input: Option<PathBuf>,
+    /// Images (PNG or JPEG), preprocessed as the spec's `preprocess` says (resize, centre crop,
+    /// normalise, as torchvision does); one batch item each.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    image: Vec<PathBuf>,
+    /// Use a deterministic pseudo-random input batch instead of a file.
+    #[arg(long)]
+    random_input: bool,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,12 +35,8 @@ pub struct Args {
     /// Use deterministic pseudo-random weights from this seed instead of a checkpoint.
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
-    /// Input batch: a float32 .npy array of shape [N, C, H, W].
-    #[arg(long, value_name = "X.npy", required_unless_present = "random_input", conflicts_with = "random_input")]
-    input: Option<PathBuf>,
-    /// Use a deterministic pseudo-random input batch instead of a file.
-    #[arg(long)]
-    random_input: bool,
+    #[command(flatten)]
+    source: Source,
     /// Batch size of the random input.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     batch: u64,
@@ -82,8 +94,9 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
         }
         (None, seed) => synthetic::weights(graph, seed.unwrap_or(0)),
     };
-    let input = match &args.input {
+    let input = match &args.source.input {
         Some(path) => npy::read(path)?,
+        None if !args.source.image.is_empty() => image_input::load_batch(&args.source.image, graph)?,
         None => {
             let mut shape = vec![args.batch as usize];
             shape.extend(graph.node(graph.input).shape.dims());
