@@ -58,14 +58,15 @@ fn write_checkpoint(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
     std::fs::write(path, serialize(views, None).unwrap()).unwrap();
 }
 
-#[test]
-fn a_pytorch_checkpoint_gives_pytorchs_logits() {
-    let out = temp("lenet_out.npy");
+/// Runs lenet with `weights` on the deterministic batch of 2; returns the output and the relative
+/// L2 error of its logits against PyTorch's (`tests/fixtures/lenet.npy`).
+fn lenet_against_pytorch(weights: &str) -> (Output, f64) {
+    let out = temp(&format!("{}.npy", Path::new(weights).file_name().unwrap().to_string_lossy()));
     let o = cnnc(&[
         "run",
         "specs/lenet.yaml",
         "--weights",
-        "tests/fixtures/lenet.safetensors",
+        weights,
         "--random-input",
         "--batch",
         "2",
@@ -73,11 +74,16 @@ fn a_pytorch_checkpoint_gives_pytorchs_logits() {
         "--output",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let ours = read_npy(&out);
+    assert_eq!(o.status.code(), Some(0), "{weights}: {}", text(&o));
     let bytes = std::fs::read("tests/fixtures/lenet.npy").unwrap();
     let want = npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f64>().unwrap();
-    let err = cnnc::runtime::tensor::relative_l2(&ours, &want);
+    let err = cnnc::runtime::tensor::relative_l2(&read_npy(&out), &want);
+    (o, err)
+}
+
+#[test]
+fn a_pytorch_checkpoint_gives_pytorchs_logits() {
+    let (o, err) = lenet_against_pytorch("tests/fixtures/lenet.safetensors");
     assert!(err < 1e-5, "relative L2 error {err}");
     // Top-K labels come from the spec's label file.
     assert!(text(&o).contains("input 1:"), "{}", text(&o));
@@ -86,24 +92,8 @@ fn a_pytorch_checkpoint_gives_pytorchs_logits() {
 
 #[test]
 fn pytorch_pth_checkpoints_in_both_formats_load() {
-    let bytes = std::fs::read("tests/fixtures/lenet.npy").unwrap();
-    let want = npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f64>().unwrap();
     for file in ["tests/fixtures/lenet_zip.pth", "tests/fixtures/lenet_legacy.pth"] {
-        let out = temp(&format!("{}.npy", Path::new(file).file_stem().unwrap().to_string_lossy()));
-        let o = cnnc(&[
-            "run",
-            "specs/lenet.yaml",
-            "--weights",
-            file,
-            "--random-input",
-            "--batch",
-            "2",
-            "--cpu",
-            "--output",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(o.status.code(), Some(0), "{file}: {}", text(&o));
-        let err = cnnc::runtime::tensor::relative_l2(&read_npy(&out), &want);
+        let (_, err) = lenet_against_pytorch(file);
         assert!(err < 1e-5, "{file}: relative L2 error {err}");
     }
     // A truncated checkpoint is refused with the file's name, in either format.

@@ -67,14 +67,7 @@ pub fn summarize(graph: &Graph, batch: u64) -> Summary {
 /// The most activation elements alive at once when inference nodes run in order and each
 /// output is freed after its last reader (no buffer sharing between live tensors).
 pub fn peak_activation_elements(graph: &Graph) -> u64 {
-    let mut last_use = vec![0usize; graph.len()];
-    for (id, node) in graph.inference_nodes() {
-        last_use[id.index()] = id.index();
-        for input in &node.inputs {
-            last_use[input.index()] = last_use[input.index()].max(id.index());
-        }
-    }
-    last_use[graph.output.index()] = usize::MAX;
+    let last_use = graph.last_uses();
     let mut frees: Vec<Vec<NodeId>> = vec![Vec::new(); graph.len()];
     for (id, _) in graph.inference_nodes() {
         if let Some(slot) = frees.get_mut(last_use[id.index()]) {

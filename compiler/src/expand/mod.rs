@@ -181,50 +181,46 @@ impl<'a> Expander<'a> {
     }
 
     fn splice_one(&mut self, item: &'a Item, env: &Env, out: &mut Vec<(&'a Item, Env)>) {
-        {
-            match &item.kind {
-                ItemKind::If { cond, then, otherwise } => match eval(cond, env) {
-                    Ok(Value::Bool(true)) => self.splice(then, env, out),
-                    Ok(Value::Bool(false)) => self.splice(otherwise, env, out),
-                    Ok(other) => self.diags.push(
-                        Diagnostic::error(format!("`if` needs a bool, found {} `{other}`", other.type_name()))
-                            .at(cond.span, "not a bool")
-                            .help("compare explicitly, e.g. `stride != 1`"),
-                    ),
-                    Err(d) => self.diags.push(d),
-                },
-                ItemKind::Repeat { count, var, body } => {
-                    let n = match eval(count, env) {
-                        Ok(v) => match v.as_int() {
-                            Some(n) if (0..=MAX_REPEAT).contains(&n) => n,
-                            _ => {
-                                self.diags.push(
-                                    Diagnostic::error(format!(
-                                        "`repeat` needs a count from 0 to {MAX_REPEAT}, found {v}"
-                                    ))
+        match &item.kind {
+            ItemKind::If { cond, then, otherwise } => match eval(cond, env) {
+                Ok(Value::Bool(true)) => self.splice(then, env, out),
+                Ok(Value::Bool(false)) => self.splice(otherwise, env, out),
+                Ok(other) => self.diags.push(
+                    Diagnostic::error(format!("`if` needs a bool, found {} `{other}`", other.type_name()))
+                        .at(cond.span, "not a bool")
+                        .help("compare explicitly, e.g. `stride != 1`"),
+                ),
+                Err(d) => self.diags.push(d),
+            },
+            ItemKind::Repeat { count, var, body } => {
+                let n = match eval(count, env) {
+                    Ok(v) => match v.as_int() {
+                        Some(n) if (0..=MAX_REPEAT).contains(&n) => n,
+                        _ => {
+                            self.diags.push(
+                                Diagnostic::error(format!("`repeat` needs a count from 0 to {MAX_REPEAT}, found {v}"))
                                     .at(count.span, "bad count"),
-                                );
-                                return;
-                            }
-                        },
-                        Err(d) => {
-                            self.diags.push(d);
+                            );
                             return;
                         }
-                    };
-                    for i in 0..n {
-                        if out.len() > MAX_NODES {
-                            return;
-                        }
-                        let env = match var {
-                            Some(v) => env.bind(v.name.clone(), Value::Int(i)),
-                            None => env.clone(),
-                        };
-                        self.splice(body, &env, out);
+                    },
+                    Err(d) => {
+                        self.diags.push(d);
+                        return;
                     }
+                };
+                for i in 0..n {
+                    if out.len() > MAX_NODES {
+                        return;
+                    }
+                    let env = match var {
+                        Some(v) => env.bind(v.name.clone(), Value::Int(i)),
+                        None => env.clone(),
+                    };
+                    self.splice(body, &env, out);
                 }
-                _ => out.push((item, env.clone())),
             }
+            _ => out.push((item, env.clone())),
         }
     }
 

@@ -118,6 +118,19 @@ impl Graph {
         self.nodes().filter(|(_, n)| !n.training_only)
     }
 
+    /// For each node, the arena index of the last inference node that reads it (its own index when
+    /// nothing does); the output is read "at the end" (`usize::MAX`). Executors free values by it.
+    pub fn last_uses(&self) -> Vec<usize> {
+        let mut last: Vec<usize> = (0..self.nodes.len()).collect();
+        for (id, node) in self.inference_nodes() {
+            for input in &node.inputs {
+                last[input.index()] = last[input.index()].max(id.index());
+            }
+        }
+        last[self.output.index()] = usize::MAX;
+        last
+    }
+
     /// Every weight tensor a checkpoint must hold, in state_dict order.
     pub fn weights(&self) -> impl Iterator<Item = &Param> {
         let with_training = self.meta.training_weights;

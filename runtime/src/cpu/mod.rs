@@ -23,7 +23,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, R
             return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
         }
     }
-    let last_use = last_uses(graph);
+    let last_use = graph.last_uses();
     let mut values: Vec<Option<Tensor>> = vec![None; graph.len()];
     for (id, node) in graph.inference_nodes() {
         let inputs: Vec<&Tensor> =
@@ -74,16 +74,4 @@ pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, R
         }
     }
     Ok(values[graph.output.index()].take().expect("the output node runs"))
-}
-
-/// For each node, the index of the last inference node that reads it (the output is kept).
-fn last_uses(graph: &Graph) -> Vec<usize> {
-    let mut last = vec![0usize; graph.len()];
-    for (id, node) in graph.inference_nodes() {
-        for input in &node.inputs {
-            last[input.index()] = last[input.index()].max(id.index());
-        }
-    }
-    last[graph.output.index()] = usize::MAX;
-    last
 }
