@@ -11,25 +11,28 @@ use std::path::Path;
 
 use cnnc_compiler::{compile_bytes, Expanded};
 
-use crate::gpu::{Gpu, Prepared};
+use crate::gpu::{Gpu, PlanOptions, Prepared};
 use crate::{cpu, synthetic, RuntimeError};
 
 /// Tolerance relative to the output's scale (see the module docs for why).
 pub const TOLERANCE: f64 = 1e-4;
 
-/// One conformance case: the kernel family it targets, a name, a spec, a batch size, and an
-/// optional storage-binding limit that forces tensors to be split.
+/// One conformance case: the kernel family it targets, a name, a spec, a batch size, and planning
+/// options (a storage-binding limit that forces tensors to be split; texture kernels on or off).
 pub struct Case {
     pub family: &'static str,
     pub name: String,
     pub spec: String,
     pub batch: usize,
-    pub binding_limit: Option<usize>,
+    pub options: PlanOptions,
 }
 
 fn case(family: &'static str, name: &str, spec: &str, batch: usize) -> Case {
-    Case { family, name: name.to_string(), spec: spec.to_string(), batch, binding_limit: None }
+    Case { family, name: name.to_string(), spec: spec.to_string(), batch, options: PlanOptions::default() }
 }
+
+/// Convolution families with a storage-buffer and a texture variant: each of their cases runs on both.
+const TWO_VARIANTS: [(&str, &str); 2] = [("conv2d", "conv2d_tex"), ("pointwise", "pointwise_tex")];
 
 /// Every case of the suite.
 pub fn cases() -> Vec<Case> {
@@ -50,6 +53,8 @@ pub fn cases() -> Vec<Case> {
         case("conv2d", "folded batch-norm and ReLU", "input: [3, 8, 8]\nbody: [conv(8, 3, bias=false), bn, relu]", 2),
         case("conv2d", "fused residual add and ReLU6", "input: [8, 6, 6]\nbody:\n  - residual: [conv(8, 3, pad=1), bn]\n  - relu6", 2),
         case("conv2d", "many input channels", "input: [64, 4, 4]\nbody: [conv(16, 3, pad=1)]", 1),
+        case("conv2d", "16 outputs per group, stride 2", "input: [6, 9, 7]\nbody: [conv(32, 3, stride=2, pad=1, groups=2)]", 2),
+        case("conv2d", "stem-like 7x7, stride 2, 32 outputs", "input: [3, 19, 19]\nbody: [conv(32, 7, stride=2, pad=3)]", 1),
         case("pointwise", "1x1, outputs not a multiple of 16", "input: [16, 8, 8]\nbody: [conv(20, 1)]", 2),
         case("pointwise", "1x1 with folded batch-norm, residual add and ReLU", "input: [24, 4, 6]\nbody:\n  - residual: [conv(24, 1, bias=false), bn]\n  - relu", 3),
         case("pointwise", "1x1 with many input channels", "input: [96, 4, 4]\nbody: [conv(40, 1), relu6]", 1),
@@ -88,16 +93,25 @@ pub fn cases() -> Vec<Case> {
         name: "weight split across bindings".into(),
         spec: "input: [48]\nbody: [linear(40)]".into(),
         batch: 2,
-        binding_limit: Some(48 * 4 * 8),
+        options: PlanOptions { binding_limit: Some(48 * 4 * 8), ..PlanOptions::default() },
     });
     cases.push(Case {
         family: "conv2d",
         name: "batch split across bindings".into(),
         spec: "input: [3, 8, 8]\nbody: [conv(8, 3, pad=1), relu, global_avgpool, flatten, linear(4)]".into(),
         batch: 5,
-        binding_limit: Some(8 * 8 * 8 * 4 * 2),
+        options: PlanOptions { binding_limit: Some(8 * 8 * 8 * 4 * 2), ..PlanOptions::default() },
     });
-    cases
+    let mut both = Vec::with_capacity(cases.len() * 2);
+    for case in cases {
+        if let Some((_, textured)) = TWO_VARIANTS.iter().find(|(plain, _)| *plain == case.family) {
+            both.push(Case { family: textured, name: case.name.clone(), spec: case.spec.clone(), ..case });
+            both.push(Case { options: PlanOptions { textures: false, ..case.options }, ..case });
+        } else {
+            both.push(case);
+        }
+    }
+    both
 }
 
 /// The outcome of one case.
@@ -137,7 +151,12 @@ pub fn run_case(gpu: &Gpu, case: &Case) -> Outcome {
     let input = synthetic::input(7, shape);
     let result: Result<(crate::Tensor, crate::Tensor), RuntimeError> = (|| {
         let reference = cpu::run(&graph, &weights, &input)?;
-        let prepared = Prepared::with_binding_limit(gpu, &graph, &weights, case.batch, case.binding_limit)?;
+        let prepared = Prepared::with_options(gpu, &graph, &weights, case.batch, case.options)?;
+        // A convolution case must have run the variant it names, or it proves nothing about it.
+        let targeted = TWO_VARIANTS.iter().any(|(plain, tex)| case.family == *plain || case.family == *tex);
+        if targeted && !prepared.step_labels.iter().any(|(_, family)| *family == case.family) {
+            return Err(RuntimeError::Gpu(format!("the plan does not use the `{}` kernel", case.family)));
+        }
         prepared.poison();
         Ok((reference, prepared.run(&input)?))
     })();

@@ -1,5 +1,11 @@
 //! Running a graph on the GPU: a plan of kernel dispatches with fused epilogues, every pipeline and
-//! bind group made once, and one compute pass per forward.
+//! bind group made once, and one command buffer per forward.
+//!
+//! Convolutions read their input and weights through textures where they fit (`textureLoad` is
+//! vectorised on CPU drivers, where storage-buffer loads in loops run lane by lane): each value a
+//! convolution reads gets a texture mirror, filled by a buffer-to-texture copy between compute passes
+//! right after the value is complete. The storage-buffer kernels remain for tensors too large for a
+//! texture.
 //!
 //! Fusions: batch-norm after a convolution is folded into its weights and bias; an activation whose
 //! producer has no other reader runs in the producer's epilogue; a residual add whose other operand
@@ -12,17 +18,129 @@ use std::collections::HashMap;
 use cnnc_compiler::graph::{Activation, Graph, Node, NodeId, Op};
 use wgpu::util::DeviceExt;
 
-use super::kernels::{activation_consts, grid_1d, Const, Family, Kernel};
+use super::kernels::{activation_consts, grid_1d, Const, Family, Kernel, Slot, TEXTURE_WIDTH};
 use super::Gpu;
 use crate::weights::Weights;
 use crate::{RuntimeError, Tensor};
 
-/// One dispatch.
+/// One step of the forward pass, labelled with its layer path and kernel family.
 struct Step {
     label: (String, &'static str),
-    pipeline: usize,
-    bind_group: wgpu::BindGroup,
-    workgroups: [u32; 3],
+    action: Action,
+}
+
+enum Action {
+    Dispatch {
+        pipeline: usize,
+        bind_group: wgpu::BindGroup,
+        workgroups: [u32; 3],
+    },
+    /// Copies a value's buffer into its texture mirror (outside any compute pass).
+    Mirror {
+        buffer: wgpu::Buffer,
+        texture: wgpu::Texture,
+        format: TexelFormat,
+        texels: u32,
+    },
+}
+
+/// How a texture packs floats: one per texel (for scattered reads) or four (for vec4 reads).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+enum TexelFormat {
+    Scalar,
+    Vec4,
+}
+
+impl TexelFormat {
+    fn floats(self) -> usize {
+        match self {
+            TexelFormat::Scalar => 1,
+            TexelFormat::Vec4 => 4,
+        }
+    }
+
+    fn wgpu(self) -> wgpu::TextureFormat {
+        match self {
+            TexelFormat::Scalar => wgpu::TextureFormat::R32Float,
+            TexelFormat::Vec4 => wgpu::TextureFormat::Rgba32Float,
+        }
+    }
+}
+
+/// What a dispatch binds at one slot.
+#[derive(Copy, Clone)]
+enum Bind {
+    Buffer(usize),
+    Texture(usize),
+    /// A placeholder for an input the kernel's constants switch off.
+    Unused,
+}
+
+impl From<Option<usize>> for Bind {
+    fn from(buffer: Option<usize>) -> Bind {
+        buffer.map_or(Bind::Unused, Bind::Buffer)
+    }
+}
+
+/// The texture extent holding `texels` texels in rows of [`TEXTURE_WIDTH`].
+fn texture_extent(texels: usize) -> wgpu::Extent3d {
+    let width = TEXTURE_WIDTH as usize;
+    wgpu::Extent3d { width: width as u32, height: texels.div_ceil(width).max(1) as u32, depth_or_array_layers: 1 }
+}
+
+/// Records `steps` into `encoder`: consecutive dispatches share one compute pass, and each mirror
+/// copy runs between passes.
+fn record(encoder: &mut wgpu::CommandEncoder, pipelines: &[wgpu::ComputePipeline], steps: &[Step]) {
+    let mut pass: Option<wgpu::ComputePass<'static>> = None;
+    for step in steps {
+        match &step.action {
+            Action::Dispatch { pipeline, bind_group, workgroups } => {
+                let pass = pass.get_or_insert_with(|| {
+                    encoder
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some("forward"),
+                            timestamp_writes: None,
+                        })
+                        .forget_lifetime()
+                });
+                pass.set_pipeline(&pipelines[*pipeline]);
+                pass.set_bind_group(0, bind_group, &[]);
+                let [x, y, z] = *workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+            Action::Mirror { buffer, texture, format, texels } => {
+                pass = None;
+                let width = TEXTURE_WIDTH;
+                let row_bytes = width * format.floats() as u32 * 4;
+                let (full, rest) = (texels / width, texels % width);
+                let copy = |encoder: &mut wgpu::CommandEncoder, y: u32, w: u32, h: u32| {
+                    encoder.copy_buffer_to_texture(
+                        wgpu::TexelCopyBufferInfo {
+                            buffer,
+                            layout: wgpu::TexelCopyBufferLayout {
+                                offset: y as u64 * row_bytes as u64,
+                                bytes_per_row: Some(row_bytes),
+                                rows_per_image: None,
+                            },
+                        },
+                        wgpu::TexelCopyTextureInfo {
+                            texture,
+                            mip_level: 0,
+                            origin: wgpu::Origin3d { x: 0, y, z: 0 },
+                            aspect: wgpu::TextureAspect::All,
+                        },
+                        wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+                    );
+                };
+                if full > 0 {
+                    copy(encoder, 0, width, full);
+                }
+                if rest > 0 {
+                    copy(encoder, full, rest, 1);
+                }
+            }
+        }
+    }
 }
 
 /// A graph ready to run on a device for a fixed batch chunk.
@@ -33,18 +151,38 @@ pub struct Prepared<'g> {
     input: wgpu::Buffer,
     output: wgpu::Buffer,
     staging: wgpu::Buffer,
+    /// Textures the kernels read (weights and value mirrors), kept alive with the bind groups.
+    _textures: Vec<wgpu::Texture>,
     /// Batch items per forward pass.
     pub chunk: usize,
     item_shape: Vec<usize>,
     output_item_shape: Vec<usize>,
     /// Kernels dispatched per forward.
     pub dispatches: usize,
+    /// Buffer-to-texture copies per forward (values read through textures).
+    pub mirrors: usize,
     /// Buffers that hold activations (written by kernels), for poisoning.
     activations: Vec<wgpu::Buffer>,
     /// Bytes of device memory this model holds (weights, activations, staging).
     pub device_bytes: u64,
     /// Each dispatch's layer path and kernel family, for per-layer timing.
     pub step_labels: Vec<(String, &'static str)>,
+}
+
+/// Choices the planner would otherwise make from the device's limits.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanOptions {
+    /// A storage-binding limit below the device's, to force tensors to be split.
+    pub binding_limit: Option<usize>,
+    /// Whether convolutions may read their input and weights through textures (the fast path);
+    /// `false` runs the storage-buffer kernels everywhere.
+    pub textures: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> PlanOptions {
+        PlanOptions { binding_limit: None, textures: true }
+    }
 }
 
 /// Where a node's value lives: its own buffer, or another node's (fused or free ops).
@@ -64,8 +202,14 @@ struct Planner<'a, 'g> {
     buffers: Vec<wgpu::Buffer>,
     pipelines: Vec<wgpu::ComputePipeline>,
     pipeline_ids: HashMap<String, usize>,
-    layouts: HashMap<usize, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    layouts: HashMap<&'static [Slot], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
     steps: Vec<Step>,
+    textures: Vec<wgpu::Texture>,
+    views: Vec<wgpu::TextureView>,
+    /// Texture mirrors made so far, by buffer and texel format.
+    mirrors: HashMap<(usize, TexelFormat), usize>,
+    /// Whether kernels may read through textures (else the storage-buffer kernels run everywhere).
+    use_textures: bool,
     dummy: wgpu::Buffer,
     /// Nodes whose work is done inside another node's kernel.
     absorbed: Vec<bool>,
@@ -90,17 +234,18 @@ fn channels_positions(node: &Node) -> (usize, usize) {
 impl<'g> Prepared<'g> {
     /// Plans the graph for `batch` items (run in chunks if a whole batch would not fit a binding).
     pub fn new(gpu: &'g Gpu, graph: &Graph, weights: &Weights, batch: usize) -> Result<Prepared<'g>, RuntimeError> {
-        Prepared::with_binding_limit(gpu, graph, weights, batch, None)
+        Prepared::with_options(gpu, graph, weights, batch, PlanOptions::default())
     }
 
-    /// As [`Prepared::new`], with a storage-binding limit below the device's (to exercise splitting).
-    pub fn with_binding_limit(
+    /// As [`Prepared::new`], with planning options (to exercise splitting and every kernel variant).
+    pub fn with_options(
         gpu: &'g Gpu,
         graph: &Graph,
         weights: &Weights,
         batch: usize,
-        binding_limit: Option<usize>,
+        options: PlanOptions,
     ) -> Result<Prepared<'g>, RuntimeError> {
+        let binding_limit = options.binding_limit;
         for p in graph.inference_nodes().flat_map(|(_, n)| n.params.iter()) {
             if weights.get(&p.name).is_none() {
                 return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
@@ -139,6 +284,10 @@ impl<'g> Prepared<'g> {
             pipeline_ids: HashMap::new(),
             layouts: HashMap::new(),
             steps: Vec::new(),
+            textures: Vec::new(),
+            views: Vec::new(),
+            mirrors: HashMap::new(),
+            use_textures: options.textures,
             dummy,
             absorbed: vec![false; graph.len()],
             binding_limit: limit,
@@ -165,11 +314,20 @@ impl<'g> Prepared<'g> {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let dispatches = planner.steps.len();
+        let dispatches = planner.steps.iter().filter(|s| matches!(s.action, Action::Dispatch { .. })).count();
+        let mirrors = planner.steps.len() - dispatches;
         let activations = planner.activation_buffers.iter().map(|b| planner.buffers[*b].clone()).collect();
-        let device_bytes = planner.buffers.iter().map(wgpu::Buffer::size).sum::<u64>() + staging.size();
+        let texture_bytes: u64 = planner
+            .textures
+            .iter()
+            .map(|t| {
+                let floats = if t.format() == wgpu::TextureFormat::R32Float { 1 } else { 4 };
+                u64::from(t.width()) * u64::from(t.height()) * floats * 4
+            })
+            .sum();
+        let device_bytes = planner.buffers.iter().map(wgpu::Buffer::size).sum::<u64>() + staging.size() + texture_bytes;
         let step_labels = planner.steps.iter().map(|s| s.label.clone()).collect();
-        let Planner { mut buffers, pipelines, steps, .. } = planner;
+        let Planner { mut buffers, pipelines, steps, textures, .. } = planner;
         // Take the two buffers the forward pass needs by handle; the rest stay alive in the bind groups.
         let output = buffers[output_buffer].clone();
         let input = buffers.swap_remove(input_buffer);
@@ -180,10 +338,12 @@ impl<'g> Prepared<'g> {
             input,
             output,
             staging,
+            _textures: textures,
             chunk,
             item_shape: graph.node(graph.input).shape.dims().to_vec(),
             output_item_shape: out_node.shape.dims().to_vec(),
             dispatches,
+            mirrors,
             activations,
             device_bytes,
             step_labels,
@@ -226,22 +386,15 @@ impl<'g> Prepared<'g> {
         Ok(Tensor::new(shape, out))
     }
 
-    /// Times each dispatch on its own (one submission per layer, so each includes a submission's
+    /// Times each step on its own (one submission per layer, so each includes a submission's
     /// overhead): seconds per step, in plan order. The buffers must hold a forward's inputs already.
     pub fn time_steps(&self) -> Result<Vec<f64>, RuntimeError> {
         let device = &self.gpu.device;
         let mut times = Vec::with_capacity(self.steps.len());
-        for step in &self.steps {
+        for step in self.steps.chunks(1) {
             let start = std::time::Instant::now();
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
-            {
-                let mut pass =
-                    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-                pass.set_pipeline(&self.pipelines[step.pipeline]);
-                pass.set_bind_group(0, &step.bind_group, &[]);
-                let [x, y, z] = step.workgroups;
-                pass.dispatch_workgroups(x, y, z);
-            }
+            record(&mut encoder, &self.pipelines, step);
             self.gpu.queue.submit([encoder.finish()]);
             device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RuntimeError::Gpu(e.to_string()))?;
             times.push(start.elapsed().as_secs_f64());
@@ -249,21 +402,12 @@ impl<'g> Prepared<'g> {
         Ok(times)
     }
 
-    /// One chunk through the network: upload, one compute pass, read back.
+    /// One chunk through the network: upload, one command buffer, read back.
     fn forward(&self, data: &[f32]) -> Result<Vec<f32>, RuntimeError> {
         let device = &self.gpu.device;
         self.gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(data));
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        {
-            let mut pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
-            for step in &self.steps {
-                pass.set_pipeline(&self.pipelines[step.pipeline]);
-                pass.set_bind_group(0, &step.bind_group, &[]);
-                let [x, y, z] = step.workgroups;
-                pass.dispatch_workgroups(x, y, z);
-            }
-        }
+        record(&mut encoder, &self.pipelines, &self.steps);
         encoder.copy_buffer_to_buffer(&self.output, 0, &self.staging, 0, self.staging.size());
         self.gpu.queue.submit([encoder.finish()]);
         let slice = self.staging.slice(..);
@@ -297,7 +441,7 @@ impl Planner<'_, '_> {
         self.activation_buffers.push(self.buffers.len());
         self.buffers.push(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (bytes.max(4) as u64).next_multiple_of(4),
+            size: (bytes.max(16) as u64).next_multiple_of(16),
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         }));
@@ -337,18 +481,27 @@ impl Planner<'_, '_> {
         Some(a)
     }
 
-    /// Makes sure the bind group and pipeline layouts for `inputs` read-only bindings exist.
-    fn layout(&mut self, inputs: usize) {
+    /// Makes sure the bind group and pipeline layouts for `slots` exist.
+    fn layout(&mut self, slots: &'static [Slot]) {
         let device = &self.gpu.device;
-        self.layouts.entry(inputs).or_insert_with(|| {
-            let entries: Vec<wgpu::BindGroupLayoutEntry> = (0..=inputs)
-                .map(|i| wgpu::BindGroupLayoutEntry {
+        self.layouts.entry(slots).or_insert_with(|| {
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+                .iter()
+                .enumerate()
+                .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
                     binding: i as u32,
                     visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: i < inputs },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
+                    ty: match slot {
+                        Slot::Texture => wgpu::BindingType::Texture {
+                            sample_type: wgpu::TextureSampleType::Float { filterable: false },
+                            view_dimension: wgpu::TextureViewDimension::D2,
+                            multisampled: false,
+                        },
+                        Slot::Read | Slot::Output => wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Storage { read_only: *slot == Slot::Read },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
                     },
                     count: None,
                 })
@@ -364,10 +517,10 @@ impl Planner<'_, '_> {
         });
     }
 
-    /// Adds a dispatch of `kernel` over `buffers` (inputs then output; `None` binds a placeholder).
-    fn dispatch(&mut self, kernel: Kernel, buffers: &[Option<usize>]) {
-        let inputs = kernel.family.inputs();
-        debug_assert_eq!(buffers.len(), inputs + 1);
+    /// Adds a dispatch of `kernel` over `binds`, one per slot of its family.
+    fn dispatch(&mut self, kernel: Kernel, binds: &[Bind]) {
+        let slots = kernel.family.slots();
+        debug_assert_eq!(binds.len(), slots.len());
         let source = kernel.source();
         let pipeline = match self.pipeline_ids.get(&source) {
             Some(p) => *p,
@@ -382,8 +535,8 @@ impl Planner<'_, '_> {
                 let module = unsafe {
                     self.gpu.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
                 };
-                self.layout(inputs);
-                let layout = &self.layouts[&inputs].1;
+                self.layout(slots);
+                let layout = &self.layouts[slots].1;
                 let p = self.gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(kernel.family.name()),
                     layout: Some(layout),
@@ -397,22 +550,100 @@ impl Planner<'_, '_> {
                 self.pipelines.len() - 1
             }
         };
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = binds
             .iter()
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.map_or(&self.dummy, |b| &self.buffers[b]).as_entire_binding(),
+                resource: match b {
+                    Bind::Buffer(b) => self.buffers[*b].as_entire_binding(),
+                    Bind::Texture(t) => wgpu::BindingResource::TextureView(&self.views[*t]),
+                    Bind::Unused => self.dummy.as_entire_binding(),
+                },
             })
             .collect();
-        let bgl = &self.layouts[&inputs].0;
+        let bgl = &self.layouts[slots].0;
         let bind_group = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: bgl,
             entries: &entries,
         });
         let label = (self.current.clone(), kernel.family.name());
-        self.steps.push(Step { label, pipeline, bind_group, workgroups: kernel.workgroups });
+        self.steps
+            .push(Step { label, action: Action::Dispatch { pipeline, bind_group, workgroups: kernel.workgroups } });
+    }
+
+    /// Whether a tensor of `floats` floats fits one texture of `format` on this device.
+    fn fits_texture(&self, floats: usize, format: TexelFormat) -> bool {
+        let max = self.gpu.limits.max_texture_dimension_2d as usize;
+        self.use_textures
+            && TEXTURE_WIDTH as usize <= max
+            && floats.div_ceil(format.floats()).div_ceil(TEXTURE_WIDTH as usize) <= max
+    }
+
+    fn new_texture(&mut self, texels: usize, format: TexelFormat, label: &str) -> usize {
+        let texture = self.gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: texture_extent(texels),
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: format.wgpu(),
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        self.views.push(texture.create_view(&Default::default()));
+        self.textures.push(texture);
+        self.textures.len() - 1
+    }
+
+    /// A texture holding `data` (padded with zeros to whole texels and rows).
+    fn data_texture(&mut self, data: &[f32], format: TexelFormat, label: &str) -> usize {
+        let texels = data.len().div_ceil(format.floats());
+        let t = self.new_texture(texels, format, label);
+        let extent = texture_extent(texels);
+        let mut padded = data.to_vec();
+        padded.resize((extent.width * extent.height) as usize * format.floats(), 0.0);
+        self.gpu.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.textures[t],
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytemuck::cast_slice(&padded),
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(extent.width * format.floats() as u32 * 4),
+                rows_per_image: None,
+            },
+            extent,
+        );
+        t
+    }
+
+    /// The texture mirror of node `id`'s value in `format`, copied from its buffer once per forward
+    /// (the copy is planned here, after the value's producers and before this reader).
+    fn mirror(&mut self, id: NodeId, format: TexelFormat) -> usize {
+        let buffer = self.buffer_of(id);
+        if let Some(t) = self.mirrors.get(&(buffer, format)) {
+            return *t;
+        }
+        let floats = self.chunk * elements(self.node(id));
+        let texels = floats.div_ceil(format.floats());
+        let label = format!("{} (texture)", self.node(id).path);
+        let t = self.new_texture(texels, format, &label);
+        self.mirrors.insert((buffer, format), t);
+        self.steps.push(Step {
+            label: (self.current.clone(), "mirror"),
+            action: Action::Mirror {
+                buffer: self.buffers[buffer].clone(),
+                texture: self.textures[t].clone(),
+                format,
+                texels: texels as u32,
+            },
+        });
+        t
     }
 
     fn param(&self, node: &Node, suffix: &str) -> &Tensor {
@@ -486,7 +717,10 @@ impl Planner<'_, '_> {
                     ];
                     consts.extend(activation_consts(act));
                     let workgroups = grid_1d((self.chunk * c * oh * ow) as u64);
-                    self.dispatch(Kernel { family: Family::Pool, consts, workgroups }, &[Some(input), Some(out)]);
+                    self.dispatch(
+                        Kernel { family: Family::Pool, consts, workgroups },
+                        &[Bind::Buffer(input), Bind::Buffer(out)],
+                    );
                 }
                 Op::AdaptiveAvgPool { size } | Op::AdaptiveMaxPool { size } => {
                     let src = self.node(node.inputs[0]);
@@ -508,7 +742,7 @@ impl Planner<'_, '_> {
                     let workgroups = grid_1d((self.chunk * c * size[0] * size[1]) as u64);
                     self.dispatch(
                         Kernel { family: Family::AdaptivePool, consts, workgroups },
-                        &[Some(input), Some(out)],
+                        &[Bind::Buffer(input), Bind::Buffer(out)],
                     );
                 }
                 Op::Add => self.add(id, &node),
@@ -554,7 +788,10 @@ impl Planner<'_, '_> {
                     ];
                     consts.extend(activation_consts(act));
                     let workgroups = grid_1d((self.chunk * c * p) as u64);
-                    self.dispatch(Kernel { family: Family::Lrn, consts, workgroups }, &[Some(src), Some(out)]);
+                    self.dispatch(
+                        Kernel { family: Family::Lrn, consts, workgroups },
+                        &[Bind::Buffer(src), Bind::Buffer(out)],
+                    );
                 }
                 Op::Softmax => {
                     let (c, p) = channels_positions(&node);
@@ -564,7 +801,10 @@ impl Planner<'_, '_> {
                     let mut consts = vec![("N", u(self.chunk)), ("C", u(c)), ("P", u(p))];
                     consts.extend(activation_consts(None));
                     let workgroups = grid_1d((self.chunk * p) as u64);
-                    self.dispatch(Kernel { family: Family::Softmax, consts, workgroups }, &[Some(src), Some(out)]);
+                    self.dispatch(
+                        Kernel { family: Family::Softmax, consts, workgroups },
+                        &[Bind::Buffer(src), Bind::Buffer(out)],
+                    );
                 }
             }
         }
@@ -597,7 +837,7 @@ impl Planner<'_, '_> {
         ];
         consts.extend(activation_consts(None));
         let workgroups = grid_1d((self.chunk * c * p) as u64);
-        self.dispatch(Kernel { family: Family::Copy, consts, workgroups }, &[Some(src), Some(out)]);
+        self.dispatch(Kernel { family: Family::Copy, consts, workgroups }, &[Bind::Buffer(src), Bind::Buffer(out)]);
     }
 
     /// `y = act(x · scale[c] + shift[c])`.
@@ -636,7 +876,7 @@ impl Planner<'_, '_> {
         let workgroups = grid_1d((self.chunk * c * p).div_ceil(4) as u64);
         self.dispatch(
             Kernel { family: Family::Elementwise, consts, workgroups },
-            &[Some(src), other, scale, shift, Some(out)],
+            &[Bind::Buffer(src), other.into(), scale.into(), shift.into(), Bind::Buffer(out)],
         );
     }
 
@@ -738,37 +978,46 @@ impl Planner<'_, '_> {
             && c.padding == Default::default()
             && c.groups == 1
             && (oh * ow) % 4 == 0;
-        let oc8 = oc.next_multiple_of(16);
-        if pointwise {
-            // [OC][IC] → [IC][OC8]: one input channel's weights for 8 outputs are two vec4 loads.
-            let mut t = vec![0.0f32; ic * oc8];
+        let ocg = oc / c.groups;
+        let k = ic / c.groups * c.kernel[0] * c.kernel[1];
+        let input_floats = self.chunk * ic * ih * iw;
+        let u = |v: usize| Const::U(v as u32);
+        let bias_buffer = bias.as_ref().map(|b| self.data_buffer(b, "bias"));
+        let tail_consts =
+            [("HAS_BIAS", Const::B(bias_buffer.is_some())), ("HAS_RESIDUAL", Const::B(residual.is_some()))];
+        let (family, mut consts, workgroups, input_bind, weight_bind) = if pointwise {
+            let oc16 = oc.next_multiple_of(16);
+            // [OC][IC] → [IC][OC16]: one input channel's 16 weights are four vec4 loads.
+            let mut t = vec![0.0f32; ic * oc16];
             for o in 0..oc {
                 for i in 0..ic {
-                    t[i * oc8 + o] = weight[o * ic + i];
+                    t[i * oc16 + o] = weight[o * ic + i];
                 }
             }
-            weight = t;
-        }
-        let weight_buffer = self.data_buffer(&weight, &format!("{}.weight", node.path));
-        let bias_buffer = bias.as_ref().map(|b| self.data_buffer(b, "bias"));
-        let out = self.output_for(id);
-        let ocg = oc / c.groups;
-        let u = |v: usize| Const::U(v as u32);
-        let (family, mut consts, workgroups) = if pointwise {
-            let consts = vec![
-                ("N", u(self.chunk)),
-                ("IC", u(ic)),
-                ("OC", u(oc)),
-                ("OC8", u(oc8)),
-                ("P", u(oh * ow)),
-                ("HAS_BIAS", Const::B(bias_buffer.is_some())),
-                ("HAS_RESIDUAL", Const::B(residual.is_some())),
-            ];
+            let textured =
+                self.fits_texture(input_floats, TexelFormat::Vec4) && self.fits_texture(t.len(), TexelFormat::Vec4);
+            let label = format!("{}.weight", node.path);
+            let mut consts = vec![("N", u(self.chunk)), ("IC", u(ic)), ("OC", u(oc)), ("P", u(oh * ow))];
+            let (family, input_bind, weight_bind) = if textured {
+                consts.extend([("OC16", u(oc16)), ("TEX_W", Const::U(TEXTURE_WIDTH))]);
+                let input = Bind::Texture(self.mirror(node.inputs[0], TexelFormat::Vec4));
+                (Family::PointwiseTex, input, Bind::Texture(self.data_texture(&t, TexelFormat::Vec4, &label)))
+            } else {
+                consts.push(("OC8", u(oc16)));
+                (Family::Pointwise, Bind::Buffer(input), Bind::Buffer(self.data_buffer(&t, &label)))
+            };
             let tiles = self.chunk * oh * ow / 4;
-            (Family::Pointwise, consts, [tiles.div_ceil(64) as u32, oc.div_ceil(16) as u32, 1])
+            let grid = [tiles.div_ceil(64) as u32, oc.div_ceil(16) as u32, 1];
+            (family, consts, grid, input_bind, weight_bind)
         } else {
-            let oc_tile = if ocg % 4 == 0 { 4 } else { 1 };
-            let consts = vec![
+            let textured = self.fits_texture(input_floats, TexelFormat::Scalar)
+                && self.fits_texture(weight.len().next_multiple_of(16) * 4, TexelFormat::Vec4);
+            let oc_tile = match ocg {
+                _ if textured && ocg % 16 == 0 => 16,
+                _ if ocg % 4 == 0 => 4,
+                _ => 1,
+            };
+            let mut consts = vec![
                 ("N", u(self.chunk)),
                 ("IC", u(ic)),
                 ("IH", u(ih)),
@@ -787,16 +1036,35 @@ impl Planner<'_, '_> {
                 ("ICG", u(ic / c.groups)),
                 ("OCG", u(ocg)),
                 ("OC_TILE", u(oc_tile)),
-                ("HAS_BIAS", Const::B(bias_buffer.is_some())),
-                ("HAS_RESIDUAL", Const::B(residual.is_some())),
             ];
+            let label = format!("{}.weight", node.path);
+            let (family, input_bind, weight_bind) = if textured {
+                // [OC][K] → [OC / OC_TILE][K][OC_TILE] texels (one output channel per texel's `.x`
+                // when OC_TILE is 1), so a tap's weights for the whole tile are whole texels.
+                let lanes = oc_tile.max(4);
+                let mut t = vec![0.0f32; oc.div_ceil(oc_tile) * k * lanes];
+                for o in 0..oc {
+                    let (block, lane) = (o / oc_tile, o % oc_tile);
+                    for j in 0..k {
+                        t[(block * k + j) * lanes + lane] = weight[o * k + j];
+                    }
+                }
+                consts.push(("TEX_W", Const::U(TEXTURE_WIDTH)));
+                let input = Bind::Texture(self.mirror(node.inputs[0], TexelFormat::Scalar));
+                (Family::Conv2dTex, input, Bind::Texture(self.data_texture(&t, TexelFormat::Vec4, &label)))
+            } else {
+                (Family::Conv2d, Bind::Buffer(input), Bind::Buffer(self.data_buffer(&weight, &label)))
+            };
             let pixel_tiles = (self.chunk * oh * ow).div_ceil(4);
-            (Family::Conv2d, consts, [pixel_tiles.div_ceil(64) as u32, oc.div_ceil(oc_tile) as u32, 1])
+            let grid = [pixel_tiles.div_ceil(64) as u32, oc.div_ceil(oc_tile) as u32, 1];
+            (family, consts, grid, input_bind, weight_bind)
         };
+        consts.extend(tail_consts);
+        let out = self.output_for(id);
         consts.extend(activation_consts(act));
         self.dispatch(
             Kernel { family, consts, workgroups },
-            &[Some(input), Some(weight_buffer), bias_buffer, residual, Some(out)],
+            &[input_bind, weight_bind, bias_buffer.into(), residual.into(), Bind::Buffer(out)],
         );
         // Values read through the fused nodes live in this conv's buffer.
         if tail != id {
@@ -839,7 +1107,7 @@ impl Planner<'_, '_> {
             let workgroups = [rows.div_ceil(4).div_ceil(64) as u32, self.chunk.div_ceil(4) as u32, 1];
             self.dispatch(
                 Kernel { family: Family::Linear, consts, workgroups },
-                &[Some(input), Some(part), bias_buffer, Some(out)],
+                &[Bind::Buffer(input), Bind::Buffer(part), bias_buffer.into(), Bind::Buffer(out)],
             );
         }
         Ok(())

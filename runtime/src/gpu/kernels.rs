@@ -7,11 +7,24 @@ use cnnc_compiler::graph::Activation;
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
-/// A kernel family: its WGSL body and how many read-only bindings precede the output.
+/// What a kernel binds at one slot of its bind group.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// A read-only storage buffer.
+    Read,
+    /// A sampled 2-D float texture, read with `textureLoad`.
+    Texture,
+    /// The read-write storage buffer the kernel writes.
+    Output,
+}
+
+/// A kernel family: its WGSL body and the slots of its bind group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Family {
     Conv2d,
+    Conv2dTex,
     Pointwise,
+    PointwiseTex,
     Linear,
     Pool,
     AdaptivePool,
@@ -23,9 +36,11 @@ pub enum Family {
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 11] = [
         Family::Conv2d,
+        Family::Conv2dTex,
         Family::Pointwise,
+        Family::PointwiseTex,
         Family::Linear,
         Family::Pool,
         Family::AdaptivePool,
@@ -39,7 +54,9 @@ impl Family {
     pub fn body(self) -> &'static str {
         match self {
             Family::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
+            Family::Conv2dTex => include_str!("../../../shaders/conv2d_tex.wgsl"),
             Family::Pointwise => include_str!("../../../shaders/pointwise.wgsl"),
+            Family::PointwiseTex => include_str!("../../../shaders/pointwise_tex.wgsl"),
             Family::Linear => include_str!("../../../shaders/linear.wgsl"),
             Family::Pool => include_str!("../../../shaders/pool.wgsl"),
             Family::AdaptivePool => include_str!("../../../shaders/adaptive_pool.wgsl"),
@@ -50,13 +67,14 @@ impl Family {
         }
     }
 
-    /// Number of read-only storage bindings (the read-write output comes after them).
-    pub fn inputs(self) -> usize {
+    /// The bind group's slots, in binding order.
+    pub fn slots(self) -> &'static [Slot] {
+        use Slot::*;
         match self {
-            Family::Conv2d | Family::Pointwise => 4,
-            Family::Linear => 3,
-            Family::Elementwise => 4,
-            Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => 1,
+            Family::Conv2d | Family::Pointwise | Family::Elementwise => &[Read, Read, Read, Read, Output],
+            Family::Conv2dTex | Family::PointwiseTex => &[Texture, Texture, Read, Read, Output],
+            Family::Linear => &[Read, Read, Read, Output],
+            Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => &[Read, Output],
         }
     }
 
@@ -64,7 +82,9 @@ impl Family {
     pub fn name(self) -> &'static str {
         match self {
             Family::Conv2d => "conv2d",
+            Family::Conv2dTex => "conv2d_tex",
             Family::Pointwise => "pointwise",
+            Family::PointwiseTex => "pointwise_tex",
             Family::Linear => "linear",
             Family::Pool => "pool",
             Family::AdaptivePool => "adaptive_pool",
@@ -75,6 +95,11 @@ impl Family {
         }
     }
 }
+
+/// Width in texels of every texture the kernels read (a value or a weight laid out row by row):
+/// rows are 64 KiB (rgba32float) or 16 KiB (r32float), multiples of the 256-byte row alignment that
+/// buffer-to-texture copies need.
+pub const TEXTURE_WIDTH: u32 = 4096;
 
 /// A baked constant's value.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,11 +173,34 @@ pub fn sample(family: Family) -> Kernel {
             c.extend([("OC_TILE", Const::U(4)), ("HAS_BIAS", Const::B(true)), ("HAS_RESIDUAL", Const::B(true))]);
             c
         }
+        Family::Conv2dTex => {
+            let mut c = u(&[
+                "N", "IC", "IH", "IW", "OC", "OH", "OW", "KH", "KW", "SY", "SX", "PT", "PL", "DY", "DX", "ICG", "OCG",
+            ]);
+            c.extend([
+                ("OC_TILE", Const::U(16)),
+                ("TEX_W", Const::U(TEXTURE_WIDTH)),
+                ("HAS_BIAS", Const::B(true)),
+                ("HAS_RESIDUAL", Const::B(true)),
+            ]);
+            c
+        }
         Family::Pointwise => {
             let mut c = u(&["N", "IC", "OC"]);
             c.extend([
                 ("OC8", Const::U(16)),
                 ("P", Const::U(4)),
+                ("HAS_BIAS", Const::B(true)),
+                ("HAS_RESIDUAL", Const::B(true)),
+            ]);
+            c
+        }
+        Family::PointwiseTex => {
+            let mut c = u(&["N", "IC", "OC"]);
+            c.extend([
+                ("OC16", Const::U(16)),
+                ("P", Const::U(4)),
+                ("TEX_W", Const::U(TEXTURE_WIDTH)),
                 ("HAS_BIAS", Const::B(true)),
                 ("HAS_RESIDUAL", Const::B(true)),
             ]);
