@@ -1,6 +1,7 @@
 // Adaptive average / max pooling: output cell i covers [floor(i·in/out), ceil((i+1)·in/out)).
 //
-// Baked constants: N, C, IH, IW, OH, OW, IS_MAX, ACT, ACT_ARG.
+// Baked constants: N, C, IH, IW, OH, OW, IS_MAX, OUT_C, OUT_OFFSET (the output's channels and this
+// result's first one: a concat's slice, or C and 0), ACT, ACT_ARG.
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read_write> output: array<f32>;
@@ -32,5 +33,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (IS_MAX) {
         result = best;
     }
-    output[index] = activate(result);
+    let at = ((plane / C) * OUT_C + OUT_OFFSET + plane % C) * OH * OW + index % (OH * OW);
+    output[at] = activate(result);
 }

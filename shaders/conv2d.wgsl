@@ -4,7 +4,8 @@
 // position — so nothing spills. Bias, a residual add and the activation run in the epilogue.
 //
 // Baked constants: N, IC, IH, IW, OC, OH, OW, KH, KW, SY, SX, PT, PL, DY, DX, ICG, OCG, OC_TILE,
-// HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
+// OUT_C, OUT_OFFSET (the output's channels and this result's first one: a concat's slice, or OC
+// and 0), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -26,15 +27,15 @@ fn store(px: u32, oc: u32, value: f32) {
         return;
     }
     let n = px / (OH * OW);
-    let at = (n * OC + oc) * OH * OW + px % (OH * OW);
+    let spatial = px % (OH * OW);
     var v = value;
     if (HAS_BIAS) {
         v += bias[oc];
     }
     if (HAS_RESIDUAL) {
-        v += residual[at];
+        v += residual[(n * OC + oc) * OH * OW + spatial];
     }
-    output[at] = activate(v);
+    output[(n * OUT_C + OUT_OFFSET + oc) * OH * OW + spatial] = activate(v);
 }
 
 @compute @workgroup_size(64)

@@ -9,8 +9,9 @@
 // run one lane at a time. Used when the tensors fit a texture (else `conv2d.wgsl`).
 //
 // Baked constants: N, IC, IH, IW, OC, OH, OW, KH, KW, SY, SX, PT, PL, DY, DX, ICG, OCG, OC_TILE
-// (16 or 4 when the group's output channels are a multiple of it, else 1), TEX_W (texture width in
-// texels), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
+// (16 or 4 when the group's output channels are a multiple of it, else 1), OUT_C, OUT_OFFSET (the
+// output's channels and this result's first one: a concat's slice, or OC and 0), TEX_W (texture
+// width in texels), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
 
 @group(0) @binding(0) var input: texture_2d<f32>;
 @group(0) @binding(1) var weight: texture_2d<f32>;
@@ -39,15 +40,15 @@ fn store(px: u32, oc: u32, value: f32) {
         return;
     }
     let n = px / (OH * OW);
-    let at = (n * OC + oc) * OH * OW + px % (OH * OW);
+    let spatial = px % (OH * OW);
     var v = value;
     if (HAS_BIAS) {
         v += bias[oc];
     }
     if (HAS_RESIDUAL) {
-        v += residual[at];
+        v += residual[(n * OC + oc) * OH * OW + spatial];
     }
-    output[at] = activate(v);
+    output[(n * OUT_C + OUT_OFFSET + oc) * OH * OW + spatial] = activate(v);
 }
 
 fn store4(px0: u32, oc: u32, a: vec4<f32>) {

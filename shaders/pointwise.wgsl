@@ -4,8 +4,9 @@
 // [IC][OC8] (OC padded to a multiple of 16), so one input channel's 16 weights are four vec4 loads.
 // Used when groups = 1 and positions per image are a multiple of 4.
 //
-// Baked constants: N, IC, OC, OC8 (OC rounded up to 16), P (positions per image), HAS_BIAS,
-// HAS_RESIDUAL, ACT, ACT_ARG.
+// Baked constants: N, IC, OC, OC8 (OC rounded up to 16), P (positions per image), OUT_C,
+// OUT_OFFSET (the output's channels and this result's first one: a concat's slice, or OC and 0),
+// HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
 
 @group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
@@ -19,14 +20,14 @@ fn store(n: u32, oc: u32, p4: u32, value: vec4<f32>) {
     if (oc >= OC) {
         return;
     }
-    let at = (n * OC + oc) * P4 + p4;
     var v = value;
     if (HAS_BIAS) {
         v += vec4<f32>(bias[oc]);
     }
     if (HAS_RESIDUAL) {
-        v += residual[at];
+        v += residual[(n * OC + oc) * P4 + p4];
     }
+    let at = (n * OUT_C + OUT_OFFSET + oc) * P4 + p4;
     output[at] = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
 }
 

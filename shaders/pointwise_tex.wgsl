@@ -8,8 +8,9 @@
 // run one lane at a time; on GPUs they go through the texture cache. Used when positions per image
 // are a multiple of 4 and the tensors fit a texture (else `pointwise.wgsl`).
 //
-// Baked constants: N, IC, OC, OC16 (OC rounded up to 16), P (positions per image), TEX_W (texture
-// width in texels), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
+// Baked constants: N, IC, OC, OC16 (OC rounded up to 16), P (positions per image), OUT_C,
+// OUT_OFFSET (the output's channels and this result's first one: a concat's slice, or OC and 0),
+// TEX_W (texture width in texels), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
 
 @group(0) @binding(0) var input: texture_2d<f32>;
 @group(0) @binding(1) var weight: texture_2d<f32>;
@@ -27,14 +28,14 @@ fn store(n: u32, oc: u32, p4: u32, value: vec4<f32>) {
     if (oc >= OC) {
         return;
     }
-    let at = (n * OC + oc) * P4 + p4;
     var v = value;
     if (HAS_BIAS) {
         v += vec4<f32>(bias[oc]);
     }
     if (HAS_RESIDUAL) {
-        v += residual[at];
+        v += residual[(n * OC + oc) * P4 + p4];
     }
+    let at = (n * OUT_C + OUT_OFFSET + oc) * P4 + p4;
     output[at] = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
 }
 

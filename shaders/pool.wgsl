@@ -3,7 +3,8 @@
 // COUNT_INCLUDE_PAD the divisor counts the padding inside it.
 //
 // Baked constants: N, C, IH, IW, OH, OW, KH, KW, SY, SX, PT, PB, PL, PR, DY, DX, IS_MAX,
-// COUNT_INCLUDE_PAD, ACT, ACT_ARG.
+// COUNT_INCLUDE_PAD, OUT_C, OUT_OFFSET (the output's channels and this result's first one: a
+// concat's slice, or C and 0), ACT, ACT_ARG.
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read_write> output: array<f32>;
@@ -55,5 +56,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         result = sum / f32(max(count, 1));
     }
-    output[index] = activate(result);
+    let at = ((plane / C) * OUT_C + OUT_OFFSET + plane % C) * OH * OW + index % (OH * OW);
+    output[at] = activate(result);
 }

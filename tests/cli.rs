@@ -59,6 +59,11 @@ fn summary_table_scales_activation_memory_with_the_batch() {
         line.split_whitespace().nth(3).unwrap().parse().unwrap()
     };
     assert!((peak(&eight) / peak(&one) - 8.0).abs() < 0.01);
+    let planned = |s: &str| -> f64 {
+        let line = s.lines().find(|l| l.starts_with("Planned activations")).unwrap();
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    };
+    assert!((planned(&eight) / planned(&one) - 8.0).abs() < 0.01);
 }
 
 #[test]

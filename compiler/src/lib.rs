@@ -3,7 +3,8 @@
 //! The pipeline, one module per stage:
 //! [`spec`] (parse YAML into the AST, follow imports) → [`expand`] (instantiate modules,
 //! evaluate expressions, name layers) → [`check`] (each op's shape rule) → [`graph`]
-//! (the static IR) → [`summary`] (what `cnnc summary` reports).
+//! (the static IR) → [`passes`] (lowering for inference: folding, fusion, buffer planning) →
+//! [`summary`] (what `cnnc summary` reports).
 
 // Diagnostics travel in `Err` on the cold path; their size does not matter there.
 #![allow(clippy::result_large_err)]
@@ -12,6 +13,7 @@ pub mod check;
 pub mod diagnostic;
 pub mod expand;
 pub mod graph;
+pub mod passes;
 pub mod source;
 pub mod spec;
 pub mod summary;

@@ -1,6 +1,8 @@
-//! The figures `cnnc summary` reports: per-layer rows, totals, the weight table and peak activation memory.
+//! The figures `cnnc summary` reports: per-layer rows, totals, the weight table, peak and planned
+//! activation memory.
 
 use crate::graph::{Graph, NodeId, Op, Shape};
+use crate::passes;
 
 /// One row of the summary table.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +29,11 @@ pub struct Summary {
     pub weights: Vec<(String, Vec<usize>)>,
     /// Bytes of f32 activations alive at once at the worst point, for the batch given.
     pub peak_activation_bytes: u64,
+    /// Bytes of the activation buffers executors allocate: the graph lowered for inference, its
+    /// values assigned to buffers reused by liveness ([`crate::passes::plan_buffers`]).
+    pub planned_activation_bytes: u64,
+    /// How many activation buffers that plan uses.
+    pub activation_buffers: usize,
     pub batch: u64,
 }
 
@@ -48,6 +55,7 @@ pub fn summarize(graph: &Graph, batch: u64) -> Summary {
             macs: n.op.macs(&n.shape),
         })
         .collect::<Vec<_>>();
+    let plan = passes::plan_buffers(&passes::lower(graph));
     let weights: Vec<(String, Vec<usize>)> = graph.weights().map(|p| (p.name.clone(), p.shape.clone())).collect();
     let params =
         graph.weights().filter(|p| p.kind.is_trainable()).map(|p| p.shape.iter().product::<usize>() as u64).sum();
@@ -60,6 +68,8 @@ pub fn summarize(graph: &Graph, batch: u64) -> Summary {
         params,
         weights,
         peak_activation_bytes: peak_activation_elements(graph).saturating_mul(4).saturating_mul(batch),
+        planned_activation_bytes: plan.total_elements().saturating_mul(4).saturating_mul(batch),
+        activation_buffers: plan.slot_elements.len(),
         batch,
     }
 }

@@ -9,6 +9,7 @@
 pub mod conformance;
 pub mod cpu;
 pub mod error;
+pub mod fold;
 pub mod gpu;
 pub mod image_input;
 pub mod npy;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use cnnc::runtime::{gpu, synthetic};
 use serde_json::json;
 
+use super::progress::Progress;
 use super::{compile_model, SpecPath};
 
 #[derive(clap::Args)]
@@ -51,6 +52,7 @@ pub fn run(args: Args) -> ExitCode {
     let input = synthetic::input(0, shape);
     let weights = synthetic::weights(&graph, 0);
     // Time to first result: pipelines and buffers created, weights uploaded, one forward read back.
+    let progress = Progress::start("preparing kernels, uploading weights, first forward pass");
     let start = Instant::now();
     let result = gpu::Prepared::new(&device, &graph, &weights, batch).and_then(|p| p.run(&input).map(|_| p));
     let prepared = match result {
@@ -61,6 +63,7 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let first_result_s = start.elapsed().as_secs_f64();
+    progress.stage("warming up");
     for _ in 0..args.warmup {
         if let Err(e) = prepared.run(&input) {
             eprintln!("error: {e}");
@@ -68,7 +71,8 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     let mut times = Vec::with_capacity(args.iters as usize);
-    for _ in 0..args.iters {
+    for i in 0..args.iters {
+        progress.stage(format!("timing forward pass {} of {}", i + 1, args.iters));
         let t = Instant::now();
         if let Err(e) = prepared.run(&input) {
             eprintln!("error: {e}");
@@ -78,7 +82,13 @@ pub fn run(args: Args) -> ExitCode {
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    let layers = if args.layers { prepared.time_steps().ok() } else { None };
+    let layers = if args.layers {
+        progress.stage("timing each layer");
+        prepared.time_steps().ok()
+    } else {
+        None
+    };
+    drop(progress);
     let adapter = format!("{} ({:?}, {})", device.info.name, device.info.backend, device.info.driver_info);
     let images_per_s = batch as f64 / median;
     if args.json {

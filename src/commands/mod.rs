@@ -6,6 +6,7 @@ mod conformance;
 mod devices;
 mod fmt;
 mod graph;
+mod progress;
 mod run;
 mod summary;
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use cnnc::compiler::Graph;
 use cnnc::runtime::{cpu, gpu, image_input, npy, synthetic, weights, RuntimeError, Tensor};
 
+use super::progress::Progress;
 use super::{compile_model, SpecPath};
 
 /// Where the input batch comes from: exactly one of these.
@@ -73,8 +74,10 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
+    let progress = Progress::start("loading weights");
     let weights = match (&args.weights, args.seed) {
         (Some(path), _) => {
+            progress.stage(format!("reading {}", path.display()));
             let file = weights::read(path)?;
             let mut bound = weights::bind(graph, file, args.strict)?;
             if !bound.tolerated.is_clean() {
@@ -94,6 +97,7 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
         }
         (None, seed) => synthetic::weights(graph, seed.unwrap_or(0)),
     };
+    progress.stage("reading the input");
     let input = match &args.source.input {
         Some(path) => npy::read(path)?,
         None if !args.source.image.is_empty() => image_input::load_batch(&args.source.image, graph)?,
@@ -104,12 +108,17 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
         }
     };
     let output = if args.cpu {
+        progress.stage(format!("running {} input(s) on the CPU", input.batch()));
         cpu::run(graph, &weights, &input)?
     } else {
+        progress.stage("opening the GPU");
         let gpu = gpu::open(args.adapter.as_deref())?;
+        progress.stage("preparing kernels and uploading weights");
         let prepared = gpu::Prepared::new(&gpu, graph, &weights, input.batch())?;
+        progress.stage(format!("running {} input(s) on the GPU", input.batch()));
         prepared.run(&input)?
     };
+    drop(progress);
     if let Some(path) = &args.output {
         npy::write(path, &output)?;
     }

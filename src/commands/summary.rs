@@ -49,6 +49,8 @@ fn to_json(s: &Summary) -> Value {
         "macs": s.macs,
         "batch": s.batch,
         "peak_activation_bytes": s.peak_activation_bytes,
+        "planned_activation_bytes": s.planned_activation_bytes,
+        "activation_buffers": s.activation_buffers,
         "layers": layers,
         "weights": weights,
     })
@@ -118,6 +120,11 @@ fn table(s: &Summary) -> String {
         "Peak activation memory:  {:.2} MiB (f32, batch {})\n",
         s.peak_activation_bytes as f64 / (1 << 20) as f64,
         s.batch
+    );
+    out += &format!(
+        "Planned activations:     {:.2} MiB in {} buffers (after lowering, reused by liveness)\n",
+        s.planned_activation_bytes as f64 / (1 << 20) as f64,
+        s.activation_buffers
     );
     out
 }

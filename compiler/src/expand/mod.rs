@@ -17,7 +17,7 @@ use self::layers::{Built, LayerArgs};
 use self::value::{Env, Value};
 use crate::check::{self, Blame, ShapeError};
 use crate::diagnostic::{did_you_mean, Diagnostic};
-use crate::graph::{Graph, Node, NodeId, Op, Param, Shape};
+use crate::graph::{Fused, Graph, Node, NodeId, Op, Param, Shape};
 use crate::source::{SourceMap, Span};
 use crate::spec::ast::{Body, Call, Item, ItemKind, JoinOp, ModuleDef, NamePart, NameTemplate, ParamType, SpecFile};
 
@@ -487,7 +487,16 @@ impl<'a> Expander<'a> {
             params.push(Param { name, kind, shape: pshape });
         }
         let training_only = self.training;
-        let node = Node { op, inputs, shape: shape.clone(), path: path.to_string(), params, span, training_only };
+        let node = Node {
+            op,
+            inputs,
+            shape: shape.clone(),
+            path: path.to_string(),
+            params,
+            span,
+            training_only,
+            fused: Fused::default(),
+        };
         let id = self.graph().push(node);
         Flow { node: id, shape: Some(shape) }
     }

@@ -44,6 +44,43 @@ pub struct Node {
     pub span: Span,
     /// Part of a training-only branch: kept out of inference.
     pub training_only: bool,
+    /// Work that lowering passes moved into this node (none in a freshly checked graph).
+    pub fused: Fused,
+}
+
+/// Work a lowering pass fused into a node, applied to the node's own result in field order: the
+/// folded batch-norm, then the residual add (of the node's last input), then the activation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fused {
+    pub batch_norm: Option<FoldedBatchNorm>,
+    /// The node's last input is added to its result (it is not an input of the op itself).
+    pub residual: bool,
+    pub activation: Option<Activation>,
+    /// The node writes its result straight into a slice of a concat's output.
+    pub into_concat: Option<ConcatSlice>,
+}
+
+/// Channels `offset..` of concat node `concat`'s output, where a producer writes in place (the
+/// concat then copies only its other inputs).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ConcatSlice {
+    pub concat: NodeId,
+    pub offset: usize,
+}
+
+impl Fused {
+    /// Whether nothing is fused.
+    pub fn is_empty(&self) -> bool {
+        *self == Fused::default()
+    }
+}
+
+/// A batch-norm folded into the convolution before it: its parameters (weight, bias, running mean,
+/// running variance, by state_dict name) and epsilon. Executors fold the values at load time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoldedBatchNorm {
+    pub eps: f64,
+    pub params: Vec<Param>,
 }
 
 /// Model metadata carried along with the graph.
@@ -82,6 +119,7 @@ impl Graph {
             params: Vec::new(),
             span,
             training_only: false,
+            fused: Fused::default(),
         };
         Graph { nodes: vec![input], input: NodeId(0), output: NodeId(0), meta: Meta::default() }
     }
@@ -131,9 +169,29 @@ impl Graph {
         last
     }
 
+    /// For each node, the inference nodes that read it, in order.
+    pub fn readers(&self) -> Vec<Vec<NodeId>> {
+        let mut readers = vec![Vec::new(); self.nodes.len()];
+        for (id, node) in self.inference_nodes() {
+            for input in &node.inputs {
+                readers[input.index()].push(id);
+            }
+        }
+        readers
+    }
+
+    /// The parameters an inference node reads: its own, then those of a batch-norm folded into it.
+    pub fn node_params(&self, id: NodeId) -> impl Iterator<Item = &Param> {
+        let node = self.node(id);
+        node.params.iter().chain(node.fused.batch_norm.iter().flat_map(|bn| bn.params.iter()))
+    }
+
     /// Every weight tensor a checkpoint must hold, in state_dict order.
     pub fn weights(&self) -> impl Iterator<Item = &Param> {
         let with_training = self.meta.training_weights;
-        self.nodes.iter().filter(move |n| with_training || !n.training_only).flat_map(|n| n.params.iter())
+        self.nodes
+            .iter()
+            .filter(move |n| with_training || !n.training_only)
+            .flat_map(|n| n.params.iter().chain(n.fused.batch_norm.iter().flat_map(|bn| bn.params.iter())))
     }
 }

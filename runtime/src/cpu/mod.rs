@@ -1,12 +1,14 @@
 //! The CPU reference executor: every op written out plainly, f32 data with f64 accumulation.
-//! It is the oracle for the GPU kernels and what `cnnc run --cpu` uses.
+//! It is the oracle for the GPU kernels and what `cnnc run --cpu` uses. It runs checked graphs as
+//! they are and lowered ones too (work fused into a node runs after the node's op), which is how
+//! the lowering passes are shown to leave the numbers unchanged.
 
 mod ops;
 
 use cnnc_compiler::graph::{Graph, Op};
 
 use crate::weights::Weights;
-use crate::{RuntimeError, Tensor};
+use crate::{fold, RuntimeError, Tensor};
 
 /// Runs the graph's inference nodes on a batch; returns the output node's tensor.
 pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, RuntimeError> {
@@ -18,7 +20,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, R
             input.shape
         )));
     }
-    for p in graph.inference_nodes().flat_map(|(_, n)| n.params.iter()) {
+    for p in graph.inference_nodes().flat_map(|(id, _)| graph.node_params(id)) {
         if weights.get(&p.name).is_none() {
             return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
         }
@@ -37,7 +39,17 @@ pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, R
         };
         let out = match &node.op {
             Op::Input => input.clone(),
-            Op::Conv2d(c) => ops::conv2d(inputs[0], c, param("weight"), c.bias.then(|| param("bias"))),
+            Op::Conv2d(c) => {
+                let bias = c.bias.then(|| param("bias"));
+                match &node.fused.batch_norm {
+                    Some(bn) => {
+                        let (w, b) =
+                            fold::fold_into_conv(param("weight"), bias, bn, weights).expect("parameters checked above");
+                        ops::conv2d(inputs[0], c, &w, Some(&b))
+                    }
+                    None => ops::conv2d(inputs[0], c, param("weight"), bias),
+                }
+            }
             Op::Linear { bias, .. } => ops::linear(inputs[0], param("weight"), bias.then(|| param("bias"))),
             Op::BatchNorm { eps, .. } => ops::batch_norm(
                 inputs[0],
@@ -65,6 +77,11 @@ pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, R
             Op::LocalResponseNorm { size, alpha, beta, k } => ops::lrn(inputs[0], *size, *alpha, *beta, *k),
             Op::Softmax => ops::softmax(inputs[0]),
             Op::ChannelAffine { scale, shift } => ops::channel_affine(inputs[0], scale, shift),
+        };
+        let out = if node.fused.residual { ops::add(&[&out, inputs[inputs.len() - 1]]) } else { out };
+        let out = match node.fused.activation {
+            Some(a) => ops::activation(&out, a),
+            None => out,
         };
         values[id.index()] = Some(out);
         for input in &node.inputs {

@@ -16,12 +16,13 @@
 use std::collections::HashMap;
 
 use cnnc_compiler::graph::{Activation, Graph, Node, NodeId, Op};
+use cnnc_compiler::passes::{self, BufferPlan};
 use wgpu::util::DeviceExt;
 
 use super::kernels::{activation_consts, grid_1d, Const, Family, Kernel, Slot, TEXTURE_WIDTH};
 use super::Gpu;
 use crate::weights::Weights;
-use crate::{RuntimeError, Tensor};
+use crate::{fold, RuntimeError, Tensor};
 
 /// One step of the forward pass, labelled with its layer path and kernel family.
 struct Step {
@@ -197,7 +198,6 @@ struct Planner<'a, 'g> {
     graph: &'a Graph,
     weights: &'a Weights,
     chunk: usize,
-    consumers: Vec<Vec<NodeId>>,
     places: Vec<Option<Place>>,
     buffers: Vec<wgpu::Buffer>,
     pipelines: Vec<wgpu::ComputePipeline>,
@@ -206,13 +206,16 @@ struct Planner<'a, 'g> {
     steps: Vec<Step>,
     textures: Vec<wgpu::Texture>,
     views: Vec<wgpu::TextureView>,
-    /// Texture mirrors made so far, by buffer and texel format.
-    mirrors: HashMap<(usize, TexelFormat), usize>,
+    /// Texture mirrors made so far, by the node whose value they hold and texel format (buffers
+    /// are reused, values are not).
+    mirrors: HashMap<(NodeId, TexelFormat), usize>,
     /// Whether kernels may read through textures (else the storage-buffer kernels run everywhere).
     use_textures: bool,
     dummy: wgpu::Buffer,
-    /// Nodes whose work is done inside another node's kernel.
-    absorbed: Vec<bool>,
+    /// Which buffer slot each value uses (reused by liveness).
+    plan: BufferPlan,
+    /// The buffer made for each slot, once made.
+    slot_buffers: Vec<Option<usize>>,
     /// The largest storage binding to plan for.
     binding_limit: usize,
     /// Buffers kernels write.
@@ -246,7 +249,10 @@ impl<'g> Prepared<'g> {
         options: PlanOptions,
     ) -> Result<Prepared<'g>, RuntimeError> {
         let binding_limit = options.binding_limit;
-        for p in graph.inference_nodes().flat_map(|(_, n)| n.params.iter()) {
+        let lowered = passes::lower(graph);
+        let graph = &lowered;
+        let plan = passes::plan_buffers(graph);
+        for p in graph.inference_nodes().flat_map(|(id, _)| graph.node_params(id)) {
             if weights.get(&p.name).is_none() {
                 return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
             }
@@ -266,18 +272,11 @@ impl<'g> Prepared<'g> {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let mut consumers = vec![Vec::new(); graph.len()];
-        for (id, node) in graph.inference_nodes() {
-            for input in &node.inputs {
-                consumers[input.index()].push(id);
-            }
-        }
         let mut planner = Planner {
             gpu,
             graph,
             weights,
             chunk,
-            consumers,
             places: vec![None; graph.len()],
             buffers: Vec::new(),
             pipelines: Vec::new(),
@@ -289,7 +288,8 @@ impl<'g> Prepared<'g> {
             mirrors: HashMap::new(),
             use_textures: options.textures,
             dummy,
-            absorbed: vec![false; graph.len()],
+            slot_buffers: vec![None; plan.slot_elements.len()],
+            plan,
             binding_limit: limit,
             activation_buffers: Vec::new(),
             current: String::new(),
@@ -430,6 +430,14 @@ impl Planner<'_, '_> {
         self.graph.node(id)
     }
 
+    /// The node whose output buffer holds `id`'s value (itself, or what a flatten reshapes).
+    fn owner(&self, id: NodeId) -> NodeId {
+        match self.places[id.index()].expect("values are placed before they are read") {
+            Place::Buffer(_) => id,
+            Place::Alias(other) => self.owner(other),
+        }
+    }
+
     fn buffer_of(&self, id: NodeId) -> usize {
         match self.places[id.index()].expect("values are placed before they are read") {
             Place::Buffer(b) => b,
@@ -457,28 +465,20 @@ impl Planner<'_, '_> {
         self.buffers.len() - 1
     }
 
+    /// The buffer of `id`'s planned slot (made on first use, at the slot's size).
     fn output_for(&mut self, id: NodeId) -> usize {
-        let bytes = self.chunk * elements(self.node(id)) * 4;
-        let b = self.new_buffer(bytes, &self.node(id).path.clone());
+        let slot = self.plan.slot[id.index()].expect("inference values have slots");
+        let b = match self.slot_buffers[slot] {
+            Some(b) => b,
+            None => {
+                let bytes = self.chunk * self.plan.slot_elements[slot] as usize * 4;
+                let b = self.new_buffer(bytes, &format!("activations {slot}"));
+                self.slot_buffers[slot] = Some(b);
+                b
+            }
+        };
         self.places[id.index()] = Some(Place::Buffer(b));
         b
-    }
-
-    /// The sole inference reader of `id`, if it has exactly one and is not the graph's output.
-    fn sole_consumer(&self, id: NodeId) -> Option<NodeId> {
-        match self.consumers[id.index()][..] {
-            [c] if id != self.graph.output => Some(c),
-            _ => None,
-        }
-    }
-
-    /// If `id`'s only reader is an activation, absorbs it and returns it.
-    fn fuse_activation(&mut self, id: NodeId) -> Option<Activation> {
-        let c = self.sole_consumer(id)?;
-        let Op::Activation(a) = self.node(c).op else { return None };
-        self.absorbed[c.index()] = true;
-        self.places[c.index()] = Some(Place::Alias(id));
-        Some(a)
     }
 
     /// Makes sure the bind group and pipeline layouts for `slots` exist.
@@ -626,14 +626,15 @@ impl Planner<'_, '_> {
     /// (the copy is planned here, after the value's producers and before this reader).
     fn mirror(&mut self, id: NodeId, format: TexelFormat) -> usize {
         let buffer = self.buffer_of(id);
-        if let Some(t) = self.mirrors.get(&(buffer, format)) {
+        let owner = self.owner(id);
+        if let Some(t) = self.mirrors.get(&(owner, format)) {
             return *t;
         }
         let floats = self.chunk * elements(self.node(id));
         let texels = floats.div_ceil(format.floats());
         let label = format!("{} (texture)", self.node(id).path);
         let t = self.new_texture(texels, format, &label);
-        self.mirrors.insert((buffer, format), t);
+        self.mirrors.insert((owner, format), t);
         self.steps.push(Step {
             label: (self.current.clone(), "mirror"),
             action: Action::Mirror {
@@ -646,6 +647,16 @@ impl Planner<'_, '_> {
         t
     }
 
+    /// `OUT_C` and `OUT_OFFSET`: the channels of the tensor a kernel writes and where its result
+    /// starts — a concat's output and the slice for a producer written in place, else its own.
+    fn out_slice(&self, node: &Node) -> [(&'static str, Const); 2] {
+        let (channels, offset) = match node.fused.into_concat {
+            Some(slice) => (self.node(slice.concat).shape.dims()[0], slice.offset),
+            None => (node.shape.dims()[0], 0),
+        };
+        [("OUT_C", Const::U(channels as u32)), ("OUT_OFFSET", Const::U(offset as u32))]
+    }
+
     fn param(&self, node: &Node, suffix: &str) -> &Tensor {
         let p = node.params.iter().find(|p| p.kind.suffix() == suffix).expect("op has this parameter");
         self.weights.get(&p.name).expect("checked in Prepared::new")
@@ -654,9 +665,6 @@ impl Planner<'_, '_> {
     fn plan(&mut self) -> Result<(), RuntimeError> {
         let ids: Vec<NodeId> = self.graph.inference_nodes().map(|(id, _)| id).collect();
         for id in ids {
-            if self.absorbed[id.index()] {
-                continue;
-            }
             let node = self.node(id).clone();
             self.current = node.path.clone();
             match &node.op {
@@ -675,7 +683,9 @@ impl Planner<'_, '_> {
                         self.param(&node, "running_mean"),
                         self.param(&node, "running_var"),
                     );
-                    let (scale, shift) = fold_bn(w, b, m, v, *eps);
+                    let (scale, shift) = fold::batch_norm_affine(w, b, m, v, *eps);
+                    let scale: Vec<f32> = scale.iter().map(|v| *v as f32).collect();
+                    let shift: Vec<f32> = shift.iter().map(|v| *v as f32).collect();
                     self.affine(id, &node, &scale, &shift);
                 }
                 Op::ChannelAffine { scale, shift } => {
@@ -692,7 +702,7 @@ impl Planner<'_, '_> {
                     let [c, ih, iw] = src.shape.dims().try_into().expect("pool input is [C, H, W]");
                     let [_, oh, ow] = node.shape.dims().try_into().expect("pool output is [C, H, W]");
                     let input = self.buffer_of(node.inputs[0]);
-                    let act = self.fuse_activation(id);
+                    let act = node.fused.activation;
                     let out = self.output_for(id);
                     let u = |v: usize| Const::U(v as u32);
                     let mut consts = vec![
@@ -715,6 +725,7 @@ impl Planner<'_, '_> {
                         ("IS_MAX", Const::B(matches!(node.op, Op::MaxPool(_)))),
                         ("COUNT_INCLUDE_PAD", Const::B(p.count_include_pad)),
                     ];
+                    consts.extend(self.out_slice(&node));
                     consts.extend(activation_consts(act));
                     let workgroups = grid_1d((self.chunk * c * oh * ow) as u64);
                     self.dispatch(
@@ -726,7 +737,7 @@ impl Planner<'_, '_> {
                     let src = self.node(node.inputs[0]);
                     let [c, ih, iw] = src.shape.dims().try_into().expect("pool input is [C, H, W]");
                     let input = self.buffer_of(node.inputs[0]);
-                    let act = self.fuse_activation(id);
+                    let act = node.fused.activation;
                     let out = self.output_for(id);
                     let u = |v: usize| Const::U(v as u32);
                     let mut consts = vec![
@@ -738,6 +749,7 @@ impl Planner<'_, '_> {
                         ("OW", u(size[1])),
                         ("IS_MAX", Const::B(matches!(node.op, Op::AdaptiveMaxPool { .. }))),
                     ];
+                    consts.extend(self.out_slice(&node));
                     consts.extend(activation_consts(act));
                     let workgroups = grid_1d((self.chunk * c * size[0] * size[1]) as u64);
                     self.dispatch(
@@ -753,8 +765,11 @@ impl Planner<'_, '_> {
                     let mut offset = 0;
                     for input in node.inputs.clone() {
                         let (c, _) = channels_positions(self.node(input));
-                        let src = self.buffer_of(input);
-                        self.copy(src, out, c, p, c, out_c, 0, offset, 0);
+                        // Inputs written in place are already in their slice.
+                        if self.node(input).fused.into_concat.is_none() {
+                            let src = self.buffer_of(input);
+                            self.copy(src, out, c, p, c, out_c, 0, offset, 0);
+                        }
                         offset += c;
                     }
                 }
@@ -774,7 +789,7 @@ impl Planner<'_, '_> {
                 Op::LocalResponseNorm { size, alpha, beta, k } => {
                     let (c, p) = channels_positions(&node);
                     let src = self.buffer_of(node.inputs[0]);
-                    let act = self.fuse_activation(id);
+                    let act = node.fused.activation;
                     let out = self.output_for(id);
                     let u = |v: usize| Const::U(v as u32);
                     let mut consts = vec![
@@ -848,7 +863,7 @@ impl Planner<'_, '_> {
             Op::Activation(a) => Some(a),
             _ => None,
         };
-        let act = own.or_else(|| self.fuse_activation(id));
+        let act = own.or(node.fused.activation);
         let scale = self.data_buffer(scale, "scale");
         let shift = self.data_buffer(shift, "shift");
         let out = self.output_for(id);
@@ -886,7 +901,7 @@ impl Planner<'_, '_> {
         let last = node.inputs.len() - 1;
         for (i, input) in node.inputs.iter().enumerate().skip(1) {
             let other = self.buffer_of(*input);
-            let act = if i == last { self.fuse_activation(id) } else { None };
+            let act = if i == last { node.fused.activation } else { None };
             let out = if i == last {
                 self.output_for(id)
             } else {
@@ -918,7 +933,7 @@ impl Planner<'_, '_> {
         }
         let src = self.buffer_of(big);
         let other = self.buffer_of(gate);
-        let act = self.fuse_activation(id);
+        let act = node.fused.activation;
         let out = self.output_for(id);
         self.elementwise(2, c, p, gp, act, src, Some(other), None, None, out);
         Ok(())
@@ -926,49 +941,17 @@ impl Planner<'_, '_> {
 
     fn conv(&mut self, id: NodeId, node: &Node) {
         let Op::Conv2d(c) = &node.op else { unreachable!() };
-        let w = self.param(node, "weight");
-        let mut weight = w.data.clone();
-        let mut bias = c.bias.then(|| self.param(node, "bias").data.clone());
-        let mut tail = id;
-        // Fold a following batch-norm into the weights and bias.
-        if let Some(bn) = self.sole_consumer(id) {
-            if let Op::BatchNorm { eps, .. } = self.node(bn).op {
-                let bn_node = self.node(bn).clone();
-                let (scale, shift) = fold_bn(
-                    self.param(&bn_node, "weight"),
-                    self.param(&bn_node, "bias"),
-                    self.param(&bn_node, "running_mean"),
-                    self.param(&bn_node, "running_var"),
-                    eps,
-                );
-                let per_oc = weight.len() / c.out_channels;
-                for (o, chunk) in weight.chunks_mut(per_oc).enumerate() {
-                    chunk.iter_mut().for_each(|v| *v = (*v as f64 * scale[o] as f64) as f32);
-                }
-                let b0 = bias.take().unwrap_or_else(|| vec![0.0; c.out_channels]);
-                bias = Some(
-                    (0..c.out_channels).map(|o| (b0[o] as f64 * scale[o] as f64 + shift[o] as f64) as f32).collect(),
-                );
-                self.absorbed[bn.index()] = true;
-                self.places[bn.index()] = Some(Place::Alias(id));
-                tail = bn;
+        let own_bias = c.bias.then(|| self.param(node, "bias"));
+        let (weight, bias) = match &node.fused.batch_norm {
+            Some(bn) => {
+                let (w, b) = fold::fold_into_conv(self.param(node, "weight"), own_bias, bn, self.weights)
+                    .expect("checked in Prepared::new");
+                (w.data, Some(b.data))
             }
-        }
-        // Fuse a residual add whose other operand is already computed.
-        let mut residual = None;
-        if let Some(add) = self.sole_consumer(tail) {
-            let add_node = self.node(add).clone();
-            if add_node.op == Op::Add && add_node.inputs.len() == 2 {
-                let other = if add_node.inputs[0] == tail { add_node.inputs[1] } else { add_node.inputs[0] };
-                if other < id && self.places[other.index()].is_some() {
-                    residual = Some(self.buffer_of(other));
-                    self.absorbed[add.index()] = true;
-                    self.places[add.index()] = Some(Place::Alias(id));
-                    tail = add;
-                }
-            }
-        }
-        let act = self.fuse_activation(tail);
+            None => (self.param(node, "weight").data.clone(), own_bias.map(|b| b.data.clone())),
+        };
+        let residual = node.fused.residual.then(|| self.buffer_of(node.inputs[node.inputs.len() - 1]));
+        let act = node.fused.activation;
         let input = self.buffer_of(node.inputs[0]);
         let src = self.node(node.inputs[0]);
         let [ic, ih, iw] = src.shape.dims().try_into().expect("conv input is [C, H, W]");
@@ -1060,22 +1043,19 @@ impl Planner<'_, '_> {
             (family, consts, grid, input_bind, weight_bind)
         };
         consts.extend(tail_consts);
+        consts.extend(self.out_slice(node));
         let out = self.output_for(id);
         consts.extend(activation_consts(act));
         self.dispatch(
             Kernel { family, consts, workgroups },
             &[input_bind, weight_bind, bias_buffer.into(), residual.into(), Bind::Buffer(out)],
         );
-        // Values read through the fused nodes live in this conv's buffer.
-        if tail != id {
-            self.places[tail.index()] = Some(Place::Alias(id));
-        }
     }
 
     fn linear(&mut self, id: NodeId, node: &Node) -> Result<(), RuntimeError> {
         let Op::Linear { in_features, out_features, bias } = node.op else { unreachable!() };
         let input = self.buffer_of(node.inputs[0]);
-        let act = self.fuse_activation(id);
+        let act = node.fused.activation;
         let out = self.output_for(id);
         let weight = self.param(node, "weight").data.clone();
         let bias_buffer =
@@ -1112,14 +1092,4 @@ impl Planner<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// Inference batch-norm as a per-channel `x · scale + shift`.
-fn fold_bn(w: &Tensor, b: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> (Vec<f32>, Vec<f32>) {
-    (0..w.len())
-        .map(|c| {
-            let s = w.data[c] as f64 / (var.data[c] as f64 + eps).sqrt();
-            (s as f32, (b.data[c] as f64 - mean.data[c] as f64 * s) as f32)
-        })
-        .unzip()
 }

@@ -231,6 +231,18 @@ pub fn sample(family: Family) -> Kernel {
         }
         Family::Softmax => u(&["N", "C", "P"]),
     };
+    // Families that can write into a concat's slice take its channel count and offset.
+    if matches!(
+        family,
+        Family::Conv2d
+            | Family::Conv2dTex
+            | Family::Pointwise
+            | Family::PointwiseTex
+            | Family::Pool
+            | Family::AdaptivePool
+    ) {
+        consts.extend([("OUT_C", Const::U(4)), ("OUT_OFFSET", Const::U(2))]);
+    }
     // Every family takes an activation: the executor always bakes one in (0 = none).
     consts.extend(activation_consts(Some(Activation::Relu)));
     Kernel { family, consts, workgroups: [1, 1, 1] }

@@ -1,0 +1,36 @@
+//! Rebuilding a graph node by node, the way every pass produces its result.
+
+use crate::graph::{Graph, Node, NodeId};
+
+/// What becomes of one node of the old graph.
+pub(super) enum Fate {
+    /// It stays, as given (its inputs still name old nodes; they are renumbered here).
+    Keep(Box<Node>),
+    /// It disappears and its readers read this earlier old node instead.
+    Merge(NodeId),
+    /// It disappears; nothing in inference reads it.
+    Drop,
+}
+
+/// A new graph with each node's fate applied, handles renumbered, metadata and output carried over.
+pub(super) fn rebuild(graph: &Graph, mut fate: impl FnMut(NodeId, &Node) -> Fate) -> Graph {
+    let input = graph.node(graph.input);
+    let mut out = Graph::new(input.shape.clone(), input.span);
+    out.meta = graph.meta.clone();
+    let mut map: Vec<Option<NodeId>> = vec![None; graph.len()];
+    map[graph.input.index()] = Some(out.input);
+    for (id, node) in graph.nodes().filter(|(id, _)| *id != graph.input) {
+        map[id.index()] = match fate(id, node) {
+            Fate::Keep(kept) => {
+                let mut kept = *kept;
+                kept.inputs =
+                    kept.inputs.iter().map(|i| map[i.index()].expect("inputs of kept nodes are kept")).collect();
+                Some(out.push(kept))
+            }
+            Fate::Merge(into) => map[into.index()],
+            Fate::Drop => None,
+        };
+    }
+    out.output = map[graph.output.index()].expect("the output is kept");
+    out
+}
