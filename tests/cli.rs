@@ -97,3 +97,19 @@ fn every_verb_explains_itself_with_an_example() {
         assert!(stdout(&o).contains("Example: cnnc"), "{verb} --help has no example");
     }
 }
+
+#[test]
+fn bench_reports_the_documented_figures_and_every_layer() {
+    let out = cnnc(&["bench", "specs/lenet.yaml", "--iters", "2", "--warmup", "0", "--layers", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench --json prints JSON");
+    for key in ["images_per_s", "latency_ms_median", "first_result_s", "peak_memory_bytes"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    assert!(v["adapter"].as_str().is_some_and(|a| !a.is_empty()), "{v}");
+    // One timed entry per dispatch (lenet: two convolutions with their pools, three linear layers).
+    let layers = v["layers"].as_array().expect("layers");
+    assert_eq!(layers.len() as u64, v["dispatches"].as_u64().unwrap(), "{v}");
+    assert!(layers.iter().all(|l| l["ms"].as_f64().is_some_and(|ms| ms >= 0.0)), "{v}");
+    assert!(layers.iter().any(|l| l["layer"] == "fc3"), "{v}");
+}

@@ -34,6 +34,13 @@ pub struct Args {
     json: bool,
 }
 
+fn timing_name(how: gpu::StepTiming) -> &'static str {
+    match how {
+        gpu::StepTiming::Timestamps => "GPU timestamp queries",
+        gpu::StepTiming::Submissions => "one submission per layer, no timestamp queries on this adapter",
+    }
+}
+
 pub fn run(args: Args) -> ExitCode {
     let graph = match compile_model(&args.spec) {
         Ok(graph) => graph,
@@ -105,12 +112,13 @@ pub fn run(args: Args) -> ExitCode {
             "dispatches": prepared.dispatches,
             "adapter": adapter,
         });
-        if let Some(l) = &layers {
+        if let Some((l, how)) = &layers {
+            out["layer_timing"] = json!(timing_name(*how));
             out["layers"] = prepared
                 .step_labels
                 .iter()
                 .zip(l)
-                .map(|((path, kernel), t)| json!({"layer": path, "kernel": kernel, "ms": t * 1e3}))
+                .filter_map(|((path, kernel), t)| t.map(|t| json!({"layer": path, "kernel": kernel, "ms": t * 1e3})))
                 .collect();
         }
         println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
@@ -130,12 +138,14 @@ pub fn run(args: Args) -> ExitCode {
             prepared.device_bytes as f64 / (1 << 20) as f64,
             prepared.dispatches
         );
-        if let Some(l) = &layers {
-            println!("  per layer (one submission each):");
-            let mut rows: Vec<_> = prepared.step_labels.iter().zip(l).collect();
-            rows.sort_by(|a, b| b.1.total_cmp(a.1));
+        if let Some((l, how)) = &layers {
+            let mut rows: Vec<_> =
+                prepared.step_labels.iter().zip(l).filter_map(|(label, t)| t.map(|t| (label, t))).collect();
+            let total: f64 = rows.iter().map(|(_, t)| t).sum();
+            println!("  per layer ({}; {:.2} ms in all), slowest first:", timing_name(*how), total * 1e3);
+            rows.sort_by(|a, b| b.1.total_cmp(&a.1));
             for ((path, kernel), t) in rows.iter().take(15) {
-                println!("    {:>8.2} ms  {kernel:<13} {path}", *t * 1e3);
+                println!("    {:>8.2} ms  {kernel:<13} {path}", t * 1e3);
             }
         }
     }

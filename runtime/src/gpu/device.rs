@@ -96,7 +96,8 @@ pub fn open(choice: Option<&str>) -> Result<Gpu, RuntimeError> {
     let limits = adapter.limits();
     let desc = wgpu::DeviceDescriptor {
         label: Some("cnnc"),
-        required_features: wgpu::Features::empty(),
+        // Timestamp queries time each layer in `cnnc bench --layers` where the adapter has them.
+        required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
         required_limits: limits.clone(),
         experimental_features: wgpu::ExperimentalFeatures::disabled(),
         memory_hints: wgpu::MemoryHints::Performance,

@@ -170,6 +170,15 @@ pub struct Prepared<'g> {
     pub step_labels: Vec<(String, &'static str)>,
 }
 
+/// How [`Prepared::time_steps`] measured.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StepTiming {
+    /// GPU timestamps around each dispatch, all in one submission.
+    Timestamps,
+    /// Wall-clock time of one submission per step.
+    Submissions,
+}
+
 /// Choices the planner would otherwise make from the device's limits.
 #[derive(Clone, Copy, Debug)]
 pub struct PlanOptions {
@@ -386,9 +395,17 @@ impl<'g> Prepared<'g> {
         Ok(Tensor::new(shape, out))
     }
 
-    /// Times each step on its own (one submission per layer, so each includes a submission's
-    /// overhead): seconds per step, in plan order. The buffers must hold a forward's inputs already.
-    pub fn time_steps(&self) -> Result<Vec<f64>, RuntimeError> {
+    /// Times each step: with timestamp queries where the device has them (every dispatch in its own
+    /// compute pass, all in one submission, so the times are the GPU's own), else one submission per
+    /// step (each time then includes a submission's overhead). Seconds per step in plan order, `None`
+    /// for steps a timestamp cannot bracket (mirror copies). The buffers must hold a forward's inputs.
+    pub fn time_steps(&self) -> Result<(Vec<Option<f64>>, StepTiming), RuntimeError> {
+        let queries = 2 * self.dispatches;
+        if self.gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+            && (1..=wgpu::QUERY_SET_MAX_QUERIES as usize).contains(&queries)
+        {
+            return Ok((self.time_steps_with_queries()?, StepTiming::Timestamps));
+        }
         let device = &self.gpu.device;
         let mut times = Vec::with_capacity(self.steps.len());
         for step in self.steps.chunks(1) {
@@ -397,9 +414,82 @@ impl<'g> Prepared<'g> {
             record(&mut encoder, &self.pipelines, step);
             self.gpu.queue.submit([encoder.finish()]);
             device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RuntimeError::Gpu(e.to_string()))?;
-            times.push(start.elapsed().as_secs_f64());
+            times.push(Some(start.elapsed().as_secs_f64()));
         }
-        Ok(times)
+        Ok((times, StepTiming::Submissions))
+    }
+
+    fn time_steps_with_queries(&self) -> Result<Vec<Option<f64>>, RuntimeError> {
+        let device = &self.gpu.device;
+        let count = 2 * self.dispatches as u32;
+        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("layer times"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let bytes = u64::from(count) * 8;
+        let resolved = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("layer times"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("layer times read-back"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
+        let mut query = 0u32;
+        for step in &self.steps {
+            match &step.action {
+                Action::Dispatch { pipeline, bind_group, workgroups } => {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: &set,
+                            beginning_of_pass_write_index: Some(query),
+                            end_of_pass_write_index: Some(query + 1),
+                        }),
+                    });
+                    pass.set_pipeline(&self.pipelines[*pipeline]);
+                    pass.set_bind_group(0, bind_group, &[]);
+                    let [x, y, z] = *workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                    query += 2;
+                }
+                Action::Mirror { .. } => record(&mut encoder, &self.pipelines, std::slice::from_ref(step)),
+            }
+        }
+        encoder.resolve_query_set(&set, 0..count, &resolved, 0);
+        encoder.copy_buffer_to_buffer(&resolved, 0, &readback, 0, bytes);
+        self.gpu.queue.submit([encoder.finish()]);
+        let ticks: Vec<u64> = bytemuck::cast_slice(&self.read_back(&readback)?).to_vec();
+        let period_s = f64::from(self.gpu.queue.get_timestamp_period()) * 1e-9;
+        let mut pairs = ticks.chunks(2);
+        Ok(self
+            .steps
+            .iter()
+            .map(|step| match step.action {
+                Action::Dispatch { .. } => pairs.next().map(|p| p[1].saturating_sub(p[0]) as f64 * period_s),
+                Action::Mirror { .. } => None,
+            })
+            .collect())
+    }
+
+    /// Waits for the queue and returns the bytes of a `MAP_READ` buffer.
+    fn read_back(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>, RuntimeError> {
+        let slice = buffer.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RuntimeError::Gpu(e.to_string()))?;
+        rx.recv().map_err(|e| RuntimeError::Gpu(e.to_string()))?.map_err(|e| RuntimeError::Gpu(e.to_string()))?;
+        let bytes = slice.get_mapped_range().map_err(|e| RuntimeError::Gpu(e.to_string()))?.to_vec();
+        buffer.unmap();
+        Ok(bytes)
     }
 
     /// One chunk through the network: upload, one command buffer, read back.
@@ -410,17 +500,7 @@ impl<'g> Prepared<'g> {
         record(&mut encoder, &self.pipelines, &self.steps);
         encoder.copy_buffer_to_buffer(&self.output, 0, &self.staging, 0, self.staging.size());
         self.gpu.queue.submit([encoder.finish()]);
-        let slice = self.staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RuntimeError::Gpu(e.to_string()))?;
-        rx.recv().map_err(|e| RuntimeError::Gpu(e.to_string()))?.map_err(|e| RuntimeError::Gpu(e.to_string()))?;
-        let view = slice.get_mapped_range().map_err(|e| RuntimeError::Gpu(e.to_string()))?;
-        let result = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
-        drop(view);
-        self.staging.unmap();
+        let result = bytemuck::cast_slice::<u8, f32>(&self.read_back(&self.staging)?).to_vec();
         Ok(result)
     }
 }
@@ -631,10 +711,16 @@ impl Planner<'_, '_> {
             return *t;
         }
         let floats = self.chunk * elements(self.node(id));
-        let texels = floats.div_ceil(format.floats());
         let label = format!("{} (texture)", self.node(id).path);
-        let t = self.new_texture(texels, format, &label);
+        let t = self.mirror_buffer(buffer, floats, format, &label);
         self.mirrors.insert((owner, format), t);
+        t
+    }
+
+    /// A new texture filled from the first `floats` floats of `buffer` at this point of every forward.
+    fn mirror_buffer(&mut self, buffer: usize, floats: usize, format: TexelFormat, label: &str) -> usize {
+        let texels = floats.div_ceil(format.floats());
+        let t = self.new_texture(texels, format, label);
         self.steps.push(Step {
             label: (self.current.clone(), "mirror"),
             action: Action::Mirror {
@@ -645,6 +731,24 @@ impl Planner<'_, '_> {
             },
         });
         t
+    }
+
+    /// Every `stride`-th position of `id`'s value (`[C, H, W]` → `[C, OH, OW]`) in a buffer of its own,
+    /// by a 1×1 max pooling (an identity on one element), so a strided 1×1 convolution can run as a GEMM.
+    fn subsample(&mut self, id: NodeId, stride: [usize; 2], oh: usize, ow: usize) -> usize {
+        let [c, ih, iw] = self.node(id).shape.dims().try_into().expect("convolution input is [C, H, W]");
+        let input = self.buffer_of(id);
+        let out = self.new_buffer(self.chunk * c * oh * ow * 4, "subsampled input");
+        let u = |v: usize| Const::U(v as u32);
+        let mut consts = vec![("N", u(self.chunk)), ("C", u(c)), ("IH", u(ih)), ("IW", u(iw)), ("OH", u(oh))];
+        consts.extend([("OW", u(ow)), ("KH", u(1)), ("KW", u(1)), ("SY", u(stride[0])), ("SX", u(stride[1]))]);
+        consts.extend([("PT", u(0)), ("PB", u(0)), ("PL", u(0)), ("PR", u(0)), ("DY", u(1)), ("DX", u(1))]);
+        consts.extend([("IS_MAX", Const::B(true)), ("COUNT_INCLUDE_PAD", Const::B(false))]);
+        consts.extend([("OUT_C", u(c)), ("OUT_OFFSET", u(0))]);
+        consts.extend(activation_consts(None));
+        let workgroups = grid_1d((self.chunk * c * oh * ow) as u64);
+        self.dispatch(Kernel { family: Family::Pool, consts, workgroups }, &[Bind::Buffer(input), Bind::Buffer(out)]);
+        out
     }
 
     /// `OUT_C` and `OUT_OFFSET`: the channels of the tensor a kernel writes and where its result
@@ -956,14 +1060,14 @@ impl Planner<'_, '_> {
         let src = self.node(node.inputs[0]);
         let [ic, ih, iw] = src.shape.dims().try_into().expect("conv input is [C, H, W]");
         let [oc, oh, ow] = node.shape.dims().try_into().expect("conv output is [C, H, W]");
-        let pointwise = c.kernel == [1, 1]
-            && c.stride == [1, 1]
-            && c.padding == Default::default()
-            && c.groups == 1
-            && (oh * ow) % 4 == 0;
+        // A 1×1 convolution is a GEMM when 4 consecutive output positions are 4 consecutive floats;
+        // with a stride, over a subsampled copy of the input.
+        let pointwise = c.kernel == [1, 1] && c.padding == Default::default() && c.groups == 1 && (oh * ow) % 4 == 0;
         let ocg = oc / c.groups;
         let k = ic / c.groups * c.kernel[0] * c.kernel[1];
-        let input_floats = self.chunk * ic * ih * iw;
+        let input_floats = if pointwise { self.chunk * ic * oh * ow } else { self.chunk * ic * ih * iw };
+        let input =
+            if pointwise && c.stride != [1, 1] { self.subsample(node.inputs[0], c.stride, oh, ow) } else { input };
         let u = |v: usize| Const::U(v as u32);
         let bias_buffer = bias.as_ref().map(|b| self.data_buffer(b, "bias"));
         let tail_consts =
@@ -983,8 +1087,16 @@ impl Planner<'_, '_> {
             let mut consts = vec![("N", u(self.chunk)), ("IC", u(ic)), ("OC", u(oc)), ("P", u(oh * ow))];
             let (family, input_bind, weight_bind) = if textured {
                 consts.extend([("OC16", u(oc16)), ("TEX_W", Const::U(TEXTURE_WIDTH))]);
-                let input = Bind::Texture(self.mirror(node.inputs[0], TexelFormat::Vec4));
-                (Family::PointwiseTex, input, Bind::Texture(self.data_texture(&t, TexelFormat::Vec4, &label)))
+                let mirror = if c.stride == [1, 1] {
+                    self.mirror(node.inputs[0], TexelFormat::Vec4)
+                } else {
+                    self.mirror_buffer(input, input_floats, TexelFormat::Vec4, "subsampled input (texture)")
+                };
+                (
+                    Family::PointwiseTex,
+                    Bind::Texture(mirror),
+                    Bind::Texture(self.data_texture(&t, TexelFormat::Vec4, &label)),
+                )
             } else {
                 consts.push(("OC8", u(oc16)));
                 (Family::Pointwise, Bind::Buffer(input), Bind::Buffer(self.data_buffer(&t, &label)))
@@ -995,8 +1107,9 @@ impl Planner<'_, '_> {
         } else {
             let textured = self.fits_texture(input_floats, TexelFormat::Scalar)
                 && self.fits_texture(weight.len().next_multiple_of(16) * 4, TexelFormat::Vec4);
+            // Tiles must not straddle groups; with one group a partial last tile is padded.
             let oc_tile = match ocg {
-                _ if textured && ocg % 16 == 0 => 16,
+                _ if textured && (ocg % 16 == 0 || (c.groups == 1 && ocg >= 16)) => 16,
                 _ if ocg % 4 == 0 => 4,
                 _ => 1,
             };

@@ -5,4 +5,4 @@ pub mod executor;
 pub mod kernels;
 
 pub use device::{adapters, open, AdapterSummary, Gpu};
-pub use executor::{PlanOptions, Prepared};
+pub use executor::{PlanOptions, Prepared, StepTiming};
