@@ -66,23 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let group = oc0 / OCG;
-    // The four positions: image plane base (first input channel of the group), top-left tap.
-    let q0 = px0;
-    let q1 = min(px0 + 1u, PIXELS - 1u);
-    let q2 = min(px0 + 2u, PIXELS - 1u);
-    let q3 = min(px0 + 3u, PIXELS - 1u);
-    let b0 = i32((q0 / (OH * OW) * IC + group * ICG) * IH * IW);
-    let b1 = i32((q1 / (OH * OW) * IC + group * ICG) * IH * IW);
-    let b2 = i32((q2 / (OH * OW) * IC + group * ICG) * IH * IW);
-    let b3 = i32((q3 / (OH * OW) * IC + group * ICG) * IH * IW);
-    let y0 = i32((q0 % (OH * OW)) / OW * SY) - i32(PT);
-    let y1 = i32((q1 % (OH * OW)) / OW * SY) - i32(PT);
-    let y2 = i32((q2 % (OH * OW)) / OW * SY) - i32(PT);
-    let y3 = i32((q3 % (OH * OW)) / OW * SY) - i32(PT);
-    let x0 = i32(q0 % OW * SX) - i32(PL);
-    let x1 = i32(q1 % OW * SX) - i32(PL);
-    let x2 = i32(q2 % OW * SX) - i32(PL);
-    let x3 = i32(q3 % OW * SX) - i32(PL);
+    let t = taps(px0, group);
     let wbase = gid.y * K * W_TEXELS;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
@@ -107,10 +91,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var kx = 0u; kx < KW; kx++) {
                 let dx = i32(kx * DX);
                 let v = vec4<f32>(
-                    tap(b0 + plane, y0 + dy, x0 + dx),
-                    tap(b1 + plane, y1 + dy, x1 + dx),
-                    tap(b2 + plane, y2 + dy, x2 + dx),
-                    tap(b3 + plane, y3 + dy, x3 + dx),
+                    tap(t.base.x + plane, t.y.x + dy, t.x.x + dx),
+                    tap(t.base.y + plane, t.y.y + dy, t.x.y + dx),
+                    tap(t.base.z + plane, t.y.z + dy, t.x.z + dx),
+                    tap(t.base.w + plane, t.y.w + dy, t.x.w + dx),
                 );
                 let w = wbase + ((ci * KH + ky) * KW + kx) * W_TEXELS;
                 let wa = texel(weight, w);

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::rewrite::{rebuild, Fate};
+use super::rewrite::merge_into;
 use crate::graph::{ConcatSlice, Graph, NodeId, Op};
 
 /// Whether `op`'s kernels can write into a channel slice of a larger output.
@@ -41,11 +41,9 @@ pub fn concat_in_place(graph: &Graph) -> Graph {
         }
     }
     // No node is removed, so handles keep their numbers and the slices stay valid.
-    rebuild(graph, |id, node| {
-        let mut kept = node.clone();
+    merge_into(graph, &HashMap::new(), |id, kept| {
         if let Some(slice) = slices.get(&id) {
             kept.fused.into_concat = Some(*slice);
         }
-        Fate::Keep(Box::new(kept))
     })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::rewrite::{rebuild, Fate};
+use super::rewrite::merge_into;
 use crate::graph::{FoldedBatchNorm, Graph, NodeId, Op};
 
 /// The graph with every foldable batch-norm folded into its convolution.
@@ -25,16 +25,11 @@ pub fn fold_batch_norm(graph: &Graph) -> Graph {
         }
     }
     let folded: HashMap<NodeId, NodeId> = folds.iter().map(|(conv, bn)| (*bn, *conv)).collect();
-    rebuild(graph, |id, node| {
-        if let Some(conv) = folded.get(&id) {
-            return Fate::Merge(*conv);
-        }
-        let mut kept = node.clone();
+    merge_into(graph, &folded, |id, kept| {
         if let Some(bn) = folds.get(&id) {
             let bn = graph.node(*bn);
             let Op::BatchNorm { eps, .. } = bn.op else { unreachable!("folds hold batch-norms") };
             kept.fused.batch_norm = Some(FoldedBatchNorm { eps, params: bn.params.clone() });
         }
-        Fate::Keep(Box::new(kept))
     })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::rewrite::{rebuild, Fate};
+use super::rewrite::merge_into;
 use crate::graph::{Activation, Graph, NodeId, Op};
 
 /// Whether `op`'s kernels can apply an activation to their result.
@@ -47,16 +47,11 @@ pub fn fuse_residual_add(graph: &Graph) -> Graph {
         }
     }
     let fused_adds: HashMap<NodeId, NodeId> = fusions.iter().map(|(conv, (add, _))| (*add, *conv)).collect();
-    rebuild(graph, |id, node| {
-        if let Some(conv) = fused_adds.get(&id) {
-            return Fate::Merge(*conv);
-        }
-        let mut kept = node.clone();
+    merge_into(graph, &fused_adds, |id, kept| {
         if let Some((_, other)) = fusions.get(&id) {
             kept.inputs.push(*other);
             kept.fused.residual = true;
         }
-        Fate::Keep(Box::new(kept))
     })
 }
 
@@ -79,14 +74,9 @@ pub fn fuse_activation(graph: &Graph) -> Graph {
         }
     }
     let fused_acts: HashMap<NodeId, NodeId> = fusions.iter().map(|(p, (act, _))| (*act, *p)).collect();
-    rebuild(graph, |id, node| {
-        if let Some(producer) = fused_acts.get(&id) {
-            return Fate::Merge(*producer);
-        }
-        let mut kept = node.clone();
+    merge_into(graph, &fused_acts, |id, kept| {
         if let Some((_, act)) = fusions.get(&id) {
             kept.fused.activation = Some(*act);
         }
-        Fate::Keep(Box::new(kept))
     })
 }

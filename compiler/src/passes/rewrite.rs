@@ -1,5 +1,7 @@
 //! Rebuilding a graph node by node, the way every pass produces its result.
 
+use std::collections::HashMap;
+
 use crate::graph::{Graph, Node, NodeId};
 
 /// What becomes of one node of the old graph.
@@ -33,4 +35,21 @@ pub(super) fn rebuild(graph: &Graph, mut fate: impl FnMut(NodeId, &Node) -> Fate
     }
     out.output = map[graph.output.index()].expect("the output is kept");
     out
+}
+
+/// The common shape of a fusion pass: each node in `merged` disappears into the earlier node it
+/// maps to, and every other node is kept with `patch` applied (it changes the nodes that absorb).
+pub(super) fn merge_into(
+    graph: &Graph,
+    merged: &HashMap<NodeId, NodeId>,
+    mut patch: impl FnMut(NodeId, &mut Node),
+) -> Graph {
+    rebuild(graph, |id, node| match merged.get(&id) {
+        Some(into) => Fate::Merge(*into),
+        None => {
+            let mut kept = node.clone();
+            patch(id, &mut kept);
+            Fate::Keep(Box::new(kept))
+        }
+    })
 }

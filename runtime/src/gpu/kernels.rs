@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use cnnc_compiler::graph::Activation;
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+const CONV_TAPS: &str = include_str!("../../../shaders/conv_taps.wgsl");
 
 /// What a kernel binds at one slot of its bind group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +65,14 @@ impl Family {
             Family::Copy => include_str!("../../../shaders/copy.wgsl"),
             Family::Lrn => include_str!("../../../shaders/lrn.wgsl"),
             Family::Softmax => include_str!("../../../shaders/softmax.wgsl"),
+        }
+    }
+
+    /// WGSL shared with other families that this one needs before its body.
+    pub fn shared(self) -> &'static str {
+        match self {
+            Family::Conv2d | Family::Conv2dTex => CONV_TAPS,
+            _ => "",
         }
     }
 
@@ -129,6 +138,7 @@ impl Kernel {
             };
         }
         src.push_str(COMMON);
+        src.push_str(self.family.shared());
         src.push_str(self.family.body());
         src
     }
