@@ -7,15 +7,15 @@
 //! right after the value is complete. The storage-buffer kernels remain for tensors too large for a
 //! texture.
 //!
-//! Fusions: batch-norm after a convolution is folded into its weights and bias; an activation whose
-//! producer has no other reader runs in the producer's epilogue; a residual add whose other operand
-//! is ready runs in the convolution's epilogue. Dropout, stochastic depth and flatten cost nothing.
-//! Tensors larger than one storage binding are handled by splitting: linear weights by rows, and
-//! activations by running the batch in chunks.
+//! The executor runs the graph as the compiler's lowering passes leave it (`passes::lower`): what
+//! they fused into a node (a folded batch-norm, a residual add, an activation, a concat slice to
+//! write) becomes part of that node's kernel, and activations live in the buffers `plan_buffers`
+//! assigns. Flatten costs nothing. Tensors larger than one storage binding are handled by splitting:
+//! linear weights by rows, and activations by running the batch in chunks.
 
 use std::collections::HashMap;
 
-use cnnc_compiler::graph::{Activation, Graph, Node, NodeId, Op};
+use cnnc_compiler::graph::{Activation, Graph, Node, NodeId, Op, Pad4, Pool2d, Shape};
 use cnnc_compiler::passes::{self, BufferPlan};
 use wgpu::util::DeviceExt;
 
@@ -90,20 +90,33 @@ fn texture_extent(texels: usize) -> wgpu::Extent3d {
 }
 
 /// Records `steps` into `encoder`: consecutive dispatches share one compute pass, and each mirror
-/// copy runs between passes.
-fn record(encoder: &mut wgpu::CommandEncoder, pipelines: &[wgpu::ComputePipeline], steps: &[Step]) {
+/// copy runs between passes. With `timestamps`, every dispatch gets a pass of its own whose start
+/// and end times go to queries `2i` and `2i + 1` for the `i`-th dispatch.
+fn record(
+    encoder: &mut wgpu::CommandEncoder,
+    pipelines: &[wgpu::ComputePipeline],
+    steps: &[Step],
+    timestamps: Option<&wgpu::QuerySet>,
+) {
     let mut pass: Option<wgpu::ComputePass<'static>> = None;
+    let mut query = 0u32;
     for step in steps {
         match &step.action {
             Action::Dispatch { pipeline, bind_group, workgroups } => {
+                if timestamps.is_some() {
+                    pass = None;
+                }
                 let pass = pass.get_or_insert_with(|| {
+                    let timestamp_writes = timestamps.map(|query_set| wgpu::ComputePassTimestampWrites {
+                        query_set,
+                        beginning_of_pass_write_index: Some(query),
+                        end_of_pass_write_index: Some(query + 1),
+                    });
                     encoder
-                        .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: Some("forward"),
-                            timestamp_writes: None,
-                        })
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes })
                         .forget_lifetime()
                 });
+                query += 2;
                 pass.set_pipeline(&pipelines[*pipeline]);
                 pass.set_bind_group(0, bind_group, &[]);
                 let [x, y, z] = *workgroups;
@@ -160,8 +173,6 @@ pub struct Prepared<'g> {
     output_item_shape: Vec<usize>,
     /// Kernels dispatched per forward.
     pub dispatches: usize,
-    /// Buffer-to-texture copies per forward (values read through textures).
-    pub mirrors: usize,
     /// Buffers that hold activations (written by kernels), for poisoning.
     activations: Vec<wgpu::Buffer>,
     /// Bytes of device memory this model holds (weights, activations, staging).
@@ -195,7 +206,14 @@ impl Default for PlanOptions {
     }
 }
 
-/// Where a node's value lives: its own buffer, or another node's (fused or free ops).
+/// A pooling window and whether it takes the maximum (else the average).
+#[derive(Copy, Clone)]
+struct PoolWindow<'p> {
+    pool: &'p Pool2d,
+    is_max: bool,
+}
+
+/// Where a node's value lives: a buffer, or the value of the node it only reshapes (flatten).
 #[derive(Copy, Clone)]
 enum Place {
     Buffer(usize),
@@ -324,7 +342,6 @@ impl<'g> Prepared<'g> {
             mapped_at_creation: false,
         });
         let dispatches = planner.steps.iter().filter(|s| matches!(s.action, Action::Dispatch { .. })).count();
-        let mirrors = planner.steps.len() - dispatches;
         let activations = planner.activation_buffers.iter().map(|b| planner.buffers[*b].clone()).collect();
         let texture_bytes: u64 = planner
             .textures
@@ -352,7 +369,6 @@ impl<'g> Prepared<'g> {
             item_shape: graph.node(graph.input).shape.dims().to_vec(),
             output_item_shape: out_node.shape.dims().to_vec(),
             dispatches,
-            mirrors,
             activations,
             device_bytes,
             step_labels,
@@ -411,7 +427,7 @@ impl<'g> Prepared<'g> {
         for step in self.steps.chunks(1) {
             let start = std::time::Instant::now();
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
-            record(&mut encoder, &self.pipelines, step);
+            record(&mut encoder, &self.pipelines, step, None);
             self.gpu.queue.submit([encoder.finish()]);
             device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RuntimeError::Gpu(e.to_string()))?;
             times.push(Some(start.elapsed().as_secs_f64()));
@@ -441,27 +457,7 @@ impl<'g> Prepared<'g> {
             mapped_at_creation: false,
         });
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
-        let mut query = 0u32;
-        for step in &self.steps {
-            match &step.action {
-                Action::Dispatch { pipeline, bind_group, workgroups } => {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: None,
-                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                            query_set: &set,
-                            beginning_of_pass_write_index: Some(query),
-                            end_of_pass_write_index: Some(query + 1),
-                        }),
-                    });
-                    pass.set_pipeline(&self.pipelines[*pipeline]);
-                    pass.set_bind_group(0, bind_group, &[]);
-                    let [x, y, z] = *workgroups;
-                    pass.dispatch_workgroups(x, y, z);
-                    query += 2;
-                }
-                Action::Mirror { .. } => record(&mut encoder, &self.pipelines, std::slice::from_ref(step)),
-            }
-        }
+        record(&mut encoder, &self.pipelines, &self.steps, Some(&set));
         encoder.resolve_query_set(&set, 0..count, &resolved, 0);
         encoder.copy_buffer_to_buffer(&resolved, 0, &readback, 0, bytes);
         self.gpu.queue.submit([encoder.finish()]);
@@ -497,7 +493,7 @@ impl<'g> Prepared<'g> {
         let device = &self.gpu.device;
         self.gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(data));
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
-        record(&mut encoder, &self.pipelines, &self.steps);
+        record(&mut encoder, &self.pipelines, &self.steps, None);
         encoder.copy_buffer_to_buffer(&self.output, 0, &self.staging, 0, self.staging.size());
         self.gpu.queue.submit([encoder.finish()]);
         let result = bytemuck::cast_slice::<u8, f32>(&self.read_back(&self.staging)?).to_vec();
@@ -519,9 +515,9 @@ impl Planner<'_, '_> {
     }
 
     fn buffer_of(&self, id: NodeId) -> usize {
-        match self.places[id.index()].expect("values are placed before they are read") {
-            Place::Buffer(b) => b,
-            Place::Alias(other) => self.buffer_of(other),
+        match self.places[self.owner(id).index()] {
+            Some(Place::Buffer(b)) => b,
+            _ => unreachable!("an owner holds its value in a buffer"),
         }
     }
 
@@ -736,19 +732,64 @@ impl Planner<'_, '_> {
     /// Every `stride`-th position of `id`'s value (`[C, H, W]` → `[C, OH, OW]`) in a buffer of its own,
     /// by a 1×1 max pooling (an identity on one element), so a strided 1×1 convolution can run as a GEMM.
     fn subsample(&mut self, id: NodeId, stride: [usize; 2], oh: usize, ow: usize) -> usize {
-        let [c, ih, iw] = self.node(id).shape.dims().try_into().expect("convolution input is [C, H, W]");
+        let c = self.node(id).shape.dims()[0];
         let input = self.buffer_of(id);
         let out = self.new_buffer(self.chunk * c * oh * ow * 4, "subsampled input");
+        let pool = Pool2d {
+            kernel: [1, 1],
+            stride,
+            padding: Pad4::default(),
+            dilation: [1, 1],
+            ceil_mode: false,
+            count_include_pad: false,
+        };
+        let out_slice = [("OUT_C", Const::U(c as u32)), ("OUT_OFFSET", Const::U(0))];
+        let shape = Shape(vec![c, oh, ow]);
+        self.pool(id, &shape, PoolWindow { pool: &pool, is_max: true }, None, out_slice, input, out);
+        out
+    }
+
+    /// Dispatches the pooling kernel from node `src`'s value (in `input`) to a `shape` result in
+    /// `out` (starting at the channel `out_slice` says).
+    #[allow(clippy::too_many_arguments)]
+    fn pool(
+        &mut self,
+        src: NodeId,
+        shape: &Shape,
+        window: PoolWindow,
+        act: Option<Activation>,
+        out_slice: [(&'static str, Const); 2],
+        input: usize,
+        out: usize,
+    ) {
+        let [c, ih, iw] = self.node(src).shape.dims().try_into().expect("pool input is [C, H, W]");
+        let [_, oh, ow] = shape.dims().try_into().expect("pool output is [C, H, W]");
+        let p = window.pool;
         let u = |v: usize| Const::U(v as u32);
-        let mut consts = vec![("N", u(self.chunk)), ("C", u(c)), ("IH", u(ih)), ("IW", u(iw)), ("OH", u(oh))];
-        consts.extend([("OW", u(ow)), ("KH", u(1)), ("KW", u(1)), ("SY", u(stride[0])), ("SX", u(stride[1]))]);
-        consts.extend([("PT", u(0)), ("PB", u(0)), ("PL", u(0)), ("PR", u(0)), ("DY", u(1)), ("DX", u(1))]);
-        consts.extend([("IS_MAX", Const::B(true)), ("COUNT_INCLUDE_PAD", Const::B(false))]);
-        consts.extend([("OUT_C", u(c)), ("OUT_OFFSET", u(0))]);
-        consts.extend(activation_consts(None));
+        let mut consts = vec![
+            ("N", u(self.chunk)),
+            ("C", u(c)),
+            ("IH", u(ih)),
+            ("IW", u(iw)),
+            ("OH", u(oh)),
+            ("OW", u(ow)),
+            ("KH", u(p.kernel[0])),
+            ("KW", u(p.kernel[1])),
+            ("SY", u(p.stride[0])),
+            ("SX", u(p.stride[1])),
+            ("PT", u(p.padding.top)),
+            ("PB", u(p.padding.bottom)),
+            ("PL", u(p.padding.left)),
+            ("PR", u(p.padding.right)),
+            ("DY", u(p.dilation[0])),
+            ("DX", u(p.dilation[1])),
+            ("IS_MAX", Const::B(window.is_max)),
+            ("COUNT_INCLUDE_PAD", Const::B(p.count_include_pad)),
+        ];
+        consts.extend(out_slice);
+        consts.extend(activation_consts(act));
         let workgroups = grid_1d((self.chunk * c * oh * ow) as u64);
         self.dispatch(Kernel { family: Family::Pool, consts, workgroups }, &[Bind::Buffer(input), Bind::Buffer(out)]);
-        out
     }
 
     /// `OUT_C` and `OUT_OFFSET`: the channels of the tensor a kernel writes and where its result
@@ -781,61 +822,22 @@ impl Planner<'_, '_> {
                 Op::Conv2d(_) => self.conv(id, &node),
                 Op::Linear { .. } => self.linear(id, &node)?,
                 Op::BatchNorm { eps, .. } => {
-                    let (w, b, m, v) = (
-                        self.param(&node, "weight"),
-                        self.param(&node, "bias"),
-                        self.param(&node, "running_mean"),
-                        self.param(&node, "running_var"),
-                    );
-                    let (scale, shift) = fold::batch_norm_affine(w, b, m, v, *eps);
-                    let scale: Vec<f32> = scale.iter().map(|v| *v as f32).collect();
-                    let shift: Vec<f32> = shift.iter().map(|v| *v as f32).collect();
+                    let [w, b, mean, var] =
+                        fold::batch_norm_tensors(&node.params, self.weights).expect("checked in Prepared::new");
+                    let (scale, shift) = fold::batch_norm_affine(w, b, mean, var, *eps);
                     self.affine(id, &node, &scale, &shift);
                 }
-                Op::ChannelAffine { scale, shift } => {
-                    let scale: Vec<f32> = scale.iter().map(|v| *v as f32).collect();
-                    let shift: Vec<f32> = shift.iter().map(|v| *v as f32).collect();
-                    self.affine(id, &node, &scale, &shift);
-                }
+                Op::ChannelAffine { scale, shift } => self.affine(id, &node, scale, shift),
                 Op::Activation(_) => {
                     let (c, _) = channels_positions(&node);
                     self.affine(id, &node, &vec![1.0; c], &vec![0.0; c]);
                 }
                 Op::MaxPool(p) | Op::AvgPool(p) => {
-                    let src = self.node(node.inputs[0]);
-                    let [c, ih, iw] = src.shape.dims().try_into().expect("pool input is [C, H, W]");
-                    let [_, oh, ow] = node.shape.dims().try_into().expect("pool output is [C, H, W]");
                     let input = self.buffer_of(node.inputs[0]);
-                    let act = node.fused.activation;
                     let out = self.output_for(id);
-                    let u = |v: usize| Const::U(v as u32);
-                    let mut consts = vec![
-                        ("N", u(self.chunk)),
-                        ("C", u(c)),
-                        ("IH", u(ih)),
-                        ("IW", u(iw)),
-                        ("OH", u(oh)),
-                        ("OW", u(ow)),
-                        ("KH", u(p.kernel[0])),
-                        ("KW", u(p.kernel[1])),
-                        ("SY", u(p.stride[0])),
-                        ("SX", u(p.stride[1])),
-                        ("PT", u(p.padding.top)),
-                        ("PB", u(p.padding.bottom)),
-                        ("PL", u(p.padding.left)),
-                        ("PR", u(p.padding.right)),
-                        ("DY", u(p.dilation[0])),
-                        ("DX", u(p.dilation[1])),
-                        ("IS_MAX", Const::B(matches!(node.op, Op::MaxPool(_)))),
-                        ("COUNT_INCLUDE_PAD", Const::B(p.count_include_pad)),
-                    ];
-                    consts.extend(self.out_slice(&node));
-                    consts.extend(activation_consts(act));
-                    let workgroups = grid_1d((self.chunk * c * oh * ow) as u64);
-                    self.dispatch(
-                        Kernel { family: Family::Pool, consts, workgroups },
-                        &[Bind::Buffer(input), Bind::Buffer(out)],
-                    );
+                    let window = PoolWindow { pool: p, is_max: matches!(node.op, Op::MaxPool(_)) };
+                    let out_slice = self.out_slice(&node);
+                    self.pool(node.inputs[0], &node.shape, window, node.fused.activation, out_slice, input, out);
                 }
                 Op::AdaptiveAvgPool { size } | Op::AdaptiveMaxPool { size } => {
                     let src = self.node(node.inputs[0]);
@@ -960,7 +962,7 @@ impl Planner<'_, '_> {
     }
 
     /// `y = act(x · scale[c] + shift[c])`.
-    fn affine(&mut self, id: NodeId, node: &Node, scale: &[f32], shift: &[f32]) {
+    fn affine(&mut self, id: NodeId, node: &Node, scale: &[f64], shift: &[f64]) {
         let (c, p) = channels_positions(node);
         let src = self.buffer_of(node.inputs[0]);
         let own = match node.op {
@@ -968,8 +970,9 @@ impl Planner<'_, '_> {
             _ => None,
         };
         let act = own.or(node.fused.activation);
-        let scale = self.data_buffer(scale, "scale");
-        let shift = self.data_buffer(shift, "shift");
+        let to_f32 = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
+        let scale = self.data_buffer(&to_f32(scale), "scale");
+        let shift = self.data_buffer(&to_f32(shift), "shift");
         let out = self.output_for(id);
         self.elementwise(0, c, p, p, act, src, None, Some(scale), Some(shift), out);
     }
