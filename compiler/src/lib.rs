@@ -4,16 +4,21 @@
 //! [`spec`] (parse YAML into the AST, follow imports) → [`expand`] (instantiate modules,
 //! evaluate expressions, name layers) → [`check`] (each op's shape rule) → [`graph`]
 //! (the static IR) → [`passes`] (lowering for inference: folding, fusion, buffer planning) →
-//! [`summary`] (what `cnnc summary` reports).
+//! [`summary`] (what `cnnc summary` reports) and, with the `codegen` feature, `codegen` (the
+//! lowered graph as a Rust module).
 
 // Diagnostics travel in `Err` on the cold path; their size does not matter there.
 #![allow(clippy::result_large_err)]
 
 pub mod check;
+#[cfg(feature = "codegen")]
+pub mod codegen;
 pub mod diagnostic;
 pub mod expand;
 pub mod graph;
 pub mod passes;
+#[cfg(feature = "render")]
+pub mod render;
 pub mod source;
 pub mod spec;
 pub mod summary;

@@ -3,13 +3,22 @@
 
 use std::path::Path;
 
-use cnnc_compiler::graph::Graph;
+use cnnc_compiler::graph::{Graph, Meta};
 
 use crate::{RuntimeError, Tensor};
 
 /// Loads images as one `[N, 3, H, W]` batch for `graph`, following its `preprocess` metadata.
 pub fn load_batch(paths: &[impl AsRef<Path>], graph: &Graph) -> Result<Tensor, RuntimeError> {
-    let dims = graph.node(graph.input).shape.dims().to_vec();
+    load_batch_for(paths, &graph.meta, graph.node(graph.input).shape.dims())
+}
+
+/// Loads images as one `[N, 3, H, W]` batch for a model with metadata `meta` whose input items
+/// are `input` (`[3, H, W]`).
+pub fn load_batch_for(paths: &[impl AsRef<Path>], meta: &Meta, input: &[usize]) -> Result<Tensor, RuntimeError> {
+    let dims = input.to_vec();
+    if paths.is_empty() {
+        return Err(RuntimeError::Input("no images given".into()));
+    }
     let [3, h, w] = dims[..] else {
         return Err(RuntimeError::Input(format!(
             "images need a model with a [3, H, W] input; this one takes {dims:?}"
@@ -17,12 +26,12 @@ pub fn load_batch(paths: &[impl AsRef<Path>], graph: &Graph) -> Result<Tensor, R
     };
     let mut data = Vec::with_capacity(paths.len() * 3 * h * w);
     for path in paths {
-        data.extend(load(path.as_ref(), graph, h, w)?);
+        data.extend(load(path.as_ref(), meta, h, w)?);
     }
     Ok(Tensor::new(vec![paths.len(), 3, h, w], data))
 }
 
-fn load(path: &Path, graph: &Graph, h: usize, w: usize) -> Result<Vec<f32>, RuntimeError> {
+fn load(path: &Path, meta: &Meta, h: usize, w: usize) -> Result<Vec<f32>, RuntimeError> {
     let bad = |message: String| RuntimeError::Input(format!("`{}` is not a usable image: {message}", path.display()));
     let img = image::ImageReader::open(path)
         .map_err(|e| bad(e.to_string()))?
@@ -33,7 +42,6 @@ fn load(path: &Path, graph: &Graph, h: usize, w: usize) -> Result<Vec<f32>, Runt
         .to_rgb8();
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let mut rgb = Rgb { w: iw, h: ih, data: img.into_raw() };
-    let meta = &graph.meta;
     if let Some(size) = meta.resize {
         // torchvision: the shorter side becomes `size`, the longer keeps the aspect ratio (truncated).
         let (nw, nh) = if rgb.w <= rgb.h { (size, size * rgb.h / rgb.w) } else { (size * rgb.w / rgb.h, size) };

@@ -6,7 +6,7 @@
 //! ±1/√fan_in (PyTorch's default bound), biases and running means in ±0.1, batch-norm scales and
 //! running variances in [0.5, 1.5].
 
-use cnnc_compiler::graph::{Graph, ParamKind};
+use cnnc_compiler::graph::{Graph, Param, ParamKind};
 
 use crate::weights::Weights;
 use crate::Tensor;
@@ -46,15 +46,47 @@ pub fn range(kind: ParamKind, shape: &[usize]) -> (f64, f64) {
     }
 }
 
+/// The synthetic tensor for one parameter.
+pub fn tensor(seed: u64, param: &Param) -> Tensor {
+    let (lo, hi) = range(param.kind, &param.shape);
+    let len = param.shape.iter().product();
+    Tensor::new(param.shape.clone(), values(seed, &param.name, len, lo, hi))
+}
+
 /// Weights for every parameter of `graph` (training-only ones included).
 pub fn weights(graph: &Graph, seed: u64) -> Weights {
     let mut w = Weights::default();
-    for (_, node) in graph.nodes() {
-        for p in &node.params {
-            let (lo, hi) = range(p.kind, &p.shape);
-            let len = p.shape.iter().product();
-            w.insert(p.name.clone(), Tensor::new(p.shape.clone(), values(seed, &p.name, len, lo, hi)));
-        }
+    for p in graph.nodes().flat_map(|(_, node)| &node.params) {
+        w.insert(p.name.clone(), tensor(seed, p));
+    }
+    w
+}
+
+/// A fresh model's weights as PyTorch initialises them: convolution and linear weights and biases
+/// uniform in ±1/√fan_in (`kaiming_uniform_(a=√5)` and the matching bias bound), batch-norm scales
+/// and running variances one, its shifts and running means zero. Uniform draws come from `seed`.
+pub fn pytorch_init(params: &[Param], seed: u64) -> Weights {
+    let fan_in = |weight: &str| {
+        params.iter().find(|p| p.name == weight && p.shape.len() >= 2).map(|p| p.shape[1..].iter().product::<usize>())
+    };
+    let mut w = Weights::default();
+    for p in params {
+        let len: usize = p.shape.iter().product();
+        let layer = p.name.strip_suffix(p.kind.suffix()).unwrap_or(&p.name);
+        let fan_in = match p.kind {
+            ParamKind::Weight if p.shape.len() >= 2 => fan_in(&p.name),
+            ParamKind::Bias => fan_in(&format!("{layer}weight")),
+            _ => None,
+        };
+        let data = match (fan_in, p.kind) {
+            (Some(f), _) => {
+                let bound = 1.0 / (f.max(1) as f64).sqrt();
+                values(seed, &p.name, len, -bound, bound)
+            }
+            (None, ParamKind::Weight | ParamKind::RunningVar) => vec![1.0; len],
+            (None, ParamKind::Bias | ParamKind::RunningMean) => vec![0.0; len],
+        };
+        w.insert(p.name.clone(), Tensor::new(p.shape.clone(), data));
     }
     w
 }

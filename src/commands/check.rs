@@ -17,7 +17,7 @@ pub fn run(args: Args) -> ExitCode {
     let mut worst = 0u8;
     for path in &args.specs {
         match compile(path) {
-            Compiled::Model(graph) => {
+            Compiled::Model(graph, _) => {
                 let s = summarize(&graph, 1);
                 println!(
                     "ok  {}: model `{}`, {} → {}, {} params, {} MACs, {} layers",

@@ -1,6 +1,7 @@
 //! One module per verb of the command line.
 
 mod bench;
+mod build;
 mod check;
 mod conformance;
 mod devices;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cnnc::compiler::{Expanded, Graph};
+use cnnc::compiler::{Expanded, Graph, SourceMap};
 
 /// Exit code for errors in a spec.
 pub const EXIT_SPEC_ERROR: u8 = 1;
@@ -87,6 +88,14 @@ enum Command {
     ///
     /// Example: cnnc bench specs/resnet50.yaml --batch 8 --iters 5 --json
     Bench(bench::Args),
+    /// Generate Rust for a model: a module with a struct named after it (one field per layer, its
+    /// GPU work built once), constructors from a checkpoint or a seed, and a `forward`.
+    ///
+    /// The module goes to standard output or -o FILE; --crate DIR writes a standalone crate whose
+    /// binary runs the model like `cnnc run`. The `model!` macro generates the same module.
+    ///
+    /// Example: cnnc build specs/resnet50.yaml --crate resnet50 && cd resnet50 && cargo build --release
+    Build(build::Args),
 }
 
 /// Runs the parsed command line.
@@ -100,12 +109,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Devices(args) => devices::run(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Build(args) => build::run(args),
     }
 }
 
 /// The outcome of compiling one spec for a command.
 pub enum Compiled {
-    Model(Graph),
+    Model(Graph, SourceMap),
     Library(Vec<String>),
     /// Errors were printed; the exit code to return.
     Failed(u8),
@@ -121,7 +131,7 @@ pub fn compile(path: &Path) -> Compiled {
         }
     };
     match compilation.result {
-        Ok(Expanded::Model(graph)) => Compiled::Model(graph),
+        Ok(Expanded::Model(graph)) => Compiled::Model(graph, compilation.sources),
         Ok(Expanded::Library(names)) => Compiled::Library(names),
         Err(diags) => {
             let color = std::io::stderr().is_terminal();
@@ -133,8 +143,13 @@ pub fn compile(path: &Path) -> Compiled {
 
 /// Compiles a spec that must define a model; errors are printed and turned into an exit code.
 pub fn compile_model(path: &Path) -> Result<Graph, ExitCode> {
+    compile_model_with_sources(path).map(|(graph, _)| graph)
+}
+
+/// As [`compile_model`], with the sources the spec was read from.
+pub fn compile_model_with_sources(path: &Path) -> Result<(Graph, SourceMap), ExitCode> {
     match compile(path) {
-        Compiled::Model(graph) => Ok(graph),
+        Compiled::Model(graph, sources) => Ok((graph, sources)),
         Compiled::Library(_) => {
             eprintln!(
                 "error: `{}` is a library of modules, not a model (a spec with `model:` is needed)",

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cnnc::compiler::Graph;
-use cnnc::runtime::{cpu, gpu, image_input, npy, synthetic, weights, RuntimeError, Tensor};
+use cnnc::runtime::{classify, cpu, gpu, image_input, npy, synthetic, weights, RuntimeError};
 
 use super::progress::Progress;
 use super::{compile_model, SpecPath};
@@ -79,7 +79,7 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
         (Some(path), _) => {
             progress.stage(format!("reading {}", path.display()));
             let file = weights::read(path)?;
-            let mut bound = weights::bind(graph, file, args.strict)?;
+            let mut bound = weights::bind(&graph.weight_table(), file, args.strict)?;
             if !bound.tolerated.is_clean() {
                 eprintln!(
                     "warning: the checkpoint does not match the spec exactly (allowed by --strict false):\n{}",
@@ -91,7 +91,7 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
                         bound.tolerated.missing.len()
                     );
                 }
-                weights::fill_missing(graph, &mut bound.weights);
+                weights::fill_missing(&graph.weight_table(), &mut bound.weights);
             }
             bound.weights
         }
@@ -122,27 +122,6 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
     if let Some(path) = &args.output {
         npy::write(path, &output)?;
     }
-    print_top(graph, &output, args.top);
+    print!("{}", classify::top_classes(&output, graph.meta.labels.as_deref(), args.top));
     Ok(())
-}
-
-fn print_top(graph: &Graph, output: &Tensor, k: usize) {
-    if k == 0 || output.shape.len() != 2 {
-        return;
-    }
-    let classes = output.shape[1];
-    for b in 0..output.batch() {
-        let row = &output.data[b * classes..][..classes];
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-        let sum: f64 = row.iter().map(|v| (*v as f64 - max).exp()).sum();
-        let mut order: Vec<usize> = (0..classes).collect();
-        order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
-        println!("input {b}:");
-        for &c in order.iter().take(k) {
-            let p = ((row[c] as f64 - max).exp() / sum) as f32;
-            let label =
-                graph.meta.labels.as_ref().and_then(|l| l.get(c)).map_or_else(|| format!("class {c}"), Clone::clone);
-            println!("  {p:>7.4}  {label} ({c})");
-        }
-    }
 }

@@ -30,6 +30,13 @@ pub struct Param {
     pub shape: Vec<usize>,
 }
 
+impl Param {
+    /// A parameter `name` of `kind` and `shape`.
+    pub fn new(name: &str, kind: ParamKind, shape: &[usize]) -> Param {
+        Param { name: name.to_string(), kind, shape: shape.to_vec() }
+    }
+}
+
 /// One operation in the graph.
 #[derive(Clone, Debug)]
 pub struct Node {
@@ -95,6 +102,18 @@ pub struct Meta {
     pub labels: Option<Vec<String>>,
     /// Whether checkpoints carry training-only weights.
     pub training_weights: bool,
+    /// Checkpoint key rewrites `(from, to)`.
+    pub aliases: Vec<(String, String)>,
+}
+
+/// What a checkpoint is matched against: the tensors a model needs, the weights of training-only
+/// branches a checkpoint may carry without the model needing them, and the spec's key rewrites.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WeightTable {
+    /// Every tensor the model needs, in state_dict order.
+    pub params: Vec<Param>,
+    /// Weights of training-only branches (ignored when present and not needed).
+    pub training_only: Vec<String>,
     /// Checkpoint key rewrites `(from, to)`.
     pub aliases: Vec<(String, String)>,
 }
@@ -184,6 +203,19 @@ impl Graph {
     pub fn node_params(&self, id: NodeId) -> impl Iterator<Item = &Param> {
         let node = self.node(id);
         node.params.iter().chain(node.fused.batch_norm.iter().flat_map(|bn| bn.params.iter()))
+    }
+
+    /// What a checkpoint is matched against (see [`WeightTable`]).
+    pub fn weight_table(&self) -> WeightTable {
+        WeightTable {
+            params: self.weights().cloned().collect(),
+            training_only: self
+                .nodes()
+                .filter(|(_, n)| n.training_only)
+                .flat_map(|(_, n)| n.params.iter().map(|p| p.name.clone()))
+                .collect(),
+            aliases: self.meta.aliases.clone(),
+        }
     }
 
     /// Every weight tensor a checkpoint must hold, in state_dict order.

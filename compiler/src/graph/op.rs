@@ -7,6 +7,11 @@ use std::fmt;
 pub struct Shape(pub Vec<usize>);
 
 impl Shape {
+    /// The shape with these dims.
+    pub fn of(dims: &[usize]) -> Shape {
+        Shape(dims.to_vec())
+    }
+
     /// Number of elements (batch 1). Shapes are checked against overflow when built.
     pub fn elements(&self) -> u64 {
         self.0.iter().map(|&d| d as u64).product()

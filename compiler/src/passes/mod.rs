@@ -12,6 +12,7 @@ mod concat;
 mod fold_bn;
 mod fuse;
 mod inference;
+mod layers;
 mod listing;
 mod rewrite;
 
@@ -20,6 +21,7 @@ pub use concat::concat_in_place;
 pub use fold_bn::fold_batch_norm;
 pub use fuse::{fuse_activation, fuse_residual_add};
 pub use inference::inference_only;
+pub use layers::{layer_plan, ConcatTarget, Layer, LayerPlan, Operand, ValueLayout};
 pub use listing::listing;
 
 use crate::graph::Graph;

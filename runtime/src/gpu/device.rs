@@ -5,6 +5,7 @@ use std::fmt;
 use crate::RuntimeError;
 
 /// An opened device, with what it is and what it allows.
+#[derive(Clone)]
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,

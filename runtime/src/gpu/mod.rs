@@ -1,8 +1,16 @@
-//! GPU execution through wgpu: the device, the WGSL kernels, and the executor.
+//! GPU execution through wgpu: the device, the WGSL kernels, building a model's layers
+//! ([`Builder`]), recording them ([`Recorder`]) and running them ([`Program`]); [`Prepared`] does all
+//! of it for a graph.
 
+mod builder;
 pub mod device;
 pub mod executor;
 pub mod kernels;
+mod program;
+mod record;
 
+pub use builder::{Builder, PlanOptions};
 pub use device::{adapters, open, AdapterSummary, Gpu};
-pub use executor::{PlanOptions, Prepared, StepTiming};
+pub use executor::{Prepared, StepTiming};
+pub use program::Program;
+pub use record::{GpuLayer, Recorder};

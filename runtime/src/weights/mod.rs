@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use cnnc_compiler::graph::Graph;
+use cnnc_compiler::graph::WeightTable;
 
 use crate::{RuntimeError, Tensor};
 
@@ -116,18 +116,14 @@ pub struct Bound {
     pub tolerated: WeightReport,
 }
 
-/// Matches a checkpoint against the graph's weight table. Checkpoint keys are first rewritten by
-/// the spec's aliases; `num_batches_tracked` buffers and the weights of training-only branches (when
-/// the spec does not expect them) are ignored. With `strict`, any missing or unexpected tensor is an
-/// error; without, they are reported in [`Bound::tolerated`]. Wrong shapes and non-finite values
-/// are always errors.
-pub fn bind(graph: &Graph, file: Weights, strict: bool) -> Result<Bound, RuntimeError> {
-    let expected: HashMap<&str, &[usize]> = graph.weights().map(|p| (p.name.as_str(), p.shape.as_slice())).collect();
-    let training_only: Vec<&str> = graph
-        .nodes()
-        .filter(|(_, n)| n.training_only)
-        .flat_map(|(_, n)| n.params.iter().map(|p| p.name.as_str()))
-        .collect();
+/// Matches a checkpoint against a model's weight table (`Graph::weight_table`). Checkpoint keys are
+/// first rewritten by the spec's aliases; `num_batches_tracked` buffers and the weights of
+/// training-only branches (when the model does not need them) are ignored. With `strict`, any
+/// missing or unexpected tensor is an error; without, they are reported in [`Bound::tolerated`].
+/// Wrong shapes and non-finite values are always errors.
+pub fn bind(table: &WeightTable, file: Weights, strict: bool) -> Result<Bound, RuntimeError> {
+    let expected: HashMap<&str, &[usize]> =
+        table.params.iter().map(|p| (p.name.as_str(), p.shape.as_slice())).collect();
     let mut report = WeightReport::default();
     let mut bound = Weights::default();
     let mut names: Vec<String> = file.tensors.keys().cloned().collect();
@@ -135,9 +131,9 @@ pub fn bind(graph: &Graph, file: Weights, strict: bool) -> Result<Bound, Runtime
     let mut tensors = file.tensors;
     for key in names {
         let tensor = tensors.remove(&key).expect("key listed above");
-        let name = graph.meta.aliases.iter().fold(key.clone(), |k, (from, to)| k.replace(from.as_str(), to));
+        let name = table.aliases.iter().fold(key.clone(), |k, (from, to)| k.replace(from.as_str(), to));
         if name.ends_with("num_batches_tracked")
-            || (!expected.contains_key(name.as_str()) && training_only.contains(&name.as_str()))
+            || (!expected.contains_key(name.as_str()) && table.training_only.contains(&name))
         {
             continue;
         }
@@ -155,7 +151,7 @@ pub fn bind(graph: &Graph, file: Weights, strict: bool) -> Result<Bound, Runtime
             }
         }
     }
-    for p in graph.weights() {
+    for p in &table.params {
         if bound.get(&p.name).is_none()
             && !report.wrong_shape.iter().any(|w| w.0 == p.name)
             && !report.non_finite.contains(&p.name)
@@ -169,14 +165,32 @@ pub fn bind(graph: &Graph, file: Weights, strict: bool) -> Result<Bound, Runtime
     Ok(Bound { weights: bound, tolerated: report })
 }
 
-/// Fills every weight the graph needs but `weights` lacks with synthetic values (seed 0).
-pub fn fill_missing(graph: &Graph, weights: &mut Weights) {
-    let synthetic = crate::synthetic::weights(graph, 0);
-    for p in graph.weights() {
-        if weights.get(&p.name).is_none() {
-            if let Some(t) = synthetic.get(&p.name) {
-                weights.insert(p.name.clone(), t.clone());
+/// Checks that `weights` holds every tensor of `table` with its shape and finite values (all
+/// problems reported together), for weights that did not come through [`bind`].
+pub fn check(table: &WeightTable, weights: &Weights) -> Result<(), RuntimeError> {
+    let mut report = WeightReport::default();
+    for p in &table.params {
+        match weights.get(&p.name) {
+            None => report.missing.push((p.name.clone(), p.shape.clone())),
+            Some(t) if t.shape != p.shape => {
+                report.wrong_shape.push((p.name.clone(), p.shape.clone(), t.shape.clone()))
             }
+            Some(t) if t.data.iter().any(|v| !v.is_finite()) => report.non_finite.push(p.name.clone()),
+            Some(_) => {}
+        }
+    }
+    if report.is_clean() {
+        Ok(())
+    } else {
+        Err(RuntimeError::Weights(report))
+    }
+}
+
+/// Fills every weight the table needs but `weights` lacks with synthetic values (seed 0).
+pub fn fill_missing(table: &WeightTable, weights: &mut Weights) {
+    for p in &table.params {
+        if weights.get(&p.name).is_none() {
+            weights.insert(p.name.clone(), crate::synthetic::tensor(0, p));
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use cnnc_compiler::diagnostic::Diagnostic as SpecDiagnostic;
-use cnnc_compiler::source::{SourceMap, Span};
+use crate::diagnostic::Diagnostic as SpecDiagnostic;
+use crate::source::{SourceMap, Span};
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 
 /// Width the renderer wraps at, fixed so output is the same on every terminal.

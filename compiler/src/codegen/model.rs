@@ -1,0 +1,238 @@
+//! The generated module: the model struct, its constructors and its forward pass.
+
+use std::collections::HashSet;
+
+use proc_macro2::{Ident, Span};
+use quote::quote;
+
+use super::literal;
+use super::names::{field_name, struct_name};
+use crate::graph::{Graph, Node, Op};
+use crate::passes::{layer_plan, lower, Layer};
+use crate::source::SourceMap;
+use crate::summary::summarize;
+
+/// The Rust module for a checked model graph; `sources` locates its layers in the spec for comments
+/// (files are named by their file name only, so the output does not depend on where they live).
+pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
+    let lowered = lower(graph);
+    let plan = layer_plan(&lowered);
+    let summary = summarize(graph, 1);
+    let name = struct_name(&graph.meta.name);
+    let ty = Ident::new(&name, Span::call_site());
+    let module = Ident::new(&module_name(&graph.meta.name), Span::call_site());
+    let spec_file =
+        plan.layers.first().map(|_| file_name(sources, graph.node(graph.input).span.file)).unwrap_or_default();
+
+    let mut taken = HashSet::new();
+    let fields: Vec<Ident> = plan
+        .layers
+        .iter()
+        .map(|l| {
+            let name = if l.op == Op::Input {
+                taken.insert("input".to_string());
+                "input".to_string()
+            } else {
+                field_name(&l.path, l.op.name(), l.value, &mut taken)
+            };
+            Ident::new(&name, Span::call_site())
+        })
+        .collect();
+    // The plan has one layer per inference node of the lowered graph, in order.
+    let descriptions: Vec<String> =
+        plan.layers.iter().zip(lowered.inference_nodes()).map(|(l, (_, node))| describe(l, node, sources)).collect();
+    let docs: Vec<String> = descriptions.iter().map(|d| format!(" {d}")).collect();
+    let layer_fns = plan.layers.iter().zip(&fields).zip(&docs).map(|((l, field), doc)| {
+        let layer = literal::layer(l);
+        quote! {
+            #[doc = #doc]
+            pub fn #field() -> Layer {
+                #layer
+            }
+        }
+    });
+    let input_dims = literal::dims(plan.layout.input_shape.dims());
+    let output_dims = literal::dims(plan.layout.output_shape.dims());
+    let input_rank = literal::usize(plan.layout.input_shape.dims().len());
+    let output_rank = literal::usize(plan.layout.output_shape.dims().len());
+    let classes: usize = plan.layout.output_shape.dims().iter().product();
+    let (params, macs) = (literal::u64(summary.params), literal::u64(summary.macs));
+    let model_name = &graph.meta.name;
+    let labels = match &graph.meta.labels {
+        Some(labels) => quote!(Some(&[#(#labels),*])),
+        None => quote!(None),
+    };
+    let meta = literal::meta(&graph.meta, quote!(Self::LABELS.map(|l| l.iter().map(|s| s.to_string()).collect())));
+    let table = literal::weight_table(&graph.weight_table());
+    let layout = literal::layout(&plan.layout);
+    let struct_doc = format!(
+        " `{model_name}` from `{spec_file}`: input `[N, {}]`, output `[N, {}]`, {} parameters, {} multiply-accumulates per image.",
+        join(plan.layout.input_shape.dims()),
+        join(plan.layout.output_shape.dims()),
+        summary.params,
+        summary.macs
+    );
+    let forward_doc = format!(
+        " Runs a batch of `[{}]` items given as flat NCHW floats and returns the outputs, {classes} per item.",
+        join(plan.layout.input_shape.dims())
+    );
+
+    let tokens = quote! {
+        pub use #module::#ty;
+
+        #[doc = #struct_doc]
+        pub mod #module {
+            use cnnc_runtime as rt;
+            use rt::plan::*;
+
+            #[doc = #struct_doc]
+            pub struct #ty {
+                program: rt::gpu::Program,
+                #(#[doc = #docs] pub #fields: rt::gpu::GpuLayer,)*
+            }
+
+            impl #ty {
+                /// The spec's model name.
+                pub const NAME: &'static str = #model_name;
+                /// The shape of one input item (the batch dimension left out).
+                pub const INPUT_SHAPE: [usize; #input_rank] = #input_dims;
+                /// The shape of one output item.
+                pub const OUTPUT_SHAPE: [usize; #output_rank] = #output_dims;
+                /// Trainable parameters (running statistics excluded, as PyTorch counts them).
+                pub const PARAMETERS: u64 = #params;
+                /// Multiply-accumulates of the convolutions and linear layers for one image.
+                pub const MACS: u64 = #macs;
+                /// The class names, one per output, when the spec lists them.
+                pub const LABELS: Option<&'static [&'static str]> = #labels;
+
+                /// The spec's metadata: preprocessing, labels, checkpoint key rewrites.
+                pub fn meta() -> Meta {
+                    #meta
+                }
+
+                /// Every tensor a checkpoint must hold, by state_dict name and shape.
+                pub fn weight_table() -> WeightTable {
+                    #table
+                }
+
+                /// How the values are numbered and which buffer slot each size needs.
+                fn layout() -> ValueLayout {
+                    #layout
+                }
+
+                /// Loads a safetensors or PyTorch (`.pth`) checkpoint, matched by name against
+                /// [`Self::weight_table`] (every missing, unexpected or misshapen tensor is
+                /// reported), and builds the model for batches of `batch`.
+                pub fn load(gpu: &rt::gpu::Gpu, path: impl AsRef<std::path::Path>, batch: usize) -> Result<Self, rt::RuntimeError> {
+                    let file = rt::weights::read(path.as_ref())?;
+                    let bound = rt::weights::bind(&Self::weight_table(), file, true)?;
+                    Self::with_weights(gpu, &bound.weights, batch)
+                }
+
+                /// A fresh model, initialised as PyTorch does (kaiming-uniform convolutions and
+                /// linear layers, batch-norm ones and zeros) from `seed`.
+                pub fn random(gpu: &rt::gpu::Gpu, seed: u64, batch: usize) -> Result<Self, rt::RuntimeError> {
+                    let weights = rt::synthetic::pytorch_init(&Self::weight_table().params, seed);
+                    Self::with_weights(gpu, &weights, batch)
+                }
+
+                /// Builds the model on `gpu` for batches of `batch` (larger batches run in chunks),
+                /// with tensors named as in [`Self::weight_table`]. Every pipeline, bind group and
+                /// weight buffer is made here, once.
+                pub fn with_weights(gpu: &rt::gpu::Gpu, weights: &rt::weights::Weights, batch: usize) -> Result<Self, rt::RuntimeError> {
+                    rt::weights::check(&Self::weight_table(), weights)?;
+                    let mut builder = rt::gpu::Builder::new(gpu, &Self::layout(), weights, batch, rt::gpu::PlanOptions::default())?;
+                    #(let #fields = builder.layer(&layers::#fields())?;)*
+                    Ok(#ty { program: builder.finish()?, #(#fields),* })
+                }
+
+                #[doc = #forward_doc]
+                /// Each chunk of the batch is one command-buffer submission.
+                pub fn forward(&self, input: &[f32]) -> Result<Vec<f32>, rt::RuntimeError> {
+                    self.program.forward(input, |recorder| self.record(recorder))
+                }
+
+                /// Runs a batch tensor `[N, ...]` and returns `[N, ...]` outputs.
+                pub fn run(&self, input: &rt::Tensor) -> Result<rt::Tensor, rt::RuntimeError> {
+                    self.program.run(input, |recorder| self.record(recorder))
+                }
+
+                /// Records every layer's work, in order.
+                pub fn record(&self, recorder: &mut rt::gpu::Recorder) {
+                    #(recorder.layer(&self.#fields);)*
+                }
+            }
+
+            /// Each layer as the compiler planned it: shapes, buffer slot, fused work, weights.
+            mod layers {
+                use super::*;
+
+                #(#layer_fns)*
+            }
+        }
+    };
+    let file: syn::File = syn::parse2(tokens).expect("generated tokens form a Rust file");
+    let code = prettyplease::unparse(&file);
+    format!("// @generated by cnnc from `{spec_file}`. Do not edit: regenerate with `cnnc build`.\n\n{code}")
+}
+
+/// The module name for a model: its name in snake case, a valid identifier.
+pub(super) fn module_name(model: &str) -> String {
+    let mut name: String =
+        model.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert_str(0, "model_");
+    }
+    if syn::parse_str::<syn::Ident>(&name).is_err() {
+        name.push('_');
+    }
+    name
+}
+
+fn join(dims: &[usize]) -> String {
+    dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn file_name(sources: &SourceMap, file: crate::source::FileId) -> String {
+    let name = &sources.file(file).name;
+    std::path::Path::new(name).file_name().map_or(name.clone(), |n| n.to_string_lossy().into_owned())
+}
+
+/// One line about a layer: its path and place in the spec, what it computes with what was fused
+/// into it, and its output shape.
+fn describe(l: &Layer, node: &Node, sources: &SourceMap) -> String {
+    let lc = sources.line_col(node.span.file, node.span.start);
+    let place = format!("{}:{}:{}", file_name(sources, node.span.file), lc.line, lc.column);
+    let name = if l.path.is_empty() { format!("({place}) ") } else { format!("`{}` ({place}): ", l.path) };
+    let what = match &l.op {
+        Op::Input => "the model's input".to_string(),
+        Op::Conv2d(c) => {
+            let mut s = format!("conv {}→{} {}×{}", c.in_channels, c.out_channels, c.kernel[0], c.kernel[1]);
+            if c.stride != [1, 1] {
+                s += &format!(" stride {}", c.stride[0]);
+            }
+            if c.groups > 1 {
+                s += &format!(" groups {}", c.groups);
+            }
+            s
+        }
+        Op::Linear { in_features, out_features, .. } => format!("linear {in_features}→{out_features}"),
+        op => op.name().to_string(),
+    };
+    let mut fused = String::new();
+    if l.batch_norm.is_some() {
+        fused += " + batch-norm";
+    }
+    if l.residual {
+        fused += " + residual";
+    }
+    if let Some(a) = l.activation {
+        fused += &format!(" + {}", a.name());
+    }
+    let into = match l.into_concat {
+        Some(t) => format!(" (into concat channels {}..)", t.offset),
+        None => String::new(),
+    };
+    let shape = l.shape.dims().iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+    format!("{name}{what}{fused} → [{shape}]{into}")
+}

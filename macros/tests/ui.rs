@@ -1,0 +1,8 @@
+//! Spec errors become compile errors at the `model!` call, with the spec's location and the text
+//! `cnnc check` prints.
+
+#[test]
+fn broken_specs_fail_to_compile() {
+    let cases = trybuild::TestCases::new();
+    cases.compile_fail("tests/ui/*.rs");
+}
