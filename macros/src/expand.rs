@@ -50,6 +50,17 @@ mod tests {
     }
 
     #[test]
+    fn errors_read_as_cnnc_check_prints_them() {
+        // Unit tests run in this crate's folder, as `cnnc check tests/ui/...` would from there.
+        let spec = "tests/ui/shape_mismatch.yaml";
+        let message = expand(spec, Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap_err();
+        let compilation = cnnc_compiler::compile_path(Path::new(spec)).unwrap();
+        let Err(diags) = compilation.result else { panic!("the spec has a shape error") };
+        assert_eq!(message, render::render_all(&diags, &compilation.sources, false));
+        assert!(message.contains("tests/ui/shape_mismatch.yaml:5:27"), "{message}");
+    }
+
+    #[test]
     fn errors_carry_the_location() {
         let message = expand("tests/ui/shape_mismatch.yaml", Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap_err();
         assert!(message.contains("tests/ui/shape_mismatch.yaml:"), "{message}");
