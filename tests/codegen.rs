@@ -65,3 +65,16 @@ fn cli_writes_the_library_output() {
     std::fs::remove_file(&out).ok();
     assert_eq!(written, generate("lenet"));
 }
+
+#[test]
+fn modules_become_structs_shared_by_their_instances() {
+    let code = generate("resnet50");
+    assert_eq!(code.matches("pub struct Bottleneck {").count(), 1);
+    assert_eq!(code.matches(": Bottleneck,").count(), 16, "one field per block");
+    // Only some blocks have a projection shortcut.
+    assert!(code.contains("pub downsample_0: Option<rt::gpu::GpuLayer>,"));
+    assert!(code.contains("downsample_0: None,") && code.contains("downsample_0: Some(layer1_0_downsample_0),"));
+    let code = generate("googlenet");
+    assert_eq!(code.matches(": Inception,").count(), 9);
+    assert!(code.contains("pub struct BasicConv {"));
+}

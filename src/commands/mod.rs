@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The outcome of compiling one spec for a command.
 pub enum Compiled {
-    Model(Graph, SourceMap),
+    Model(Box<Graph>, SourceMap),
     Library(Vec<String>),
     /// Errors were printed; the exit code to return.
     Failed(u8),
@@ -131,7 +131,7 @@ pub fn compile(path: &Path) -> Compiled {
         }
     };
     match compilation.result {
-        Ok(Expanded::Model(graph)) => Compiled::Model(graph, compilation.sources),
+        Ok(Expanded::Model(graph)) => Compiled::Model(Box::new(graph), compilation.sources),
         Ok(Expanded::Library(names)) => Compiled::Library(names),
         Err(diags) => {
             let color = std::io::stderr().is_terminal();
@@ -149,7 +149,7 @@ pub fn compile_model(path: &Path) -> Result<Graph, ExitCode> {
 /// As [`compile_model`], with the sources the spec was read from.
 pub fn compile_model_with_sources(path: &Path) -> Result<(Graph, SourceMap), ExitCode> {
     match compile(path) {
-        Compiled::Model(graph, sources) => Ok((graph, sources)),
+        Compiled::Model(graph, sources) => Ok((*graph, sources)),
         Compiled::Library(_) => {
             eprintln!(
                 "error: `{}` is a library of modules, not a model (a spec with `model:` is needed)",

@@ -9,6 +9,7 @@
 mod krate;
 mod literal;
 mod model;
+mod modules;
 mod names;
 
 pub use krate::{main_rs, manifest, package_name};

@@ -17,7 +17,7 @@ use self::layers::{Built, LayerArgs};
 use self::value::{Env, Value};
 use crate::check::{self, Blame, ShapeError};
 use crate::diagnostic::{did_you_mean, Diagnostic};
-use crate::graph::{Fused, Graph, Node, NodeId, Op, Param, Shape};
+use crate::graph::{Fused, Graph, ModuleInstance, Node, NodeId, Op, Param, Shape};
 use crate::source::{SourceMap, Span};
 use crate::spec::ast::{Body, Call, Item, ItemKind, JoinOp, ModuleDef, NamePart, NameTemplate, ParamType, SpecFile};
 
@@ -657,6 +657,9 @@ impl<'a> Expander<'a> {
             return input.poisoned();
         }
         self.call_stack.push((name, call.span));
+        if let Some(graph) = self.graph.as_mut() {
+            graph.modules.push(ModuleInstance { path: path.to_string(), module: name.to_string() });
+        }
         let saved = std::mem::take(&mut self.scopes);
         let out = self.run_body(&def.body, &menv, path, input);
         self.scopes = saved;

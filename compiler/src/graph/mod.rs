@@ -118,6 +118,14 @@ pub struct WeightTable {
     pub aliases: Vec<(String, String)>,
 }
 
+/// Where the spec instantiated a module: the layer path of the instance (its layers' paths start
+/// with it) and the module's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleInstance {
+    pub path: String,
+    pub module: String,
+}
+
 /// A checked static graph.
 #[derive(Clone, Debug)]
 pub struct Graph {
@@ -125,6 +133,8 @@ pub struct Graph {
     pub input: NodeId,
     pub output: NodeId,
     pub meta: Meta,
+    /// Every module instance, in the order expansion entered them (outer before inner).
+    pub modules: Vec<ModuleInstance>,
 }
 
 impl Graph {
@@ -140,7 +150,7 @@ impl Graph {
             training_only: false,
             fused: Fused::default(),
         };
-        Graph { nodes: vec![input], input: NodeId(0), output: NodeId(0), meta: Meta::default() }
+        Graph { nodes: vec![input], input: NodeId(0), output: NodeId(0), meta: Meta::default(), modules: Vec::new() }
     }
 
     /// Appends a node; its inputs must already be in the graph.

@@ -19,6 +19,7 @@ pub(super) fn rebuild(graph: &Graph, mut fate: impl FnMut(NodeId, &Node) -> Fate
     let input = graph.node(graph.input);
     let mut out = Graph::new(input.shape.clone(), input.span);
     out.meta = graph.meta.clone();
+    out.modules = graph.modules.clone();
     let mut map: Vec<Option<NodeId>> = vec![None; graph.len()];
     map[graph.input.index()] = Some(out.input);
     for (id, node) in graph.nodes().filter(|(id, _)| *id != graph.input) {
