@@ -20,10 +20,9 @@ pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
     let plan = layer_plan(&lowered);
     let summary = summarize(graph, 1);
     let name = struct_name(&graph.meta.name);
-    let ty = Ident::new(&name, Span::call_site());
-    let module = Ident::new(&module_name(&graph.meta.name), Span::call_site());
-    let spec_file =
-        plan.layers.first().map(|_| file_name(sources, graph.node(graph.input).span.file)).unwrap_or_default();
+    let ty = ident(&name);
+    let module = ident(&module_name(&graph.meta.name));
+    let spec_file = file_name(sources, graph.node(graph.input).span.file);
 
     let mut taken = HashSet::new();
     let fields: Vec<Ident> = plan
@@ -36,7 +35,7 @@ pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
             } else {
                 field_name(&l.path, l.op.name(), l.value, &mut taken)
             };
-            Ident::new(&name, Span::call_site())
+            ident(&name)
         })
         .collect();
     // The plan has one layer per inference node of the lowered graph, in order.
