@@ -1,6 +1,7 @@
 // Shared by every kernel: activation functions selected by a baked-in constant.
 // ACT: 0 none, 1 relu, 2 relu6, 3 leaky_relu (ACT_ARG = slope), 4 silu, 5 sigmoid,
-//      6 hardswish, 7 hardsigmoid, 8 tanh, 9 gelu (erf, Abramowitz–Stegun 7.1.26)
+//      6 hardswish, 7 hardsigmoid, 8 tanh, 9 gelu (erf, Abramowitz–Stegun 7.1.26); the convolutions
+//      also have 10, bounds from their `shape` uniform (`epilogue.wgsl`)
 
 fn erf_approx(x: f32) -> f32 {
     let s = sign(x);

@@ -1,62 +1,42 @@
-// Direct 2-D convolution over NCHW tensors. Each invocation computes 4 consecutive output positions
+// Direct 2-D convolution over NCHW tensors, read from storage buffers (the fallback when a tensor does
+// not fit a texture; see `conv2d_tex.wgsl`). Each invocation computes 4 consecutive output positions
 // (flattened over batch and space) for OC_TILE output channels (4 when the group's output channels
 // are a multiple of 4, else 1), in named vec4 accumulators — one per output channel, one lane per
-// position — so nothing spills. Bias, a residual add and the activation run in the epilogue.
+// position — so nothing spills. Bias, a residual add and the activation run in the epilogue
+// (`conv_store.wgsl`).
 //
-// Baked constants: N, IC, IH, IW, OC, OH, OW, KH, KW, SY, SX, PT, PL, DY, DX, ICG, OCG, OC_TILE,
-// OUT_C, OUT_OFFSET (the output's channels and this result's first one: a concat's slice, or OC
-// and 0), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
+// Baked constants: KH, KW, DY, DX, OC_TILE, PARTIAL_TILE (always false here), HAS_BIAS, HAS_RESIDUAL,
+// ACT, ACT_ARG. In the `shape` uniform: as for `conv2d_tex.wgsl`.
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> residual: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
-
-const PIXELS: u32 = N * OH * OW;
-const K: u32 = ICG * KH * KW;
 
 // The input value at (channel plane `plane`, row y, column x), zero outside the image.
 fn tap(plane: i32, y: i32, x: i32) -> f32 {
-    let inside = y >= 0 && y < i32(IH) && x >= 0 && x < i32(IW);
-    return select(0.0, input[u32(max(plane + y * i32(IW) + x, 0))], inside);
-}
-
-fn store(px: u32, oc: u32, value: f32) {
-    if (px >= PIXELS || oc >= OC) {
-        return;
-    }
-    let n = px / (OH * OW);
-    let spatial = px % (OH * OW);
-    var v = value;
-    if (HAS_BIAS) {
-        v += bias[oc];
-    }
-    if (HAS_RESIDUAL) {
-        v += residual[(n * OC + oc) * OH * OW + spatial];
-    }
-    output[(n * OUT_C + OUT_OFFSET + oc) * OH * OW + spatial] = activate(v);
+    let inside = y >= 0 && y < i32(shape.IH) && x >= 0 && x < i32(shape.IW);
+    return select(0.0, input[min(u32(max(plane + y * i32(shape.IW) + x, 0)), shape.IN_LEN - 1u)], inside);
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let px0 = gid.x * 4u;
     let oc0 = gid.y * OC_TILE;
-    if (px0 >= PIXELS || oc0 >= OC) {
+    if (px0 >= shape.PIXELS || oc0 >= shape.OC) {
         return;
     }
-    let group = oc0 / OCG;
+    let group = oc0 / shape.OCG;
     let t = taps(px0, group);
-    let w0 = min(oc0, OC - 1u) * K;
-    let w1 = min(oc0 + 1u, OC - 1u) * K;
-    let w2 = min(oc0 + 2u, OC - 1u) * K;
-    let w3 = min(oc0 + 3u, OC - 1u) * K;
+    let w0 = min(oc0, shape.OC - 1u) * shape.K;
+    let w1 = min(oc0 + 1u, shape.OC - 1u) * shape.K;
+    let w2 = min(oc0 + 2u, shape.OC - 1u) * shape.K;
+    let w3 = min(oc0 + 3u, shape.OC - 1u) * shape.K;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
-    for (var ci = 0u; ci < ICG; ci++) {
-        let plane = i32(ci * IH * IW);
+    for (var ci = 0u; ci < shape.ICG; ci++) {
+        let plane = i32(ci * shape.IN_PLANE);
         for (var ky = 0u; ky < KH; ky++) {
             let dy = i32(ky * DY);
             for (var kx = 0u; kx < KW; kx++) {
@@ -77,22 +57,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    store(px0, oc0, a0.x);
-    store(px0 + 1u, oc0, a0.y);
-    store(px0 + 2u, oc0, a0.z);
-    store(px0 + 3u, oc0, a0.w);
+    let d = dest(px0);
+    store4(d, oc0, a0);
     if (OC_TILE == 4u) {
-        store(px0, oc0 + 1u, a1.x);
-        store(px0 + 1u, oc0 + 1u, a1.y);
-        store(px0 + 2u, oc0 + 1u, a1.z);
-        store(px0 + 3u, oc0 + 1u, a1.w);
-        store(px0, oc0 + 2u, a2.x);
-        store(px0 + 1u, oc0 + 2u, a2.y);
-        store(px0 + 2u, oc0 + 2u, a2.z);
-        store(px0 + 3u, oc0 + 2u, a2.w);
-        store(px0, oc0 + 3u, a3.x);
-        store(px0 + 1u, oc0 + 3u, a3.y);
-        store(px0 + 2u, oc0 + 3u, a3.z);
-        store(px0 + 3u, oc0 + 3u, a3.w);
+        store4(d, oc0 + 1u, a1);
+        store4(d, oc0 + 2u, a2);
+        store4(d, oc0 + 3u, a3);
     }
 }

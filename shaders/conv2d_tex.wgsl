@@ -3,25 +3,26 @@
 // time to [OC / OC_TILE][K][OC_TILE] and stored as rgba32float texels (OC_TILE 16 or 4: one to four
 // texels per tap; OC_TILE 1: the weight in `.x`). Each invocation computes 4 consecutive output
 // positions (flattened over batch and space) for OC_TILE output channels, one named vec4
-// accumulator per output channel. Bias, a residual add and the activation run in the epilogue.
+// accumulator per output channel. Bias, a residual add and the activation run in the epilogue, whose
+// `dest` and `store4` come from `conv_store.wgsl` (any positions) or `conv_store_vec4.wgsl` (positions
+// per image a multiple of 4: one vec4 load and store per channel instead of four scalar ones).
 //
 // Texture fetches are vectorised on CPU drivers (lavapipe), where storage-buffer loads inside loops
 // run one lane at a time. Used when the tensors fit a texture (else `conv2d.wgsl`).
 //
-// Baked constants: N, IC, IH, IW, OC, OH, OW, KH, KW, SY, SX, PT, PL, DY, DX, ICG, OCG, OC_TILE
-// (16 or 4 when the group's output channels are a multiple of it, else 1), OUT_C, OUT_OFFSET (the
-// output's channels and this result's first one: a concat's slice, or OC and 0), TEX_W (texture
+// Baked constants (they shape the code): KH, KW, DY, DX, OC_TILE (16 or 4 when the group's output
+// channels are a multiple of it, else 1), PARTIAL_TILE (OC not a multiple of OC_TILE), TEX_W (texture
 // width in texels), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
+// In the `shape` uniform (so layers of different sizes share one compiled pipeline): SY, SX, PT, PL
+// (used once per invocation), IC, IH, IW, OC, OW, ICG, OCG, OUT_C and OUT_OFFSET (the output's
+// channels and this result's first one: a concat's slice, or OC and 0), PIXELS (N·OH·OW), PLANE
+// (OH·OW), IN_PLANE (IH·IW), IN_LEN (N·IC·IH·IW), K (ICG·KH·KW), and the activation bounds
+// (`epilogue.wgsl`).
 
 @group(0) @binding(0) var input: texture_2d<f32>;
 @group(0) @binding(1) var weight: texture_2d<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read> residual: array<f32>;
-@group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
-const PIXELS: u32 = N * OH * OW;
-const K: u32 = ICG * KH * KW;
-const IN_LEN: u32 = N * IC * IH * IW;
 const W_TEXELS: u32 = max(OC_TILE / 4u, 1u);
 
 fn texel(t: texture_2d<f32>, i: u32) -> vec4<f32> {
@@ -30,44 +31,21 @@ fn texel(t: texture_2d<f32>, i: u32) -> vec4<f32> {
 
 // The input value at (channel plane `plane`, row y, column x), zero outside the image.
 fn tap(plane: i32, y: i32, x: i32) -> f32 {
-    let inside = y >= 0 && y < i32(IH) && x >= 0 && x < i32(IW);
-    let i = min(u32(max(plane + y * i32(IW) + x, 0)), IN_LEN - 1u);
+    let inside = y >= 0 && y < i32(shape.IH) && x >= 0 && x < i32(shape.IW);
+    let i = min(u32(max(plane + y * i32(shape.IW) + x, 0)), shape.IN_LEN - 1u);
     return select(0.0, texel(input, i).x, inside);
-}
-
-fn store(px: u32, oc: u32, value: f32) {
-    if (px >= PIXELS || oc >= OC) {
-        return;
-    }
-    let n = px / (OH * OW);
-    let spatial = px % (OH * OW);
-    var v = value;
-    if (HAS_BIAS) {
-        v += bias[oc];
-    }
-    if (HAS_RESIDUAL) {
-        v += residual[(n * OC + oc) * OH * OW + spatial];
-    }
-    output[(n * OUT_C + OUT_OFFSET + oc) * OH * OW + spatial] = activate(v);
-}
-
-fn store4(px0: u32, oc: u32, a: vec4<f32>) {
-    store(px0, oc, a.x);
-    store(px0 + 1u, oc, a.y);
-    store(px0 + 2u, oc, a.z);
-    store(px0 + 3u, oc, a.w);
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let px0 = gid.x * 4u;
     let oc0 = gid.y * OC_TILE;
-    if (px0 >= PIXELS || oc0 >= OC) {
+    if (px0 >= shape.PIXELS || oc0 >= shape.OC) {
         return;
     }
-    let group = oc0 / OCG;
+    let group = oc0 / shape.OCG;
     let t = taps(px0, group);
-    let wbase = gid.y * K * W_TEXELS;
+    let wbase = gid.y * shape.K * W_TEXELS;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
@@ -84,8 +62,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a13 = vec4<f32>(0.0);
     var a14 = vec4<f32>(0.0);
     var a15 = vec4<f32>(0.0);
-    for (var ci = 0u; ci < ICG; ci++) {
-        let plane = i32(ci * IH * IW);
+    for (var ci = 0u; ci < shape.ICG; ci++) {
+        let plane = i32(ci * shape.IN_PLANE);
         for (var ky = 0u; ky < KH; ky++) {
             let dy = i32(ky * DY);
             for (var kx = 0u; kx < KW; kx++) {
@@ -124,24 +102,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    store4(px0, oc0, a0);
+    let d = dest(px0);
+    store4(d, oc0, a0);
     if (OC_TILE >= 4u) {
-        store4(px0, oc0 + 1u, a1);
-        store4(px0, oc0 + 2u, a2);
-        store4(px0, oc0 + 3u, a3);
+        store4(d, oc0 + 1u, a1);
+        store4(d, oc0 + 2u, a2);
+        store4(d, oc0 + 3u, a3);
     }
     if (OC_TILE == 16u) {
-        store4(px0, oc0 + 4u, a4);
-        store4(px0, oc0 + 5u, a5);
-        store4(px0, oc0 + 6u, a6);
-        store4(px0, oc0 + 7u, a7);
-        store4(px0, oc0 + 8u, a8);
-        store4(px0, oc0 + 9u, a9);
-        store4(px0, oc0 + 10u, a10);
-        store4(px0, oc0 + 11u, a11);
-        store4(px0, oc0 + 12u, a12);
-        store4(px0, oc0 + 13u, a13);
-        store4(px0, oc0 + 14u, a14);
-        store4(px0, oc0 + 15u, a15);
+        store4(d, oc0 + 4u, a4);
+        store4(d, oc0 + 5u, a5);
+        store4(d, oc0 + 6u, a6);
+        store4(d, oc0 + 7u, a7);
+        store4(d, oc0 + 8u, a8);
+        store4(d, oc0 + 9u, a9);
+        store4(d, oc0 + 10u, a10);
+        store4(d, oc0 + 11u, a11);
+        store4(d, oc0 + 12u, a12);
+        store4(d, oc0 + 13u, a13);
+        store4(d, oc0 + 14u, a14);
+        store4(d, oc0 + 15u, a15);
     }
 }

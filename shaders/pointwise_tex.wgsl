@@ -8,9 +8,11 @@
 // run one lane at a time; on GPUs they go through the texture cache. Used when positions per image
 // are a multiple of 4 and the tensors fit a texture (else `pointwise.wgsl`).
 //
-// Baked constants: N, IC, OC, OC16 (OC rounded up to 16), P (positions per image), OUT_C,
-// OUT_OFFSET (the output's channels and this result's first one: a concat's slice, or OC and 0),
-// TEX_W (texture width in texels), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
+// Baked constants (they shape the code): PARTIAL_TILE (OC not a multiple of 16), TEX_W (texture width
+// in texels), HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG. Extents in the `shape` uniform (so layers of
+// different sizes share one compiled pipeline): N, IC, OC, OC16 (OC rounded up to 16), P4 (positions
+// per image / 4), OUT_C and OUT_OFFSET (the output's channels and this result's first one: a
+// concat's slice, or OC and 0).
 
 @group(0) @binding(0) var input: texture_2d<f32>;
 @group(0) @binding(1) var weight: texture_2d<f32>;
@@ -18,14 +20,13 @@
 @group(0) @binding(3) var<storage, read> residual: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> output: array<vec4<f32>>;
 
-const P4: u32 = P / 4u;
-
 fn texel(t: texture_2d<f32>, i: u32) -> vec4<f32> {
     return textureLoad(t, vec2<u32>(i % TEX_W, i / TEX_W), 0);
 }
 
+// (Only a partial last tile has channels past OC.)
 fn store(n: u32, oc: u32, p4: u32, value: vec4<f32>) {
-    if (oc >= OC) {
+    if (PARTIAL_TILE && oc >= shape.OC) {
         return;
     }
     var v = value;
@@ -33,22 +34,22 @@ fn store(n: u32, oc: u32, p4: u32, value: vec4<f32>) {
         v += vec4<f32>(bias[oc]);
     }
     if (HAS_RESIDUAL) {
-        v += residual[(n * OC + oc) * P4 + p4];
+        v += residual[(n * shape.OC + oc) * shape.P4 + p4];
     }
-    let at = (n * OUT_C + OUT_OFFSET + oc) * P4 + p4;
-    output[at] = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+    let at = (n * shape.OUT_C + shape.OUT_OFFSET + oc) * shape.P4 + p4;
+    output[at] = vec4<f32>(finish(v.x), finish(v.y), finish(v.z), finish(v.w));
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let tile = gid.x;
-    if (tile >= N * P4) {
+    if (tile >= shape.N * shape.P4) {
         return;
     }
-    let n = tile / P4;
-    let p4 = tile % P4;
+    let n = tile / shape.P4;
+    let p4 = tile % shape.P4;
     let oc0 = gid.y * 16u;
-    let src = n * IC * P4 + p4;
+    let src = n * shape.IC * shape.P4 + p4;
     let w0 = oc0 / 4u;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
@@ -66,9 +67,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a13 = vec4<f32>(0.0);
     var a14 = vec4<f32>(0.0);
     var a15 = vec4<f32>(0.0);
-    for (var ci = 0u; ci < IC; ci++) {
-        let v = texel(input, src + ci * P4);
-        let row = ci * (OC16 / 4u) + w0;
+    let row_texels = shape.OC16 / 4u;
+    for (var ci = 0u; ci < shape.IC; ci++) {
+        let v = texel(input, src + ci * shape.P4);
+        let row = ci * row_texels + w0;
         let wa = texel(weight, row);
         let wb = texel(weight, row + 1u);
         let wc = texel(weight, row + 2u);

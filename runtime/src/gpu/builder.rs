@@ -15,11 +15,11 @@ use std::collections::HashMap;
 
 use cnnc_compiler::graph::{Activation, Op, Pad4, Pool2d, Shape};
 use cnnc_compiler::passes::{Layer, Operand, ValueLayout};
-use wgpu::util::DeviceExt;
 
-use super::kernels::{activation_consts, grid_1d, Const, Family, Kernel, Slot, TEXTURE_WIDTH};
+use super::kernels::{activation_consts, epilogue_consts, grid_1d, Const, Family, Kernel, Slot, TEXTURE_WIDTH};
 use super::program::Program;
-use super::record::{texture_extent, Action, GpuLayer, Step, TexelFormat};
+use super::record::{texture_extent, texture_rows, Action, GpuLayer, Step, TexelFormat};
+use super::upload::Uploads;
 use super::Gpu;
 use crate::weights::Weights;
 use crate::{fold, RuntimeError, Tensor};
@@ -96,6 +96,62 @@ pub struct Builder<'w> {
     binding_limit: usize,
     /// Buffers kernels write.
     activation_buffers: Vec<usize>,
+    /// The thread submitting warm-up dispatches, once started.
+    warm_up: Option<WarmUp>,
+    /// Weights, biases and kernel extents to copy to the device before the first forward.
+    uploads: Uploads,
+}
+
+/// A thread that submits one workgroup of each new pipeline's dispatch while the model is still
+/// being built. CPU drivers (lavapipe) compile a pipeline's machine code at its first dispatch, during
+/// the submission: doing that on this thread overlaps it with building the rest of the model (folding
+/// and uploading weights, creating the next pipelines) instead of stalling the first forward. Each
+/// warm-up is submitted after the uploads recorded before it, so it runs on its layer's real
+/// constants. A workgroup writes only where the layer's full dispatch writes again before anything
+/// reads it, and [`WarmUp::finish`] returns only when every warm-up is submitted, so all of them run
+/// before any forward pass.
+struct WarmUp {
+    sender: std::sync::mpsc::Sender<WarmUpJob>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Uploads to submit, then the dispatch to warm up.
+struct WarmUpJob {
+    uploads: wgpu::CommandBuffer,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+}
+
+impl WarmUp {
+    fn start(gpu: &Gpu) -> WarmUp {
+        let (sender, receiver) = std::sync::mpsc::channel::<WarmUpJob>();
+        let gpu = gpu.clone();
+        let thread = std::thread::spawn(move || {
+            for job in receiver {
+                let mut encoder =
+                    gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("warm-up") });
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+                    pass.set_pipeline(&job.pipeline);
+                    pass.set_bind_group(0, &job.bind_group, &[]);
+                    pass.dispatch_workgroups(1, 1, 1);
+                }
+                gpu.queue.submit([job.uploads, encoder.finish()]);
+            }
+        });
+        WarmUp { sender, thread }
+    }
+
+    fn send(&self, job: WarmUpJob) {
+        // A send fails only if the thread has ended, which it does only when the sender is dropped.
+        let _ = self.sender.send(job);
+    }
+
+    /// Waits until every warm-up is submitted.
+    fn finish(self) -> Result<(), RuntimeError> {
+        drop(self.sender);
+        self.thread.join().map_err(|_| RuntimeError::Gpu("the warm-up thread panicked".into()))
+    }
 }
 
 fn elements(shape: &Shape) -> usize {
@@ -151,6 +207,8 @@ impl<'w> Builder<'w> {
             layout: layout.clone(),
             binding_limit: limit,
             activation_buffers: Vec::new(),
+            warm_up: None,
+            uploads: Uploads::new(&gpu.device),
         })
     }
 
@@ -178,7 +236,12 @@ impl<'w> Builder<'w> {
     }
 
     /// Finishes the model: the input, output and read-back buffers.
-    pub fn finish(self) -> Result<Program, RuntimeError> {
+    pub fn finish(mut self) -> Result<Program, RuntimeError> {
+        if let Some(warm_up) = self.warm_up.take() {
+            warm_up.finish()?;
+        }
+        self.uploads.check()?;
+        self.gpu.queue.submit([self.uploads.take()]);
         let input = match self.places[self.layout.input] {
             Some(Place::Buffer(b)) => b,
             _ => return Err(RuntimeError::Input("the model's input layer was not built".into())),
@@ -247,11 +310,7 @@ impl<'w> Builder<'w> {
     }
 
     fn data_buffer(&mut self, data: &[f32], label: &str) -> usize {
-        self.buffers.push(self.gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytemuck::cast_slice(data),
-            usage: wgpu::BufferUsages::STORAGE,
-        }));
+        self.buffers.push(self.uploads.buffer(bytemuck::cast_slice(data), wgpu::BufferUsages::STORAGE, label));
         self.buffers.len() - 1
     }
 
@@ -302,6 +361,11 @@ impl<'w> Builder<'w> {
                             has_dynamic_offset: false,
                             min_binding_size: None,
                         },
+                        Slot::Uniform => wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Uniform,
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
                     },
                     count: None,
                 })
@@ -320,8 +384,19 @@ impl<'w> Builder<'w> {
     /// Adds a dispatch of `kernel` over `binds`, one per slot of its family.
     fn dispatch(&mut self, kernel: Kernel, binds: &[Bind]) {
         let slots = kernel.family.slots();
+        let mut binds = binds.to_vec();
+        if slots.last() == Some(&Slot::Uniform) {
+            let contents = kernel.shape_uniform();
+            self.buffers.push(self.uploads.buffer(
+                bytemuck::cast_slice(&contents),
+                wgpu::BufferUsages::UNIFORM,
+                "shape",
+            ));
+            binds.push(Bind::Buffer(self.buffers.len() - 1));
+        }
         debug_assert_eq!(binds.len(), slots.len());
         let source = kernel.source();
+        let first_use = !self.pipelines.contains_key(&source);
         let pipeline = match self.pipelines.get(&source) {
             Some(p) => p.clone(),
             None => {
@@ -367,18 +442,27 @@ impl<'w> Builder<'w> {
             layout: bgl,
             entries: &entries,
         });
+        if first_use {
+            self.warm_up(&pipeline, &bind_group);
+        }
         self.steps.push(Step {
             family: kernel.family.name(),
             action: Action::Dispatch { pipeline, bind_group, workgroups: kernel.workgroups },
         });
     }
 
+    /// Has one workgroup of a new pipeline's dispatch submitted (see [`WarmUp`]).
+    fn warm_up(&mut self, pipeline: &wgpu::ComputePipeline, bind_group: &wgpu::BindGroup) {
+        let uploads = self.uploads.take();
+        let gpu = &self.gpu;
+        let job = WarmUpJob { uploads, pipeline: pipeline.clone(), bind_group: bind_group.clone() };
+        self.warm_up.get_or_insert_with(|| WarmUp::start(gpu)).send(job);
+    }
+
     /// Whether a tensor of `floats` floats fits one texture of `format` on this device.
     fn fits_texture(&self, floats: usize, format: TexelFormat) -> bool {
         let max = self.gpu.limits.max_texture_dimension_2d as usize;
-        self.use_textures
-            && TEXTURE_WIDTH as usize <= max
-            && floats.div_ceil(format.floats()).div_ceil(TEXTURE_WIDTH as usize) <= max
+        self.use_textures && TEXTURE_WIDTH as usize <= max && texture_rows(floats.div_ceil(format.floats())) <= max
     }
 
     fn new_texture(&mut self, texels: usize, format: TexelFormat, label: &str) -> usize {
@@ -404,20 +488,10 @@ impl<'w> Builder<'w> {
         let extent = texture_extent(texels);
         let mut padded = data.to_vec();
         padded.resize((extent.width * extent.height) as usize * format.floats(), 0.0);
-        self.gpu.queue.write_texture(
-            wgpu::TexelCopyTextureInfo {
-                texture: &self.textures[t],
-                mip_level: 0,
-                origin: wgpu::Origin3d::ZERO,
-                aspect: wgpu::TextureAspect::All,
-            },
+        self.uploads.texture(
+            &self.textures[t],
             bytemuck::cast_slice(&padded),
-            wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(extent.width * format.floats() as u32 * 4),
-                rows_per_image: None,
-            },
-            extent,
+            extent.width * format.floats() as u32 * 4,
         );
         t
     }
@@ -512,17 +586,22 @@ impl<'w> Builder<'w> {
         consts.extend(out_slice);
         consts.extend(activation_consts(act));
         let workgroups = grid_1d((self.chunk * c * oh * ow) as u64);
-        self.dispatch(Kernel { family: Family::Pool, consts, workgroups }, &[Bind::Buffer(input), Bind::Buffer(out)]);
+        self.dispatch(Kernel::new(Family::Pool, consts, workgroups), &[Bind::Buffer(input), Bind::Buffer(out)]);
     }
 
     /// `OUT_C` and `OUT_OFFSET`: the channels of the tensor a kernel writes and where its result
     /// starts — a concat's output and the slice for a producer written in place, else its own.
     fn out_slice(layer: &Layer) -> [(&'static str, Const); 2] {
-        let (channels, offset) = match layer.into_concat {
+        let (channels, offset) = Self::out_channels(layer);
+        [("OUT_C", Const::U(channels as u32)), ("OUT_OFFSET", Const::U(offset as u32))]
+    }
+
+    /// The channels of the tensor the layer writes and its first one there (a concat's slice).
+    fn out_channels(layer: &Layer) -> (usize, usize) {
+        match layer.into_concat {
             Some(target) => (target.channels, target.offset),
             None => (layer.shape.dims()[0], 0),
-        };
-        [("OUT_C", Const::U(channels as u32)), ("OUT_OFFSET", Const::U(offset as u32))]
+        }
     }
 
     /// The layer's parameter with this state_dict suffix.
@@ -594,7 +673,7 @@ impl<'w> Builder<'w> {
                 consts.extend(activation_consts(layer.activation));
                 let workgroups = grid_1d((self.chunk * c * size[0] * size[1]) as u64);
                 self.dispatch(
-                    Kernel { family: Family::AdaptivePool, consts, workgroups },
+                    Kernel::new(Family::AdaptivePool, consts, workgroups),
                     &[Bind::Buffer(input), Bind::Buffer(out)],
                 );
             }
@@ -643,10 +722,7 @@ impl<'w> Builder<'w> {
                 ];
                 consts.extend(activation_consts(layer.activation));
                 let workgroups = grid_1d((self.chunk * c * p) as u64);
-                self.dispatch(
-                    Kernel { family: Family::Lrn, consts, workgroups },
-                    &[Bind::Buffer(src), Bind::Buffer(out)],
-                );
+                self.dispatch(Kernel::new(Family::Lrn, consts, workgroups), &[Bind::Buffer(src), Bind::Buffer(out)]);
             }
             Op::Softmax => {
                 let (c, p) = channels_positions(&layer.shape);
@@ -657,7 +733,7 @@ impl<'w> Builder<'w> {
                 consts.extend(activation_consts(None));
                 let workgroups = grid_1d((self.chunk * p) as u64);
                 self.dispatch(
-                    Kernel { family: Family::Softmax, consts, workgroups },
+                    Kernel::new(Family::Softmax, consts, workgroups),
                     &[Bind::Buffer(src), Bind::Buffer(out)],
                 );
             }
@@ -691,7 +767,7 @@ impl<'w> Builder<'w> {
         ];
         consts.extend(activation_consts(None));
         let workgroups = grid_1d((self.chunk * c * p) as u64);
-        self.dispatch(Kernel { family: Family::Copy, consts, workgroups }, &[Bind::Buffer(src), Bind::Buffer(out)]);
+        self.dispatch(Kernel::new(Family::Copy, consts, workgroups), &[Bind::Buffer(src), Bind::Buffer(out)]);
     }
 
     /// `y = act(x · scale[c] + shift[c])`.
@@ -731,7 +807,7 @@ impl<'w> Builder<'w> {
         consts.extend(activation_consts(act));
         let workgroups = grid_1d((self.chunk * c * p).div_ceil(4) as u64);
         self.dispatch(
-            Kernel { family: Family::Elementwise, consts, workgroups },
+            Kernel::new(Family::Elementwise, consts, workgroups),
             &[Bind::Buffer(src), other.into(), scale.into(), shift.into(), Bind::Buffer(out)],
         );
     }
@@ -811,8 +887,6 @@ impl<'w> Builder<'w> {
         let input = if pointwise && c.stride != [1, 1] { self.subsample(source, c.stride, oh, ow) } else { input };
         let u = |v: usize| Const::U(v as u32);
         let bias_buffer = bias.as_ref().map(|b| self.data_buffer(b, "bias"));
-        let tail_consts =
-            [("HAS_BIAS", Const::B(bias_buffer.is_some())), ("HAS_RESIDUAL", Const::B(residual.is_some()))];
         let (family, mut consts, workgroups, input_bind, weight_bind) = if pointwise {
             let oc16 = oc.next_multiple_of(16);
             // [OC][IC] → [IC][OC16]: one input channel's 16 weights are four vec4 loads.
@@ -825,9 +899,21 @@ impl<'w> Builder<'w> {
             let textured =
                 self.fits_texture(input_floats, TexelFormat::Vec4) && self.fits_texture(t.len(), TexelFormat::Vec4);
             let label = format!("{}.weight", layer.path);
-            let mut consts = vec![("N", u(self.chunk)), ("IC", u(ic)), ("OC", u(oc)), ("P", u(oh * ow))];
+            let mut consts = vec![];
             let (family, input_bind, weight_bind) = if textured {
-                consts.extend([("OC16", u(oc16)), ("TEX_W", Const::U(TEXTURE_WIDTH))]);
+                let dim = |v: usize| Const::Dim(v as u32);
+                let (out_c, out_offset) = Self::out_channels(layer);
+                consts.extend([
+                    ("N", dim(self.chunk)),
+                    ("IC", dim(ic)),
+                    ("OC", dim(oc)),
+                    ("OC16", dim(oc16)),
+                    ("P4", dim(oh * ow / 4)),
+                    ("OUT_C", dim(out_c)),
+                    ("OUT_OFFSET", dim(out_offset)),
+                    ("PARTIAL_TILE", Const::B(oc % 16 != 0)),
+                    ("TEX_W", Const::U(TEXTURE_WIDTH)),
+                ]);
                 let mirror = if c.stride == [1, 1] {
                     self.mirror(source, TexelFormat::Vec4, &layer.path)
                 } else {
@@ -839,7 +925,14 @@ impl<'w> Builder<'w> {
                     Bind::Texture(self.data_texture(&t, TexelFormat::Vec4, &label)),
                 )
             } else {
-                consts.push(("OC8", u(oc16)));
+                consts.extend([
+                    ("N", u(self.chunk)),
+                    ("IC", u(ic)),
+                    ("OC", u(oc)),
+                    ("P", u(oh * ow)),
+                    ("OC8", u(oc16)),
+                ]);
+                consts.extend(Self::out_slice(layer));
                 (Family::Pointwise, Bind::Buffer(input), Bind::Buffer(self.data_buffer(&t, &label)))
             };
             let tiles = self.chunk * oh * ow / 4;
@@ -854,25 +947,33 @@ impl<'w> Builder<'w> {
                 _ if ocg % 4 == 0 => 4,
                 _ => 1,
             };
+            let dim = |v: usize| Const::Dim(v as u32);
+            let (out_c, out_offset) = Self::out_channels(layer);
             let mut consts = vec![
-                ("N", u(self.chunk)),
-                ("IC", u(ic)),
-                ("IH", u(ih)),
-                ("IW", u(iw)),
-                ("OC", u(oc)),
-                ("OH", u(oh)),
-                ("OW", u(ow)),
                 ("KH", u(c.kernel[0])),
                 ("KW", u(c.kernel[1])),
-                ("SY", u(c.stride[0])),
-                ("SX", u(c.stride[1])),
-                ("PT", u(c.padding.top)),
-                ("PL", u(c.padding.left)),
+                ("SY", dim(c.stride[0])),
+                ("SX", dim(c.stride[1])),
+                ("PT", dim(c.padding.top)),
+                ("PL", dim(c.padding.left)),
                 ("DY", u(c.dilation[0])),
                 ("DX", u(c.dilation[1])),
-                ("ICG", u(ic / c.groups)),
-                ("OCG", u(ocg)),
                 ("OC_TILE", u(oc_tile)),
+                ("PARTIAL_TILE", Const::B(oc % oc_tile != 0)),
+                ("IC", dim(ic)),
+                ("IH", dim(ih)),
+                ("IW", dim(iw)),
+                ("OC", dim(oc)),
+                ("OW", dim(ow)),
+                ("ICG", dim(ic / c.groups)),
+                ("OCG", dim(ocg)),
+                ("OUT_C", dim(out_c)),
+                ("OUT_OFFSET", dim(out_offset)),
+                ("PIXELS", dim(self.chunk * oh * ow)),
+                ("PLANE", dim(oh * ow)),
+                ("IN_PLANE", dim(ih * iw)),
+                ("IN_LEN", dim(self.chunk * ic * ih * iw)),
+                ("K", dim(k)),
             ];
             let label = format!("{}.weight", layer.path);
             let (family, input_bind, weight_bind) = if textured {
@@ -888,7 +989,9 @@ impl<'w> Builder<'w> {
                 }
                 consts.push(("TEX_W", Const::U(TEXTURE_WIDTH)));
                 let input = Bind::Texture(self.mirror(source, TexelFormat::Scalar, &layer.path));
-                (Family::Conv2dTex, input, Bind::Texture(self.data_texture(&t, TexelFormat::Vec4, &label)))
+                // Whole quads of positions per image: vec4 residual loads and output stores.
+                let family = if (oh * ow) % 4 == 0 { Family::Conv2dTexVec4 } else { Family::Conv2dTex };
+                (family, input, Bind::Texture(self.data_texture(&t, TexelFormat::Vec4, &label)))
             } else {
                 (Family::Conv2d, Bind::Buffer(input), Bind::Buffer(self.data_buffer(&weight, &label)))
             };
@@ -896,14 +999,36 @@ impl<'w> Builder<'w> {
             let grid = [pixel_tiles.div_ceil(64) as u32, oc.div_ceil(oc_tile) as u32, 1];
             (family, consts, grid, input_bind, weight_bind)
         };
-        consts.extend(tail_consts);
-        consts.extend(Self::out_slice(layer));
         let out = self.output_for(layer)?;
-        consts.extend(activation_consts(act));
+        // The scalar-store epilogue with a residual is slow to compile on CPU drivers (four scalar
+        // loads per channel on top of four scalar stores), so there the residual add and the
+        // activation after it run as an elementwise pass over the whole tensor instead, unless the
+        // result goes into a concat's slice.
+        let separate = family == Family::Conv2dTex && residual.is_some() && layer.into_concat.is_none();
+        let (fused_residual, fused_act, conv_out) = if separate {
+            (None, None, self.new_buffer(self.chunk * oc * oh * ow * 4, "before the residual add"))
+        } else {
+            (residual, act, out)
+        };
+        // A depthwise (or otherwise short) convolution does a few taps per invocation, too little to
+        // hide the integer divisions and multiplies of run-time extents: its extents are baked, at
+        // the price of a pipeline per layer size.
+        let bake_shape = !pointwise && k <= 32;
+        consts.push(("HAS_BIAS", Const::B(bias_buffer.is_some())));
+        if family == Family::Pointwise {
+            consts.push(("HAS_RESIDUAL", Const::B(fused_residual.is_some())));
+            consts.extend(activation_consts(fused_act));
+        } else {
+            consts.extend(epilogue_consts(fused_act, fused_residual.is_some()));
+        }
         self.dispatch(
-            Kernel { family, consts, workgroups },
-            &[input_bind, weight_bind, bias_buffer.into(), residual.into(), Bind::Buffer(out)],
+            Kernel { family, consts, workgroups, bake_shape },
+            &[input_bind, weight_bind, bias_buffer.into(), fused_residual.into(), Bind::Buffer(conv_out)],
         );
+        if separate {
+            let p = oh * ow;
+            self.elementwise(1, oc, p, p, act, conv_out, residual, None, None, out);
+        }
         Ok(())
     }
 
@@ -941,7 +1066,7 @@ impl<'w> Builder<'w> {
             consts.extend(activation_consts(act));
             let workgroups = [rows.div_ceil(4).div_ceil(64) as u32, self.chunk.div_ceil(4) as u32, 1];
             self.dispatch(
-                Kernel { family: Family::Linear, consts, workgroups },
+                Kernel::new(Family::Linear, consts, workgroups),
                 &[Bind::Buffer(input), Bind::Buffer(part), bias_buffer.into(), Bind::Buffer(out)],
             );
         }

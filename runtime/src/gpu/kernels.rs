@@ -1,5 +1,8 @@
-//! The WGSL kernel families and how each is specialised: every per-layer parameter is baked into
-//! the shader source as a `const`, so the shader compiler sees fixed loop bounds and strides.
+//! The WGSL kernel families and how each is specialised. Parameters that shape a kernel's inner loops
+//! are baked into the source as `const`s, so the shader compiler sees fixed loop bounds and strides;
+//! the convolutions read their tensor extents from a small uniform instead ([`Const::Dim`]), so
+//! layers that differ only in size share one compiled pipeline. On CPU drivers every distinct
+//! pipeline costs a fraction of a second of compiling before its first result.
 
 use std::fmt::Write as _;
 
@@ -7,6 +10,9 @@ use cnnc_compiler::graph::Activation;
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const CONV_TAPS: &str = include_str!("../../../shaders/conv_taps.wgsl");
+const EPILOGUE: &str = include_str!("../../../shaders/epilogue.wgsl");
+const CONV_STORE: &str = include_str!("../../../shaders/conv_store.wgsl");
+const CONV_STORE_VEC4: &str = include_str!("../../../shaders/conv_store_vec4.wgsl");
 
 /// What a kernel binds at one slot of its bind group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -17,6 +23,8 @@ pub enum Slot {
     Texture,
     /// The read-write storage buffer the kernel writes.
     Output,
+    /// The uniform buffer holding the kernel's [`Const::Dim`] extents (always the last slot).
+    Uniform,
 }
 
 /// A kernel family: its WGSL body and the slots of its bind group.
@@ -24,6 +32,8 @@ pub enum Slot {
 pub enum Family {
     Conv2d,
     Conv2dTex,
+    /// `Conv2dTex` with vec4 residual loads and output stores (positions per image a multiple of 4).
+    Conv2dTexVec4,
     Pointwise,
     PointwiseTex,
     Linear,
@@ -37,9 +47,10 @@ pub enum Family {
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 12] = [
         Family::Conv2d,
         Family::Conv2dTex,
+        Family::Conv2dTexVec4,
         Family::Pointwise,
         Family::PointwiseTex,
         Family::Linear,
@@ -55,7 +66,7 @@ impl Family {
     pub fn body(self) -> &'static str {
         match self {
             Family::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
-            Family::Conv2dTex => include_str!("../../../shaders/conv2d_tex.wgsl"),
+            Family::Conv2dTex | Family::Conv2dTexVec4 => include_str!("../../../shaders/conv2d_tex.wgsl"),
             Family::Pointwise => include_str!("../../../shaders/pointwise.wgsl"),
             Family::PointwiseTex => include_str!("../../../shaders/pointwise_tex.wgsl"),
             Family::Linear => include_str!("../../../shaders/linear.wgsl"),
@@ -69,10 +80,12 @@ impl Family {
     }
 
     /// WGSL shared with other families that this one needs before its body.
-    pub fn shared(self) -> &'static str {
+    pub fn shared(self) -> &'static [&'static str] {
         match self {
-            Family::Conv2d | Family::Conv2dTex => CONV_TAPS,
-            _ => "",
+            Family::Conv2d | Family::Conv2dTex => &[EPILOGUE, CONV_TAPS, CONV_STORE],
+            Family::Conv2dTexVec4 => &[EPILOGUE, CONV_TAPS, CONV_STORE_VEC4],
+            Family::PointwiseTex => &[EPILOGUE],
+            _ => &[],
         }
     }
 
@@ -80,8 +93,11 @@ impl Family {
     pub fn slots(self) -> &'static [Slot] {
         use Slot::*;
         match self {
-            Family::Conv2d | Family::Pointwise | Family::Elementwise => &[Read, Read, Read, Read, Output],
-            Family::Conv2dTex | Family::PointwiseTex => &[Texture, Texture, Read, Read, Output],
+            Family::Conv2d => &[Read, Read, Read, Read, Output, Uniform],
+            Family::Pointwise | Family::Elementwise => &[Read, Read, Read, Read, Output],
+            Family::Conv2dTex | Family::Conv2dTexVec4 | Family::PointwiseTex => {
+                &[Texture, Texture, Read, Read, Output, Uniform]
+            }
             Family::Linear => &[Read, Read, Read, Output],
             Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => &[Read, Output],
         }
@@ -92,6 +108,7 @@ impl Family {
         match self {
             Family::Conv2d => "conv2d",
             Family::Conv2dTex => "conv2d_tex",
+            Family::Conv2dTexVec4 => "conv2d_tex_vec4",
             Family::Pointwise => "pointwise",
             Family::PointwiseTex => "pointwise_tex",
             Family::Linear => "linear",
@@ -110,12 +127,19 @@ impl Family {
 /// buffer-to-texture copies need.
 pub const TEXTURE_WIDTH: u32 = 4096;
 
-/// A baked constant's value.
+/// A kernel parameter's value: baked into the source as a `const`, or passed at run time.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Const {
     U(u32),
     B(bool),
     F(f32),
+    /// An extent read from the kernel's `shape` uniform at run time (`shape.NAME`), not baked: the
+    /// pipeline is compiled once for every layer that differs only in such values. Parameters that
+    /// shape the inner loops (kernel size, dilation, tile, fused work) stay baked so the compiler can
+    /// unroll and fold them.
+    Dim(u32),
+    /// A float in the `shape` uniform.
+    DimF(f32),
 }
 
 /// One specialised kernel: family, constants, and the workgroup grid.
@@ -124,10 +148,20 @@ pub struct Kernel {
     pub family: Family,
     pub consts: Vec<(&'static str, Const)>,
     pub workgroups: [u32; 3],
+    /// Whether the [`Const::Dim`] values are baked too (`shape` becomes a WGSL `const`), for kernels
+    /// whose invocations do too little work to hide computing with run-time extents.
+    pub bake_shape: bool,
 }
 
 impl Kernel {
-    /// The full WGSL source: constants, shared helpers, the family's body.
+    /// A kernel whose [`Const::Dim`] values, if any, are passed at run time.
+    pub fn new(family: Family, consts: Vec<(&'static str, Const)>, workgroups: [u32; 3]) -> Kernel {
+        Kernel { family, consts, workgroups, bake_shape: false }
+    }
+
+    /// The full WGSL source: constants, the `shape` uniform's declaration (or constant), shared
+    /// helpers, the family's body. Unless the shape is baked, layers whose kernels differ only in
+    /// [`Const::Dim`] values have equal sources.
     pub fn source(&self) -> String {
         let mut src = String::new();
         for (name, value) in &self.consts {
@@ -135,12 +169,54 @@ impl Kernel {
                 Const::U(v) => writeln!(src, "const {name}: u32 = {v}u;"),
                 Const::B(v) => writeln!(src, "const {name}: bool = {v};"),
                 Const::F(v) => writeln!(src, "const {name}: f32 = {v:?};"),
+                Const::Dim(_) | Const::DimF(_) => Ok(()),
             };
         }
+        let fields: Vec<(&str, &str, String)> = self
+            .consts
+            .iter()
+            .filter_map(|(name, v)| match v {
+                Const::Dim(d) => Some((*name, "u32", format!("{d}u"))),
+                Const::DimF(f) => Some((*name, "f32", format!("{f:?}"))),
+                _ => None,
+            })
+            .collect();
+        if !fields.is_empty() {
+            src.push_str("struct Shape {\n");
+            for (name, ty, _) in &fields {
+                let _ = writeln!(src, "    {name}: {ty},");
+            }
+            src.push_str("}\n");
+            if self.bake_shape {
+                let values: Vec<&str> = fields.iter().map(|(_, _, value)| value.as_str()).collect();
+                let _ = writeln!(src, "const shape = Shape({});", values.join(", "));
+            } else {
+                let binding = self.family.slots().len() - 1;
+                let _ = writeln!(src, "@group(0) @binding({binding}) var<uniform> shape: Shape;");
+            }
+        }
         src.push_str(COMMON);
-        src.push_str(self.family.shared());
+        for shared in self.family.shared() {
+            src.push_str(shared);
+        }
         src.push_str(self.family.body());
         src
+    }
+
+    /// The `shape` uniform's contents: the [`Const::Dim`] and [`Const::DimF`] values in order (floats
+    /// as their bits), padded to 16 bytes.
+    pub fn shape_uniform(&self) -> Vec<u32> {
+        let mut values: Vec<u32> = self
+            .consts
+            .iter()
+            .filter_map(|(_, v)| match v {
+                Const::Dim(d) => Some(*d),
+                Const::DimF(f) => Some(f.to_bits()),
+                _ => None,
+            })
+            .collect();
+        values.resize(values.len().next_multiple_of(4), 0);
+        values
     }
 }
 
@@ -161,6 +237,26 @@ pub fn activation_consts(act: Option<Activation>) -> [(&'static str, Const); 2] 
     [("ACT", Const::U(code)), ("ACT_ARG", Const::F(arg))]
 }
 
+/// The convolutions' epilogue parameters: the activation (none, ReLU and ReLU6 as bounds in the
+/// `shape` uniform, others baked; see `epilogue.wgsl`) and whether a residual is added (`RESIDUAL`,
+/// also in the uniform), so layers that differ only in these share one compiled pipeline.
+pub fn epilogue_consts(act: Option<Activation>, residual: bool) -> Vec<(&'static str, Const)> {
+    let bounds = match act {
+        None => Some((0, 0.0)),
+        Some(Activation::Relu) => Some((1, 0.0)),
+        Some(Activation::Relu6) => Some((3, 6.0)),
+        Some(_) => None,
+    };
+    let mut consts = match bounds {
+        Some(_) => vec![("ACT", Const::U(10)), ("ACT_ARG", Const::F(0.0))],
+        None => activation_consts(act).to_vec(),
+    };
+    let (bits, high) = bounds.unwrap_or((0, 0.0));
+    consts.extend([("BOUNDS", Const::Dim(bits)), ("LOW", Const::DimF(0.0)), ("HIGH", Const::DimF(high))]);
+    consts.push(("HAS_RESIDUAL", Const::B(residual)));
+    consts
+}
+
 /// A 1-D grid of `invocations` threads in workgroups of 64, folded into y past 65,535 workgroups
 /// (the shaders index `gid.x + gid.y · 65535 · 64`).
 pub fn grid_1d(invocations: u64) -> [u32; 3] {
@@ -175,24 +271,35 @@ pub fn grid_1d(invocations: u64) -> [u32; 3] {
 /// Constants for every family with placeholder values, so the bodies can be validated on their own.
 pub fn sample(family: Family) -> Kernel {
     let u = |names: &[&'static str]| names.iter().map(|n| (*n, Const::U(2))).collect::<Vec<_>>();
+    let d = |names: &[&'static str]| names.iter().map(|n| (*n, Const::Dim(2))).collect::<Vec<_>>();
     let mut consts = match family {
-        Family::Conv2d => {
-            let mut c = u(&[
-                "N", "IC", "IH", "IW", "OC", "OH", "OW", "KH", "KW", "SY", "SX", "PT", "PL", "DY", "DX", "ICG", "OCG",
-            ]);
-            c.extend([("OC_TILE", Const::U(4)), ("HAS_BIAS", Const::B(true)), ("HAS_RESIDUAL", Const::B(true))]);
-            c
-        }
-        Family::Conv2dTex => {
-            let mut c = u(&[
-                "N", "IC", "IH", "IW", "OC", "OH", "OW", "KH", "KW", "SY", "SX", "PT", "PL", "DY", "DX", "ICG", "OCG",
-            ]);
+        Family::Conv2d | Family::Conv2dTex | Family::Conv2dTexVec4 => {
+            let mut c = u(&["KH", "KW", "DY", "DX"]);
+            c.extend(d(&["SY", "SX", "PT", "PL"]));
+            c.extend(d(&[
+                "IC",
+                "IH",
+                "IW",
+                "OC",
+                "OW",
+                "ICG",
+                "OCG",
+                "OUT_C",
+                "OUT_OFFSET",
+                "PIXELS",
+                "PLANE",
+                "IN_PLANE",
+                "IN_LEN",
+                "K",
+            ]));
+            let tile = if family == Family::Conv2d { 4 } else { 16 };
             c.extend([
-                ("OC_TILE", Const::U(16)),
+                ("OC_TILE", Const::U(tile)),
+                ("PARTIAL_TILE", Const::B(true)),
                 ("TEX_W", Const::U(TEXTURE_WIDTH)),
                 ("HAS_BIAS", Const::B(true)),
-                ("HAS_RESIDUAL", Const::B(true)),
             ]);
+            c.extend(epilogue_consts(Some(Activation::Relu), true));
             c
         }
         Family::Pointwise => {
@@ -206,14 +313,13 @@ pub fn sample(family: Family) -> Kernel {
             c
         }
         Family::PointwiseTex => {
-            let mut c = u(&["N", "IC", "OC"]);
+            let mut c = d(&["N", "IC", "OC", "OC16", "P4", "OUT_C", "OUT_OFFSET"]);
             c.extend([
-                ("OC16", Const::U(16)),
-                ("P", Const::U(4)),
+                ("PARTIAL_TILE", Const::B(true)),
                 ("TEX_W", Const::U(TEXTURE_WIDTH)),
                 ("HAS_BIAS", Const::B(true)),
-                ("HAS_RESIDUAL", Const::B(true)),
             ]);
+            c.extend(epilogue_consts(Some(Activation::Relu), true));
             c
         }
         Family::Linear => {
@@ -241,21 +347,16 @@ pub fn sample(family: Family) -> Kernel {
         }
         Family::Softmax => u(&["N", "C", "P"]),
     };
-    // Families that can write into a concat's slice take its channel count and offset.
-    if matches!(
-        family,
-        Family::Conv2d
-            | Family::Conv2dTex
-            | Family::Pointwise
-            | Family::PointwiseTex
-            | Family::Pool
-            | Family::AdaptivePool
-    ) {
+    // Families that can write into a concat's slice take its channel count and offset (the
+    // convolutions in their `shape` uniform).
+    if matches!(family, Family::Pointwise | Family::Pool | Family::AdaptivePool) {
         consts.extend([("OUT_C", Const::U(4)), ("OUT_OFFSET", Const::U(2))]);
     }
-    // Every family takes an activation: the executor always bakes one in (0 = none).
-    consts.extend(activation_consts(Some(Activation::Relu)));
-    Kernel { family, consts, workgroups: [1, 1, 1] }
+    // Every other family takes a baked activation (0 = none).
+    if !matches!(family, Family::Conv2d | Family::Conv2dTex | Family::Conv2dTexVec4 | Family::PointwiseTex) {
+        consts.extend(activation_consts(Some(Activation::Relu)));
+    }
+    Kernel::new(family, consts, [1, 1, 1])
 }
 
 #[cfg(test)]
@@ -268,7 +369,10 @@ mod tests {
     fn every_shader_validates_with_naga() {
         let mut no_shuffle = sample(Family::Copy);
         no_shuffle.consts.iter_mut().filter(|(n, _)| *n == "SHUFFLE_GROUPS").for_each(|c| c.1 = Const::U(0));
-        for kernel in Family::ALL.into_iter().map(sample).chain([no_shuffle]) {
+        // The convolutions with their extents baked as well (`shape` a constant, not a uniform).
+        let baked = [Family::Conv2d, Family::Conv2dTex, Family::Conv2dTexVec4, Family::PointwiseTex]
+            .map(|family| Kernel { bake_shape: true, ..sample(family) });
+        for kernel in Family::ALL.into_iter().map(sample).chain([no_shuffle]).chain(baked) {
             let family = kernel.family;
             let source = kernel.source();
             let module = naga::front::wgsl::parse_str(&source)

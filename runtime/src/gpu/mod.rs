@@ -8,6 +8,7 @@ pub mod executor;
 pub mod kernels;
 mod program;
 mod record;
+mod upload;
 
 pub use builder::{Builder, PlanOptions};
 pub use device::{adapters, open, AdapterSummary, Gpu};

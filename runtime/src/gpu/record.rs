@@ -72,7 +72,18 @@ impl TexelFormat {
 /// The texture extent holding `texels` texels in rows of [`TEXTURE_WIDTH`].
 pub(crate) fn texture_extent(texels: usize) -> wgpu::Extent3d {
     let width = TEXTURE_WIDTH as usize;
-    wgpu::Extent3d { width: width as u32, height: texels.div_ceil(width).max(1) as u32, depth_or_array_layers: 1 }
+    wgpu::Extent3d { width: width as u32, height: texture_rows(texels) as u32, depth_or_array_layers: 1 }
+}
+
+/// Rows of a texture holding `texels`, rounded up to a count that is not a power of two: llvmpipe
+/// compiles a pipeline once per combination of its textures' power-of-two-ness, so keeping every
+/// height on one side of that line lets layers share their compiled kernels. (At most two rows more.)
+pub(crate) fn texture_rows(texels: usize) -> usize {
+    match texels.div_ceil(TEXTURE_WIDTH as usize) {
+        0..=2 => 3,
+        rows if rows.is_power_of_two() => rows + 1,
+        rows => rows,
+    }
 }
 
 /// Records layers into a command encoder: consecutive dispatches share one compute pass, and each

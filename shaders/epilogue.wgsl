@@ -1,0 +1,12 @@
+// Shared by the convolution kernels' epilogues: the fused activation. No activation, ReLU and ReLU6
+// are bounds read from the `shape` uniform (ACT = 10: BOUNDS bit 0 clamps below at LOW, bit 1 above
+// at HIGH), so layers that differ only in those share one compiled pipeline; any other activation is
+// baked in (`activate`).
+
+fn finish(x: f32) -> f32 {
+    if (ACT == 10u) {
+        let low = select(x, max(x, shape.LOW), (shape.BOUNDS & 1u) != 0u);
+        return select(low, min(low, shape.HIGH), (shape.BOUNDS & 2u) != 0u);
+    }
+    return activate(x);
+}
