@@ -886,6 +886,7 @@ impl<'w> Builder<'w> {
         let input_floats = if pointwise { self.chunk * ic * oh * ow } else { self.chunk * ic * ih * iw };
         let input = if pointwise && c.stride != [1, 1] { self.subsample(source, c.stride, oh, ow) } else { input };
         let u = |v: usize| Const::U(v as u32);
+        let dim = |v: usize| Const::Dim(v as u32);
         let bias_buffer = bias.as_ref().map(|b| self.data_buffer(b, "bias"));
         let (family, mut consts, workgroups, input_bind, weight_bind) = if pointwise {
             let oc16 = oc.next_multiple_of(16);
@@ -901,7 +902,6 @@ impl<'w> Builder<'w> {
             let label = format!("{}.weight", layer.path);
             let mut consts = vec![];
             let (family, input_bind, weight_bind) = if textured {
-                let dim = |v: usize| Const::Dim(v as u32);
                 let (out_c, out_offset) = Self::out_channels(layer);
                 consts.extend([
                     ("N", dim(self.chunk)),
@@ -947,7 +947,6 @@ impl<'w> Builder<'w> {
                 _ if ocg % 4 == 0 => 4,
                 _ => 1,
             };
-            let dim = |v: usize| Const::Dim(v as u32);
             let (out_c, out_offset) = Self::out_channels(layer);
             let mut consts = vec![
                 ("KH", u(c.kernel[0])),

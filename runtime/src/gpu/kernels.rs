@@ -173,12 +173,13 @@ impl Kernel {
             };
         }
         let fields: Vec<(&str, &str, String)> = self
-            .consts
-            .iter()
-            .filter_map(|(name, v)| match v {
-                Const::Dim(d) => Some((*name, "u32", format!("{d}u"))),
-                Const::DimF(f) => Some((*name, "f32", format!("{f:?}"))),
-                _ => None,
+            .shape_fields()
+            .map(|(name, bits, float)| {
+                if float {
+                    (name, "f32", format!("{:?}", f32::from_bits(bits)))
+                } else {
+                    (name, "u32", format!("{bits}u"))
+                }
             })
             .collect();
         if !fields.is_empty() {
@@ -206,17 +207,19 @@ impl Kernel {
     /// The `shape` uniform's contents: the [`Const::Dim`] and [`Const::DimF`] values in order (floats
     /// as their bits), padded to 16 bytes.
     pub fn shape_uniform(&self) -> Vec<u32> {
-        let mut values: Vec<u32> = self
-            .consts
-            .iter()
-            .filter_map(|(_, v)| match v {
-                Const::Dim(d) => Some(*d),
-                Const::DimF(f) => Some(f.to_bits()),
-                _ => None,
-            })
-            .collect();
+        let mut values: Vec<u32> = self.shape_fields().map(|(_, bits, _)| bits).collect();
         values.resize(values.len().next_multiple_of(4), 0);
         values
+    }
+
+    /// The [`Const::Dim`] and [`Const::DimF`] parameters in order, the `shape` struct's fields: name,
+    /// the 32 bits the uniform holds, and whether they are a float.
+    fn shape_fields(&self) -> impl Iterator<Item = (&'static str, u32, bool)> + '_ {
+        self.consts.iter().filter_map(|(name, value)| match value {
+            Const::Dim(d) => Some((*name, *d, false)),
+            Const::DimF(f) => Some((*name, f.to_bits(), true)),
+            _ => None,
+        })
     }
 }
 
@@ -238,8 +241,9 @@ pub fn activation_consts(act: Option<Activation>) -> [(&'static str, Const); 2] 
 }
 
 /// The convolutions' epilogue parameters: the activation (none, ReLU and ReLU6 as bounds in the
-/// `shape` uniform, others baked; see `epilogue.wgsl`) and whether a residual is added (`RESIDUAL`,
-/// also in the uniform), so layers that differ only in these share one compiled pipeline.
+/// `shape` uniform, so layers that differ only in those share one compiled pipeline; others baked;
+/// see `epilogue.wgsl`) and whether a residual is added (baked: as a run-time flag it made every
+/// pipeline slower to compile).
 pub fn epilogue_consts(act: Option<Activation>, residual: bool) -> Vec<(&'static str, Const)> {
     let bounds = match act {
         None => Some((0, 0.0)),

@@ -1,7 +1,8 @@
 //! Uploading a model's constant data (weights, biases, kernel extents) while it is built without
 //! going through the queue: each upload is a staging buffer the CPU writes directly plus a copy
-//! recorded into one command buffer, submitted when the model is finished. Queue writes would wait
-//! for a submission in flight (the warm-up dispatches, see `builder.rs`) for as long as it runs.
+//! recorded into a command buffer, which the builder takes and submits before each warm-up dispatch
+//! and when the model is finished. Queue writes would wait for a submission in flight (the warm-up
+//! dispatches, see `builder.rs`) for as long as it runs.
 
 use crate::RuntimeError;
 
