@@ -15,7 +15,7 @@ fn generate(name: &str) -> String {
     let path = root().join("specs").join(format!("{name}.yaml"));
     let compilation = cnnc::compile_path(&path).expect("readable spec");
     match compilation.result {
-        Ok(Expanded::Model(graph)) => codegen::generate(&graph, &compilation.sources),
+        Ok(Expanded::Model(graph)) => codegen::generate(&graph, &compilation.sources).expect("a valid plan"),
         _ => panic!("{name} is not a checked model"),
     }
 }

@@ -1,7 +1,7 @@
 //! The shader conformance suite on this machine's adapter (Mesa's lavapipe in CI): every kernel
 //! family against the CPU reference, edge cases and binding splits included.
 
-use cnnc::runtime::conformance;
+use cnnc::conformance;
 use cnnc::runtime::gpu;
 
 #[test]

@@ -37,7 +37,8 @@ fn check(gpu: &Gpu, name: &str, generated: &dyn Fn(&cnnc::runtime::weights::Weig
     let mut shape = vec![2];
     shape.extend(graph.node(graph.input).shape.dims());
     let input = synthetic::input(0, shape);
-    let executor = gpu::Prepared::new(gpu, &graph, &weights, 2).unwrap().run(&input).unwrap();
+    let plan = cnnc::inference_plan(&graph).unwrap();
+    let executor = gpu::Prepared::new(gpu, &plan, &weights, 2).unwrap().run(&input).unwrap();
     let ours = generated(&weights, &input);
     assert_eq!(ours.shape, executor.shape, "{name}: output shape");
     assert!(ours.data == executor.data, "{name}: generated code and the executor differ");

@@ -94,7 +94,9 @@ fn cpu_executor_gives_pytorchs_logits() {
 fn gpu_executor_gives_pytorchs_logits() {
     let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
     println!("adapter: {} ({:?})", device.info.name, device.info.backend);
-    let run = |g: &Graph, w: &Weights, x: &Tensor| gpu::Prepared::new(&device, g, w, x.batch())?.run(x);
+    let run = |g: &Graph, w: &Weights, x: &Tensor| {
+        gpu::Prepared::new(&device, &cnnc::inference_plan(g)?, w, x.batch())?.run(x)
+    };
     let failures: Vec<String> = chosen().iter().filter_map(|n| compare(n, &run)).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -15,7 +15,8 @@ pub mod check;
 pub mod codegen;
 pub mod diagnostic;
 pub mod expand;
-pub mod graph;
+/// The static graph: defined in `cnnc-ir`, re-exported as the compiler's fourth stage.
+pub use cnnc_ir::graph;
 pub mod passes;
 #[cfg(feature = "render")]
 pub mod render;
@@ -25,9 +26,11 @@ pub mod summary;
 
 use std::path::Path;
 
+pub use cnnc_ir as ir;
 pub use diagnostic::Diagnostic;
 pub use expand::Expanded;
 pub use graph::Graph;
+pub use passes::inference_plan;
 pub use source::SourceMap;
 pub use spec::load::ReadError;
 

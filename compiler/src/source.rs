@@ -7,42 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A typed index of a file in a [`SourceMap`].
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileId(u32);
-
-/// A byte range in one source file.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Span {
-    pub file: FileId,
-    pub start: usize,
-    pub end: usize,
-}
-
-impl Span {
-    /// A span covering `start..end` of `file`.
-    pub fn new(file: FileId, start: usize, end: usize) -> Span {
-        Span { file, start, end: end.max(start) }
-    }
-
-    /// The smallest span covering both `self` and `other` (same file assumed).
-    pub fn to(self, other: Span) -> Span {
-        if self.file != other.file {
-            return self;
-        }
-        Span::new(self.file, self.start.min(other.start), self.end.max(other.end))
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.end - self.start
-    }
-
-    /// Whether the span is empty.
-    pub fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-}
+pub use cnnc_ir::span::{FileId, Span};
 
 /// One loaded spec file.
 #[derive(Debug)]
@@ -71,19 +36,19 @@ pub struct LineCol {
 impl SourceMap {
     /// Adds a file and returns its id.
     pub fn add(&mut self, name: impl Into<String>, path: &Path, text: String) -> FileId {
-        let id = FileId(self.files.len() as u32);
+        let id = FileId::new(self.files.len() as u32);
         self.files.push(SourceFile { name: name.into(), path: path.to_path_buf(), text: Arc::new(text) });
         id
     }
 
     /// The file behind `id`.
     pub fn file(&self, id: FileId) -> &SourceFile {
-        &self.files[id.0 as usize]
+        &self.files[id.index()]
     }
 
     /// The file already loaded from `path`, if any.
     pub fn find(&self, path: &Path) -> Option<FileId> {
-        self.files.iter().position(|f| f.path == path).map(|i| FileId(i as u32))
+        self.files.iter().position(|f| f.path == path).map(|i| FileId::new(i as u32))
     }
 
     /// 1-based line and column (in characters) of a byte offset.

@@ -23,4 +23,6 @@ pub enum RuntimeError {
     Gpu(String),
     #[error("wrong input: {0}")]
     Input(String),
+    #[error("inconsistent layer plan: {0}")]
+    Plan(#[from] cnnc_ir::PlanError),
 }

@@ -2,7 +2,7 @@
 //! is a per-channel `x · scale + shift`, and after a convolution it scales the convolution's weights
 //! and bias instead.
 
-use cnnc_compiler::graph::{FoldedBatchNorm, Param};
+use cnnc_ir::graph::{FoldedBatchNorm, Param};
 
 use crate::weights::Weights;
 use crate::Tensor;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use cnnc_compiler::graph::{Graph, Meta};
+use cnnc_ir::graph::{Graph, Meta};
 
 use crate::{RuntimeError, Tensor};
 

@@ -9,7 +9,6 @@
 //! - [`npy`]: `.npy` input and output; [`tensor`]: the host tensor type.
 
 pub mod classify;
-pub mod conformance;
 pub mod cpu;
 pub mod error;
 pub mod fold;

@@ -6,7 +6,7 @@
 //! ±1/√fan_in (PyTorch's default bound), biases and running means in ±0.1, batch-norm scales and
 //! running variances in [0.5, 1.5].
 
-use cnnc_compiler::graph::{Graph, Param, ParamKind};
+use cnnc_ir::graph::{Graph, Param, ParamKind};
 
 use crate::weights::Weights;
 use crate::Tensor;

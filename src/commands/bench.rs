@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cnnc::runtime::{gpu, synthetic};
+use cnnc::compiler::inference_plan;
+use cnnc::runtime::{gpu, synthetic, RuntimeError};
 use serde_json::json;
 
 use super::progress::Progress;
@@ -61,7 +62,10 @@ pub fn run(args: Args) -> ExitCode {
     // Time to first result: pipelines and buffers created, weights uploaded, one forward read back.
     let progress = Progress::start("preparing kernels, uploading weights, first forward pass");
     let start = Instant::now();
-    let result = gpu::Prepared::new(&device, &graph, &weights, batch).and_then(|p| p.run(&input).map(|_| p));
+    let result = inference_plan(&graph)
+        .map_err(RuntimeError::from)
+        .and_then(|plan| gpu::Prepared::new(&device, &plan, &weights, batch))
+        .and_then(|p| p.run(&input).map(|_| p));
     let prepared = match result {
         Ok(p) => p,
         Err(e) => {

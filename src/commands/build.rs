@@ -29,7 +29,13 @@ pub fn run(args: Args) -> ExitCode {
         Ok(compiled) => compiled,
         Err(code) => return code,
     };
-    let module = codegen::generate(&graph, &sources);
+    let module = match codegen::generate(&graph, &sources) {
+        Ok(module) => module,
+        Err(e) => {
+            eprintln!("error: cnnc made an inconsistent layer plan (a bug in cnnc; please report it): {e}");
+            return ExitCode::from(1);
+        }
+    };
     let Some(dir) = &args.crate_dir else {
         return emit(args.output.as_deref(), &module);
     };

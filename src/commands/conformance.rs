@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cnnc::runtime::conformance::{self, TOLERANCE};
+use cnnc::conformance::{self, TOLERANCE};
 use cnnc::runtime::gpu;
 
 #[derive(clap::Args)]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cnnc::compiler::Graph;
+use cnnc::compiler::{inference_plan, Graph};
 use cnnc::runtime::{classify, cpu, gpu, image_input, npy, synthetic, weights, RuntimeError};
 
 use super::progress::Progress;
@@ -114,7 +114,7 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
         progress.stage("opening the GPU");
         let gpu = gpu::open(args.adapter.as_deref())?;
         progress.stage("preparing kernels and uploading weights");
-        let prepared = gpu::Prepared::new(&gpu, graph, &weights, input.batch())?;
+        let prepared = gpu::Prepared::new(&gpu, &inference_plan(graph)?, &weights, input.batch())?;
         progress.stage(format!("running {} input(s) on the GPU", input.batch()));
         prepared.run(&input)?
     };

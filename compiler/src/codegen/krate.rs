@@ -25,9 +25,9 @@ edition = "2021"
 publish = false
 
 [dependencies]
-# cnnc's runtime is not published on crates.io yet, so this depends on it by path, in the cnnc
-# checkout that generated this crate.
-cnnc-runtime = {{ path = "{runtime}" }}
+# cnnc's runtime at the version of the cnnc that generated this crate: from the checkout at
+# `path` while building here, from the registry once the path is gone (`cargo package`).
+cnnc-runtime = {{ version = "{version}", path = "{runtime}" }}
 clap = {{ version = "4", features = ["derive"] }}
 
 # A crate of its own, even when generated inside another workspace.
@@ -41,7 +41,8 @@ opt-level = 1
 [profile.dev.package.cnnc-runtime]
 opt-level = 3
 "#,
-        package = package_name(graph)
+        package = package_name(graph),
+        version = env!("CARGO_PKG_VERSION"),
     )
 }
 

@@ -6,7 +6,8 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
 
 use crate::graph::{Activation, Conv2d, FoldedBatchNorm, Meta, Op, Pad4, Param, ParamKind, Pool2d, Shape, WeightTable};
-use crate::passes::{Layer, Operand, ValueLayout};
+use cnnc_ir::plan::{Layer, Operand, SlotId, ValueId, ValueLayout};
+use cnnc_ir::span::Span;
 
 pub fn usize(v: usize) -> Literal {
     Literal::usize_unsuffixed(v)
@@ -210,8 +211,25 @@ fn batch_norm(bn: &FoldedBatchNorm) -> TokenStream {
     quote!(FoldedBatchNorm { eps: #eps, params: #params })
 }
 
-fn operand(o: &Operand) -> TokenStream {
-    let (value, shape) = (usize(o.value), dims(o.shape.dims()));
+pub fn value(v: ValueId) -> TokenStream {
+    let v = Literal::u32_unsuffixed(v.0);
+    quote!(ValueId(#v))
+}
+
+fn slot(s: SlotId) -> TokenStream {
+    let s = Literal::u32_unsuffixed(s.0);
+    quote!(SlotId(#s))
+}
+
+fn span(s: Span) -> TokenStream {
+    let file = Literal::u32_unsuffixed(s.file.index() as u32);
+    let (start, end) = (usize(s.start), usize(s.end));
+    quote!(Span::new(FileId::new(#file), #start, #end))
+}
+
+/// An operand, its value written as `value_name` names it.
+fn operand(o: &Operand, value_name: &dyn Fn(ValueId) -> TokenStream) -> TokenStream {
+    let (value, shape) = (value_name(o.value), dims(o.shape.dims()));
     if o.in_place {
         quote!(Operand::in_place(#value, &#shape))
     } else {
@@ -219,51 +237,41 @@ fn operand(o: &Operand) -> TokenStream {
     }
 }
 
-/// A layer literal; fields with their default value are left to `..Layer::default()`.
-pub fn layer(l: &Layer) -> TokenStream {
-    let default = Layer::default();
-    let mut fields = Vec::new();
-    if !l.path.is_empty() {
-        let path = string(&l.path);
-        fields.push(quote!(path: #path));
-    }
+/// A layer literal, every field written out; values are written as `value_name` names them.
+pub fn layer(l: &Layer, value_name: &dyn Fn(ValueId) -> TokenStream) -> TokenStream {
+    let path = string(&l.path);
+    let span = span(l.span);
     let op = op(&l.op);
-    fields.push(quote!(op: #op));
-    if !l.inputs.is_empty() {
-        let inputs = vec(l.inputs.iter().map(operand));
-        fields.push(quote!(inputs: #inputs));
-    }
-    let (value, shape) = (usize(l.value), shape(&l.shape));
-    fields.push(quote!(value: #value));
-    fields.push(quote!(shape: #shape));
-    if l.slot != default.slot {
-        let slot = option(&l.slot, |s| usize(*s).into_token_stream());
-        fields.push(quote!(slot: #slot));
-    }
-    if !l.params.is_empty() {
-        let params = params(&l.params);
-        fields.push(quote!(params: #params));
-    }
-    if let Some(bn) = &l.batch_norm {
-        let bn = batch_norm(bn);
-        fields.push(quote!(batch_norm: Some(#bn)));
-    }
-    if l.residual {
-        fields.push(quote!(residual: true));
-    }
-    if let Some(a) = &l.activation {
-        let a = activation(a);
-        fields.push(quote!(activation: Some(#a)));
-    }
-    if let Some(t) = l.into_concat {
+    let inputs = vec(l.inputs.iter().map(|o| operand(o, value_name)));
+    let (value, shape) = (value_name(l.value), shape(&l.shape));
+    let slot = option(&l.slot, |s| slot(*s));
+    let params = params(&l.params);
+    let batch_norm = option(&l.batch_norm, batch_norm);
+    let residual = l.residual;
+    let activation = option(&l.activation, activation);
+    let into_concat = option(&l.into_concat, |t| {
         let (channels, offset) = (usize(t.channels), usize(t.offset));
-        fields.push(quote!(into_concat: Some(ConcatTarget { channels: #channels, offset: #offset })));
-    }
-    quote!(Layer { #(#fields,)* ..Layer::default() })
+        quote!(ConcatTarget { channels: #channels, offset: #offset })
+    });
+    quote!(Layer {
+        path: #path,
+        span: #span,
+        op: #op,
+        inputs: #inputs,
+        value: #value,
+        shape: #shape,
+        slot: #slot,
+        params: #params,
+        batch_norm: #batch_norm,
+        residual: #residual,
+        activation: #activation,
+        into_concat: #into_concat,
+    })
 }
 
-pub fn layout(v: &ValueLayout) -> TokenStream {
-    let (values, input, output) = (usize(v.values), usize(v.input), usize(v.output));
+/// The value layout; values are written as `value_name` names them.
+pub fn layout(v: &ValueLayout, value_name: &dyn Fn(ValueId) -> TokenStream) -> TokenStream {
+    let (values, input, output) = (usize(v.values), value_name(v.input), value_name(v.output));
     let (input_shape, output_shape) = (shape(&v.input_shape), shape(&v.output_shape));
     let slots = vec(v.slot_elements.iter().map(|e| u64(*e).into_token_stream()));
     quote!(ValueLayout {

@@ -8,16 +8,21 @@ use quote::quote;
 use super::literal;
 use super::modules::{module_tree, Kind, Member, ModuleStruct, ModuleTree};
 use super::names::{field_name, struct_name};
-use crate::graph::{Graph, Node, Op};
-use crate::passes::{layer_plan, lower, Layer};
+use crate::graph::{Graph, Op};
+use cnnc_ir::plan::{Layer, PlanError, ValueId};
+
+use crate::passes::inference_plan;
 use crate::source::SourceMap;
 use crate::summary::summarize;
 
 /// The Rust module for a checked model graph; `sources` locates its layers in the spec for comments
 /// (files are named by their file name only, so the output does not depend on where they live).
-pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
-    let lowered = lower(graph);
-    let plan = layer_plan(&lowered);
+///
+/// # Errors
+/// The compiler's own plan fails validation (a compiler bug, reported instead of written out).
+pub fn generate(graph: &Graph, sources: &SourceMap) -> Result<String, PlanError> {
+    let plan = inference_plan(graph)?;
+    let plan = plan.plan();
     let summary = summarize(graph, 1);
     let name = struct_name(&graph.meta.name);
     let ty = ident(&name);
@@ -33,14 +38,12 @@ pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
                 taken.insert("input".to_string());
                 "input".to_string()
             } else {
-                field_name(&l.path, l.op.name(), l.value, &mut taken)
+                field_name(&l.path, l.op.name(), l.value.index(), &mut taken)
             };
             ident(&name)
         })
         .collect();
-    // The plan has one layer per inference node of the lowered graph, in order.
-    let descriptions: Vec<String> =
-        plan.layers.iter().zip(lowered.inference_nodes()).map(|(l, (_, node))| describe(l, node, sources)).collect();
+    let descriptions: Vec<String> = plan.layers.iter().map(|l| describe(l, sources)).collect();
     let docs: Vec<String> = descriptions.iter().map(|d| format!(" {d}")).collect();
     let tree = module_tree(&plan.layers, &graph.modules, &name, &["program"]);
     let module_structs = tree.structs.iter().enumerate().map(|(s, def)| module_struct(s, def, &tree, &docs));
@@ -63,8 +66,21 @@ pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
     });
     let top_records =
         tree.top.iter().map(|(field, member)| record_field(Some(&ident(field)), &member_kind(member, &tree)));
+    // Values are named after the layer that computes them (`CONV1` is `conv1`'s result).
+    let value_names: std::collections::HashMap<ValueId, Ident> =
+        plan.layers.iter().zip(&fields).map(|(l, f)| (l.value, ident(&f.to_string().to_uppercase()))).collect();
+    let value_name = |v: ValueId| {
+        let name = &value_names[&v];
+        quote!(#name)
+    };
+    let value_consts = plan.layers.iter().zip(&fields).map(|(l, field)| {
+        let name = &value_names[&l.value];
+        let number = literal::value(l.value);
+        let doc = format!(" The value `{field}` computes.");
+        quote!(#[doc = #doc] pub const #name: ValueId = #number;)
+    });
     let layer_fns = plan.layers.iter().zip(&fields).zip(&docs).map(|((l, field), doc)| {
-        let layer = literal::layer(l);
+        let layer = literal::layer(l, &value_name);
         quote! {
             #[doc = #doc]
             pub fn #field() -> Layer {
@@ -85,7 +101,11 @@ pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
     };
     let meta = literal::meta(&graph.meta, quote!(Self::LABELS.map(|l| l.iter().map(|s| s.to_string()).collect())));
     let table = literal::weight_table(&graph.weight_table());
-    let layout = literal::layout(&plan.layout);
+    let layout = literal::layout(&plan.layout, &|v| {
+        let name = &value_names[&v];
+        quote!(layers::#name)
+    });
+    let layer_count = literal::usize(plan.layers.len());
     let struct_doc = format!(
         " `{model_name}` from `{spec_file}`: input `[N, {}]`, output `[N, {}]`, {} parameters, {} multiply-accumulates per image.",
         join(plan.layout.input_shape.dims()),
@@ -141,6 +161,11 @@ pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
                     #layout
                 }
 
+                /// The layer plan, validated (a plan edited by hand is checked here, not trusted).
+                pub fn plan() -> Result<ValidPlan, PlanError> {
+                    LayerPlan { layout: Self::layout(), layers: Vec::from([#(layers::#fields()),*]) }.validate()
+                }
+
                 /// Loads a safetensors or PyTorch (`.pth`) checkpoint, matched by name against
                 /// [`Self::weight_table`] (every missing, unexpected or misshapen tensor is
                 /// reported), and builds the model for batches of `batch`.
@@ -162,9 +187,11 @@ pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
                 /// weight buffer is made here, once.
                 pub fn with_weights(gpu: &rt::gpu::Gpu, weights: &rt::weights::Weights, batch: usize) -> Result<Self, rt::RuntimeError> {
                     rt::weights::check(&Self::weight_table(), weights)?;
-                    let mut builder = rt::gpu::Builder::new(gpu, &Self::layout(), weights, batch, rt::gpu::PlanOptions::default())?;
-                    #(let #fields = builder.layer(&layers::#fields())?;)*
-                    Ok(#ty { program: builder.finish()?, #(#top_values),* })
+                    let built = rt::gpu::build(gpu, &Self::plan()?, weights, batch, rt::gpu::PlanOptions::default())?;
+                    let Ok([#(#fields),*]) = <[rt::gpu::GpuLayer; #layer_count]>::try_from(built.layers) else {
+                        unreachable!("the builder makes one GPU layer per planned layer")
+                    };
+                    Ok(#ty { program: built.program, #(#top_values),* })
                 }
 
                 #[doc = #forward_doc]
@@ -190,13 +217,15 @@ pub fn generate(graph: &Graph, sources: &SourceMap) -> String {
             mod layers {
                 use super::*;
 
+                #(#value_consts)*
+
                 #(#layer_fns)*
             }
         }
     };
     let file: syn::File = syn::parse2(tokens).expect("generated tokens form a Rust file");
     let code = prettyplease::unparse(&file);
-    format!("// @generated by cnnc from `{spec_file}`. Do not edit: regenerate with `cnnc build`.\n\n{code}")
+    Ok(format!("// @generated by cnnc from `{spec_file}`. Do not edit: regenerate with `cnnc build`.\n\n{code}"))
 }
 
 fn ident(name: &str) -> Ident {
@@ -321,9 +350,9 @@ fn file_name(sources: &SourceMap, file: crate::source::FileId) -> String {
 
 /// One line about a layer: its path and place in the spec, what it computes with what was fused
 /// into it, and its output shape.
-fn describe(l: &Layer, node: &Node, sources: &SourceMap) -> String {
-    let lc = sources.line_col(node.span.file, node.span.start);
-    let place = format!("{}:{}:{}", file_name(sources, node.span.file), lc.line, lc.column);
+fn describe(l: &Layer, sources: &SourceMap) -> String {
+    let lc = sources.line_col(l.span.file, l.span.start);
+    let place = format!("{}:{}:{}", file_name(sources, l.span.file), lc.line, lc.column);
     let name = if l.path.is_empty() { format!("({place}) ") } else { format!("`{}` ({place}): ", l.path) };
     let what = match &l.op {
         Op::Input => "the model's input".to_string(),

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::names::{field_name, struct_name};
 use crate::graph::{ModuleInstance, Op};
-use crate::passes::Layer;
+use cnnc_ir::plan::Layer;
 
 /// What a field holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,7 +148,7 @@ fn try_tree<'m>(
             .into_iter()
             .map(|member| {
                 let (path, op, value) = match &member {
-                    Member::Layer(l) => (layers[*l].path.as_str(), layers[*l].op.name(), layers[*l].value),
+                    Member::Layer(l) => (layers[*l].path.as_str(), layers[*l].op.name(), layers[*l].value.index()),
                     Member::Instance(i) => (instances[*i].path.as_str(), "module", 0),
                 };
                 let relative = path.strip_prefix(prefix).map_or(path, |r| r.trim_start_matches('.'));

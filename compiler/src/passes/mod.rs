@@ -21,7 +21,7 @@ pub use concat::concat_in_place;
 pub use fold_bn::fold_batch_norm;
 pub use fuse::{fuse_activation, fuse_residual_add};
 pub use inference::inference_only;
-pub use layers::{layer_plan, ConcatTarget, Layer, LayerPlan, Operand, ValueLayout};
+pub use layers::{inference_plan, layer_plan};
 pub use listing::listing;
 
 use crate::graph::Graph;

@@ -5,7 +5,7 @@
 
 mod ops;
 
-use cnnc_compiler::graph::{Graph, Op};
+use cnnc_ir::graph::{Graph, Op};
 
 use crate::weights::Weights;
 use crate::{fold, RuntimeError, Tensor};

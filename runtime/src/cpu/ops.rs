@@ -1,6 +1,6 @@
 //! One plain function per op over NCHW tensors. Sums accumulate in f64.
 
-use cnnc_compiler::graph::{Activation, Conv2d, Pool2d};
+use cnnc_ir::graph::{Activation, Conv2d, Pool2d};
 
 use crate::Tensor;
 
@@ -144,8 +144,7 @@ pub fn activation(x: &Tensor, a: Activation) -> Tensor {
 fn pooled(x: &Tensor, p: &Pool2d) -> (usize, usize) {
     let (_, _, h, w) = nchw(x);
     let dim = |len: usize, k: usize, s: usize, lo: usize, hi: usize, d: usize| {
-        cnnc_compiler::check::window::output_len(len, k, s, (lo, hi), d, p.ceil_mode)
-            .expect("checked by the shape rules")
+        cnnc_ir::window::output_len(len, k, s, (lo, hi), d, p.ceil_mode).expect("checked by the shape rules")
     };
     (
         dim(h, p.kernel[0], p.stride[0], p.padding.top, p.padding.bottom, p.dilation[0]),
@@ -376,7 +375,7 @@ pub fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64]) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cnnc_compiler::graph::Pad4;
+    use cnnc_ir::graph::Pad4;
 
     fn t(shape: &[usize], data: &[f32]) -> Tensor {
         Tensor::new(shape.to_vec(), data.to_vec())

@@ -13,8 +13,8 @@
 
 use std::collections::HashMap;
 
-use cnnc_compiler::graph::{Activation, Op, Pad4, Pool2d, Shape};
-use cnnc_compiler::passes::{Layer, Operand, ValueLayout};
+use cnnc_ir::graph::{Activation, Op, Pad4, Pool2d, Shape};
+use cnnc_ir::plan::{Layer, Operand, ValidPlan, ValueId, ValueLayout};
 
 use super::kernels::{activation_consts, epilogue_consts, grid_1d, Const, Family, Kernel, Slot, TEXTURE_WIDTH};
 use super::program::Program;
@@ -66,12 +66,40 @@ struct PoolWindow<'p> {
 #[derive(Copy, Clone)]
 enum Place {
     Buffer(usize),
-    Alias(usize),
+    Alias(ValueId),
+}
+
+/// A model built on a device: each planned layer's GPU work, in plan order, and the program that
+/// records and runs them.
+pub struct Built {
+    pub layers: Vec<GpuLayer>,
+    pub program: Program,
+}
+
+/// Builds every layer of a validated plan on `gpu` for batches of `batch` (run in chunks if a whole
+/// batch would not fit a binding), reading parameters from `weights`.
+///
+/// # Errors
+/// A weight the plan names is missing from `weights`, a tensor exceeds the device's limits, or the
+/// driver rejects a kernel.
+pub fn build(
+    gpu: &Gpu,
+    plan: &ValidPlan,
+    weights: &Weights,
+    batch: usize,
+    options: PlanOptions,
+) -> Result<Built, RuntimeError> {
+    if let Some(p) = plan.params().find(|p| weights.get(&p.name).is_none()) {
+        return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
+    }
+    let mut builder = Builder::new(gpu, plan.layout(), weights, batch, options)?;
+    let layers = plan.layers().iter().map(|l| builder.layer(l)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Built { layers, program: builder.finish()? })
 }
 
 /// Builds a model's layers on a device, in execution order, then [`Builder::finish`]es it into the
 /// [`Program`] that runs them.
-pub struct Builder<'w> {
+struct Builder<'w> {
     gpu: Gpu,
     weights: &'w Weights,
     layout: ValueLayout,
@@ -86,7 +114,7 @@ pub struct Builder<'w> {
     views: Vec<wgpu::TextureView>,
     /// Texture mirrors made so far, by the value whose buffer they copy and texel format (buffers
     /// are reused, values are not).
-    mirrors: HashMap<(usize, TexelFormat), usize>,
+    mirrors: HashMap<(ValueId, TexelFormat), usize>,
     /// Whether kernels may read through textures (else the storage-buffer kernels run everywhere).
     use_textures: bool,
     dummy: wgpu::Buffer,
@@ -167,7 +195,7 @@ fn channels_positions(shape: &Shape) -> (usize, usize) {
 impl<'w> Builder<'w> {
     /// Starts building a model whose values are laid out as `layout`, for batches of `batch` (run in
     /// chunks if a whole batch would not fit a binding), reading parameters from `weights`.
-    pub fn new(
+    fn new(
         gpu: &Gpu,
         layout: &ValueLayout,
         weights: &'w Weights,
@@ -212,18 +240,8 @@ impl<'w> Builder<'w> {
         })
     }
 
-    /// Builds one layer; layers must come in execution order, the input first.
-    pub fn layer(&mut self, layer: &Layer) -> Result<GpuLayer, RuntimeError> {
-        let bad_value = |v: usize| v >= self.layout.values;
-        if bad_value(layer.value) || layer.inputs.iter().any(|i| bad_value(i.value) || self.places[i.value].is_none()) {
-            return Err(RuntimeError::Input(format!("layer `{}` reads a value no earlier layer computed", layer.path)));
-        }
-        if let Some(slot) = layer.slot.filter(|s| *s >= self.slot_buffers.len()) {
-            return Err(RuntimeError::Input(format!(
-                "layer `{}` writes slot {slot}, which the layout lacks",
-                layer.path
-            )));
-        }
+    /// Builds one layer of a validated plan; layers come in plan order.
+    fn layer(&mut self, layer: &Layer) -> Result<GpuLayer, RuntimeError> {
         // Shader or binding mistakes surface as errors here, not as panics in wgpu's default handler.
         self.steps.clear();
         let scope = self.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -236,19 +254,14 @@ impl<'w> Builder<'w> {
     }
 
     /// Finishes the model: the input, output and read-back buffers.
-    pub fn finish(mut self) -> Result<Program, RuntimeError> {
+    fn finish(mut self) -> Result<Program, RuntimeError> {
         if let Some(warm_up) = self.warm_up.take() {
             warm_up.finish()?;
         }
         self.uploads.check()?;
         self.gpu.queue.submit([self.uploads.take()]);
-        let input = match self.places[self.layout.input] {
-            Some(Place::Buffer(b)) => b,
-            _ => return Err(RuntimeError::Input("the model's input layer was not built".into())),
-        };
-        if self.places[self.layout.output].is_none() {
-            return Err(RuntimeError::Input("the model's output layer was not built".into()));
-        }
+        // A valid plan starts with the input layer and computes the output.
+        let input = self.buffer_of(self.layout.input);
         let output = self.buffer_of(self.layout.output);
         let out_bytes = (self.chunk * elements(&self.layout.output_shape) * 4) as u64;
         let staging = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -284,15 +297,15 @@ impl<'w> Builder<'w> {
 
 impl<'w> Builder<'w> {
     /// The value whose buffer holds `value` (itself, or what a flatten reshapes).
-    fn owner(&self, value: usize) -> usize {
-        match self.places[value].expect("values are placed before they are read") {
+    fn owner(&self, value: ValueId) -> ValueId {
+        match self.places[value.index()].expect("a valid plan computes values before reading them") {
             Place::Buffer(_) => value,
             Place::Alias(other) => self.owner(other),
         }
     }
 
-    fn buffer_of(&self, value: usize) -> usize {
-        match self.places[self.owner(value)] {
+    fn buffer_of(&self, value: ValueId) -> usize {
+        match self.places[self.owner(value).index()] {
             Some(Place::Buffer(b)) => b,
             _ => unreachable!("an owner holds its value in a buffer"),
         }
@@ -316,9 +329,7 @@ impl<'w> Builder<'w> {
 
     /// The buffer of the layer's slot (made on first use, at the slot's size).
     fn output_for(&mut self, layer: &Layer) -> Result<usize, RuntimeError> {
-        let slot = layer
-            .slot
-            .ok_or_else(|| RuntimeError::Input(format!("layer `{}` computes a value but has no slot", layer.path)))?;
+        let slot = layer.slot.expect("a valid plan gives every computing layer a slot").index();
         let b = match self.slot_buffers[slot] {
             Some(b) => b,
             None => {
@@ -328,15 +339,7 @@ impl<'w> Builder<'w> {
                 b
             }
         };
-        let fits = match layer.into_concat {
-            Some(target) => target.channels * channels_positions(&layer.shape).1,
-            None => elements(&layer.shape),
-        } as u64
-            <= self.layout.slot_elements[slot];
-        if !fits {
-            return Err(RuntimeError::Input(format!("layer `{}` does not fit its slot {slot}", layer.path)));
-        }
-        self.places[layer.value] = Some(Place::Buffer(b));
+        self.places[layer.value.index()] = Some(Place::Buffer(b));
         Ok(b)
     }
 
@@ -615,25 +618,12 @@ impl<'w> Builder<'w> {
     }
 
     fn build(&mut self, layer: &Layer) -> Result<(), RuntimeError> {
-        let arity = match layer.op {
-            Op::Input => 0,
-            Op::Add | Op::Concat | Op::Mul => layer.inputs.len().max(1),
-            _ => 1 + usize::from(layer.residual),
-        };
-        if layer.inputs.len() != arity {
-            return Err(RuntimeError::Input(format!(
-                "layer `{}` ({}) reads {} values, expected {arity}",
-                layer.path,
-                layer.op.name(),
-                layer.inputs.len()
-            )));
-        }
         match &layer.op {
             Op::Input => {
                 self.output_for(layer)?;
             }
             Op::Flatten | Op::Dropout { .. } | Op::StochasticDepth { .. } => {
-                self.places[layer.value] = Some(Place::Alias(layer.inputs[0].value));
+                self.places[layer.value.index()] = Some(Place::Alias(layer.inputs[0].value));
             }
             Op::Conv2d(_) => self.conv(layer)?,
             Op::Linear { .. } => self.linear(layer)?,
@@ -817,9 +807,8 @@ impl<'w> Builder<'w> {
         let mut acc = self.buffer_of(layer.inputs[0].value);
         let last = layer.inputs.len() - 1;
         if last == 0 {
-            let out = self.output_for(layer)?;
-            self.elementwise(0, c, p, p, layer.activation, acc, None, None, None, out);
-            return Ok(());
+            // A sum of one value: the identity (then the fused activation), as an affine pass.
+            return self.affine(layer, &vec![1.0; c], &vec![0.0; c]);
         }
         for (i, input) in layer.inputs.iter().enumerate().skip(1) {
             let other = self.buffer_of(input.value);

@@ -1,18 +1,16 @@
-//! Running a graph on the GPU: the compiler lowers it and spells it out layer by layer
-//! (`LayerPlan`), the [`Builder`] makes every layer's pipelines, bind groups and weights once, and a
-//! forward records all layers into one command buffer.
+//! Running a validated layer plan on the GPU: [`build`] makes every layer's pipelines, bind groups
+//! and weights once, and a forward records all layers into one command buffer.
 
-use cnnc_compiler::graph::Graph;
-use cnnc_compiler::passes::LayerPlan;
+use cnnc_ir::plan::ValidPlan;
 
-use super::builder::{Builder, PlanOptions};
+use super::builder::{build, PlanOptions};
 use super::program::Program;
 use super::record::{GpuLayer, Recorder};
 use super::Gpu;
 use crate::weights::Weights;
 use crate::{RuntimeError, Tensor};
 
-/// A graph ready to run on a device for a fixed batch chunk.
+/// A plan ready to run on a device for a fixed batch chunk.
 pub struct Prepared {
     program: Program,
     layers: Vec<GpuLayer>,
@@ -36,28 +34,20 @@ pub enum StepTiming {
 }
 
 impl Prepared {
-    /// Plans the graph for `batch` items (run in chunks if a whole batch would not fit a binding).
-    pub fn new(gpu: &Gpu, graph: &Graph, weights: &Weights, batch: usize) -> Result<Prepared, RuntimeError> {
-        Prepared::with_options(gpu, graph, weights, batch, PlanOptions::default())
+    /// Builds the plan for `batch` items (run in chunks if a whole batch would not fit a binding).
+    pub fn new(gpu: &Gpu, plan: &ValidPlan, weights: &Weights, batch: usize) -> Result<Prepared, RuntimeError> {
+        Prepared::with_options(gpu, plan, weights, batch, PlanOptions::default())
     }
 
     /// As [`Prepared::new`], with planning options (to exercise splitting and every kernel variant).
     pub fn with_options(
         gpu: &Gpu,
-        graph: &Graph,
+        plan: &ValidPlan,
         weights: &Weights,
         batch: usize,
         options: PlanOptions,
     ) -> Result<Prepared, RuntimeError> {
-        let plan = LayerPlan::new(graph);
-        for p in plan.layers.iter().flat_map(|l| l.params.iter().chain(l.batch_norm.iter().flat_map(|b| &b.params))) {
-            if weights.get(&p.name).is_none() {
-                return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
-            }
-        }
-        let mut builder = Builder::new(gpu, &plan.layout, weights, batch, options)?;
-        let layers = plan.layers.iter().map(|l| builder.layer(l)).collect::<Result<Vec<_>, _>>()?;
-        let program = builder.finish()?;
+        let super::Built { layers, program } = build(gpu, plan, weights, batch, options)?;
         let step_labels =
             layers.iter().flat_map(|l| l.step_families().map(move |family| (l.path.clone(), family))).collect();
         Ok(Prepared {

@@ -6,13 +6,13 @@
 
 use std::fmt::Write as _;
 
-use cnnc_compiler::graph::Activation;
+use cnnc_ir::graph::Activation;
 
-const COMMON: &str = include_str!("../../../shaders/common.wgsl");
-const CONV_TAPS: &str = include_str!("../../../shaders/conv_taps.wgsl");
-const EPILOGUE: &str = include_str!("../../../shaders/epilogue.wgsl");
-const CONV_STORE: &str = include_str!("../../../shaders/conv_store.wgsl");
-const CONV_STORE_VEC4: &str = include_str!("../../../shaders/conv_store_vec4.wgsl");
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+const CONV_TAPS: &str = include_str!("../../shaders/conv_taps.wgsl");
+const EPILOGUE: &str = include_str!("../../shaders/epilogue.wgsl");
+const CONV_STORE: &str = include_str!("../../shaders/conv_store.wgsl");
+const CONV_STORE_VEC4: &str = include_str!("../../shaders/conv_store_vec4.wgsl");
 
 /// What a kernel binds at one slot of its bind group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -65,17 +65,17 @@ impl Family {
     /// The family's WGSL file.
     pub fn body(self) -> &'static str {
         match self {
-            Family::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
-            Family::Conv2dTex | Family::Conv2dTexVec4 => include_str!("../../../shaders/conv2d_tex.wgsl"),
-            Family::Pointwise => include_str!("../../../shaders/pointwise.wgsl"),
-            Family::PointwiseTex => include_str!("../../../shaders/pointwise_tex.wgsl"),
-            Family::Linear => include_str!("../../../shaders/linear.wgsl"),
-            Family::Pool => include_str!("../../../shaders/pool.wgsl"),
-            Family::AdaptivePool => include_str!("../../../shaders/adaptive_pool.wgsl"),
-            Family::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            Family::Copy => include_str!("../../../shaders/copy.wgsl"),
-            Family::Lrn => include_str!("../../../shaders/lrn.wgsl"),
-            Family::Softmax => include_str!("../../../shaders/softmax.wgsl"),
+            Family::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Family::Conv2dTex | Family::Conv2dTexVec4 => include_str!("../../shaders/conv2d_tex.wgsl"),
+            Family::Pointwise => include_str!("../../shaders/pointwise.wgsl"),
+            Family::PointwiseTex => include_str!("../../shaders/pointwise_tex.wgsl"),
+            Family::Linear => include_str!("../../shaders/linear.wgsl"),
+            Family::Pool => include_str!("../../shaders/pool.wgsl"),
+            Family::AdaptivePool => include_str!("../../shaders/adaptive_pool.wgsl"),
+            Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
+            Family::Copy => include_str!("../../shaders/copy.wgsl"),
+            Family::Lrn => include_str!("../../shaders/lrn.wgsl"),
+            Family::Softmax => include_str!("../../shaders/softmax.wgsl"),
         }
     }
 

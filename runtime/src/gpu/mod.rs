@@ -1,6 +1,6 @@
-//! GPU execution through wgpu: the device, the WGSL kernels, building a model's layers
-//! ([`Builder`]), recording them ([`Recorder`]) and running them ([`Program`]); [`Prepared`] does all
-//! of it for a graph.
+//! GPU execution through wgpu: the device, the WGSL kernels, building a validated layer plan's
+//! layers ([`build`]), recording them ([`Recorder`]) and running them ([`Program`]); [`Prepared`]
+//! does all of it for a plan.
 
 mod builder;
 pub mod device;
@@ -10,7 +10,7 @@ mod program;
 mod record;
 mod upload;
 
-pub use builder::{Builder, PlanOptions};
+pub use builder::{build, Built, PlanOptions};
 pub use device::{adapters, open, AdapterSummary, Gpu};
 pub use executor::{Prepared, StepTiming};
 pub use program::Program;

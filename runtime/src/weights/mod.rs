@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use cnnc_compiler::graph::WeightTable;
+use cnnc_ir::graph::WeightTable;
 
 use crate::{RuntimeError, Tensor};
 

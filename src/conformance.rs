@@ -9,10 +9,9 @@
 
 use std::path::Path;
 
-use cnnc_compiler::{compile_bytes, Expanded};
-
-use crate::gpu::{Gpu, PlanOptions, Prepared};
-use crate::{cpu, synthetic, RuntimeError};
+use cnnc_compiler::{compile_bytes, inference_plan, Expanded};
+use cnnc_runtime::gpu::{Gpu, PlanOptions, Prepared};
+use cnnc_runtime::{cpu, synthetic, RuntimeError, Tensor};
 
 /// Tolerance relative to the output's scale (see the module docs for why).
 pub const TOLERANCE: f64 = 1e-4;
@@ -155,9 +154,9 @@ pub fn run_case(gpu: &Gpu, case: &Case) -> Outcome {
     let mut shape = vec![case.batch];
     shape.extend(graph.node(graph.input).shape.dims());
     let input = synthetic::input(7, shape);
-    let result: Result<(crate::Tensor, crate::Tensor), RuntimeError> = (|| {
+    let result: Result<(Tensor, Tensor), RuntimeError> = (|| {
         let reference = cpu::run(&graph, &weights, &input)?;
-        let prepared = Prepared::with_options(gpu, &graph, &weights, case.batch, case.options)?;
+        let prepared = Prepared::with_options(gpu, &inference_plan(&graph)?, &weights, case.batch, case.options)?;
         // A convolution case must have run the variant it names, or it proves nothing about it.
         let targeted = TWO_VARIANTS.iter().any(|(plain, tex)| case.family == *plain || case.family == *tex);
         // (`conv2d_tex` cases are met by either of its epilogues, `conv2d_tex_vec4` included.)

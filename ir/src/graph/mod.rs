@@ -5,7 +5,7 @@ mod op;
 
 pub use op::{Activation, Conv2d, Op, Pad4, ParamKind, Pool2d, Shape};
 
-use crate::source::Span;
+use crate::span::Span;
 
 /// A typed handle to a node of a [`Graph`]. Handles are only made by [`Graph::push`],
 /// so inputs always point at earlier nodes and the arena order is a topological order.
