@@ -3,7 +3,7 @@
 
 use cnnc_ir::plan::ValidPlan;
 
-use super::builder::{build, PlanOptions};
+use super::build::{build, PlanOptions};
 use super::program::Program;
 use super::record::{GpuLayer, Recorder};
 use super::Gpu;

@@ -2,7 +2,7 @@
 //! layers ([`build`]), recording them ([`Recorder`]) and running them ([`Program`]); [`Prepared`]
 //! does all of it for a plan.
 
-mod builder;
+mod build;
 pub mod device;
 pub mod executor;
 pub mod kernels;
@@ -10,7 +10,7 @@ mod program;
 mod record;
 mod upload;
 
-pub use builder::{build, Built, PlanOptions};
+pub use build::{build, Built, PlanOptions};
 pub use device::{adapters, open, AdapterSummary, Gpu};
 pub use executor::{Prepared, StepTiming};
 pub use program::Program;

@@ -2,7 +2,7 @@
 //! going through the queue: each upload is a staging buffer the CPU writes directly plus a copy
 //! recorded into a command buffer, which the builder takes and submits before each warm-up dispatch
 //! and when the model is finished. Queue writes would wait for a submission in flight (the warm-up
-//! dispatches, see `builder.rs`) for as long as it runs.
+//! dispatches, see `build/warm_up.rs`) for as long as it runs.
 
 use crate::RuntimeError;
 

@@ -1,18 +1,34 @@
-//! The WGSL kernel families and how each is specialised. Parameters that shape a kernel's inner loops
+//! The WGSL kernel families and how each is specialised: one parameter struct per family (in the
+//! submodules) is the single source of the constants its WGSL reads, its workgroup grid and the
+//! samples the naga test validates. Parameters that shape a kernel's inner loops
 //! are baked into the source as `const`s, so the shader compiler sees fixed loop bounds and strides;
 //! the convolutions read their tensor extents from a small uniform instead ([`Const::Dim`]), so
 //! layers that differ only in size share one compiled pipeline. On CPU drivers every distinct
 //! pipeline costs a fraction of a second of compiling before its first result.
 
+mod conv;
+mod copy;
+mod elementwise;
+mod linear;
+mod norm;
+mod pool;
+
 use std::fmt::Write as _;
 
 use cnnc_ir::graph::Activation;
 
-const COMMON: &str = include_str!("../../shaders/common.wgsl");
-const CONV_TAPS: &str = include_str!("../../shaders/conv_taps.wgsl");
-const EPILOGUE: &str = include_str!("../../shaders/epilogue.wgsl");
-const CONV_STORE: &str = include_str!("../../shaders/conv_store.wgsl");
-const CONV_STORE_VEC4: &str = include_str!("../../shaders/conv_store_vec4.wgsl");
+pub use conv::{DirectConv, DirectVariant, Epilogue, Pointwise};
+pub use copy::ChannelCopy;
+pub use elementwise::{Elementwise, ElementwiseOp};
+pub use linear::Linear;
+pub use norm::{Lrn, Softmax};
+pub use pool::{AdaptivePool, Pool};
+
+const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+const CONV_TAPS: &str = include_str!("../../../shaders/conv_taps.wgsl");
+const EPILOGUE: &str = include_str!("../../../shaders/epilogue.wgsl");
+const CONV_STORE: &str = include_str!("../../../shaders/conv_store.wgsl");
+const CONV_STORE_VEC4: &str = include_str!("../../../shaders/conv_store_vec4.wgsl");
 
 /// What a kernel binds at one slot of its bind group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -65,17 +81,17 @@ impl Family {
     /// The family's WGSL file.
     pub fn body(self) -> &'static str {
         match self {
-            Family::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
-            Family::Conv2dTex | Family::Conv2dTexVec4 => include_str!("../../shaders/conv2d_tex.wgsl"),
-            Family::Pointwise => include_str!("../../shaders/pointwise.wgsl"),
-            Family::PointwiseTex => include_str!("../../shaders/pointwise_tex.wgsl"),
-            Family::Linear => include_str!("../../shaders/linear.wgsl"),
-            Family::Pool => include_str!("../../shaders/pool.wgsl"),
-            Family::AdaptivePool => include_str!("../../shaders/adaptive_pool.wgsl"),
-            Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
-            Family::Copy => include_str!("../../shaders/copy.wgsl"),
-            Family::Lrn => include_str!("../../shaders/lrn.wgsl"),
-            Family::Softmax => include_str!("../../shaders/softmax.wgsl"),
+            Family::Conv2d => include_str!("../../../shaders/conv2d.wgsl"),
+            Family::Conv2dTex | Family::Conv2dTexVec4 => include_str!("../../../shaders/conv2d_tex.wgsl"),
+            Family::Pointwise => include_str!("../../../shaders/pointwise.wgsl"),
+            Family::PointwiseTex => include_str!("../../../shaders/pointwise_tex.wgsl"),
+            Family::Linear => include_str!("../../../shaders/linear.wgsl"),
+            Family::Pool => include_str!("../../../shaders/pool.wgsl"),
+            Family::AdaptivePool => include_str!("../../../shaders/adaptive_pool.wgsl"),
+            Family::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
+            Family::Copy => include_str!("../../../shaders/copy.wgsl"),
+            Family::Lrn => include_str!("../../../shaders/lrn.wgsl"),
+            Family::Softmax => include_str!("../../../shaders/softmax.wgsl"),
         }
     }
 
@@ -272,111 +288,60 @@ pub fn grid_1d(invocations: u64) -> [u32; 3] {
     }
 }
 
-/// Constants for every family with placeholder values, so the bodies can be validated on their own.
-pub fn sample(family: Family) -> Kernel {
-    let u = |names: &[&'static str]| names.iter().map(|n| (*n, Const::U(2))).collect::<Vec<_>>();
-    let d = |names: &[&'static str]| names.iter().map(|n| (*n, Const::Dim(2))).collect::<Vec<_>>();
-    let mut consts = match family {
-        Family::Conv2d | Family::Conv2dTex | Family::Conv2dTexVec4 => {
-            let mut c = u(&["KH", "KW", "DY", "DX"]);
-            c.extend(d(&["SY", "SX", "PT", "PL"]));
-            c.extend(d(&[
-                "IC",
-                "IH",
-                "IW",
-                "OC",
-                "OW",
-                "ICG",
-                "OCG",
-                "OUT_C",
-                "OUT_OFFSET",
-                "PIXELS",
-                "PLANE",
-                "IN_PLANE",
-                "IN_LEN",
-                "K",
-            ]));
-            let tile = if family == Family::Conv2d { 4 } else { 16 };
-            c.extend([
-                ("OC_TILE", Const::U(tile)),
-                ("PARTIAL_TILE", Const::B(true)),
-                ("TEX_W", Const::U(TEXTURE_WIDTH)),
-                ("HAS_BIAS", Const::B(true)),
-            ]);
-            c.extend(epilogue_consts(Some(Activation::Relu), true));
-            c
-        }
-        Family::Pointwise => {
-            let mut c = u(&["N", "IC", "OC"]);
-            c.extend([
-                ("OC8", Const::U(16)),
-                ("P", Const::U(4)),
-                ("HAS_BIAS", Const::B(true)),
-                ("HAS_RESIDUAL", Const::B(true)),
-            ]);
-            c
-        }
-        Family::PointwiseTex => {
-            let mut c = d(&["N", "IC", "OC", "OC16", "P4", "OUT_C", "OUT_OFFSET"]);
-            c.extend([
-                ("PARTIAL_TILE", Const::B(true)),
-                ("TEX_W", Const::U(TEXTURE_WIDTH)),
-                ("HAS_BIAS", Const::B(true)),
-            ]);
-            c.extend(epilogue_consts(Some(Activation::Relu), true));
-            c
-        }
-        Family::Linear => {
-            let mut c = u(&["N", "K", "OUT", "ROW0", "ROWS"]);
-            c.push(("HAS_BIAS", Const::B(true)));
-            c
-        }
-        Family::Pool => {
-            let mut c =
-                u(&["N", "C", "IH", "IW", "OH", "OW", "KH", "KW", "SY", "SX", "PT", "PB", "PL", "PR", "DY", "DX"]);
-            c.extend([("IS_MAX", Const::B(true)), ("COUNT_INCLUDE_PAD", Const::B(true))]);
-            c
-        }
-        Family::AdaptivePool => {
-            let mut c = u(&["N", "C", "IH", "IW", "OH", "OW"]);
-            c.push(("IS_MAX", Const::B(false)));
-            c
-        }
-        Family::Elementwise => u(&["N", "C", "P", "OP", "OTHER_P"]),
-        Family::Copy => u(&["N", "C", "P", "IN_C", "OUT_C", "IN_OFFSET", "OUT_OFFSET", "SHUFFLE_GROUPS"]),
-        Family::Lrn => {
-            let mut c = u(&["N", "C", "P", "SIZE"]);
-            c.extend([("ALPHA", Const::F(1e-4)), ("BETA", Const::F(0.75)), ("K", Const::F(1.0))]);
-            c
-        }
-        Family::Softmax => u(&["N", "C", "P"]),
-    };
-    // Families that can write into a concat's slice take its channel count and offset (the
-    // convolutions in their `shape` uniform).
-    if matches!(family, Family::Pointwise | Family::Pool | Family::AdaptivePool) {
-        consts.extend([("OUT_C", Const::U(4)), ("OUT_OFFSET", Const::U(2))]);
+/// A family's parameters: everything its WGSL constants and grid are made from.
+pub trait KernelParams {
+    /// The specialised kernel: family, constants (in the order the WGSL declares them) and grid.
+    fn kernel(&self) -> Kernel;
+
+    /// Parameters that exercise every path of the family's WGSL, for validating it without a device.
+    fn samples() -> Vec<Self>
+    where
+        Self: Sized;
+}
+
+/// Every family's sample kernels.
+pub fn samples() -> Vec<Kernel> {
+    fn of<P: KernelParams>() -> Vec<Kernel> {
+        P::samples().iter().map(P::kernel).collect()
     }
-    // Every other family takes a baked activation (0 = none).
-    if !matches!(family, Family::Conv2d | Family::Conv2dTex | Family::Conv2dTexVec4 | Family::PointwiseTex) {
-        consts.extend(activation_consts(Some(Activation::Relu)));
-    }
-    Kernel::new(family, consts, [1, 1, 1])
+    [
+        of::<DirectConv>(),
+        of::<Pointwise>(),
+        of::<Linear>(),
+        of::<Pool>(),
+        of::<AdaptivePool>(),
+        of::<Elementwise>(),
+        of::<ChannelCopy>(),
+        of::<Lrn>(),
+        of::<Softmax>(),
+    ]
+    .concat()
+}
+
+/// A `u32` constant from a size (sizes are bounded far below `u32::MAX` by the compiler's limits).
+pub(crate) fn u(v: usize) -> Const {
+    Const::U(v as u32)
+}
+
+/// A run-time extent ([`Const::Dim`]) from a size.
+pub(crate) fn dim(v: usize) -> Const {
+    Const::Dim(v as u32)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every kernel family is valid WGSL, as naga (wgpu's shader compiler front end) sees it,
-    /// including constants the executor bakes in that switch a path off (no channel shuffle).
+    /// Every kernel family is valid WGSL, as naga (wgpu's shader compiler front end) sees it, for
+    /// each family's samples (which include constants that switch a path off, and the convolutions
+    /// with their extents baked as well as in a uniform).
     #[test]
     fn every_shader_validates_with_naga() {
-        let mut no_shuffle = sample(Family::Copy);
-        no_shuffle.consts.iter_mut().filter(|(n, _)| *n == "SHUFFLE_GROUPS").for_each(|c| c.1 = Const::U(0));
-        // The convolutions with their extents baked as well (`shape` a constant, not a uniform).
-        let baked = [Family::Conv2d, Family::Conv2dTex, Family::Conv2dTexVec4, Family::PointwiseTex]
-            .map(|family| Kernel { bake_shape: true, ..sample(family) });
-        for kernel in Family::ALL.into_iter().map(sample).chain([no_shuffle]).chain(baked) {
+        let kernels = samples();
+        for family in Family::ALL {
+            assert!(kernels.iter().any(|k| k.family == family), "{} has no sample", family.name());
+        }
+        for kernel in kernels {
             let family = kernel.family;
             let source = kernel.source();
             let module = naga::front::wgsl::parse_str(&source)

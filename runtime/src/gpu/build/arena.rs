@@ -1,0 +1,276 @@
+//! The device resources a model is built from, addressed by typed ids: buffers, textures and their
+//! views, and the caches of compiled pipelines and bind group layouts. Dispatches are made here
+//! (pipeline, bind group, warm-up) and uploads recorded.
+
+use std::collections::HashMap;
+
+use super::warm_up::{WarmUp, WarmUpJob};
+use crate::gpu::kernels::{Kernel, Slot};
+use crate::gpu::record::{texture_extent, Action, Step, TexelFormat};
+use crate::gpu::upload::Uploads;
+use crate::gpu::Gpu;
+use crate::RuntimeError;
+
+/// A buffer of the arena.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct BufferId(usize);
+
+/// A texture of the arena (with its view).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TextureId(usize);
+
+/// What a dispatch binds at one slot.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Bind {
+    Buffer(BufferId),
+    Texture(TextureId),
+    /// A placeholder for an input the kernel's constants switch off.
+    Unused,
+}
+
+impl From<Option<BufferId>> for Bind {
+    fn from(buffer: Option<BufferId>) -> Bind {
+        buffer.map_or(Bind::Unused, Bind::Buffer)
+    }
+}
+
+/// Every resource of a model being built.
+pub(crate) struct Arena {
+    pub gpu: Gpu,
+    buffers: Vec<wgpu::Buffer>,
+    /// Buffers kernels write (poisoned by `Program::poison`).
+    activation_buffers: Vec<BufferId>,
+    textures: Vec<wgpu::Texture>,
+    views: Vec<wgpu::TextureView>,
+    /// Compiled pipelines by WGSL source.
+    pipelines: HashMap<String, wgpu::ComputePipeline>,
+    layouts: HashMap<&'static [Slot], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    dummy: wgpu::Buffer,
+    /// Weights, biases and kernel extents to copy to the device before the first forward.
+    uploads: Uploads,
+    /// The thread submitting warm-up dispatches, once started.
+    warm_up: Option<WarmUp>,
+}
+
+impl Arena {
+    pub fn new(gpu: &Gpu) -> Arena {
+        let dummy = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused binding"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Arena {
+            gpu: gpu.clone(),
+            buffers: Vec::new(),
+            activation_buffers: Vec::new(),
+            textures: Vec::new(),
+            views: Vec::new(),
+            pipelines: HashMap::new(),
+            layouts: HashMap::new(),
+            dummy,
+            uploads: Uploads::new(&gpu.device),
+            warm_up: None,
+        }
+    }
+
+    pub fn buffer(&self, id: BufferId) -> &wgpu::Buffer {
+        &self.buffers[id.0]
+    }
+
+    fn push_buffer(&mut self, buffer: wgpu::Buffer) -> BufferId {
+        self.buffers.push(buffer);
+        BufferId(self.buffers.len() - 1)
+    }
+
+    /// A buffer of at least `bytes` that kernels write.
+    pub fn activation_buffer(&mut self, bytes: usize, label: &str) -> BufferId {
+        let id = self.push_buffer(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (bytes.max(16) as u64).next_multiple_of(16),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }));
+        self.activation_buffers.push(id);
+        id
+    }
+
+    /// A read-only storage buffer holding `data`.
+    pub fn data_buffer(&mut self, data: &[f32], label: &str) -> BufferId {
+        let buffer = self.uploads.buffer(bytemuck::cast_slice(data), wgpu::BufferUsages::STORAGE, label);
+        self.push_buffer(buffer)
+    }
+
+    pub fn new_texture(&mut self, texels: usize, format: TexelFormat, label: &str) -> TextureId {
+        let texture = self.gpu.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: texture_extent(texels),
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: format.wgpu(),
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        });
+        self.views.push(texture.create_view(&Default::default()));
+        self.textures.push(texture);
+        TextureId(self.textures.len() - 1)
+    }
+
+    /// A texture holding `data` (padded with zeros to whole texels and rows).
+    pub fn data_texture(&mut self, data: &[f32], format: TexelFormat, label: &str) -> TextureId {
+        let texels = data.len().div_ceil(format.floats());
+        let t = self.new_texture(texels, format, label);
+        let extent = texture_extent(texels);
+        let mut padded = data.to_vec();
+        padded.resize((extent.width * extent.height) as usize * format.floats(), 0.0);
+        let bytes_per_row = extent.width * format.floats() as u32 * 4;
+        self.uploads.texture(&self.textures[t.0], bytemuck::cast_slice(&padded), bytes_per_row);
+        t
+    }
+
+    /// The step that fills a new texture from the first `floats` floats of `buffer` at this point of
+    /// every forward.
+    pub fn mirror(&mut self, buffer: BufferId, floats: usize, format: TexelFormat, label: &str) -> (TextureId, Step) {
+        let texels = floats.div_ceil(format.floats());
+        let t = self.new_texture(texels, format, label);
+        let action = Action::Mirror {
+            buffer: self.buffers[buffer.0].clone(),
+            texture: self.textures[t.0].clone(),
+            format,
+            texels: texels as u32,
+        };
+        (t, Step { family: "mirror", action })
+    }
+
+    /// A dispatch of `kernel` over `binds`, one per slot of its family but the `shape` uniform,
+    /// which is made here. A pipeline's first use is also warmed up (see [`WarmUp`]).
+    pub fn dispatch(&mut self, kernel: &Kernel, binds: &[Bind]) -> Step {
+        let slots = kernel.family.slots();
+        let mut binds = binds.to_vec();
+        if slots.last() == Some(&Slot::Uniform) {
+            let contents = kernel.shape_uniform();
+            let uniform = self.uploads.buffer(bytemuck::cast_slice(&contents), wgpu::BufferUsages::UNIFORM, "shape");
+            binds.push(Bind::Buffer(self.push_buffer(uniform)));
+        }
+        debug_assert_eq!(binds.len(), slots.len(), "{}: one bind per slot", kernel.family.name());
+        let source = kernel.source();
+        let (pipeline, first_use) = match self.pipelines.get(&source) {
+            Some(p) => (p.clone(), false),
+            None => (self.pipeline(kernel, source), true),
+        };
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = binds
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: match b {
+                    Bind::Buffer(b) => self.buffers[b.0].as_entire_binding(),
+                    Bind::Texture(t) => wgpu::BindingResource::TextureView(&self.views[t.0]),
+                    Bind::Unused => self.dummy.as_entire_binding(),
+                },
+            })
+            .collect();
+        let layout = &self.layouts[slots].0;
+        let bind_group =
+            self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout, entries: &entries });
+        if first_use {
+            let job =
+                WarmUpJob { uploads: self.uploads.take(), pipeline: pipeline.clone(), bind_group: bind_group.clone() };
+            let gpu = &self.gpu;
+            self.warm_up.get_or_insert_with(|| WarmUp::start(gpu)).send(job);
+        }
+        let action = Action::Dispatch { pipeline, bind_group, workgroups: kernel.workgroups };
+        Step { family: kernel.family.name(), action }
+    }
+
+    /// Compiles `source` for `kernel`'s family and caches it.
+    fn pipeline(&mut self, kernel: &Kernel, source: String) -> wgpu::ComputePipeline {
+        let label = Some(kernel.family.name());
+        let desc = wgpu::ShaderModuleDescriptor { label, source: wgpu::ShaderSource::Wgsl(source.clone().into()) };
+        // SAFETY: runtime bounds checks are off; every index these kernels compute stays in
+        // bounds by construction (clamped with `min`, or guarded by the grid checks), which
+        // the conformance suite exercises for each family on the shapes' edge cases.
+        let module =
+            unsafe { self.gpu.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) };
+        let slots = kernel.family.slots();
+        self.layout(slots);
+        let layout = &self.layouts[slots].1;
+        let p = self.gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label,
+            layout: Some(layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        self.pipelines.insert(source, p.clone());
+        p
+    }
+
+    /// Makes the bind group and pipeline layouts for `slots` on first use.
+    fn layout(&mut self, slots: &'static [Slot]) {
+        let device = &self.gpu.device;
+        self.layouts.entry(slots).or_insert_with(|| {
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+                .iter()
+                .enumerate()
+                .map(|(i, slot)| wgpu::BindGroupLayoutEntry {
+                    binding: i as u32,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: binding_type(*slot),
+                    count: None,
+                })
+                .collect();
+            let bgl =
+                device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries });
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+            (bgl, pl)
+        });
+    }
+
+    /// Waits for the warm-ups, submits the remaining uploads, and hands over what the program keeps:
+    /// the buffers kernels write, every texture, and the device memory held so far in bytes.
+    pub fn finish(mut self) -> Result<(Vec<wgpu::Buffer>, Vec<wgpu::Texture>, u64), RuntimeError> {
+        if let Some(warm_up) = self.warm_up.take() {
+            warm_up.finish()?;
+        }
+        self.uploads.check()?;
+        self.gpu.queue.submit([self.uploads.take()]);
+        let activations = self.activation_buffers.iter().map(|b| self.buffers[b.0].clone()).collect();
+        let texture_bytes: u64 = self
+            .textures
+            .iter()
+            .map(|t| {
+                let floats = if t.format() == wgpu::TextureFormat::R32Float { 1 } else { 4 };
+                u64::from(t.width()) * u64::from(t.height()) * floats * 4
+            })
+            .sum();
+        let bytes = self.buffers.iter().map(wgpu::Buffer::size).sum::<u64>() + texture_bytes;
+        Ok((activations, self.textures, bytes))
+    }
+}
+
+fn binding_type(slot: Slot) -> wgpu::BindingType {
+    match slot {
+        Slot::Texture => wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Float { filterable: false },
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
+        },
+        Slot::Read | Slot::Output => wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only: slot == Slot::Read },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        Slot::Uniform => wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+    }
+}

@@ -1,0 +1,146 @@
+//! Convolutions: weights (with a folded batch-norm) laid out for the kernel [`choose_conv`] picks,
+//! then the pointwise GEMM or the direct convolution, and the residual pass where it runs apart.
+
+use cnnc_ir::graph::Conv2d;
+use cnnc_ir::plan::Layer;
+
+use super::arena::{Bind, BufferId};
+use super::choice::{choose_conv, ConvChoice, ConvShape};
+use super::relayout::{pointwise_weights, tiled_weights};
+use super::{image, Builder};
+use crate::fold;
+use crate::gpu::kernels::{DirectConv, DirectVariant, Elementwise, ElementwiseOp, Epilogue, Pointwise};
+use crate::gpu::record::TexelFormat;
+use crate::RuntimeError;
+
+/// What every convolution kernel binds besides its input and weights.
+struct ConvOutput {
+    bias: Option<BufferId>,
+    residual: Option<BufferId>,
+    out: BufferId,
+}
+
+impl Builder<'_> {
+    pub(super) fn conv(&mut self, layer: &Layer, c: &Conv2d) -> Result<(), RuntimeError> {
+        let own_bias = c.bias.then(|| self.param(layer, "bias"));
+        let own_weight = self.param(layer, "weight");
+        let (weight, bias) = match &layer.batch_norm {
+            Some(bn) => {
+                let (w, b) = fold::fold_into_conv(own_weight, own_bias, bn, self.weights).ok_or_else(|| {
+                    RuntimeError::Input(format!("no tensors for the batch-norm folded into `{}`", layer.path))
+                })?;
+                (w.data, Some(b.data))
+            }
+            None => (own_weight.data.clone(), own_bias.map(|b| b.data.clone())),
+        };
+        let shape = ConvShape {
+            conv: c,
+            chunk: self.chunk,
+            input: image(&layer.inputs[0].shape),
+            output: image(&layer.shape),
+            residual: layer.residual,
+            into_concat: layer.into_concat.is_some(),
+        };
+        let residual = layer.residual.then(|| self.buffer_of(layer.inputs[layer.inputs.len() - 1].value));
+        let bias = bias.as_ref().map(|b| self.arena.data_buffer(b, "bias"));
+        match choose_conv(&shape, self.textures) {
+            ConvChoice::Pointwise { textured, subsample } => {
+                let out = ConvOutput { bias, residual, out: self.output_for(layer) };
+                self.pointwise_conv(layer, &shape, &weight, textured, subsample, out);
+            }
+            ConvChoice::Direct { variant, oc_tile, bake_shape, separate_residual } => {
+                let direct = |out| DirectConv {
+                    variant,
+                    n: shape.chunk,
+                    input: shape.input,
+                    output: shape.output,
+                    conv: c.clone(),
+                    oc_tile,
+                    out_c: layer.out_channels().0,
+                    out_offset: layer.out_channels().1,
+                    has_bias: bias.is_some(),
+                    epilogue: Epilogue { activation: layer.activation, residual: out },
+                    bake_shape,
+                };
+                let out = self.output_for(layer);
+                if separate_residual {
+                    let [oc, oh, ow] = shape.output;
+                    let before = self.arena.activation_buffer(self.chunk * oc * oh * ow * 4, "before the residual add");
+                    let params =
+                        DirectConv { epilogue: Epilogue { activation: None, residual: false }, ..direct(false) };
+                    self.direct_conv(layer, &params, &weight, ConvOutput { bias, residual: None, out: before });
+                    let add = Elementwise {
+                        op: ElementwiseOp::Add,
+                        n: self.chunk,
+                        channels: oc,
+                        positions: oh * ow,
+                        other_positions: oh * ow,
+                        activation: layer.activation,
+                    };
+                    self.dispatch(
+                        &add,
+                        &[Bind::Buffer(before), residual.into(), Bind::Unused, Bind::Unused, Bind::Buffer(out)],
+                    );
+                } else {
+                    self.direct_conv(layer, &direct(residual.is_some()), &weight, ConvOutput { bias, residual, out });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The 1×1 convolution as a GEMM, over a subsampled copy of the input when strided.
+    fn pointwise_conv(
+        &mut self,
+        layer: &Layer,
+        shape: &ConvShape,
+        weight: &[f32],
+        textured: bool,
+        subsample: bool,
+        out: ConvOutput,
+    ) {
+        let ([ic, _, _], [oc, oh, ow]) = (shape.input, shape.output);
+        let source = &layer.inputs[0];
+        let input =
+            if subsample { self.subsample(source, shape.conv.stride, oh, ow) } else { self.buffer_of(source.value) };
+        let t = pointwise_weights(weight, oc, ic);
+        let label = format!("{}.weight", layer.path);
+        let (input, weight) = if textured {
+            let mirror = if subsample {
+                self.mirror_buffer(input, self.chunk * ic * oh * ow, TexelFormat::Vec4, "subsampled input (texture)")
+            } else {
+                self.mirror(source, TexelFormat::Vec4, &layer.path)
+            };
+            (Bind::Texture(mirror), Bind::Texture(self.arena.data_texture(&t, TexelFormat::Vec4, &label)))
+        } else {
+            (Bind::Buffer(input), Bind::Buffer(self.arena.data_buffer(&t, &label)))
+        };
+        let (out_c, out_offset) = layer.out_channels();
+        let params = Pointwise {
+            textured,
+            n: self.chunk,
+            in_channels: ic,
+            out_channels: oc,
+            positions: oh * ow,
+            out_c,
+            out_offset,
+            has_bias: out.bias.is_some(),
+            epilogue: Epilogue { activation: layer.activation, residual: out.residual.is_some() },
+        };
+        self.dispatch(&params, &[input, weight, out.bias.into(), out.residual.into(), Bind::Buffer(out.out)]);
+    }
+
+    /// The direct convolution, reading through textures or buffers as `params` say.
+    fn direct_conv(&mut self, layer: &Layer, params: &DirectConv, weight: &[f32], out: ConvOutput) {
+        let label = format!("{}.weight", layer.path);
+        let (input, weight) = if params.variant == DirectVariant::Buffer {
+            let input = self.buffer_of(layer.inputs[0].value);
+            (Bind::Buffer(input), Bind::Buffer(self.arena.data_buffer(weight, &label)))
+        } else {
+            let t = tiled_weights(weight, params.output[0], params.taps(), params.oc_tile);
+            let input = self.mirror(&layer.inputs[0], TexelFormat::Scalar, &layer.path);
+            (Bind::Texture(input), Bind::Texture(self.arena.data_texture(&t, TexelFormat::Vec4, &label)))
+        };
+        self.dispatch(params, &[input, weight, out.bias.into(), out.residual.into(), Bind::Buffer(out.out)]);
+    }
+}

@@ -1,0 +1,105 @@
+//! Elementwise layers: per-channel affine (batch-norm at inference, channel affine, a lone
+//! activation), sums of several values, and broadcast products (squeeze-and-excitation gates).
+
+use cnnc_ir::graph::{Activation, Op};
+use cnnc_ir::plan::Layer;
+
+use super::arena::Bind;
+use super::{channels_positions, elements, Builder};
+use crate::gpu::kernels::{Elementwise, ElementwiseOp};
+use crate::{fold, RuntimeError};
+
+impl Builder<'_> {
+    /// Batch-norm with running statistics, as a per-channel affine.
+    pub(super) fn batch_norm(&mut self, layer: &Layer, eps: f64) -> Result<(), RuntimeError> {
+        let [w, b, mean, var] = fold::batch_norm_tensors(&layer.params, self.weights)
+            .ok_or_else(|| RuntimeError::Input(format!("no batch-norm tensors for `{}`", layer.path)))?;
+        let (scale, shift) = fold::batch_norm_affine(w, b, mean, var, eps);
+        self.affine(layer, &scale, &shift);
+        Ok(())
+    }
+
+    /// An activation on its own: the identity affine with the activation applied.
+    pub(super) fn activation(&mut self, layer: &Layer) {
+        let (c, _) = channels_positions(&layer.shape);
+        self.affine(layer, &vec![1.0; c], &vec![0.0; c]);
+    }
+
+    /// `y = act(x · scale[c] + shift[c])`, with the layer's own activation or the fused one.
+    pub(super) fn affine(&mut self, layer: &Layer, scale: &[f64], shift: &[f64]) {
+        let (c, p) = channels_positions(&layer.shape);
+        let src = self.buffer_of(layer.inputs[0].value);
+        let own = match layer.op {
+            Op::Activation(a) => Some(a),
+            _ => None,
+        };
+        let to_f32 = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
+        let scale = self.arena.data_buffer(&to_f32(scale), "scale");
+        let shift = self.arena.data_buffer(&to_f32(shift), "shift");
+        let out = self.output_for(layer);
+        let params = self.elementwise(ElementwiseOp::Affine, c, p, p, own.or(layer.activation));
+        self.dispatch(
+            &params,
+            &[Bind::Buffer(src), Bind::Unused, Bind::Buffer(scale), Bind::Buffer(shift), Bind::Buffer(out)],
+        );
+    }
+
+    /// The sum of the inputs, left to right, through partial sums; the activation on the last.
+    pub(super) fn add(&mut self, layer: &Layer) {
+        let (c, p) = channels_positions(&layer.shape);
+        let last = layer.inputs.len() - 1;
+        if last == 0 {
+            // A sum of one value: the identity (then the fused activation), as an affine pass.
+            return self.affine(layer, &vec![1.0; c], &vec![0.0; c]);
+        }
+        let mut acc = self.buffer_of(layer.inputs[0].value);
+        for (i, input) in layer.inputs.iter().enumerate().skip(1) {
+            let other = self.buffer_of(input.value);
+            let (act, out) = if i == last {
+                (layer.activation, self.output_for(layer))
+            } else {
+                (None, self.arena.activation_buffer(self.chunk * elements(&layer.shape) * 4, "partial sum"))
+            };
+            let params = self.elementwise(ElementwiseOp::Add, c, p, p, act);
+            self.dispatch(
+                &params,
+                &[Bind::Buffer(acc), Bind::Buffer(other), Bind::Unused, Bind::Unused, Bind::Buffer(out)],
+            );
+            acc = out;
+        }
+    }
+
+    /// The product of two values, the smaller broadcast over positions when it has one per channel.
+    pub(super) fn mul(&mut self, layer: &Layer) -> Result<(), RuntimeError> {
+        let (c, p) = channels_positions(&layer.shape);
+        let [a, b] = &layer.inputs[..] else { unreachable!("a valid plan gives mul two inputs") };
+        let (big, gate) = if elements(&a.shape) >= elements(&b.shape) { (a, b) } else { (b, a) };
+        let (gc, gp) = channels_positions(&gate.shape);
+        if elements(&big.shape) != elements(&layer.shape) || gc != c || (gp != p && gp != 1) {
+            return Err(RuntimeError::Gpu(format!(
+                "`{}`: the GPU multiplies [C, H, W] by [C, H, W] or [C, 1, 1] only, found {} × {}",
+                layer.path, a.shape, b.shape
+            )));
+        }
+        let src = self.buffer_of(big.value);
+        let other = self.buffer_of(gate.value);
+        let out = self.output_for(layer);
+        let params = self.elementwise(ElementwiseOp::Mul, c, p, gp, layer.activation);
+        self.dispatch(
+            &params,
+            &[Bind::Buffer(src), Bind::Buffer(other), Bind::Unused, Bind::Unused, Bind::Buffer(out)],
+        );
+        Ok(())
+    }
+
+    fn elementwise(
+        &self,
+        op: ElementwiseOp,
+        channels: usize,
+        positions: usize,
+        other_positions: usize,
+        activation: Option<Activation>,
+    ) -> Elementwise {
+        Elementwise { op, n: self.chunk, channels, positions, other_positions, activation }
+    }
+}

@@ -1,0 +1,120 @@
+//! Parameters of the pooling families: sliding windows (`pool`) and adaptive windows
+//! (`adaptive_pool`).
+
+use cnnc_ir::graph::{Activation, Pad4, Pool2d};
+
+use super::{activation_consts, grid_1d, u, Const, Family, Kernel, KernelParams};
+
+/// A max or average pooling window sliding over `[C, IH, IW]` items, one invocation per output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pool {
+    pub n: usize,
+    /// `[C, IH, IW]` of one item.
+    pub input: [usize; 3],
+    /// `[OH, OW]`.
+    pub output: [usize; 2],
+    /// Kernel, stride, padding, dilation, and (average only) whether padding counts in the divisor.
+    pub window: Pool2d,
+    /// The maximum (else the average).
+    pub is_max: bool,
+    pub out_c: usize,
+    pub out_offset: usize,
+    pub activation: Option<Activation>,
+}
+
+impl KernelParams for Pool {
+    fn kernel(&self) -> Kernel {
+        let ([c, ih, iw], [oh, ow], p) = (self.input, self.output, &self.window);
+        let mut consts = vec![
+            ("N", u(self.n)),
+            ("C", u(c)),
+            ("IH", u(ih)),
+            ("IW", u(iw)),
+            ("OH", u(oh)),
+            ("OW", u(ow)),
+            ("KH", u(p.kernel[0])),
+            ("KW", u(p.kernel[1])),
+            ("SY", u(p.stride[0])),
+            ("SX", u(p.stride[1])),
+            ("PT", u(p.padding.top)),
+            ("PB", u(p.padding.bottom)),
+            ("PL", u(p.padding.left)),
+            ("PR", u(p.padding.right)),
+            ("DY", u(p.dilation[0])),
+            ("DX", u(p.dilation[1])),
+            ("IS_MAX", Const::B(self.is_max)),
+            ("COUNT_INCLUDE_PAD", Const::B(p.count_include_pad)),
+            ("OUT_C", u(self.out_c)),
+            ("OUT_OFFSET", u(self.out_offset)),
+        ];
+        consts.extend(activation_consts(self.activation));
+        Kernel::new(Family::Pool, consts, grid_1d((self.n * c * oh * ow) as u64))
+    }
+
+    fn samples() -> Vec<Pool> {
+        let window = Pool2d {
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: Pad4::uniform(1),
+            dilation: [1, 1],
+            ceil_mode: true,
+            count_include_pad: false,
+        };
+        let sample = |is_max| Pool {
+            n: 2,
+            input: [3, 7, 7],
+            output: [4, 4],
+            window: window.clone(),
+            is_max,
+            out_c: 5,
+            out_offset: 2,
+            activation: Some(Activation::Relu),
+        };
+        vec![sample(true), sample(false)]
+    }
+}
+
+/// Adaptive average or max pooling of `[C, IH, IW]` items to `[C, OH, OW]`, PyTorch's windows
+/// (`start = ⌊i·IH/OH⌋`, `end = ⌈(i+1)·IH/OH⌉`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdaptivePool {
+    pub n: usize,
+    pub input: [usize; 3],
+    pub output: [usize; 2],
+    pub is_max: bool,
+    pub out_c: usize,
+    pub out_offset: usize,
+    pub activation: Option<Activation>,
+}
+
+impl KernelParams for AdaptivePool {
+    fn kernel(&self) -> Kernel {
+        let ([c, ih, iw], [oh, ow]) = (self.input, self.output);
+        let mut consts = vec![
+            ("N", u(self.n)),
+            ("C", u(c)),
+            ("IH", u(ih)),
+            ("IW", u(iw)),
+            ("OH", u(oh)),
+            ("OW", u(ow)),
+            ("IS_MAX", Const::B(self.is_max)),
+            ("OUT_C", u(self.out_c)),
+            ("OUT_OFFSET", u(self.out_offset)),
+        ];
+        consts.extend(activation_consts(self.activation));
+        Kernel::new(Family::AdaptivePool, consts, grid_1d((self.n * c * oh * ow) as u64))
+    }
+
+    fn samples() -> Vec<AdaptivePool> {
+        let sample = |is_max| AdaptivePool {
+            n: 2,
+            input: [3, 13, 11],
+            output: [7, 7],
+            is_max,
+            out_c: 6,
+            out_offset: 3,
+            activation: Some(Activation::Relu),
+        };
+        vec![sample(false), sample(true)]
+    }
+}
