@@ -154,21 +154,23 @@ pub fn run_case(gpu: &Gpu, case: &Case) -> Outcome {
     let mut shape = vec![case.batch];
     shape.extend(graph.node(graph.input).shape.dims());
     let input = synthetic::input(7, shape);
-    let result: Result<(Tensor, Tensor), RuntimeError> = (|| {
-        let reference = cpu::run(&graph, &weights, &input)?;
-        let prepared = Prepared::with_options(gpu, &inference_plan(&graph)?, &weights, case.batch, case.options)?;
+    let result: Result<(Tensor, Tensor), String> = (|| {
+        let failed = |e: RuntimeError| e.to_string();
+        let reference = cpu::run(&graph, &weights, &input).map_err(failed)?;
+        let plan = inference_plan(&graph).map_err(|e| failed(e.into()))?;
+        let prepared = Prepared::with_options(gpu, &plan, &weights, case.batch, case.options).map_err(failed)?;
         // A convolution case must have run the variant it names, or it proves nothing about it.
         let targeted = TWO_VARIANTS.iter().any(|(plain, tex)| case.family == *plain || case.family == *tex);
         // (`conv2d_tex` cases are met by either of its epilogues, `conv2d_tex_vec4` included.)
         let runs_it = |family: &str| family == case.family || family.strip_prefix(case.family) == Some("_vec4");
         if targeted && !prepared.step_labels.iter().any(|(_, family)| runs_it(family)) {
-            return Err(RuntimeError::Gpu(format!("the plan does not use the `{}` kernel", case.family)));
+            return Err(format!("the plan does not use the `{}` kernel", case.family));
         }
         prepared.poison();
-        Ok((reference, prepared.run(&input)?))
+        Ok((reference, prepared.run(&input).map_err(failed)?))
     })();
     match result {
-        Err(e) => outcome(f64::NAN, Some(e.to_string())),
+        Err(e) => outcome(f64::NAN, Some(e)),
         Ok((reference, got)) => {
             let scale = reference.data.iter().fold(1.0f64, |m, v| m.max((*v as f64).abs()));
             let worst = reference.data.iter().zip(&got.data).fold(0.0f64, |m, (r, g)| {

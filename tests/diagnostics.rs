@@ -20,8 +20,18 @@ fn diagnose(path: &Path) -> String {
     let Err(diags) = compilation.result else { panic!("{} was accepted", path.display()) };
     for d in &diags {
         assert!(d.primary.is_some(), "{}: `{}` points nowhere", path.display(), d.message);
+        assert!(is_code(d.code), "{}: `{}` has no stable code (`{}`)", path.display(), d.message, d.code);
     }
     cnnc::render::render_all(&diags, &compilation.sources, false)
+}
+
+/// `cnnc::<area>::<what>`, both parts lowercase words.
+fn is_code(code: &str) -> bool {
+    const AREAS: [&str; 12] =
+        ["file", "import", "yaml", "syntax", "spec", "args", "expr", "module", "name", "shape", "meta", "limit"];
+    let parts: Vec<&str> = code.split("::").collect();
+    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    matches!(parts[..], ["cnnc", area, what] if AREAS.contains(&area) && word(what))
 }
 
 #[test]

@@ -16,6 +16,9 @@ pub struct Label {
 /// One error found in a spec.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
+    /// A stable code naming the kind of error, `cnnc::<area>::<what>` (`cnnc::shape::in_channels`,
+    /// `cnnc::name::unknown_layer`); shown in the rendered output, and what tests and tools match on.
+    pub code: &'static str,
     /// A one-line summary of what is wrong.
     pub message: String,
     /// Where, with a short label; `None` only for errors about a whole file that has no text.
@@ -29,9 +32,9 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// A new error with a message and nothing else.
-    pub fn error(message: impl Into<String>) -> Diagnostic {
-        Diagnostic { message: message.into(), primary: None, secondary: Vec::new(), layer: None, help: None }
+    /// A new error with its code and a message, and nothing else.
+    pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { code, message: message.into(), primary: None, secondary: Vec::new(), layer: None, help: None }
     }
 
     /// Points the error at `span` with a label.

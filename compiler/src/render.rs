@@ -17,7 +17,7 @@ pub fn render(diag: &SpecDiagnostic, sources: &SourceMap, color: bool) -> String
     let handler = GraphicalReportHandler::new_themed(theme).with_width(WIDTH).with_links(false);
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
-        out = format!("error: {}\n", diag.message);
+        out = format!("error[{}]: {}\n", diag.code, diag.message);
     }
     out
 }
@@ -36,6 +36,7 @@ pub fn render_all(diags: &[SpecDiagnostic], sources: &SourceMap, color: bool) ->
 
 /// A diagnostic prepared for miette: one source file and the labels that fall into it.
 struct Report {
+    code: &'static str,
     message: String,
     source: Option<NamedSource<String>>,
     labels: Vec<LabeledSpan>,
@@ -50,7 +51,7 @@ impl Report {
         };
         let mut help = diag.help.clone();
         let Some(primary) = &diag.primary else {
-            return Report { message, source: None, labels: Vec::new(), help };
+            return Report { code: diag.code, message, source: None, labels: Vec::new(), help };
         };
         let file = sources.file(primary.span.file);
         let source = NamedSource::new(file.name.clone(), file.text.as_str().to_owned());
@@ -67,7 +68,7 @@ impl Report {
                 });
             }
         }
-        Report { message, source: Some(source), labels, help }
+        Report { code: diag.code, message, source: Some(source), labels, help }
     }
 }
 
@@ -90,6 +91,10 @@ impl fmt::Display for Report {
 impl std::error::Error for Report {}
 
 impl miette::Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
     }

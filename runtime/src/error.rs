@@ -1,8 +1,16 @@
-//! Runtime errors: each names the file or tensor at fault and what to do.
+//! Runtime errors: each variant carries what it is about (the file, tensor, layer and its spec span,
+//! the limit and the value), so callers and tests can tell them apart without reading the text.
 
 use std::path::PathBuf;
 
+use cnnc_ir::span::Span;
+
 use crate::weights::WeightReport;
+
+/// Dims as the messages write them: `3, 32, 32`.
+fn dims(d: &[usize]) -> String {
+    d.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
 
 /// Everything that can go wrong outside the spec itself.
 #[derive(Debug, thiserror::Error)]
@@ -17,12 +25,45 @@ pub enum RuntimeError {
     WeightsFile { path: PathBuf, message: String },
     #[error("the weights do not fit the spec:\n{0}")]
     Weights(WeightReport),
+    /// No adapter (matching the requested name) was found; the message says what was.
     #[error("{0}")]
     NoAdapter(String),
-    #[error("GPU error: {0}")]
-    Gpu(String),
-    #[error("wrong input: {0}")]
-    Input(String),
+    /// The adapter would not open a device.
+    #[error("the adapter {adapter} refused a device: {reason}")]
+    DeviceRefused { adapter: String, reason: String },
+    /// A device operation failed: waiting for the queue, mapping a buffer, an upload.
+    #[error("GPU error while {during}: {message}")]
+    Device { during: &'static str, message: String },
+    /// The driver rejected the kernels or bindings made for a layer.
+    #[error("GPU error: preparing layer `{layer}` failed: {message}")]
+    Kernel { layer: String, span: Span, message: String },
+    /// A tensor larger than one storage binding of the device, in bytes.
+    #[error("GPU error: {what} needs {bytes} bytes, more than the device's {limit}-byte storage binding limit")]
+    BindingLimit { what: String, bytes: u64, limit: u64 },
+    /// A layer in a form the GPU executor has no kernel for.
+    #[error("GPU error: `{layer}`: {what}")]
+    Unsupported { layer: String, span: Span, what: String },
+    /// A tensor the model reads is not among the weights.
+    #[error("wrong input: no tensor for weight `{name}`")]
+    MissingWeight { name: String },
+    /// A weight whose shape is not the one the model declares.
+    #[error("wrong input: weight `{name}` is {found:?}, the model needs {expected:?}")]
+    WeightShape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    /// An input batch whose item shape (or size) is not the model's input `[N, ...item]`.
+    #[error("wrong input: the model takes [N, {}], the input is {found:?}", dims(item))]
+    InputShape { item: Vec<usize>, found: Vec<usize> },
+    /// A flat input whose length is not a whole number of items.
+    #[error("wrong input: the model takes batches of [{}] items ({} floats each); the input holds {floats} floats", dims(item), item.iter().product::<usize>())]
+    InputLength { item: Vec<usize>, floats: usize },
+    /// `--image` on a model whose input is not `[3, H, W]`, or without any image.
+    #[error("wrong input: images need a model with a [3, H, W] input; this one takes {input:?}")]
+    NotAnImageModel { input: Vec<usize> },
+    #[error("wrong input: no images given")]
+    NoImages,
+    /// An image that cannot be opened or decoded.
+    #[error("wrong input: `{path}` is not a usable image: {message}")]
+    Image { path: PathBuf, message: String },
+    /// A layer plan that fails validation.
     #[error("inconsistent layer plan: {0}")]
     Plan(#[from] cnnc_ir::PlanError),
 }

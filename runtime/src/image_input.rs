@@ -17,12 +17,10 @@ pub fn load_batch(paths: &[impl AsRef<Path>], graph: &Graph) -> Result<Tensor, R
 pub fn load_batch_for(paths: &[impl AsRef<Path>], meta: &Meta, input: &[usize]) -> Result<Tensor, RuntimeError> {
     let dims = input.to_vec();
     if paths.is_empty() {
-        return Err(RuntimeError::Input("no images given".into()));
+        return Err(RuntimeError::NoImages);
     }
     let [3, h, w] = dims[..] else {
-        return Err(RuntimeError::Input(format!(
-            "images need a model with a [3, H, W] input; this one takes {dims:?}"
-        )));
+        return Err(RuntimeError::NotAnImageModel { input: dims });
     };
     let mut data = Vec::with_capacity(paths.len() * 3 * h * w);
     for path in paths {
@@ -32,7 +30,7 @@ pub fn load_batch_for(paths: &[impl AsRef<Path>], meta: &Meta, input: &[usize]) 
 }
 
 fn load(path: &Path, meta: &Meta, h: usize, w: usize) -> Result<Vec<f32>, RuntimeError> {
-    let bad = |message: String| RuntimeError::Input(format!("`{}` is not a usable image: {message}", path.display()));
+    let bad = |message: String| RuntimeError::Image { path: path.to_path_buf(), message };
     let img = image::ImageReader::open(path)
         .map_err(|e| bad(e.to_string()))?
         .with_guessed_format()

@@ -21,6 +21,8 @@ pub enum Blame {
 /// A shape error, before it is given a location.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShapeError {
+    /// The stable code of the diagnostic it becomes (`cnnc::shape::in_channels`).
+    pub code: &'static str,
     pub message: String,
     pub label: String,
     pub help: Option<String>,
@@ -28,8 +30,8 @@ pub struct ShapeError {
 }
 
 impl ShapeError {
-    fn new(blame: Blame, message: impl Into<String>, label: impl Into<String>) -> ShapeError {
-        ShapeError { message: message.into(), label: label.into(), help: None, blame }
+    fn new(code: &'static str, blame: Blame, message: impl Into<String>, label: impl Into<String>) -> ShapeError {
+        ShapeError { code, message: message.into(), label: label.into(), help: None, blame }
     }
 
     fn help(mut self, help: impl Into<String>) -> ShapeError {
@@ -56,6 +58,7 @@ pub fn infer(op: Op, declared: &Declared, input: &Shape) -> Result<(Op, Shape), 
             c.in_channels = ch;
             if ch % c.groups != 0 {
                 return Err(ShapeError::new(
+                    "cnnc::shape::groups",
                     Blame::Arg("groups"),
                     format!("groups = {} does not divide the {ch} input channels", c.groups),
                     format!("{ch} is not a multiple of {}", c.groups),
@@ -64,6 +67,7 @@ pub fn infer(op: Op, declared: &Declared, input: &Shape) -> Result<(Op, Shape), 
             }
             if c.out_channels % c.groups != 0 {
                 return Err(ShapeError::new(
+                    "cnnc::shape::groups",
                     Blame::Arg("groups"),
                     format!("groups = {} does not divide the {} output channels", c.groups, c.out_channels),
                     format!("{} is not a multiple of {}", c.out_channels, c.groups),
@@ -81,6 +85,7 @@ pub fn infer(op: Op, declared: &Declared, input: &Shape) -> Result<(Op, Shape), 
             check_declared(declared, features, "input features")?;
             if input.0.len() > 1 {
                 return Err(ShapeError::new(
+                    "cnnc::shape::linear_input",
                     Blame::Call,
                     format!("linear needs a flat [features] input, found {input}"),
                     "input is not flat",
@@ -116,6 +121,7 @@ pub fn infer(op: Op, declared: &Declared, input: &Shape) -> Result<(Op, Shape), 
             let [ch, _, _] = image(input, "channel_shuffle")?;
             if ch % groups != 0 {
                 return Err(ShapeError::new(
+                    "cnnc::shape::groups",
                     Blame::Arg("groups"),
                     format!("channel_shuffle groups = {groups} does not divide the {ch} channels"),
                     format!("{ch} is not a multiple of {groups}"),
@@ -127,6 +133,7 @@ pub fn infer(op: Op, declared: &Declared, input: &Shape) -> Result<(Op, Shape), 
             let [ch, h, w] = image(input, "chunk")?;
             if ch % chunks != 0 {
                 return Err(ShapeError::new(
+                    "cnnc::shape::chunks",
                     Blame::Arg("chunks"),
                     format!("chunk cannot split {ch} channels into {chunks} equal parts"),
                     format!("{ch} is not a multiple of {chunks}"),
@@ -142,6 +149,7 @@ pub fn infer(op: Op, declared: &Declared, input: &Shape) -> Result<(Op, Shape), 
             let [ch, _, _] = image(input, "channel_affine")?;
             if scale.len() != ch || shift.len() != ch {
                 return Err(ShapeError::new(
+                    "cnnc::shape::affine",
                     Blame::Call,
                     format!("channel_affine has {} scales and {} shifts for {ch} channels", scale.len(), shift.len()),
                     "one scale and one shift per channel",
@@ -167,6 +175,7 @@ pub fn join(op: &Op, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
             for (i, s) in inputs.iter().enumerate().skip(1) {
                 if s.0.len() != first.0.len() || s.0[1..] != first.0[1..] {
                     return Err(ShapeError::new(
+                        "cnnc::shape::concat",
                         Blame::Input(i),
                         format!("concat of unequal sizes: branch 0 gives {first}, branch {i} gives {s}"),
                         format!("gives {s}"),
@@ -184,7 +193,7 @@ pub fn join(op: &Op, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
         Op::Add => {
             for (i, s) in inputs.iter().enumerate().skip(1) {
                 if *s != first {
-                    return Err(ShapeError::new(
+                    return Err(ShapeError::new("cnnc::shape::add", 
                         Blame::Input(i),
                         format!("add of unequal shapes: branch 0 gives {first}, branch {i} gives {s}"),
                         format!("gives {s}"),
@@ -199,6 +208,7 @@ pub fn join(op: &Op, inputs: &[&Shape]) -> Result<Shape, ShapeError> {
             for (i, s) in inputs.iter().enumerate().skip(1) {
                 out = broadcast(&out, s).ok_or_else(|| {
                     ShapeError::new(
+                        "cnnc::shape::broadcast",
                         Blame::Input(i),
                         format!("mul cannot broadcast {out} with {s}"),
                         format!("gives {s}"),
@@ -229,7 +239,7 @@ fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
 }
 
 fn overflow() -> ShapeError {
-    ShapeError::new(Blame::Call, "a tensor size overflows", "size overflows")
+    ShapeError::new("cnnc::limit::overflow", Blame::Call, "a tensor size overflows", "size overflows")
         .help("the sizes in this spec are far too large")
 }
 
@@ -241,6 +251,7 @@ pub fn check_size(shape: &Shape) -> Result<(), ShapeError> {
     }
     if elements > MAX_ELEMENTS {
         return Err(ShapeError::new(
+            "cnnc::limit::elements",
             Blame::Call,
             format!("a tensor of shape {shape} has {elements} elements, more than the limit of {MAX_ELEMENTS}"),
             "too large",
@@ -254,6 +265,7 @@ fn image(input: &Shape, op: &str) -> Result<[usize; 3], ShapeError> {
     match input.0[..] {
         [c, h, w] => Ok([c, h, w]),
         _ => Err(ShapeError::new(
+            "cnnc::shape::rank",
             Blame::Call,
             format!("{op} needs a [channels, height, width] input, found {input}"),
             format!("input is {input}"),
@@ -265,6 +277,7 @@ fn image(input: &Shape, op: &str) -> Result<[usize; 3], ShapeError> {
 fn check_declared(declared: &Declared, found: usize, what: &str) -> Result<(), ShapeError> {
     match declared.in_size {
         Some(expected) if expected != found => Err(ShapeError::new(
+            "cnnc::shape::in_channels",
             Blame::Arg("in"),
             format!("expected {expected} {what}, found {found}"),
             format!("declared {expected} here"),
@@ -291,7 +304,7 @@ fn spatial(
 ) -> Result<(usize, usize), ShapeError> {
     let dim = |input, k, s, p, d, name: &str| {
         window::output_len(input, k, s, p, d, ceil_mode).map_err(|WindowError::KernelTooLarge { effective_kernel, padded_input }| {
-            ShapeError::new(
+            ShapeError::new("cnnc::shape::kernel", 
                 Blame::Arg("kernel"),
                 format!("the kernel ({effective_kernel} with dilation) is larger than the padded input {name} ({padded_input})"),
                 format!("kernel spans {effective_kernel}, input {name} is {padded_input} after padding"),
@@ -314,6 +327,7 @@ fn pool(mut p: Pool2d, declared: &Declared, input: &Shape, op: &str) -> Result<(
             [(p.padding.top.max(p.padding.bottom), p.kernel[0]), (p.padding.left.max(p.padding.right), p.kernel[1])];
         if let Some((pad, k)) = pads.into_iter().find(|(pad, k)| pad * 2 > *k) {
             return Err(ShapeError::new(
+                "cnnc::shape::padding",
                 Blame::Arg("pad"),
                 format!("{op} padding {pad} is more than half its kernel {k}"),
                 "padding too large",

@@ -23,7 +23,7 @@ pub fn bind(call: &Call, params: &[&str], env: &Env, what: &str) -> Result<Vec<O
         let index = match &arg.name {
             None if seen_keyword => {
                 errors.push(
-                    Diagnostic::error("a positional argument follows a keyword argument")
+                    Diagnostic::error("cnnc::args::order", "a positional argument follows a keyword argument")
                         .at(arg.value.span, "positional argument")
                         .help("put positional arguments first, or name this one"),
                 );
@@ -31,11 +31,10 @@ pub fn bind(call: &Call, params: &[&str], env: &Env, what: &str) -> Result<Vec<O
             }
             None if position >= params.len() => {
                 errors.push(
-                    Diagnostic::error(format!(
-                        "{what} takes at most {} arguments, found {}",
-                        params.len(),
-                        call.args.len()
-                    ))
+                    Diagnostic::error(
+                        "cnnc::args::count",
+                        format!("{what} takes at most {} arguments, found {}", params.len(), call.args.len()),
+                    )
                     .at(arg.value.span, "extra argument")
                     .help(signature_help(what, params)),
                 );
@@ -47,8 +46,11 @@ pub fn bind(call: &Call, params: &[&str], env: &Env, what: &str) -> Result<Vec<O
                 match params.iter().position(|p| *p == name.name) {
                     Some(i) => i,
                     None => {
-                        let d = Diagnostic::error(format!("{what} has no parameter `{}`", name.name))
-                            .at(name.span, "unknown parameter");
+                        let d = Diagnostic::error(
+                            "cnnc::args::unknown",
+                            format!("{what} has no parameter `{}`", name.name),
+                        )
+                        .at(name.span, "unknown parameter");
                         errors.push(match did_you_mean(&name.name, params.iter().copied()) {
                             Some(s) => d.help(format!("did you mean `{s}`?")),
                             None => d.help(signature_help(what, params)),
@@ -60,7 +62,7 @@ pub fn bind(call: &Call, params: &[&str], env: &Env, what: &str) -> Result<Vec<O
         };
         if slots[index].is_some() {
             errors.push(
-                Diagnostic::error(format!("`{}` is given twice", params[index]))
+                Diagnostic::error("cnnc::args::duplicate", format!("`{}` is given twice", params[index]))
                     .at(arg.name.as_ref().map_or(arg.value.span, |n| n.span), "given again here"),
             );
             continue;

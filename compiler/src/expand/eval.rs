@@ -16,7 +16,7 @@ pub fn eval(expr: &Expr, env: &Env) -> EvalResult {
     match &expr.kind {
         ExprKind::Int(i) => Ok(Value::Int(*i)),
         ExprKind::Float(f) if f.is_finite() => Ok(Value::Float(*f)),
-        ExprKind::Float(_) => Err(Diagnostic::error("number literal out of range")
+        ExprKind::Float(_) => Err(Diagnostic::error("cnnc::expr::literal_range", "number literal out of range")
             .at(expr.span, "too large")
             .help("integers are limited to 64 bits")),
         ExprKind::Bool(b) => Ok(Value::Bool(*b)),
@@ -55,7 +55,7 @@ pub fn eval(expr: &Expr, env: &Env) -> EvalResult {
             let len = items.len() as i64;
             let pos = if i < 0 { i + len } else { i };
             items.get(usize::try_from(pos).unwrap_or(usize::MAX)).cloned().ok_or_else(|| {
-                Diagnostic::error(format!("index {i} is out of range for a list of {len}"))
+                Diagnostic::error("cnnc::expr::index", format!("index {i} is out of range for a list of {len}"))
                     .at(index.span, "out of range")
                     .help(format!("valid indices are 0 to {}", len - 1))
             })
@@ -65,7 +65,7 @@ pub fn eval(expr: &Expr, env: &Env) -> EvalResult {
 
 fn undefined(name: &str, span: Span, env: &Env) -> Diagnostic {
     let names = env.names();
-    let d = Diagnostic::error(format!("`{name}` is not defined")).at(span, "undefined name");
+    let d = Diagnostic::error("cnnc::expr::undefined", format!("`{name}` is not defined")).at(span, "undefined name");
     match did_you_mean(name, names.iter().copied()) {
         Some(s) => d.help(format!("did you mean `{s}`?")),
         None if names.is_empty() => d.help("no names are bound here; declare it as a module parameter or a `let`"),
@@ -79,13 +79,13 @@ fn undefined(name: &str, span: Span, env: &Env) -> Diagnostic {
 }
 
 fn overflow(span: Span) -> Diagnostic {
-    Diagnostic::error("integer overflow")
+    Diagnostic::error("cnnc::expr::overflow", "integer overflow")
         .at(span, "this overflows a 64-bit integer")
         .help("the sizes in this spec are far too large")
 }
 
 fn type_error(message: String, span: Span, found: &Value) -> Diagnostic {
-    Diagnostic::error(message).at(span, format!("this is {} `{found}`", article(found.type_name())))
+    Diagnostic::error("cnnc::expr::type", message).at(span, format!("this is {} `{found}`", article(found.type_name())))
 }
 
 fn article(type_name: &str) -> String {
@@ -127,10 +127,11 @@ fn binary(op: BinOp, lhs: &Expr, rhs: &Expr, span: Span, env: &Env) -> EvalResul
         }
         (Value::List(x), Value::List(y)) if op == BinOp::Add => Ok(Value::List(x.iter().chain(y).cloned().collect())),
         (Value::Str(x), Value::Str(y)) if op == BinOp::Add => Ok(Value::Str(format!("{x}{y}"))),
-        _ => {
-            Err(Diagnostic::error(format!("cannot apply `{}` to {} and {}", op.symbol(), a.type_name(), b.type_name()))
-                .at(span, format!("{} {} {}", a.type_name(), op.symbol(), b.type_name())))
-        }
+        _ => Err(Diagnostic::error(
+            "cnnc::expr::operand_types",
+            format!("cannot apply `{}` to {} and {}", op.symbol(), a.type_name(), b.type_name()),
+        )
+        .at(span, format!("{} {} {}", a.type_name(), op.symbol(), b.type_name()))),
     }
 }
 
@@ -142,7 +143,7 @@ fn equal(a: &Value, b: &Value) -> bool {
 }
 
 fn int_op(op: BinOp, x: i64, y: i64, span: Span, rhs_span: Span) -> EvalResult {
-    let zero = || Diagnostic::error("division by zero").at(rhs_span, "this is zero");
+    let zero = || Diagnostic::error("cnnc::expr::division_by_zero", "division by zero").at(rhs_span, "this is zero");
     Ok(match op {
         BinOp::Add => Value::Int(x.checked_add(y).ok_or_else(|| overflow(span))?),
         BinOp::Sub => Value::Int(x.checked_sub(y).ok_or_else(|| overflow(span))?),
@@ -164,7 +165,7 @@ fn int_op(op: BinOp, x: i64, y: i64, span: Span, rhs_span: Span) -> EvalResult {
 }
 
 fn float_op(op: BinOp, x: f64, y: f64, span: Span, rhs_span: Span) -> EvalResult {
-    let zero = || Diagnostic::error("division by zero").at(rhs_span, "this is zero");
+    let zero = || Diagnostic::error("cnnc::expr::division_by_zero", "division by zero").at(rhs_span, "this is zero");
     let v = match op {
         BinOp::Add => Value::Float(x + y),
         BinOp::Sub => Value::Float(x - y),
@@ -188,14 +189,16 @@ fn float_op(op: BinOp, x: f64, y: f64, span: Span, rhs_span: Span) -> EvalResult
 fn call_function(call: &Call, env: &Env) -> EvalResult {
     let name = call.func.name.as_str();
     if !FUNCTIONS.contains(&name) {
-        let d = Diagnostic::error(format!("unknown function `{name}`")).at(call.func.span, "not a function");
+        let d = Diagnostic::error("cnnc::expr::unknown_function", format!("unknown function `{name}`"))
+            .at(call.func.span, "not a function");
         return Err(match did_you_mean(name, FUNCTIONS.iter().copied()) {
             Some(s) => d.help(format!("did you mean `{s}`?")),
             None => d.help(format!("the functions are: {}", FUNCTIONS.join(", "))),
         });
     }
     if let Some(kw) = call.args.iter().find_map(|a| a.name.as_ref()).filter(|_| name != "make_divisible") {
-        return Err(Diagnostic::error(format!("`{name}` takes no keyword arguments")).at(kw.span, "keyword argument"));
+        return Err(Diagnostic::error("cnnc::expr::keyword_argument", format!("`{name}` takes no keyword arguments"))
+            .at(kw.span, "keyword argument"));
     }
     let mut args = Vec::with_capacity(call.args.len());
     for a in &call.args {
@@ -204,8 +207,11 @@ fn call_function(call: &Call, env: &Env) -> EvalResult {
     let arity = |lo: usize, hi: usize| {
         if args.len() < lo || args.len() > hi {
             let want = if lo == hi { lo.to_string() } else { format!("{lo} to {hi}") };
-            Err(Diagnostic::error(format!("`{name}` takes {want} arguments, found {}", args.len()))
-                .at(call.span, "wrong number of arguments"))
+            Err(Diagnostic::error(
+                "cnnc::expr::argument_count",
+                format!("`{name}` takes {want} arguments, found {}", args.len()),
+            )
+            .at(call.span, "wrong number of arguments"))
         } else {
             Ok(())
         }
@@ -240,7 +246,10 @@ fn call_function(call: &Call, env: &Env) -> EvalResult {
                     best = Some(v);
                 }
             }
-            best.ok_or_else(|| Diagnostic::error(format!("`{name}` of nothing")).at(call.span, "no arguments"))
+            best.ok_or_else(|| {
+                Diagnostic::error("cnnc::expr::empty_arguments", format!("`{name}` of nothing"))
+                    .at(call.span, "no arguments")
+            })
         }
         "floor" | "ceil" | "round" | "int" => {
             arity(1, 1)?;
@@ -304,7 +313,8 @@ fn call_function(call: &Call, env: &Env) -> EvalResult {
             let v = num(0)?;
             let divisor = num(1)?;
             if divisor <= 0.0 {
-                return Err(Diagnostic::error("make_divisible needs a positive divisor").at(args[1].1, "not positive"));
+                return Err(Diagnostic::error("cnnc::expr::divisor", "make_divisible needs a positive divisor")
+                    .at(args[1].1, "not positive"));
             }
             let min_value = match args.get(2) {
                 Some((Value::None, _, _)) | None => divisor,

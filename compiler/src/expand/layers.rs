@@ -79,14 +79,17 @@ impl LayerArgs<'_> {
     }
 
     fn missing(&self, name: &str) -> Diagnostic {
-        Diagnostic::error(format!("`{}` needs `{name}`", self.layer))
+        Diagnostic::error("cnnc::args::missing", format!("`{}` needs `{name}`", self.layer))
             .at(self.call_span, format!("`{name}` is missing"))
             .help(format!("the parameters are: {}", self.params.join(", ")))
     }
 
     fn bad(&self, arg: &BoundArg, name: &str, want: &str) -> Diagnostic {
-        Diagnostic::error(format!("`{}`'s `{name}` must be {want}, found {}", self.layer, arg.value))
-            .at(arg.span, format!("expected {want}"))
+        Diagnostic::error(
+            "cnnc::args::type",
+            format!("`{}`'s `{name}` must be {want}, found {}", self.layer, arg.value),
+        )
+        .at(arg.span, format!("expected {want}"))
     }
 
     fn int_in(&self, name: &str, default: Option<usize>, min: usize) -> R<usize> {

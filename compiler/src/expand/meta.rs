@@ -16,9 +16,10 @@ const MAX_LABELS: usize = 1_000_000;
 /// Evaluates `input:` to a shape without batch: `[C, H, W]` or `[F]`.
 pub fn input_shape(expr: &Expr, env: &Env) -> Result<Shape, Diagnostic> {
     let bad = |found: String| {
-        Diagnostic::error(format!(
-            "`input` must be [channels, height, width] or [features] of positive ints, found {found}"
-        ))
+        Diagnostic::error(
+            "cnnc::meta::input",
+            format!("`input` must be [channels, height, width] or [features] of positive ints, found {found}"),
+        )
         .at(expr.span, "bad input shape")
         .help("write the shape without the batch dimension, e.g. `input: [3, 224, 224]`")
     };
@@ -29,7 +30,7 @@ pub fn input_shape(expr: &Expr, env: &Env) -> Result<Shape, Diagnostic> {
     match dims {
         Some(d) if d.len() == 3 || d.len() == 1 => {
             let shape = Shape(d);
-            check::check_size(&shape).map_err(|e| Diagnostic::error(e.message).at(expr.span, e.label))?;
+            check::check_size(&shape).map_err(|e| Diagnostic::error(e.code, e.message).at(expr.span, e.label))?;
             Ok(shape)
         }
         _ => Err(bad(value.to_string())),
@@ -56,10 +57,10 @@ pub fn evaluate(model: &ModelDef, env: &Env, output: &Shape, sources: &SourceMap
                 let classes = output.dims().last().copied().unwrap_or(0);
                 if output.dims().len() != 1 || labels.len() != classes {
                     diags.push(
-                        Diagnostic::error(format!(
-                            "`{file}` has {} labels, but the model outputs {output}",
-                            labels.len()
-                        ))
+                        Diagnostic::error(
+                            "cnnc::meta::labels",
+                            format!("`{file}` has {} labels, but the model outputs {output}", labels.len()),
+                        )
                         .at(*span, "label count differs from the output")
                         .help("give one label per output class, one per line"),
                     );
@@ -67,7 +68,7 @@ pub fn evaluate(model: &ModelDef, env: &Env, output: &Shape, sources: &SourceMap
                 meta.labels = Some(labels);
             }
             Err(e) => diags.push(
-                Diagnostic::error(format!("cannot read labels `{}`: {e}", path.display()))
+                Diagnostic::error("cnnc::meta::labels_file", format!("cannot read labels `{}`: {e}", path.display()))
                     .at(*span, "labels file")
                     .help("the path is relative to the spec's folder"),
             ),
@@ -89,7 +90,8 @@ fn size(expr: Option<&Expr>, env: &Env, diags: &mut Vec<Diagnostic>) -> Option<u
             Some(i) => usize::try_from(i).ok(),
             None => {
                 diags.push(
-                    Diagnostic::error(format!("expected a positive size, found {v}")).at(expr.span, "not a size"),
+                    Diagnostic::error("cnnc::meta::size", format!("expected a positive size, found {v}"))
+                        .at(expr.span, "not a size"),
                 );
                 None
             }
@@ -109,7 +111,7 @@ fn floats(expr: Option<&Expr>, env: &Env, diags: &mut Vec<Diagnostic>) -> Option
         }
         Ok(v) => {
             diags.push(
-                Diagnostic::error(format!("expected a list of numbers, found {v}"))
+                Diagnostic::error("cnnc::meta::numbers", format!("expected a list of numbers, found {v}"))
                     .at(expr.span, "not a list of numbers"),
             );
             None

@@ -143,13 +143,16 @@ impl<'a> Expander<'a> {
                 let name = def.name.name.as_str();
                 if layers::lookup(name).is_some() {
                     self.diags.push(
-                        Diagnostic::error(format!("module `{name}` has the name of a builtin layer"))
-                            .at(def.name.span, "shadows a builtin")
-                            .help("rename the module"),
+                        Diagnostic::error(
+                            "cnnc::module::shadows_builtin",
+                            format!("module `{name}` has the name of a builtin layer"),
+                        )
+                        .at(def.name.span, "shadows a builtin")
+                        .help("rename the module"),
                     );
                 } else if let Some(first) = self.modules.get(name) {
                     self.diags.push(
-                        Diagnostic::error(format!("module `{name}` is defined twice"))
+                        Diagnostic::error("cnnc::module::duplicate", format!("module `{name}` is defined twice"))
                             .at(def.name.span, "defined again here")
                             .also(first.name.span, "first defined here")
                             .help("rename one of them"),
@@ -186,9 +189,12 @@ impl<'a> Expander<'a> {
                 Ok(Value::Bool(true)) => self.splice(then, env, out),
                 Ok(Value::Bool(false)) => self.splice(otherwise, env, out),
                 Ok(other) => self.diags.push(
-                    Diagnostic::error(format!("`if` needs a bool, found {} `{other}`", other.type_name()))
-                        .at(cond.span, "not a bool")
-                        .help("compare explicitly, e.g. `stride != 1`"),
+                    Diagnostic::error(
+                        "cnnc::expr::condition",
+                        format!("`if` needs a bool, found {} `{other}`", other.type_name()),
+                    )
+                    .at(cond.span, "not a bool")
+                    .help("compare explicitly, e.g. `stride != 1`"),
                 ),
                 Err(d) => self.diags.push(d),
             },
@@ -198,8 +204,11 @@ impl<'a> Expander<'a> {
                         Some(n) if (0..=MAX_REPEAT).contains(&n) => n,
                         _ => {
                             self.diags.push(
-                                Diagnostic::error(format!("`repeat` needs a count from 0 to {MAX_REPEAT}, found {v}"))
-                                    .at(count.span, "bad count"),
+                                Diagnostic::error(
+                                    "cnnc::limit::repeat",
+                                    format!("`repeat` needs a count from 0 to {MAX_REPEAT}, found {v}"),
+                                )
+                                .at(count.span, "bad count"),
                             );
                             return;
                         }
@@ -236,9 +245,10 @@ impl<'a> Expander<'a> {
                     }
                     Ok(other) => {
                         self.diags.push(
-                            Diagnostic::error(format!(
-                                "a name part must be a non-negative int or a plain word, found {other}"
-                            ))
+                            Diagnostic::error(
+                                "cnnc::name::part",
+                                format!("a name part must be a non-negative int or a plain word, found {other}"),
+                            )
                             .at(e.span, "bad name part"),
                         );
                         return None;
@@ -270,9 +280,12 @@ impl<'a> Expander<'a> {
         for (index, ((item, env), name)) in spliced.into_iter().zip(names).enumerate() {
             if self.graph.as_ref().is_some_and(|g| g.len() > MAX_NODES) {
                 self.diags.push(
-                    Diagnostic::error(format!("the spec expands to more than {MAX_NODES} layers"))
-                        .at(item.span, "while expanding this")
-                        .help("check `repeat` counts"),
+                    Diagnostic::error(
+                        "cnnc::limit::layers",
+                        format!("the spec expands to more than {MAX_NODES} layers"),
+                    )
+                    .at(item.span, "while expanding this")
+                    .help("check `repeat` counts"),
                 );
                 break;
             }
@@ -282,11 +295,14 @@ impl<'a> Expander<'a> {
                 if let Some((_, first)) = scope.defined.get(n) {
                     let first = *first;
                     self.diags.push(
-                        Diagnostic::error(format!("two items in this sequence are named `{n}`"))
-                            .at(*span, "named again here")
-                            .also(first, "first named here")
-                            .help("give each item of a sequence its own name")
-                            .in_layer(prefix),
+                        Diagnostic::error(
+                            "cnnc::name::duplicate",
+                            format!("two items in this sequence are named `{n}`"),
+                        )
+                        .at(*span, "named again here")
+                        .also(first, "first named here")
+                        .help("give each item of a sequence its own name")
+                        .in_layer(prefix),
                     );
                 }
             }
@@ -323,10 +339,10 @@ impl<'a> Expander<'a> {
                         Ok(Value::Bool(false)) => return self.run_seq(main, env, path, input),
                         Ok(other) => {
                             self.diags.push(
-                                Diagnostic::error(format!(
-                                    "`when` needs a bool, found {} `{other}`",
-                                    other.type_name()
-                                ))
+                                Diagnostic::error(
+                                    "cnnc::expr::condition",
+                                    format!("`when` needs a bool, found {} `{other}`", other.type_name()),
+                                )
                                 .at(cond.span, "not a bool")
                                 .in_layer(path),
                             );
@@ -347,7 +363,7 @@ impl<'a> Expander<'a> {
                             if shortcut.is_empty() { "the block's input (identity shortcut)" } else { "the shortcut" };
                         let main_span = main.last().map_or(item.span, |i| i.span);
                         self.diags.push(
-                            Diagnostic::error(format!("residual add of unequal shapes: the main path gives {m}, {what} gives {s}"))
+                            Diagnostic::error("cnnc::shape::residual", format!("residual add of unequal shapes: the main path gives {m}, {what} gives {s}"))
                                 .at(main_span, format!("main path ends here with {m}"))
                                 .help("add a projection on the shortcut (a 1×1 conv with the block's stride and output channels), or make the main path keep the shape")
                                 .in_layer(path),
@@ -380,13 +396,17 @@ impl<'a> Expander<'a> {
         }
         let later = self.scopes.iter().rev().find_map(|s| s.pending.get(name)).copied();
         let d = match later {
-            Some(def) => Diagnostic::error(format!("`@{name}` refers to an item defined after it"))
-                .at(span, "forward reference")
-                .also(def, "defined here, later")
-                .help("references may only point to earlier items; a later one would make a cycle"),
+            Some(def) => Diagnostic::error(
+                "cnnc::name::forward_reference",
+                format!("`@{name}` refers to an item defined after it"),
+            )
+            .at(span, "forward reference")
+            .also(def, "defined here, later")
+            .help("references may only point to earlier items; a later one would make a cycle"),
             None => {
                 let known: Vec<&str> = self.scopes.iter().flat_map(|s| s.defined.keys().map(String::as_str)).collect();
-                let d = Diagnostic::error(format!("`@{name}` refers to nothing")).at(span, "undefined reference");
+                let d = Diagnostic::error("cnnc::name::undefined_reference", format!("`@{name}` refers to nothing"))
+                    .at(span, "undefined reference");
                 match did_you_mean(name, known.iter().copied()) {
                     Some(s) => d.help(format!("did you mean `@{s}`?")),
                     None if known.is_empty() => d.help("no named items precede this reference"),
@@ -416,7 +436,7 @@ impl<'a> Expander<'a> {
         match outs.len() {
             0 => {
                 self.diags.push(
-                    Diagnostic::error(format!("`{}` has no branches", op.keyword()))
+                    Diagnostic::error("cnnc::spec::empty_join", format!("`{}` has no branches", op.keyword()))
                         .at(span, "empty join")
                         .help("list the branches to join, e.g. `[identity, [conv(64, 3, pad=1), bn]]`")
                         .in_layer(path),
@@ -450,7 +470,7 @@ impl<'a> Expander<'a> {
     }
 
     fn shape_error(&mut self, e: ShapeError, at: Span, path: &str) {
-        let mut d = Diagnostic::error(e.message).at(at, e.label).in_layer(path);
+        let mut d = Diagnostic::error(e.code, e.message).at(at, e.label).in_layer(path);
         if let Some(h) = e.help {
             d = d.help(h);
         }
@@ -464,10 +484,13 @@ impl<'a> Expander<'a> {
             let name = join_path(path, kind.suffix());
             if let Err(e) = check::check_size(&Shape(pshape.clone())) {
                 self.diags.push(
-                    Diagnostic::error(format!("the weight `{name}` is too large: {}", e.message))
-                        .at(span, "weight too large")
-                        .help("check the channel counts")
-                        .in_layer(path),
+                    Diagnostic::error(
+                        "cnnc::limit::weight",
+                        format!("the weight `{name}` is too large: {}", e.message),
+                    )
+                    .at(span, "weight too large")
+                    .help("check the channel counts")
+                    .in_layer(path),
                 );
                 return Flow { node: NodeId::INPUT, shape: None };
             }
@@ -475,11 +498,14 @@ impl<'a> Expander<'a> {
                 let first = *first;
                 reported_duplicate = true;
                 self.diags.push(
-                    Diagnostic::error(format!("two layers produce the weight `{name}`"))
-                        .at(span, "second layer")
-                        .also(first, "first layer")
-                        .help("give the layers different names (unnamed layers in a branch share their parent's name)")
-                        .in_layer(path),
+                    Diagnostic::error(
+                        "cnnc::name::duplicate_weight",
+                        format!("two layers produce the weight `{name}`"),
+                    )
+                    .at(span, "second layer")
+                    .also(first, "first layer")
+                    .help("give the layers different names (unnamed layers in a branch share their parent's name)")
+                    .in_layer(path),
                 );
             } else {
                 self.weights.insert(name.clone(), span);
@@ -512,7 +538,7 @@ impl<'a> Expander<'a> {
         let Some((layer, params)) = layers::lookup(&target) else {
             let mut names: Vec<&str> = layers::LAYERS.iter().map(|(n, _)| *n).collect();
             names.extend(self.modules.keys().copied());
-            let d = Diagnostic::error(format!("unknown layer or module `{target}`"))
+            let d = Diagnostic::error("cnnc::name::unknown_layer", format!("unknown layer or module `{target}`"))
                 .at(call.func.span, "unknown")
                 .in_layer(path);
             self.diags.push(match did_you_mean(&target, names.iter().copied()) {
@@ -575,19 +601,25 @@ impl<'a> Expander<'a> {
         if let Some(pos) = self.call_stack.iter().position(|(n, _)| *n == name) {
             let chain: Vec<&str> = self.call_stack[pos..].iter().map(|(n, _)| *n).chain([name]).collect();
             self.diags.push(
-                Diagnostic::error(format!("module `{name}` is recursive: {}", chain.join(" → ")))
-                    .at(call.span, "this call recurses")
-                    .also(def.name.span, "module defined here")
-                    .help("a module may not call itself, directly or through others; use `repeat` instead")
-                    .in_layer(path),
+                Diagnostic::error(
+                    "cnnc::module::recursive",
+                    format!("module `{name}` is recursive: {}", chain.join(" → ")),
+                )
+                .at(call.span, "this call recurses")
+                .also(def.name.span, "module defined here")
+                .help("a module may not call itself, directly or through others; use `repeat` instead")
+                .in_layer(path),
             );
             return input.poisoned();
         }
         if self.call_stack.len() >= MAX_CALL_DEPTH {
             self.diags.push(
-                Diagnostic::error(format!("modules nest deeper than {MAX_CALL_DEPTH} calls"))
-                    .at(call.span, "too deep")
-                    .in_layer(path),
+                Diagnostic::error(
+                    "cnnc::limit::call_depth",
+                    format!("modules nest deeper than {MAX_CALL_DEPTH} calls"),
+                )
+                .at(call.span, "too deep")
+                .in_layer(path),
             );
             return input.poisoned();
         }
@@ -617,10 +649,13 @@ impl<'a> Expander<'a> {
                 },
                 (None, None) => {
                     self.diags.push(
-                        Diagnostic::error(format!("module `{name}` needs `{}`", param.name.name))
-                            .at(call.span, format!("`{}` is missing", param.name.name))
-                            .also(param.name.span, "declared here without a default")
-                            .in_layer(path),
+                        Diagnostic::error(
+                            "cnnc::args::missing",
+                            format!("module `{name}` needs `{}`", param.name.name),
+                        )
+                        .at(call.span, format!("`{}` is missing", param.name.name))
+                        .also(param.name.span, "declared here without a default")
+                        .in_layer(path),
                     );
                     ok = false;
                     continue;
@@ -630,12 +665,15 @@ impl<'a> Expander<'a> {
                 Ok(v) => menv = menv.bind(param.name.name.clone(), v),
                 Err(v) => {
                     self.diags.push(
-                        Diagnostic::error(format!(
-                            "module `{name}`'s `{}` is {}, found {} `{v}`",
-                            param.name.name,
-                            param.ty.keyword(),
-                            v.type_name()
-                        ))
+                        Diagnostic::error(
+                            "cnnc::args::type",
+                            format!(
+                                "module `{name}`'s `{}` is {}, found {} `{v}`",
+                                param.name.name,
+                                param.ty.keyword(),
+                                v.type_name()
+                            ),
+                        )
                         .at(span, format!("expected {}", param.ty.keyword()))
                         .also(param.ty_span, "type declared here")
                         .in_layer(path),

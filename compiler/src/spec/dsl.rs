@@ -13,7 +13,7 @@ use crate::source::{FileId, Span};
 pub fn parse(text: &str, file: FileId) -> Result<SpecFile, Vec<Diagnostic>> {
     let at = TextAt { file, offset: 0 };
     if text.trim().is_empty() {
-        return Err(vec![Diagnostic::error("the spec is empty")
+        return Err(vec![Diagnostic::error("cnnc::spec::empty", "the spec is empty")
             .at(Span::new(file, 0, text.len()), "nothing here")
             .help("a spec defines `model NAME { input [...] body [...] }`, or a library of `module`s")]);
     }
@@ -68,10 +68,13 @@ impl Cx {
                     let span = self.span(&p);
                     match (&spec.model, self.model(p)) {
                         (Some(first), Some(_)) => self.diags.push(
-                            Diagnostic::error("a spec file defines one model, found a second")
-                                .at(span, "second model")
-                                .also(first.span, "first model")
-                                .help("put each model in its own file"),
+                            Diagnostic::error(
+                                "cnnc::spec::second_model",
+                                "a spec file defines one model, found a second",
+                            )
+                            .at(span, "second model")
+                            .also(first.span, "first model")
+                            .help("put each model in its own file"),
                         ),
                         (None, model) => spec.model = model,
                         (Some(_), None) => {}
@@ -154,7 +157,7 @@ impl Cx {
             }
         }
         let missing = |what: &str, example: &str| {
-            Diagnostic::error(format!("model `{}` has no `{what}`", name.name))
+            Diagnostic::error("cnnc::spec::missing_key", format!("model `{}` has no `{what}`", name.name))
                 .at(name.span, "model defined here")
                 .help(format!("add `{what} {example}` inside the braces"))
         };
@@ -180,7 +183,7 @@ impl Cx {
                 "mean" => pre.mean = value,
                 "std" => pre.std = value,
                 other => self.diags.push(
-                    Diagnostic::error(format!("unknown key `{other}` in `preprocess`"))
+                    Diagnostic::error("cnnc::spec::unknown_key", format!("unknown key `{other}` in `preprocess`"))
                         .at(key.span, "unknown key")
                         .help("the keys of `preprocess` are: resize, crop, mean, std"),
                 ),

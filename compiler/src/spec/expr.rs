@@ -87,7 +87,7 @@ fn lower_flow_list(list: Pair<'_, Rule>, at: TextAt) -> Vec<FlowItem> {
 /// `at` locates the text's first character; `span` is where errors point.
 pub fn parse_name_template(text: &str, at: TextAt, span: Span) -> Result<NameTemplate, Diagnostic> {
     let bad = |what: String| {
-        Diagnostic::error(format!("invalid item name `{text}`: {what}"))
+        Diagnostic::error("cnnc::syntax::item_name", format!("invalid item name `{text}`: {what}"))
             .at(span, "invalid name")
             .help("names contain letters, digits and `_`, with `{expr}` for computed parts, e.g. `denselayer{i + 1}`")
     };
@@ -135,7 +135,7 @@ pub fn is_ident(text: &str) -> bool {
 /// Converts a type keyword, with an error at its span when it is not one.
 pub fn param_type(ident: &Ident) -> Result<ParamType, Diagnostic> {
     ParamType::from_keyword(&ident.name).ok_or_else(|| {
-        Diagnostic::error(format!("unknown parameter type `{}`", ident.name))
+        Diagnostic::error("cnnc::syntax::param_type", format!("unknown parameter type `{}`", ident.name))
             .at(ident.span, "not a type")
             .help("the types are int, float, bool, str, list and any")
     })
@@ -169,7 +169,7 @@ pub(super) fn parse_rule<'i>(rule: Rule, text: &'i str, at: TextAt, what: &str) 
             } else {
                 format!("syntax error: expected {what}, found {found}")
             };
-            Err(Diagnostic::error(message)
+            Err(Diagnostic::error("cnnc::syntax::unexpected", message)
                 .at(at.span(pos, end), format!("unexpected {found}"))
                 .help(hint_for(text, pos, dsl)))
         }
@@ -259,9 +259,12 @@ fn check_nesting(text: &str, at: TextAt) -> Result<(), Diagnostic> {
             '(' | '[' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(Diagnostic::error(format!("brackets nest deeper than {MAX_NESTING} levels"))
-                        .at(at.span(i, i + 1), "too deep")
-                        .help("split the expression with `let` bindings"));
+                    return Err(Diagnostic::error(
+                        "cnnc::limit::nesting",
+                        format!("brackets nest deeper than {MAX_NESTING} levels"),
+                    )
+                    .at(at.span(i, i + 1), "too deep")
+                    .help("split the expression with `let` bindings"));
                 }
             }
             ')' | ']' => depth = depth.saturating_sub(1),

@@ -70,7 +70,7 @@ pub fn parse_bytes(
     match syntax_of(path) {
         Some(Syntax::Yaml) => yaml::parse(&text, id),
         Some(Syntax::Dsl) => dsl::parse(&text, id),
-        None => Err(vec![Diagnostic::error(format!("`{name}` has an unknown extension"))
+        None => Err(vec![Diagnostic::error("cnnc::file::extension", format!("`{name}` has an unknown extension"))
             .at(Span::new(id, 0, 0), "here")
             .help("spec files end in `.yaml`/`.yml` (YAML) or `.cnn` (the DSL)")]),
     }
@@ -120,7 +120,7 @@ impl Loader<'_> {
         if let Some(pos) = self.stack.iter().position(|p| *p == key) {
             let chain: Vec<String> = self.stack[pos..].iter().chain([&key]).map(|p| file_name(p)).collect();
             self.diagnostics.push(
-                Diagnostic::error(format!("import cycle: {}", chain.join(" → ")))
+                Diagnostic::error("cnnc::import::cycle", format!("import cycle: {}", chain.join(" → ")))
                     .at(span, "this import closes the cycle")
                     .help("move the shared modules into a library that both files import"),
             );
@@ -131,14 +131,18 @@ impl Loader<'_> {
         }
         if self.stack.len() >= MAX_IMPORT_DEPTH {
             self.diagnostics.push(
-                Diagnostic::error(format!("imports nest deeper than {MAX_IMPORT_DEPTH} files")).at(span, "too deep"),
+                Diagnostic::error(
+                    "cnnc::limit::import_depth",
+                    format!("imports nest deeper than {MAX_IMPORT_DEPTH} files"),
+                )
+                .at(span, "too deep"),
             );
             return;
         }
         match read(&path) {
             Ok(bytes) => self.file(&path.display().to_string(), &path, bytes),
             Err(message) => self.diagnostics.push(
-                Diagnostic::error(format!("cannot import `{rel}`: {message}"))
+                Diagnostic::error("cnnc::import::unreadable", format!("cannot import `{rel}`: {message}"))
                     .at(span, "imported here")
                     .help(format!("the path is relative to the importing file's folder (`{}`)", base.display())),
             ),
@@ -178,8 +182,11 @@ fn decode(bytes: Vec<u8>) -> (String, Option<(Diagnostic, usize)>) {
         return (
             text,
             Some((
-                Diagnostic::error(format!("this looks like a binary file (a NUL byte at offset {pos}), not a spec"))
-                    .help("spec files are UTF-8 text (YAML or the DSL)"),
+                Diagnostic::error(
+                    "cnnc::file::binary",
+                    format!("this looks like a binary file (a NUL byte at offset {pos}), not a spec"),
+                )
+                .help("spec files are UTF-8 text (YAML or the DSL)"),
                 at,
             )),
         );
@@ -192,8 +199,11 @@ fn decode(bytes: Vec<u8>) -> (String, Option<(Diagnostic, usize)>) {
             (
                 text,
                 Some((
-                    Diagnostic::error(format!("the file is not valid UTF-8 (invalid byte at offset {pos})"))
-                        .help("save the spec as UTF-8"),
+                    Diagnostic::error(
+                        "cnnc::file::encoding",
+                        format!("the file is not valid UTF-8 (invalid byte at offset {pos})"),
+                    )
+                    .help("save the spec as UTF-8"),
                     pos,
                 )),
             )

@@ -16,7 +16,7 @@ pub fn parse(text: &str, file: FileId) -> Result<SpecFile, Vec<Diagnostic>> {
     let source = text;
     let root = yaml_tree::parse(text, file).map_err(|d| vec![d])?;
     let Some(root) = root else {
-        return Err(vec![Diagnostic::error("the spec is empty")
+        return Err(vec![Diagnostic::error("cnnc::spec::empty", "the spec is empty")
             .at(Span::new(file, 0, text.len()), "nothing here")
             .help("a spec defines `model:`, `input:` and `body:`, or a library of `modules:`")]);
     };
@@ -37,7 +37,7 @@ struct Cx<'t> {
 }
 
 fn expected(what: &str, node: &Node) -> Diagnostic {
-    Diagnostic::error(format!("expected {what}, found {}", node.kind_name()))
+    Diagnostic::error("cnnc::yaml::type", format!("expected {what}, found {}", node.kind_name()))
         .at(node.span(), format!("expected {what}"))
 }
 
@@ -67,7 +67,8 @@ impl Cx<'_> {
     }
 
     fn unknown_key(&mut self, key: &str, span: Span, allowed: &[&str], context: &str) {
-        let mut d = Diagnostic::error(format!("unknown key `{key}` in {context}")).at(span, "unknown key");
+        let mut d = Diagnostic::error("cnnc::spec::unknown_key", format!("unknown key `{key}` in {context}"))
+            .at(span, "unknown key");
         d = match did_you_mean(key, allowed.iter().copied()) {
             Some(s) => d.help(format!("did you mean `{s}`?")),
             None => d.help(format!("the keys of {context} are: {}", allowed.join(", "))),
@@ -89,9 +90,12 @@ impl Cx<'_> {
                 k if MODEL_KEYS.contains(&k) => {
                     if get("model").is_none() {
                         self.diags.push(
-                            Diagnostic::error(format!("`{k}` belongs to a model, but this file has no `model:` name"))
-                                .at(key.span(), "model field without a model")
-                                .help("add `model: NAME` at the top, or remove this key from a library file"),
+                            Diagnostic::error(
+                                "cnnc::spec::model_field",
+                                format!("`{k}` belongs to a model, but this file has no `model:` name"),
+                            )
+                            .at(key.span(), "model field without a model")
+                            .help("add `model: NAME` at the top, or remove this key from a library file"),
                         );
                     }
                 }
@@ -115,7 +119,7 @@ impl Cx<'_> {
             let found = get(key).map(|(_, v)| v);
             if found.is_none() {
                 cx.diags.push(
-                    Diagnostic::error(format!("model `{}` has no `{key}:`", name.name))
+                    Diagnostic::error("cnnc::spec::missing_key", format!("model `{}` has no `{key}:`", name.name))
                         .at(model_key.span().to(name.span), "model defined here")
                         .help(format!("add `{key}: {example}`")),
                 );
@@ -181,7 +185,7 @@ impl Cx<'_> {
         }
         let Some(body) = body else {
             self.diags.push(
-                Diagnostic::error(format!("module `{}` has no `body:`", name.name))
+                Diagnostic::error("cnnc::spec::module_body", format!("module `{}` has no `body:`", name.name))
                     .at(name.span, "defined here")
                     .help("add `body: [...]` with the module's layers"),
             );
@@ -284,7 +288,7 @@ impl Cx<'_> {
             "false" => Some(false),
             other => {
                 self.diags.push(
-                    Diagnostic::error(format!("expected true or false, found `{other}`"))
+                    Diagnostic::error("cnnc::yaml::bool", format!("expected true or false, found `{other}`"))
                         .at(node.span(), "not a boolean"),
                 );
                 None
@@ -298,7 +302,7 @@ impl Cx<'_> {
             Some(Ident { name: text.to_string(), span: Span::new(self.file, offset, offset + text.len()) })
         } else {
             self.diags.push(
-                Diagnostic::error(format!("`{text}` is not a valid {what}"))
+                Diagnostic::error("cnnc::syntax::name", format!("`{text}` is not a valid {what}"))
                     .at(node.span(), "invalid name")
                     .help("names start with a letter or `_` and contain letters, digits and `_`"),
             );
@@ -359,7 +363,7 @@ impl Cx<'_> {
         let split = |n: &Node| n.as_scalar().is_some_and(|t| t.matches('(').count() != t.matches(')').count());
         if flow && nodes.iter().any(split) {
             self.diags.push(
-                Diagnostic::error("a layer call is split by the commas of a YAML `[...]` list")
+                Diagnostic::error("cnnc::yaml::split_call", "a layer call is split by the commas of a YAML `[...]` list")
                     .at(span, "commas here separate list entries, not arguments")
                     .help("write the list as a block (one `- item` per line), or quote each call: `['conv(64, 1, stride=2)', bn]`"),
             );
@@ -409,7 +413,7 @@ impl Cx<'_> {
             };
             let Some(body) = get("body") else {
                 self.diags.push(
-                    Diagnostic::error("`repeat` has no `body:`")
+                    Diagnostic::error("cnnc::spec::repeat_body", "`repeat` has no `body:`")
                         .at(span, "here")
                         .help("add `body: [...]` with the repeated items"),
                 );
@@ -430,7 +434,7 @@ impl Cx<'_> {
         }
         let [(key, value)] = entries else {
             self.diags.push(
-                Diagnostic::error(format!("an item has one key, found {}: {}", entries.len(), keys.join(", ")))
+                Diagnostic::error("cnnc::spec::item_keys", format!("an item has one key, found {}: {}", entries.len(), keys.join(", ")))
                     .at(span, "ambiguous item")
                     .help("write `name: layer(...)` for a named layer, or use `if:`/`repeat:` for structure; each list entry is one item"),
             );

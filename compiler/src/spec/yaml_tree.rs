@@ -71,7 +71,7 @@ pub fn parse(text: &str, file: FileId) -> Result<Option<Node>, Diagnostic> {
             } else {
                 "check the indentation and that every `[`, `{` and quote is closed"
             };
-            Diagnostic::error(format!("YAML syntax error: {}", e.info())).at(Span::new(file, at, at + 1), "here").help(help)
+            Diagnostic::error("cnnc::yaml::syntax", format!("YAML syntax error: {}", e.info())).at(Span::new(file, at, at + 1), "here").help(help)
         })?;
         let start = offsets.byte(span.start.index());
         let end = offsets.byte(span.end.index());
@@ -99,13 +99,16 @@ impl Builder<'_> {
             Event::DocumentStart(_) => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    return Err(Diagnostic::error("a spec file holds one YAML document, found a second")
-                        .at(span, "second document starts here")
-                        .help("put each model in its own file"));
+                    return Err(Diagnostic::error(
+                        "cnnc::yaml::documents",
+                        "a spec file holds one YAML document, found a second",
+                    )
+                    .at(span, "second document starts here")
+                    .help("put each model in its own file"));
                 }
             }
             Event::Alias(_) => {
-                return Err(Diagnostic::error("YAML aliases are not allowed in specs")
+                return Err(Diagnostic::error("cnnc::yaml::alias", "YAML aliases are not allowed in specs")
                     .at(span, "alias")
                     .help("use a module or a `let` binding to reuse a definition"));
             }
@@ -148,7 +151,7 @@ impl Builder<'_> {
         if anchor == 0 {
             return Ok(());
         }
-        Err(Diagnostic::error("YAML anchors are not allowed in specs")
+        Err(Diagnostic::error("cnnc::yaml::anchor", "YAML anchors are not allowed in specs")
             .at(span, "anchored node")
             .help("use a module or a `let` binding to reuse a definition"))
     }
@@ -158,9 +161,12 @@ impl Builder<'_> {
             let span = match &open {
                 Open::Seq(_, s) | Open::Map(_, _, s) => *s,
             };
-            return Err(Diagnostic::error(format!("YAML nests deeper than {MAX_DEPTH} levels"))
-                .at(span, "too deep")
-                .help("move deeply nested parts into modules"));
+            return Err(Diagnostic::error(
+                "cnnc::limit::yaml_depth",
+                format!("YAML nests deeper than {MAX_DEPTH} levels"),
+            )
+            .at(span, "too deep")
+            .help("move deeply nested parts into modules"));
         }
         self.stack.push(open);
         Ok(())
@@ -174,10 +180,13 @@ impl Builder<'_> {
                 None => {
                     if let Some(key) = node.as_scalar() {
                         if let Some((first, _)) = entries.iter().find(|(k, _)| k.as_scalar() == Some(key)) {
-                            return Err(Diagnostic::error(format!("duplicate key `{key}`"))
-                                .at(node.span(), "repeated here")
-                                .also(first.span(), "first defined here")
-                                .help("each key may appear once in a mapping"));
+                            return Err(Diagnostic::error(
+                                "cnnc::yaml::duplicate_key",
+                                format!("duplicate key `{key}`"),
+                            )
+                            .at(node.span(), "repeated here")
+                            .also(first.span(), "first defined here")
+                            .help("each key may appear once in a mapping"));
                         }
                     }
                     *pending = Some(node);

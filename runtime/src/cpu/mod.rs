@@ -14,15 +14,11 @@ use crate::{fold, RuntimeError, Tensor};
 pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, RuntimeError> {
     let want = graph.node(graph.input).shape.dims();
     if input.shape.len() != want.len() + 1 || &input.shape[1..] != want || input.shape[0] == 0 {
-        return Err(RuntimeError::Input(format!(
-            "the model takes [N, {}], the input is {:?}",
-            want.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
-            input.shape
-        )));
+        return Err(RuntimeError::InputShape { item: want.to_vec(), found: input.shape.clone() });
     }
     for p in graph.inference_nodes().flat_map(|(id, _)| graph.node_params(id)) {
         if weights.get(&p.name).is_none() {
-            return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
+            return Err(RuntimeError::MissingWeight { name: p.name.clone() });
         }
     }
     let last_use = graph.last_uses();

@@ -105,6 +105,6 @@ pub fn open(choice: Option<&str>) -> Result<Gpu, RuntimeError> {
         trace: wgpu::Trace::Off,
     };
     let (device, queue) = pollster::block_on(adapter.request_device(&desc))
-        .map_err(|e| RuntimeError::NoAdapter(format!("the adapter {} refused a device: {e}", info.name)))?;
+        .map_err(|e| RuntimeError::DeviceRefused { adapter: info.name.clone(), reason: e.to_string() })?;
     Ok(Gpu { device, queue, info, limits })
 }

@@ -98,7 +98,9 @@ impl Prepared {
             recorder.step(step);
             recorder.finish();
             gpu.queue.submit([encoder.finish()]);
-            gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RuntimeError::Gpu(e.to_string()))?;
+            gpu.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| RuntimeError::Device { during: "timing a step", message: e.to_string() })?;
             times.push(Some(start.elapsed().as_secs_f64()));
         }
         Ok((times, StepTiming::Submissions))

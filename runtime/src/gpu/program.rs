@@ -46,11 +46,7 @@ impl Program {
     /// Runs a batch `[N, ...]` and returns the outputs `[N, ...]`; `record` records the layers.
     pub fn run(&self, input: &Tensor, record: impl Fn(&mut Recorder)) -> Result<Tensor, RuntimeError> {
         if input.shape.len() != self.item_shape.len() + 1 || input.shape[1..] != self.item_shape[..] {
-            return Err(RuntimeError::Input(format!(
-                "the model takes [N, {}], the input is {:?}",
-                self.item_shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
-                input.shape
-            )));
+            return Err(RuntimeError::InputShape { item: self.item_shape.clone(), found: input.shape.clone() });
         }
         let out = self.forward(&input.data, record)?;
         let mut shape = vec![input.shape[0]];
@@ -63,11 +59,7 @@ impl Program {
     pub fn forward(&self, input: &[f32], record: impl Fn(&mut Recorder)) -> Result<Vec<f32>, RuntimeError> {
         let item: usize = self.item_shape.iter().product();
         if input.is_empty() || !input.len().is_multiple_of(item) {
-            return Err(RuntimeError::Input(format!(
-                "the model takes batches of [{}] items ({item} floats each); the input holds {} floats",
-                self.item_shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
-                input.len()
-            )));
+            return Err(RuntimeError::InputLength { item: self.item_shape.clone(), floats: input.len() });
         }
         let n = input.len() / item;
         let out_item: usize = self.output_item_shape.iter().product();
@@ -102,9 +94,11 @@ impl Program {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| RuntimeError::Gpu(e.to_string()))?;
-        rx.recv().map_err(|e| RuntimeError::Gpu(e.to_string()))?.map_err(|e| RuntimeError::Gpu(e.to_string()))?;
-        let bytes = slice.get_mapped_range().map_err(|e| RuntimeError::Gpu(e.to_string()))?.to_vec();
+        let failed =
+            |e: &dyn std::fmt::Display| RuntimeError::Device { during: "reading results back", message: e.to_string() };
+        self.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| failed(&e))?;
+        rx.recv().map_err(|e| failed(&e))?.map_err(|e| failed(&e))?;
+        let bytes = slice.get_mapped_range().map_err(|e| failed(&e))?.to_vec();
         buffer.unmap();
         Ok(bytes)
     }

@@ -79,7 +79,7 @@ impl Uploads {
     /// Whether every staging buffer was written.
     pub fn check(&self) -> Result<(), RuntimeError> {
         match &self.failed {
-            Some(failure) => Err(RuntimeError::Gpu(failure.clone())),
+            Some(failure) => Err(RuntimeError::Device { during: "uploading weights", message: failure.clone() }),
             None => Ok(()),
         }
     }

@@ -26,9 +26,9 @@ impl Builder<'_> {
         let own_weight = self.param(layer, "weight");
         let (weight, bias) = match &layer.batch_norm {
             Some(bn) => {
-                let (w, b) = fold::fold_into_conv(own_weight, own_bias, bn, self.weights).ok_or_else(|| {
-                    RuntimeError::Input(format!("no tensors for the batch-norm folded into `{}`", layer.path))
-                })?;
+                // `build` checked that every planned weight is present.
+                let (w, b) = fold::fold_into_conv(own_weight, own_bias, bn, self.weights)
+                    .expect("a valid plan lists the folded batch-norm's tensors");
                 (w.data, Some(b.data))
             }
             None => (own_weight.data.clone(), own_bias.map(|b| b.data.clone())),

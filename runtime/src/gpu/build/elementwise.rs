@@ -11,12 +11,12 @@ use crate::{fold, RuntimeError};
 
 impl Builder<'_> {
     /// Batch-norm with running statistics, as a per-channel affine.
-    pub(super) fn batch_norm(&mut self, layer: &Layer, eps: f64) -> Result<(), RuntimeError> {
-        let [w, b, mean, var] = fold::batch_norm_tensors(&layer.params, self.weights)
-            .ok_or_else(|| RuntimeError::Input(format!("no batch-norm tensors for `{}`", layer.path)))?;
+    pub(super) fn batch_norm(&mut self, layer: &Layer, eps: f64) {
+        // `build` checked that every planned weight is present.
+        let [w, b, mean, var] =
+            fold::batch_norm_tensors(&layer.params, self.weights).expect("a valid plan lists batch-norm's tensors");
         let (scale, shift) = fold::batch_norm_affine(w, b, mean, var, eps);
         self.affine(layer, &scale, &shift);
-        Ok(())
     }
 
     /// An activation on its own: the identity affine with the activation applied.
@@ -76,10 +76,9 @@ impl Builder<'_> {
         let (big, gate) = if elements(&a.shape) >= elements(&b.shape) { (a, b) } else { (b, a) };
         let (gc, gp) = channels_positions(&gate.shape);
         if elements(&big.shape) != elements(&layer.shape) || gc != c || (gp != p && gp != 1) {
-            return Err(RuntimeError::Gpu(format!(
-                "`{}`: the GPU multiplies [C, H, W] by [C, H, W] or [C, 1, 1] only, found {} × {}",
-                layer.path, a.shape, b.shape
-            )));
+            let what =
+                format!("the GPU multiplies [C, H, W] by [C, H, W] or [C, 1, 1] only, found {} × {}", a.shape, b.shape);
+            return Err(RuntimeError::Unsupported { layer: layer.path.clone(), span: layer.span, what });
         }
         let src = self.buffer_of(big.value);
         let other = self.buffer_of(gate.value);

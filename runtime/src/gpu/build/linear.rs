@@ -16,10 +16,9 @@ impl Builder<'_> {
         bias: bool,
     ) -> Result<(), RuntimeError> {
         if in_features * 4 > self.binding_limit {
-            return Err(RuntimeError::Gpu(format!(
-                "`{}`: one weight row ({in_features} floats) exceeds a storage binding",
-                layer.path
-            )));
+            let what = format!("one weight row of `{}` ({in_features} floats)", layer.path);
+            let (bytes, limit) = (in_features as u64 * 4, self.binding_limit as u64);
+            return Err(RuntimeError::BindingLimit { what, bytes, limit });
         }
         let input = self.buffer_of(layer.inputs[0].value);
         let out = self.output_for(layer);

@@ -66,8 +66,8 @@ pub struct Built {
 /// batch would not fit a binding), reading parameters from `weights`.
 ///
 /// # Errors
-/// A weight the plan names is missing from `weights`, a tensor exceeds the device's limits, or the
-/// driver rejects a kernel.
+/// A weight the plan names is missing from `weights` or has another shape, a tensor exceeds the
+/// device's limits, or the driver rejects a kernel.
 pub fn build(
     gpu: &Gpu,
     plan: &ValidPlan,
@@ -75,8 +75,15 @@ pub fn build(
     batch: usize,
     options: PlanOptions,
 ) -> Result<Built, RuntimeError> {
-    if let Some(p) = plan.params().find(|p| weights.get(&p.name).is_none()) {
-        return Err(RuntimeError::Input(format!("no tensor for weight `{}`", p.name)));
+    for p in plan.params() {
+        match weights.get(&p.name) {
+            None => return Err(RuntimeError::MissingWeight { name: p.name.clone() }),
+            Some(t) if t.shape != p.shape => {
+                let (name, expected, found) = (p.name.clone(), p.shape.clone(), t.shape.clone());
+                return Err(RuntimeError::WeightShape { name, expected, found });
+            }
+            Some(_) => {}
+        }
     }
     let mut builder = Builder::new(gpu, plan.layout(), weights, batch, options)?;
     let layers = plan.layers().iter().map(|l| builder.layer(l)).collect::<Result<Vec<_>, _>>()?;
@@ -138,9 +145,8 @@ impl<'w> Builder<'w> {
         let limit = options.binding_limit.map_or(device_limit, |l| l.min(device_limit));
         let largest = layout.slot_elements.iter().map(|e| *e as usize * 4).max().unwrap_or(4);
         if largest > limit {
-            return Err(RuntimeError::Gpu(format!(
-                "one activation of a single input needs {largest} bytes, more than the device's {limit}-byte storage binding limit"
-            )));
+            let what = "one activation of a single input".to_string();
+            return Err(RuntimeError::BindingLimit { what, bytes: largest as u64, limit: limit as u64 });
         }
         let max_dimension = gpu.limits.max_texture_dimension_2d as usize;
         Ok(Builder {
@@ -164,7 +170,8 @@ impl<'w> Builder<'w> {
         let scope = self.arena.gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let built = self.build(layer);
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(RuntimeError::Gpu(format!("preparing layer `{}` failed: {e}", layer.path)));
+            let (layer, span, message) = (layer.path.clone(), layer.span, e.to_string());
+            return Err(RuntimeError::Kernel { layer, span, message });
         }
         built?;
         Ok(GpuLayer { path: layer.path.clone(), steps: std::mem::take(&mut self.steps) })
@@ -181,7 +188,7 @@ impl<'w> Builder<'w> {
             }
             Op::Conv2d(c) => self.conv(layer, c)?,
             Op::Linear { in_features, out_features, bias } => self.linear(layer, *in_features, *out_features, *bias)?,
-            Op::BatchNorm { eps, .. } => self.batch_norm(layer, *eps)?,
+            Op::BatchNorm { eps, .. } => self.batch_norm(layer, *eps),
             Op::ChannelAffine { scale, shift } => self.affine(layer, scale, shift),
             Op::Activation(_) => self.activation(layer),
             Op::MaxPool(p) => self.pool(layer, p, true),

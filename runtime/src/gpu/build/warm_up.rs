@@ -51,6 +51,8 @@ impl WarmUp {
     /// Waits until every warm-up is submitted.
     pub fn finish(self) -> Result<(), RuntimeError> {
         drop(self.sender);
-        self.thread.join().map_err(|_| RuntimeError::Gpu("the warm-up thread panicked".into()))
+        let panicked =
+            || RuntimeError::Device { during: "compiling pipelines", message: "the warm-up thread panicked".into() };
+        self.thread.join().map_err(|_| panicked())
     }
 }

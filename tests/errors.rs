@@ -1,0 +1,64 @@
+//! The runtime's errors are typed: each case here gets the variant that names what went wrong, with
+//! the tensor, layer, limit and value it is about, on both executors and in the GPU builder.
+
+use std::path::Path;
+
+use cnnc::runtime::gpu::{self, PlanOptions, Prepared};
+use cnnc::runtime::{cpu, synthetic, RuntimeError, Tensor};
+use cnnc::{inference_plan, Expanded, Graph};
+
+fn compile(spec: &str) -> Graph {
+    let text = format!("model: errors\n{spec}\n");
+    match cnnc::compile_bytes(Path::new("errors.yaml"), text.into_bytes()).result {
+        Ok(Expanded::Model(g)) => g,
+        other => panic!("the spec compiles: {other:?}"),
+    }
+}
+
+#[test]
+fn the_cpu_executor_names_the_input_shape_and_missing_weights() {
+    let graph = compile("input: [3, 8, 8]\nbody: [conv(4, 3, pad=1), relu]");
+    let weights = synthetic::weights(&graph, 0);
+    let wrong = synthetic::input(0, vec![1, 3, 8, 7]);
+    match cpu::run(&graph, &weights, &wrong) {
+        Err(RuntimeError::InputShape { item, found }) => assert_eq!((item, found), (vec![3, 8, 8], vec![1, 3, 8, 7])),
+        other => panic!("expected InputShape, got {other:?}"),
+    }
+    let empty = cnnc::runtime::weights::Weights::default();
+    match cpu::run(&graph, &empty, &synthetic::input(0, vec![1, 3, 8, 8])) {
+        Err(RuntimeError::MissingWeight { name }) => assert_eq!(name, "0.weight"),
+        other => panic!("expected MissingWeight, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_gpu_builder_names_weights_limits_and_input_shapes() {
+    let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
+    let graph = compile("input: [3, 8, 8]\nbody: [conv(4, 3, pad=1), relu, flatten, linear(10)]");
+    let plan = inference_plan(&graph).expect("a valid plan");
+    let weights = synthetic::weights(&graph, 0);
+
+    let mut wrong = weights.clone();
+    wrong.insert("3.weight".into(), Tensor::new(vec![10, 255], vec![0.0; 2550]));
+    match Prepared::new(&device, &plan, &wrong, 1) {
+        Err(RuntimeError::WeightShape { name, expected, found }) => {
+            assert_eq!((name.as_str(), expected, found), ("3.weight", vec![10, 256], vec![10, 255]))
+        }
+        Err(e) => panic!("expected WeightShape, got {e:?}"),
+        Ok(_) => panic!("expected WeightShape, got a model"),
+    }
+
+    // An activation of one item is 4·8·8·4 = 1,024 bytes.
+    let tight = PlanOptions { binding_limit: Some(1000), ..PlanOptions::default() };
+    match Prepared::with_options(&device, &plan, &weights, 1, tight) {
+        Err(RuntimeError::BindingLimit { bytes, limit, .. }) => assert_eq!((bytes, limit), (1024, 1000)),
+        Err(e) => panic!("expected BindingLimit, got {e:?}"),
+        Ok(_) => panic!("expected BindingLimit, got a model"),
+    }
+
+    let prepared = Prepared::new(&device, &plan, &weights, 1).expect("builds");
+    match prepared.run(&synthetic::input(0, vec![1, 3, 4, 4])) {
+        Err(RuntimeError::InputShape { item, found }) => assert_eq!((item, found), (vec![3, 8, 8], vec![1, 3, 4, 4])),
+        other => panic!("expected InputShape, got {other:?}"),
+    }
+}
