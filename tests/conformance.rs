@@ -1,14 +1,21 @@
 //! The shader conformance suite on this machine's adapter (Mesa's lavapipe in CI): every kernel
-//! family against the CPU reference, edge cases and binding splits included.
+//! family against the CPU reference — the named regressions `cnnc conformance` runs, and cases drawn
+//! by proptest over each family's shapes and attributes (a fixed seed, so CI is reproducible;
+//! `PROPTEST_CASES=N` draws N per family instead of the default).
 
-use cnnc::conformance;
-use cnnc::runtime::gpu;
+use cnnc::compiler::graph::{Activation, Conv2d, Pad4, Pool2d};
+use cnnc::conformance::net::ACTIVATIONS;
+use cnnc::conformance::problems::{ConvProblem, LinearProblem, PoolProblem, Pooling};
+use cnnc::conformance::{self, Case, Problem};
+use cnnc::runtime::gpu::{self, Gpu, PlanOptions};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
 #[test]
 fn every_kernel_matches_the_cpu_reference() {
     let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
     let outcomes = conformance::run_all(&device);
-    assert!(outcomes.len() >= 50, "only {} cases", outcomes.len());
+    assert!(outcomes.len() >= 90, "only {} cases", outcomes.len());
     let failed: Vec<String> = outcomes
         .iter()
         .filter(|o| !o.passed())
@@ -24,4 +31,164 @@ fn a_wrong_kernel_would_fail() {
     assert!(!wrong.passed());
     let off = conformance::Outcome { family: "conv2d", name: "x".into(), error: 1e-3, failure: None };
     assert!(!off.passed());
+}
+
+/// The convolution family a problem must run on: the GEMM for a 1×1 convolution with one group and
+/// no padding whose positions per image come in quads, else the direct convolution.
+fn conv_family(p: &ConvProblem) -> &'static str {
+    let c = &p.conv;
+    let out = |len: usize, s: usize| (len - 1) / s + 1;
+    let positions = out(p.input[1], c.stride[0]) * out(p.input[2], c.stride[1]);
+    let gemm = c.kernel == [1, 1] && c.padding == Pad4::default() && c.groups == 1 && positions % 4 == 0;
+    if gemm {
+        "pointwise"
+    } else {
+        "conv2d"
+    }
+}
+
+/// Runs `cases` problems drawn from `strategy` as cases of the family `family` names for each (on
+/// both variants for the convolutions), each at a batch of 1 to 3; a failure is shrunk to a small
+/// problem and reported.
+fn check_family<P: Problem + Clone + 'static>(
+    gpu: &Gpu,
+    family: impl Fn(&P) -> &'static str,
+    cases: u32,
+    strategy: impl Strategy<Value = P>,
+) {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
+    let config = Config { cases, failure_persistence: None, ..Config::default() };
+    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let result = runner.run(&(strategy, 1..=3usize), |(problem, batch)| {
+        let case = Case {
+            family: family(&problem),
+            name: format!("{problem:?}"),
+            problem: std::rc::Rc::new(problem),
+            batch,
+            options: PlanOptions::default(),
+        };
+        for variant in conformance::both_variants(case) {
+            let outcome = conformance::run_case(gpu, &variant);
+            if !outcome.passed() {
+                let why = outcome.failure.unwrap_or_default();
+                return Err(TestCaseError::fail(format!("{}: error {:e} {why}", variant.family, outcome.error)));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("on {}: {e}", gpu.info.name);
+    }
+}
+
+fn activation() -> impl Strategy<Value = Option<Activation>> {
+    prop_oneof![Just(None), proptest::sample::select(ACTIVATIONS.to_vec()).prop_map(Some)]
+}
+
+/// Any convolution: groups, kernel, stride, dilation and asymmetric padding, on an input at least
+/// as large as the dilated kernel; a folded batch-norm and an activation at random.
+fn any_convolution() -> impl Strategy<Value = ConvProblem> {
+    let shape = (1..=3usize, 1..=4usize, 1..=6usize, (1..=5usize, 1..=5usize), (1..=3usize, 1..=3usize), 1..=2usize);
+    (shape, (0..=9usize, 0..=9usize), [0..=4usize, 0..=4, 0..=4, 0..=4], any::<bool>(), any::<bool>(), activation())
+        .prop_map(
+            |(
+                (groups, icg, ocg, (kh, kw), (sy, sx), dilation),
+                (extra_h, extra_w),
+                pad,
+                bias,
+                batch_norm,
+                activation,
+            )| {
+                let padding = Pad4 { top: pad[0] % kh, bottom: pad[1] % kh, left: pad[2] % kw, right: pad[3] % kw };
+                let conv = Conv2d {
+                    in_channels: 0,
+                    out_channels: groups * ocg,
+                    kernel: [kh, kw],
+                    stride: [sy, sx],
+                    padding,
+                    dilation: [dilation, dilation],
+                    groups,
+                    bias,
+                };
+                let input = [groups * icg, dilation * (kh - 1) + 1 + extra_h, dilation * (kw - 1) + 1 + extra_w];
+                ConvProblem { batch_norm, activation, ..ConvProblem::new(input, conv) }
+            },
+        )
+}
+
+/// A shape-keeping convolution with a residual add of its input fused in (odd kernels, "same"
+/// padding, stride 1), 1×1 ones included.
+fn residual_convolution() -> impl Strategy<Value = ConvProblem> {
+    (1..=20usize, proptest::sample::select(vec![1usize, 3, 5]), 1..=9usize, 1..=9usize, any::<bool>(), activation())
+        .prop_map(|(channels, k, h, w, batch_norm, activation)| {
+            let conv = Conv2d {
+                in_channels: 0,
+                out_channels: channels,
+                kernel: [k, k],
+                stride: [1, 1],
+                padding: Pad4::uniform(k / 2),
+                dilation: [1, 1],
+                groups: 1,
+                bias: !batch_norm,
+            };
+            ConvProblem {
+                batch_norm,
+                residual: true,
+                activation,
+                ..ConvProblem::new([channels, h.max(k), w.max(k)], conv)
+            }
+        })
+}
+
+/// Any pooling: max (with dilation) or average (with or without padding in the divisor), padding at
+/// most half the kernel as PyTorch requires, `ceil_mode`, and adaptive pooling to any size.
+fn any_pooling() -> impl Strategy<Value = PoolProblem> {
+    let window = (
+        (1..=4usize, 1..=4usize),
+        (1..=3usize, 1..=3usize),
+        [0..=2usize, 0..=2],
+        1..=2usize,
+        any::<bool>(),
+        any::<bool>(),
+    );
+    let windowed = (window, 1..=4usize, (0..=6usize, 0..=6usize), any::<bool>()).prop_map(
+        |(((kh, kw), (sy, sx), pad, dilation, ceil_mode, count_include_pad), channels, (extra_h, extra_w), is_max)| {
+            let (top, left) = (pad[0].min(kh / 2), pad[1].min(kw / 2));
+            let dilation = if is_max { dilation } else { 1 };
+            let p = Pool2d {
+                kernel: [kh, kw],
+                stride: [sy, sx],
+                padding: Pad4 { top, bottom: top, left, right: left },
+                dilation: [dilation, dilation],
+                ceil_mode,
+                count_include_pad,
+            };
+            let input = [channels, dilation * (kh - 1) + 1 + extra_h, dilation * (kw - 1) + 1 + extra_w];
+            PoolProblem { input, pooling: if is_max { Pooling::Max(p) } else { Pooling::Avg(p) } }
+        },
+    );
+    let adaptive = (1..=4usize, (1..=9usize, 1..=9usize), (1..=4usize, 1..=4usize), any::<bool>()).prop_map(
+        |(channels, (h, w), (oh, ow), is_max)| PoolProblem {
+            input: [channels, h, w],
+            pooling: if is_max { Pooling::AdaptiveMax([oh, ow]) } else { Pooling::AdaptiveAvg([oh, ow]) },
+        },
+    );
+    prop_oneof![windowed, adaptive]
+}
+
+/// Any linear layer, on a flat input or after a flatten.
+fn any_linear() -> impl Strategy<Value = LinearProblem> {
+    let input =
+        prop_oneof![(1..=70usize).prop_map(|f| vec![f]), (1..=4usize, 1..=4usize).prop_map(|(c, s)| vec![c, s, s])];
+    (input, 1..=40usize, any::<bool>(), activation())
+        .prop_map(|(input, out_features, bias, activation)| LinearProblem { input, out_features, bias, activation })
+}
+
+#[test]
+fn drawn_problems_match_the_cpu_reference() {
+    let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
+    check_family(&device, conv_family, 16, any_convolution());
+    check_family(&device, conv_family, 8, residual_convolution());
+    check_family(&device, |_| "pool", 16, any_pooling());
+    check_family(&device, |_| "linear", 8, any_linear());
 }

@@ -1,0 +1,219 @@
+//! One problem struct per kernel family: the shapes and attributes that family's kernels are tested
+//! on, and the model that exercises them. The CPU executor running that model is the reference.
+
+use std::fmt::Debug;
+
+use cnnc_compiler::graph::{Activation, Conv2d, Graph, Op, Pool2d};
+use cnnc_runtime::weights::Weights;
+use cnnc_runtime::{cpu, RuntimeError, Tensor};
+
+use super::net::{act, bn, linear, window, Net, Value};
+
+/// A conformance problem: a small model that exercises one kernel family.
+pub trait Problem: Debug {
+    /// The shape of one input item.
+    fn input(&self) -> Vec<usize>;
+
+    /// Builds the model on `x`, the input, and returns its output.
+    fn build(&self, net: &mut Net, x: Value) -> Value;
+
+    /// The checked graph of the model.
+    fn graph(&self) -> Graph {
+        let (mut net, x) = Net::new(&self.input());
+        let out = self.build(&mut net, x);
+        net.finish(out)
+    }
+
+    /// The expected output: the CPU reference executor (f64 accumulation) on the same graph,
+    /// weights and input.
+    fn reference(&self, graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, RuntimeError> {
+        cpu::run(graph, weights, input)
+    }
+}
+
+/// A convolution with what lowering fuses into it: a batch-norm after it, a residual add of its
+/// input (`residual: [conv, bn?]`), then an activation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvProblem {
+    /// `[C, H, W]`.
+    pub input: [usize; 3],
+    /// Output channels, kernel, stride, padding, dilation, groups, bias (input channels inferred).
+    pub conv: Conv2d,
+    /// `pad="same"` (overrides `conv.padding`).
+    pub same: bool,
+    pub batch_norm: bool,
+    pub residual: bool,
+    pub activation: Option<Activation>,
+}
+
+impl ConvProblem {
+    /// `conv` on an `input` item, nothing fused.
+    pub fn new(input: [usize; 3], conv: Conv2d) -> ConvProblem {
+        ConvProblem { input, conv, same: false, batch_norm: false, residual: false, activation: None }
+    }
+}
+
+impl Problem for ConvProblem {
+    fn input(&self) -> Vec<usize> {
+        self.input.to_vec()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        let mut y = net.apply_with(x, Op::Conv2d(self.conv.clone()), self.same);
+        if self.batch_norm {
+            y = net.apply(y, bn());
+        }
+        if self.residual {
+            y = net.join(Op::Add, &[y, x]);
+        }
+        match self.activation {
+            Some(a) => net.apply(y, act(a)),
+            None => y,
+        }
+    }
+}
+
+/// A pooling window, or adaptive pooling to a size.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pooling {
+    Max(Pool2d),
+    Avg(Pool2d),
+    AdaptiveAvg([usize; 2]),
+    AdaptiveMax([usize; 2]),
+}
+
+impl Pooling {
+    pub fn op(&self) -> Op {
+        match self {
+            Pooling::Max(p) => Op::MaxPool(p.clone()),
+            Pooling::Avg(p) => Op::AvgPool(p.clone()),
+            Pooling::AdaptiveAvg(size) => Op::AdaptiveAvgPool { size: *size },
+            Pooling::AdaptiveMax(size) => Op::AdaptiveMaxPool { size: *size },
+        }
+    }
+}
+
+/// One pooling layer over `[C, H, W]` items.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolProblem {
+    pub input: [usize; 3],
+    pub pooling: Pooling,
+}
+
+impl Problem for PoolProblem {
+    fn input(&self) -> Vec<usize> {
+        self.input.to_vec()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        net.apply(x, self.pooling.op())
+    }
+}
+
+/// A linear layer, after a flatten when the input is not flat, with a fused activation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearProblem {
+    pub input: Vec<usize>,
+    pub out_features: usize,
+    pub bias: bool,
+    pub activation: Option<Activation>,
+}
+
+impl Problem for LinearProblem {
+    fn input(&self) -> Vec<usize> {
+        self.input.clone()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        let flat = if self.input.len() > 1 { net.apply(x, Op::Flatten) } else { x };
+        let y = net.apply(flat, linear(self.out_features, self.bias));
+        match self.activation {
+            Some(a) => net.apply(y, act(a)),
+            None => y,
+        }
+    }
+}
+
+/// An activation on its own, or fused into the 3×3 max pooling before it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivationProblem {
+    pub input: [usize; 3],
+    pub activation: Activation,
+    pub fused: bool,
+}
+
+impl Problem for ActivationProblem {
+    fn input(&self) -> Vec<usize> {
+        self.input.to_vec()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        let x = if self.fused {
+            net.apply(x, Op::MaxPool(cnnc_compiler::graph::Pool2d { stride: [1, 1], ..window(3) }))
+        } else {
+            x
+        };
+        net.apply(x, act(self.activation))
+    }
+}
+
+/// Local response normalisation over `[C, H, W]` items.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LrnProblem {
+    pub input: [usize; 3],
+    pub size: usize,
+    pub alpha: f64,
+    pub beta: f64,
+    pub k: f64,
+}
+
+impl Problem for LrnProblem {
+    fn input(&self) -> Vec<usize> {
+        self.input.to_vec()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        net.apply(x, Op::LocalResponseNorm { size: self.size, alpha: self.alpha, beta: self.beta, k: self.k })
+    }
+}
+
+/// Softmax over `classes` features from a linear layer on a flattened input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoftmaxProblem {
+    pub input: [usize; 3],
+    pub classes: usize,
+}
+
+impl Problem for SoftmaxProblem {
+    fn input(&self) -> Vec<usize> {
+        self.input.to_vec()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        net.chain(x, [Op::Flatten, linear(self.classes, true), Op::Softmax])
+    }
+}
+
+/// A model of several layers (branches joined by concat, add or mul), for the families whose
+/// kernels only show their edge cases in combination.
+#[derive(Clone)]
+pub struct Composite {
+    pub input: Vec<usize>,
+    pub build: fn(&mut Net, Value) -> Value,
+}
+
+impl Debug for Composite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Composite({:?})", self.input)
+    }
+}
+
+impl Problem for Composite {
+    fn input(&self) -> Vec<usize> {
+        self.input.clone()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        (self.build)(net, x)
+    }
+}
