@@ -170,7 +170,7 @@ fn expect_elements(found: &Shape, expected: usize, what: &'static str) -> Result
     Err(PlanProblem::Shape { what, expected: format!("{expected} elements"), found: found.clone() })
 }
 
-/// The op's contract: how many values it reads, the shapes its kernels assume, its parameters.
+/// The op's contract: how many values it reads, its parameters, the shapes its kernels assume.
 fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
     let residual = usize::from(layer.residual);
     let own_inputs = layer.inputs.len().saturating_sub(residual);
@@ -199,14 +199,27 @@ fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
             return Err(PlanProblem::FoldedBatchNorm);
         }
     }
-    let input = layer.inputs.first().map(|o| &o.shape);
+    check_shapes(layer, own_inputs)
+}
+
+/// A shape problem about `what`.
+fn mismatch(what: &'static str, expected: impl Into<String>, found: &Shape) -> PlanProblem {
+    PlanProblem::Shape { what, expected: expected.into(), found: found.clone() }
+}
+
+/// The shapes the op's kernels compute with: images where they need `[C, H, W]`, channel counts
+/// that agree with the attributes, results the shape of their input where the op keeps it.
+fn check_shapes(layer: &Layer, own_inputs: usize) -> Result<(), PlanProblem> {
+    if layer.shape.dims().is_empty() {
+        return Err(mismatch("the result", "at least one dim", &layer.shape));
+    }
     match &layer.op {
         Op::Conv2d(c) => {
             let [ic, _, _] = image(&layer.inputs[0].shape, "the convolution's input")?;
             let [oc, _, _] = image(&layer.shape, "the convolution's output")?;
             if ic != c.in_channels || oc != c.out_channels || c.groups == 0 || ic % c.groups != 0 {
                 let expected = format!("{} input and {} output channels", c.in_channels, c.out_channels);
-                return Err(PlanProblem::Shape { what: "the convolution's input", expected, found: Shape::of(&[ic]) });
+                return Err(mismatch("the convolution's input", expected, &Shape::of(&[ic])));
             }
         }
         Op::Linear { in_features, out_features, .. } => {
@@ -217,22 +230,14 @@ fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
             let [c, _, _] = image(&layer.inputs[0].shape, "the pooling's input")?;
             let [oc, _, _] = image(&layer.shape, "the pooling's output")?;
             if c != oc {
-                return Err(PlanProblem::Shape {
-                    what: "the pooling's output",
-                    expected: format!("{c} channels"),
-                    found: layer.shape.clone(),
-                });
+                return Err(mismatch("the pooling's output", format!("{c} channels"), &layer.shape));
             }
         }
         Op::Chunk { chunks, index } => {
             let [c, h, w] = image(&layer.inputs[0].shape, "the chunk's input")?;
             if *chunks == 0 || c % chunks != 0 || index >= chunks {
                 let expected = format!("channels divisible into {chunks} chunks");
-                return Err(PlanProblem::Shape {
-                    what: "the chunk's input",
-                    expected,
-                    found: layer.inputs[0].shape.clone(),
-                });
+                return Err(mismatch("the chunk's input", expected, &layer.inputs[0].shape));
             }
             expect_shape(&layer.shape, &[c / chunks, h, w], "the chunk's output")?;
         }
@@ -240,30 +245,32 @@ fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
             let [c, _, _] = image(&layer.shape, "the shuffled tensor")?;
             if *groups == 0 || c % groups != 0 {
                 let expected = format!("channels divisible into {groups} groups");
-                return Err(PlanProblem::Shape { what: "the shuffled tensor", expected, found: layer.shape.clone() });
+                return Err(mismatch("the shuffled tensor", expected, &layer.shape));
             }
         }
+        _ => return check_channel_ops(layer, own_inputs),
+    }
+    Ok(())
+}
+
+/// The ops that keep positions and combine or scale channels: joins, per-channel affines, and the
+/// ops whose result has their input's shape.
+fn check_channel_ops(layer: &Layer, own_inputs: usize) -> Result<(), PlanProblem> {
+    let (channels, positions) = channels_positions(&layer.shape);
+    let input = layer.inputs.first().map(|o| &o.shape);
+    match &layer.op {
         Op::Concat => {
-            let (channels, positions) = channels_positions(&layer.shape);
             let mut sum = 0;
             for operand in &layer.inputs {
                 let (c, p) = channels_positions(&operand.shape);
                 if p != positions {
                     let expected = format!("{positions} positions per channel");
-                    return Err(PlanProblem::Shape {
-                        what: "a concatenated operand",
-                        expected,
-                        found: operand.shape.clone(),
-                    });
+                    return Err(mismatch("a concatenated operand", expected, &operand.shape));
                 }
                 sum += c;
             }
             if sum != channels {
-                return Err(PlanProblem::Shape {
-                    what: "the concat's output",
-                    expected: format!("{sum} channels"),
-                    found: layer.shape.clone(),
-                });
+                return Err(mismatch("the concat's output", format!("{sum} channels"), &layer.shape));
             }
         }
         Op::Add => {
@@ -271,25 +278,12 @@ fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
                 expect_shape(&operand.shape, layer.shape.dims(), "an added operand")?;
             }
         }
-        Op::ChannelAffine { scale, shift } => {
-            let (c, _) = channels_positions(&layer.shape);
-            if scale.len() != c || shift.len() != c {
-                return Err(PlanProblem::Shape {
-                    what: "the affine's scale and shift",
-                    expected: format!("{c} each"),
-                    found: Shape::of(&[scale.len(), shift.len()]),
-                });
-            }
+        Op::ChannelAffine { scale, shift } if scale.len() != channels || shift.len() != channels => {
+            let found = Shape::of(&[scale.len(), shift.len()]);
+            return Err(mismatch("the affine's scale and shift", format!("{channels} each"), &found));
         }
-        Op::BatchNorm { channels, .. } => {
-            let (c, _) = channels_positions(&layer.shape);
-            if c != *channels {
-                return Err(PlanProblem::Shape {
-                    what: "the batch-norm's tensor",
-                    expected: format!("{channels} channels"),
-                    found: layer.shape.clone(),
-                });
-            }
+        Op::BatchNorm { channels: c, .. } if *c != channels => {
+            return Err(mismatch("the batch-norm's tensor", format!("{c} channels"), &layer.shape));
         }
         Op::Flatten => {
             expect_elements(&layer.shape, input.map_or(0, |s| s.elements() as usize), "the flattened tensor")?
@@ -301,14 +295,7 @@ fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
         | Op::LocalResponseNorm { .. } => {
             expect_shape(&layer.shape, input.map_or(&[][..], |s| s.dims()), "the result")?
         }
-        Op::Input | Op::Mul => {}
-    }
-    if layer.shape.dims().is_empty() {
-        return Err(PlanProblem::Shape {
-            what: "the result",
-            expected: "at least one dim".into(),
-            found: layer.shape.clone(),
-        });
+        _ => {}
     }
     Ok(())
 }
