@@ -1,11 +1,14 @@
 //! The shader conformance suite on this machine's adapter (Mesa's lavapipe in CI): every kernel
 //! family against the CPU reference — the named regressions `cnnc conformance` runs, and cases drawn
-//! by proptest over each family's shapes and attributes (a fixed seed, so CI is reproducible;
+//! by proptest over the shapes and attributes of the convolution, pooling, linear, activation, LRN
+//! and softmax families (a fixed seed, so CI is reproducible;
 //! `PROPTEST_CASES=N` draws N per family instead of the default).
 
 use cnnc::compiler::graph::{Activation, Conv2d, Pad4, Pool2d};
 use cnnc::conformance::net::ACTIVATIONS;
-use cnnc::conformance::problems::{ConvProblem, LinearProblem, PoolProblem, Pooling};
+use cnnc::conformance::problems::{
+    ActivationProblem, ConvProblem, LinearProblem, LrnProblem, PoolProblem, Pooling, SoftmaxProblem,
+};
 use cnnc::conformance::{self, Case, Problem};
 use cnnc::runtime::gpu::{self, Gpu, PlanOptions};
 use proptest::prelude::*;
@@ -184,6 +187,23 @@ fn any_linear() -> impl Strategy<Value = LinearProblem> {
         .prop_map(|(input, out_features, bias, activation)| LinearProblem { input, out_features, bias, activation })
 }
 
+/// Any activation, on its own or fused into the pooling before it.
+fn any_activation() -> impl Strategy<Value = ActivationProblem> {
+    ((1..=5usize, 3..=8usize, 3..=8usize), proptest::sample::select(ACTIVATIONS.to_vec()), any::<bool>())
+        .prop_map(|((c, h, w), activation, fused)| ActivationProblem { input: [c, h, w], activation, fused })
+}
+
+/// Local response normalisation with any window (even ones included) and constants.
+fn any_lrn() -> impl Strategy<Value = LrnProblem> {
+    ((1..=9usize, 1..=5usize, 1..=5usize), 1..=7usize, 1e-5..1.0f64, 0.25..1.0f64, 0.5..2.0f64)
+        .prop_map(|((c, h, w), size, alpha, beta, k)| LrnProblem { input: [c, h, w], size, alpha, beta, k })
+}
+
+/// Softmax over any number of classes.
+fn any_softmax() -> impl Strategy<Value = SoftmaxProblem> {
+    ((1..=4usize, 1..=4usize), 1..=40usize).prop_map(|((c, s), classes)| SoftmaxProblem { input: [c, s, s], classes })
+}
+
 #[test]
 fn drawn_problems_match_the_cpu_reference() {
     let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
@@ -191,4 +211,7 @@ fn drawn_problems_match_the_cpu_reference() {
     check_family(&device, conv_family, 8, residual_convolution());
     check_family(&device, |_| "pool", 16, any_pooling());
     check_family(&device, |_| "linear", 8, any_linear());
+    check_family(&device, |_| "activation", 8, any_activation());
+    check_family(&device, |_| "lrn", 8, any_lrn());
+    check_family(&device, |_| "softmax", 4, any_softmax());
 }

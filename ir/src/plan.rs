@@ -78,7 +78,8 @@ pub struct Layer {
     pub value: ValueId,
     /// Its shape without batch.
     pub shape: Shape,
-    /// The buffer slot it is written to; `None` for a flatten, which reads its input's buffer.
+    /// The buffer slot it is written to; `None` for a flatten (and, if they are kept, dropout and
+    /// stochastic depth), which read their input's buffer.
     pub slot: Option<SlotId>,
     /// The op's own parameters, by state_dict name.
     pub params: Vec<Param>,
@@ -138,8 +139,11 @@ impl LayerPlan {
 }
 
 /// A [`LayerPlan`] that passed [`LayerPlan::validate`]: every value is computed before it is read,
-/// operand shapes match their producers, each op has the inputs, shapes and parameters its kernels
-/// assume, and every value fits its slot. Only validation makes one, so consumers need not check.
+/// operand shapes match their producers, each op has the inputs, parameters and shapes its kernels
+/// assume (output sizes by PyTorch's window formulas, no zero dims, fused work only where a kernel
+/// does it), and every value fits its slot. Only validation makes one, so consumers need not check
+/// these; what validation cannot know (whether the weights are present and of the right shapes,
+/// device limits, forms a particular executor lacks) the executor still reports as an error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidPlan(LayerPlan);
 

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use cnnc_compiler::graph::{Activation, Conv2d, Op, Pad4, Pool2d};
 use cnnc_runtime::gpu::PlanOptions;
 
-use super::net::{act, bn, conv, spelled, window, window_3x3_same, ACTIVATIONS};
+use super::net::{act, bn, conv, max_pool, spelled, window, window_3x3_same, ACTIVATIONS};
 use super::problems::{
     ActivationProblem, Composite, ConvProblem, LinearProblem, LrnProblem, PoolProblem, Pooling, Problem, SoftmaxProblem,
 };
@@ -173,7 +173,7 @@ pub(super) fn others() -> Vec<Case> {
             &[3, 6, 6],
             |net, x| {
                 let a = net.apply(x, Op::Conv2d(conv(2, 1)));
-                let b = net.apply(x, Op::MaxPool(window_3x3_same()));
+                let b = net.apply(x, max_pool(window_3x3_same()));
                 let c = net.apply(x, Op::AvgPool(window_3x3_same()));
                 net.join(Op::Concat, &[a, b, c])
             },
@@ -204,7 +204,7 @@ pub(super) fn others() -> Vec<Case> {
             "elementwise",
             "batch-norm after pooling",
             &[4, 6, 6],
-            |net, x| net.chain(x, [Op::MaxPool(window(2)), bn()]),
+            |net, x| net.chain(x, [max_pool(window(2)), bn()]),
             2,
         ),
         composite(
@@ -219,7 +219,7 @@ pub(super) fn others() -> Vec<Case> {
             "add of three branches",
             &[4, 5, 5],
             |net, x| {
-                let b = net.apply(x, Op::MaxPool(window_3x3_same()));
+                let b = net.apply(x, max_pool(window_3x3_same()));
                 let c = net.apply(x, Op::AvgPool(window_3x3_same()));
                 net.join(Op::Add, &[x, b, c])
             },
@@ -251,7 +251,7 @@ pub(super) fn others() -> Vec<Case> {
             |net, x| {
                 let a = net.apply(x, Op::Conv2d(conv(2, 1)));
                 let b = net.apply(x, Op::Conv2d(c(5, 3, 1, 1, 1)));
-                let m = net.apply(x, Op::MaxPool(window_3x3_same()));
+                let m = net.apply(x, max_pool(window_3x3_same()));
                 net.join(Op::Concat, &[a, b, m])
             },
             2,

@@ -112,6 +112,12 @@ pub fn window(kernel: usize) -> Pool2d {
     }
 }
 
+/// Max pooling over `window`, with `count_include_pad` off as the expander sets it for max pooling
+/// (the flag is baked into the kernel, so this keeps the compiled variant the one models use).
+pub fn max_pool(window: Pool2d) -> Op {
+    Op::MaxPool(Pool2d { count_include_pad: false, ..window })
+}
+
 /// A 3×3 window of stride 1 and padding 1 (keeps the size).
 pub fn window_3x3_same() -> Pool2d {
     Pool2d { stride: [1, 1], padding: Pad4::uniform(1), ..window(3) }

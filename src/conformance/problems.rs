@@ -7,7 +7,7 @@ use cnnc_compiler::graph::{Activation, Conv2d, Graph, Op, Pool2d};
 use cnnc_runtime::weights::Weights;
 use cnnc_runtime::{cpu, RuntimeError, Tensor};
 
-use super::net::{act, bn, linear, window, Net, Value};
+use super::net::{act, bn, linear, max_pool, window, Net, Value};
 
 /// A conformance problem: a small model that exercises one kernel family.
 pub trait Problem: Debug {
@@ -85,7 +85,7 @@ pub enum Pooling {
 impl Pooling {
     pub fn op(&self) -> Op {
         match self {
-            Pooling::Max(p) => Op::MaxPool(p.clone()),
+            Pooling::Max(p) => max_pool(p.clone()),
             Pooling::Avg(p) => Op::AvgPool(p.clone()),
             Pooling::AdaptiveAvg(size) => Op::AdaptiveAvgPool { size: *size },
             Pooling::AdaptiveMax(size) => Op::AdaptiveMaxPool { size: *size },
@@ -148,11 +148,7 @@ impl Problem for ActivationProblem {
     }
 
     fn build(&self, net: &mut Net, x: Value) -> Value {
-        let x = if self.fused {
-            net.apply(x, Op::MaxPool(cnnc_compiler::graph::Pool2d { stride: [1, 1], ..window(3) }))
-        } else {
-            x
-        };
+        let x = if self.fused { net.apply(x, max_pool(Pool2d { stride: [1, 1], ..window(3) })) } else { x };
         net.apply(x, act(self.activation))
     }
 }

@@ -2,7 +2,7 @@
 //! problem and the layer it is in.
 
 use super::*;
-use crate::graph::{Conv2d, Pad4, ParamKind};
+use crate::graph::{Conv2d, FoldedBatchNorm, Pad4, ParamKind};
 
 /// input [3, 8, 8] → conv 3→4 3×3 pad 1 (slot 1) → add of the conv and itself (slot 0) → flatten.
 fn plan() -> LayerPlan {
@@ -98,7 +98,7 @@ fn ops_get_the_inputs_and_parameters_their_kernels_assume() {
         p.layers[2].op = Op::Mul;
         p.layers[2].inputs.truncate(1);
     });
-    assert_eq!((at, p), (Some(2), PlanProblem::Arity { op: "mul", expected: "two", found: 1 }));
+    assert_eq!((at, p), (Some(2), PlanProblem::Arity { op: "mul", expected: "at least two", found: 1 }));
     let (at, p) = problem(|p| {
         p.layers[1].params.pop();
     });
@@ -149,4 +149,62 @@ fn errors_name_the_layer() {
     p.layers[1].slot = Some(SlotId(5));
     let message = p.validate().unwrap_err().to_string();
     assert_eq!(message, "layer 1 (`conv`): writes slot 5, but the layout has 2 slots");
+}
+
+#[test]
+fn output_sizes_follow_the_window_formulas() {
+    // A 3×3 convolution with padding 1 keeps 8×8; 7×8 is not what it computes.
+    let (at, p) = problem(|p| {
+        p.layers[1].shape = Shape::of(&[4, 7, 8]);
+        p.layers[2].inputs[0].shape = Shape::of(&[4, 7, 8]);
+    });
+    assert_eq!(at, Some(1));
+    assert!(matches!(p, PlanProblem::Shape { what: "the convolution's output", .. }), "{p:?}");
+    let (at, p) = problem(|p| {
+        let Op::Conv2d(c) = &mut p.layers[1].op else { unreachable!() };
+        c.groups = 0;
+    });
+    assert_eq!(at, Some(1));
+    assert!(matches!(p, PlanProblem::Shape { what: "the convolution", .. }), "{p:?}");
+}
+
+#[test]
+fn zero_sized_tensors_and_misplaced_fusions_are_refused() {
+    let (at, p) = problem(|p| p.layers[0].shape = Shape::of(&[3, 0, 8]));
+    assert_eq!(at, None, "the input no longer matches the layout: {p:?}");
+    let (at, p) = problem(|p| {
+        p.layers[0].shape = Shape::of(&[3, 0, 8]);
+        p.layout.input_shape = Shape::of(&[3, 0, 8]);
+    });
+    assert_eq!(at, Some(0));
+    assert!(matches!(p, PlanProblem::Shape { what: "the result", .. }), "{p:?}");
+    let (at, p) = problem(|p| {
+        p.layers[2].residual = true;
+        p.layers[2].inputs.push(Operand::new(ValueId(1), &[4, 8, 8]));
+    });
+    assert_eq!((at, p), (Some(2), PlanProblem::Fused { what: "a residual add", op: "add" }));
+    let (at, p) = problem(|p| p.layers[2].into_concat = Some(ConcatTarget { channels: 8, offset: 0 }));
+    assert_eq!((at, p), (Some(2), PlanProblem::Fused { what: "a concat slice", op: "add" }));
+}
+
+#[test]
+fn a_folded_batch_norm_has_its_four_tensors() {
+    let bn = |kinds: [ParamKind; 4]| FoldedBatchNorm {
+        eps: 1e-5,
+        params: kinds.iter().map(|k| Param::new(&format!("bn.{}", k.suffix()), *k, &[4])).collect(),
+    };
+    let right = [ParamKind::Weight, ParamKind::Bias, ParamKind::RunningMean, ParamKind::RunningVar];
+    let mut ok = plan();
+    ok.layers[1].batch_norm = Some(bn(right));
+    assert!(ok.validate().is_ok());
+    let (at, p) = problem(|p| p.layers[1].batch_norm = Some(bn([ParamKind::Weight; 4])));
+    assert_eq!((at, p), (Some(1), PlanProblem::FoldedBatchNorm));
+}
+
+#[test]
+fn mul_takes_two_or_more_values() {
+    let mut three = plan();
+    three.layers[2].op = Op::Mul;
+    three.layers[2].inputs.push(Operand::new(ValueId(1), &[4, 8, 8]));
+    assert!(three.validate().is_ok(), "the executor, not the plan, decides what it can multiply");
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use super::{Layer, LayerPlan, SlotId, ValueId};
 use crate::graph::{Op, Shape};
 use crate::span::Span;
+use crate::window;
 
 /// Why a layer plan is not valid, and where.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +33,9 @@ pub enum PlanProblem {
     OperandShape { value: ValueId, expected: Shape, found: Shape },
     /// The op reads the wrong number of values (a fused residual counts as one more).
     Arity { op: &'static str, expected: &'static str, found: usize },
+    /// Work fused into an op whose kernels cannot do it: a residual add into anything but a
+    /// convolution, a concat slice into anything but a convolution or a pooling.
+    Fused { what: &'static str, op: &'static str },
     /// An operand or the result does not have the shape the op's kernels compute with.
     Shape { what: &'static str, expected: String, found: Shape },
     /// The parameters listed differ from the op's (kinds and shapes, in state_dict order).
@@ -66,6 +70,7 @@ impl fmt::Display for PlanProblem {
                 write!(f, "reads value {} as {found}, but it was computed as {expected}", value.0)
             }
             PlanProblem::Arity { op, expected, found } => write!(f, "{op} reads {found} values, expected {expected}"),
+            PlanProblem::Fused { what, op } => write!(f, "{what} is fused into a {op}, whose kernels cannot do it"),
             PlanProblem::Shape { what, expected, found } => write!(f, "{what} is {found}, expected {expected}"),
             PlanProblem::Params { expected, found } => write!(f, "parameters are {found}, expected {expected}"),
             PlanProblem::FoldedBatchNorm => {
@@ -172,16 +177,33 @@ fn expect_elements(found: &Shape, expected: usize, what: &'static str) -> Result
 
 /// The op's contract: how many values it reads, its parameters, the shapes its kernels assume.
 fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
+    let op = layer.op.name();
+    if layer.residual && !matches!(layer.op, Op::Conv2d(_)) {
+        return Err(PlanProblem::Fused { what: "a residual add", op });
+    }
+    let writes_slices = matches!(
+        layer.op,
+        Op::Conv2d(_) | Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool { .. } | Op::AdaptiveMaxPool { .. }
+    );
+    if layer.into_concat.is_some() && !writes_slices {
+        return Err(PlanProblem::Fused { what: "a concat slice", op });
+    }
+    if let Op::Conv2d(c) = &layer.op {
+        if c.groups == 0 || c.in_channels % c.groups != 0 || c.out_channels % c.groups != 0 {
+            let expected = format!("channels divisible into {} groups", c.groups);
+            return Err(mismatch("the convolution", expected, &Shape::of(&[c.in_channels, c.out_channels])));
+        }
+    }
     let residual = usize::from(layer.residual);
     let own_inputs = layer.inputs.len().saturating_sub(residual);
     let (expected, ok) = match layer.op {
-        Op::Input => ("none", layer.inputs.is_empty() && !layer.residual),
+        Op::Input => ("none", layer.inputs.is_empty()),
         Op::Add | Op::Concat => ("at least one", own_inputs >= 1),
-        Op::Mul => ("two", own_inputs == 2),
+        Op::Mul => ("at least two", own_inputs >= 2),
         _ => ("one", own_inputs == 1),
     };
-    if !ok || layer.inputs.len() < residual {
-        return Err(PlanProblem::Arity { op: layer.op.name(), expected, found: layer.inputs.len() });
+    if !ok {
+        return Err(PlanProblem::Arity { op, expected, found: layer.inputs.len() });
     }
     if layer.residual {
         expect_shape(&layer.inputs[own_inputs].shape, layer.shape.dims(), "the residual operand")?;
@@ -195,7 +217,8 @@ fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
     }
     if let Some(bn) = &layer.batch_norm {
         let Op::Conv2d(c) = &layer.op else { return Err(PlanProblem::FoldedBatchNorm) };
-        if bn.params.len() != 4 || bn.params.iter().any(|p| p.shape != [c.out_channels]) {
+        let folded: Vec<_> = bn.params.iter().map(|p| (p.kind, p.shape.clone())).collect();
+        if folded != (Op::BatchNorm { channels: c.out_channels, eps: bn.eps }).params() {
             return Err(PlanProblem::FoldedBatchNorm);
         }
     }
@@ -210,28 +233,46 @@ fn mismatch(what: &'static str, expected: impl Into<String>, found: &Shape) -> P
 /// The shapes the op's kernels compute with: images where they need `[C, H, W]`, channel counts
 /// that agree with the attributes, results the shape of their input where the op keeps it.
 fn check_shapes(layer: &Layer, own_inputs: usize) -> Result<(), PlanProblem> {
-    if layer.shape.dims().is_empty() {
-        return Err(mismatch("the result", "at least one dim", &layer.shape));
+    if layer.shape.dims().is_empty() || layer.shape.dims().contains(&0) {
+        return Err(mismatch("the result", "at least one dim, none of them 0", &layer.shape));
     }
     match &layer.op {
         Op::Conv2d(c) => {
-            let [ic, _, _] = image(&layer.inputs[0].shape, "the convolution's input")?;
-            let [oc, _, _] = image(&layer.shape, "the convolution's output")?;
-            if ic != c.in_channels || oc != c.out_channels || c.groups == 0 || ic % c.groups != 0 {
-                let expected = format!("{} input and {} output channels", c.in_channels, c.out_channels);
-                return Err(mismatch("the convolution's input", expected, &Shape::of(&[ic])));
+            let [ic, ih, iw] = image(&layer.inputs[0].shape, "the convolution's input")?;
+            let p = &c.padding;
+            let oh = window::output_len(ih, c.kernel[0], c.stride[0], (p.top, p.bottom), c.dilation[0], false);
+            let ow = window::output_len(iw, c.kernel[1], c.stride[1], (p.left, p.right), c.dilation[1], false);
+            let (Ok(oh), Ok(ow)) = (oh, ow) else {
+                return Err(mismatch("the convolution's input", "at least the dilated kernel", &layer.inputs[0].shape));
+            };
+            if ic != c.in_channels {
+                return Err(mismatch(
+                    "the convolution's input",
+                    format!("{} channels", c.in_channels),
+                    &layer.inputs[0].shape,
+                ));
             }
+            expect_shape(&layer.shape, &[c.out_channels, oh, ow], "the convolution's output")?;
         }
         Op::Linear { in_features, out_features, .. } => {
             expect_elements(&layer.inputs[0].shape, *in_features, "the linear layer's input")?;
             expect_shape(&layer.shape, &[*out_features], "the linear layer's output")?;
         }
-        Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool { .. } | Op::AdaptiveMaxPool { .. } => {
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            let [c, ih, iw] = image(&layer.inputs[0].shape, "the pooling's input")?;
+            let pad = &p.padding;
+            let oh =
+                window::output_len(ih, p.kernel[0], p.stride[0], (pad.top, pad.bottom), p.dilation[0], p.ceil_mode);
+            let ow =
+                window::output_len(iw, p.kernel[1], p.stride[1], (pad.left, pad.right), p.dilation[1], p.ceil_mode);
+            let (Ok(oh), Ok(ow)) = (oh, ow) else {
+                return Err(mismatch("the pooling's input", "at least the dilated window", &layer.inputs[0].shape));
+            };
+            expect_shape(&layer.shape, &[c, oh, ow], "the pooling's output")?;
+        }
+        Op::AdaptiveAvgPool { size } | Op::AdaptiveMaxPool { size } => {
             let [c, _, _] = image(&layer.inputs[0].shape, "the pooling's input")?;
-            let [oc, _, _] = image(&layer.shape, "the pooling's output")?;
-            if c != oc {
-                return Err(mismatch("the pooling's output", format!("{c} channels"), &layer.shape));
-            }
+            expect_shape(&layer.shape, &[c, size[0], size[1]], "the pooling's output")?;
         }
         Op::Chunk { chunks, index } => {
             let [c, h, w] = image(&layer.inputs[0].shape, "the chunk's input")?;
@@ -243,6 +284,7 @@ fn check_shapes(layer: &Layer, own_inputs: usize) -> Result<(), PlanProblem> {
         }
         Op::ChannelShuffle { groups } => {
             let [c, _, _] = image(&layer.shape, "the shuffled tensor")?;
+            expect_shape(&layer.inputs[0].shape, layer.shape.dims(), "the shuffled input")?;
             if *groups == 0 || c % groups != 0 {
                 let expected = format!("channels divisible into {groups} groups");
                 return Err(mismatch("the shuffled tensor", expected, &layer.shape));

@@ -6,7 +6,7 @@ use super::record::Recorder;
 use super::Gpu;
 use crate::{RuntimeError, Tensor};
 
-/// The buffers and batch chunking of a built model ([`super::Builder::finish`]).
+/// The buffers and batch chunking of a built model ([`super::build`]).
 pub struct Program {
     pub(crate) gpu: Gpu,
     pub(crate) input: wgpu::Buffer,

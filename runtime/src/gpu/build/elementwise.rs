@@ -72,7 +72,10 @@ impl Builder<'_> {
     /// The product of two values, the smaller broadcast over positions when it has one per channel.
     pub(super) fn mul(&mut self, layer: &Layer) -> Result<(), RuntimeError> {
         let (c, p) = channels_positions(&layer.shape);
-        let [a, b] = &layer.inputs[..] else { unreachable!("a valid plan gives mul two inputs") };
+        let [a, b] = &layer.inputs[..] else {
+            let what = format!("the GPU multiplies two values, not {}", layer.inputs.len());
+            return Err(RuntimeError::Unsupported { layer: layer.path.clone(), span: layer.span, what });
+        };
         let (big, gate) = if elements(&a.shape) >= elements(&b.shape) { (a, b) } else { (b, a) };
         let (gc, gp) = channels_positions(&gate.shape);
         if elements(&big.shape) != elements(&layer.shape) || gc != c || (gp != p && gp != 1) {

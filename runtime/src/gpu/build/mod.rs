@@ -66,8 +66,10 @@ pub struct Built {
 /// batch would not fit a binding), reading parameters from `weights`.
 ///
 /// # Errors
-/// A weight the plan names is missing from `weights` or has another shape, a tensor exceeds the
-/// device's limits, or the driver rejects a kernel.
+/// A weight the plan names is missing from `weights` or has another shape
+/// ([`RuntimeError::MissingWeight`], [`RuntimeError::WeightShape`]), a tensor exceeds the device's
+/// limits ([`RuntimeError::BindingLimit`]), a layer has a form the GPU has no kernel for
+/// ([`RuntimeError::Unsupported`]), or the driver rejects a kernel ([`RuntimeError::Kernel`]).
 pub fn build(
     gpu: &Gpu,
     plan: &ValidPlan,
@@ -143,7 +145,7 @@ impl<'w> Builder<'w> {
     ) -> Result<Builder<'w>, RuntimeError> {
         let device_limit = gpu.limits.max_storage_buffer_binding_size as usize;
         let limit = options.binding_limit.map_or(device_limit, |l| l.min(device_limit));
-        let largest = layout.slot_elements.iter().map(|e| *e as usize * 4).max().unwrap_or(4);
+        let largest = layout.slot_elements.iter().map(|e| *e as usize * 4).max().unwrap_or(0).max(4);
         if largest > limit {
             let what = "one activation of a single input".to_string();
             return Err(RuntimeError::BindingLimit { what, bytes: largest as u64, limit: limit as u64 });

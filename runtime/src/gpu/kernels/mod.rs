@@ -318,7 +318,8 @@ pub fn samples() -> Vec<Kernel> {
     .concat()
 }
 
-/// A `u32` constant from a size (sizes are bounded far below `u32::MAX` by the compiler's limits).
+/// A `u32` constant from a size (the compiler bounds tensors far below `u32::MAX` elements; a
+/// hand-written plan with larger ones would wrap here).
 pub(crate) fn u(v: usize) -> Const {
     Const::U(v as u32)
 }
