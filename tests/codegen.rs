@@ -16,7 +16,9 @@ fn generate(name: &str) -> String {
     let path = root().join("specs").join(format!("{name}.yaml"));
     let compilation = cnnc::compile_path(&path).expect("readable spec");
     match compilation.result {
-        Ok(Expanded::Model(graph)) => codegen::generate(&graph, &compilation.sources).expect("a valid plan"),
+        Ok(Expanded::Model(graph)) => {
+            codegen::generate(&cnnc::compiler::Model::new(graph).expect("a valid plan"), &compilation.sources)
+        }
         _ => panic!("{name} is not a checked model"),
     }
 }

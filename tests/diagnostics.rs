@@ -27,8 +27,10 @@ fn diagnose(path: &Path) -> String {
 
 /// `cnnc::<area>::<what>`, both parts lowercase words.
 fn is_code(code: &str) -> bool {
-    const AREAS: [&str; 12] =
-        ["file", "import", "yaml", "syntax", "spec", "args", "expr", "module", "name", "shape", "meta", "limit"];
+    const AREAS: [&str; 13] = [
+        "file", "import", "yaml", "syntax", "spec", "args", "expr", "module", "name", "shape", "meta", "limit",
+        "internal",
+    ];
     let parts: Vec<&str> = code.split("::").collect();
     let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '_');
     matches!(parts[..], ["cnnc", area, what] if AREAS.contains(&area) && word(what))

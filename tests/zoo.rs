@@ -27,12 +27,15 @@ fn compare(name: &str, facts: &Value) -> Vec<String> {
         Ok(c) => c,
         Err(e) => return vec![e.to_string()],
     };
-    let graph = match compilation.result {
-        Ok(Expanded::Model(g)) => g,
+    let model = match compilation.result {
+        Ok(Expanded::Model(g)) => match cnnc::compiler::Model::new(g) {
+            Ok(model) => model,
+            Err(d) => return vec![cnnc::render::render_all(&[d], &compilation.sources, false)],
+        },
         Ok(Expanded::Library(_)) => return vec!["is a library, not a model".into()],
         Err(diags) => return vec![cnnc::render::render_all(&diags, &compilation.sources, false)],
     };
-    let s = summarize(&graph, 1);
+    let s = summarize(&model, 1);
     let mut problems = Vec::new();
     let as_dims =
         |v: &Value| -> Vec<usize> { v.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect() };

@@ -55,6 +55,55 @@ pub fn compile_bytes(path: &Path, bytes: Vec<u8>) -> Compilation {
     finish(sources, loaded)
 }
 
+/// A model spec compiled through the whole pipeline: parse → expand/check → lower → validate.
+#[derive(Clone, Debug)]
+pub struct Model {
+    /// The checked graph: what the CPU executor runs and summaries, drawings and metadata read.
+    pub graph: Graph,
+    /// The validated inference plan: what the GPU executor and generated code build from.
+    pub plan: ir::ValidPlan,
+}
+
+impl Model {
+    /// The pipeline's last stages on a checked graph: lowering for inference and validation.
+    ///
+    /// # Errors
+    /// A plan that fails validation is a compiler bug; it is reported as a `cnnc::internal::plan`
+    /// diagnostic at the layer it concerns rather than run.
+    pub fn new(graph: Graph) -> Result<Model, Diagnostic> {
+        match inference_plan(&graph) {
+            Ok(plan) => Ok(Model { graph, plan }),
+            Err(e) => {
+                let d = Diagnostic::error("cnnc::internal::plan", format!("cnnc made an inconsistent layer plan: {e}"))
+                    .help("this is a bug in cnnc; please report it with the spec");
+                Err(match &e.layer {
+                    Some((_, path, span)) => d.at(*span, "in this layer").in_layer(path),
+                    None => d,
+                })
+            }
+        }
+    }
+}
+
+/// The whole pipeline on the spec at `path` (and its imports): parse → expand/check → lower →
+/// validate. A library spec (no `model:`) is a `cnnc::spec::not_a_model` diagnostic.
+///
+/// # Errors
+/// The file cannot be read; diagnostics come in the second part of the result.
+pub fn compile_model_path(path: &Path) -> Result<(SourceMap, Result<Model, Vec<Diagnostic>>), ReadError> {
+    let compilation = compile_path(path)?;
+    let model = match compilation.result {
+        Ok(Expanded::Model(graph)) => Model::new(graph).map_err(|d| vec![d]),
+        Ok(Expanded::Library(_)) => Err(vec![Diagnostic::error(
+            "cnnc::spec::not_a_model",
+            format!("`{}` is a library of modules, not a model", path.display()),
+        )
+        .help("a spec with `model:`, `input:` and `body:` is needed")]),
+        Err(diags) => Err(diags),
+    };
+    Ok((compilation.sources, model))
+}
+
 fn finish(sources: SourceMap, loaded: spec::load::Loaded) -> Compilation {
     let result =
         if loaded.diagnostics.is_empty() { expand::expand(&loaded.files, &sources) } else { Err(loaded.diagnostics) };

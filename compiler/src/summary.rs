@@ -2,7 +2,7 @@
 //! activation memory.
 
 use crate::graph::{Graph, NodeId, Op, Shape};
-use crate::passes;
+use crate::Model;
 
 /// One row of the summary table.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,16 +29,18 @@ pub struct Summary {
     pub weights: Vec<(String, Vec<usize>)>,
     /// Bytes of f32 activations alive at once at the worst point, for the batch given.
     pub peak_activation_bytes: u64,
-    /// Bytes of the activation buffers executors allocate: the graph lowered for inference, its
-    /// values assigned to buffers reused by liveness ([`crate::passes::plan_buffers`]).
+    /// Bytes of the activation buffers executors allocate: the slots of the validated plan, which
+    /// hold the lowered graph's values reused by liveness ([`crate::passes::plan_buffers`]).
     pub planned_activation_bytes: u64,
     /// How many activation buffers that plan uses.
     pub activation_buffers: usize,
     pub batch: u64,
 }
 
-/// Summarises a graph for a batch size.
-pub fn summarize(graph: &Graph, batch: u64) -> Summary {
+/// Summarises a compiled model for a batch size: layers, parameters and MACs from its checked graph,
+/// planned activation memory from its validated plan.
+pub fn summarize(model: &Model, batch: u64) -> Summary {
+    let graph = &model.graph;
     let rows = graph
         .inference_nodes()
         .filter(|(_, n)| n.op != Op::Input)
@@ -55,7 +57,7 @@ pub fn summarize(graph: &Graph, batch: u64) -> Summary {
             macs: n.op.macs(&n.shape),
         })
         .collect::<Vec<_>>();
-    let plan = passes::plan_buffers(&passes::lower(graph));
+    let slot_elements = &model.plan.layout().slot_elements;
     let weights: Vec<(String, Vec<usize>)> = graph.weights().map(|p| (p.name.clone(), p.shape.clone())).collect();
     let params =
         graph.weights().filter(|p| p.kind.is_trainable()).map(|p| p.shape.iter().product::<usize>() as u64).sum();
@@ -68,8 +70,8 @@ pub fn summarize(graph: &Graph, batch: u64) -> Summary {
         params,
         weights,
         peak_activation_bytes: peak_activation_elements(graph).saturating_mul(4).saturating_mul(batch),
-        planned_activation_bytes: plan.total_elements().saturating_mul(4).saturating_mul(batch),
-        activation_buffers: plan.slot_elements.len(),
+        planned_activation_bytes: slot_elements.iter().sum::<u64>().saturating_mul(4).saturating_mul(batch),
+        activation_buffers: slot_elements.len(),
         batch,
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cnnc_compiler::{codegen, render, Expanded};
+use cnnc_compiler::{codegen, render, Diagnostic, Expanded, Model};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -20,8 +20,9 @@ pub fn expand(spec: &str, manifest_dir: &Path) -> Result<TokenStream, String> {
         }
         Err(diags) => return Err(render::render_all(&diags, &compilation.sources, false).replace(&prefix, "")),
     };
-    let code = codegen::generate(&graph, &compilation.sources)
-        .map_err(|e| format!("cnnc made an inconsistent layer plan (a bug in cnnc; please report it): {e}"))?;
+    let render = |d: Diagnostic| render::render_all(&[d], &compilation.sources, false).replace(&prefix, "");
+    let model = Model::new(graph).map_err(render)?;
+    let code = codegen::generate(&model, &compilation.sources);
     let tokens: TokenStream = code.parse().map_err(|e| format!("cnnc generated code that does not lex: {e}"))?;
     let tracked = path.to_string_lossy().into_owned();
     Ok(quote! {
@@ -44,7 +45,8 @@ mod tests {
         let tokens = expand("specs/lenet.yaml", root()).expect("lenet expands");
         let compilation = cnnc_compiler::compile_path(&root().join("specs/lenet.yaml")).unwrap();
         let Ok(Expanded::Model(graph)) = compilation.result else { panic!("lenet compiles") };
-        let generated: TokenStream = codegen::generate(&graph, &compilation.sources).unwrap().parse().unwrap();
+        let model = Model::new(graph).expect("a valid plan");
+        let generated: TokenStream = codegen::generate(&model, &compilation.sources).parse().unwrap();
         let text = tokens.to_string();
         assert!(text.starts_with(&generated.to_string()), "the expansion starts with the generated module");
         assert!(text.ends_with(&format!("include_str ! ({:?}) ;", root().join("specs/lenet.yaml").to_string_lossy())));

@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cnnc::compiler::inference_plan;
-use cnnc::runtime::{gpu, synthetic, RuntimeError};
+use cnnc::runtime::{gpu, synthetic};
 use serde_json::json;
 
 use super::progress::Progress;
@@ -43,8 +42,8 @@ fn timing_name(how: gpu::StepTiming) -> &'static str {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let graph = match compile_model(&args.spec) {
-        Ok(graph) => graph,
+    let (graph, plan) = match compile_model(&args.spec) {
+        Ok(model) => (model.graph, model.plan),
         Err(code) => return code,
     };
     let device = match gpu::open(args.adapter.as_deref()) {
@@ -62,10 +61,7 @@ pub fn run(args: Args) -> ExitCode {
     // Time to first result: pipelines and buffers created, weights uploaded, one forward read back.
     let progress = Progress::start("preparing kernels, uploading weights, first forward pass");
     let start = Instant::now();
-    let result = inference_plan(&graph)
-        .map_err(RuntimeError::from)
-        .and_then(|plan| gpu::Prepared::new(&device, &plan, &weights, batch))
-        .and_then(|p| p.run(&input).map(|_| p));
+    let result = gpu::Prepared::new(&device, &plan, &weights, batch).and_then(|p| p.run(&input).map(|_| p));
     let prepared = match result {
         Ok(p) => p,
         Err(e) => {

@@ -25,17 +25,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (graph, sources) = match compile_model_with_sources(&args.spec) {
+    let (model, sources) = match compile_model_with_sources(&args.spec) {
         Ok(compiled) => compiled,
         Err(code) => return code,
     };
-    let module = match codegen::generate(&graph, &sources) {
-        Ok(module) => module,
-        Err(e) => {
-            eprintln!("error: cnnc made an inconsistent layer plan (a bug in cnnc; please report it): {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let module = codegen::generate(&model, &sources);
+    let graph = &model.graph;
     let Some(dir) = &args.crate_dir else {
         return emit(args.output.as_deref(), &module);
     };
@@ -46,9 +41,9 @@ pub fn run(args: Args) -> ExitCode {
     }
     let runtime = std::fs::canonicalize(&runtime).unwrap_or(runtime);
     let files = [
-        ("Cargo.toml", codegen::manifest(&graph, &runtime.to_string_lossy())),
+        ("Cargo.toml", codegen::manifest(graph, &runtime.to_string_lossy())),
         ("src/lib.rs", module),
-        ("src/main.rs", codegen::main_rs(&graph)),
+        ("src/main.rs", codegen::main_rs(graph)),
     ];
     // Files this command wrote before are regenerated; anything else is the user's and stays.
     let foreign: Vec<PathBuf> = files
@@ -75,7 +70,7 @@ pub fn run(args: Args) -> ExitCode {
     }
     eprintln!(
         "wrote crate `{}` to {} (build it with `cargo build --release` there)",
-        codegen::package_name(&graph),
+        codegen::package_name(graph),
         dir.display()
     );
     ExitCode::SUCCESS

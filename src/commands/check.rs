@@ -17,8 +17,8 @@ pub fn run(args: Args) -> ExitCode {
     let mut worst = 0u8;
     for path in &args.specs {
         match compile(path) {
-            Compiled::Model(graph, _) => {
-                let s = summarize(&graph, 1);
+            Compiled::Model(model, _) => {
+                let s = summarize(&model, 1);
                 println!(
                     "ok  {}: model `{}`, {} → {}, {} params, {} MACs, {} layers",
                     path.display(),

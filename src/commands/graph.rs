@@ -28,7 +28,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     let graph = match compile_model(&args.spec) {
-        Ok(graph) => graph,
+        Ok(model) => model.graph,
         Err(code) => return code,
     };
     let text = match args.format {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cnnc::compiler::{Expanded, Graph, SourceMap};
+use cnnc::compiler::{Expanded, Model, SourceMap};
 
 /// Exit code for errors in a spec.
 pub const EXIT_SPEC_ERROR: u8 = 1;
@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The outcome of compiling one spec for a command.
 pub enum Compiled {
-    Model(Box<Graph>, SourceMap),
+    Model(Box<Model>, SourceMap),
     Library(Vec<String>),
     /// Errors were printed; the exit code to return.
     Failed(u8),
@@ -131,7 +131,14 @@ pub fn compile(path: &Path) -> Compiled {
         }
     };
     match compilation.result {
-        Ok(Expanded::Model(graph)) => Compiled::Model(Box::new(graph), compilation.sources),
+        Ok(Expanded::Model(graph)) => match Model::new(graph) {
+            Ok(model) => Compiled::Model(Box::new(model), compilation.sources),
+            Err(d) => {
+                let color = std::io::stderr().is_terminal();
+                eprint!("{}", cnnc::render::render_all(&[d], &compilation.sources, color));
+                Compiled::Failed(EXIT_SPEC_ERROR)
+            }
+        },
         Ok(Expanded::Library(names)) => Compiled::Library(names),
         Err(diags) => {
             let color = std::io::stderr().is_terminal();
@@ -141,15 +148,16 @@ pub fn compile(path: &Path) -> Compiled {
     }
 }
 
-/// Compiles a spec that must define a model; errors are printed and turned into an exit code.
-pub fn compile_model(path: &Path) -> Result<Graph, ExitCode> {
-    compile_model_with_sources(path).map(|(graph, _)| graph)
+/// Compiles a spec that must define a model through the whole pipeline (its checked graph and
+/// validated plan); errors are printed and turned into an exit code.
+pub fn compile_model(path: &Path) -> Result<Model, ExitCode> {
+    compile_model_with_sources(path).map(|(model, _)| model)
 }
 
 /// As [`compile_model`], with the sources the spec was read from.
-pub fn compile_model_with_sources(path: &Path) -> Result<(Graph, SourceMap), ExitCode> {
+pub fn compile_model_with_sources(path: &Path) -> Result<(Model, SourceMap), ExitCode> {
     match compile(path) {
-        Compiled::Model(graph, sources) => Ok((*graph, sources)),
+        Compiled::Model(model, sources) => Ok((*model, sources)),
         Compiled::Library(_) => {
             eprintln!(
                 "error: `{}` is a library of modules, not a model (a spec with `model:` is needed)",

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cnnc::compiler::{inference_plan, Graph};
+use cnnc::compiler::Model;
 use cnnc::runtime::{classify, cpu, gpu, image_input, npy, synthetic, weights, RuntimeError};
 
 use super::progress::Progress;
@@ -60,11 +60,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let graph = match compile_model(&args.spec) {
-        Ok(graph) => graph,
+    let model = match compile_model(&args.spec) {
+        Ok(model) => model,
         Err(code) => return code,
     };
-    match execute(&args, &graph) {
+    match execute(&args, &model) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -73,7 +73,8 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
+fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
+    let graph = &model.graph;
     let progress = Progress::start("loading weights");
     let weights = match (&args.weights, args.seed) {
         (Some(path), _) => {
@@ -114,7 +115,7 @@ fn execute(args: &Args, graph: &Graph) -> Result<(), RuntimeError> {
         progress.stage("opening the GPU");
         let gpu = gpu::open(args.adapter.as_deref())?;
         progress.stage("preparing kernels and uploading weights");
-        let prepared = gpu::Prepared::new(&gpu, &inference_plan(graph)?, &weights, input.batch())?;
+        let prepared = gpu::Prepared::new(&gpu, &model.plan, &weights, input.batch())?;
         progress.stage(format!("running {} input(s) on the GPU", input.batch()));
         prepared.run(&input)?
     };

@@ -21,11 +21,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let graph = match compile_model(&args.spec) {
-        Ok(graph) => graph,
+    let model = match compile_model(&args.spec) {
+        Ok(model) => model,
         Err(code) => return code,
     };
-    let summary = summarize(&graph, args.batch);
+    let summary = summarize(&model, args.batch);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&to_json(&summary)).expect("JSON values serialise"));
     } else {
