@@ -1,13 +1,13 @@
 //! The shader conformance suite on this machine's adapter (Mesa's lavapipe in CI): every kernel
 //! family against the CPU reference — the named regressions `cnnc conformance` runs, and cases drawn
-//! by proptest over the shapes and attributes of the convolution, pooling, linear, activation, LRN
-//! and softmax families (a fixed seed, so CI is reproducible;
+//! by proptest over the shapes and attributes of every family (a fixed seed, so CI is reproducible;
 //! `PROPTEST_CASES=N` draws N per family instead of the default).
 
 use cnnc::compiler::graph::{Activation, Conv2d, Pad4, Pool2d};
 use cnnc::conformance::net::ACTIVATIONS;
 use cnnc::conformance::problems::{
-    ActivationProblem, ConvProblem, LinearProblem, LrnProblem, PoolProblem, Pooling, SoftmaxProblem,
+    ActivationProblem, ConvProblem, CopyKind, CopyProblem, ElementwiseKind, ElementwiseProblem, LinearProblem,
+    LrnProblem, PoolProblem, Pooling, SoftmaxProblem,
 };
 use cnnc::conformance::{self, Case, Problem};
 use cnnc::runtime::gpu::{self, Gpu, PlanOptions};
@@ -204,6 +204,41 @@ fn any_softmax() -> impl Strategy<Value = SoftmaxProblem> {
     ((1..=4usize, 1..=4usize), 1..=40usize).prop_map(|((c, s), classes)| SoftmaxProblem { input: [c, s, s], classes })
 }
 
+/// Any elementwise computation: sums of 2 to 4 values, same-shape and per-channel products,
+/// per-channel affines with any scale and shift, and batch-norm.
+fn any_elementwise() -> impl Strategy<Value = ElementwiseProblem> {
+    let shape = (1..=6usize, 1..=7usize, 1..=7usize);
+    let affine = proptest::collection::vec((-2.0..2.0f64, -1.0..1.0f64), 6);
+    (shape, 0..5usize, 2..=4usize, affine).prop_map(|((c, h, w), which, terms, pairs)| {
+        let op = match which {
+            0 => ElementwiseKind::Add { terms },
+            1 => ElementwiseKind::Mul { per_channel: false },
+            2 => ElementwiseKind::Mul { per_channel: true },
+            3 => ElementwiseKind::Affine {
+                scale: pairs[..c].iter().map(|p| p.0).collect(),
+                shift: pairs[..c].iter().map(|p| p.1).collect(),
+            },
+            _ => ElementwiseKind::BatchNorm,
+        };
+        ElementwiseProblem { input: [c, h, w], op }
+    })
+}
+
+/// Any channel move: concats with slices written in place and copied, chunks and shuffles.
+fn any_copy() -> impl Strategy<Value = CopyProblem> {
+    let spatial = (1..=6usize, 1..=6usize);
+    let concat = (1..=5usize, spatial.clone(), proptest::collection::vec(1..=20usize, 0..=3))
+        .prop_map(|(c, (h, w), convs)| CopyProblem { input: [c, h, w], op: CopyKind::Concat { convs } });
+    let chunk = (1..=4usize, 1..=4usize, spatial.clone(), 0..4usize).prop_map(|(chunks, per, (h, w), index)| {
+        CopyProblem { input: [chunks * per, h, w], op: CopyKind::Chunk { chunks, index: index % chunks } }
+    });
+    let shuffle = (1..=4usize, 1..=4usize, spatial).prop_map(|(groups, per, (h, w))| CopyProblem {
+        input: [groups * per, h, w],
+        op: CopyKind::Shuffle { groups },
+    });
+    prop_oneof![concat, chunk, shuffle]
+}
+
 #[test]
 fn drawn_problems_match_the_cpu_reference() {
     let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
@@ -214,4 +249,6 @@ fn drawn_problems_match_the_cpu_reference() {
     check_family(&device, |_| "activation", 8, any_activation());
     check_family(&device, |_| "lrn", 8, any_lrn());
     check_family(&device, |_| "softmax", 4, any_softmax());
+    check_family(&device, |_| "elementwise", 12, any_elementwise());
+    check_family(&device, |_| "copy", 12, any_copy());
 }

@@ -7,7 +7,7 @@ use cnnc_compiler::graph::{Activation, Conv2d, Graph, Op, Pool2d};
 use cnnc_runtime::weights::Weights;
 use cnnc_runtime::{cpu, RuntimeError, Tensor};
 
-use super::net::{act, bn, linear, max_pool, window, Net, Value};
+use super::net::{act, bn, conv, linear, max_pool, window, window_3x3_same, Net, Value};
 
 /// A conformance problem: a small model that exercises one kernel family.
 pub trait Problem: Debug {
@@ -211,5 +211,96 @@ impl Problem for Composite {
 
     fn build(&self, net: &mut Net, x: Value) -> Value {
         (self.build)(net, x)
+    }
+}
+
+/// What an elementwise problem computes on its `[C, H, W]` input `x`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ElementwiseKind {
+    /// `x` plus `terms - 1` pooled copies of it (3×3 max and average pooling that keep the size,
+    /// alternating): a sum of several values through partial sums.
+    Add { terms: usize },
+    /// `x` times a same-shape value (its 3×3 max pooling), or times a per-channel gate (its global
+    /// average, through a sigmoid: squeeze-and-excitation).
+    Mul { per_channel: bool },
+    /// A per-channel scale and shift (`channel_affine`), one of each per channel.
+    Affine { scale: Vec<f64>, shift: Vec<f64> },
+    /// Batch-norm with running statistics, on its own (nothing to fold it into).
+    BatchNorm,
+}
+
+/// One elementwise computation over `[C, H, W]` items.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ElementwiseProblem {
+    pub input: [usize; 3],
+    pub op: ElementwiseKind,
+}
+
+impl Problem for ElementwiseProblem {
+    fn input(&self) -> Vec<usize> {
+        self.input.to_vec()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        match &self.op {
+            ElementwiseKind::Add { terms } => {
+                let mut values = vec![x];
+                for i in 1..*terms {
+                    let pool = if i % 2 == 1 { max_pool(window_3x3_same()) } else { Op::AvgPool(window_3x3_same()) };
+                    values.push(net.apply(x, pool));
+                }
+                net.join(Op::Add, &values)
+            }
+            ElementwiseKind::Mul { per_channel: false } => {
+                let other = net.apply(x, max_pool(window_3x3_same()));
+                net.join(Op::Mul, &[x, other])
+            }
+            ElementwiseKind::Mul { per_channel: true } => {
+                let gate = net.chain(x, [Op::AdaptiveAvgPool { size: [1, 1] }, act(Activation::Sigmoid)]);
+                net.join(Op::Mul, &[x, gate])
+            }
+            ElementwiseKind::Affine { scale, shift } => {
+                net.apply(x, Op::ChannelAffine { scale: scale.clone(), shift: shift.clone() })
+            }
+            ElementwiseKind::BatchNorm => net.apply(x, bn()),
+        }
+    }
+}
+
+/// What a copy problem does with the channels of its `[C, H, W]` input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CopyKind {
+    /// Concatenates the input (copied) with 1×1 convolutions of these output channels (written in
+    /// place into their slices) and a 3×3 max pooling (copied).
+    Concat { convs: Vec<usize> },
+    /// The `index`-th of `chunks` equal channel slices.
+    Chunk { chunks: usize, index: usize },
+    /// ShuffleNet's channel shuffle in `groups`.
+    Shuffle { groups: usize },
+}
+
+/// One channel-moving layer over `[C, H, W]` items.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CopyProblem {
+    pub input: [usize; 3],
+    pub op: CopyKind,
+}
+
+impl Problem for CopyProblem {
+    fn input(&self) -> Vec<usize> {
+        self.input.to_vec()
+    }
+
+    fn build(&self, net: &mut Net, x: Value) -> Value {
+        match &self.op {
+            CopyKind::Concat { convs } => {
+                let mut parts = vec![x];
+                parts.extend(convs.iter().map(|out| net.apply(x, Op::Conv2d(conv(*out, 1)))));
+                parts.push(net.apply(x, max_pool(window_3x3_same())));
+                net.join(Op::Concat, &parts)
+            }
+            CopyKind::Chunk { chunks, index } => net.apply(x, Op::Chunk { chunks: *chunks, index: *index }),
+            CopyKind::Shuffle { groups } => net.apply(x, Op::ChannelShuffle { groups: *groups }),
+        }
     }
 }
