@@ -62,3 +62,21 @@ fn the_gpu_builder_names_weights_limits_and_input_shapes() {
         other => panic!("expected InputShape, got {other:?}"),
     }
 }
+
+#[test]
+fn an_unknown_adapter_names_what_was_asked_for_and_found() {
+    match gpu::open(Some("no-such-adapter-anywhere")) {
+        Err(e @ RuntimeError::NoAdapter { .. }) => {
+            let RuntimeError::NoAdapter { requested, found } = &e else { unreachable!() };
+            assert_eq!(requested.as_deref(), Some("no-such-adapter-anywhere"));
+            assert!(!found.is_empty(), "the suite needs an adapter (lavapipe in CI)");
+            let message = e.to_string();
+            assert!(
+                message.contains("matching `no-such-adapter-anywhere`") && message.contains(&found[0]),
+                "{message}"
+            );
+        }
+        Err(e) => panic!("expected NoAdapter, got {e:?}"),
+        Ok(_) => panic!("an adapter matched a made-up name"),
+    }
+}

@@ -25,9 +25,15 @@ pub enum RuntimeError {
     WeightsFile { path: PathBuf, message: String },
     #[error("the weights do not fit the spec:\n{0}")]
     Weights(WeightReport),
-    /// No adapter (matching the requested name) was found; the message says what was.
-    #[error("{0}")]
-    NoAdapter(String),
+    /// No adapter matching `requested` (or none at all) among those wgpu found (`found`: each
+    /// adapter's name and backend).
+    #[error(
+        "no GPU adapter{} (Vulkan, Metal or DX12): found {}. On Linux without a GPU, install Mesa's software \
+         Vulkan driver (`apt-get install mesa-vulkan-drivers`); `cnnc devices` lists what wgpu sees",
+        requested.as_ref().map_or(String::new(), |c| format!(" matching `{c}`")),
+        if found.is_empty() { "no adapters at all".to_string() } else { format!("only {}", found.join(", ")) }
+    )]
+    NoAdapter { requested: Option<String>, found: Vec<String> },
     /// The adapter would not open a device.
     #[error("the adapter {adapter} refused a device: {reason}")]
     DeviceRefused { adapter: String, reason: String },

@@ -85,13 +85,7 @@ pub fn open(choice: Option<&str>) -> Result<Gpu, RuntimeError> {
         None => adapters.into_iter().next(),
     };
     let Some(adapter) = chosen else {
-        let found =
-            if tried.is_empty() { "no adapters at all".to_string() } else { format!("only {}", tried.join(", ")) };
-        let wanted = choice.map_or(String::new(), |c| format!(" matching `{c}`"));
-        return Err(RuntimeError::NoAdapter(format!(
-            "no GPU adapter{wanted} (Vulkan, Metal or DX12): found {found}. On Linux without a GPU, install Mesa's \
-             software Vulkan driver (`apt-get install mesa-vulkan-drivers`); `cnnc devices` lists what wgpu sees"
-        )));
+        return Err(RuntimeError::NoAdapter { requested: choice, found: tried });
     };
     let info = adapter.get_info();
     let limits = adapter.limits();
