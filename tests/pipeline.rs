@@ -21,8 +21,9 @@ fn a_model_spec_becomes_its_graph_and_validated_plan() {
 #[test]
 fn a_library_or_a_broken_spec_gives_coded_diagnostics() {
     let (_, library) = compile_model_path(Path::new("specs/lib/resnet.yaml")).expect("readable");
-    let codes: Vec<&str> = library.expect_err("a library is not a model").iter().map(|d| d.code).collect();
-    assert_eq!(codes, ["cnnc::spec::not_a_model"]);
+    let diags = library.expect_err("a library is not a model");
+    assert_eq!(diags.iter().map(|d| d.code).collect::<Vec<_>>(), ["cnnc::spec::not_a_model"]);
+    assert!(diags[0].span().is_some(), "located in the spec");
     let (_, broken) = compile_model_path(Path::new("tests/bad/lenet_fc1_in_features.yaml")).expect("readable");
     let codes: Vec<&str> = broken.expect_err("a shape error").iter().map(|d| d.code).collect();
     assert_eq!(codes, ["cnnc::shape::in_channels"]);

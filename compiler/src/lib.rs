@@ -26,6 +26,8 @@ pub mod summary;
 
 use std::path::Path;
 
+use cnnc_ir::span::{FileId, Span};
+
 pub use cnnc_ir as ir;
 pub use diagnostic::Diagnostic;
 pub use expand::Expanded;
@@ -78,7 +80,7 @@ impl Model {
                     .help("this is a bug in cnnc; please report it with the spec");
                 Err(match &e.layer {
                     Some((_, path, span)) => d.at(*span, "in this layer").in_layer(path),
-                    None => d,
+                    None => d.at(graph.node(graph.input).span, "in this model"),
                 })
             }
         }
@@ -94,10 +96,12 @@ pub fn compile_model_path(path: &Path) -> Result<(SourceMap, Result<Model, Vec<D
     let compilation = compile_path(path)?;
     let model = match compilation.result {
         Ok(Expanded::Model(graph)) => Model::new(graph).map_err(|d| vec![d]),
+        // The spec is the first file the compilation read.
         Ok(Expanded::Library(_)) => Err(vec![Diagnostic::error(
             "cnnc::spec::not_a_model",
             format!("`{}` is a library of modules, not a model", path.display()),
         )
+        .at(Span::new(FileId::new(0), 0, 0), "this file has no `model:`")
         .help("a spec with `model:`, `input:` and `body:` is needed")]),
         Err(diags) => Err(diags),
     };

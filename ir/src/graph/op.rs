@@ -21,6 +21,15 @@ impl Shape {
     pub fn dims(&self) -> &[usize] {
         &self.0
     }
+
+    /// `(C, P)`: channels (or features) and positions per channel (1 for `[F]`); `(0, 0)` for a
+    /// shape without dims.
+    pub fn channels_positions(&self) -> (usize, usize) {
+        match self.dims() {
+            [] => (0, 0),
+            [c, rest @ ..] => (*c, rest.iter().product::<usize>().max(1)),
+        }
+    }
 }
 
 impl fmt::Display for Shape {

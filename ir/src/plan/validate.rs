@@ -298,13 +298,13 @@ fn check_shapes(layer: &Layer, own_inputs: usize) -> Result<(), PlanProblem> {
 /// The ops that keep positions and combine or scale channels: joins, per-channel affines, and the
 /// ops whose result has their input's shape.
 fn check_channel_ops(layer: &Layer, own_inputs: usize) -> Result<(), PlanProblem> {
-    let (channels, positions) = channels_positions(&layer.shape);
+    let (channels, positions) = layer.shape.channels_positions();
     let input = layer.inputs.first().map(|o| &o.shape);
     match &layer.op {
         Op::Concat => {
             let mut sum = 0;
             for operand in &layer.inputs {
-                let (c, p) = channels_positions(&operand.shape);
+                let (c, p) = operand.shape.channels_positions();
                 if p != positions {
                     let expected = format!("{positions} positions per channel");
                     return Err(mismatch("a concatenated operand", expected, &operand.shape));
@@ -342,14 +342,6 @@ fn check_channel_ops(layer: &Layer, own_inputs: usize) -> Result<(), PlanProblem
     Ok(())
 }
 
-/// `[C, P]` of a shape: channels (or features) and positions per channel.
-pub(crate) fn channels_positions(shape: &Shape) -> (usize, usize) {
-    match shape.dims() {
-        [] => (0, 0),
-        [c, rest @ ..] => (*c, rest.iter().product::<usize>().max(1)),
-    }
-}
-
 fn check_slot(plan: &LayerPlan, layer: &Layer) -> Result<(), PlanProblem> {
     let aliases = matches!(layer.op, Op::Flatten | Op::Dropout { .. } | Op::StochasticDepth { .. });
     let slot = match (layer.slot, layer.op == Op::Flatten) {
@@ -363,7 +355,7 @@ fn check_slot(plan: &LayerPlan, layer: &Layer) -> Result<(), PlanProblem> {
     let Some(&holds) = plan.layout.slot_elements.get(slot.index()) else {
         return Err(PlanProblem::SlotOutOfRange { slot, slots });
     };
-    let (c, p) = channels_positions(&layer.shape);
+    let (c, p) = layer.shape.channels_positions();
     let needs = match layer.into_concat {
         Some(target) => {
             if target.offset + c > target.channels {

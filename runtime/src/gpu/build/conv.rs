@@ -9,7 +9,7 @@ use super::choice::{choose_conv, ConvChoice, ConvShape};
 use super::relayout::{pointwise_weights, tiled_weights};
 use super::{image, Builder};
 use crate::fold;
-use crate::gpu::kernels::{DirectConv, DirectVariant, Elementwise, ElementwiseOp, Epilogue, Pointwise};
+use crate::gpu::kernels::{DirectConv, DirectVariant, ElementwiseOp, Epilogue, Pointwise};
 use crate::gpu::record::TexelFormat;
 use crate::RuntimeError;
 
@@ -49,40 +49,34 @@ impl Builder<'_> {
                 self.pointwise_conv(layer, &shape, &weight, textured, subsample, out);
             }
             ConvChoice::Direct { variant, oc_tile, bake_shape, separate_residual } => {
-                let direct = |out| DirectConv {
+                let (out_c, out_offset) = layer.out_channels();
+                let direct = |epilogue| DirectConv {
                     variant,
                     n: shape.chunk,
                     input: shape.input,
                     output: shape.output,
                     conv: c.clone(),
                     oc_tile,
-                    out_c: layer.out_channels().0,
-                    out_offset: layer.out_channels().1,
+                    out_c,
+                    out_offset,
                     has_bias: bias.is_some(),
-                    epilogue: Epilogue { activation: layer.activation, residual: out },
+                    epilogue,
                     bake_shape,
                 };
                 let out = self.output_for(layer);
                 if separate_residual {
                     let [oc, oh, ow] = shape.output;
                     let before = self.arena.activation_buffer(self.chunk * oc * oh * ow * 4, "before the residual add");
-                    let params =
-                        DirectConv { epilogue: Epilogue { activation: None, residual: false }, ..direct(false) };
+                    let params = direct(Epilogue { activation: None, residual: false });
                     self.direct_conv(layer, &params, &weight, ConvOutput { bias, residual: None, out: before });
-                    let add = Elementwise {
-                        op: ElementwiseOp::Add,
-                        n: self.chunk,
-                        channels: oc,
-                        positions: oh * ow,
-                        other_positions: oh * ow,
-                        activation: layer.activation,
-                    };
+                    let add = self.elementwise(ElementwiseOp::Add, oc, oh * ow, oh * ow, layer.activation);
                     self.dispatch(
                         &add,
                         &[Bind::Buffer(before), residual.into(), Bind::Unused, Bind::Unused, Bind::Buffer(out)],
                     );
                 } else {
-                    self.direct_conv(layer, &direct(residual.is_some()), &weight, ConvOutput { bias, residual, out });
+                    let params = direct(Epilogue { activation: layer.activation, residual: residual.is_some() });
+                    self.direct_conv(layer, &params, &weight, ConvOutput { bias, residual, out });
                 }
             }
         }

@@ -4,17 +4,17 @@
 use cnnc_ir::plan::Layer;
 
 use super::arena::{Bind, BufferId};
-use super::{channels_positions, Builder};
+use super::Builder;
 use crate::gpu::kernels::ChannelCopy;
 
 impl Builder<'_> {
     /// Copies each input not already written in place into its channels of the output.
     pub(super) fn concat(&mut self, layer: &Layer) {
         let out = self.output_for(layer);
-        let (out_c, p) = channels_positions(&layer.shape);
+        let (out_c, p) = layer.shape.channels_positions();
         let mut offset = 0;
         for input in &layer.inputs {
-            let (c, _) = channels_positions(&input.shape);
+            let (c, _) = input.shape.channels_positions();
             if !input.in_place {
                 let src = self.buffer_of(input.value);
                 let copy = ChannelCopy {
@@ -35,7 +35,7 @@ impl Builder<'_> {
 
     /// The `index`-th of `chunks` equal channel slices.
     pub(super) fn chunk(&mut self, layer: &Layer, chunks: usize, index: usize) {
-        let (in_c, p) = channels_positions(&layer.inputs[0].shape);
+        let (in_c, p) = layer.inputs[0].shape.channels_positions();
         let per = in_c / chunks;
         let src = self.buffer_of(layer.inputs[0].value);
         let out = self.output_for(layer);
@@ -54,7 +54,7 @@ impl Builder<'_> {
 
     /// ShuffleNet's channel shuffle in `groups`.
     pub(super) fn shuffle(&mut self, layer: &Layer, groups: usize) {
-        let (c, p) = channels_positions(&layer.shape);
+        let (c, p) = layer.shape.channels_positions();
         let src = self.buffer_of(layer.inputs[0].value);
         let out = self.output_for(layer);
         let copy = ChannelCopy {

@@ -5,7 +5,7 @@ use cnnc_ir::graph::{Activation, Op};
 use cnnc_ir::plan::Layer;
 
 use super::arena::Bind;
-use super::{channels_positions, elements, Builder};
+use super::{elements, Builder};
 use crate::gpu::kernels::{Elementwise, ElementwiseOp};
 use crate::{fold, RuntimeError};
 
@@ -21,13 +21,13 @@ impl Builder<'_> {
 
     /// An activation on its own: the identity affine with the activation applied.
     pub(super) fn activation(&mut self, layer: &Layer) {
-        let (c, _) = channels_positions(&layer.shape);
+        let (c, _) = layer.shape.channels_positions();
         self.affine(layer, &vec![1.0; c], &vec![0.0; c]);
     }
 
     /// `y = act(x · scale[c] + shift[c])`, with the layer's own activation or the fused one.
     pub(super) fn affine(&mut self, layer: &Layer, scale: &[f64], shift: &[f64]) {
-        let (c, p) = channels_positions(&layer.shape);
+        let (c, p) = layer.shape.channels_positions();
         let src = self.buffer_of(layer.inputs[0].value);
         let own = match layer.op {
             Op::Activation(a) => Some(a),
@@ -46,7 +46,7 @@ impl Builder<'_> {
 
     /// The sum of the inputs, left to right, through partial sums; the activation on the last.
     pub(super) fn add(&mut self, layer: &Layer) {
-        let (c, p) = channels_positions(&layer.shape);
+        let (c, p) = layer.shape.channels_positions();
         let last = layer.inputs.len() - 1;
         if last == 0 {
             // A sum of one value: the identity (then the fused activation), as an affine pass.
@@ -71,13 +71,13 @@ impl Builder<'_> {
 
     /// The product of two values, the smaller broadcast over positions when it has one per channel.
     pub(super) fn mul(&mut self, layer: &Layer) -> Result<(), RuntimeError> {
-        let (c, p) = channels_positions(&layer.shape);
+        let (c, p) = layer.shape.channels_positions();
         let [a, b] = &layer.inputs[..] else {
             let what = format!("the GPU multiplies two values, not {}", layer.inputs.len());
             return Err(RuntimeError::Unsupported { layer: layer.path.clone(), span: layer.span, what });
         };
         let (big, gate) = if elements(&a.shape) >= elements(&b.shape) { (a, b) } else { (b, a) };
-        let (gc, gp) = channels_positions(&gate.shape);
+        let (gc, gp) = gate.shape.channels_positions();
         if elements(&big.shape) != elements(&layer.shape) || gc != c || (gp != p && gp != 1) {
             let what =
                 format!("the GPU multiplies [C, H, W] by [C, H, W] or [C, 1, 1] only, found {} × {}", a.shape, b.shape);
@@ -94,7 +94,8 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn elementwise(
+    /// The elementwise kernel's parameters for `op` over this model's batch chunk.
+    pub(super) fn elementwise(
         &self,
         op: ElementwiseOp,
         channels: usize,

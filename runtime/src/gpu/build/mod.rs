@@ -124,12 +124,6 @@ fn elements(shape: &Shape) -> usize {
     shape.dims().iter().product()
 }
 
-/// `[C, P]` of a shape: channels (or features) and positions per channel.
-fn channels_positions(shape: &Shape) -> (usize, usize) {
-    let d = shape.dims();
-    (d[0], d[1..].iter().product::<usize>().max(1))
-}
-
 /// `[C, H, W]` of an image shape (validated plans give convolutions and poolings images).
 fn image(shape: &Shape) -> [usize; 3] {
     shape.dims().try_into().expect("a valid plan gives this op [C, H, W] tensors")
