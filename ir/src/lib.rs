@@ -5,9 +5,11 @@
 //!   shapes, parameters with their state_dict names, the weight table, model metadata);
 //! - [`plan`]: the lowered graph as a [`plan::LayerPlan`] over typed values and buffer slots, checked
 //!   once into a [`plan::ValidPlan`];
+//! - [`autodiff`]: the backward work of a training step, planned on the static graph;
 //! - [`window`]: sliding-window arithmetic (PyTorch's output-size formulas);
 //! - [`span`]: byte spans into spec files, which nodes and layers keep.
 
+pub mod autodiff;
 pub mod graph;
 pub mod plan;
 pub mod span;

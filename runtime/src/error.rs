@@ -72,4 +72,14 @@ pub enum RuntimeError {
     /// A layer plan that fails validation.
     #[error("inconsistent layer plan: {0}")]
     Plan(#[from] cnnc_ir::PlanError),
+    /// Labels that do not fit the batch or the model's classes (or class weights that do not fit).
+    #[error("wrong labels: {0}")]
+    Labels(String),
+    /// A graph that cannot be trained as asked.
+    #[error("cannot train: {0}")]
+    Autodiff(#[from] cnnc_ir::autodiff::AutodiffError),
+    /// Batch-norm in training mode over a single value per channel (batch 1 on a 1×1 map), where the
+    /// batch variance is undefined; PyTorch refuses it too.
+    #[error("cannot train: batch-norm `{layer}` sees one value per channel; use a batch larger than 1")]
+    BatchTooSmall { layer: String, span: Span },
 }

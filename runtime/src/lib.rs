@@ -8,6 +8,7 @@
 //! - [`synthetic`]: deterministic pseudo-random weights and inputs, reproducible from Python;
 //! - [`gpu`]: the wgpu executor and the layer-level API generated models build on ([`plan`]
 //!   re-exports the layer descriptions they are built from);
+//! - [`train`]: cross-entropy and the CPU reference training step (forward, loss, backward in f64);
 //! - [`npy`]: float32 `.npy` input and output; [`tensor`]: the host tensor type.
 
 pub mod classify;
@@ -20,6 +21,7 @@ pub mod npy;
 pub mod plan;
 pub mod synthetic;
 pub mod tensor;
+pub mod train;
 pub mod weights;
 
 pub use error::RuntimeError;

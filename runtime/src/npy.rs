@@ -20,8 +20,8 @@ pub fn read(path: &Path) -> Result<Tensor, RuntimeError> {
     parse(&bytes).map_err(|message| RuntimeError::Npy { path: path.to_path_buf(), message })
 }
 
-/// A tensor from the bytes of a `.npy` file, or what is wrong with them.
-fn parse(bytes: &[u8]) -> Result<Tensor, String> {
+/// The dtype, shape and data bytes of a C-ordered `.npy` file, or what is wrong with it.
+fn split(bytes: &[u8]) -> Result<(String, Vec<usize>, &[u8]), String> {
     let not_npy = || "it has no NumPy header (is it a .npy file?)".to_string();
     let rest = bytes.strip_prefix(MAGIC).ok_or_else(not_npy)?;
     let (major, rest) = rest.split_first().ok_or_else(not_npy)?;
@@ -44,25 +44,80 @@ fn parse(bytes: &[u8]) -> Result<Tensor, String> {
     if fortran {
         return Err("it is Fortran-ordered; save it with np.ascontiguousarray(x)".into());
     }
-    let swap = match descr.as_str() {
-        "<f4" => cfg!(target_endian = "big"),
-        ">f4" => cfg!(target_endian = "little"),
-        "=f4" => false,
-        other => return Err(format!("its dtype is {other}, not float32; convert it with x.astype(np.float32)")),
-    };
-    let count = shape.iter().try_fold(1usize, |n, d| n.checked_mul(*d)).ok_or("its shape overflows")?;
-    let data = &rest[len..];
-    if data.len() / 4 < count {
+    Ok((descr, shape, &rest[len..]))
+}
+
+/// The `count` elements of `size` bytes at the start of `data`, each in native byte order.
+fn elements<const N: usize>(data: &[u8], count: usize, swap: bool) -> Result<Vec<[u8; N]>, String> {
+    if data.len() / N < count {
         return Err("the data does not match the header's shape (the file is truncated)".into());
     }
-    let values = data[..count * 4]
-        .chunks_exact(4)
+    Ok(data[..count * N]
+        .chunks_exact(N)
         .map(|b| {
-            let b: [u8; 4] = b.try_into().expect("four bytes");
-            f32::from_ne_bytes(if swap { [b[3], b[2], b[1], b[0]] } else { b })
+            let mut b: [u8; N] = b.try_into().expect("N bytes");
+            if swap {
+                b.reverse();
+            }
+            b
         })
-        .collect();
-    Ok(Tensor::new(shape, values))
+        .collect())
+}
+
+/// Whether data of byte-order mark `order` (`<`, `>`, `=` or `|`) must be swapped on this machine.
+fn swapped(order: char) -> bool {
+    match order {
+        '<' => cfg!(target_endian = "big"),
+        '>' => cfg!(target_endian = "little"),
+        _ => false,
+    }
+}
+
+fn element_count(shape: &[usize]) -> Result<usize, String> {
+    shape.iter().try_fold(1usize, |n, d| n.checked_mul(*d)).ok_or_else(|| "its shape overflows".to_string())
+}
+
+/// A tensor from the bytes of a `.npy` file, or what is wrong with them.
+fn parse(bytes: &[u8]) -> Result<Tensor, String> {
+    let (descr, shape, data) = split(bytes)?;
+    let (order, kind) = descr.split_at(1.min(descr.len()));
+    if kind != "f4" || !"<>=".contains(order) {
+        return Err(format!("its dtype is {descr}, not float32; convert it with x.astype(np.float32)"));
+    }
+    let values = elements::<4>(data, element_count(&shape)?, swapped(order.chars().next().unwrap_or('<')))?;
+    Ok(Tensor::new(shape, values.into_iter().map(f32::from_ne_bytes).collect()))
+}
+
+/// Reads class labels: a C-ordered `.npy` vector `[N]` of integers (int64, int32, int16, int8 or
+/// uint8, as `np.array(labels)` and `torch.Tensor.numpy()` write them).
+///
+/// # Errors
+/// The file cannot be read, is not a `.npy` file, is not one-dimensional, holds another dtype, or a
+/// label is negative.
+pub fn read_labels(path: &Path) -> Result<Vec<usize>, RuntimeError> {
+    let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
+    parse_labels(&bytes).map_err(|message| RuntimeError::Npy { path: path.to_path_buf(), message })
+}
+
+fn parse_labels(bytes: &[u8]) -> Result<Vec<usize>, String> {
+    let (descr, shape, data) = split(bytes)?;
+    let [count] = shape[..] else {
+        return Err(format!("labels must be a vector [N], this array is {shape:?}"));
+    };
+    let swap = swapped(descr.chars().next().unwrap_or('<'));
+    let values: Vec<i64> = match &descr[1.min(descr.len())..] {
+        "i8" => elements::<8>(data, count, swap)?.into_iter().map(i64::from_ne_bytes).collect(),
+        "i4" => elements::<4>(data, count, swap)?.into_iter().map(|b| i32::from_ne_bytes(b).into()).collect(),
+        "i2" => elements::<2>(data, count, swap)?.into_iter().map(|b| i16::from_ne_bytes(b).into()).collect(),
+        "i1" => elements::<1>(data, count, swap)?.into_iter().map(|b| i8::from_ne_bytes(b).into()).collect(),
+        "u1" => elements::<1>(data, count, swap)?.into_iter().map(|b| b[0].into()).collect(),
+        _ => return Err(format!("its dtype is {descr}; labels must be integers (int64 or int32)")),
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| usize::try_from(*v).map_err(|_| format!("label {v} of item {i} is negative")))
+        .collect()
 }
 
 /// `descr`, `fortran_order` and `shape` of a header such as
@@ -192,5 +247,21 @@ mod tests {
             &bytes[10 + header_len..],
             [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn reads_integer_labels_of_every_width() {
+        let header =
+            |descr: &str, shape: &str| format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let i64s: Vec<u8> = [3i64, 0, 9].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(parse_labels(&numpy(1, &header("<i8", "(3,)"), &i64s)).unwrap(), vec![3, 0, 9]);
+        let i32s: Vec<u8> = [3i32, 0, 9].iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(parse_labels(&numpy(1, &header(">i4", "(3,)"), &i32s)).unwrap(), vec![3, 0, 9]);
+        assert_eq!(parse_labels(&numpy(1, &header("|u1", "(2,)"), &[7, 255])).unwrap(), vec![7, 255]);
+        let negative: Vec<u8> = [1i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert!(parse_labels(&numpy(1, &header("<i8", "(2,)"), &negative)).unwrap_err().contains("label -1 of item 1"));
+        assert!(parse_labels(&numpy(1, &header("<f4", "(2,)"), &[0; 8])).unwrap_err().contains("must be integers"));
+        assert!(parse_labels(&numpy(1, &header("<i8", "(1, 2)"), &[0; 16])).unwrap_err().contains("vector [N]"));
+        assert!(parse_labels(&numpy(1, &header("<i8", "(3,)"), &[0; 16])).unwrap_err().contains("truncated"));
     }
 }

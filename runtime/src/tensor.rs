@@ -1,26 +1,53 @@
-//! A dense, row-major f32 tensor on the host.
+//! A dense, row-major tensor on the host: f32 for inference, f64 for the training reference.
+
+/// A tensor element: `f32` (what models run in) or `f64` (the training reference and gradient
+/// checks). The CPU ops are written once over it and accumulate in f64 either way.
+pub trait Element: Copy + Default + PartialEq + Send + Sync + std::fmt::Debug + 'static {
+    /// The value as f64 (exact for both types).
+    fn to_f64(self) -> f64;
+    /// The nearest value to `v`.
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Element for f32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
+}
+
+impl Element for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> f64 {
+        v
+    }
+}
 
 /// A tensor: shape (batch first for activations) and row-major data.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
+pub struct Tensor<T = f32> {
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub data: Vec<T>,
 }
 
-impl Tensor {
+impl<T: Element> Tensor<T> {
     /// A tensor from a shape and matching data.
     ///
     /// # Panics
     /// When the data length is not the product of the shape (a caller bug, never user input).
-    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
+    pub fn new(shape: Vec<usize>, data: Vec<T>) -> Tensor<T> {
         assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor data does not match shape {shape:?}");
         Tensor { shape, data }
     }
 
     /// A tensor of zeros.
-    pub fn zeros(shape: Vec<usize>) -> Tensor {
+    pub fn zeros(shape: Vec<usize>) -> Tensor<T> {
         let n = shape.iter().product();
-        Tensor { shape, data: vec![0.0; n] }
+        Tensor { shape, data: vec![T::default(); n] }
     }
 
     /// Number of elements.
@@ -41,6 +68,11 @@ impl Tensor {
     /// Elements per batch item.
     pub fn item_len(&self) -> usize {
         self.shape.iter().skip(1).product()
+    }
+
+    /// The same tensor with every element converted (exactly from f32 to f64, rounded back).
+    pub fn convert<U: Element>(&self) -> Tensor<U> {
+        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|v| U::from_f64(v.to_f64())).collect() }
     }
 }
 

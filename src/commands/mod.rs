@@ -6,6 +6,7 @@ mod check;
 mod conformance;
 mod devices;
 mod fmt;
+mod grad;
 mod graph;
 mod progress;
 mod run;
@@ -96,6 +97,16 @@ enum Command {
     ///
     /// Example: cnnc build specs/resnet50.yaml --crate resnet50 && cd resnet50 && cargo build --release
     Build(build::Args),
+    /// One training-mode forward and backward on a batch: write the loss, every trainable
+    /// parameter's gradient and the batch-norm running statistics after the step.
+    ///
+    /// Batch-norm normalises with the batch statistics and updates its running ones as PyTorch
+    /// does; dropout and stochastic depth are active (`--dropout off` for comparisons). The loss is
+    /// cross-entropy over the model's output. Tensors are named as in the spec's weight table
+    /// (torchvision's state_dict names), so they compare directly with PyTorch's `.grad`s.
+    ///
+    /// Example: cnnc grad specs/lenet.yaml --seed 0 --input x.npy --labels y.npy -o grads.safetensors --cpu
+    Grad(grad::Args),
 }
 
 /// Runs the parsed command line.
@@ -110,6 +121,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Conformance(args) => conformance::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),
+        Command::Grad(args) => grad::run(args),
     }
 }
 

@@ -125,7 +125,7 @@ pub fn window_3x3_same() -> Pool2d {
 
 /// Batch-norm with PyTorch's epsilon.
 pub fn bn() -> Op {
-    Op::BatchNorm { channels: 0, eps: 1e-5 }
+    Op::BatchNorm { channels: 0, eps: 1e-5, momentum: 0.1 }
 }
 
 pub fn act(a: Activation) -> Op {

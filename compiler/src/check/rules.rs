@@ -96,10 +96,10 @@ pub fn infer(op: Op, declared: &Declared, input: &Shape) -> Result<(Op, Shape), 
             dims.push(out_features);
             (Op::Linear { in_features: features, out_features, bias }, Shape(dims))
         }
-        Op::BatchNorm { eps, .. } => {
+        Op::BatchNorm { eps, momentum, .. } => {
             let [ch, _, _] = image(input, "bn")?;
             check_declared(declared, ch, "channels")?;
-            (Op::BatchNorm { channels: ch, eps }, input.clone())
+            (Op::BatchNorm { channels: ch, eps, momentum }, input.clone())
         }
         Op::MaxPool(p) => {
             let (p, out) = pool(p, declared, input, "maxpool")?;

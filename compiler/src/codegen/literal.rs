@@ -134,9 +134,9 @@ pub fn op(op: &Op) -> TokenStream {
             let (i, o) = (usize(*in_features), usize(*out_features));
             quote!(Op::Linear { in_features: #i, out_features: #o, bias: #bias })
         }
-        Op::BatchNorm { channels, eps } => {
-            let (c, eps) = (usize(*channels), float(*eps));
-            quote!(Op::BatchNorm { channels: #c, eps: #eps })
+        Op::BatchNorm { channels, eps, momentum } => {
+            let (c, eps, momentum) = (usize(*channels), float(*eps), float(*momentum));
+            quote!(Op::BatchNorm { channels: #c, eps: #eps, momentum: #momentum })
         }
         Op::Activation(a) => {
             let a = activation(a);

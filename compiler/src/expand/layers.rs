@@ -205,9 +205,12 @@ pub fn build(args: &LayerArgs<'_>) -> R<Built> {
         )),
         "bn" => {
             let eps = args.float("eps", 1e-5)?;
-            args.float("momentum", 0.1)?;
+            let momentum = args.float("momentum", 0.1)?;
             let channels = args.arg("channels").map(|_| args.positive("channels", None)).transpose()?;
-            Ok(Built::Op(Op::BatchNorm { channels: 0, eps }, Declared { in_size: channels, same_padding: false }))
+            Ok(Built::Op(
+                Op::BatchNorm { channels: 0, eps, momentum },
+                Declared { in_size: channels, same_padding: false },
+            ))
         }
         "relu" => act(Activation::Relu),
         "relu6" => act(Activation::Relu6),

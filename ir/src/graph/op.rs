@@ -129,9 +129,13 @@ pub enum Op {
         out_features: usize,
         bias: bool,
     },
+    /// Batch normalisation over `[N, C, H, W]`. Training normalises with the batch statistics and
+    /// updates the running ones as `running = (1 − momentum)·running + momentum·batch` (PyTorch's
+    /// `BatchNorm2d`, unbiased variance in the running update).
     BatchNorm {
         channels: usize,
         eps: f64,
+        momentum: f64,
     },
     Activation(Activation),
     MaxPool(Pool2d),

@@ -218,7 +218,7 @@ fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
     if let Some(bn) = &layer.batch_norm {
         let Op::Conv2d(c) = &layer.op else { return Err(PlanProblem::FoldedBatchNorm) };
         let folded: Vec<_> = bn.params.iter().map(|p| (p.kind, p.shape.clone())).collect();
-        if folded != (Op::BatchNorm { channels: c.out_channels, eps: bn.eps }).params() {
+        if folded != (Op::BatchNorm { channels: c.out_channels, eps: bn.eps, momentum: 0.0 }).params() {
             return Err(PlanProblem::FoldedBatchNorm);
         }
     }

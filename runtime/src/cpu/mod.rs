@@ -3,7 +3,8 @@
 //! they are and lowered ones too (work fused into a node runs after the node's op), which is how
 //! the lowering passes are shown to leave the numbers unchanged.
 
-mod ops;
+pub(crate) mod backward;
+pub(crate) mod ops;
 
 use cnnc_ir::graph::{Graph, Op};
 

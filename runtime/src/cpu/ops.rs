@@ -2,9 +2,9 @@
 
 use cnnc_ir::graph::{Activation, Conv2d, Pool2d};
 
-use crate::Tensor;
+use crate::tensor::{Element, Tensor};
 
-fn nchw(t: &Tensor) -> (usize, usize, usize, usize) {
+pub(super) fn nchw<T>(t: &Tensor<T>) -> (usize, usize, usize, usize) {
     match t.shape[..] {
         [n, c, h, w] => (n, c, h, w),
         _ => unreachable!("checked graphs give image ops [N, C, H, W] inputs, found {:?}", t.shape),
@@ -12,7 +12,7 @@ fn nchw(t: &Tensor) -> (usize, usize, usize, usize) {
 }
 
 /// Runs `f(index, chunk)` over `out` in chunks of `chunk` elements, spread across the cores.
-fn parallel_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+pub(super) fn parallel_chunks<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let chunks = out.len() / chunk.max(1);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(chunks.max(1));
     if threads <= 1 || out.len() < 1 << 14 {
@@ -35,14 +35,14 @@ fn parallel_chunks(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) 
 }
 
 /// The `[lo, hi)` range of output positions whose input position `o * stride + offset` lies in `[0, len)`.
-fn valid_range(len: usize, out: usize, stride: usize, offset: isize) -> (usize, usize) {
+pub(super) fn valid_range(len: usize, out: usize, stride: usize, offset: isize) -> (usize, usize) {
     let (len, stride) = (len as isize, stride as isize);
     let lo = if offset >= 0 { 0 } else { (-offset + stride - 1) / stride };
     let hi = if len - offset <= 0 { 0 } else { (len - offset + stride - 1) / stride };
     (lo.clamp(0, out as isize) as usize, hi.clamp(0, out as isize) as usize)
 }
 
-pub fn conv2d(x: &Tensor, c: &Conv2d, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+pub fn conv2d<T: Element>(x: &Tensor<T>, c: &Conv2d, w: &Tensor<T>, b: Option<&Tensor<T>>) -> Tensor<T> {
     let (n, ic, h, wd) = nchw(x);
     let [kh, kw] = c.kernel;
     let [sy, sx] = c.stride;
@@ -51,47 +51,47 @@ pub fn conv2d(x: &Tensor, c: &Conv2d, w: &Tensor, b: Option<&Tensor>) -> Tensor 
     let ow = (wd + c.padding.left + c.padding.right - dx * (kw - 1) - 1) / sx + 1;
     let (oc, groups) = (c.out_channels, c.groups);
     let (icg, ocg) = (ic / groups, oc / groups);
-    let mut out = vec![0f32; n * oc * oh * ow];
+    let mut out = vec![T::default(); n * oc * oh * ow];
     parallel_chunks(&mut out, oh * ow, |plane, dst| {
         let (bn, o) = (plane / oc, plane % oc);
         let g = o / ocg;
-        let mut acc = vec![b.map_or(0.0, |b| b.data[o] as f64); oh * ow];
+        let mut acc = vec![b.map_or(0.0, |b| b.data[o].to_f64()); oh * ow];
         for ci in 0..icg {
             let src = &x.data[(bn * ic + g * icg + ci) * h * wd..][..h * wd];
             for ky in 0..kh {
                 let y_off = (ky * dy) as isize - c.padding.top as isize;
                 let (y_lo, y_hi) = valid_range(h, oh, sy, y_off);
                 for kx in 0..kw {
-                    let wv = w.data[((o * icg + ci) * kh + ky) * kw + kx] as f64;
+                    let wv = w.data[((o * icg + ci) * kh + ky) * kw + kx].to_f64();
                     let x_off = (kx * dx) as isize - c.padding.left as isize;
                     let (x_lo, x_hi) = valid_range(wd, ow, sx, x_off);
                     for oy in y_lo..y_hi {
                         let row = &src[((oy * sy) as isize + y_off) as usize * wd..][..wd];
                         let acc_row = &mut acc[oy * ow..][..ow];
                         for ox in x_lo..x_hi {
-                            acc_row[ox] += wv * row[((ox * sx) as isize + x_off) as usize] as f64;
+                            acc_row[ox] += wv * row[((ox * sx) as isize + x_off) as usize].to_f64();
                         }
                     }
                 }
             }
         }
         for (d, a) in dst.iter_mut().zip(acc) {
-            *d = a as f32;
+            *d = T::from_f64(a);
         }
     });
     Tensor::new(vec![n, oc, oh, ow], out)
 }
 
-pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
+pub fn linear<T: Element>(x: &Tensor<T>, w: &Tensor<T>, b: Option<&Tensor<T>>) -> Tensor<T> {
     let (out_f, in_f) = (w.shape[0], w.shape[1]);
     let rows = x.len() / in_f;
-    let mut out = vec![0f32; rows * out_f];
+    let mut out = vec![T::default(); rows * out_f];
     parallel_chunks(&mut out, out_f, |r, dst| {
         let xs = &x.data[r * in_f..][..in_f];
         for (o, d) in dst.iter_mut().enumerate() {
             let ws = &w.data[o * in_f..][..in_f];
-            let dot: f64 = xs.iter().zip(ws).map(|(a, b)| *a as f64 * *b as f64).sum();
-            *d = (dot + b.map_or(0.0, |b| b.data[o] as f64)) as f32;
+            let dot: f64 = xs.iter().zip(ws).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
+            *d = T::from_f64(dot + b.map_or(0.0, |b| b.data[o].to_f64()));
         }
     });
     let mut shape = x.shape.clone();
@@ -99,7 +99,14 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
     Tensor::new(shape, out)
 }
 
-pub fn batch_norm(x: &Tensor, w: &Tensor, b: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> Tensor {
+pub fn batch_norm<T: Element>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    b: &Tensor<T>,
+    mean: &Tensor<T>,
+    var: &Tensor<T>,
+    eps: f64,
+) -> Tensor<T> {
     let (_, c, h, wd) = nchw(x);
     let plane = h * wd;
     let data = x
@@ -108,8 +115,8 @@ pub fn batch_norm(x: &Tensor, w: &Tensor, b: &Tensor, mean: &Tensor, var: &Tenso
         .enumerate()
         .map(|(i, v)| {
             let ch = (i / plane) % c;
-            let inv = 1.0 / (var.data[ch] as f64 + eps).sqrt();
-            ((*v as f64 - mean.data[ch] as f64) * inv * w.data[ch] as f64 + b.data[ch] as f64) as f32
+            let inv = 1.0 / (var.data[ch].to_f64() + eps).sqrt();
+            T::from_f64((v.to_f64() - mean.data[ch].to_f64()) * inv * w.data[ch].to_f64() + b.data[ch].to_f64())
         })
         .collect();
     Tensor::new(x.shape.clone(), data)
@@ -137,11 +144,11 @@ pub fn activate(a: Activation, x: f64) -> f64 {
     }
 }
 
-pub fn activation(x: &Tensor, a: Activation) -> Tensor {
-    Tensor::new(x.shape.clone(), x.data.iter().map(|v| activate(a, *v as f64) as f32).collect())
+pub fn activation<T: Element>(x: &Tensor<T>, a: Activation) -> Tensor<T> {
+    Tensor::new(x.shape.clone(), x.data.iter().map(|v| T::from_f64(activate(a, v.to_f64()))).collect())
 }
 
-fn pooled(x: &Tensor, p: &Pool2d) -> (usize, usize) {
+pub(super) fn pooled<T>(x: &Tensor<T>, p: &Pool2d) -> (usize, usize) {
     let (_, _, h, w) = nchw(x);
     let dim = |len: usize, k: usize, s: usize, lo: usize, hi: usize, d: usize| {
         cnnc_ir::window::output_len(len, k, s, (lo, hi), d, p.ceil_mode).expect("checked by the shape rules")
@@ -152,15 +159,15 @@ fn pooled(x: &Tensor, p: &Pool2d) -> (usize, usize) {
     )
 }
 
-pub fn max_pool(x: &Tensor, p: &Pool2d) -> Tensor {
+pub fn max_pool<T: Element>(x: &Tensor<T>, p: &Pool2d) -> Tensor<T> {
     let (n, c, h, w) = nchw(x);
     let (oh, ow) = pooled(x, p);
-    let mut out = vec![0f32; n * c * oh * ow];
+    let mut out = vec![T::default(); n * c * oh * ow];
     parallel_chunks(&mut out, oh * ow, |plane, dst| {
         let src = &x.data[plane * h * w..][..h * w];
         for oy in 0..oh {
             for ox in 0..ow {
-                let mut best = f32::NEG_INFINITY;
+                let mut best = f64::NEG_INFINITY;
                 for ky in 0..p.kernel[0] {
                     let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding.top as isize;
                     if iy < 0 || iy >= h as isize {
@@ -169,11 +176,11 @@ pub fn max_pool(x: &Tensor, p: &Pool2d) -> Tensor {
                     for kx in 0..p.kernel[1] {
                         let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
                         if ix >= 0 && ix < w as isize {
-                            best = best.max(src[iy as usize * w + ix as usize]);
+                            best = best.max(src[iy as usize * w + ix as usize].to_f64());
                         }
                     }
                 }
-                dst[oy * ow + ox] = best;
+                dst[oy * ow + ox] = T::from_f64(best);
             }
         }
     });
@@ -182,10 +189,10 @@ pub fn max_pool(x: &Tensor, p: &Pool2d) -> Tensor {
 
 /// Average pooling with PyTorch's divisor rules: windows are clipped to the padded input, and with
 /// `count_include_pad` the divisor counts the padding inside that clipped window.
-pub fn avg_pool(x: &Tensor, p: &Pool2d) -> Tensor {
+pub fn avg_pool<T: Element>(x: &Tensor<T>, p: &Pool2d) -> Tensor<T> {
     let (n, c, h, w) = nchw(x);
     let (oh, ow) = pooled(x, p);
-    let mut out = vec![0f32; n * c * oh * ow];
+    let mut out = vec![T::default(); n * c * oh * ow];
     parallel_chunks(&mut out, oh * ow, |plane, dst| {
         let src = &x.data[plane * h * w..][..h * w];
         for oy in 0..oh {
@@ -199,11 +206,11 @@ pub fn avg_pool(x: &Tensor, p: &Pool2d) -> Tensor {
                 let mut sum = 0f64;
                 for iy in ys..ye {
                     for ix in xs..xe {
-                        sum += src[iy as usize * w + ix as usize] as f64;
+                        sum += src[iy as usize * w + ix as usize].to_f64();
                     }
                 }
                 let count = if p.count_include_pad { (y1 - y0) * (x1 - x0) } else { (ye - ys) * (xe - xs) };
-                dst[oy * ow + ox] = (sum / count.max(1) as f64) as f32;
+                dst[oy * ow + ox] = T::from_f64(sum / count.max(1) as f64);
             }
         }
     });
@@ -211,22 +218,22 @@ pub fn avg_pool(x: &Tensor, p: &Pool2d) -> Tensor {
 }
 
 /// Adaptive pooling: output cell `i` covers `[floor(i·in/out), ceil((i+1)·in/out))`.
-pub fn adaptive_pool(x: &Tensor, size: [usize; 2], max: bool) -> Tensor {
+pub fn adaptive_pool<T: Element>(x: &Tensor<T>, size: [usize; 2], max: bool) -> Tensor<T> {
     let (n, c, h, w) = nchw(x);
     let [oh, ow] = size;
-    let mut out = vec![0f32; n * c * oh * ow];
+    let mut out = vec![T::default(); n * c * oh * ow];
     parallel_chunks(&mut out, oh * ow, |plane, dst| {
         let src = &x.data[plane * h * w..][..h * w];
         for oy in 0..oh {
             let (ys, ye) = (oy * h / oh, ((oy + 1) * h).div_ceil(oh));
             for ox in 0..ow {
                 let (xs, xe) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
-                let cells = (ys..ye).flat_map(|iy| (xs..xe).map(move |ix| src[iy * w + ix]));
-                dst[oy * ow + ox] = if max {
-                    cells.fold(f32::NEG_INFINITY, f32::max)
+                let cells = (ys..ye).flat_map(|iy| (xs..xe).map(move |ix| src[iy * w + ix].to_f64()));
+                dst[oy * ow + ox] = T::from_f64(if max {
+                    cells.fold(f64::NEG_INFINITY, f64::max)
                 } else {
-                    (cells.map(f64::from).sum::<f64>() / ((ye - ys) * (xe - xs)) as f64) as f32
-                };
+                    cells.sum::<f64>() / ((ye - ys) * (xe - xs)) as f64
+                });
             }
         }
     });
@@ -234,7 +241,7 @@ pub fn adaptive_pool(x: &Tensor, size: [usize; 2], max: bool) -> Tensor {
 }
 
 /// Concatenation along dim 1 (channels or features).
-pub fn concat(inputs: &[&Tensor]) -> Tensor {
+pub fn concat<T: Element>(inputs: &[&Tensor<T>]) -> Tensor<T> {
     let n = inputs[0].batch();
     let mut shape = inputs[0].shape.clone();
     shape[1] = inputs.iter().map(|t| t.shape[1]).sum();
@@ -247,42 +254,49 @@ pub fn concat(inputs: &[&Tensor]) -> Tensor {
     Tensor::new(shape, data)
 }
 
-pub fn add(inputs: &[&Tensor]) -> Tensor {
-    let data = (0..inputs[0].len()).map(|i| inputs.iter().map(|t| t.data[i] as f64).sum::<f64>() as f32).collect();
+pub fn add<T: Element>(inputs: &[&Tensor<T>]) -> Tensor<T> {
+    let data =
+        (0..inputs[0].len()).map(|i| T::from_f64(inputs.iter().map(|t| t.data[i].to_f64()).sum::<f64>())).collect();
     Tensor::new(inputs[0].shape.clone(), data)
 }
 
-/// Elementwise product with NumPy broadcasting (the batch dim included).
-pub fn mul(inputs: &[&Tensor]) -> Tensor {
-    let rank = inputs.iter().map(|t| t.shape.len()).max().unwrap_or(0);
-    let dims = |t: &Tensor| -> Vec<usize> {
-        let mut d = vec![1; rank - t.shape.len()];
-        d.extend(&t.shape);
+/// NumPy broadcasting of several shapes (the batch dim included): the result's shape and, per
+/// input, the stride of each result dim in that input (0 where the input is broadcast).
+pub(super) fn broadcast(shapes: &[&[usize]]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
+    let padded = |s: &[usize]| -> Vec<usize> {
+        let mut d = vec![1; rank - s.len()];
+        d.extend(s);
         d
     };
-    let shape: Vec<usize> = (0..rank).map(|i| inputs.iter().map(|t| dims(t)[i]).max().unwrap_or(1)).collect();
-    let strides = |t: &Tensor| -> Vec<usize> {
-        let d = dims(t);
-        let mut s = vec![0; rank];
-        let mut acc = 1;
-        for i in (0..rank).rev() {
-            s[i] = if d[i] == 1 { 0 } else { acc };
-            acc *= d[i];
-        }
-        s
-    };
-    let all_strides: Vec<Vec<usize>> = inputs.iter().map(|t| strides(t)).collect();
+    let shape: Vec<usize> = (0..rank).map(|i| shapes.iter().map(|s| padded(s)[i]).max().unwrap_or(1)).collect();
+    let strides = shapes
+        .iter()
+        .map(|s| {
+            let d = padded(s);
+            let mut strides = vec![0; rank];
+            let mut acc = 1;
+            for i in (0..rank).rev() {
+                strides[i] = if d[i] == 1 { 0 } else { acc };
+                acc *= d[i];
+            }
+            strides
+        })
+        .collect();
+    (shape, strides)
+}
+
+/// Calls `f(result index, offset in each input)` for every element of a broadcast, in row-major order.
+pub(super) fn for_each_broadcast(shape: &[usize], strides: &[Vec<usize>], mut f: impl FnMut(usize, &[usize])) {
     let len: usize = shape.iter().product();
-    let mut data = Vec::with_capacity(len);
-    let mut index = vec![0usize; rank];
-    for _ in 0..len {
-        let mut product = 1f64;
-        for (t, s) in inputs.iter().zip(&all_strides) {
-            let offset: usize = index.iter().zip(s).map(|(i, s)| i * s).sum();
-            product *= t.data[offset] as f64;
+    let mut index = vec![0usize; shape.len()];
+    let mut offsets = vec![0usize; strides.len()];
+    for at in 0..len {
+        for (o, s) in offsets.iter_mut().zip(strides) {
+            *o = index.iter().zip(s).map(|(i, s)| i * s).sum();
         }
-        data.push(product as f32);
-        for d in (0..rank).rev() {
+        f(at, &offsets);
+        for d in (0..shape.len()).rev() {
             index[d] += 1;
             if index[d] < shape[d] {
                 break;
@@ -290,15 +304,26 @@ pub fn mul(inputs: &[&Tensor]) -> Tensor {
             index[d] = 0;
         }
     }
+}
+
+/// Elementwise product with NumPy broadcasting (the batch dim included).
+pub fn mul<T: Element>(inputs: &[&Tensor<T>]) -> Tensor<T> {
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+    let (shape, strides) = broadcast(&shapes);
+    let mut data = Vec::with_capacity(shape.iter().product());
+    for_each_broadcast(&shape, &strides, |_, offsets| {
+        let product: f64 = inputs.iter().zip(offsets).map(|(t, o)| t.data[*o].to_f64()).product();
+        data.push(T::from_f64(product));
+    });
     Tensor::new(shape, data)
 }
 
 /// `view(n, g, c/g, h, w).transpose(1, 2)`.
-pub fn channel_shuffle(x: &Tensor, groups: usize) -> Tensor {
+pub fn channel_shuffle<T: Element>(x: &Tensor<T>, groups: usize) -> Tensor<T> {
     let (n, c, h, w) = nchw(x);
     let per_group = c / groups;
     let plane = h * w;
-    let mut out = vec![0f32; x.len()];
+    let mut out = vec![T::default(); x.len()];
     for b in 0..n {
         for i in 0..groups {
             for j in 0..per_group {
@@ -310,7 +335,7 @@ pub fn channel_shuffle(x: &Tensor, groups: usize) -> Tensor {
     Tensor::new(x.shape.clone(), out)
 }
 
-pub fn chunk(x: &Tensor, chunks: usize, index: usize) -> Tensor {
+pub fn chunk<T: Element>(x: &Tensor<T>, chunks: usize, index: usize) -> Tensor<T> {
     let (n, c, h, w) = nchw(x);
     let per = c / chunks;
     let block = per * h * w;
@@ -323,18 +348,18 @@ pub fn chunk(x: &Tensor, chunks: usize, index: usize) -> Tensor {
 
 /// PyTorch's `local_response_norm`: `x / (k + alpha/size · Σ x²)^beta` over a window of `size`
 /// channels starting `size/2` before the channel.
-pub fn lrn(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Tensor {
+pub fn lrn<T: Element>(x: &Tensor<T>, size: usize, alpha: f64, beta: f64, k: f64) -> Tensor<T> {
     let (n, c, h, w) = nchw(x);
     let plane = h * w;
-    let mut out = vec![0f32; x.len()];
+    let mut out = vec![T::default(); x.len()];
     for b in 0..n {
         for ch in 0..c {
             let lo = ch.saturating_sub(size / 2);
             let hi = (ch + (size - 1) / 2 + 1).min(c);
             for p in 0..plane {
-                let sum: f64 = (lo..hi).map(|cc| (x.data[(b * c + cc) * plane + p] as f64).powi(2)).sum();
-                let v = x.data[(b * c + ch) * plane + p] as f64;
-                out[(b * c + ch) * plane + p] = (v / (k + alpha * sum / size as f64).powf(beta)) as f32;
+                let sum: f64 = (lo..hi).map(|cc| (x.data[(b * c + cc) * plane + p].to_f64()).powi(2)).sum();
+                let v = x.data[(b * c + ch) * plane + p].to_f64();
+                out[(b * c + ch) * plane + p] = T::from_f64(v / (k + alpha * sum / size as f64).powf(beta));
             }
         }
     }
@@ -342,32 +367,32 @@ pub fn lrn(x: &Tensor, size: usize, alpha: f64, beta: f64, k: f64) -> Tensor {
 }
 
 /// Softmax over dim 1.
-pub fn softmax(x: &Tensor) -> Tensor {
+pub fn softmax<T: Element>(x: &Tensor<T>) -> Tensor<T> {
     let n = x.batch();
     let c = x.shape[1];
     let inner = x.item_len() / c;
-    let mut out = vec![0f32; x.len()];
+    let mut out = vec![T::default(); x.len()];
     for b in 0..n {
         for p in 0..inner {
             let at = |ch: usize| (b * c + ch) * inner + p;
-            let max = (0..c).map(|ch| x.data[at(ch)] as f64).fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = (0..c).map(|ch| (x.data[at(ch)] as f64 - max).exp()).sum();
+            let max = (0..c).map(|ch| x.data[at(ch)].to_f64()).fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = (0..c).map(|ch| (x.data[at(ch)].to_f64() - max).exp()).sum();
             for ch in 0..c {
-                out[at(ch)] = ((x.data[at(ch)] as f64 - max).exp() / sum) as f32;
+                out[at(ch)] = T::from_f64((x.data[at(ch)].to_f64() - max).exp() / sum);
             }
         }
     }
     Tensor::new(x.shape.clone(), out)
 }
 
-pub fn channel_affine(x: &Tensor, scale: &[f64], shift: &[f64]) -> Tensor {
+pub fn channel_affine<T: Element>(x: &Tensor<T>, scale: &[f64], shift: &[f64]) -> Tensor<T> {
     let (_, c, h, w) = nchw(x);
     let plane = h * w;
     let data = x
         .data
         .iter()
         .enumerate()
-        .map(|(i, v)| (*v as f64 * scale[(i / plane) % c] + shift[(i / plane) % c]) as f32)
+        .map(|(i, v)| T::from_f64(v.to_f64() * scale[(i / plane) % c] + shift[(i / plane) % c]))
         .collect();
     Tensor::new(x.shape.clone(), data)
 }

@@ -5,29 +5,48 @@ mod pickle;
 mod pth;
 mod safetensors_file;
 
+pub use safetensors_file::write as write_safetensors;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
 use cnnc_ir::graph::WeightTable;
 
+use crate::tensor::Element;
 use crate::{RuntimeError, Tensor};
 
-/// Tensors by state_dict name.
-#[derive(Clone, Debug, Default)]
-pub struct Weights {
-    tensors: HashMap<String, Tensor>,
+/// Tensors by state_dict name: f32 as checkpoints hold them, f64 in the training reference.
+#[derive(Clone, Debug)]
+pub struct Weights<T = f32> {
+    tensors: HashMap<String, Tensor<T>>,
 }
 
-impl Weights {
+impl<T> Default for Weights<T> {
+    fn default() -> Weights<T> {
+        Weights { tensors: HashMap::new() }
+    }
+}
+
+impl<T: Element> Weights<T> {
     /// Adds or replaces a tensor.
-    pub fn insert(&mut self, name: String, tensor: Tensor) {
+    pub fn insert(&mut self, name: String, tensor: Tensor<T>) {
         self.tensors.insert(name, tensor);
     }
 
     /// The tensor called `name`.
-    pub fn get(&self, name: &str) -> Option<&Tensor> {
+    pub fn get(&self, name: &str) -> Option<&Tensor<T>> {
         self.tensors.get(name)
+    }
+
+    /// The tensor called `name`, to change in place.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Tensor<T>> {
+        self.tensors.get_mut(name)
+    }
+
+    /// Every tensor converted to element type `U`.
+    pub fn convert<U: Element>(&self) -> Weights<U> {
+        Weights { tensors: self.tensors.iter().map(|(k, v)| (k.clone(), v.convert())).collect() }
     }
 
     /// Number of tensors.

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use super::Weights;
@@ -34,4 +35,30 @@ pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
         weights.insert(name, Tensor::new(view.shape().to_vec(), data));
     }
     Ok(weights)
+}
+
+/// Writes named tensors as a `.safetensors` file, in float64 or (with `f32`) float32 — the layout
+/// `safetensors.torch.load_file` reads.
+///
+/// # Errors
+/// [`RuntimeError::Write`] when the file cannot be written.
+pub fn write(path: &Path, tensors: &[(String, Tensor<f64>)], f32: bool) -> Result<(), RuntimeError> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, t)| match f32 {
+            true => t.data.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect(),
+            false => t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        })
+        .collect();
+    let dtype = if f32 { Dtype::F32 } else { Dtype::F64 };
+    let views = tensors.iter().zip(&bytes).map(|((name, t), b)| {
+        (name.as_str(), TensorView::new(dtype, t.shape.clone(), b).expect("the bytes match the shape and dtype"))
+    });
+    safetensors::serialize_to_file(views, None, path).map_err(|e| RuntimeError::Write {
+        path: path.to_path_buf(),
+        source: match e {
+            safetensors::SafeTensorError::IoError(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        },
+    })
 }

@@ -1,0 +1,100 @@
+use super::*;
+use crate::graph::{Activation, Fused, Node, ParamKind, Shape};
+
+/// Appends `op` reading `inputs`, with parameters named `{path}.weight` / `.bias` as the op declares.
+fn push(g: &mut Graph, path: &str, op: Op, inputs: &[NodeId], shape: &[usize]) -> NodeId {
+    let params = op.params().into_iter().map(|(k, s)| Param::new(&format!("{path}.{}", k.suffix()), k, &s)).collect();
+    g.push(Node {
+        op,
+        inputs: inputs.to_vec(),
+        shape: Shape::of(shape),
+        path: path.into(),
+        params,
+        span: Span::default(),
+        training_only: false,
+        fused: Fused::default(),
+    })
+}
+
+fn linear(i: usize, o: usize) -> Op {
+    Op::Linear { in_features: i, out_features: o, bias: true }
+}
+
+/// input [4] → a: linear 4→4 → relu ─┬─ b: linear 4→4 ─ add → c: linear 4→2
+///                                   └────────────────┘
+fn residual_net() -> Graph {
+    let mut g = Graph::new(Shape::of(&[4]), Span::default());
+    let a = push(&mut g, "a", linear(4, 4), &[NodeId::INPUT], &[4]);
+    let r = push(&mut g, "", Op::Activation(Activation::Relu), &[a], &[4]);
+    let b = push(&mut g, "b", linear(4, 4), &[r], &[4]);
+    let s = push(&mut g, "", Op::Add, &[b, r], &[4]);
+    g.output = push(&mut g, "c", linear(4, 2), &[s], &[2]);
+    g
+}
+
+fn names(params: &[Param]) -> Vec<&str> {
+    params.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[test]
+fn everything_trainable_differentiates_every_node_but_the_input() {
+    let g = residual_net();
+    let back = differentiate(&g, |_| true).unwrap();
+    let nodes: Vec<usize> = back.steps.iter().map(|s| s.node.index()).collect();
+    assert_eq!(nodes, vec![5, 4, 3, 2, 1]);
+    assert_eq!(names(&back.trainable), ["a.weight", "a.bias", "b.weight", "b.bias", "c.weight", "c.bias"]);
+    // The first layer needs no input gradient: nothing below it is trainable.
+    assert_eq!(back.steps[4].input_grads, vec![false]);
+    assert_eq!(back.steps[1].input_grads, vec![true, true]);
+    assert!(!back.needs_grad(g.input));
+}
+
+#[test]
+fn frozen_layers_get_no_gradients_and_stop_the_input_gradient() {
+    let g = residual_net();
+    let back = differentiate(&g, |p| !p.name.starts_with("a.")).unwrap();
+    assert_eq!(names(&back.trainable), ["b.weight", "b.bias", "c.weight", "c.bias"]);
+    let nodes: Vec<usize> = back.steps.iter().map(|s| s.node.index()).collect();
+    // add (4) still passes its gradient to b; relu (2) and a (1) do no backward work.
+    assert_eq!(nodes, vec![5, 4, 3]);
+    assert_eq!(back.steps[1].input_grads, vec![true, false]);
+    assert_eq!(back.steps[2].input_grads, vec![false]);
+    assert!(!back.needs_grad(g.nodes().nth(2).unwrap().0));
+}
+
+#[test]
+fn a_head_alone_costs_one_step() {
+    let g = residual_net();
+    let back = differentiate(&g, |p| p.name.starts_with("c.")).unwrap();
+    assert_eq!(back.steps.len(), 1);
+    assert_eq!(back.steps[0].input_grads, vec![false]);
+    assert_eq!(names(&back.steps[0].param_grads), ["c.weight", "c.bias"]);
+}
+
+#[test]
+fn running_statistics_are_never_trained() {
+    let mut g = Graph::new(Shape::of(&[2, 3, 3]), Span::default());
+    let bn = push(&mut g, "bn", Op::BatchNorm { channels: 2, eps: 1e-5, momentum: 0.1 }, &[NodeId::INPUT], &[2, 3, 3]);
+    let f = push(&mut g, "", Op::Flatten, &[bn], &[18]);
+    g.output = push(&mut g, "fc", linear(18, 3), &[f], &[3]);
+    let back = differentiate(&g, |_| true).unwrap();
+    assert!(back.trainable.iter().all(|p| matches!(p.kind, ParamKind::Weight | ParamKind::Bias)));
+    assert_eq!(names(&back.trainable), ["bn.weight", "bn.bias", "fc.weight", "fc.bias"]);
+}
+
+#[test]
+fn refusals_name_the_problem() {
+    let g = residual_net();
+    assert_eq!(differentiate(&g, |_| false), Err(AutodiffError::NothingTrainable));
+    let mut g = Graph::new(Shape::of(&[1, 4, 4]), Span::default());
+    g.output = push(&mut g, "", Op::Activation(Activation::Relu), &[NodeId::INPUT], &[1, 4, 4]);
+    let e = differentiate(&g, |_| true).unwrap_err();
+    assert_eq!(e, AutodiffError::OutputNotLogits { shape: vec![1, 4, 4] });
+    assert!(e.to_string().contains("class scores [K]"));
+    let mut g = residual_net();
+    let mut lowered = g.nodes().nth(1).unwrap().1.clone();
+    lowered.fused.activation = Some(Activation::Relu);
+    let id = g.push(lowered);
+    g.output = id;
+    assert!(matches!(differentiate(&g, |_| true), Err(AutodiffError::Lowered { node, .. }) if node == "a"));
+}

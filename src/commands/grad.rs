@@ -1,0 +1,122 @@
+//! `cnnc grad`: one training-mode forward and backward on a batch; writes the loss, every trainable
+//! parameter's gradient and the batch-norm running statistics after the step.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cnnc::compiler::ir::autodiff;
+use cnnc::compiler::Model;
+use cnnc::runtime::train::{self, CrossEntropy, StepOptions};
+use cnnc::runtime::{npy, synthetic, weights, RuntimeError, Tensor};
+
+use super::progress::Progress;
+use super::{compile_model, SpecPath};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model spec.
+    #[arg(value_name = "SPEC")]
+    spec: SpecPath,
+    /// Checkpoint to start from (.safetensors or .pth), matched by name against the spec's weight table.
+    #[arg(long, value_name = "FILE", required_unless_present = "seed", conflicts_with = "seed")]
+    weights: Option<PathBuf>,
+    /// Use deterministic pseudo-random weights from this seed instead of a checkpoint.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Input batch: a float32 .npy array [N, C, H, W].
+    #[arg(long, value_name = "X.npy")]
+    input: PathBuf,
+    /// Class labels: an int64 or int32 .npy vector [N].
+    #[arg(long, value_name = "Y.npy")]
+    labels: PathBuf,
+    /// Where to write the loss (`loss`, shape [1]), each trainable parameter's gradient under the
+    /// parameter's state_dict name, and each batch-norm's running mean and variance after the step.
+    #[arg(long, short, value_name = "G.safetensors")]
+    output: PathBuf,
+    /// Run on the CPU reference executor (float64 throughout). Required for now: the GPU executor
+    /// has no backward kernels yet.
+    #[arg(long)]
+    cpu: bool,
+    /// Dropout and stochastic depth: `on` draws masks from --dropout-seed as training does, `off`
+    /// makes them the identity (to compare with a framework's gradients).
+    #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
+    dropout: Switch,
+    /// Seed of the dropout masks.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    dropout_seed: u64,
+    /// Cross-entropy label smoothing, in [0, 1] (PyTorch's `label_smoothing`).
+    #[arg(long, default_value_t = 0.0, value_name = "EPS")]
+    label_smoothing: f64,
+    /// Write float32 tensors instead of float64.
+    #[arg(long)]
+    f32: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    if !args.cpu {
+        eprintln!("error: the GPU executor cannot compute gradients yet; run `cnnc grad` with --cpu");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    if !(0.0..=1.0).contains(&args.label_smoothing) {
+        eprintln!("error: --label-smoothing must be in [0, 1], not {}", args.label_smoothing);
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    let model = match compile_model(&args.spec) {
+        Ok(model) => model,
+        Err(code) => return code,
+    };
+    match execute(&args, &model) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
+    let graph = &model.graph;
+    let backward = autodiff::differentiate(graph, |_| true)?;
+    let progress = Progress::start("loading weights");
+    let weights = match &args.weights {
+        Some(path) => weights::bind(&graph.weight_table(), weights::read(path)?, true)?.weights,
+        None => synthetic::weights(graph, args.seed.unwrap_or(0)),
+    };
+    progress.stage("reading the batch");
+    let input: Tensor<f64> = npy::read(&args.input)?.convert();
+    let labels = npy::read_labels(&args.labels)?;
+    progress.stage(format!("forward and backward on {} input(s) on the CPU", input.batch()));
+    let options = StepOptions {
+        loss: CrossEntropy { label_smoothing: args.label_smoothing, class_weights: None },
+        dropout: args.dropout == Switch::On,
+        seed: args.dropout_seed,
+        step: 0,
+    };
+    let result = train::step(graph, &backward, &weights.convert(), &input, &labels, &options)?;
+    drop(progress);
+    let mut tensors = vec![("loss".to_string(), Tensor::new(vec![1], vec![result.loss]))];
+    for p in &backward.trainable {
+        tensors.push((p.name.clone(), result.gradients.get(&p.name).expect("one gradient per trainable").clone()));
+    }
+    for p in graph.inference_nodes().flat_map(|(_, n)| &n.params) {
+        if let Some(stat) = result.running.get(&p.name) {
+            tensors.push((p.name.clone(), stat.clone()));
+        }
+    }
+    weights::write_safetensors(&args.output, &tensors, args.f32)?;
+    println!(
+        "loss {:.6} over {} input(s); wrote {} gradients and {} running statistics to {}",
+        result.loss,
+        input.batch(),
+        backward.trainable.len(),
+        result.running.len(),
+        args.output.display()
+    );
+    Ok(())
+}
