@@ -139,3 +139,22 @@ fn build_refuses_what_it_cannot_generate_or_must_not_overwrite() {
     assert_eq!(cnnc(&["build", "specs/lenet.yaml", "--crate", dir_arg]).status.code(), Some(0), "regenerating is fine");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn summary_train_reports_what_a_step_costs() {
+    let o = cnnc(&["summary", "specs/lenet.yaml", "--train", "--json", "--batch", "64"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let t = &v["train"];
+    assert_eq!(t["trainable_params"], 62006);
+    assert_eq!(t["gradient_bytes"], 62006 * 4);
+    assert_eq!(t["adam_state_bytes"], 62006 * 8);
+    let (peak, saved) =
+        (t["peak_step_activation_bytes"].as_u64().unwrap(), t["saved_activation_bytes"].as_u64().unwrap());
+    // Everything the forward computes but the flatten (a view) and the first layer's input is saved
+    // for the backward pass at least; the peak holds it plus gradients.
+    assert!(saved > 64 * 4 * (6 * 28 * 28 * 2) && peak >= saved, "{t}");
+    let table = stdout(&cnnc(&["summary", "specs/lenet.yaml", "--train"]));
+    assert!(table.contains("Trainable params:      62,006"), "{table}");
+    assert!(table.contains("with Adam or AdamW"), "{table}");
+}

@@ -1,8 +1,40 @@
 //! The figures `cnnc summary` reports: per-layer rows, totals, the weight table, peak and planned
 //! activation memory.
 
+use cnnc_ir::autodiff::{differentiate, step_memory};
+
 use crate::graph::{Graph, NodeId, Op, Shape};
 use crate::Model;
+
+/// What one training step costs, everything trainable (PyTorch's default).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSummary {
+    /// Parameters that get gradients (f32 each, and one gradient each).
+    pub trainable_params: u64,
+    /// Bytes of optimizer state: SGD with momentum keeps one float per parameter, Adam and AdamW two.
+    pub sgd_momentum_state_bytes: u64,
+    pub adam_state_bytes: u64,
+    /// The most bytes of activations and activation gradients live at once during a step (forward
+    /// values kept until the last backward rule that reads them), for the batch given.
+    pub peak_step_activation_bytes: u64,
+    /// Forward values kept for the backward pass when the forward ends.
+    pub saved_activation_bytes: u64,
+}
+
+/// The training figures for `graph` at `batch`, or why it cannot be trained (the autodiff error's
+/// message).
+pub fn train_summary(graph: &Graph, batch: u64) -> Result<TrainSummary, String> {
+    let backward = differentiate(graph, |_| true).map_err(|e| e.to_string())?;
+    let trainable_params: u64 = backward.trainable.iter().map(|p| p.shape.iter().product::<usize>() as u64).sum();
+    let memory = step_memory(graph, &backward, batch);
+    Ok(TrainSummary {
+        trainable_params,
+        sgd_momentum_state_bytes: trainable_params * 4,
+        adam_state_bytes: trainable_params * 8,
+        peak_step_activation_bytes: memory.peak_bytes,
+        saved_activation_bytes: memory.saved_bytes,
+    })
+}
 
 /// One row of the summary table.
 #[derive(Clone, Debug, PartialEq)]

@@ -10,6 +10,10 @@
 //! forward pass. A gradient has the shape of the value it belongs to, which the graph's shape rules
 //! already checked.
 
+mod memory;
+
+pub use memory::{saved, step_memory, Saved, StepMemory};
+
 use std::fmt;
 
 use crate::graph::{Graph, NodeId, Op, Param};

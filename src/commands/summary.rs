@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cnnc::compiler::summary::{summarize, Summary};
+use cnnc::compiler::summary::{summarize, train_summary, Summary, TrainSummary};
 use serde_json::{json, Map, Value};
 
 use super::{compile_model, group, SpecPath};
@@ -18,6 +18,10 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Add what a training step costs at --batch: trainable parameters, gradients, optimizer state
+    /// and the activation memory of forward and backward planned together.
+    #[arg(long)]
+    train: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -26,12 +30,54 @@ pub fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let summary = summarize(&model, args.batch);
+    let train = match args.train.then(|| train_summary(&model.graph, args.batch)).transpose() {
+        Ok(train) => train,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&summary)).expect("JSON values serialise"));
+        let mut value = to_json(&summary);
+        if let Some(t) = &train {
+            value["train"] = json!({
+                "trainable_params": t.trainable_params,
+                "gradient_bytes": t.trainable_params * 4,
+                "sgd_momentum_state_bytes": t.sgd_momentum_state_bytes,
+                "adam_state_bytes": t.adam_state_bytes,
+                "peak_step_activation_bytes": t.peak_step_activation_bytes,
+                "saved_activation_bytes": t.saved_activation_bytes,
+            });
+        }
+        println!("{}", serde_json::to_string_pretty(&value).expect("JSON values serialise"));
     } else {
         print!("{}", table(&summary));
+        if let Some(t) = &train {
+            print!("{}", train_table(t, args.batch));
+        }
     }
     ExitCode::SUCCESS
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+fn train_table(t: &TrainSummary, batch: u64) -> String {
+    let mut out = format!("Training step (batch {batch}, f32, everything trainable):\n");
+    out += &format!("  Trainable params:      {}\n", group(t.trainable_params));
+    out += &format!("  Gradients:             {:.2} MiB\n", mib(t.trainable_params * 4));
+    out += &format!(
+        "  Optimizer state:       {:.2} MiB with Adam or AdamW, {:.2} MiB with SGD momentum, none with plain SGD\n",
+        mib(t.adam_state_bytes),
+        mib(t.sgd_momentum_state_bytes)
+    );
+    out += &format!(
+        "  Activations:           {:.2} MiB at the peak of forward + backward; {:.2} MiB kept for the backward\n",
+        mib(t.peak_step_activation_bytes),
+        mib(t.saved_activation_bytes)
+    );
+    out
 }
 
 fn to_json(s: &Summary) -> Value {

@@ -98,3 +98,20 @@ fn refusals_name_the_problem() {
     g.output = id;
     assert!(matches!(differentiate(&g, |_| true), Err(AutodiffError::Lowered { node, .. }) if node == "a"));
 }
+
+#[test]
+fn step_memory_keeps_what_backward_reads() {
+    let g = residual_net();
+    let all = differentiate(&g, |_| true).unwrap();
+    let head = differentiate(&g, |p| p.name.starts_with("c.")).unwrap();
+    let (m_all, m_head) = (step_memory(&g, &all, 2), step_memory(&g, &head, 2));
+    // Values are 4 floats × batch 2 × 4 bytes = 32 bytes (logits 16).
+    // Training the head keeps only c's input (the add) and the logits.
+    assert_eq!(m_head.saved_bytes, 32 + 16);
+    // Training everything also keeps the input (a's weight gradient), a's output (relu's backward)
+    // and relu's output (b's weight gradient).
+    assert_eq!(m_all.saved_bytes, 4 * 32 + 16);
+    assert!(m_all.peak_bytes > m_head.peak_bytes);
+    let step = &all.steps[0];
+    assert_eq!(saved(g.node(step.node), step), Saved { inputs: vec![true], output: false });
+}

@@ -1,9 +1,14 @@
-//! Training: the loss, the counter-based random numbers of dropout, and the CPU reference training
-//! step (f64 throughout) over the backward work that `cnnc_ir::autodiff` plans.
+//! Training: the loss, optimizers and learning-rate schedules, the counter-based random numbers of
+//! dropout, and the CPU reference training step and trainer (f64 throughout) over the backward work
+//! that `cnnc_ir::autodiff` plans.
 
 mod loss;
+mod optim;
 pub mod reference;
 pub mod rng;
+mod trainer;
 
 pub use loss::CrossEntropy;
+pub use optim::{Optimizer, OptimizerState, Schedule};
 pub use reference::{step, StepOptions, StepResult};
+pub use trainer::{CpuTrainer, Evaluation};

@@ -1,0 +1,108 @@
+//! A model being trained on the CPU reference executor: parameters in f64, the planned backward work,
+//! an optimizer with its schedule, and the batch-norm running statistics, stepped batch by batch.
+
+use cnnc_ir::autodiff::{differentiate, Backward};
+use cnnc_ir::graph::{Graph, Param};
+
+use super::{step, OptimizerState, StepOptions};
+use crate::weights::Weights;
+use crate::{cpu, RuntimeError, Tensor};
+
+/// The loss and accuracy of a model on a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy over the batch.
+    pub loss: f64,
+    /// Items whose highest-scoring class is their label.
+    pub correct: usize,
+    pub items: usize,
+}
+
+/// Training on the CPU reference executor (f64 throughout): the oracle GPU training is compared with,
+/// and a trainer for small models where no GPU is at hand.
+pub struct CpuTrainer<'g> {
+    graph: &'g Graph,
+    backward: Backward,
+    params: Weights<f64>,
+    optimizer: OptimizerState,
+    options: StepOptions,
+}
+
+impl<'g> CpuTrainer<'g> {
+    /// A trainer for `graph` (the checked graph, not one lowered for inference) starting from
+    /// `weights`, training the parameters `trainable` selects with `optimizer` on the loss in
+    /// `options` (whose `seed` keys the dropout masks; `step` counts from there).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Autodiff`] when the graph cannot be trained as asked, and
+    /// [`RuntimeError::MissingWeight`] when `weights` lack a tensor the model reads.
+    pub fn new(
+        graph: &'g Graph,
+        weights: &Weights,
+        trainable: impl Fn(&Param) -> bool,
+        optimizer: OptimizerState,
+        options: StepOptions,
+    ) -> Result<CpuTrainer<'g>, RuntimeError> {
+        let backward = differentiate(graph, trainable)?;
+        if let Some(p) = graph.inference_nodes().flat_map(|(_, n)| &n.params).find(|p| weights.get(&p.name).is_none()) {
+            return Err(RuntimeError::MissingWeight { name: p.name.clone() });
+        }
+        Ok(CpuTrainer { graph, backward, params: weights.convert(), optimizer, options })
+    }
+
+    /// One training step on `input` `[N, ...item]` with one class label per item: forward, loss,
+    /// backward, optimizer step, running statistics updated. Returns the step's mean loss (before
+    /// the update).
+    ///
+    /// # Errors
+    /// A wrong input shape, labels that do not fit, or a batch-norm over one value per channel.
+    pub fn step(&mut self, input: &Tensor, labels: &[usize]) -> Result<f64, RuntimeError> {
+        let result = step(self.graph, &self.backward, &self.params, &input.convert(), labels, &self.options)?;
+        self.optimizer.step(&mut self.params, &result.gradients)?;
+        for name in result.running.names() {
+            self.params.insert(name.to_string(), result.running.get(name).expect("listed").clone());
+        }
+        self.options.step += 1;
+        Ok(result.loss)
+    }
+
+    /// The loss and accuracy on a batch in inference mode (running statistics, no dropout).
+    ///
+    /// # Errors
+    /// A wrong input shape, or labels that do not fit.
+    pub fn evaluate(&self, input: &Tensor, labels: &[usize]) -> Result<Evaluation, RuntimeError> {
+        let logits: Tensor<f64> = cpu::run(self.graph, &self.weights(), input)?.convert();
+        let (loss, _) = self.options.loss.loss_and_grad(&logits, labels)?;
+        let k = logits.item_len();
+        let correct = labels
+            .iter()
+            .enumerate()
+            .filter(|(b, y)| {
+                let row = &logits.data[b * k..][..k];
+                let best = row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
+                best == **y
+            })
+            .count();
+        Ok(Evaluation { loss, correct, items: labels.len() })
+    }
+
+    /// The current weights (parameters and running statistics), as f32 under their names.
+    pub fn weights(&self) -> Weights {
+        self.params.convert()
+    }
+
+    /// The current parameters in f64.
+    pub fn params(&self) -> &Weights<f64> {
+        &self.params
+    }
+
+    /// The planned backward work (which parameters train).
+    pub fn backward(&self) -> &Backward {
+        &self.backward
+    }
+
+    /// Optimizer steps taken.
+    pub fn steps(&self) -> u64 {
+        self.optimizer.steps
+    }
+}
