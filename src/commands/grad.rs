@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use cnnc::compiler::ir::autodiff;
 use cnnc::compiler::Model;
-use cnnc::runtime::train::{self, CrossEntropy, StepOptions};
+use cnnc::runtime::gpu::{self, GpuTrainer};
+use cnnc::runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions};
 use cnnc::runtime::{npy, synthetic, weights, RuntimeError, Tensor};
 
 use super::progress::Progress;
@@ -39,10 +40,12 @@ pub struct Args {
     /// parameter's state_dict name, and each batch-norm's running mean and variance after the step.
     #[arg(long, short, value_name = "G.safetensors")]
     output: PathBuf,
-    /// Run on the CPU reference executor (float64 throughout). Required for now: the GPU executor
-    /// has no backward kernels yet.
+    /// Run on the CPU reference executor (float64 throughout) instead of the GPU (float32).
     #[arg(long)]
     cpu: bool,
+    /// The GPU adapter to use: part of its name, or a backend (vulkan, metal, dx12); see `cnnc devices`.
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
     /// Dropout and stochastic depth: `on` draws masks from --dropout-seed as training does, `off`
     /// makes them the identity (to compare with a framework's gradients).
     #[arg(long, value_enum, default_value = "on", value_name = "on|off")]
@@ -53,16 +56,12 @@ pub struct Args {
     /// Cross-entropy label smoothing, in [0, 1] (PyTorch's `label_smoothing`).
     #[arg(long, default_value_t = 0.0, value_name = "EPS")]
     label_smoothing: f64,
-    /// Write float32 tensors instead of float64.
+    /// Write float32 tensors instead of float64 (the GPU always writes float32).
     #[arg(long)]
     f32: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    if !args.cpu {
-        eprintln!("error: the GPU executor cannot compute gradients yet; run `cnnc grad` with --cpu");
-        return ExitCode::from(super::EXIT_USAGE);
-    }
     if !(0.0..=1.0).contains(&args.label_smoothing) {
         eprintln!("error: --label-smoothing must be in [0, 1], not {}", args.label_smoothing);
         return ExitCode::from(super::EXIT_USAGE);
@@ -91,31 +90,47 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
     progress.stage("reading the batch");
     let input: Tensor<f64> = npy::read(&args.input)?.convert();
     let labels = npy::read_labels(&args.labels)?;
-    progress.stage(format!("forward and backward on {} input(s) on the CPU", input.batch()));
     let options = StepOptions {
         loss: CrossEntropy { label_smoothing: args.label_smoothing, class_weights: None },
         dropout: args.dropout == Switch::On,
         seed: args.dropout_seed,
         step: 0,
     };
-    let result = train::step(graph, &backward, &weights.convert(), &input, &labels, &options)?;
+    let (loss, gradients, running) = if args.cpu {
+        progress.stage(format!("forward and backward on {} input(s) on the CPU", input.batch()));
+        let result = train::step(graph, &backward, &weights.convert(), &input, &labels, &options)?;
+        (result.loss, result.gradients, result.running)
+    } else {
+        progress.stage("opening the GPU");
+        let gpu = gpu::open(args.adapter.as_deref())?;
+        progress.stage("preparing kernels and uploading weights");
+        let unused = OptimizerState::new(Optimizer::sgd(), 0.0, Schedule::Constant);
+        let mut trainer = GpuTrainer::new(&gpu, graph, &weights, |_| true, unused, &options, input.batch())?;
+        progress.stage(format!("forward and backward on {} input(s) on the GPU", input.batch()));
+        let (loss, gradients) = trainer.gradients(&input.convert(), &labels)?;
+        let after = trainer.weights()?;
+        let mut running = weights::Weights::default();
+        for p in graph.inference_nodes().flat_map(|(_, n)| &n.params).filter(|p| !p.kind.is_trainable()) {
+            running.insert(p.name.clone(), after.get(&p.name).expect("every weight is read back").clone());
+        }
+        (f64::from(loss), gradients.convert(), running.convert())
+    };
     drop(progress);
-    let mut tensors = vec![("loss".to_string(), Tensor::new(vec![1], vec![result.loss]))];
+    let mut tensors = vec![("loss".to_string(), Tensor::new(vec![1], vec![loss]))];
     for p in &backward.trainable {
-        tensors.push((p.name.clone(), result.gradients.get(&p.name).expect("one gradient per trainable").clone()));
+        tensors.push((p.name.clone(), gradients.get(&p.name).expect("one gradient per trainable").clone()));
     }
     for p in graph.inference_nodes().flat_map(|(_, n)| &n.params) {
-        if let Some(stat) = result.running.get(&p.name) {
+        if let Some(stat) = running.get(&p.name) {
             tensors.push((p.name.clone(), stat.clone()));
         }
     }
-    weights::write_safetensors(&args.output, &tensors, args.f32)?;
+    weights::write_safetensors(&args.output, &tensors, args.f32 || !args.cpu)?;
     println!(
-        "loss {:.6} over {} input(s); wrote {} gradients and {} running statistics to {}",
-        result.loss,
+        "loss {loss:.6} over {} input(s); wrote {} gradients and {} running statistics to {}",
         input.batch(),
         backward.trainable.len(),
-        result.running.len(),
+        running.len(),
         args.output.display()
     );
     Ok(())

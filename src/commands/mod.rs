@@ -105,7 +105,9 @@ enum Command {
     /// cross-entropy over the model's output. Tensors are named as in the spec's weight table
     /// (torchvision's state_dict names), so they compare directly with PyTorch's `.grad`s.
     ///
-    /// Example: cnnc grad specs/lenet.yaml --seed 0 --input x.npy --labels y.npy -o grads.safetensors --cpu
+    /// The GPU computes in float32 and writes float32; `--cpu` runs the float64 reference.
+    ///
+    /// Example: cnnc grad specs/lenet.yaml --seed 0 --input x.npy --labels y.npy -o grads.safetensors
     Grad(grad::Args),
 }
 

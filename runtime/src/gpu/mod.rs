@@ -8,6 +8,7 @@ pub mod executor;
 pub mod kernels;
 mod program;
 mod record;
+pub mod train;
 mod upload;
 
 pub use build::{build, Built, PlanOptions};
@@ -15,3 +16,4 @@ pub use device::{adapters, open, AdapterSummary, Gpu};
 pub use executor::{Prepared, StepTiming};
 pub use program::Program;
 pub use record::{GpuLayer, Recorder};
+pub use train::GpuTrainer;

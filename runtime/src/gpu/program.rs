@@ -89,17 +89,38 @@ impl Program {
 
     /// Waits for the queue and returns the bytes of a `MAP_READ` buffer.
     pub(crate) fn read_back(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>, RuntimeError> {
-        let slice = buffer.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        let failed =
-            |e: &dyn std::fmt::Display| RuntimeError::Device { during: "reading results back", message: e.to_string() };
-        self.gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| failed(&e))?;
-        rx.recv().map_err(|e| failed(&e))?.map_err(|e| failed(&e))?;
-        let bytes = slice.get_mapped_range().map_err(|e| failed(&e))?.to_vec();
-        buffer.unmap();
-        Ok(bytes)
+        map_and_read(&self.gpu, buffer)
     }
+}
+
+/// The first `floats` floats of a storage buffer (with `COPY_SRC`), copied out through a staging
+/// buffer once the queue is done with it.
+pub(crate) fn read_buffer(gpu: &Gpu, buffer: &wgpu::Buffer, floats: usize) -> Result<Vec<f32>, RuntimeError> {
+    let bytes = (floats * 4) as u64;
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("read back"),
+        size: bytes.max(4).next_multiple_of(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read back") });
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+    gpu.queue.submit([encoder.finish()]);
+    Ok(bytemuck::cast_slice::<u8, f32>(&map_and_read(gpu, &staging)?)[..floats].to_vec())
+}
+
+/// Waits for the queue and returns the bytes of a `MAP_READ` buffer.
+fn map_and_read(gpu: &Gpu, buffer: &wgpu::Buffer) -> Result<Vec<u8>, RuntimeError> {
+    let slice = buffer.slice(..);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    let failed =
+        |e: &dyn std::fmt::Display| RuntimeError::Device { during: "reading results back", message: e.to_string() };
+    gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| failed(&e))?;
+    rx.recv().map_err(|e| failed(&e))?.map_err(|e| failed(&e))?;
+    let bytes = slice.get_mapped_range().map_err(|e| failed(&e))?.to_vec();
+    buffer.unmap();
+    Ok(bytes)
 }

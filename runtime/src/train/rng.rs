@@ -24,9 +24,10 @@ pub fn uniform(key: u32, element: usize) -> f64 {
 }
 
 /// The scale dropout with probability `p` applies to `element`: 0 when dropped, `1/(1 − p)` when
-/// kept (PyTorch's inverted dropout; `p = 1` drops everything).
+/// kept (PyTorch's inverted dropout; `p = 1` drops everything). The draw is compared with `p` rounded
+/// to f32, as the GPU kernel compares it, so both executors drop the same elements.
 pub fn keep_scale(key: u32, element: usize, p: f64) -> f64 {
-    if uniform(key, element) < p {
+    if uniform(key, element) < f64::from(p as f32) {
         0.0
     } else {
         1.0 / (1.0 - p)

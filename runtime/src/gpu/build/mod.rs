@@ -14,7 +14,7 @@
 //! `relayout.rs` the (pure) weight layouts, `warm_up.rs` the warm-up thread, and one module per kernel
 //! family lowers the layers that family runs.
 
-mod arena;
+pub(crate) mod arena;
 mod choice;
 mod conv;
 mod copy;

@@ -9,6 +9,7 @@
 mod conv;
 mod copy;
 mod elementwise;
+mod grad;
 mod linear;
 mod norm;
 mod pool;
@@ -20,6 +21,10 @@ use cnnc_ir::graph::Activation;
 pub use conv::{DirectConv, DirectVariant, Epilogue, Pointwise};
 pub use copy::ChannelCopy;
 pub use elementwise::{Elementwise, ElementwiseOp};
+pub use grad::{
+    chunks, ActivationGrad, BatchNormKernel, BatchNormPass, ChannelSum, ConvGrad, CrossEntropyKernel, DropoutKernel,
+    GateGrad, LinearGrad, LossSum, OptimizerKernel, PoolGrad, ReducePartials, UpdateRule,
+};
 pub use linear::Linear;
 pub use norm::{Lrn, Softmax};
 pub use pool::{AdaptivePool, Pool};
@@ -59,11 +64,28 @@ pub enum Family {
     Copy,
     Lrn,
     Softmax,
+    /// Training: the backward kernels, the loss and the optimizer step.
+    ConvGradInput,
+    ConvGradWeight,
+    ChannelSum,
+    LinearGrad,
+    ActivationGrad,
+    PoolGrad,
+    CrossEntropy,
+    LossSum,
+    Optimizer,
+    BatchNormPartials,
+    BatchNormStats,
+    BatchNormApply,
+    BatchNormGrad,
+    Dropout,
+    GateGrad,
+    ReducePartials,
 }
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 12] = [
+    pub const ALL: [Family; 28] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -76,6 +98,22 @@ impl Family {
         Family::Copy,
         Family::Lrn,
         Family::Softmax,
+        Family::ConvGradInput,
+        Family::ConvGradWeight,
+        Family::ChannelSum,
+        Family::LinearGrad,
+        Family::ActivationGrad,
+        Family::PoolGrad,
+        Family::CrossEntropy,
+        Family::LossSum,
+        Family::Optimizer,
+        Family::BatchNormPartials,
+        Family::BatchNormStats,
+        Family::BatchNormApply,
+        Family::BatchNormGrad,
+        Family::Dropout,
+        Family::GateGrad,
+        Family::ReducePartials,
     ];
 
     /// The family's WGSL file.
@@ -92,6 +130,22 @@ impl Family {
             Family::Copy => include_str!("../../../shaders/copy.wgsl"),
             Family::Lrn => include_str!("../../../shaders/lrn.wgsl"),
             Family::Softmax => include_str!("../../../shaders/softmax.wgsl"),
+            Family::ConvGradInput => include_str!("../../../shaders/conv_grad_input.wgsl"),
+            Family::ConvGradWeight => include_str!("../../../shaders/conv_grad_weight.wgsl"),
+            Family::ChannelSum => include_str!("../../../shaders/channel_sum.wgsl"),
+            Family::LinearGrad => include_str!("../../../shaders/linear_grad.wgsl"),
+            Family::ActivationGrad => include_str!("../../../shaders/activation_grad.wgsl"),
+            Family::PoolGrad => include_str!("../../../shaders/pool_grad.wgsl"),
+            Family::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
+            Family::LossSum => include_str!("../../../shaders/loss_sum.wgsl"),
+            Family::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
+            Family::BatchNormPartials => include_str!("../../../shaders/batch_norm_partials.wgsl"),
+            Family::BatchNormStats => include_str!("../../../shaders/batch_norm_train.wgsl"),
+            Family::BatchNormApply => include_str!("../../../shaders/batch_norm_apply.wgsl"),
+            Family::BatchNormGrad => include_str!("../../../shaders/batch_norm_grad.wgsl"),
+            Family::Dropout => include_str!("../../../shaders/dropout.wgsl"),
+            Family::GateGrad => include_str!("../../../shaders/gate_grad.wgsl"),
+            Family::ReducePartials => include_str!("../../../shaders/reduce_partials.wgsl"),
         }
     }
 
@@ -116,6 +170,21 @@ impl Family {
             }
             Family::Linear => &[Read, Read, Read, Output],
             Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => &[Read, Output],
+            Family::ConvGradInput
+            | Family::ConvGradWeight
+            | Family::LinearGrad
+            | Family::ActivationGrad
+            | Family::PoolGrad
+            | Family::Dropout
+            | Family::GateGrad
+            | Family::LossSum
+            | Family::BatchNormApply => &[Read, Read, Output, Uniform],
+            Family::ChannelSum | Family::ReducePartials => &[Read, Output, Uniform],
+            Family::CrossEntropy => &[Read, Read, Read, Output, Output, Uniform],
+            Family::Optimizer => &[Read, Read, Output, Output, Output, Uniform],
+            Family::BatchNormPartials => &[Read, Read, Read, Output, Uniform],
+            Family::BatchNormStats => &[Read, Read, Read, Read, Output, Output, Output, Uniform],
+            Family::BatchNormGrad => &[Read, Read, Read, Read, Read, Read, Output, Uniform],
         }
     }
 
@@ -134,6 +203,22 @@ impl Family {
             Family::Copy => "copy",
             Family::Lrn => "lrn",
             Family::Softmax => "softmax",
+            Family::ConvGradInput => "conv_grad_input",
+            Family::ConvGradWeight => "conv_grad_weight",
+            Family::ChannelSum => "channel_sum",
+            Family::LinearGrad => "linear_grad",
+            Family::ActivationGrad => "activation_grad",
+            Family::PoolGrad => "pool_grad",
+            Family::CrossEntropy => "cross_entropy",
+            Family::LossSum => "loss_sum",
+            Family::Optimizer => "optimizer",
+            Family::BatchNormPartials => "batch_norm_partials",
+            Family::BatchNormStats => "batch_norm_stats",
+            Family::BatchNormApply => "batch_norm_apply",
+            Family::BatchNormGrad => "batch_norm_grad",
+            Family::Dropout => "dropout",
+            Family::GateGrad => "gate_grad",
+            Family::ReducePartials => "reduce_partials",
         }
     }
 }
@@ -314,6 +399,18 @@ pub fn samples() -> Vec<Kernel> {
         of::<ChannelCopy>(),
         of::<Lrn>(),
         of::<Softmax>(),
+        of::<ConvGrad>(),
+        of::<ChannelSum>(),
+        of::<LinearGrad>(),
+        of::<ActivationGrad>(),
+        of::<PoolGrad>(),
+        of::<CrossEntropyKernel>(),
+        of::<OptimizerKernel>(),
+        of::<BatchNormKernel>(),
+        of::<LossSum>(),
+        of::<ReducePartials>(),
+        of::<DropoutKernel>(),
+        of::<GateGrad>(),
     ]
     .concat()
 }

@@ -1,0 +1,54 @@
+// Cross-entropy over logits `[N, K]` with integer labels, mean reduction, label smoothing EPS and
+// optional class weights (PyTorch's `cross_entropy`): one invocation per item writes its share of
+// the loss and its row of dlogits (`loss_sum` then adds the shares).
+//
+// Baked constants: EPS, HAS_WEIGHTS; extents in `shape`: N, K.
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> labels: array<u32>;
+@group(0) @binding(2) var<storage, read> class_weights: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> shares: array<f32>;
+
+fn weight(c: u32) -> f32 {
+    if (HAS_WEIGHTS) {
+        return class_weights[c];
+    }
+    return 1.0;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n = gid.x + gid.y * 65535u * 64u;
+    if (n >= shape.N) {
+        return;
+    }
+    var total_weight = 0.0;
+    for (var i = 0u; i < shape.N; i++) {
+        total_weight += weight(labels[i]);
+    }
+    let row = n * shape.K;
+    let y = labels[n];
+    var m = -3.402823466e+38;
+    for (var c = 0u; c < shape.K; c++) {
+        m = max(m, logits[row + c]);
+    }
+    var sum = 0.0;
+    for (var c = 0u; c < shape.K; c++) {
+        sum += exp(logits[row + c] - m);
+    }
+    let log_sum = log(sum) + m;
+    let k = f32(shape.K);
+    var loss = 0.0;
+    var dsum = 0.0;
+    for (var c = 0u; c < shape.K; c++) {
+        let aim = select(0.0, (1.0 - EPS) * weight(y), c == y) + EPS / k * weight(c);
+        loss -= aim * (logits[row + c] - log_sum);
+        dsum += aim;
+    }
+    for (var c = 0u; c < shape.K; c++) {
+        let aim = select(0.0, (1.0 - EPS) * weight(y), c == y) + EPS / k * weight(c);
+        dlogits[row + c] = (exp(logits[row + c] - log_sum) * dsum - aim) / total_weight;
+    }
+    shares[n] = loss / total_weight;
+}

@@ -1,0 +1,83 @@
+// Input gradient of max or average pooling over `[N·C, IH, IW]`: one invocation per input element
+// gathers from every window that covers it. Max pooling gives a window's gradient to its first
+// largest element in scan order (PyTorch's tie rule), recomputed from the input; average pooling
+// shares it out over the window with the forward's divisor.
+//
+// Baked constants: KH, KW, DY, DX, MAX, COUNT_PAD; extents in `shape`: NC, IH, IW, OH, OW, SY, SX,
+// PT, PL, PB, PR.
+
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+
+// Whether the window at (oy, ox) of plane `base` has its first maximum at (iy, ix).
+fn is_argmax(base: u32, oy: u32, ox: u32, iy: u32, ix: u32) -> bool {
+    var best = -3.402823466e+38;
+    var at = 0xffffffffu;
+    for (var ky = 0u; ky < KH; ky++) {
+        let y = i32(oy * shape.SY + ky * DY) - i32(shape.PT);
+        if (y < 0 || y >= i32(shape.IH)) {
+            continue;
+        }
+        for (var kx = 0u; kx < KW; kx++) {
+            let xx = i32(ox * shape.SX + kx * DX) - i32(shape.PL);
+            if (xx < 0 || xx >= i32(shape.IW)) {
+                continue;
+            }
+            let v = x[base + u32(y) * shape.IW + u32(xx)];
+            if (at == 0xffffffffu || v > best) {
+                best = v;
+                at = u32(y) * shape.IW + u32(xx);
+            }
+        }
+    }
+    return at == iy * shape.IW + ix;
+}
+
+// The forward's divisor of the average window at (oy, ox).
+fn divisor(oy: u32, ox: u32) -> f32 {
+    let y0 = i32(oy * shape.SY) - i32(shape.PT);
+    let y1 = min(y0 + i32(KH), i32(shape.IH + shape.PB));
+    let x0 = i32(ox * shape.SX) - i32(shape.PL);
+    let x1 = min(x0 + i32(KW), i32(shape.IW + shape.PR));
+    if (COUNT_PAD) {
+        return f32((y1 - y0) * (x1 - x0));
+    }
+    return f32((min(y1, i32(shape.IH)) - max(y0, 0)) * (min(x1, i32(shape.IW)) - max(x0, 0)));
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let index = gid.x + gid.y * 65535u * 64u;
+    if (index >= shape.NC * shape.IH * shape.IW) {
+        return;
+    }
+    let ix = index % shape.IW;
+    let iy = (index / shape.IW) % shape.IH;
+    let plane = index / (shape.IW * shape.IH);
+    let base = plane * shape.IH * shape.IW;
+    var acc = 0.0;
+    for (var ky = 0u; ky < KH; ky++) {
+        let ty = i32(iy + shape.PT) - i32(ky * DY);
+        if (ty < 0 || u32(ty) % shape.SY != 0u || u32(ty) / shape.SY >= shape.OH) {
+            continue;
+        }
+        let oy = u32(ty) / shape.SY;
+        for (var kx = 0u; kx < KW; kx++) {
+            let tx = i32(ix + shape.PL) - i32(kx * DX);
+            if (tx < 0 || u32(tx) % shape.SX != 0u || u32(tx) / shape.SX >= shape.OW) {
+                continue;
+            }
+            let ox = u32(tx) / shape.SX;
+            let g = dy[(plane * shape.OH + oy) * shape.OW + ox];
+            if (MAX) {
+                if (is_argmax(base, oy, ox, iy, ix)) {
+                    acc += g;
+                }
+            } else {
+                acc += g / divisor(oy, ox);
+            }
+        }
+    }
+    dx[index] = acc;
+}

@@ -1,0 +1,479 @@
+//! Parameters of the training families: the backward kernels (`conv_grad_input`,
+//! `conv_grad_weight`, `channel_sum`, `linear_grad`, `activation_grad`, `pool_grad`, `gate_grad`,
+//! `dropout`, the batch-norm passes), the loss (`cross_entropy`, `loss_sum`), the optimizer step
+//! (`optimizer`) and the second pass of split reductions (`reduce_partials`). Every result element
+//! is written by one invocation that sums in a fixed order: no atomics, so a step is deterministic.
+//! Long reductions are split into partial sums over chunks of at most [`CHUNK`] positions, added by
+//! `reduce_partials`: each invocation's loops stay short (lavapipe cuts loops off after about 65,000
+//! iterations) and more invocations keep a GPU busy.
+
+use cnnc_ir::graph::{Activation, Conv2d, Pad4, Pool2d};
+
+use super::{activation_consts, dim, grid_1d, u, Const, Family, Kernel, KernelParams};
+
+/// The most positions one invocation of a split reduction sums.
+pub const CHUNK: usize = 4096;
+
+/// How a reduction over `len` positions per item is split: chunks per item.
+pub fn chunks(len: usize) -> usize {
+    len.div_ceil(CHUNK).max(1)
+}
+
+/// A convolution's extents, as the gradient kernels read them: batch, `[IC, IH, IW]`, `[OC, OH, OW]`.
+/// The weight gradient is written as partial sums per (weight element, item, chunk of output rows):
+/// [`ConvGrad::partials`] of them per element.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvGrad {
+    pub n: usize,
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub conv: Conv2d,
+    /// The weight gradient (else the input gradient).
+    pub weight: bool,
+}
+
+impl ConvGrad {
+    /// Output rows per chunk of the weight gradient's partial sums, and chunks per item.
+    pub fn row_chunks(&self) -> (usize, usize) {
+        let [_, oh, ow] = self.output;
+        let rows = (CHUNK / ow.max(1)).clamp(1, oh.max(1));
+        (rows, oh.div_ceil(rows).max(1))
+    }
+
+    /// Partial sums per weight element (items × row chunks).
+    pub fn partials(&self) -> usize {
+        self.n * self.row_chunks().1
+    }
+}
+
+impl KernelParams for ConvGrad {
+    fn kernel(&self) -> Kernel {
+        let c = &self.conv;
+        let (rows, k) = self.row_chunks();
+        let ([ic, ih, iw], [oc, oh, ow]) = (self.input, self.output);
+        let mut consts = vec![
+            ("KH", u(c.kernel[0])),
+            ("KW", u(c.kernel[1])),
+            ("DY", u(c.dilation[0])),
+            ("DX", u(c.dilation[1])),
+            ("N", dim(self.n)),
+            ("IC", dim(ic)),
+            ("IH", dim(ih)),
+            ("IW", dim(iw)),
+            ("OC", dim(oc)),
+            ("OH", dim(oh)),
+            ("OW", dim(ow)),
+            ("ICG", dim(ic / c.groups)),
+            ("OCG", dim(oc / c.groups)),
+            ("SY", dim(c.stride[0])),
+            ("SX", dim(c.stride[1])),
+            ("PT", dim(c.padding.top)),
+            ("PL", dim(c.padding.left)),
+            ("ACT", Const::U(0)),
+            ("ACT_ARG", Const::F(0.0)),
+        ];
+        if self.weight {
+            consts.extend([("ROWS", u(rows)), ("K", dim(k))]);
+        }
+        let (family, results) = match self.weight {
+            true => (Family::ConvGradWeight, oc * (ic / c.groups) * c.kernel[0] * c.kernel[1] * self.partials()),
+            false => (Family::ConvGradInput, self.n * ic * ih * iw),
+        };
+        Kernel::new(family, consts, grid_1d(results as u64))
+    }
+
+    fn samples() -> Vec<ConvGrad> {
+        let conv = Conv2d {
+            in_channels: 4,
+            out_channels: 6,
+            kernel: [3, 2],
+            stride: [2, 1],
+            padding: Pad4 { top: 1, bottom: 0, left: 1, right: 1 },
+            dilation: [1, 2],
+            groups: 2,
+            bias: true,
+        };
+        [false, true]
+            .map(|weight| ConvGrad { n: 2, input: [4, 7, 6], output: [6, 4, 5], conv: conv.clone(), weight })
+            .to_vec()
+    }
+}
+
+/// Partial per-channel sums of `[N, C, P]` (bias gradients), [`ChannelSum::partials`] per channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelSum {
+    pub n: usize,
+    pub channels: usize,
+    pub positions: usize,
+}
+
+impl ChannelSum {
+    /// Partial sums per channel (items × chunks).
+    pub fn partials(&self) -> usize {
+        self.n * chunks(self.positions)
+    }
+}
+
+impl KernelParams for ChannelSum {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![
+            ("CHUNK", u(CHUNK)),
+            ("N", dim(self.n)),
+            ("C", dim(self.channels)),
+            ("P", dim(self.positions)),
+            ("K", dim(chunks(self.positions))),
+        ];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::ChannelSum, consts, grid_1d((self.channels * self.partials()) as u64))
+    }
+
+    fn samples() -> Vec<ChannelSum> {
+        vec![ChannelSum { n: 3, channels: 5, positions: 7 }]
+    }
+}
+
+/// A linear layer's input gradient (`weight: false`) or weight gradient, over `rows` rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearGrad {
+    pub rows: usize,
+    pub in_features: usize,
+    pub out_features: usize,
+    pub weight: bool,
+}
+
+impl KernelParams for LinearGrad {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![
+            ("MODE", Const::U(u32::from(self.weight))),
+            ("R", dim(self.rows)),
+            ("K", dim(self.in_features)),
+            ("OUT", dim(self.out_features)),
+        ];
+        consts.extend(activation_consts(None));
+        let results = if self.weight { self.out_features } else { self.rows } * self.in_features;
+        Kernel::new(Family::LinearGrad, consts, grid_1d(results as u64))
+    }
+
+    fn samples() -> Vec<LinearGrad> {
+        [false, true].map(|weight| LinearGrad { rows: 3, in_features: 7, out_features: 5, weight }).to_vec()
+    }
+}
+
+/// `dx = dy · f'(x)` over `len` elements; without an activation, a copy of `dy`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivationGrad {
+    pub len: usize,
+    pub activation: Option<Activation>,
+}
+
+impl KernelParams for ActivationGrad {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![("LEN", dim(self.len))];
+        consts.extend(activation_consts(self.activation));
+        Kernel::new(Family::ActivationGrad, consts, grid_1d(self.len as u64))
+    }
+
+    fn samples() -> Vec<ActivationGrad> {
+        [
+            None,
+            Some(Activation::Relu),
+            Some(Activation::LeakyRelu { slope: 0.1 }),
+            Some(Activation::Gelu),
+            Some(Activation::HardSwish),
+        ]
+        .map(|activation| ActivationGrad { len: 10, activation })
+        .to_vec()
+    }
+}
+
+/// The input gradient of max or average pooling over `nc` planes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolGrad {
+    pub nc: usize,
+    /// `[IH, IW]` and `[OH, OW]`.
+    pub input: [usize; 2],
+    pub output: [usize; 2],
+    pub window: Pool2d,
+    pub is_max: bool,
+}
+
+impl KernelParams for PoolGrad {
+    fn kernel(&self) -> Kernel {
+        let ([ih, iw], [oh, ow], p) = (self.input, self.output, &self.window);
+        let mut consts = vec![
+            ("KH", u(p.kernel[0])),
+            ("KW", u(p.kernel[1])),
+            ("DY", u(p.dilation[0])),
+            ("DX", u(p.dilation[1])),
+            ("MAX", Const::B(self.is_max)),
+            ("COUNT_PAD", Const::B(p.count_include_pad)),
+            ("NC", dim(self.nc)),
+            ("IH", dim(ih)),
+            ("IW", dim(iw)),
+            ("OH", dim(oh)),
+            ("OW", dim(ow)),
+            ("SY", dim(p.stride[0])),
+            ("SX", dim(p.stride[1])),
+            ("PT", dim(p.padding.top)),
+            ("PL", dim(p.padding.left)),
+            ("PB", dim(p.padding.bottom)),
+            ("PR", dim(p.padding.right)),
+        ];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::PoolGrad, consts, grid_1d((self.nc * ih * iw) as u64))
+    }
+
+    fn samples() -> Vec<PoolGrad> {
+        let window = Pool2d {
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: Pad4::uniform(1),
+            dilation: [1, 1],
+            ceil_mode: true,
+            count_include_pad: false,
+        };
+        [true, false]
+            .map(|is_max| PoolGrad { nc: 4, input: [7, 7], output: [4, 4], window: window.clone(), is_max })
+            .to_vec()
+    }
+}
+
+/// Cross-entropy over `[N, K]` logits, per item: its share of the loss and its row of dlogits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrossEntropyKernel {
+    pub n: usize,
+    pub classes: usize,
+    pub label_smoothing: f64,
+    pub class_weights: bool,
+}
+
+impl KernelParams for CrossEntropyKernel {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![
+            ("EPS", Const::F(self.label_smoothing as f32)),
+            ("HAS_WEIGHTS", Const::B(self.class_weights)),
+            ("N", dim(self.n)),
+            ("K", dim(self.classes)),
+        ];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::CrossEntropy, consts, grid_1d(self.n as u64))
+    }
+
+    fn samples() -> Vec<CrossEntropyKernel> {
+        [false, true]
+            .map(|class_weights| CrossEntropyKernel { n: 4, classes: 10, label_smoothing: 0.1, class_weights })
+            .to_vec()
+    }
+}
+
+/// The step's loss: the items' shares added in order into the loss history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossSum {
+    pub n: usize,
+}
+
+impl KernelParams for LossSum {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![("N", dim(self.n))];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::LossSum, consts, [1, 1, 1])
+    }
+
+    fn samples() -> Vec<LossSum> {
+        vec![LossSum { n: 4 }]
+    }
+}
+
+/// The second pass of a split reduction: `out[r] = Σ_m partials[(offset + r)·m_count + m]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReducePartials {
+    pub results: usize,
+    pub partials: usize,
+    pub offset: usize,
+}
+
+impl KernelParams for ReducePartials {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![("R", dim(self.results)), ("M", dim(self.partials)), ("OFFSET", dim(self.offset))];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::ReducePartials, consts, grid_1d(self.results as u64))
+    }
+
+    fn samples() -> Vec<ReducePartials> {
+        vec![ReducePartials { results: 5, partials: 3, offset: 2 }]
+    }
+}
+
+/// The optimizer's update rule, as the kernel bakes it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UpdateRule {
+    Sgd { momentum: bool, dampening: f64, nesterov: bool, weight_decay: f64 },
+    Adam { beta2: f64, eps: f64, weight_decay: f64, decoupled: bool },
+}
+
+/// One optimizer step over a parameter tensor of `len` elements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerKernel {
+    pub len: usize,
+    pub rule: UpdateRule,
+}
+
+impl KernelParams for OptimizerKernel {
+    fn kernel(&self) -> Kernel {
+        let (kind, momentum, dampening, nesterov, wd, beta2, eps, decoupled) = match self.rule {
+            UpdateRule::Sgd { momentum, dampening, nesterov, weight_decay } => {
+                (0, momentum, dampening, nesterov, weight_decay, 0.0, 0.0, false)
+            }
+            UpdateRule::Adam { beta2, eps, weight_decay, decoupled } => {
+                (1, false, 0.0, false, weight_decay, beta2, eps, decoupled)
+            }
+        };
+        let mut consts = vec![
+            ("KIND", Const::U(kind)),
+            ("NESTEROV", Const::B(nesterov)),
+            ("DECOUPLED", Const::B(decoupled)),
+            ("MOMENTUM_ON", Const::B(momentum)),
+            ("WD", Const::F(wd as f32)),
+            ("DAMPENING", Const::F(dampening as f32)),
+            ("BETA2", Const::F(beta2 as f32)),
+            ("EPS_ADAM", Const::F(eps as f32)),
+            ("LEN", dim(self.len)),
+        ];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::Optimizer, consts, grid_1d(self.len as u64))
+    }
+
+    fn samples() -> Vec<OptimizerKernel> {
+        vec![
+            OptimizerKernel {
+                len: 10,
+                rule: UpdateRule::Sgd { momentum: true, dampening: 0.1, nesterov: true, weight_decay: 1e-4 },
+            },
+            OptimizerKernel {
+                len: 10,
+                rule: UpdateRule::Adam { beta2: 0.999, eps: 1e-8, weight_decay: 1e-2, decoupled: true },
+            },
+        ]
+    }
+}
+
+/// Which pass of batch-norm in training mode over `[N, C, P]` (see the WGSL files of each).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum BatchNormPass {
+    /// Partial sums of the shifted input and its squares per (channel, item, chunk).
+    ForwardPartials,
+    /// The statistics from the partial sums, and the running-statistic update (per channel).
+    Stats,
+    /// `y = x·scale + shift` (per element).
+    Apply,
+    /// Partial sums of `dy` and `dy·x̂` per (channel, item, chunk).
+    BackwardPartials,
+    /// The input gradient (per element).
+    InputGrad,
+}
+
+/// One pass of batch-norm in training mode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNormKernel {
+    pub pass: BatchNormPass,
+    pub n: usize,
+    pub channels: usize,
+    pub positions: usize,
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+impl BatchNormKernel {
+    /// Partial sums per channel and quantity (items × chunks).
+    pub fn partials(&self) -> usize {
+        self.n * chunks(self.positions)
+    }
+}
+
+impl KernelParams for BatchNormKernel {
+    fn kernel(&self) -> Kernel {
+        let (n, c, p) = (self.n, self.channels, self.positions);
+        let mut consts = match self.pass {
+            BatchNormPass::ForwardPartials | BatchNormPass::BackwardPartials => vec![
+                ("MODE", Const::U(u32::from(self.pass == BatchNormPass::BackwardPartials))),
+                ("CHUNK", u(CHUNK)),
+                ("EPS", Const::F(self.eps as f32)),
+            ],
+            BatchNormPass::Stats => {
+                vec![("EPS", Const::F(self.eps as f32)), ("MOMENTUM", Const::F(self.momentum as f32))]
+            }
+            BatchNormPass::Apply => Vec::new(),
+            BatchNormPass::InputGrad => vec![("EPS", Const::F(self.eps as f32))],
+        };
+        consts.extend([("N", dim(n)), ("C", dim(c)), ("P", dim(p))]);
+        if matches!(self.pass, BatchNormPass::ForwardPartials | BatchNormPass::BackwardPartials | BatchNormPass::Stats)
+        {
+            consts.push(("K", dim(chunks(p))));
+        }
+        consts.extend(activation_consts(None));
+        let (family, results) = match self.pass {
+            BatchNormPass::ForwardPartials | BatchNormPass::BackwardPartials => {
+                (Family::BatchNormPartials, c * self.partials())
+            }
+            BatchNormPass::Stats => (Family::BatchNormStats, c),
+            BatchNormPass::Apply => (Family::BatchNormApply, n * c * p),
+            BatchNormPass::InputGrad => (Family::BatchNormGrad, n * c * p),
+        };
+        Kernel::new(family, consts, grid_1d(results as u64))
+    }
+
+    fn samples() -> Vec<BatchNormKernel> {
+        use BatchNormPass::*;
+        [ForwardPartials, Stats, Apply, BackwardPartials, InputGrad]
+            .map(|pass| BatchNormKernel { pass, n: 2, channels: 3, positions: 5000, eps: 1e-5, momentum: 0.1 })
+            .to_vec()
+    }
+}
+
+/// Dropout (`per_item: false`) or stochastic depth over `len` elements of `item` elements per batch
+/// item, with the step's key at `key` of the keys buffer; forward and backward alike.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DropoutKernel {
+    pub len: usize,
+    pub item: usize,
+    pub p: f64,
+    pub per_item: bool,
+    pub key: usize,
+}
+
+impl KernelParams for DropoutKernel {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![
+            ("KEY", u(self.key)),
+            ("P_DROP", Const::F(self.p as f32)),
+            ("PER_ITEM", Const::B(self.per_item)),
+            ("LEN", dim(self.len)),
+            ("ITEM", dim(self.item)),
+        ];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::Dropout, consts, grid_1d(self.len as u64))
+    }
+
+    fn samples() -> Vec<DropoutKernel> {
+        [false, true].map(|per_item| DropoutKernel { len: 12, item: 6, p: 0.3, per_item, key: 1 }).to_vec()
+    }
+}
+
+/// The gradient of a per-channel gate `[N, C, 1, 1]` of a broadcast product over `positions`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GateGrad {
+    pub nc: usize,
+    pub positions: usize,
+}
+
+impl KernelParams for GateGrad {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![("NC", dim(self.nc)), ("P", dim(self.positions))];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::GateGrad, consts, grid_1d(self.nc as u64))
+    }
+
+    fn samples() -> Vec<GateGrad> {
+        vec![GateGrad { nc: 6, positions: 9 }]
+    }
+}

@@ -1,0 +1,352 @@
+//! Training on the GPU: a whole step (training-mode forward, loss, the backward work
+//! `cnnc_ir::autodiff` planned, one optimizer dispatch per trainable tensor) is one command-buffer
+//! submission. The step's loss goes to a history buffer on the device, read back only when asked
+//! for (or when the history is full), so steps do not wait for each other. Every gradient element
+//! is written by one invocation summing in a fixed order, so two runs from the same weights give
+//! bit-identical results on one adapter.
+//!
+//! The first kernels are plain storage-buffer loops, one invocation per result element; the ops
+//! they cover are convolutions (any stride, padding, dilation and groups), linear layers, every
+//! activation, max and average pooling, global and evenly divided adaptive average pooling,
+//! flatten and add. Other ops are refused with [`RuntimeError::Unsupported`] naming the layer.
+
+mod lower;
+
+use cnnc_ir::autodiff::{differentiate, Backward};
+use cnnc_ir::graph::{Graph, Param};
+
+use self::lower::{supported, Io, Lowering};
+use super::build::arena::{Arena, BufferId};
+use super::program::read_buffer;
+use super::record::{Recorder, Step};
+use super::Gpu;
+use crate::train::{rng, OptimizerState, StepOptions};
+use crate::weights::Weights;
+use crate::{RuntimeError, Tensor};
+
+/// Steps whose losses the device holds before they must be read back.
+const HISTORY: usize = 64;
+
+/// A model being trained on the GPU.
+pub struct GpuTrainer {
+    gpu: Gpu,
+    steps: Vec<Step>,
+    /// Where the optimizer dispatches begin in `steps` (a gradient-only run stops there).
+    optimizer_start: usize,
+    input: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    hyper: wgpu::Buffer,
+    history: wgpu::Buffer,
+    /// Every weight tensor (trained or not) and its buffer.
+    params: Vec<(Param, wgpu::Buffer)>,
+    /// Each trainable tensor's gradient buffer, by name.
+    grads: Vec<(String, wgpu::Buffer)>,
+    optimizer: OptimizerState,
+    backward: Backward,
+    batch: usize,
+    item_shape: Vec<usize>,
+    classes: usize,
+    /// Losses of steps run since the last read, still on the device.
+    pending: usize,
+    /// Losses already read back and not yet handed out.
+    losses: Vec<f32>,
+    keys: wgpu::Buffer,
+    /// The nodes whose dropout keys are written before each step, in key order.
+    key_nodes: Vec<usize>,
+    options: StepOptions,
+    _buffers: Vec<wgpu::Buffer>,
+}
+
+impl GpuTrainer {
+    /// A trainer for `graph` (the checked graph) at a fixed batch size, starting from `weights`,
+    /// training what `trainable` selects with `optimizer` on the loss in `options` (whose `dropout`
+    /// switches dropout and stochastic depth on, drawn from `seed`; `step` numbers the first step).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Autodiff`] when the graph cannot be trained as asked,
+    /// [`RuntimeError::Unsupported`] for a layer the GPU cannot train yet,
+    /// [`RuntimeError::MissingWeight`]/[`RuntimeError::WeightShape`] for weights that do not fit, and
+    /// device errors.
+    pub fn new(
+        gpu: &Gpu,
+        graph: &Graph,
+        weights: &Weights,
+        trainable: impl Fn(&Param) -> bool,
+        optimizer: OptimizerState,
+        options: &StepOptions,
+        batch: usize,
+    ) -> Result<GpuTrainer, RuntimeError> {
+        let loss = &options.loss;
+        let backward = differentiate(graph, trainable)?;
+        supported(graph)?;
+        check_limits(gpu, graph, batch)?;
+        let mut arena = Arena::new(gpu);
+        let mut params = Vec::new();
+        for p in graph.inference_nodes().flat_map(|(_, n)| &n.params) {
+            let t = weights.get(&p.name).ok_or_else(|| RuntimeError::MissingWeight { name: p.name.clone() })?;
+            if t.shape != p.shape {
+                return Err(RuntimeError::WeightShape {
+                    name: p.name.clone(),
+                    expected: p.shape.clone(),
+                    found: t.shape.clone(),
+                });
+            }
+            params.push((p.clone(), arena.activation_buffer(t.len() * 4, &p.name)));
+        }
+        let item_shape = graph.node(graph.input).shape.dims().to_vec();
+        let classes = graph.node(graph.output).shape.elements() as usize;
+        let item: usize = item_shape.iter().product();
+        let io = Io {
+            input: arena.activation_buffer(batch * item * 4, "input"),
+            labels: arena.activation_buffer(batch * 4, "labels"),
+            class_weights: loss.class_weights.as_ref().map(|w| {
+                let w: Vec<f32> = w.iter().map(|v| *v as f32).collect();
+                arena.data_buffer(&w, "class weights")
+            }),
+            hyper: arena.activation_buffer(8 * 4, "hyper"),
+            shares: arena.activation_buffer(batch * 4, "loss shares"),
+            history: arena.activation_buffer(HISTORY * 4, "loss history"),
+        };
+        let dropouts = graph
+            .inference_nodes()
+            .filter(|(_, n)| {
+                matches!(n.op, cnnc_ir::graph::Op::Dropout { .. } | cnnc_ir::graph::Op::StochasticDepth { .. })
+            })
+            .count();
+        let keys_buffer = arena.activation_buffer(dropouts.max(1) * 4, "dropout keys");
+        if let Some(w) = &loss.class_weights {
+            if w.len() != classes {
+                return Err(RuntimeError::Labels(format!("{} class weights for {classes} classes", w.len())));
+            }
+        }
+        let lookup = |name: &str| {
+            params.iter().find(|(p, _)| p.name == name).map(|(_, b)| *b).expect("every weight has a buffer")
+        };
+        let mut lowering = Lowering {
+            arena: &mut arena,
+            graph,
+            batch,
+            params: &lookup,
+            values: vec![None; graph.len()],
+            grads: vec![None; graph.len()],
+            steps: Vec::new(),
+            stats: vec![None; graph.len()],
+            keys: Vec::new(),
+            keys_buffer,
+            dropout: options.dropout,
+        };
+        for (id, node) in graph.inference_nodes() {
+            lowering.forward(id, node, &io)?;
+        }
+        lowering.loss(loss, &io);
+        let mut contributions = vec![0usize; graph.len()];
+        for step in &backward.steps {
+            for (i, input) in graph.node(step.node).inputs.iter().enumerate() {
+                contributions[input.index()] += usize::from(step.input_grads[i]);
+            }
+        }
+        let mut param_grads = Vec::new();
+        for step in &backward.steps {
+            lowering.backward(step, &contributions, &mut param_grads);
+        }
+        let optimizer_start = lowering.steps.len();
+        for (name, grad) in &param_grads {
+            let (p, buffer) = params.iter().find(|(p, _)| &p.name == name).expect("trainable tensors are weights");
+            let len = p.shape.iter().product();
+            lowering.optimizer(&optimizer.optimizer, len, *buffer, *grad, io.hyper, name);
+        }
+        let steps = std::mem::take(&mut lowering.steps);
+        let key_nodes: Vec<usize> = lowering.keys.iter().map(|id| id.index()).collect();
+        let keep = |b: BufferId| arena.buffer(b).clone();
+        let (input, labels, hyper, history) = (keep(io.input), keep(io.labels), keep(io.hyper), keep(io.history));
+        let keys = keep(keys_buffer);
+        let params: Vec<(Param, wgpu::Buffer)> = params.iter().map(|(p, b)| (p.clone(), keep(*b))).collect();
+        let grads: Vec<(String, wgpu::Buffer)> = param_grads.iter().map(|(n, b)| (n.clone(), keep(*b))).collect();
+        let (buffers, _, _) = arena.finish()?;
+        // Pipelines are warmed up on their real bindings while the model is built, so parameters
+        // and optimizer state are written only now, after the warm-ups.
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("clear") });
+        for buffer in &buffers {
+            encoder.clear_buffer(buffer, 0, None);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        for (p, buffer) in &params {
+            let t = weights.get(&p.name).expect("checked above");
+            gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&t.data));
+        }
+        Ok(GpuTrainer {
+            gpu: gpu.clone(),
+            steps,
+            optimizer_start,
+            input,
+            labels,
+            hyper,
+            history,
+            params,
+            grads,
+            optimizer,
+            backward,
+            batch,
+            item_shape,
+            classes,
+            pending: 0,
+            losses: Vec::new(),
+            keys,
+            key_nodes,
+            options: options.clone(),
+            _buffers: buffers,
+        })
+    }
+
+    /// The planned backward work (which parameters train).
+    pub fn backward(&self) -> &Backward {
+        &self.backward
+    }
+
+    /// Optimizer steps taken.
+    pub fn steps(&self) -> u64 {
+        self.optimizer.steps
+    }
+
+    fn upload(&self, input: &Tensor, labels: &[usize]) -> Result<(), RuntimeError> {
+        let mut want = vec![self.batch];
+        want.extend(&self.item_shape);
+        if input.shape != want {
+            return Err(RuntimeError::InputShape { item: self.item_shape.clone(), found: input.shape.clone() });
+        }
+        if labels.len() != self.batch {
+            return Err(RuntimeError::Labels(format!("{} labels for a batch of {}", labels.len(), self.batch)));
+        }
+        if let Some((i, y)) = labels.iter().enumerate().find(|(_, y)| **y >= self.classes) {
+            let k = self.classes;
+            return Err(RuntimeError::Labels(format!(
+                "label {y} of item {i} is not a class: the model has {k} (0..{k})"
+            )));
+        }
+        let labels: Vec<u32> = labels.iter().map(|y| *y as u32).collect();
+        self.gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(&input.data));
+        self.gpu.queue.write_buffer(&self.labels, 0, bytemuck::cast_slice(&labels));
+        Ok(())
+    }
+
+    /// Writes the step's values the kernels read: the loss slot and the optimizer's rates.
+    fn write_hyper(&self, slot: usize) {
+        let t = self.optimizer.steps + 1;
+        let lr = self.optimizer.current_lr();
+        let (momentum, c1, c2) = match self.optimizer.optimizer {
+            crate::train::Optimizer::Sgd { momentum, .. } => {
+                (self.optimizer.schedule.momentum(self.optimizer.steps).unwrap_or(momentum), 1.0, 1.0)
+            }
+            crate::train::Optimizer::Adam { betas: (b1, b2), .. } => {
+                let b1 = self.optimizer.schedule.momentum(self.optimizer.steps).unwrap_or(b1);
+                (b1, 1.0 - b1.powi(t as i32), (1.0 - b2.powi(t as i32)).sqrt())
+            }
+        };
+        let first = if t == 1 { 1.0 } else { 0.0 };
+        let hyper = [f32::from_bits(slot as u32), lr as f32, momentum as f32, c1 as f32, c2 as f32, first, 0.0, 0.0];
+        self.gpu.queue.write_buffer(&self.hyper, 0, bytemuck::cast_slice(&hyper));
+        if !self.key_nodes.is_empty() {
+            let step = self.options.step + self.optimizer.steps;
+            let keys: Vec<u32> = self.key_nodes.iter().map(|node| rng::key(self.options.seed, step, *node)).collect();
+            self.gpu.queue.write_buffer(&self.keys, 0, bytemuck::cast_slice(&keys));
+        }
+    }
+
+    fn submit(&self, steps: &[Step]) {
+        let mut encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train") });
+        let mut recorder = Recorder::new(&mut encoder, None);
+        for step in steps {
+            recorder.step(step);
+        }
+        recorder.finish();
+        self.gpu.queue.submit([encoder.finish()]);
+    }
+
+    /// One training step on `input` `[batch, ...item]` with one class label per item, as one
+    /// submission; the loss stays on the device until [`GpuTrainer::losses`] reads it.
+    ///
+    /// # Errors
+    /// A wrong input shape or labels, or a device error while reading back a full loss history.
+    pub fn step(&mut self, input: &Tensor, labels: &[usize]) -> Result<(), RuntimeError> {
+        if self.pending == HISTORY {
+            self.read_losses()?;
+        }
+        self.upload(input, labels)?;
+        self.write_hyper(self.pending);
+        self.submit(&self.steps);
+        self.pending += 1;
+        self.optimizer.steps += 1;
+        Ok(())
+    }
+
+    fn read_losses(&mut self) -> Result<(), RuntimeError> {
+        if self.pending > 0 {
+            let history = read_buffer(&self.gpu, &self.history, self.pending)?;
+            self.losses.extend(history);
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    /// The losses of the steps run since the last call, in order (waits for them).
+    ///
+    /// # Errors
+    /// A device error while reading back.
+    pub fn losses(&mut self) -> Result<Vec<f32>, RuntimeError> {
+        self.read_losses()?;
+        Ok(std::mem::take(&mut self.losses))
+    }
+
+    /// One forward and backward without an optimizer step: the loss and every trainable
+    /// parameter's gradient, read back (for checking gradients and `cnnc grad`).
+    ///
+    /// # Errors
+    /// A wrong input shape or labels, or a device error.
+    pub fn gradients(&mut self, input: &Tensor, labels: &[usize]) -> Result<(f32, Weights), RuntimeError> {
+        self.read_losses()?;
+        self.upload(input, labels)?;
+        self.write_hyper(0);
+        self.submit(&self.steps[..self.optimizer_start]);
+        let loss = read_buffer(&self.gpu, &self.history, 1)?[0];
+        let mut out = Weights::default();
+        for (name, buffer) in &self.grads {
+            let p = &self.params.iter().find(|(p, _)| &p.name == name).expect("trainable tensors are weights").0;
+            let data = read_buffer(&self.gpu, buffer, p.shape.iter().product())?;
+            out.insert(name.clone(), Tensor::new(p.shape.clone(), data));
+        }
+        Ok((loss, out))
+    }
+
+    /// The current weights (every tensor of the model), read back under their names.
+    ///
+    /// # Errors
+    /// A device error while reading back.
+    pub fn weights(&self) -> Result<Weights, RuntimeError> {
+        let mut out = Weights::default();
+        for (p, buffer) in &self.params {
+            let data = read_buffer(&self.gpu, buffer, p.shape.iter().product())?;
+            out.insert(p.name.clone(), Tensor::new(p.shape.clone(), data));
+        }
+        Ok(out)
+    }
+}
+
+/// Every value, gradient and weight of a step is bound whole: each must fit one storage binding.
+fn check_limits(gpu: &Gpu, graph: &Graph, batch: usize) -> Result<(), RuntimeError> {
+    let limit = gpu.limits.max_storage_buffer_binding_size;
+    for (_, node) in graph.inference_nodes() {
+        let bytes = node.shape.elements() * batch as u64 * 4;
+        if bytes > limit {
+            let what = format!("the value of `{}` at batch {batch} (training keeps it whole)", node.path);
+            return Err(RuntimeError::BindingLimit { what, bytes, limit });
+        }
+        for p in &node.params {
+            let bytes = p.shape.iter().product::<usize>() as u64 * 4;
+            if bytes > limit {
+                return Err(RuntimeError::BindingLimit { what: format!("weight `{}`", p.name), bytes, limit });
+            }
+        }
+    }
+    Ok(())
+}
