@@ -7,10 +7,14 @@ use std::path::Path;
 
 use cnnc::compiler::graph::{Activation, Conv2d, Graph, Op, Pad4, Pool2d};
 use cnnc::compiler::ir::autodiff::differentiate;
+
+mod common;
+
 use cnnc::conformance::net::{self, Net};
 use cnnc::runtime::gpu::{self, GpuTrainer};
+use cnnc::runtime::synthetic;
 use cnnc::runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions};
-use cnnc::runtime::{synthetic, Tensor};
+use common::lenet_batch as batch;
 
 fn lenet() -> Graph {
     let (_, model) = cnnc::compiler::compile_model_path(Path::new("specs/lenet.yaml")).unwrap();
@@ -156,20 +160,6 @@ fn an_op_without_gpu_training_kernels_is_named() {
         panic!("LRN has no GPU training kernels yet")
     };
     assert!(e.to_string().contains("`l1`") && e.to_string().contains("`lrn`"), "{e}");
-}
-
-const ITEM: usize = 3 * 32 * 32;
-
-/// Batch `step` of `generate_train.py` (see `tests/train.rs`).
-fn batch(step: usize, size: usize) -> (Tensor, Vec<usize>) {
-    let labels: Vec<usize> = (0..size).map(|i| (7 * (size * step + i) + 3) % 10).collect();
-    let mut data = Vec::with_capacity(size * ITEM);
-    for (i, y) in labels.iter().enumerate() {
-        let noise = synthetic::values(0, &format!("train{step}:{i}"), ITEM, -1.0, 1.0);
-        let pattern = synthetic::values(0, &format!("pattern{y}"), ITEM, -1.0, 1.0);
-        data.extend(noise.iter().zip(&pattern).map(|(n, p)| (0.5 * f64::from(*n) + f64::from(*p)) as f32));
-    }
-    (Tensor::new(vec![size, 3, 32, 32], data), labels)
 }
 
 fn train_lenet(steps: usize, optimizer: OptimizerState) -> (Vec<f32>, GpuTrainer) {

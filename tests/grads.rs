@@ -11,21 +11,18 @@
 use std::path::Path;
 
 use cnnc::compiler::ir::autodiff::differentiate;
+use cnnc::runtime::synthetic;
 use cnnc::runtime::train::{self, StepOptions};
-use cnnc::runtime::{synthetic, Tensor};
+
+mod common;
+
+use common::{digest, digest_close};
 
 const TOLERANCE: f64 = 1e-9;
 /// Absolute floor of a digest's error. A batch-norm shift whose output only reaches the loss through
 /// another batch-norm has a gradient of exactly zero in exact arithmetic; in float64 both PyTorch and
 /// cnnc leave rounding noise of order 1e-16 there, different in each, which no relative bound fits.
 const FLOOR: f64 = 1e-13;
-
-/// `[norm, probe0 · t, probe1 · t]` of a tensor, as the generator computes it.
-fn digest(name: &str, t: &Tensor<f64>) -> [f64; 3] {
-    let probe = |k: usize| synthetic::values(0, &format!("probe{k}:{name}"), t.len(), -1.0, 1.0);
-    let dot = |p: Vec<f32>| t.data.iter().zip(p).map(|(a, b)| a * b as f64).sum::<f64>();
-    [t.data.iter().map(|v| v * v).sum::<f64>().sqrt(), dot(probe(0)), dot(probe(1))]
-}
 
 /// Compares one model; returns what disagrees.
 fn compare(name: &str, fixture: &serde_json::Value) -> Vec<String> {
@@ -58,15 +55,9 @@ fn compare(name: &str, fixture: &serde_json::Value) -> Vec<String> {
             continue;
         };
         let want: Vec<f64> = want.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-        let got = digest(tensor, t);
-        // Probe products scale with the norm times √(n/3), the probes' own norm.
-        let scale = want[0] * (t.len() as f64 / 3.0).sqrt();
-        let off = (got[0] - want[0]).abs().max((got[1] - want[1]).abs()).max((got[2] - want[2]).abs());
-        if off > TOLERANCE * scale + FLOOR {
-            wrong.push(format!(
-                "{name}: `{tensor}` digest {got:?}, PyTorch {want:?} (off by {:.1e} of its scale)",
-                off / scale
-            ));
+        let got = digest(tensor, &t.data);
+        if !digest_close(&got, &want, t.len(), TOLERANCE, FLOOR) {
+            wrong.push(format!("{name}: `{tensor}` digest {got:?}, PyTorch {want:?}"));
         }
     }
     println!("{name}: loss {:.9} (PyTorch {want_loss:.9}), {} tensors compared", result.loss, tensors.len());

@@ -6,28 +6,12 @@
 
 use std::path::Path;
 
+use cnnc::runtime::synthetic;
 use cnnc::runtime::train::{CpuTrainer, Optimizer, OptimizerState, Schedule, StepOptions};
-use cnnc::runtime::{synthetic, Tensor};
 
-const ITEM: usize = 3 * 32 * 32;
+mod common;
 
-/// Batch `step` of `generate_train.py`: items `0.5 · noise + pattern[label]`, rounded to f32.
-fn batch(step: usize, size: usize) -> (Tensor, Vec<usize>) {
-    let labels: Vec<usize> = (0..size).map(|i| (7 * (size * step + i) + 3) % 10).collect();
-    let mut data = Vec::with_capacity(size * ITEM);
-    for (i, y) in labels.iter().enumerate() {
-        let noise = synthetic::values(0, &format!("train{step}:{i}"), ITEM, -1.0, 1.0);
-        let pattern = synthetic::values(0, &format!("pattern{y}"), ITEM, -1.0, 1.0);
-        data.extend(noise.iter().zip(&pattern).map(|(n, p)| (0.5 * f64::from(*n) + f64::from(*p)) as f32));
-    }
-    (Tensor::new(vec![size, 3, 32, 32], data), labels)
-}
-
-fn digest(name: &str, t: &Tensor<f64>) -> [f64; 3] {
-    let probe = |k: usize| synthetic::values(0, &format!("probe{k}:{name}"), t.len(), -1.0, 1.0);
-    let dot = |p: Vec<f32>| t.data.iter().zip(p).map(|(a, b)| a * b as f64).sum::<f64>();
-    [t.data.iter().map(|v| v * v).sum::<f64>().sqrt(), dot(probe(0)), dot(probe(1))]
-}
+use common::{digest, digest_close, lenet_batch as batch};
 
 #[test]
 fn lenet_adam_follows_pytorch_step_by_step() {
@@ -50,11 +34,8 @@ fn lenet_adam_follows_pytorch_step_by_step() {
     for (name, theirs) in want["weights"].as_object().unwrap() {
         let theirs: Vec<f64> = theirs.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         let t = trainer.params().get(name).unwrap();
-        let ours = digest(name, t);
-        let scale = theirs[0] * (t.len() as f64 / 3.0).sqrt();
-        for (a, b) in ours.iter().zip(&theirs) {
-            assert!((a - b).abs() <= 1e-6 * scale, "{name}: digest {ours:?}, PyTorch {theirs:?}");
-        }
+        let ours = digest(name, &t.data);
+        assert!(digest_close(&ours, &theirs, t.len(), 1e-6, 0.0), "{name}: digest {ours:?}, PyTorch {theirs:?}");
     }
     // It learned: a fresh batch is classified well in inference mode.
     let (x, y) = batch(steps, 64);

@@ -10,6 +10,8 @@
 //! activation, max and average pooling, global and evenly divided adaptive average pooling,
 //! flatten and add. Other ops are refused with [`RuntimeError::Unsupported`] naming the layer.
 
+mod backward;
+mod forward;
 mod lower;
 
 use cnnc_ir::autodiff::{differentiate, Backward};

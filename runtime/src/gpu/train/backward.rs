@@ -1,0 +1,248 @@
+//! The backward work of each planned step: input gradients placed (or summed) where the fan-out
+//! needs them, parameter gradients through split reductions.
+
+use cnnc_ir::autodiff::GradStep;
+use cnnc_ir::graph::{Node, Op, ParamKind, Pool2d};
+
+use super::lower::{uniform_window, Lowering};
+use crate::gpu::build::arena::{Bind, BufferId};
+use crate::gpu::kernels::{
+    ActivationGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ConvGrad, Elementwise, ElementwiseOp,
+    GateGrad, LinearGrad, PoolGrad, ReducePartials,
+};
+
+impl Lowering<'_> {
+    /// The backward work of one planned step; `grads_out` receives each parameter gradient's buffer.
+    pub fn backward(&mut self, step: &GradStep, contributions: &[usize], param_grads: &mut Vec<(String, BufferId)>) {
+        let id = step.node;
+        let node = self.graph.node(id);
+        let dy = self.grads[id.index()].expect("a node's readers run their backward before it");
+        let n = self.batch;
+        if let Op::BatchNorm { eps, .. } = node.op {
+            self.batch_norm_backward(step, node, eps, param_grads);
+            return;
+        }
+        for p in &step.param_grads {
+            let buffer = self.arena.activation_buffer(p.shape.iter().product::<usize>() * 4, &p.name);
+            param_grads.push((p.name.clone(), buffer));
+            match (&node.op, p.kind) {
+                (Op::Conv2d(c), ParamKind::Weight) => {
+                    let x = node.inputs[0];
+                    let params =
+                        ConvGrad { n, input: self.chw(x), output: self.chw(id), conv: c.clone(), weight: true };
+                    let xv = self.value(x);
+                    let len = p.shape.iter().product();
+                    self.summed(buffer, len, params.partials(), |l, to| {
+                        l.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(xv), Bind::Buffer(to)]);
+                    });
+                }
+                (Op::Conv2d(c), _) => {
+                    let [_, oh, ow] = self.chw(id);
+                    let params = ChannelSum { n, channels: c.out_channels, positions: oh * ow };
+                    self.summed(buffer, c.out_channels, params.partials(), |l, to| {
+                        l.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(to)]);
+                    });
+                }
+                (Op::Linear { in_features, out_features, .. }, kind) => {
+                    let x = node.inputs[0];
+                    let rows = self.elements(x) / in_features;
+                    if kind == ParamKind::Weight {
+                        let params =
+                            LinearGrad { rows, in_features: *in_features, out_features: *out_features, weight: true };
+                        self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(self.value(x)), Bind::Buffer(buffer)]);
+                    } else {
+                        let params = ChannelSum { n: rows, channels: *out_features, positions: 1 };
+                        self.summed(buffer, *out_features, params.partials(), |l, to| {
+                            l.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(to)]);
+                        });
+                    }
+                }
+                (op, kind) => unreachable!("no {kind:?} gradient for {}", op.name()),
+            }
+        }
+        for (_, &input) in node.inputs.iter().enumerate().filter(|(i, _)| step.input_grads[*i]) {
+            let identity = match node.op {
+                Op::Flatten | Op::Add => true,
+                Op::Dropout { p } | Op::StochasticDepth { p } => !self.dropout || p == 0.0,
+                _ => false,
+            };
+            if identity {
+                self.pass_through(input, dy, contributions);
+                continue;
+            }
+            let (target, part) = self.target(input);
+            let x = self.value(input);
+            match &node.op {
+                Op::Conv2d(c) => {
+                    let params =
+                        ConvGrad { n, input: self.chw(input), output: self.chw(id), conv: c.clone(), weight: false };
+                    self.dispatch(
+                        &params,
+                        &[Bind::Buffer(dy), Bind::Buffer(self.param(node, ParamKind::Weight)), Bind::Buffer(target)],
+                    );
+                }
+                Op::Linear { in_features, out_features, .. } => {
+                    let rows = self.elements(input) / in_features;
+                    let params =
+                        LinearGrad { rows, in_features: *in_features, out_features: *out_features, weight: false };
+                    self.dispatch(
+                        &params,
+                        &[Bind::Buffer(dy), Bind::Buffer(self.param(node, ParamKind::Weight)), Bind::Buffer(target)],
+                    );
+                }
+                Op::Activation(a) => {
+                    let params = ActivationGrad { len: self.elements(input), activation: Some(*a) };
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(x), Bind::Buffer(target)]);
+                }
+                Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool { .. } => {
+                    let [c, ih, iw] = self.chw(input);
+                    let [_, oh, ow] = self.chw(id);
+                    let window = match &node.op {
+                        Op::AdaptiveAvgPool { .. } => uniform_window(self.chw(input), self.chw(id)).expect("checked"),
+                        _ => p_of(&node.op).clone(),
+                    };
+                    let params = PoolGrad {
+                        nc: n * c,
+                        input: [ih, iw],
+                        output: [oh, ow],
+                        window,
+                        is_max: matches!(node.op, Op::MaxPool(_)),
+                    };
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(x), Bind::Buffer(target)]);
+                }
+                Op::Dropout { p } | Op::StochasticDepth { p } => {
+                    let key = self.keys.iter().position(|k| *k == id).expect("the forward drew a key");
+                    let params = self.dropout_params(input, &node.op, *p, key);
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(self.keys_buffer), Bind::Buffer(target)]);
+                }
+                Op::Mul => {
+                    let (full, gate) = self.mul_operands(node);
+                    let [c, h, w] = self.chw(full);
+                    let gate_positions = self.chw(gate)[1] * self.chw(gate)[2];
+                    if input == full || gate_positions == h * w {
+                        let other = if input == full { gate } else { full };
+                        let other_positions = if input == full { gate_positions } else { h * w };
+                        let params = Elementwise {
+                            op: ElementwiseOp::Mul,
+                            n,
+                            channels: c,
+                            positions: h * w,
+                            other_positions,
+                            activation: None,
+                        };
+                        self.dispatch(
+                            &params,
+                            &[
+                                Bind::Buffer(dy),
+                                Bind::Buffer(self.value(other)),
+                                Bind::Unused,
+                                Bind::Unused,
+                                Bind::Buffer(target),
+                            ],
+                        );
+                    } else {
+                        let params = GateGrad { nc: n * c, positions: h * w };
+                        self.dispatch(
+                            &params,
+                            &[Bind::Buffer(dy), Bind::Buffer(self.value(full)), Bind::Buffer(target)],
+                        );
+                    }
+                }
+                Op::ChannelAffine { scale, .. } => {
+                    let [c, h, w] = self.chw(id);
+                    let params = Elementwise {
+                        op: ElementwiseOp::Affine,
+                        n,
+                        channels: c,
+                        positions: h * w,
+                        other_positions: h * w,
+                        activation: None,
+                    };
+                    let scale: Vec<f32> = scale.iter().map(|v| *v as f32).collect();
+                    let (scale, shift) =
+                        (self.arena.data_buffer(&scale, "scale"), self.arena.data_buffer(&vec![0.0; c], "zeros"));
+                    self.dispatch(
+                        &params,
+                        &[
+                            Bind::Buffer(dy),
+                            Bind::Unused,
+                            Bind::Buffer(scale),
+                            Bind::Buffer(shift),
+                            Bind::Buffer(target),
+                        ],
+                    );
+                }
+                Op::Concat => {
+                    let [oc, h, w] = self.chw(id);
+                    let position = node.inputs.iter().position(|i| *i == input).expect("an input of the concat");
+                    let offset: usize = node.inputs[..position].iter().map(|i| self.chw(*i)[0]).sum();
+                    let c = self.chw(input)[0];
+                    let params = ChannelCopy {
+                        n,
+                        channels: c,
+                        positions: h * w,
+                        in_c: oc,
+                        out_c: c,
+                        in_offset: offset,
+                        out_offset: 0,
+                        shuffle_groups: 0,
+                    };
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(target)]);
+                }
+                op => unreachable!("`supported` refuses {} before lowering", op.name()),
+            }
+            if part {
+                self.accumulate(input, target);
+            }
+        }
+    }
+
+    /// Batch-norm's backward: `dβ = Σ dy` and `dγ = Σ dy·x̂` (into the parameters' gradient buffers
+    /// where they train, scratch buffers where not, since the input gradient needs them), then the
+    /// input gradient.
+    fn batch_norm_backward(
+        &mut self,
+        step: &GradStep,
+        node: &Node,
+        eps: f64,
+        param_grads: &mut Vec<(String, BufferId)>,
+    ) {
+        let id = step.node;
+        let dy = self.grads[id.index()].expect("a node's readers run their backward before it");
+        let x = node.inputs[0];
+        let [c, h, w] = self.chw(x);
+        let batch = self.batch;
+        let pass = move |pass| BatchNormKernel { pass, n: batch, channels: c, positions: h * w, eps, momentum: 0.0 };
+        let stats = self.stats[id.index()].expect("the forward kept the statistics");
+        let m = pass(BatchNormPass::BackwardPartials).partials();
+        let partials = self.arena.activation_buffer(2 * c * m * 4, "batch-norm partial sums");
+        let (xb, dyb, statsb) = (Bind::Buffer(self.value(x)), Bind::Buffer(dy), Bind::Buffer(stats));
+        self.dispatch(&pass(BatchNormPass::BackwardPartials), &[xb, dyb, statsb, Bind::Buffer(partials)]);
+        // Rows 0..C of the partial sums are dβ's, rows C..2C dγ's.
+        let [dbeta, dgamma] = [(ParamKind::Bias, 0), (ParamKind::Weight, c)].map(|(kind, offset)| {
+            let buffer = self.arena.activation_buffer(c * 4, "batch-norm gradient");
+            if let Some(p) = step.param_grads.iter().find(|p| p.kind == kind) {
+                param_grads.push((p.name.clone(), buffer));
+            }
+            let reduce = ReducePartials { results: c, partials: m, offset };
+            self.dispatch(&reduce, &[Bind::Buffer(partials), Bind::Buffer(buffer)]);
+            buffer
+        });
+        if step.input_grads[0] {
+            let (target, part) = self.target(x);
+            let gamma = Bind::Buffer(self.param(node, ParamKind::Weight));
+            let binds = [dyb, xb, gamma, statsb, Bind::Buffer(dgamma), Bind::Buffer(dbeta), Bind::Buffer(target)];
+            self.dispatch(&pass(BatchNormPass::InputGrad), &binds);
+            if part {
+                self.accumulate(x, target);
+            }
+        }
+    }
+}
+
+fn p_of(op: &Op) -> &Pool2d {
+    match op {
+        Op::MaxPool(p) | Op::AvgPool(p) => p,
+        _ => unreachable!("a window pooling"),
+    }
+}

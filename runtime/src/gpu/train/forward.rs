@@ -1,0 +1,282 @@
+//! The training-mode forward of each op: every value in a buffer of its own, kept for the backward
+//! pass; batch-norm with batch statistics, dropout and stochastic depth with the step's masks.
+
+use cnnc_ir::graph::{Node, NodeId, Op, ParamKind};
+
+use super::lower::{uniform_window, Io, Lowering};
+use crate::gpu::build::arena::Bind;
+use crate::gpu::kernels::{
+    BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel, Elementwise, ElementwiseOp,
+    Epilogue, Linear, Pool,
+};
+use crate::RuntimeError;
+
+impl Lowering<'_> {
+    /// The training-mode forward of one node.
+    pub fn forward(&mut self, id: NodeId, node: &Node, io: &Io) -> Result<(), RuntimeError> {
+        let identity = match node.op {
+            Op::Flatten => true,
+            Op::Dropout { p } | Op::StochasticDepth { p } => !self.dropout || p == 0.0,
+            _ => false,
+        };
+        if identity {
+            self.values[id.index()] = Some(self.value(node.inputs[0]));
+            return Ok(());
+        }
+        let out = match node.op {
+            Op::Input => io.input,
+            _ => self.arena.activation_buffer(self.elements(id) * 4, &node.path),
+        };
+        self.values[id.index()] = Some(out);
+        let n = self.batch;
+        match &node.op {
+            Op::Input => {}
+            Op::Conv2d(c) => {
+                let x = node.inputs[0];
+                let params = DirectConv {
+                    variant: DirectVariant::Buffer,
+                    n,
+                    input: self.chw(x),
+                    output: self.chw(id),
+                    conv: c.clone(),
+                    oc_tile: 1,
+                    out_c: c.out_channels,
+                    out_offset: 0,
+                    has_bias: c.bias,
+                    epilogue: Epilogue { activation: None, residual: false },
+                    bake_shape: false,
+                };
+                let bias = c.bias.then(|| self.param(node, ParamKind::Bias));
+                let binds = [
+                    Bind::Buffer(self.value(x)),
+                    Bind::Buffer(self.param(node, ParamKind::Weight)),
+                    bias.into(),
+                    Bind::Unused,
+                    Bind::Buffer(out),
+                ];
+                self.dispatch(&params, &binds);
+            }
+            Op::Linear { in_features, out_features, bias } => {
+                let x = node.inputs[0];
+                let rows = self.elements(x) / in_features;
+                let params = Linear {
+                    n: rows,
+                    in_features: *in_features,
+                    out_features: *out_features,
+                    row0: 0,
+                    rows: *out_features,
+                    has_bias: *bias,
+                    activation: None,
+                };
+                let b = bias.then(|| self.param(node, ParamKind::Bias));
+                let binds = [
+                    Bind::Buffer(self.value(x)),
+                    Bind::Buffer(self.param(node, ParamKind::Weight)),
+                    b.into(),
+                    Bind::Buffer(out),
+                ];
+                self.dispatch(&params, &binds);
+            }
+            Op::Activation(a) => {
+                let [c, h, w] = self.chw(id);
+                let scale = self.arena.data_buffer(&vec![1.0; c], "ones");
+                let shift = self.arena.data_buffer(&vec![0.0; c], "zeros");
+                let params = Elementwise {
+                    op: ElementwiseOp::Affine,
+                    n,
+                    channels: c,
+                    positions: h * w,
+                    other_positions: h * w,
+                    activation: Some(*a),
+                };
+                let binds = [
+                    Bind::Buffer(self.value(node.inputs[0])),
+                    Bind::Unused,
+                    Bind::Buffer(scale),
+                    Bind::Buffer(shift),
+                    Bind::Buffer(out),
+                ];
+                self.dispatch(&params, &binds);
+            }
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                let x = node.inputs[0];
+                let [oc, oh, ow] = self.chw(id);
+                let params = Pool {
+                    n,
+                    input: self.chw(x),
+                    output: [oh, ow],
+                    window: p.clone(),
+                    is_max: matches!(node.op, Op::MaxPool(_)),
+                    out_c: oc,
+                    out_offset: 0,
+                    activation: None,
+                };
+                self.dispatch(&params, &[Bind::Buffer(self.value(x)), Bind::Buffer(out)]);
+            }
+            Op::AdaptiveAvgPool { .. } => {
+                let x = node.inputs[0];
+                let window = uniform_window(self.chw(x), self.chw(id)).expect("checked by `supported`");
+                let [oc, oh, ow] = self.chw(id);
+                let params = Pool {
+                    n,
+                    input: self.chw(x),
+                    output: [oh, ow],
+                    window,
+                    is_max: false,
+                    out_c: oc,
+                    out_offset: 0,
+                    activation: None,
+                };
+                self.dispatch(&params, &[Bind::Buffer(self.value(x)), Bind::Buffer(out)]);
+            }
+            Op::Add => {
+                let [c, h, w] = self.chw(id);
+                let params = Elementwise {
+                    op: ElementwiseOp::Add,
+                    n,
+                    channels: c,
+                    positions: h * w,
+                    other_positions: h * w,
+                    activation: None,
+                };
+                // Sums of more than two go through buffers of their own: a dispatch never reads the
+                // buffer it writes.
+                let (first, rest) = node.inputs.split_first().expect("add has inputs");
+                let mut acc = self.value(*first);
+                for (i, other) in rest.iter().enumerate() {
+                    let to = if i + 1 == rest.len() {
+                        out
+                    } else {
+                        self.arena.activation_buffer(self.elements(id) * 4, "partial sum")
+                    };
+                    let binds = [
+                        Bind::Buffer(acc),
+                        Bind::Buffer(self.value(*other)),
+                        Bind::Unused,
+                        Bind::Unused,
+                        Bind::Buffer(to),
+                    ];
+                    self.dispatch(&params, &binds);
+                    acc = to;
+                }
+            }
+            Op::BatchNorm { eps, momentum, .. } => {
+                let x = node.inputs[0];
+                let [c, h, w] = self.chw(x);
+                let pass =
+                    |pass| BatchNormKernel { pass, n, channels: c, positions: h * w, eps: *eps, momentum: *momentum };
+                let stats = self.arena.activation_buffer(4 * c * 4, "batch statistics");
+                self.stats[id.index()] = Some(stats);
+                let partials = self
+                    .arena
+                    .activation_buffer(2 * c * pass(BatchNormPass::Stats).partials() * 4, "batch-norm partial sums");
+                let xb = Bind::Buffer(self.value(x));
+                self.dispatch(&pass(BatchNormPass::ForwardPartials), &[xb, xb, xb, Bind::Buffer(partials)]);
+                let binds = [
+                    xb,
+                    Bind::Buffer(partials),
+                    Bind::Buffer(self.param(node, ParamKind::Weight)),
+                    Bind::Buffer(self.param(node, ParamKind::Bias)),
+                    Bind::Buffer(stats),
+                    Bind::Buffer(self.param(node, ParamKind::RunningMean)),
+                    Bind::Buffer(self.param(node, ParamKind::RunningVar)),
+                ];
+                self.dispatch(&pass(BatchNormPass::Stats), &binds);
+                self.dispatch(&pass(BatchNormPass::Apply), &[xb, Bind::Buffer(stats), Bind::Buffer(out)]);
+            }
+            Op::Dropout { p } | Op::StochasticDepth { p } => {
+                let x = node.inputs[0];
+                let key = self.keys.len();
+                self.keys.push(id);
+                let params = self.dropout_params(x, &node.op, *p, key);
+                self.dispatch(
+                    &params,
+                    &[Bind::Buffer(self.value(x)), Bind::Buffer(self.keys_buffer), Bind::Buffer(out)],
+                );
+            }
+            Op::Mul => {
+                let (full, gate) = self.mul_operands(node);
+                let [c, h, w] = self.chw(full);
+                let gate_positions = self.chw(gate)[1] * self.chw(gate)[2];
+                let params = Elementwise {
+                    op: ElementwiseOp::Mul,
+                    n,
+                    channels: c,
+                    positions: h * w,
+                    other_positions: gate_positions,
+                    activation: None,
+                };
+                self.dispatch(
+                    &params,
+                    &[
+                        Bind::Buffer(self.value(full)),
+                        Bind::Buffer(self.value(gate)),
+                        Bind::Unused,
+                        Bind::Unused,
+                        Bind::Buffer(out),
+                    ],
+                );
+            }
+            Op::ChannelAffine { scale, shift } => {
+                let [c, h, w] = self.chw(id);
+                let params = Elementwise {
+                    op: ElementwiseOp::Affine,
+                    n,
+                    channels: c,
+                    positions: h * w,
+                    other_positions: h * w,
+                    activation: None,
+                };
+                let (scale, shift): (Vec<f32>, Vec<f32>) =
+                    (scale.iter().map(|v| *v as f32).collect(), shift.iter().map(|v| *v as f32).collect());
+                let (scale, shift) = (self.arena.data_buffer(&scale, "scale"), self.arena.data_buffer(&shift, "shift"));
+                self.dispatch(
+                    &params,
+                    &[
+                        Bind::Buffer(self.value(node.inputs[0])),
+                        Bind::Unused,
+                        Bind::Buffer(scale),
+                        Bind::Buffer(shift),
+                        Bind::Buffer(out),
+                    ],
+                );
+            }
+            Op::Concat => {
+                let [oc, h, w] = self.chw(id);
+                let mut offset = 0;
+                for input in &node.inputs {
+                    let c = self.chw(*input)[0];
+                    let params = ChannelCopy {
+                        n,
+                        channels: c,
+                        positions: h * w,
+                        in_c: c,
+                        out_c: oc,
+                        in_offset: 0,
+                        out_offset: offset,
+                        shuffle_groups: 0,
+                    };
+                    self.dispatch(&params, &[Bind::Buffer(self.value(*input)), Bind::Buffer(out)]);
+                    offset += c;
+                }
+            }
+            op => unreachable!("`supported` refuses {} before lowering", op.name()),
+        }
+        Ok(())
+    }
+
+    pub(super) fn dropout_params(&self, x: NodeId, op: &Op, p: f64, key: usize) -> DropoutKernel {
+        let item = self.graph.node(x).shape.elements() as usize;
+        DropoutKernel { len: self.elements(x), item, p, per_item: matches!(op, Op::StochasticDepth { .. }), key }
+    }
+
+    /// A product's full-size operand and its per-channel gate (or the second full-size operand).
+    pub(super) fn mul_operands(&self, node: &Node) -> (NodeId, NodeId) {
+        let [a, b] = node.inputs[..] else { unreachable!("`supported` takes products of two") };
+        if self.graph.node(a).shape.elements() >= self.graph.node(b).shape.elements() {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Helpers the training tests share: the training batches of `tests/fixtures/generate_train.py` and
+//! the digest `generate_grads.py` stores for each tensor.
+#![allow(dead_code)] // each test crate uses some of them
+
+use cnnc::runtime::{synthetic, Tensor};
+
+const ITEM: usize = 3 * 32 * 32;
+
+/// Batch `step` of `generate_train.py`: item `i` has label `y = (7·(size·step + i) + 3) mod 10` and
+/// is the f32 rounding of `0.5 · noise + pattern[y]`.
+pub fn lenet_batch(step: usize, size: usize) -> (Tensor, Vec<usize>) {
+    let labels: Vec<usize> = (0..size).map(|i| (7 * (size * step + i) + 3) % 10).collect();
+    let mut data = Vec::with_capacity(size * ITEM);
+    for (i, y) in labels.iter().enumerate() {
+        let noise = synthetic::values(0, &format!("train{step}:{i}"), ITEM, -1.0, 1.0);
+        let pattern = synthetic::values(0, &format!("pattern{y}"), ITEM, -1.0, 1.0);
+        data.extend(noise.iter().zip(&pattern).map(|(n, p)| (0.5 * f64::from(*n) + f64::from(*p)) as f32));
+    }
+    (Tensor::new(vec![size, 3, 32, 32], data), labels)
+}
+
+/// `[norm, probe0 · t, probe1 · t]` of a tensor's values, as the fixture generators compute it.
+pub fn digest(name: &str, data: &[f64]) -> [f64; 3] {
+    let probe = |k: usize| synthetic::values(0, &format!("probe{k}:{name}"), data.len(), -1.0, 1.0);
+    let dot = |p: Vec<f32>| data.iter().zip(p).map(|(a, b)| a * b as f64).sum::<f64>();
+    [data.iter().map(|v| v * v).sum::<f64>().sqrt(), dot(probe(0)), dot(probe(1))]
+}
+
+/// Whether a digest is within `tolerance` of the fixture's, relative to the tensor's scale (probe
+/// products scale with the norm times √(n/3), the probes' own norm), plus an absolute `floor`.
+pub fn digest_close(ours: &[f64; 3], theirs: &[f64], len: usize, tolerance: f64, floor: f64) -> bool {
+    let scale = theirs[0] * (len as f64 / 3.0).sqrt();
+    ours.iter().zip(theirs).all(|(a, b)| (a - b).abs() <= tolerance * scale + floor)
+}
