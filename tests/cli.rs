@@ -115,6 +115,20 @@ fn bench_reports_the_documented_figures_and_every_layer() {
 }
 
 #[test]
+fn bench_train_times_whole_training_steps() {
+    let out =
+        cnnc(&["bench", "specs/lenet.yaml", "--train", "--batch", "4", "--iters", "2", "--warmup", "1", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench --train --json prints JSON");
+    assert_eq!(v["mode"], "train");
+    for key in ["images_per_s", "step_ms_median", "first_step_s"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    let (median, min) = (v["step_ms_median"].as_f64().unwrap(), v["step_ms_min"].as_f64().unwrap());
+    assert!(min <= median, "{v}");
+}
+
+#[test]
 fn build_refuses_what_it_cannot_generate_or_must_not_overwrite() {
     let o = cnnc(&["build", "tests/bad/lenet_fc1_in_features.yaml"]);
     assert_eq!(o.status.code(), Some(1), "a spec error");

@@ -24,8 +24,12 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     warmup: u64,
     /// Also time each layer on its own (one submission per layer).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "train")]
     layers: bool,
+    /// Time training steps instead (training-mode forward, cross-entropy, backward, Adam), each
+    /// waited for: images/s, median step time, time to the first step.
+    #[arg(long)]
+    train: bool,
     /// The GPU adapter: part of its name, or a backend; see `cnnc devices`.
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
@@ -54,6 +58,9 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let batch = args.batch as usize;
+    if args.train {
+        return super::bench_train::run(&device, &graph, batch, args.warmup, args.iters, args.json);
+    }
     let mut shape = vec![batch];
     shape.extend(graph.node(graph.input).shape.dims());
     let input = synthetic::input(0, shape);

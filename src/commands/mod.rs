@@ -1,6 +1,7 @@
 //! One module per verb of the command line.
 
 mod bench;
+mod bench_train;
 mod build;
 mod check;
 mod conformance;
@@ -85,7 +86,8 @@ enum Command {
     /// Measure a model on the GPU: median throughput and latency after warm-up, time to first
     /// result (pipeline creation included), device memory, and optionally a per-layer breakdown.
     ///
-    /// Weights and inputs are deterministic pseudo-random values; only timing is reported.
+    /// Weights and inputs are deterministic pseudo-random values; only timing is reported. With
+    /// --train, whole training steps are timed instead (forward, loss, backward, Adam).
     ///
     /// Example: cnnc bench specs/resnet50.yaml --batch 8 --iters 5 --json
     Bench(bench::Args),
