@@ -2,9 +2,9 @@
 //! needs them, parameter gradients through split reductions.
 
 use cnnc_ir::autodiff::GradStep;
-use cnnc_ir::graph::{Node, Op, ParamKind, Pool2d};
+use cnnc_ir::graph::{Node, Op, ParamKind};
 
-use super::lower::{uniform_window, Lowering};
+use super::lower::Lowering;
 use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
     ActivationGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ConvGrad, Elementwise, ElementwiseOp,
@@ -97,15 +97,11 @@ impl Lowering<'_> {
                 Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool { .. } => {
                     let [c, ih, iw] = self.chw(input);
                     let [_, oh, ow] = self.chw(id);
-                    let window = match &node.op {
-                        Op::AdaptiveAvgPool { .. } => uniform_window(self.chw(input), self.chw(id)).expect("checked"),
-                        _ => p_of(&node.op).clone(),
-                    };
                     let params = PoolGrad {
                         nc: n * c,
                         input: [ih, iw],
                         output: [oh, ow],
-                        window,
+                        window: self.window(id, node),
                         is_max: matches!(node.op, Op::MaxPool(_)),
                     };
                     self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(x), Bind::Buffer(target)]);
@@ -149,28 +145,8 @@ impl Lowering<'_> {
                     }
                 }
                 Op::ChannelAffine { scale, .. } => {
-                    let [c, h, w] = self.chw(id);
-                    let params = Elementwise {
-                        op: ElementwiseOp::Affine,
-                        n,
-                        channels: c,
-                        positions: h * w,
-                        other_positions: h * w,
-                        activation: None,
-                    };
                     let scale: Vec<f32> = scale.iter().map(|v| *v as f32).collect();
-                    let (scale, shift) =
-                        (self.arena.data_buffer(&scale, "scale"), self.arena.data_buffer(&vec![0.0; c], "zeros"));
-                    self.dispatch(
-                        &params,
-                        &[
-                            Bind::Buffer(dy),
-                            Bind::Unused,
-                            Bind::Buffer(scale),
-                            Bind::Buffer(shift),
-                            Bind::Buffer(target),
-                        ],
-                    );
+                    self.affine(id, dy, &scale, &vec![0.0; scale.len()], None, target);
                 }
                 Op::Concat => {
                     let [oc, h, w] = self.chw(id);
@@ -237,12 +213,5 @@ impl Lowering<'_> {
                 self.accumulate(x, target);
             }
         }
-    }
-}
-
-fn p_of(op: &Op) -> &Pool2d {
-    match op {
-        Op::MaxPool(p) | Op::AvgPool(p) => p,
-        _ => unreachable!("a window pooling"),
     }
 }

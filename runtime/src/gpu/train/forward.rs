@@ -3,7 +3,7 @@
 
 use cnnc_ir::graph::{Node, NodeId, Op, ParamKind};
 
-use super::lower::{uniform_window, Io, Lowering};
+use super::lower::{Io, Lowering};
 use crate::gpu::build::arena::Bind;
 use crate::gpu::kernels::{
     BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel, Elementwise, ElementwiseOp,
@@ -78,51 +78,18 @@ impl Lowering<'_> {
                 self.dispatch(&params, &binds);
             }
             Op::Activation(a) => {
-                let [c, h, w] = self.chw(id);
-                let scale = self.arena.data_buffer(&vec![1.0; c], "ones");
-                let shift = self.arena.data_buffer(&vec![0.0; c], "zeros");
-                let params = Elementwise {
-                    op: ElementwiseOp::Affine,
-                    n,
-                    channels: c,
-                    positions: h * w,
-                    other_positions: h * w,
-                    activation: Some(*a),
-                };
-                let binds = [
-                    Bind::Buffer(self.value(node.inputs[0])),
-                    Bind::Unused,
-                    Bind::Buffer(scale),
-                    Bind::Buffer(shift),
-                    Bind::Buffer(out),
-                ];
-                self.dispatch(&params, &binds);
+                let c = self.chw(id)[0];
+                self.affine(id, self.value(node.inputs[0]), &vec![1.0; c], &vec![0.0; c], Some(*a), out);
             }
-            Op::MaxPool(p) | Op::AvgPool(p) => {
+            Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool { .. } => {
                 let x = node.inputs[0];
                 let [oc, oh, ow] = self.chw(id);
                 let params = Pool {
                     n,
                     input: self.chw(x),
                     output: [oh, ow],
-                    window: p.clone(),
+                    window: self.window(id, node),
                     is_max: matches!(node.op, Op::MaxPool(_)),
-                    out_c: oc,
-                    out_offset: 0,
-                    activation: None,
-                };
-                self.dispatch(&params, &[Bind::Buffer(self.value(x)), Bind::Buffer(out)]);
-            }
-            Op::AdaptiveAvgPool { .. } => {
-                let x = node.inputs[0];
-                let window = uniform_window(self.chw(x), self.chw(id)).expect("checked by `supported`");
-                let [oc, oh, ow] = self.chw(id);
-                let params = Pool {
-                    n,
-                    input: self.chw(x),
-                    output: [oh, ow],
-                    window,
-                    is_max: false,
                     out_c: oc,
                     out_offset: 0,
                     activation: None,
@@ -218,28 +185,8 @@ impl Lowering<'_> {
                 );
             }
             Op::ChannelAffine { scale, shift } => {
-                let [c, h, w] = self.chw(id);
-                let params = Elementwise {
-                    op: ElementwiseOp::Affine,
-                    n,
-                    channels: c,
-                    positions: h * w,
-                    other_positions: h * w,
-                    activation: None,
-                };
-                let (scale, shift): (Vec<f32>, Vec<f32>) =
-                    (scale.iter().map(|v| *v as f32).collect(), shift.iter().map(|v| *v as f32).collect());
-                let (scale, shift) = (self.arena.data_buffer(&scale, "scale"), self.arena.data_buffer(&shift, "shift"));
-                self.dispatch(
-                    &params,
-                    &[
-                        Bind::Buffer(self.value(node.inputs[0])),
-                        Bind::Unused,
-                        Bind::Buffer(scale),
-                        Bind::Buffer(shift),
-                        Bind::Buffer(out),
-                    ],
-                );
+                let as_f32 = |v: &[f64]| v.iter().map(|v| *v as f32).collect::<Vec<f32>>();
+                self.affine(id, self.value(node.inputs[0]), &as_f32(scale), &as_f32(shift), None, out);
             }
             Op::Concat => {
                 let [oc, h, w] = self.chw(id);

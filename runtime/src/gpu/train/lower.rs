@@ -8,7 +8,7 @@
 //! (`accumulate`); a pass-through (flatten, add) whose input has no other contribution shares its
 //! gradient buffer instead of copying.
 
-use cnnc_ir::graph::{Graph, Node, NodeId, Op, ParamKind, Pool2d};
+use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind, Pool2d};
 
 use crate::gpu::build::arena::{Arena, Bind, BufferId};
 use crate::gpu::kernels::{
@@ -75,6 +75,42 @@ impl Lowering<'_> {
         match self.graph.node(id).shape.dims() {
             [c, h, w] => [*c, *h, *w],
             dims => [dims.iter().product(), 1, 1],
+        }
+    }
+
+    /// `out = act(x · scale[c] + shift[c])` over `id`'s shape (an activation, a channel affine and its
+    /// gradient), with `scale` and `shift` uploaded as constants.
+    pub(super) fn affine(
+        &mut self,
+        id: NodeId,
+        x: BufferId,
+        scale: &[f32],
+        shift: &[f32],
+        activation: Option<Activation>,
+        out: BufferId,
+    ) {
+        let [c, h, w] = self.chw(id);
+        let params = Elementwise {
+            op: ElementwiseOp::Affine,
+            n: self.batch,
+            channels: c,
+            positions: h * w,
+            other_positions: h * w,
+            activation,
+        };
+        let (scale, shift) = (self.arena.data_buffer(scale, "scale"), self.arena.data_buffer(shift, "shift"));
+        let binds = [Bind::Buffer(x), Bind::Unused, Bind::Buffer(scale), Bind::Buffer(shift), Bind::Buffer(out)];
+        self.dispatch(&params, &binds);
+    }
+
+    /// The window of a max, average or (evenly divided) adaptive average pooling node.
+    pub(super) fn window(&self, id: NodeId, node: &Node) -> Pool2d {
+        match &node.op {
+            Op::MaxPool(p) | Op::AvgPool(p) => p.clone(),
+            Op::AdaptiveAvgPool { .. } => {
+                uniform_window(self.chw(node.inputs[0]), self.chw(id)).expect("checked by `supported`")
+            }
+            op => unreachable!("{} has no pooling window", op.name()),
         }
     }
 
