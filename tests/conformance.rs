@@ -27,6 +27,24 @@ fn every_kernel_matches_the_cpu_reference() {
     assert!(failed.is_empty(), "on {}:\n{}", device.info.name, failed.join("\n"));
 }
 
+/// Every training kernel: one step's gradients, running statistics and loss on small models against
+/// the CPU reference's float64 step (`cnnc conformance` runs these too).
+#[test]
+fn every_training_kernel_matches_the_cpu_reference() {
+    let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
+    let outcomes = conformance::backward::run_all(&device);
+    assert!(outcomes.len() >= 25, "only {} backward cases", outcomes.len());
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.passed())
+        .map(|o| format!("{} / {}: error {:e} {}", o.family, o.name, o.error, o.failure.as_deref().unwrap_or("")))
+        .collect();
+    if std::env::var("CNNC_VERBOSE").is_ok() {
+        outcomes.iter().for_each(|o| println!("{} / {}: {:.1e}", o.family, o.name, o.error));
+    }
+    assert!(failed.is_empty(), "on {}:\n{}", device.info.name, failed.join("\n"));
+}
+
 #[test]
 fn a_wrong_kernel_would_fail() {
     // The comparison itself: NaN (an element never written) and large errors both fail.

@@ -1,5 +1,6 @@
-//! Autodiff on the static graph: from a checked graph, the loss on its output and the set of
-//! trainable parameters, the backward work of one training step, decided before anything runs.
+//! Autodiff on the static graph: from a checked graph, the loss on its output (plus the weighted
+//! losses of its auxiliary heads) and the set of trainable parameters, the backward work of one
+//! training step, decided before anything runs.
 //!
 //! The backward pass visits the forward nodes in reverse order. Each [`GradStep`] takes the gradient
 //! of its node's output (the sum of what the node's readers contributed, added in reader order so
@@ -29,10 +30,13 @@ pub struct GradStep {
     pub param_grads: Vec<Param>,
 }
 
-/// The backward work of a training step over a graph's inference nodes (training-only branches take
-/// no part yet), with the loss on the output node.
+/// The backward work of a training step over a graph's [training nodes](Graph::training_nodes), with
+/// the loss on the output node and on each auxiliary head.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Backward {
+    /// The cross-entropy terms of the loss: `(node, weight)`, the output with weight 1 first, then
+    /// each auxiliary head (`[K]` class scores, like the output) with its declared weight.
+    pub losses: Vec<(NodeId, f64)>,
     /// In execution order: the reverse of the forward order.
     pub steps: Vec<GradStep>,
     /// Every parameter that gets a gradient, in state_dict order.
@@ -55,6 +59,8 @@ pub enum AutodiffError {
     NothingTrainable,
     /// The output is not `[K]` class scores, which cross-entropy needs.
     OutputNotLogits { shape: Vec<usize> },
+    /// An auxiliary head in the loss gives other scores than the output.
+    AuxShape { head: String, span: Span, shape: Vec<usize>, output: Vec<usize> },
     /// The graph was lowered for inference (work fused into `node`); training takes the checked graph.
     Lowered { node: String, span: Span },
 }
@@ -69,6 +75,11 @@ impl fmt::Display for AutodiffError {
                 f,
                 "the model's output is {shape:?} per item; cross-entropy needs class scores [K] (end the model with a \
                  linear layer, or flatten)"
+            ),
+            AutodiffError::AuxShape { head, shape, output, .. } => write!(
+                f,
+                "the auxiliary head `{head}` gives {shape:?} per item but the output gives {output:?}: a head in the \
+                 loss must score the same classes (end it with a linear layer to the output's class count)"
             ),
             AutodiffError::Lowered { node, .. } => {
                 write!(f, "`{node}` has fused work: training needs the checked graph, not one lowered for inference")
@@ -90,19 +101,34 @@ pub fn differentiate(graph: &Graph, trainable: impl Fn(&Param) -> bool) -> Resul
     if out_shape.len() != 1 {
         return Err(AutodiffError::OutputNotLogits { shape: out_shape.to_vec() });
     }
-    if let Some((_, node)) = graph.inference_nodes().find(|(_, n)| !n.fused.is_empty()) {
+    if let Some((_, node)) = graph.training_nodes().find(|(_, n)| !n.fused.is_empty()) {
         return Err(AutodiffError::Lowered { node: node.path.clone(), span: node.span });
+    }
+    let mut losses = vec![(graph.output, 1.0)];
+    for aux in &graph.aux_losses {
+        let head = graph.node(aux.node);
+        if head.shape.dims() != out_shape {
+            return Err(AutodiffError::AuxShape {
+                head: head.path.clone(),
+                span: head.span,
+                shape: head.shape.dims().to_vec(),
+                output: out_shape.to_vec(),
+            });
+        }
+        losses.push((aux.node, aux.weight));
     }
     let trained = |p: &Param| p.kind.is_trainable() && trainable(p);
     // Forward: whether a trainable parameter lies at or below each node.
     let mut upstream = vec![false; graph.len()];
-    for (id, node) in graph.inference_nodes() {
+    for (id, node) in graph.training_nodes() {
         upstream[id.index()] = node.params.iter().any(trained) || node.inputs.iter().any(|i| upstream[i.index()]);
     }
     // Backward: whether the loss reads each node.
     let mut reaches = vec![false; graph.len()];
-    reaches[graph.output.index()] = true;
-    let order: Vec<(NodeId, &_)> = graph.inference_nodes().collect();
+    for (head, _) in &losses {
+        reaches[head.index()] = true;
+    }
+    let order: Vec<(NodeId, &_)> = graph.training_nodes().collect();
     for (id, node) in order.iter().rev() {
         if reaches[id.index()] {
             for i in &node.inputs {
@@ -129,7 +155,7 @@ pub fn differentiate(graph: &Graph, trainable: impl Fn(&Param) -> bool) -> Resul
     if trainable.is_empty() {
         return Err(AutodiffError::NothingTrainable);
     }
-    Ok(Backward { steps, trainable, needs_grad })
+    Ok(Backward { losses, steps, trainable, needs_grad })
 }
 
 #[cfg(test)]

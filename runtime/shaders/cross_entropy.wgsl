@@ -1,8 +1,9 @@
 // Cross-entropy over logits `[N, K]` with integer labels, mean reduction, label smoothing EPS and
-// optional class weights (PyTorch's `cross_entropy`): one invocation per item writes its share of
-// the loss and its row of dlogits (`loss_sum` then adds the shares).
+// optional class weights (PyTorch's `cross_entropy`), times the head's weight in the loss (1 for the
+// output, the declared `loss_weight` for an auxiliary head): one invocation per item writes its share
+// of the loss at `shares[OFFSET + n]` and its row of dlogits (`loss_sum` then adds the shares).
 //
-// Baked constants: EPS, HAS_WEIGHTS; extents in `shape`: N, K.
+// Baked constants: EPS, HAS_WEIGHTS, WEIGHT; extents in `shape`: N, K, OFFSET.
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
@@ -48,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var c = 0u; c < shape.K; c++) {
         let aim = select(0.0, (1.0 - EPS) * weight(y), c == y) + EPS / k * weight(c);
-        dlogits[row + c] = (exp(logits[row + c] - log_sum) * dsum - aim) / total_weight;
+        dlogits[row + c] = WEIGHT * (exp(logits[row + c] - log_sum) * dsum - aim) / total_weight;
     }
-    shares[n] = loss / total_weight;
+    shares[shape.OFFSET + n] = WEIGHT * loss / total_weight;
 }

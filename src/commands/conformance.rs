@@ -27,22 +27,26 @@ pub fn run(args: Args) -> ExitCode {
         "adapter: {} ({:?}, {:?}), driver {} {}",
         device.info.name, device.info.backend, device.info.device_type, device.info.driver, device.info.driver_info
     );
-    println!("tolerance: {TOLERANCE:e} of the output's scale, against the CPU reference (f64 accumulation)\n");
-    let outcomes = conformance::run_all(&device);
+    println!("tolerance: {TOLERANCE:e} of the output's scale, against the CPU reference (f64 accumulation);");
+    println!(
+        "training kernels (`_grad`, `dropout`, `cross_entropy`): {TOLERANCE:e} relative L2 over one step's gradients\n"
+    );
+    let mut outcomes = conformance::run_all(&device);
+    outcomes.extend(conformance::backward::run_all(&device));
     let mut families: Vec<&str> = Vec::new();
     for o in &outcomes {
         if !families.contains(&o.family) {
             families.push(o.family);
         }
     }
-    println!("{:<14} {:>6} {:>7} {:>13}  result", "kernel", "cases", "passed", "worst error");
+    println!("{:<18} {:>6} {:>7} {:>13}  result", "kernel", "cases", "passed", "worst error");
     for family in &families {
         let of: Vec<_> = outcomes.iter().filter(|o| o.family == *family).collect();
         let passed = of.iter().filter(|o| o.passed()).count();
         let worst =
             of.iter().map(|o| o.error).fold(0.0f64, |m, e| if e.is_nan() || m.is_nan() { f64::NAN } else { m.max(e) });
         let result = if passed == of.len() { "pass" } else { "FAIL" };
-        println!("{family:<14} {:>6} {passed:>7} {worst:>13.2e}  {result}", of.len());
+        println!("{family:<18} {:>6} {passed:>7} {worst:>13.2e}  {result}", of.len());
     }
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
     if args.verbose || !failed.is_empty() {
@@ -50,7 +54,7 @@ pub fn run(args: Args) -> ExitCode {
         for o in outcomes.iter().filter(|o| args.verbose || !o.passed()) {
             let status = if o.passed() { "ok  " } else { "FAIL" };
             let why = o.failure.as_deref().map_or(String::new(), |f| format!(" — {f}"));
-            println!("{status} {:<14} {:<45} {:.2e}{why}", o.family, o.name, o.error);
+            println!("{status} {:<18} {:<50} {:.2e}{why}", o.family, o.name, o.error);
         }
     }
     println!("\n{} passed, {} failed", outcomes.len() - failed.len(), failed.len());

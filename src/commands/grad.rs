@@ -110,7 +110,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
         let (loss, gradients) = trainer.gradients(&input.convert(), &labels)?;
         let after = trainer.weights()?;
         let mut running = weights::Weights::default();
-        for p in graph.inference_nodes().flat_map(|(_, n)| &n.params).filter(|p| !p.kind.is_trainable()) {
+        for p in graph.training_nodes().flat_map(|(_, n)| &n.params).filter(|p| !p.kind.is_trainable()) {
             running.insert(p.name.clone(), after.get(&p.name).expect("every weight is read back").clone());
         }
         (f64::from(loss), gradients.convert(), running.convert())
@@ -120,7 +120,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
     for p in &backward.trainable {
         tensors.push((p.name.clone(), gradients.get(&p.name).expect("one gradient per trainable").clone()));
     }
-    for p in graph.inference_nodes().flat_map(|(_, n)| &n.params) {
+    for p in graph.training_nodes().flat_map(|(_, n)| &n.params) {
         if let Some(stat) = running.get(&p.name) {
             tensors.push((p.name.clone(), stat.clone()));
         }

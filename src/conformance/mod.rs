@@ -3,7 +3,8 @@
 //!
 //! Each family has a problem struct (`problems.rs`) whose model is built straight from IR ops
 //! (`net.rs`); the named regressions (`cases.rs`) are what `cnnc conformance` runs, and the tests add
-//! property-based cases drawn over each problem's shapes and attributes.
+//! property-based cases drawn over each problem's shapes and attributes. `backward.rs` holds the
+//! training kernels' cases: one training step's gradients against the reference's.
 //!
 //! Tolerance: an output element must be within `1e-4 · max(1, max |reference|)` of the reference.
 //! The reference accumulates in f64; a kernel accumulates K products in f32, so its rounding error
@@ -11,6 +12,7 @@
 //! `tanh` and the GELU erf approximation (|error| < 1.5e-7) stay far below that. Outputs are poisoned
 //! with NaN before each run, so an element a kernel forgets to write fails.
 
+pub mod backward;
 mod cases;
 pub mod net;
 pub mod problems;

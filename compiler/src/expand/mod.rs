@@ -17,7 +17,7 @@ use self::layers::{Built, LayerArgs};
 use self::value::{Env, Value};
 use crate::check::{self, Blame, ShapeError};
 use crate::diagnostic::{did_you_mean, Diagnostic};
-use crate::graph::{Fused, Graph, ModuleInstance, Node, NodeId, Op, Param, Shape};
+use crate::graph::{AuxLoss, Fused, Graph, ModuleInstance, Node, NodeId, Op, Param, Shape};
 use crate::source::{SourceMap, Span};
 use crate::spec::ast::{Body, Call, Item, ItemKind, JoinOp, ModuleDef, NamePart, NameTemplate, ParamType, SpecFile};
 
@@ -29,6 +29,8 @@ pub const MAX_NODES: usize = 200_000;
 pub const MAX_REPEAT: i64 = 10_000;
 
 /// What a spec file turned out to define.
+// One value per compilation, moved once: boxing the graph would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Expanded {
     /// A model, as a checked graph.
@@ -47,6 +49,7 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
         scopes: Vec::new(),
         weights: HashMap::new(),
         training: false,
+        aux_losses: Vec::new(),
     };
     x.collect_modules(files);
     let Some(model) = files.first().and_then(|f| f.model.as_ref()) else {
@@ -74,6 +77,23 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
     let out = x.run_body(&model.body, &env, "", start);
     let mut graph = x.graph.take().expect("graph was created above");
     graph.output = out.node;
+    for (head, weight) in std::mem::take(&mut x.aux_losses) {
+        let (Some(shape), Some(output)) = (&head.shape, &out.shape) else { continue };
+        if shape != output {
+            let last = graph.node(head.node);
+            x.diags.push(
+                Diagnostic::error(
+                    "cnnc::shape::aux_head",
+                    format!("this auxiliary head gives {shape} but the model's output is {output}"),
+                )
+                .at(last.span, format!("the head ends here, with {shape}"))
+                .in_layer(&last.path)
+                .help("a head with a `loss_weight` must score the same classes as the output: end it with a linear layer to the output's class count"),
+            );
+            continue;
+        }
+        graph.aux_losses.push(AuxLoss { node: head.node, weight });
+    }
     if let Some(shape) = &out.shape {
         match meta::evaluate(model, &env, shape, sources) {
             Ok(meta) => graph.meta = meta,
@@ -122,6 +142,8 @@ struct Expander<'a> {
     scopes: Vec<Scope>,
     weights: HashMap<String, Span>,
     training: bool,
+    /// Training branches in the loss: output flow and declared weight.
+    aux_losses: Vec<(Flow, f64)>,
 }
 
 fn join_path(prefix: &str, segment: &str) -> String {
@@ -379,10 +401,45 @@ impl<'a> Expander<'a> {
                     input,
                 )
             }
-            ItemKind::Training(body) => {
+            ItemKind::Training { body, loss_weight } => {
                 let was = std::mem::replace(&mut self.training, true);
-                self.run_body(body, env, path, input.clone());
+                let head = self.run_body(body, env, path, input.clone());
                 self.training = was;
+                if let Some(expr) = loss_weight {
+                    let weight = match eval(expr, env) {
+                        Ok(v) => match v.as_float() {
+                            Some(w) if w.is_finite() && w > 0.0 => Some(w),
+                            _ => {
+                                self.diags.push(
+                                    Diagnostic::error(
+                                        "cnnc::spec::loss_weight",
+                                        format!("`loss_weight` must be a positive number, found {} `{v}`", v.type_name()),
+                                    )
+                                    .at(expr.span, "not a positive number")
+                                    .help("the auxiliary loss joins the training loss times this weight: GoogLeNet's paper uses 0.3")
+                                    .in_layer(path),
+                                );
+                                None
+                            }
+                        },
+                        Err(d) => {
+                            self.diags.push(d.in_layer(path));
+                            None
+                        }
+                    };
+                    if head.node == input.node {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "cnnc::spec::empty_head",
+                                "a training branch with a `loss_weight` has no layers",
+                            )
+                            .at(item.span, "nothing to score")
+                            .help("put the auxiliary classifier's layers in the branch, ending in class scores"),
+                        );
+                    } else if let Some(weight) = weight {
+                        self.aux_losses.push((head, weight));
+                    }
+                }
                 input
             }
         }

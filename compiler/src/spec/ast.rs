@@ -282,6 +282,8 @@ pub enum ItemKind {
     If { cond: Expr, then: Vec<Item>, otherwise: Vec<Item> },
     /// `body` spliced in `count` times, with `var` bound to 0, 1, ….
     Repeat { count: Expr, var: Option<Ident>, body: Vec<Item> },
-    /// A branch that exists only in training (auxiliary classifiers): it taps the stream and passes it on.
-    Training(Body),
+    /// A branch that exists only in training (auxiliary classifiers): it taps the stream and passes it
+    /// on. With a `loss_weight`, its output is class scores whose cross-entropy joins the training
+    /// loss with that weight (Caffe's `loss_weight`; 0.3 for GoogLeNet's heads, as in its paper).
+    Training { body: Body, loss_weight: Option<Expr> },
 }

@@ -269,8 +269,14 @@ impl Cx {
                 ItemKind::Join { op, branches: self.items(inner.next().expect("grammar: join branches")) }
             }
             Rule::dsl_training => {
-                let item = parts(body).next().expect("grammar: training item");
-                ItemKind::Training(self.body(item))
+                let (mut loss_weight, mut branch) = (None, None);
+                for p in parts(body) {
+                    match p.as_rule() {
+                        Rule::dsl_loss_weight => loss_weight = parts(p).next().map(|e| lower_expr(e, self.at)),
+                        _ => branch = Some(self.body(p)),
+                    }
+                }
+                ItemKind::Training { body: branch.expect("grammar: training item"), loss_weight }
             }
             other => unreachable!("grammar: unexpected item body {other:?}"),
         }

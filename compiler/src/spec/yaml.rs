@@ -422,6 +422,15 @@ impl Cx<'_> {
             let body = self.splice(body);
             return Some(Item { name: None, kind: ItemKind::Repeat { count, var, body }, span });
         }
+        if keys.contains(&"training") {
+            self.only_keys(entries, &["training", "loss_weight"], "a training branch");
+            let body = self.body(get("training")?)?;
+            let loss_weight = match get("loss_weight") {
+                Some(n) => Some(self.expr(n)?),
+                None => None,
+            };
+            return Some(Item { name: None, kind: ItemKind::Training { body, loss_weight }, span });
+        }
         if keys.contains(&"residual") {
             self.only_keys(entries, &["residual", "shortcut", "when"], "a residual block");
             let main = self.splice(get("residual")?);
@@ -454,9 +463,6 @@ impl Cx<'_> {
             };
             let branches = self.list_items(items, *flow, *list_span);
             return Some(Item { name: None, kind: ItemKind::Join { op, branches }, span });
-        }
-        if k == "training" {
-            return Some(Item { name: None, kind: ItemKind::Training(self.body(value)?), span });
         }
         let name = self.name_template(key)?;
         let inner = self.item(value)?;

@@ -53,7 +53,7 @@ pub struct StepMemory {
 /// forward reader or backward step that reads it, and each gradient from its first contribution to
 /// its node's backward step. Parameters, their gradients and optimizer state are not included.
 pub fn step_memory(graph: &Graph, backward: &Backward, batch: u64) -> StepMemory {
-    let nodes: Vec<_> = graph.inference_nodes().collect();
+    let nodes: Vec<_> = graph.training_nodes().collect();
     let forward_len = nodes.len();
     let bytes = |id: crate::graph::NodeId| graph.node(id).shape.elements() * batch * 4;
     let mut position = vec![usize::MAX; graph.len()];
@@ -67,10 +67,13 @@ pub fn step_memory(graph: &Graph, backward: &Backward, batch: u64) -> StepMemory
             dies[i.index()] = dies[i.index()].max(t);
         }
     }
-    dies[graph.output.index()] = forward_len; // the loss reads the logits
     let mut grad_born = vec![usize::MAX; graph.len()];
     let mut grad_dies = vec![usize::MAX; graph.len()];
-    grad_born[graph.output.index()] = forward_len;
+    // The loss reads the logits of the output and of each auxiliary head.
+    for (head, _) in &backward.losses {
+        dies[head.index()] = forward_len;
+        grad_born[head.index()] = forward_len;
+    }
     for (k, step) in backward.steps.iter().enumerate() {
         let t = forward_len + 1 + k;
         let node = graph.node(step.node);

@@ -115,3 +115,56 @@ fn step_memory_keeps_what_backward_reads() {
     let step = &all.steps[0];
     assert_eq!(saved(g.node(step.node), step), Saved { inputs: vec![true], output: false });
 }
+
+/// `residual_net` with a training-only head `aux: linear 4→2` on the relu (node 6).
+fn net_with_aux_head(in_loss: bool) -> Graph {
+    let mut g = residual_net();
+    let relu = g.nodes().nth(2).unwrap().0;
+    let params = linear(4, 2).params().into_iter().map(|(k, s)| Param::new(&format!("aux.{}", k.suffix()), k, &s));
+    let aux = g.push(Node {
+        op: linear(4, 2),
+        inputs: vec![relu],
+        shape: Shape::of(&[2]),
+        path: "aux".into(),
+        params: params.collect(),
+        span: Span::default(),
+        training_only: true,
+        fused: Fused::default(),
+    });
+    if in_loss {
+        g.aux_losses.push(crate::graph::AuxLoss { node: aux, weight: 0.3 });
+    }
+    g
+}
+
+#[test]
+fn an_auxiliary_head_in_the_loss_is_differentiated_with_its_weight() {
+    let g = net_with_aux_head(true);
+    let back = differentiate(&g, |_| true).unwrap();
+    let aux = g.aux_losses[0].node;
+    assert_eq!(aux.index(), 6);
+    assert_eq!(back.losses, vec![(g.output, 1.0), (aux, 0.3)]);
+    let nodes: Vec<usize> = back.steps.iter().map(|s| s.node.index()).collect();
+    assert_eq!(nodes, vec![6, 5, 4, 3, 2, 1]);
+    assert_eq!(&names(&back.trainable)[..2], ["a.weight", "a.bias"]);
+    assert!(names(&back.trainable).contains(&"aux.weight"));
+}
+
+#[test]
+fn a_training_branch_outside_the_loss_takes_no_part() {
+    let g = net_with_aux_head(false);
+    let back = differentiate(&g, |_| true).unwrap();
+    assert_eq!(back.losses, vec![(g.output, 1.0)]);
+    assert!(!names(&back.trainable).contains(&"aux.weight"));
+    assert_eq!(g.training_nodes().count(), 6);
+}
+
+#[test]
+fn an_auxiliary_head_must_score_the_outputs_classes() {
+    let mut g = residual_net();
+    let relu = g.nodes().nth(2).unwrap().0;
+    let aux = push(&mut g, "aux", linear(4, 3), &[relu], &[3]);
+    g.aux_losses.push(crate::graph::AuxLoss { node: aux, weight: 0.4 });
+    let err = differentiate(&g, |_| true).unwrap_err();
+    assert!(matches!(err, AutodiffError::AuxShape { ref head, .. } if head == "aux"), "{err:?}");
+}

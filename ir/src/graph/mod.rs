@@ -126,6 +126,14 @@ pub struct ModuleInstance {
     pub module: String,
 }
 
+/// An auxiliary classifier whose loss joins training: the output node of a training-only branch
+/// (class scores `[K]`, the model output's shape) and its weight in the loss.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuxLoss {
+    pub node: NodeId,
+    pub weight: f64,
+}
+
 /// A checked static graph.
 #[derive(Clone, Debug)]
 pub struct Graph {
@@ -135,6 +143,8 @@ pub struct Graph {
     pub meta: Meta,
     /// Every module instance, in the order expansion entered them (outer before inner).
     pub modules: Vec<ModuleInstance>,
+    /// The auxiliary heads in the training loss (training branches with a `loss_weight`), in order.
+    pub aux_losses: Vec<AuxLoss>,
 }
 
 impl Graph {
@@ -150,7 +160,14 @@ impl Graph {
             training_only: false,
             fused: Fused::default(),
         };
-        Graph { nodes: vec![input], input: NodeId(0), output: NodeId(0), meta: Meta::default(), modules: Vec::new() }
+        Graph {
+            nodes: vec![input],
+            input: NodeId(0),
+            output: NodeId(0),
+            meta: Meta::default(),
+            modules: Vec::new(),
+            aux_losses: Vec::new(),
+        }
     }
 
     /// Appends a node; its inputs must already be in the graph.
@@ -183,6 +200,21 @@ impl Graph {
     /// Nodes that take part in inference.
     pub fn inference_nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
         self.nodes().filter(|(_, n)| !n.training_only)
+    }
+
+    /// Nodes that take part in a training step: the inference nodes and the training-only branches
+    /// whose output is in the loss ([`Graph::aux_losses`]); branches without a loss weight are skipped.
+    pub fn training_nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        let mut feeds_loss = vec![false; self.nodes.len()];
+        for aux in &self.aux_losses {
+            feeds_loss[aux.node.index()] = true;
+        }
+        for (i, node) in self.nodes.iter().enumerate().rev() {
+            if feeds_loss[i] {
+                node.inputs.iter().for_each(|input| feeds_loss[input.index()] = true);
+            }
+        }
+        self.nodes().filter(move |(id, n)| !n.training_only || feeds_loss[id.index()])
     }
 
     /// For each node, the arena index of the last inference node that reads it (its own index when

@@ -34,7 +34,7 @@ impl Default for StepOptions {
 /// What one step computes.
 #[derive(Clone, Debug)]
 pub struct StepResult {
-    /// The mean loss over the batch.
+    /// The mean loss over the batch (the output's cross-entropy plus each auxiliary head's, weighted).
     pub loss: f64,
     /// The training-mode forward's output, `[N, K]`.
     pub logits: T64,
@@ -68,13 +68,22 @@ pub fn step(
     if input.shape.len() != want.len() + 1 || &input.shape[1..] != want || input.shape[0] == 0 {
         return Err(RuntimeError::InputShape { item: want.to_vec(), found: input.shape.clone() });
     }
-    if let Some(p) = graph.inference_nodes().flat_map(|(_, n)| &n.params).find(|p| weights.get(&p.name).is_none()) {
+    if let Some(p) = graph.training_nodes().flat_map(|(_, n)| &n.params).find(|p| weights.get(&p.name).is_none()) {
         return Err(RuntimeError::MissingWeight { name: p.name.clone() });
     }
     let forward = Forward::run(graph, weights, input, options)?;
     let logits = forward.values[graph.output.index()].clone().expect("the output runs");
-    let (loss, dlogits) = options.loss.loss_and_grad(&logits, labels)?;
-    let gradients = forward.backward(graph, backward, weights, dlogits, options);
+    // The output's cross-entropy plus each auxiliary head's, weighted; each head's logits gradient
+    // is scaled by its weight.
+    let mut loss = 0.0;
+    let mut seeds = Vec::new();
+    for (head, weight) in &backward.losses {
+        let (l, mut dlogits) = options.loss.loss_and_grad(forward.value(*head), labels)?;
+        loss += weight * l;
+        dlogits.data.iter_mut().for_each(|g| *g *= weight);
+        seeds.push((*head, dlogits));
+    }
+    let gradients = forward.backward(graph, backward, weights, seeds, options);
     let running = forward.running_statistics(graph, weights);
     Ok(StepResult { loss, logits, gradients, running })
 }
@@ -94,7 +103,7 @@ impl Forward {
     fn run(graph: &Graph, weights: &Weights<f64>, input: &T64, options: &StepOptions) -> Result<Forward, RuntimeError> {
         let mut values: Vec<Option<T64>> = vec![None; graph.len()];
         let mut stats: Vec<Option<BatchStats>> = (0..graph.len()).map(|_| None).collect();
-        for (id, node) in graph.inference_nodes() {
+        for (id, node) in graph.training_nodes() {
             let x: Vec<&T64> =
                 node.inputs.iter().map(|i| values[i.index()].as_ref().expect("inputs run first")).collect();
             let out = match &node.op {
@@ -158,17 +167,20 @@ impl Forward {
         self.values[id.index()].as_ref().expect("the forward keeps every value")
     }
 
-    /// Runs the planned backward steps from the loss gradient; returns the parameter gradients.
+    /// Runs the planned backward steps from the loss's gradient for each head's logits; returns the
+    /// parameter gradients.
     fn backward(
         &self,
         graph: &Graph,
         plan: &Backward,
         weights: &Weights<f64>,
-        dlogits: T64,
+        seeds: Vec<(NodeId, T64)>,
         options: &StepOptions,
     ) -> Weights<f64> {
         let mut grads: Vec<Option<T64>> = vec![None; graph.len()];
-        grads[graph.output.index()] = Some(dlogits);
+        for (head, dlogits) in seeds {
+            grads[head.index()] = Some(dlogits);
+        }
         let mut out = Weights::default();
         for step in &plan.steps {
             let node = graph.node(step.node);
@@ -255,7 +267,7 @@ impl Forward {
     /// `running = (1 − momentum)·running + momentum·batch`, with the unbiased batch variance.
     fn running_statistics(&self, graph: &Graph, weights: &Weights<f64>) -> Weights<f64> {
         let mut out = Weights::default();
-        for (id, node) in graph.inference_nodes() {
+        for (id, node) in graph.training_nodes() {
             let (Op::BatchNorm { momentum, .. }, Some(s)) = (&node.op, &self.stats[id.index()]) else { continue };
             let count = (self.value(node.inputs[0]).len() / s.mean.len()) as f64;
             for (kind, batch) in [

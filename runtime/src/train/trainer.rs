@@ -44,7 +44,7 @@ impl<'g> CpuTrainer<'g> {
         options: StepOptions,
     ) -> Result<CpuTrainer<'g>, RuntimeError> {
         let backward = differentiate(graph, trainable)?;
-        if let Some(p) = graph.inference_nodes().flat_map(|(_, n)| &n.params).find(|p| weights.get(&p.name).is_none()) {
+        if let Some(p) = graph.training_nodes().flat_map(|(_, n)| &n.params).find(|p| weights.get(&p.name).is_none()) {
             return Err(RuntimeError::MissingWeight { name: p.name.clone() });
         }
         Ok(CpuTrainer { graph, backward, params: weights.convert(), optimizer, options })

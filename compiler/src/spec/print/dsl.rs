@@ -152,9 +152,12 @@ fn item(i: &Item) -> Vec<String> {
             append(&mut l, branch(body));
             l
         }
-        ItemKind::Training(b) => {
-            let mut l = vec!["training ".to_string()];
-            match b {
+        ItemKind::Training { body, loss_weight } => {
+            let mut l = vec![match loss_weight {
+                Some(w) => format!("training loss_weight {} do ", expr(w)),
+                None => "training ".to_string(),
+            }];
+            match body {
                 Body::Seq(items) => append(&mut l, seq(items)),
                 Body::Single(i) => append(&mut l, item(i)),
             }

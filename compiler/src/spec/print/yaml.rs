@@ -184,7 +184,13 @@ fn item(i: &Item) -> Y {
             entries.push(("body".into(), splice(body)));
             Y::Map(entries)
         }
-        ItemKind::Training(b) => Y::Map(vec![("training".into(), self::body(b))]),
+        ItemKind::Training { body, loss_weight } => {
+            let mut entries = vec![("training".into(), self::body(body))];
+            if let Some(w) = loss_weight {
+                entries.push(("loss_weight".into(), value(w)));
+            }
+            Y::Map(entries)
+        }
     };
     match key(i) {
         Some(k) => Y::Map(vec![(k, unnamed)]),

@@ -245,6 +245,10 @@ pub struct CrossEntropyKernel {
     pub classes: usize,
     pub label_smoothing: f64,
     pub class_weights: bool,
+    /// The head's weight in the loss (1 for the output), scaling its share and its dlogits.
+    pub weight: f64,
+    /// Where the head's `n` shares start in the shares buffer.
+    pub offset: usize,
 }
 
 impl KernelParams for CrossEntropyKernel {
@@ -252,8 +256,10 @@ impl KernelParams for CrossEntropyKernel {
         let mut consts = vec![
             ("EPS", Const::F(self.label_smoothing as f32)),
             ("HAS_WEIGHTS", Const::B(self.class_weights)),
+            ("WEIGHT", Const::F(self.weight as f32)),
             ("N", dim(self.n)),
             ("K", dim(self.classes)),
+            ("OFFSET", dim(self.offset)),
         ];
         consts.extend(activation_consts(None));
         Kernel::new(Family::CrossEntropy, consts, grid_1d(self.n as u64))
@@ -261,12 +267,19 @@ impl KernelParams for CrossEntropyKernel {
 
     fn samples() -> Vec<CrossEntropyKernel> {
         [false, true]
-            .map(|class_weights| CrossEntropyKernel { n: 4, classes: 10, label_smoothing: 0.1, class_weights })
+            .map(|class_weights| CrossEntropyKernel {
+                n: 4,
+                classes: 10,
+                label_smoothing: 0.1,
+                class_weights,
+                weight: 0.3,
+                offset: 4,
+            })
             .to_vec()
     }
 }
 
-/// The step's loss: the items' shares added in order into the loss history.
+/// The step's loss: the shares (items × heads) added in order into the loss history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LossSum {
     pub n: usize,

@@ -19,15 +19,15 @@ use std::fmt::Write as _;
 use cnnc_ir::graph::Activation;
 
 pub use conv::{DirectConv, DirectVariant, Epilogue, Pointwise};
-pub use copy::ChannelCopy;
+pub use copy::{ChannelCopy, ChunkGrad};
 pub use elementwise::{Elementwise, ElementwiseOp};
 pub use grad::{
     chunks, ActivationGrad, BatchNormKernel, BatchNormPass, ChannelSum, ConvGrad, CrossEntropyKernel, DropoutKernel,
     GateGrad, LinearGrad, LossSum, OptimizerKernel, PoolGrad, ReducePartials, UpdateRule,
 };
 pub use linear::Linear;
-pub use norm::{Lrn, Softmax};
-pub use pool::{AdaptivePool, Pool};
+pub use norm::{Lrn, LrnGrad, Softmax, SoftmaxGrad};
+pub use pool::{AdaptivePool, AdaptivePoolGrad, Pool};
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const CONV_TAPS: &str = include_str!("../../../shaders/conv_taps.wgsl");
@@ -81,11 +81,15 @@ pub enum Family {
     Dropout,
     GateGrad,
     ReducePartials,
+    ChunkGrad,
+    SoftmaxGrad,
+    LrnGrad,
+    AdaptivePoolGrad,
 }
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 28] = [
+    pub const ALL: [Family; 32] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -114,6 +118,10 @@ impl Family {
         Family::Dropout,
         Family::GateGrad,
         Family::ReducePartials,
+        Family::ChunkGrad,
+        Family::SoftmaxGrad,
+        Family::LrnGrad,
+        Family::AdaptivePoolGrad,
     ];
 
     /// The family's WGSL file.
@@ -146,6 +154,10 @@ impl Family {
             Family::Dropout => include_str!("../../../shaders/dropout.wgsl"),
             Family::GateGrad => include_str!("../../../shaders/gate_grad.wgsl"),
             Family::ReducePartials => include_str!("../../../shaders/reduce_partials.wgsl"),
+            Family::ChunkGrad => include_str!("../../../shaders/chunk_grad.wgsl"),
+            Family::SoftmaxGrad => include_str!("../../../shaders/softmax_grad.wgsl"),
+            Family::LrnGrad => include_str!("../../../shaders/lrn_grad.wgsl"),
+            Family::AdaptivePoolGrad => include_str!("../../../shaders/adaptive_pool_grad.wgsl"),
         }
     }
 
@@ -177,9 +189,12 @@ impl Family {
             | Family::PoolGrad
             | Family::Dropout
             | Family::GateGrad
+            | Family::SoftmaxGrad
+            | Family::LrnGrad
+            | Family::AdaptivePoolGrad
             | Family::LossSum
             | Family::BatchNormApply => &[Read, Read, Output, Uniform],
-            Family::ChannelSum | Family::ReducePartials => &[Read, Output, Uniform],
+            Family::ChannelSum | Family::ReducePartials | Family::ChunkGrad => &[Read, Output, Uniform],
             Family::CrossEntropy => &[Read, Read, Read, Output, Output, Uniform],
             Family::Optimizer => &[Read, Read, Output, Output, Output, Uniform],
             Family::BatchNormPartials => &[Read, Read, Read, Output, Uniform],
@@ -219,6 +234,10 @@ impl Family {
             Family::Dropout => "dropout",
             Family::GateGrad => "gate_grad",
             Family::ReducePartials => "reduce_partials",
+            Family::ChunkGrad => "chunk_grad",
+            Family::SoftmaxGrad => "softmax_grad",
+            Family::LrnGrad => "lrn_grad",
+            Family::AdaptivePoolGrad => "adaptive_pool_grad",
         }
     }
 }
@@ -411,6 +430,10 @@ pub fn samples() -> Vec<Kernel> {
         of::<ReducePartials>(),
         of::<DropoutKernel>(),
         of::<GateGrad>(),
+        of::<ChunkGrad>(),
+        of::<SoftmaxGrad>(),
+        of::<LrnGrad>(),
+        of::<AdaptivePoolGrad>(),
     ]
     .concat()
 }

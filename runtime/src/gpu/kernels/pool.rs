@@ -1,9 +1,10 @@
 //! Parameters of the pooling families: sliding windows (`pool`) and adaptive windows
-//! (`adaptive_pool`).
+//! (`adaptive_pool`), and the adaptive windows' input gradient (`adaptive_pool_grad`; the sliding
+//! windows' is `pool_grad`, with the training kernels).
 
 use cnnc_ir::graph::{Activation, Pad4, Pool2d};
 
-use super::{activation_consts, grid_1d, u, Const, Family, Kernel, KernelParams};
+use super::{activation_consts, dim, grid_1d, u, Const, Family, Kernel, KernelParams};
 
 /// A max or average pooling window sliding over `[C, IH, IW]` items, one invocation per output.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,5 +117,37 @@ impl KernelParams for AdaptivePool {
             activation: Some(Activation::Relu),
         };
         vec![sample(false), sample(true)]
+    }
+}
+
+/// The input gradient of [`AdaptivePool`] over `nc` planes of `[IH, IW]`: each input element gathers
+/// from the cells that hold it (neighbouring cells overlap when the sizes do not divide); a max
+/// cell's gradient goes to its first largest element in scan order (PyTorch's tie rule).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdaptivePoolGrad {
+    pub nc: usize,
+    /// `[IH, IW]` and `[OH, OW]`.
+    pub input: [usize; 2],
+    pub output: [usize; 2],
+    pub is_max: bool,
+}
+
+impl KernelParams for AdaptivePoolGrad {
+    fn kernel(&self) -> Kernel {
+        let ([ih, iw], [oh, ow]) = (self.input, self.output);
+        let mut consts = vec![
+            ("MAX", Const::B(self.is_max)),
+            ("NC", dim(self.nc)),
+            ("IH", dim(ih)),
+            ("IW", dim(iw)),
+            ("OH", dim(oh)),
+            ("OW", dim(ow)),
+        ];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::AdaptivePoolGrad, consts, grid_1d((self.nc * ih * iw) as u64))
+    }
+
+    fn samples() -> Vec<AdaptivePoolGrad> {
+        [true, false].map(|is_max| AdaptivePoolGrad { nc: 4, input: [13, 11], output: [5, 7], is_max }).to_vec()
     }
 }

@@ -7,8 +7,8 @@ use cnnc_ir::graph::{Node, Op, ParamKind};
 use super::lower::Lowering;
 use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
-    ActivationGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ConvGrad, Elementwise, ElementwiseOp,
-    GateGrad, LinearGrad, PoolGrad, ReducePartials,
+    ActivationGrad, AdaptivePoolGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ChunkGrad, ConvGrad,
+    Elementwise, ElementwiseOp, GateGrad, LinearGrad, LrnGrad, PoolGrad, ReducePartials, SoftmaxGrad,
 };
 
 impl Lowering<'_> {
@@ -94,17 +94,45 @@ impl Lowering<'_> {
                     let params = ActivationGrad { len: self.elements(input), activation: Some(*a) };
                     self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(x), Bind::Buffer(target)]);
                 }
-                Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool { .. } => {
+                Op::MaxPool(window) | Op::AvgPool(window) => {
                     let [c, ih, iw] = self.chw(input);
                     let [_, oh, ow] = self.chw(id);
                     let params = PoolGrad {
                         nc: n * c,
                         input: [ih, iw],
                         output: [oh, ow],
-                        window: self.window(id, node),
+                        window: window.clone(),
                         is_max: matches!(node.op, Op::MaxPool(_)),
                     };
                     self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(x), Bind::Buffer(target)]);
+                }
+                Op::AdaptiveAvgPool { .. } | Op::AdaptiveMaxPool { .. } => {
+                    let [c, ih, iw] = self.chw(input);
+                    let [_, oh, ow] = self.chw(id);
+                    let is_max = matches!(node.op, Op::AdaptiveMaxPool { .. });
+                    let params = AdaptivePoolGrad { nc: n * c, input: [ih, iw], output: [oh, ow], is_max };
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(x), Bind::Buffer(target)]);
+                }
+                Op::Chunk { chunks, index } => {
+                    let [c, h, w] = self.chw(input);
+                    let per = c / chunks;
+                    let params = ChunkGrad { n, channels: c, positions: h * w, per, offset: index * per };
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(target)]);
+                }
+                Op::ChannelShuffle { groups } => {
+                    let params = self.shuffle(id, self.chw(id)[0] / groups);
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(target)]);
+                }
+                Op::LocalResponseNorm { size, alpha, beta, k } => {
+                    let [c, h, w] = self.chw(id);
+                    let params =
+                        LrnGrad { n, channels: c, positions: h * w, size: *size, alpha: *alpha, beta: *beta, k: *k };
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(x), Bind::Buffer(target)]);
+                }
+                Op::Softmax => {
+                    let [c, h, w] = self.chw(id);
+                    let params = SoftmaxGrad { n, channels: c, positions: h * w };
+                    self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(self.value(id)), Bind::Buffer(target)]);
                 }
                 Op::Dropout { p } | Op::StochasticDepth { p } => {
                     let key = self.keys.iter().position(|k| *k == id).expect("the forward drew a key");

@@ -6,8 +6,8 @@ use cnnc_ir::graph::{Node, NodeId, Op, ParamKind};
 use super::lower::{Io, Lowering};
 use crate::gpu::build::arena::Bind;
 use crate::gpu::kernels::{
-    BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel, Elementwise, ElementwiseOp,
-    Epilogue, Linear, Pool,
+    AdaptivePool, BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel, Elementwise,
+    ElementwiseOp, Epilogue, Linear, Lrn, Pool, Softmax,
 };
 use crate::RuntimeError;
 
@@ -81,20 +81,72 @@ impl Lowering<'_> {
                 let c = self.chw(id)[0];
                 self.affine(id, self.value(node.inputs[0]), &vec![1.0; c], &vec![0.0; c], Some(*a), out);
             }
-            Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool { .. } => {
+            Op::MaxPool(window) | Op::AvgPool(window) => {
                 let x = node.inputs[0];
                 let [oc, oh, ow] = self.chw(id);
                 let params = Pool {
                     n,
                     input: self.chw(x),
                     output: [oh, ow],
-                    window: self.window(id, node),
+                    window: window.clone(),
                     is_max: matches!(node.op, Op::MaxPool(_)),
                     out_c: oc,
                     out_offset: 0,
                     activation: None,
                 };
                 self.dispatch(&params, &[Bind::Buffer(self.value(x)), Bind::Buffer(out)]);
+            }
+            Op::AdaptiveAvgPool { .. } | Op::AdaptiveMaxPool { .. } => {
+                let x = node.inputs[0];
+                let [oc, oh, ow] = self.chw(id);
+                let params = AdaptivePool {
+                    n,
+                    input: self.chw(x),
+                    output: [oh, ow],
+                    is_max: matches!(node.op, Op::AdaptiveMaxPool { .. }),
+                    out_c: oc,
+                    out_offset: 0,
+                    activation: None,
+                };
+                self.dispatch(&params, &[Bind::Buffer(self.value(x)), Bind::Buffer(out)]);
+            }
+            Op::Chunk { chunks, index } => {
+                let [c, h, w] = self.chw(node.inputs[0]);
+                let per = c / chunks;
+                let params = ChannelCopy {
+                    n,
+                    channels: per,
+                    positions: h * w,
+                    in_c: c,
+                    out_c: per,
+                    in_offset: index * per,
+                    out_offset: 0,
+                    shuffle_groups: 0,
+                };
+                self.dispatch(&params, &[Bind::Buffer(self.value(node.inputs[0])), Bind::Buffer(out)]);
+            }
+            Op::ChannelShuffle { groups } => {
+                let params = self.shuffle(id, *groups);
+                self.dispatch(&params, &[Bind::Buffer(self.value(node.inputs[0])), Bind::Buffer(out)]);
+            }
+            Op::LocalResponseNorm { size, alpha, beta, k } => {
+                let [c, h, w] = self.chw(id);
+                let params = Lrn {
+                    n,
+                    channels: c,
+                    positions: h * w,
+                    size: *size,
+                    alpha: *alpha,
+                    beta: *beta,
+                    k: *k,
+                    activation: None,
+                };
+                self.dispatch(&params, &[Bind::Buffer(self.value(node.inputs[0])), Bind::Buffer(out)]);
+            }
+            Op::Softmax => {
+                let [c, h, w] = self.chw(id);
+                let params = Softmax { n, channels: c, positions: h * w };
+                self.dispatch(&params, &[Bind::Buffer(self.value(node.inputs[0])), Bind::Buffer(out)]);
             }
             Op::Add => {
                 let [c, h, w] = self.chw(id);
@@ -210,6 +262,22 @@ impl Lowering<'_> {
             op => unreachable!("`supported` refuses {} before lowering", op.name()),
         }
         Ok(())
+    }
+
+    /// ShuffleNet's channel shuffle of `id`'s shape in `groups` (the inverse shuffle, of a gradient,
+    /// is the shuffle in `channels / groups`).
+    pub(super) fn shuffle(&self, id: NodeId, groups: usize) -> ChannelCopy {
+        let [c, h, w] = self.chw(id);
+        ChannelCopy {
+            n: self.batch,
+            channels: c,
+            positions: h * w,
+            in_c: c,
+            out_c: c,
+            in_offset: 0,
+            out_offset: 0,
+            shuffle_groups: groups,
+        }
     }
 
     pub(super) fn dropout_params(&self, x: NodeId, op: &Op, p: f64, key: usize) -> DropoutKernel {

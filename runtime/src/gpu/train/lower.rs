@@ -8,7 +8,7 @@
 //! (`accumulate`); a pass-through (flatten, add) whose input has no other contribution shares its
 //! gradient buffer instead of copying.
 
-use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind, Pool2d};
+use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind};
 
 use crate::gpu::build::arena::{Arena, Bind, BufferId};
 use crate::gpu::kernels::{
@@ -103,39 +103,32 @@ impl Lowering<'_> {
         self.dispatch(&params, &binds);
     }
 
-    /// The window of a max, average or (evenly divided) adaptive average pooling node.
-    pub(super) fn window(&self, id: NodeId, node: &Node) -> Pool2d {
-        match &node.op {
-            Op::MaxPool(p) | Op::AvgPool(p) => p.clone(),
-            Op::AdaptiveAvgPool { .. } => {
-                uniform_window(self.chw(node.inputs[0]), self.chw(id)).expect("checked by `supported`")
-            }
-            op => unreachable!("{} has no pooling window", op.name()),
+    /// The loss over the logits of each head in `losses` (the output, then auxiliary heads, with
+    /// their weights): per item and head, then summed in order into the loss history.
+    pub fn loss(&mut self, loss: &CrossEntropy, losses: &[(NodeId, f64)], io: &Io) {
+        for (h, (head, weight)) in losses.iter().enumerate() {
+            let classes = self.graph.node(*head).shape.elements() as usize;
+            let dlogits = self.arena.activation_buffer(self.elements(*head) * 4, "dlogits");
+            self.grads[head.index()] = Some(dlogits);
+            let params = CrossEntropyKernel {
+                n: self.batch,
+                classes,
+                label_smoothing: loss.label_smoothing,
+                class_weights: loss.class_weights.is_some(),
+                weight: *weight,
+                offset: h * self.batch,
+            };
+            let binds = [
+                Bind::Buffer(self.value(*head)),
+                Bind::Buffer(io.labels),
+                io.class_weights.into(),
+                Bind::Buffer(dlogits),
+                Bind::Buffer(io.shares),
+            ];
+            self.dispatch(&params, &binds);
         }
-    }
-
-    /// The loss over the output's logits: per item, then summed into the loss history.
-    pub fn loss(&mut self, loss: &CrossEntropy, io: &Io) {
-        let out = self.graph.output;
-        let classes = self.graph.node(out).shape.elements() as usize;
-        let dlogits = self.arena.activation_buffer(self.elements(out) * 4, "dlogits");
-        self.grads[out.index()] = Some(dlogits);
-        let params = CrossEntropyKernel {
-            n: self.batch,
-            classes,
-            label_smoothing: loss.label_smoothing,
-            class_weights: loss.class_weights.is_some(),
-        };
-        let binds = [
-            Bind::Buffer(self.value(out)),
-            Bind::Buffer(io.labels),
-            io.class_weights.into(),
-            Bind::Buffer(dlogits),
-            Bind::Buffer(io.shares),
-        ];
-        self.dispatch(&params, &binds);
         self.dispatch(
-            &LossSum { n: self.batch },
+            &LossSum { n: self.batch * losses.len() },
             &[Bind::Buffer(io.shares), Bind::Buffer(io.hyper), Bind::Buffer(io.history)],
         );
     }
@@ -237,66 +230,23 @@ impl Lowering<'_> {
     }
 }
 
-/// Adaptive average pooling whose cells are all the same size (each input dim a multiple of the
-/// output's), as an ordinary average pooling window.
-pub(super) fn uniform_window(input: [usize; 3], output: [usize; 3]) -> Option<Pool2d> {
-    let ([_, ih, iw], [_, oh, ow]) = (input, output);
-    if ih % oh != 0 || iw % ow != 0 {
-        return None;
-    }
-    let (kh, kw) = (ih / oh, iw / ow);
-    Some(Pool2d {
-        kernel: [kh, kw],
-        stride: [kh, kw],
-        padding: Default::default(),
-        dilation: [1, 1],
-        ceil_mode: false,
-        count_include_pad: true,
-    })
-}
-
-/// What the GPU trainer cannot run yet, as an error naming the layer.
+/// What the GPU trainer cannot run yet, as an error naming the layer: every op trains, but of
+/// broadcast products only those of two equal shapes and per-channel gates (squeeze-and-excitation).
 pub(super) fn supported(graph: &Graph) -> Result<(), RuntimeError> {
-    for (_, node) in graph.inference_nodes() {
-        let why = match &node.op {
-            Op::Input
-            | Op::Conv2d(_)
-            | Op::Linear { .. }
-            | Op::Activation(_)
-            | Op::MaxPool(_)
-            | Op::AvgPool(_)
-            | Op::Add
-            | Op::Flatten
-            | Op::BatchNorm { .. }
-            | Op::Dropout { .. }
-            | Op::StochasticDepth { .. }
-            | Op::ChannelAffine { .. }
-            | Op::Concat => None,
-            Op::Mul => {
-                let shapes: Vec<&[usize]> = node.inputs.iter().map(|i| graph.node(*i).shape.dims()).collect();
-                let gate = |s: &[usize]| matches!(s, [_, 1, 1]);
-                let ok = match shapes[..] {
-                    [a, b] => a == b || (a.len() == 3 && b.len() == 3 && a[0] == b[0] && (gate(a) || gate(b))),
-                    _ => false,
-                };
-                (!ok).then_some("products other than of two equal shapes or a per-channel gate".to_string())
-            }
-            Op::AdaptiveAvgPool { .. } => {
-                let input = graph.node(node.inputs[0]).shape.dims().to_vec();
-                let out = node.shape.dims().to_vec();
-                let ok = input.len() == 3
-                    && uniform_window([input[0], input[1], input[2]], [out[0], out[1], out[2]]).is_some();
-                (!ok).then_some("adaptive average pooling with unequal cells".to_string())
-            }
-            op => Some(format!("`{}`", op.name())),
+    for (_, node) in graph.training_nodes().filter(|(_, node)| matches!(node.op, Op::Mul)) {
+        let shapes: Vec<&[usize]> = node.inputs.iter().map(|i| graph.node(*i).shape.dims()).collect();
+        let gate = |s: &[usize]| matches!(s, [_, 1, 1]);
+        let ok = match shapes[..] {
+            [a, b] => a == b || (a.len() == 3 && b.len() == 3 && a[0] == b[0] && (gate(a) || gate(b))),
+            _ => false,
         };
-        if let Some(what) = why {
+        if !ok {
             return Err(RuntimeError::Unsupported {
                 layer: node.path.clone(),
                 span: node.span,
-                what: format!(
-                    "GPU training has no kernels for {what} yet; train this model with the CPU reference (`CpuTrainer`, `cnnc grad --cpu`)"
-                ),
+                what: "GPU training has no kernels for products other than of two equal shapes or a per-channel gate \
+                       yet; train this model with the CPU reference (`CpuTrainer`, `cnnc grad --cpu`)"
+                    .to_string(),
             });
         }
     }

@@ -84,7 +84,7 @@ impl GpuTrainer {
         check_limits(gpu, graph, batch)?;
         let mut arena = Arena::new(gpu);
         let mut params = Vec::new();
-        for p in graph.inference_nodes().flat_map(|(_, n)| &n.params) {
+        for p in graph.training_nodes().flat_map(|(_, n)| &n.params) {
             let t = weights.get(&p.name).ok_or_else(|| RuntimeError::MissingWeight { name: p.name.clone() })?;
             if t.shape != p.shape {
                 return Err(RuntimeError::WeightShape {
@@ -106,11 +106,11 @@ impl GpuTrainer {
                 arena.data_buffer(&w, "class weights")
             }),
             hyper: arena.activation_buffer(8 * 4, "hyper"),
-            shares: arena.activation_buffer(batch * 4, "loss shares"),
+            shares: arena.activation_buffer(batch * backward.losses.len() * 4, "loss shares"),
             history: arena.activation_buffer(HISTORY * 4, "loss history"),
         };
         let dropouts = graph
-            .inference_nodes()
+            .training_nodes()
             .filter(|(_, n)| {
                 matches!(n.op, cnnc_ir::graph::Op::Dropout { .. } | cnnc_ir::graph::Op::StochasticDepth { .. })
             })
@@ -137,10 +137,10 @@ impl GpuTrainer {
             keys_buffer,
             dropout: options.dropout,
         };
-        for (id, node) in graph.inference_nodes() {
+        for (id, node) in graph.training_nodes() {
             lowering.forward(id, node, &io)?;
         }
-        lowering.loss(loss, &io);
+        lowering.loss(loss, &backward.losses, &io);
         let mut contributions = vec![0usize; graph.len()];
         for step in &backward.steps {
             for (i, input) in graph.node(step.node).inputs.iter().enumerate() {
@@ -337,7 +337,7 @@ impl GpuTrainer {
 /// Every value, gradient and weight of a step is bound whole: each must fit one storage binding.
 fn check_limits(gpu: &Gpu, graph: &Graph, batch: usize) -> Result<(), RuntimeError> {
     let limit = gpu.limits.max_storage_buffer_binding_size;
-    for (_, node) in graph.inference_nodes() {
+    for (_, node) in graph.training_nodes() {
         let bytes = node.shape.elements() * batch as u64 * 4;
         if bytes > limit {
             let what = format!("the value of `{}` at batch {batch} (training keeps it whole)", node.path);

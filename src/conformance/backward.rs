@@ -1,0 +1,264 @@
+//! Backward conformance: one training step of a small model on the GPU against the CPU reference
+//! (float64), per backward kernel family, with the attributes that change a backward kernel's paths
+//! (strides, asymmetric padding, dilation, groups, overlapping and `ceil_mode` windows, unequal
+//! adaptive cells, label smoothing and class weights).
+//!
+//! Error: the largest of the gradients' relative L2 distance over all trainable tensors together,
+//! the updated running statistics' relative L2 distance and the loss's relative difference. A
+//! gradient sums up to thousands of float32 products and passes through several backward kernels,
+//! so its float32 error is a few 1e-7 on these models (PyTorch's own float32 gradients are 4.4e-7 from
+//! its float64 ones on the first): [`TOLERANCE`] (1e-4) leaves room for drivers that reorder or fuse
+//! arithmetic, while a wrong index, a missing term or a mask drawn differently gives 1e-2 or more.
+//!
+//! [`TOLERANCE`]: super::TOLERANCE
+
+use std::rc::Rc;
+
+use cnnc_compiler::graph::{Activation, Conv2d, Graph, Op, Pad4, Pool2d};
+use cnnc_compiler::ir::autodiff::differentiate;
+use cnnc_runtime::gpu::{Gpu, GpuTrainer};
+use cnnc_runtime::synthetic;
+use cnnc_runtime::tensor::relative_l2;
+use cnnc_runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions};
+
+use super::net::{act, bn, conv, linear, max_pool, spelled, ACTIVATIONS};
+use super::{Net, Outcome, Value};
+
+/// One backward case: the family it targets, a name, the model, a batch size and the step's options.
+#[derive(Clone)]
+pub struct BackwardCase {
+    pub family: &'static str,
+    pub name: String,
+    pub graph: Rc<Graph>,
+    pub batch: usize,
+    pub options: StepOptions,
+}
+
+fn case(
+    family: &'static str,
+    name: &str,
+    input: &[usize],
+    batch: usize,
+    build: impl Fn(&mut Net, Value) -> Value,
+) -> BackwardCase {
+    let (mut net, x) = Net::new(input);
+    let out = build(&mut net, x);
+    let options = StepOptions { seed: 5, step: 3, ..StepOptions::default() };
+    BackwardCase { family, name: name.to_string(), graph: Rc::new(net.finish(out)), batch, options }
+}
+
+/// A convolution: `out` channels, square `kernel`, stride, padding, dilation, groups, bias.
+fn c(out: usize, kernel: usize, stride: usize, padding: Pad4, dilation: usize, groups: usize, bias: bool) -> Op {
+    Op::Conv2d(Conv2d {
+        stride: [stride, stride],
+        padding,
+        dilation: [dilation, dilation],
+        groups,
+        bias,
+        ..conv(out, kernel)
+    })
+}
+
+fn pool(kernel: usize, stride: usize, pad: usize, ceil_mode: bool, count_include_pad: bool) -> Pool2d {
+    Pool2d {
+        kernel: [kernel, kernel],
+        stride: [stride, stride],
+        padding: Pad4::uniform(pad),
+        dilation: [1, 1],
+        ceil_mode,
+        count_include_pad,
+    }
+}
+
+/// Global average pooling, flatten and a linear head of 5 classes.
+fn head(net: &mut Net, x: Value) -> Value {
+    let x = net.apply(x, Op::AdaptiveAvgPool { size: [1, 1] });
+    let x = net.apply(x, Op::Flatten);
+    net.apply(x, linear(5, true))
+}
+
+/// Flatten and a linear head of 5 classes.
+fn flat_head(net: &mut Net, x: Value) -> Value {
+    let x = net.apply(x, Op::Flatten);
+    net.apply(x, linear(5, true))
+}
+
+/// Every backward case.
+pub fn cases() -> Vec<BackwardCase> {
+    let same = Pad4::uniform(1);
+    let mut cases = vec![
+        case("conv_grad", "stride 2, asymmetric padding, bias", &[3, 11, 10], 3, |n, x| {
+            let y = n.apply(x, c(8, 3, 2, Pad4 { top: 1, bottom: 0, left: 2, right: 1 }, 1, 1, true));
+            flat_head(n, y)
+        }),
+        case("conv_grad", "dilation 2, 4 groups, below a trained layer", &[8, 9, 9], 2, |n, x| {
+            let y = n.apply(x, c(8, 3, 1, Pad4::uniform(2), 1, 1, false));
+            let y = n.apply(y, c(8, 3, 1, Pad4::uniform(2), 2, 4, false));
+            head(n, y)
+        }),
+        case("conv_grad", "depthwise 3x3 stride 2, then 1x1", &[6, 9, 8], 2, |n, x| {
+            let y = n.apply(x, c(6, 3, 1, same, 1, 1, true));
+            let y = n.apply(y, c(6, 3, 2, same, 1, 6, true));
+            let y = n.apply(y, c(4, 1, 1, Pad4::default(), 1, 1, true));
+            flat_head(n, y)
+        }),
+        case("conv_grad", "5x5 on 3 channels (LeNet's first)", &[3, 14, 14], 4, |n, x| {
+            let y = n.apply(x, c(6, 5, 1, Pad4::default(), 1, 1, true));
+            head(n, y)
+        }),
+        case("linear_grad", "two layers, with and without bias", &[12], 3, |n, x| {
+            let y = n.apply(x, linear(7, true));
+            let y = n.apply(y, act(Activation::Tanh));
+            n.apply(y, linear(5, false))
+        }),
+        case("pool_grad", "max 3x3 stride 2, overlapping, ceil_mode", &[4, 9, 8], 2, |n, x| {
+            let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
+            let y = n.apply(y, max_pool(pool(3, 2, 1, true, false)));
+            flat_head(n, y)
+        }),
+        case("pool_grad", "average, ceil_mode, padding counted and not", &[4, 9, 8], 2, |n, x| {
+            let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
+            let a = n.apply(y, Op::AvgPool(pool(3, 2, 1, true, false)));
+            let b = n.apply(y, Op::AvgPool(pool(3, 2, 1, true, true)));
+            let y = n.join(Op::Concat, &[a, b]);
+            flat_head(n, y)
+        }),
+        case("adaptive_pool_grad", "max and average over overlapping unequal cells", &[4, 9, 7], 3, |n, x| {
+            let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
+            let y = n.apply(y, Op::AdaptiveMaxPool { size: [4, 3] });
+            let y = n.apply(y, Op::AdaptiveAvgPool { size: [3, 2] });
+            flat_head(n, y)
+        }),
+        case("batch_norm_grad", "batch statistics, running statistics", &[4, 6, 6], 4, |n, x| {
+            let y = n.apply(x, c(8, 3, 1, same, 1, 1, false));
+            let y = n.chain(y, [bn(), act(Activation::Relu)]);
+            let y = n.apply(y, c(8, 3, 1, same, 1, 1, false));
+            let y = n.apply(y, bn());
+            head(n, y)
+        }),
+        case("batch_norm_grad", "a long reduction (36,864 values per channel)", &[2, 96, 96], 4, |n, x| {
+            let y = n.apply(x, c(2, 1, 1, Pad4::default(), 1, 1, false));
+            let y = n.apply(y, bn());
+            head(n, y)
+        }),
+        case("dropout", "dropout and stochastic depth, masks redrawn", &[4, 5, 5], 4, |n, x| {
+            let y = n.apply(x, c(6, 3, 1, same, 1, 1, true));
+            let a = n.apply(y, Op::StochasticDepth { p: 0.5 });
+            let y = n.join(Op::Add, &[a, y]);
+            let y = n.apply(y, Op::Flatten);
+            let y = n.apply(y, Op::Dropout { p: 0.3 });
+            n.apply(y, linear(5, true))
+        }),
+        case("gate_grad", "squeeze-and-excitation gate", &[4, 6, 6], 2, |n, x| {
+            let y = n.apply(x, c(8, 3, 1, same, 1, 1, true));
+            let g = n.apply(y, Op::AdaptiveAvgPool { size: [1, 1] });
+            let g = n.chain(g, [Op::Conv2d(conv(8, 1)), act(Activation::Sigmoid)]);
+            let y = n.join(Op::Mul, &[y, g]);
+            head(n, y)
+        }),
+        case("elementwise", "residual add, channel affine, concat", &[4, 6, 6], 2, |n, x| {
+            let a =
+                n.apply(x, Op::ChannelAffine { scale: vec![0.5, -1.0, 2.0, 1.5], shift: vec![0.1, 0.0, -0.2, 0.3] });
+            let b = n.apply(a, c(4, 3, 1, same, 1, 1, true));
+            let y = n.join(Op::Add, &[a, b]);
+            let y = n.join(Op::Concat, &[y, x, b]);
+            head(n, y)
+        }),
+        case("chunk_grad", "both halves of a chunk, a shuffle, one chunk of four", &[6, 5, 5], 3, |n, x| {
+            let y = n.apply(x, c(8, 3, 1, same, 1, 1, true));
+            let a = n.apply(y, Op::Chunk { chunks: 2, index: 0 });
+            let b = n.apply(y, Op::Chunk { chunks: 2, index: 1 });
+            let b = n.apply(b, c(4, 3, 1, same, 1, 1, true));
+            let y = n.join(Op::Concat, &[a, b]);
+            let y = n.apply(y, Op::ChannelShuffle { groups: 2 });
+            let y = n.apply(y, Op::Chunk { chunks: 4, index: 1 });
+            head(n, y)
+        }),
+        case("lrn_grad", "LRN of size 3 and 4", &[6, 5, 5], 2, |n, x| {
+            let y = n.apply(x, c(8, 3, 1, same, 1, 1, true));
+            let y = n.apply(y, Op::LocalResponseNorm { size: 3, alpha: 0.5, beta: 0.75, k: 2.0 });
+            let y = n.apply(y, c(8, 3, 1, same, 1, 1, true));
+            let y = n.apply(y, Op::LocalResponseNorm { size: 4, alpha: 0.1, beta: 0.75, k: 1.0 });
+            head(n, y)
+        }),
+        case("softmax_grad", "over channels and over features", &[6, 4, 4], 3, |n, x| {
+            let y = n.apply(x, c(5, 3, 1, same, 1, 1, true));
+            let y = n.apply(y, Op::Softmax);
+            let y = n.apply(y, Op::Flatten);
+            let y = n.apply(y, linear(6, true));
+            let y = n.apply(y, Op::Softmax);
+            n.apply(y, linear(5, true))
+        }),
+    ];
+    for a in ACTIVATIONS {
+        cases.push(case("activation_grad", &spelled(a), &[3, 6, 6], 2, move |n, x| {
+            let y = n.apply(x, c(6, 3, 1, Pad4::uniform(1), 1, 1, true));
+            let y = n.apply(y, act(a));
+            head(n, y)
+        }));
+    }
+    let mut weighted =
+        case("cross_entropy", "label smoothing 0.2, class weights", &[10], 5, |n, x| n.apply(x, linear(5, true)));
+    let class_weights = (0..5).map(|c| 0.5 + c as f64 / 5.0).collect();
+    weighted.options.loss = CrossEntropy { label_smoothing: 0.2, class_weights: Some(class_weights) };
+    cases.push(weighted);
+    cases
+}
+
+/// Runs one backward case on `gpu` against the CPU reference.
+pub fn run_case(gpu: &Gpu, case: &BackwardCase) -> Outcome {
+    let outcome = |error, failure| Outcome { family: case.family, name: case.name.clone(), error, failure };
+    match step_error(gpu, case) {
+        Ok(error) => outcome(error, None),
+        Err(e) => outcome(f64::NAN, Some(e)),
+    }
+}
+
+/// The case's error (see the module docs).
+fn step_error(gpu: &Gpu, case: &BackwardCase) -> Result<f64, String> {
+    let graph = &case.graph;
+    let weights = synthetic::weights(graph, 1);
+    let mut shape = vec![case.batch];
+    shape.extend(graph.node(graph.input).shape.dims());
+    let x = synthetic::input(2, shape);
+    let classes = graph.node(graph.output).shape.elements() as usize;
+    let labels: Vec<usize> = (0..case.batch).map(|i| (3 * i + 1) % classes).collect();
+    let adam = OptimizerState::new(Optimizer::adam(), 1e-3, Schedule::Constant);
+    let failed = |e: cnnc_runtime::RuntimeError| e.to_string();
+    let mut trainer =
+        GpuTrainer::new(gpu, graph, &weights, |_| true, adam, &case.options, case.batch).map_err(failed)?;
+    let (loss, grads) = trainer.gradients(&x, &labels).map_err(failed)?;
+    let backward = differentiate(graph, |_| true).map_err(|e| e.to_string())?;
+    let reference =
+        train::step(graph, &backward, &weights.convert(), &x.convert(), &labels, &case.options).map_err(failed)?;
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for p in &backward.trainable {
+        let ours = grads.get(&p.name).ok_or_else(|| format!("no gradient for {}", p.name))?;
+        let theirs = reference.gradients.get(&p.name).expect("the reference computes every gradient");
+        for (a, b) in ours.data.iter().zip(&theirs.data) {
+            diff += (*a as f64 - b).powi(2);
+            norm += b * b;
+        }
+    }
+    let mut error = (diff / norm.max(f64::MIN_POSITIVE)).sqrt();
+    let after = trainer.weights().map_err(failed)?;
+    for name in reference.running.names() {
+        let ours = after.get(name).ok_or_else(|| format!("no running statistic {name}"))?;
+        error = worst(error, relative_l2(&ours.data, &reference.running.get(name).expect("listed").data));
+    }
+    Ok(worst(error, (loss as f64 - reference.loss).abs() / reference.loss.abs().max(1.0)))
+}
+
+/// The larger error, NaN if either is (`f64::max` would drop a NaN).
+fn worst(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Runs every backward case.
+pub fn run_all(gpu: &Gpu) -> Vec<Outcome> {
+    cases().iter().map(|c| run_case(gpu, c)).collect()
+}
