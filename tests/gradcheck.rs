@@ -72,17 +72,6 @@ fn gradcheck(name: &str, graph: &Graph, options: &StepOptions) {
     }
 }
 
-fn pool(kernel: usize, stride: usize, pad: usize, ceil_mode: bool, count_include_pad: bool) -> Pool2d {
-    Pool2d {
-        kernel: [kernel, kernel],
-        stride: [stride, stride],
-        padding: Pad4::uniform(pad),
-        dilation: [1, 1],
-        ceil_mode,
-        count_include_pad,
-    }
-}
-
 #[test]
 fn convolutions() {
     use cnnc::compiler::graph::Conv2d;
@@ -126,12 +115,12 @@ fn linear_batch_norm_and_activations() {
 fn poolings() {
     let cases: Vec<(&str, Op)> = vec![
         ("max 2x2", net::max_pool(net::window(2))),
-        ("max 3x3/2, overlapping, ceil_mode", net::max_pool(pool(3, 2, 0, true, false))),
-        ("max 3x3/2, padding 1", net::max_pool(pool(3, 2, 1, false, false))),
-        ("max dilation 2", net::max_pool(Pool2d { dilation: [2, 2], ..pool(2, 1, 0, false, false) })),
-        ("avg 3x3/2, padding counted", Op::AvgPool(pool(3, 2, 1, false, true))),
-        ("avg 3x3/2, padding not counted", Op::AvgPool(pool(3, 2, 1, false, false))),
-        ("avg 2x2/2, ceil_mode", Op::AvgPool(pool(2, 2, 0, true, true))),
+        ("max 3x3/2, overlapping, ceil_mode", net::max_pool(net::pool_window(3, 2, 0, true, false))),
+        ("max 3x3/2, padding 1", net::max_pool(net::pool_window(3, 2, 1, false, false))),
+        ("max dilation 2", net::max_pool(Pool2d { dilation: [2, 2], ..net::pool_window(2, 1, 0, false, false) })),
+        ("avg 3x3/2, padding counted", Op::AvgPool(net::pool_window(3, 2, 1, false, true))),
+        ("avg 3x3/2, padding not counted", Op::AvgPool(net::pool_window(3, 2, 1, false, false))),
+        ("avg 2x2/2, ceil_mode", Op::AvgPool(net::pool_window(2, 2, 0, true, true))),
         ("adaptive avg 7→3", Op::AdaptiveAvgPool { size: [3, 2] }),
         ("adaptive max 7→3", Op::AdaptiveMaxPool { size: [3, 2] }),
         ("global avg", Op::AdaptiveAvgPool { size: [1, 1] }),

@@ -14,14 +14,14 @@
 
 use std::rc::Rc;
 
-use cnnc_compiler::graph::{Activation, Conv2d, Graph, Op, Pad4, Pool2d};
+use cnnc_compiler::graph::{Activation, Conv2d, Graph, Op, Pad4};
 use cnnc_compiler::ir::autodiff::differentiate;
 use cnnc_runtime::gpu::{Gpu, GpuTrainer};
 use cnnc_runtime::synthetic;
 use cnnc_runtime::tensor::relative_l2;
 use cnnc_runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions};
 
-use super::net::{act, bn, conv, linear, max_pool, spelled, ACTIVATIONS};
+use super::net::{act, bn, conv, linear, max_pool, pool_window, spelled, ACTIVATIONS};
 use super::{Net, Outcome, Value};
 
 /// One backward case: the family it targets, a name, the model, a batch size and the step's options.
@@ -57,17 +57,6 @@ fn c(out: usize, kernel: usize, stride: usize, padding: Pad4, dilation: usize, g
         bias,
         ..conv(out, kernel)
     })
-}
-
-fn pool(kernel: usize, stride: usize, pad: usize, ceil_mode: bool, count_include_pad: bool) -> Pool2d {
-    Pool2d {
-        kernel: [kernel, kernel],
-        stride: [stride, stride],
-        padding: Pad4::uniform(pad),
-        dilation: [1, 1],
-        ceil_mode,
-        count_include_pad,
-    }
 }
 
 /// Global average pooling, flatten and a linear head of 5 classes.
@@ -113,13 +102,13 @@ pub fn cases() -> Vec<BackwardCase> {
         }),
         case("pool_grad", "max 3x3 stride 2, overlapping, ceil_mode", &[4, 9, 8], 2, |n, x| {
             let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
-            let y = n.apply(y, max_pool(pool(3, 2, 1, true, false)));
+            let y = n.apply(y, max_pool(pool_window(3, 2, 1, true, false)));
             flat_head(n, y)
         }),
         case("pool_grad", "average, ceil_mode, padding counted and not", &[4, 9, 8], 2, |n, x| {
             let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
-            let a = n.apply(y, Op::AvgPool(pool(3, 2, 1, true, false)));
-            let b = n.apply(y, Op::AvgPool(pool(3, 2, 1, true, true)));
+            let a = n.apply(y, Op::AvgPool(pool_window(3, 2, 1, true, false)));
+            let b = n.apply(y, Op::AvgPool(pool_window(3, 2, 1, true, true)));
             let y = n.join(Op::Concat, &[a, b]);
             flat_head(n, y)
         }),

@@ -112,6 +112,12 @@ pub fn window(kernel: usize) -> Pool2d {
     }
 }
 
+/// A square pooling window of `kernel`, `stride` and uniform `pad`, with `ceil_mode` and
+/// `count_include_pad` as given.
+pub fn pool_window(kernel: usize, stride: usize, pad: usize, ceil_mode: bool, count_include_pad: bool) -> Pool2d {
+    Pool2d { stride: [stride, stride], padding: Pad4::uniform(pad), ceil_mode, count_include_pad, ..window(kernel) }
+}
+
 /// Max pooling over `window`, with `count_include_pad` off as the expander sets it for max pooling
 /// (the flag is baked into the kernel, so this keeps the compiled variant the one models use).
 pub fn max_pool(window: Pool2d) -> Op {
