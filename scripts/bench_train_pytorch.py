@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""PyTorch's side of `cnnc bench --train`: the book's LeNet trained with Adam (lr 1e-3) in eager
-mode on this machine's CPU, images per second at the batch sizes given, median over timed steps
-after warm-up. Run it beside `cnnc bench specs/lenet.yaml --train --batch N` for side-by-side numbers.
+"""PyTorch's side of `cnnc bench --train`: a model trained with Adam (lr 1e-3) in eager mode on this
+machine's CPU, images per second at the batch sizes given, median over timed steps after warm-up.
+The model is the book's LeNet, or a torchvision model named with `--model` (trained from its
+default initialisation, batch-norm in training mode). Run it beside
+`cnnc bench specs/MODEL.yaml --train --batch N` for side-by-side numbers.
 
     venv/bin/python scripts/bench_train_pytorch.py 8 64
+    venv/bin/python scripts/bench_train_pytorch.py --model resnet18 8
 """
 
 import statistics
@@ -12,16 +15,24 @@ import time
 from pathlib import Path
 
 import torch
+import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "fixtures"))
 from generate import LeNet  # noqa: E402
 
 
-def bench(batch: int, warmup: int = 20, iters: int = 100) -> float:
+def build(name: str) -> torch.nn.Module:
+    if name == "lenet":
+        return LeNet()
+    return torchvision.models.get_model(name, weights=None)
+
+
+def bench(name: str, batch: int, warmup: int = 20, iters: int = 100) -> float:
     torch.manual_seed(0)
-    model = LeNet().train()
+    model = build(name).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(batch, 3, 32, 32) * 2 - 1
+    size = 32 if name == "lenet" else 224
+    x = torch.rand(batch, 3, size, size) * 2 - 1
     y = torch.arange(batch) % 10
     times = []
     for i in range(warmup + iters):
@@ -35,6 +46,12 @@ def bench(batch: int, warmup: int = 20, iters: int = 100) -> float:
 
 
 if __name__ == "__main__":
+    args = sys.argv[1:]
+    name = "lenet"
+    if args[:1] == ["--model"]:
+        name, args = args[1], args[2:]
+    # Large models take seconds a step: fewer steps.
+    warmup, iters = (20, 100) if name == "lenet" else (2, 5)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for batch in [int(b) for b in sys.argv[1:]] or [8, 64]:
-        print(f"lenet batch {batch}: {bench(batch):.0f} images/s")
+    for batch in [int(b) for b in args] or [8, 64]:
+        print(f"{name} batch {batch}: {bench(name, batch, warmup, iters):.1f} images/s")

@@ -126,6 +126,27 @@ fn bench_train_times_whole_training_steps() {
     }
     let (median, min) = (v["step_ms_median"].as_f64().unwrap(), v["step_ms_min"].as_f64().unwrap());
     assert!(min <= median, "{v}");
+    assert!(v.get("dispatches").is_none(), "no profile without --layers: {v}");
+}
+
+#[test]
+fn bench_train_layers_times_each_dispatch_of_a_step() {
+    let args = ["bench", "specs/lenet.yaml", "--train", "--batch", "2", "--iters", "1", "--warmup", "0", "--layers"];
+    let out = cnnc(&[&args[..], &["--json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let dispatches = v["dispatches"].as_array().expect("a profile");
+    let work: Vec<&str> = dispatches.iter().map(|d| d["work"].as_str().unwrap()).collect();
+    // Forward first, then the loss, the backward in reverse, the optimizer last.
+    assert!(work[0].starts_with("forward cn1"), "{work:?}");
+    let loss = work.iter().rposition(|w| *w == "loss").expect("the loss dispatches");
+    assert!(work[loss + 1].starts_with("backward fc3"), "{work:?}");
+    assert!(work.last().unwrap().starts_with("optimizer "), "{work:?}");
+    assert!(dispatches.iter().all(|d| d["ms"].as_f64().is_some_and(|ms| ms >= 0.0)), "{v}");
+    let kernels: Vec<&str> = dispatches.iter().map(|d| d["kernel"].as_str().unwrap()).collect();
+    assert!(kernels.contains(&"conv_grad_weight") && kernels.contains(&"optimizer"), "{kernels:?}");
+    let table = stdout(&cnnc(&args));
+    assert!(table.contains("per kernel") && table.contains("conv_grad_input"), "{table}");
 }
 
 #[test]

@@ -1,11 +1,12 @@
 // Direct 2-D convolution over NCHW tensors, read from storage buffers (the fallback when a tensor does
 // not fit a texture; see `conv2d_tex.wgsl`). Each invocation computes 4 consecutive output positions
 // (flattened over batch and space) for OC_TILE output channels (4 when the group's output channels
-// are a multiple of 4, else 1), in named vec4 accumulators — one per output channel, one lane per
-// position — so nothing spills. Bias, a residual add and the activation run in the epilogue
-// (`conv_store.wgsl`).
+// are a multiple of 4 or there is one group, else 1), in named vec4 accumulators — one per output
+// channel, one lane per position — so nothing spills. Bias, a residual add and the activation run in
+// the epilogue (`conv_store.wgsl`).
 //
-// Baked constants: KH, KW, DY, DX, OC_TILE, PARTIAL_TILE (always false here), HAS_BIAS, HAS_RESIDUAL,
+// Baked constants: KH, KW, DY, DX, OC_TILE, PARTIAL_TILE (one group whose channels end in a partial
+// tile: its missing channels read the last one's weights and are not stored), HAS_BIAS, HAS_RESIDUAL,
 // ACT, ACT_ARG. In the `shape` uniform: as for `conv2d_tex.wgsl`.
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;

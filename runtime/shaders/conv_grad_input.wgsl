@@ -1,7 +1,11 @@
-// Input gradient of a convolution: one invocation per input element gathers dy · w over the
-// output positions whose window reads it (taps that do not land on a stride step are skipped).
+// Input gradient of a convolution: one invocation per (item, tile of C_TILE input channels of a group,
+// input position) gathers dy · w over the output positions whose window reads that position (taps
+// that do not land on a stride step are skipped), tap by tap, each tap's output channels summed in
+// order; each dy is loaded once for the tile's channels. In a partial last tile, channels past the
+// group's end repeat its last one and are not written.
 //
-// Baked constants: KH, KW, DY, DX; extents in `shape`: N, IC, IH, IW, OC, OH, OW, ICG, OCG, SY, SX, PT, PL.
+// Baked constants: KH, KW, DY, DX, C_TILE (4, or 1 where a group has fewer than 4 input channels:
+// depthwise); extents in `shape`: N, IC, IH, IW, OC, OH, OW, ICG, OCG, SY, SX, PT, PL.
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
@@ -10,33 +14,56 @@
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let index = gid.x + gid.y * 65535u * 64u;
-    if (index >= shape.N * shape.IC * shape.IH * shape.IW) {
+    let tiles = (shape.ICG + C_TILE - 1u) / C_TILE;
+    let groups = shape.IC / shape.ICG;
+    let positions = shape.IH * shape.IW;
+    if (index >= shape.N * groups * tiles * positions) {
         return;
     }
     let ix = index % shape.IW;
     let iy = (index / shape.IW) % shape.IH;
-    let ci = (index / (shape.IW * shape.IH)) % shape.IC;
-    let n = index / (shape.IW * shape.IH * shape.IC);
-    let g = ci / shape.ICG;
-    let cig = ci % shape.ICG;
-    var acc = 0.0;
-    for (var o = g * shape.OCG; o < (g + 1u) * shape.OCG; o++) {
-        for (var ky = 0u; ky < KH; ky++) {
-            let ty = i32(iy + shape.PT) - i32(ky * DY);
-            if (ty < 0 || u32(ty) % shape.SY != 0u || u32(ty) / shape.SY >= shape.OH) {
+    let tile = (index / positions) % (groups * tiles);
+    let n = index / (positions * groups * tiles);
+    let g = tile / tiles;
+    let first = (tile % tiles) * C_TILE;
+    var cig: array<u32, C_TILE>;
+    for (var j = 0u; j < C_TILE; j++) {
+        cig[j] = min(first + j, shape.ICG - 1u);
+    }
+    // Which taps land on a stride step is the same for every channel: it is worked out once per tap
+    // (integer divisions are dear), then the output channels are summed.
+    let o0 = g * shape.OCG;
+    var acc: array<f32, C_TILE>;
+    for (var ky = 0u; ky < KH; ky++) {
+        let ty = i32(iy + shape.PT) - i32(ky * DY);
+        if (ty < 0 || u32(ty) % shape.SY != 0u || u32(ty) / shape.SY >= shape.OH) {
+            continue;
+        }
+        let oy = u32(ty) / shape.SY;
+        for (var kx = 0u; kx < KW; kx++) {
+            let tx = i32(ix + shape.PL) - i32(kx * DX);
+            if (tx < 0 || u32(tx) % shape.SX != 0u || u32(tx) / shape.SX >= shape.OW) {
                 continue;
             }
-            let oy = u32(ty) / shape.SY;
-            for (var kx = 0u; kx < KW; kx++) {
-                let tx = i32(ix + shape.PL) - i32(kx * DX);
-                if (tx < 0 || u32(tx) % shape.SX != 0u || u32(tx) / shape.SX >= shape.OW) {
-                    continue;
+            let ox = u32(tx) / shape.SX;
+            var at = ((n * shape.OC + o0) * shape.OH + oy) * shape.OW + ox;
+            var w = (o0 * shape.ICG * KH + ky) * KW + kx;
+            var tap: array<f32, C_TILE>;
+            for (var o = 0u; o < shape.OCG; o++) {
+                let g = dy[at];
+                for (var j = 0u; j < C_TILE; j++) {
+                    tap[j] += g * weight[w + cig[j] * KH * KW];
                 }
-                let ox = u32(tx) / shape.SX;
-                acc += dy[((n * shape.OC + o) * shape.OH + oy) * shape.OW + ox]
-                    * weight[((o * shape.ICG + cig) * KH + ky) * KW + kx];
+                at += shape.OH * shape.OW;
+                w += shape.ICG * KH * KW;
+            }
+            for (var j = 0u; j < C_TILE; j++) {
+                acc[j] += tap[j];
             }
         }
     }
-    dx[index] = acc;
+    for (var j = 0u; j < min(C_TILE, shape.ICG - first); j++) {
+        let ci = g * shape.ICG + first + j;
+        dx[((n * shape.IC + ci) * shape.IH + iy) * shape.IW + ix] = acc[j];
+    }
 }

@@ -23,8 +23,10 @@ pub struct Args {
     /// Untimed forward passes before timing.
     #[arg(long, default_value_t = 2)]
     warmup: u64,
-    /// Also time each layer on its own (one submission per layer).
-    #[arg(long, conflicts_with = "train")]
+    /// Also time each layer on its own (GPU timestamp queries where the adapter has them, else one
+    /// submission per layer); with `--train`, each dispatch of one training step, also summed per
+    /// kernel family.
+    #[arg(long)]
     layers: bool,
     /// Time training steps instead (training-mode forward, cross-entropy, backward, Adam), each
     /// waited for: images/s, median step time, time to the first step.
@@ -38,10 +40,10 @@ pub struct Args {
     json: bool,
 }
 
-fn timing_name(how: gpu::StepTiming) -> &'static str {
+pub(super) fn timing_name(how: gpu::StepTiming) -> &'static str {
     match how {
         gpu::StepTiming::Timestamps => "GPU timestamp queries",
-        gpu::StepTiming::Submissions => "one submission per layer, no timestamp queries on this adapter",
+        gpu::StepTiming::Submissions => "one submission each, no timestamp queries on this adapter",
     }
 }
 
@@ -59,7 +61,8 @@ pub fn run(args: Args) -> ExitCode {
     };
     let batch = args.batch as usize;
     if args.train {
-        return super::bench_train::run(&device, &graph, batch, args.warmup, args.iters, args.json);
+        let runs = super::bench_train::Runs { batch, warmup: args.warmup, iters: args.iters, layers: args.layers };
+        return super::bench_train::run(&device, &graph, &runs, args.json);
     }
     let mut shape = vec![batch];
     shape.extend(graph.node(graph.input).shape.dims());

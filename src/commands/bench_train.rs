@@ -4,24 +4,36 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use cnnc::compiler::graph::Graph;
-use cnnc::runtime::gpu::{Gpu, GpuTrainer};
+use cnnc::runtime::gpu::{Gpu, GpuTrainer, StepProfile};
 use cnnc::runtime::train::{Optimizer, OptimizerState, Schedule, StepOptions};
 use cnnc::runtime::{synthetic, RuntimeError};
 use serde_json::json;
 
+use super::bench::timing_name;
 use super::progress::Progress;
+
+/// What to run: batch size, untimed and timed steps, and whether to profile one step by dispatch.
+pub struct Runs {
+    pub batch: usize,
+    pub warmup: u64,
+    pub iters: u64,
+    pub layers: bool,
+}
 
 /// What one training benchmark measured.
 struct Measured {
     first_step_s: f64,
     /// Seconds per step, sorted.
     steps: Vec<f64>,
+    /// One more step, dispatch by dispatch (with `--layers`).
+    profile: Option<StepProfile>,
 }
 
 /// Times whole training steps (forward, loss, backward, Adam), each waited for by reading its loss
 /// back: the first one (pipelines and buffers made, weights uploaded) apart, then `iters` after
-/// `warmup` untimed ones.
-fn measure(gpu: &Gpu, graph: &Graph, batch: usize, warmup: u64, iters: u64) -> Result<Measured, RuntimeError> {
+/// `warmup` untimed ones; with `layers`, one more step timed dispatch by dispatch.
+fn measure(gpu: &Gpu, graph: &Graph, runs: &Runs) -> Result<Measured, RuntimeError> {
+    let Runs { batch, warmup, iters, layers } = *runs;
     let mut shape = vec![batch];
     shape.extend(graph.node(graph.input).shape.dims());
     let input = synthetic::input(0, shape);
@@ -49,12 +61,35 @@ fn measure(gpu: &Gpu, graph: &Graph, batch: usize, warmup: u64, iters: u64) -> R
         steps.push(t.elapsed().as_secs_f64());
     }
     steps.sort_by(f64::total_cmp);
-    Ok(Measured { first_step_s, steps })
+    let profile = if layers {
+        progress.stage("timing each dispatch of a step");
+        Some(trainer.profile(&input, &labels)?)
+    } else {
+        None
+    };
+    Ok(Measured { first_step_s, steps, profile })
+}
+
+/// Each kernel family's total seconds and dispatches in a profile, slowest first.
+fn by_family(profile: &StepProfile) -> Vec<(&'static str, f64, usize)> {
+    let mut families: Vec<(&'static str, f64, usize)> = Vec::new();
+    for (_, family, s) in &profile.dispatches {
+        match families.iter_mut().find(|(f, _, _)| f == family) {
+            Some(entry) => {
+                entry.1 += s;
+                entry.2 += 1;
+            }
+            None => families.push((family, *s, 1)),
+        }
+    }
+    families.sort_by(|a, b| b.1.total_cmp(&a.1));
+    families
 }
 
 /// Runs the training benchmark and prints it (as JSON with `json`).
-pub fn run(gpu: &Gpu, graph: &Graph, batch: usize, warmup: u64, iters: u64, json: bool) -> ExitCode {
-    let m = match measure(gpu, graph, batch, warmup, iters) {
+pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
+    let (batch, iters) = (runs.batch, runs.iters);
+    let m = match measure(gpu, graph, runs) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {e}");
@@ -65,7 +100,7 @@ pub fn run(gpu: &Gpu, graph: &Graph, batch: usize, warmup: u64, iters: u64, json
     let adapter = format!("{} ({:?}, {})", gpu.info.name, gpu.info.backend, gpu.info.driver_info);
     let images_per_s = batch as f64 / median;
     if json {
-        let out = json!({
+        let mut out = json!({
             "model": graph.meta.name,
             "mode": "train",
             "optimizer": "adam",
@@ -78,6 +113,14 @@ pub fn run(gpu: &Gpu, graph: &Graph, batch: usize, warmup: u64, iters: u64, json
             "first_step_s": m.first_step_s,
             "adapter": adapter,
         });
+        if let Some(p) = &m.profile {
+            out["dispatch_timing"] = json!(timing_name(p.timing));
+            out["dispatches"] = p
+                .dispatches
+                .iter()
+                .map(|(what, kernel, s)| json!({"work": what, "kernel": kernel, "ms": s * 1e3}))
+                .collect();
+        }
         println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
     } else {
         println!("{} training (Adam) on {adapter}, batch {batch}", graph.meta.name);
@@ -90,6 +133,20 @@ pub fn run(gpu: &Gpu, graph: &Graph, batch: usize, warmup: u64, iters: u64, json
             m.steps.len()
         );
         println!("  first step:        {:.2} s  (pipelines, weights, one step)", m.first_step_s);
+        if let Some(p) = &m.profile {
+            let total: f64 = p.dispatches.iter().map(|d| d.2).sum();
+            let (n, how) = (p.dispatches.len(), timing_name(p.timing));
+            println!("  per kernel ({how}; {n} dispatches, {:.2} ms in all), slowest first:", total * 1e3);
+            for (family, s, count) in by_family(p) {
+                println!("    {:>8.2} ms  {:>5.1} %  {family:<18} ×{count}", s * 1e3, 100.0 * s / total);
+            }
+            let mut slowest: Vec<_> = p.dispatches.iter().collect();
+            slowest.sort_by(|a, b| b.2.total_cmp(&a.2));
+            println!("  slowest dispatches:");
+            for (what, family, s) in slowest.iter().take(12) {
+                println!("    {:>8.2} ms  {family:<18} {what}", s * 1e3);
+            }
+        }
     }
     ExitCode::SUCCESS
 }

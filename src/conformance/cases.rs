@@ -40,6 +40,12 @@ pub(super) fn convolutions() -> Vec<Case> {
     vec![
         case("conv2d", "1x1 input, 3x3 kernel, padding 1", convolution([3, 1, 1], c(8, 3, 1, 1, 1)), 1),
         case("conv2d", "odd sizes, stride 2", convolution([3, 13, 11], c(12, 3, 2, 0, 1)), 3),
+        case(
+            "conv2d",
+            "6 outputs, 5x5 (LeNet's first: one padded tile)",
+            convolution([3, 14, 14], c(6, 5, 1, 0, 1)),
+            2,
+        ),
         case("conv2d", "stride larger than kernel", convolution([4, 17, 17], c(8, 2, 3, 0, 1)), 2),
         case("conv2d", "padding at its maximum", convolution([2, 5, 5], c(4, 5, 1, 4, 1)), 1),
         case(

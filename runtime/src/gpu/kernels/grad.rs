@@ -21,7 +21,8 @@ pub fn chunks(len: usize) -> usize {
 
 /// A convolution's extents, as the gradient kernels read them: batch, `[IC, IH, IW]`, `[OC, OH, OW]`.
 /// The weight gradient is written as partial sums per (weight element, item, chunk of output rows):
-/// [`ConvGrad::partials`] of them per element.
+/// [`ConvGrad::partials`] of them per element, one invocation computing a row of KW taps for 4 output
+/// channels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvGrad {
     pub n: usize,
@@ -72,14 +73,24 @@ impl KernelParams for ConvGrad {
             ("ACT", Const::U(0)),
             ("ACT_ARG", Const::F(0.0)),
         ];
-        if self.weight {
-            consts.extend([("ROWS", u(rows)), ("K", dim(k))]);
-        }
-        let (family, results) = match self.weight {
-            true => (Family::ConvGradWeight, oc * (ic / c.groups) * c.kernel[0] * c.kernel[1] * self.partials()),
-            false => (Family::ConvGradInput, self.n * ic * ih * iw),
+        // Channels per invocation, within a group: 4 where a group has as many.
+        let tile = |per_group: usize| if per_group >= 4 { 4 } else { 1 };
+        let (family, results) = if self.weight {
+            let o_tile = tile(oc / c.groups);
+            consts.extend([("ROWS", u(rows)), ("O_TILE", u(o_tile)), ("K", dim(k))]);
+            // One invocation per tile of output channels and row of KW taps.
+            let tiles = c.groups * (oc / c.groups).div_ceil(o_tile);
+            (Family::ConvGradWeight, tiles * (ic / c.groups) * c.kernel[0] * self.partials())
+        } else {
+            let c_tile = tile(ic / c.groups);
+            consts.push(("C_TILE", u(c_tile)));
+            // One invocation per tile of input channels and input position.
+            (Family::ConvGradInput, self.n * c.groups * (ic / c.groups).div_ceil(c_tile) * ih * iw)
         };
-        Kernel::new(family, consts, grid_1d(results as u64))
+        // An input gradient of at most 32 products per element (depthwise) does too little to hide
+        // the divisions by run-time extents that locate it: its extents are baked, as the forward's.
+        let bake_shape = !self.weight && (oc / c.groups) * c.kernel[0] * c.kernel[1] <= 32;
+        Kernel { bake_shape, ..Kernel::new(family, consts, grid_1d(results as u64)) }
     }
 
     fn samples() -> Vec<ConvGrad> {
@@ -93,8 +104,10 @@ impl KernelParams for ConvGrad {
             groups: 2,
             bias: true,
         };
-        [false, true]
-            .map(|weight| ConvGrad { n: 2, input: [4, 7, 6], output: [6, 4, 5], conv: conv.clone(), weight })
+        // Two groups (tiles of one channel), and one group (tiles of four, the last one partial).
+        let single = Conv2d { groups: 1, ..conv.clone() };
+        [(false, &conv), (true, &conv), (false, &single), (true, &single)]
+            .map(|(weight, c)| ConvGrad { n: 2, input: [4, 7, 6], output: [6, 4, 5], conv: c.clone(), weight })
             .to_vec()
     }
 }
@@ -150,8 +163,10 @@ impl KernelParams for LinearGrad {
             ("OUT", dim(self.out_features)),
         ];
         consts.extend(activation_consts(None));
-        let results = if self.weight { self.out_features } else { self.rows } * self.in_features;
-        Kernel::new(Family::LinearGrad, consts, grid_1d(results as u64))
+        // One invocation per 4 × 4 tile of the result.
+        let rows = if self.weight { self.out_features } else { self.rows };
+        let tiles = rows.div_ceil(4) * self.in_features.div_ceil(4);
+        Kernel::new(Family::LinearGrad, consts, grid_1d(tiles as u64))
     }
 
     fn samples() -> Vec<LinearGrad> {
@@ -220,7 +235,9 @@ impl KernelParams for PoolGrad {
             ("PR", dim(p.padding.right)),
         ];
         consts.extend(activation_consts(None));
-        Kernel::new(Family::PoolGrad, consts, grid_1d((self.nc * ih * iw) as u64))
+        // A few taps per invocation: the extents are baked so that locating an element costs no
+        // divisions by run-time values (a pooling layer's shape is one of few in a model).
+        Kernel { bake_shape: true, ..Kernel::new(Family::PoolGrad, consts, grid_1d((self.nc * ih * iw) as u64)) }
     }
 
     fn samples() -> Vec<PoolGrad> {

@@ -39,12 +39,15 @@ impl Lowering<'_> {
                     input: self.chw(x),
                     output: self.chw(id),
                     conv: c.clone(),
-                    oc_tile: 1,
+                    // Four output channels per invocation share each input load where groups allow
+                    // (one group may end in a partial tile: LeNet's 6 channels).
+                    oc_tile: if (c.out_channels / c.groups).is_multiple_of(4) || c.groups == 1 { 4 } else { 1 },
                     out_c: c.out_channels,
                     out_offset: 0,
                     has_bias: c.bias,
                     epilogue: Epilogue { activation: None, residual: false },
-                    bake_shape: false,
+                    // Short convolutions (depthwise) bake their extents, as inference does.
+                    bake_shape: (c.in_channels / c.groups) * c.kernel[0] * c.kernel[1] <= 32,
                 };
                 let bias = c.bias.then(|| self.param(node, ParamKind::Bias));
                 let binds = [

@@ -41,6 +41,11 @@ pub(super) struct Lowering<'a> {
     /// The gradient of each node's output, once its first contribution is placed.
     pub grads: Vec<Option<BufferId>>,
     pub steps: Vec<Step>,
+    /// For each of `steps`: what it does (`forward conv1`, `backward conv1`, `loss`, `optimizer
+    /// conv1.weight`) and its kernel family.
+    pub labels: Vec<(String, &'static str)>,
+    /// The label of the work being lowered.
+    pub doing: String,
     /// Each batch-norm's statistics `[mean | var | scale | shift]`, kept for its backward.
     pub stats: Vec<Option<BufferId>>,
     /// The nodes whose dropout masks are drawn each step, in key order (empty with dropout off).
@@ -66,8 +71,10 @@ impl Lowering<'_> {
     }
 
     pub(super) fn dispatch(&mut self, params: &impl KernelParams, binds: &[Bind]) {
-        let step = self.arena.dispatch(&params.kernel(), binds);
+        let kernel = params.kernel();
+        let step = self.arena.dispatch(&kernel, binds);
         self.steps.push(step);
+        self.labels.push((self.doing.clone(), kernel.family.name()));
     }
 
     /// `[C, H, W]` of a node's output, or `[F, 1, 1]` for features.

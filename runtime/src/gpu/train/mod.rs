@@ -21,7 +21,7 @@ use self::lower::{supported, Io, Lowering};
 use super::build::arena::{Arena, BufferId};
 use super::program::read_buffer;
 use super::record::{Recorder, Step};
-use super::Gpu;
+use super::{Gpu, StepTiming};
 use crate::train::{rng, OptimizerState, StepOptions};
 use crate::weights::Weights;
 use crate::{RuntimeError, Tensor};
@@ -33,6 +33,8 @@ const HISTORY: usize = 64;
 pub struct GpuTrainer {
     gpu: Gpu,
     steps: Vec<Step>,
+    /// What each of `steps` does and its kernel family.
+    step_labels: Vec<(String, &'static str)>,
     /// Where the optimizer dispatches begin in `steps` (a gradient-only run stops there).
     optimizer_start: usize,
     input: wgpu::Buffer,
@@ -132,14 +134,18 @@ impl GpuTrainer {
             values: vec![None; graph.len()],
             grads: vec![None; graph.len()],
             steps: Vec::new(),
+            labels: Vec::new(),
+            doing: String::new(),
             stats: vec![None; graph.len()],
             keys: Vec::new(),
             keys_buffer,
             dropout: options.dropout,
         };
         for (id, node) in graph.training_nodes() {
+            lowering.doing = format!("forward {}", layer_name(node));
             lowering.forward(id, node, &io)?;
         }
+        lowering.doing = "loss".to_string();
         lowering.loss(loss, &backward.losses, &io);
         let mut contributions = vec![0usize; graph.len()];
         for step in &backward.steps {
@@ -149,15 +155,18 @@ impl GpuTrainer {
         }
         let mut param_grads = Vec::new();
         for step in &backward.steps {
+            lowering.doing = format!("backward {}", layer_name(graph.node(step.node)));
             lowering.backward(step, &contributions, &mut param_grads);
         }
         let optimizer_start = lowering.steps.len();
         for (name, grad) in &param_grads {
             let (p, buffer) = params.iter().find(|(p, _)| &p.name == name).expect("trainable tensors are weights");
             let len = p.shape.iter().product();
+            lowering.doing = format!("optimizer {name}");
             lowering.optimizer(&optimizer.optimizer, len, *buffer, *grad, io.hyper, name);
         }
         let steps = std::mem::take(&mut lowering.steps);
+        let step_labels = std::mem::take(&mut lowering.labels);
         let key_nodes: Vec<usize> = lowering.keys.iter().map(|id| id.index()).collect();
         let keep = |b: BufferId| arena.buffer(b).clone();
         let (input, labels, hyper, history) = (keep(io.input), keep(io.labels), keep(io.hyper), keep(io.history));
@@ -179,6 +188,7 @@ impl GpuTrainer {
         Ok(GpuTrainer {
             gpu: gpu.clone(),
             steps,
+            step_labels,
             optimizer_start,
             input,
             labels,
@@ -320,6 +330,73 @@ impl GpuTrainer {
         Ok((loss, out))
     }
 
+    /// Runs one training step (it counts as one) timing each dispatch: GPU timestamp queries where
+    /// the adapter has them, else one submission per dispatch (which adds each submission's
+    /// overhead). Returns what each dispatch did (`forward conv1`, `backward conv1`, `loss`,
+    /// `optimizer conv1.weight`), its kernel family and its seconds, in execution order, and how they
+    /// were timed.
+    ///
+    /// # Errors
+    /// A wrong input shape or labels, or a device error.
+    pub fn profile(&mut self, input: &Tensor, labels: &[usize]) -> Result<StepProfile, RuntimeError> {
+        self.read_losses()?;
+        self.upload(input, labels)?;
+        self.write_hyper(0);
+        let queries = 2 * self.steps.len();
+        let timestamps = self.gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+            && queries <= wgpu::QUERY_SET_MAX_QUERIES as usize;
+        let seconds = if timestamps { self.time_with_queries()? } else { self.time_by_submission()? };
+        self.optimizer.steps += 1;
+        let dispatches = self.step_labels.iter().zip(seconds).map(|((what, family), s)| (what.clone(), *family, s));
+        let timing = if timestamps { StepTiming::Timestamps } else { StepTiming::Submissions };
+        Ok(StepProfile { dispatches: dispatches.collect(), timing })
+    }
+
+    fn time_with_queries(&self) -> Result<Vec<f64>, RuntimeError> {
+        let device = &self.gpu.device;
+        let count = 2 * self.steps.len() as u32;
+        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("dispatch times"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let bytes = u64::from(count) * 8;
+        let resolved = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dispatch times"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
+        let mut recorder = Recorder::new(&mut encoder, Some(&set));
+        for step in &self.steps {
+            recorder.step(step);
+        }
+        recorder.finish();
+        encoder.resolve_query_set(&set, 0..count, &resolved, 0);
+        self.gpu.queue.submit([encoder.finish()]);
+        // Each timestamp is a u64: two f32-sized words.
+        let words = read_buffer(&self.gpu, &resolved, 2 * count as usize)?;
+        let ticks: Vec<u64> =
+            words.chunks(2).map(|w| u64::from(w[0].to_bits()) | (u64::from(w[1].to_bits()) << 32)).collect();
+        let period_s = f64::from(self.gpu.queue.get_timestamp_period()) * 1e-9;
+        Ok(ticks.chunks(2).map(|p| p[1].saturating_sub(p[0]) as f64 * period_s).collect())
+    }
+
+    fn time_by_submission(&self) -> Result<Vec<f64>, RuntimeError> {
+        let mut seconds = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            let start = std::time::Instant::now();
+            self.submit(std::slice::from_ref(step));
+            self.gpu
+                .device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| RuntimeError::Device { during: "timing a dispatch", message: e.to_string() })?;
+            seconds.push(start.elapsed().as_secs_f64());
+        }
+        Ok(seconds)
+    }
+
     /// The current weights (every tensor of the model), read back under their names.
     ///
     /// # Errors
@@ -331,6 +408,23 @@ impl GpuTrainer {
             out.insert(p.name.clone(), Tensor::new(p.shape.clone(), data));
         }
         Ok(out)
+    }
+}
+
+/// One training step, dispatch by dispatch ([`GpuTrainer::profile`]).
+#[derive(Clone, Debug)]
+pub struct StepProfile {
+    /// What each dispatch did, its kernel family and its seconds, in execution order.
+    pub dispatches: Vec<(String, &'static str, f64)>,
+    pub timing: StepTiming,
+}
+
+/// The name a profile gives a node: its path, or its op's name where it has no path of its own.
+fn layer_name(node: &cnnc_ir::graph::Node) -> String {
+    if node.path.is_empty() {
+        node.op.name().to_string()
+    } else {
+        format!("{} ({})", node.path, node.op.name())
     }
 }
 
