@@ -114,6 +114,29 @@ fn train_lenet(steps: usize, optimizer: OptimizerState) -> (Vec<f32>, GpuTrainer
     (trainer.losses().unwrap(), trainer)
 }
 
+/// A profiled step is an ordinary step: its loss is kept, and the run goes on as an unprofiled one.
+#[test]
+fn a_profiled_step_is_a_step() {
+    let graph = lenet();
+    let gpu = gpu::open(None).unwrap();
+    let new = || {
+        GpuTrainer::new(&gpu, &graph, &synthetic::weights(&graph, 0), |_| true, adam(), &StepOptions::default(), 8)
+            .unwrap()
+    };
+    let (mut profiled, mut plain) = (new(), new());
+    let (x, y) = batch(0, 8);
+    let profile = profiled.profile(&x, &y).unwrap();
+    assert!(profile
+        .dispatches
+        .iter()
+        .any(|(what, family, s)| what == "loss" && *family == "cross_entropy" && *s >= 0.0));
+    profiled.step(&x, &y).unwrap();
+    plain.step(&x, &y).unwrap();
+    plain.step(&x, &y).unwrap();
+    assert_eq!(profiled.steps(), 2);
+    assert_eq!(profiled.losses().unwrap(), plain.losses().unwrap());
+}
+
 /// With SGD (momentum 0.9) the GPU follows the CPU reference's float64 trajectory step by step.
 #[test]
 fn lenet_sgd_follows_the_reference_step_by_step() {

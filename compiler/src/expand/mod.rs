@@ -408,14 +408,18 @@ impl<'a> Expander<'a> {
                 if let Some(expr) = loss_weight {
                     let weight = match eval(expr, env) {
                         Ok(v) => match v.as_float() {
-                            Some(w) if w.is_finite() && w > 0.0 => Some(w),
+                            // The GPU computes in float32: the weight must be a normal float32.
+                            Some(w) if w > 0.0 && (w as f32).is_normal() => Some(w),
                             _ => {
                                 self.diags.push(
                                     Diagnostic::error(
                                         "cnnc::spec::loss_weight",
-                                        format!("`loss_weight` must be a positive number, found {} `{v}`", v.type_name()),
+                                        format!(
+                                            "`loss_weight` must be a positive number within float32's range, found {} `{v}`",
+                                            v.type_name()
+                                        ),
                                     )
-                                    .at(expr.span, "not a positive number")
+                                    .at(expr.span, "not a positive float32")
                                     .help("the auxiliary loss joins the training loss times this weight: GoogLeNet's paper uses 0.3")
                                     .in_layer(path),
                                 );

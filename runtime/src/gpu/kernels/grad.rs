@@ -1,6 +1,7 @@
-//! Parameters of the training families: the backward kernels (`conv_grad_input`,
-//! `conv_grad_weight`, `channel_sum`, `linear_grad`, `activation_grad`, `pool_grad`, `gate_grad`,
-//! `dropout`, the batch-norm passes), the loss (`cross_entropy`, `loss_sum`), the optimizer step
+//! Parameters of the training families: the backward kernels (`conv_grad_input`, `conv_flip` (the
+//! flipped weights of a stride-1 input gradient run as a forward convolution), `conv_grad_weight`,
+//! `channel_sum`, `linear_grad`, `activation_grad`, `pool_grad`, `gate_grad`, `dropout`, the
+//! batch-norm passes), the loss (`cross_entropy`, `loss_sum`), the optimizer step
 //! (`optimizer`) and the second pass of split reductions (`reduce_partials`). Every result element
 //! is written by one invocation that sums in a fixed order: no atomics, so a step is deterministic.
 //! Long reductions are split into partial sums over chunks of at most [`CHUNK`] positions, added by
@@ -44,6 +45,30 @@ impl ConvGrad {
     /// Partial sums per weight element (items × row chunks).
     pub fn partials(&self) -> usize {
         self.n * self.row_chunks().1
+    }
+}
+
+impl ConvGrad {
+    /// The input gradient as a forward convolution of the output gradient with the flipped weights
+    /// ([`ConvFlip`]), where that is one: stride 1 and no side padded by more than the kernel's
+    /// extent less one (the transposed padding must not be negative). Output channels become input
+    /// channels and the padding becomes `dilation · (kernel − 1) − padding` on each side; the result
+    /// has the input's size. A forward convolution shares each load among several outputs and
+    /// channels, which the gather of `conv_grad_input` cannot.
+    pub fn as_forward(&self) -> Option<Conv2d> {
+        let c = &self.conv;
+        if c.stride != [1, 1] {
+            return None;
+        }
+        let reach = |k: usize, d: usize, pad: usize| (d * (k - 1)).checked_sub(pad);
+        let (kh, kw, dy, dx) = (c.kernel[0], c.kernel[1], c.dilation[0], c.dilation[1]);
+        let padding = Pad4 {
+            top: reach(kh, dy, c.padding.top)?,
+            bottom: reach(kh, dy, c.padding.bottom)?,
+            left: reach(kw, dx, c.padding.left)?,
+            right: reach(kw, dx, c.padding.right)?,
+        };
+        Some(Conv2d { in_channels: c.out_channels, out_channels: c.in_channels, padding, bias: false, ..c.clone() })
     }
 }
 
@@ -109,6 +134,45 @@ impl KernelParams for ConvGrad {
         [(false, &conv), (true, &conv), (false, &single), (true, &single)]
             .map(|(weight, c)| ConvGrad { n: 2, input: [4, 7, 6], output: [6, 4, 5], conv: c.clone(), weight })
             .to_vec()
+    }
+}
+
+/// The weights of a stride-1 convolution's input gradient run as a forward convolution of the output
+/// gradient (see [`ConvGrad::as_forward`]): input and output channels swapped within each group, taps
+/// flipped, `[IC, OC / groups, KH, KW]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvFlip {
+    pub conv: Conv2d,
+}
+
+impl KernelParams for ConvFlip {
+    fn kernel(&self) -> Kernel {
+        let c = &self.conv;
+        let (icg, ocg) = (c.in_channels / c.groups, c.out_channels / c.groups);
+        let len = c.in_channels * ocg * c.kernel[0] * c.kernel[1];
+        let mut consts = vec![
+            ("KH", u(c.kernel[0])),
+            ("KW", u(c.kernel[1])),
+            ("ICG", dim(icg)),
+            ("OCG", dim(ocg)),
+            ("LEN", dim(len)),
+        ];
+        consts.extend(activation_consts(None));
+        Kernel::new(Family::ConvFlip, consts, grid_1d(len as u64))
+    }
+
+    fn samples() -> Vec<ConvFlip> {
+        let conv = Conv2d {
+            in_channels: 4,
+            out_channels: 6,
+            kernel: [3, 2],
+            stride: [1, 1],
+            padding: Pad4::uniform(1),
+            dilation: [1, 1],
+            groups: 2,
+            bias: false,
+        };
+        vec![ConvFlip { conv }]
     }
 }
 

@@ -22,8 +22,8 @@ pub use conv::{DirectConv, DirectVariant, Epilogue, Pointwise};
 pub use copy::{ChannelCopy, ChunkGrad};
 pub use elementwise::{Elementwise, ElementwiseOp};
 pub use grad::{
-    chunks, ActivationGrad, BatchNormKernel, BatchNormPass, ChannelSum, ConvGrad, CrossEntropyKernel, DropoutKernel,
-    GateGrad, LinearGrad, LossSum, OptimizerKernel, PoolGrad, ReducePartials, UpdateRule,
+    chunks, ActivationGrad, BatchNormKernel, BatchNormPass, ChannelSum, ConvFlip, ConvGrad, CrossEntropyKernel,
+    DropoutKernel, GateGrad, LinearGrad, LossSum, OptimizerKernel, PoolGrad, ReducePartials, UpdateRule,
 };
 pub use linear::Linear;
 pub use norm::{Lrn, LrnGrad, Softmax, SoftmaxGrad};
@@ -85,11 +85,12 @@ pub enum Family {
     SoftmaxGrad,
     LrnGrad,
     AdaptivePoolGrad,
+    ConvFlip,
 }
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 32] = [
+    pub const ALL: [Family; 33] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -122,6 +123,7 @@ impl Family {
         Family::SoftmaxGrad,
         Family::LrnGrad,
         Family::AdaptivePoolGrad,
+        Family::ConvFlip,
     ];
 
     /// The family's WGSL file.
@@ -158,6 +160,7 @@ impl Family {
             Family::SoftmaxGrad => include_str!("../../../shaders/softmax_grad.wgsl"),
             Family::LrnGrad => include_str!("../../../shaders/lrn_grad.wgsl"),
             Family::AdaptivePoolGrad => include_str!("../../../shaders/adaptive_pool_grad.wgsl"),
+            Family::ConvFlip => include_str!("../../../shaders/conv_flip.wgsl"),
         }
     }
 
@@ -194,7 +197,9 @@ impl Family {
             | Family::AdaptivePoolGrad
             | Family::LossSum
             | Family::BatchNormApply => &[Read, Read, Output, Uniform],
-            Family::ChannelSum | Family::ReducePartials | Family::ChunkGrad => &[Read, Output, Uniform],
+            Family::ChannelSum | Family::ReducePartials | Family::ChunkGrad | Family::ConvFlip => {
+                &[Read, Output, Uniform]
+            }
             Family::CrossEntropy => &[Read, Read, Read, Output, Output, Uniform],
             Family::Optimizer => &[Read, Read, Output, Output, Output, Uniform],
             Family::BatchNormPartials => &[Read, Read, Read, Output, Uniform],
@@ -238,6 +243,7 @@ impl Family {
             Family::SoftmaxGrad => "softmax_grad",
             Family::LrnGrad => "lrn_grad",
             Family::AdaptivePoolGrad => "adaptive_pool_grad",
+            Family::ConvFlip => "conv_flip",
         }
     }
 }
@@ -434,6 +440,7 @@ pub fn samples() -> Vec<Kernel> {
         of::<SoftmaxGrad>(),
         of::<LrnGrad>(),
         of::<AdaptivePoolGrad>(),
+        of::<ConvFlip>(),
     ]
     .concat()
 }

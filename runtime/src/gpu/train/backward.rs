@@ -7,8 +7,8 @@ use cnnc_ir::graph::{Node, Op, ParamKind};
 use super::lower::Lowering;
 use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
-    ActivationGrad, AdaptivePoolGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ChunkGrad, ConvGrad,
-    Elementwise, ElementwiseOp, GateGrad, LinearGrad, LrnGrad, PoolGrad, ReducePartials, SoftmaxGrad,
+    ActivationGrad, AdaptivePoolGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ChunkGrad, ConvFlip,
+    ConvGrad, Elementwise, ElementwiseOp, GateGrad, LinearGrad, LrnGrad, PoolGrad, ReducePartials, SoftmaxGrad,
 };
 
 impl Lowering<'_> {
@@ -76,10 +76,21 @@ impl Lowering<'_> {
                 Op::Conv2d(c) => {
                     let params =
                         ConvGrad { n, input: self.chw(input), output: self.chw(id), conv: c.clone(), weight: false };
-                    self.dispatch(
-                        &params,
-                        &[Bind::Buffer(dy), Bind::Buffer(self.param(node, ParamKind::Weight)), Bind::Buffer(target)],
-                    );
+                    let weight = self.param(node, ParamKind::Weight);
+                    match params.as_forward() {
+                        // Stride 1: a forward convolution of dy with the flipped weights.
+                        Some(transposed) => {
+                            let len = c.in_channels * (c.out_channels / c.groups) * c.kernel[0] * c.kernel[1];
+                            let flipped = self.arena.activation_buffer(len * 4, "flipped weights");
+                            let flip = ConvFlip { conv: c.clone() };
+                            self.dispatch(&flip, &[Bind::Buffer(weight), Bind::Buffer(flipped)]);
+                            let (out_chw, in_chw) = (self.chw(id), self.chw(input));
+                            self.convolution(dy, out_chw, &transposed, flipped, None, target, in_chw);
+                        }
+                        None => {
+                            self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(weight), Bind::Buffer(target)]);
+                        }
+                    }
                 }
                 Op::Linear { in_features, out_features, .. } => {
                     let rows = self.elements(input) / in_features;

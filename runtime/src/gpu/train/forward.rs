@@ -1,10 +1,10 @@
 //! The training-mode forward of each op: every value in a buffer of its own, kept for the backward
 //! pass; batch-norm with batch statistics, dropout and stochastic depth with the step's masks.
 
-use cnnc_ir::graph::{Node, NodeId, Op, ParamKind};
+use cnnc_ir::graph::{Conv2d, Node, NodeId, Op, ParamKind};
 
 use super::lower::{Io, Lowering};
-use crate::gpu::build::arena::Bind;
+use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
     AdaptivePool, BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel, Elementwise,
     ElementwiseOp, Epilogue, Linear, Lrn, Pool, Softmax,
@@ -33,31 +33,9 @@ impl Lowering<'_> {
             Op::Input => {}
             Op::Conv2d(c) => {
                 let x = node.inputs[0];
-                let params = DirectConv {
-                    variant: DirectVariant::Buffer,
-                    n,
-                    input: self.chw(x),
-                    output: self.chw(id),
-                    conv: c.clone(),
-                    // Four output channels per invocation share each input load where groups allow
-                    // (one group may end in a partial tile: LeNet's 6 channels).
-                    oc_tile: if (c.out_channels / c.groups).is_multiple_of(4) || c.groups == 1 { 4 } else { 1 },
-                    out_c: c.out_channels,
-                    out_offset: 0,
-                    has_bias: c.bias,
-                    epilogue: Epilogue { activation: None, residual: false },
-                    // Short convolutions (depthwise) bake their extents, as inference does.
-                    bake_shape: (c.in_channels / c.groups) * c.kernel[0] * c.kernel[1] <= 32,
-                };
                 let bias = c.bias.then(|| self.param(node, ParamKind::Bias));
-                let binds = [
-                    Bind::Buffer(self.value(x)),
-                    Bind::Buffer(self.param(node, ParamKind::Weight)),
-                    bias.into(),
-                    Bind::Unused,
-                    Bind::Buffer(out),
-                ];
-                self.dispatch(&params, &binds);
+                let weight = self.param(node, ParamKind::Weight);
+                self.convolution(self.value(x), self.chw(x), c, weight, bias, out, self.chw(id));
             }
             Op::Linear { in_features, out_features, bias } => {
                 let x = node.inputs[0];
@@ -265,6 +243,39 @@ impl Lowering<'_> {
             op => unreachable!("`supported` refuses {} before lowering", op.name()),
         }
         Ok(())
+    }
+
+    /// A direct convolution from storage buffers: `input` (`[N, ...input_chw]`) convolved with
+    /// `weight` (`[OC, IC / groups, KH, KW]`) plus `bias` into `out` (`[N, ...output_chw]`). Four
+    /// output channels per invocation share each input load where groups allow (one group may end
+    /// in a partial tile: LeNet's 6 channels); short convolutions (depthwise) bake their extents, as
+    /// inference does.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn convolution(
+        &mut self,
+        input: BufferId,
+        input_chw: [usize; 3],
+        conv: &Conv2d,
+        weight: BufferId,
+        bias: Option<BufferId>,
+        out: BufferId,
+        output_chw: [usize; 3],
+    ) {
+        let params = DirectConv {
+            variant: DirectVariant::Buffer,
+            n: self.batch,
+            input: input_chw,
+            output: output_chw,
+            conv: conv.clone(),
+            oc_tile: if (conv.out_channels / conv.groups).is_multiple_of(4) || conv.groups == 1 { 4 } else { 1 },
+            out_c: conv.out_channels,
+            out_offset: 0,
+            has_bias: bias.is_some(),
+            epilogue: Epilogue { activation: None, residual: false },
+            bake_shape: (conv.in_channels / conv.groups) * conv.kernel[0] * conv.kernel[1] <= 32,
+        };
+        let binds = [Bind::Buffer(input), Bind::Buffer(weight), bias.into(), Bind::Unused, Bind::Buffer(out)];
+        self.dispatch(&params, &binds);
     }
 
     /// ShuffleNet's channel shuffle of `id`'s shape in `groups` (the inverse shuffle, of a gradient,

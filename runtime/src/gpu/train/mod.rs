@@ -5,10 +5,10 @@
 //! is written by one invocation summing in a fixed order, so two runs from the same weights give
 //! bit-identical results on one adapter.
 //!
-//! The first kernels are plain storage-buffer loops, one invocation per result element; the ops
-//! they cover are convolutions (any stride, padding, dilation and groups), linear layers, every
-//! activation, max and average pooling, global and evenly divided adaptive average pooling,
-//! flatten and add. Other ops are refused with [`RuntimeError::Unsupported`] naming the layer.
+//! The kernels read storage buffers; the convolution and linear gradients work on tiles (several
+//! channels or a 4 × 4 block per invocation, each element still summed by one invocation in a fixed
+//! order). Every op of the language trains; of broadcast products, only those of equal shapes and
+//! per-channel gates, any other being refused with [`RuntimeError::Unsupported`] naming the layer.
 
 mod backward;
 mod forward;
@@ -141,6 +141,8 @@ impl GpuTrainer {
             keys_buffer,
             dropout: options.dropout,
         };
+        // Shader or binding mistakes surface as errors here, not as panics in wgpu's default handler.
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         for (id, node) in graph.training_nodes() {
             lowering.doing = format!("forward {}", layer_name(node));
             lowering.forward(id, node, &io)?;
@@ -164,6 +166,10 @@ impl GpuTrainer {
             let len = p.shape.iter().product();
             lowering.doing = format!("optimizer {name}");
             lowering.optimizer(&optimizer.optimizer, len, *buffer, *grad, io.hyper, name);
+        }
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            let (layer, span) = (graph.meta.name.clone(), graph.node(graph.output).span);
+            return Err(RuntimeError::Kernel { layer, span, message: format!("training step: {e}") });
         }
         let steps = std::mem::take(&mut lowering.steps);
         let step_labels = std::mem::take(&mut lowering.labels);
@@ -330,7 +336,8 @@ impl GpuTrainer {
         Ok((loss, out))
     }
 
-    /// Runs one training step (it counts as one) timing each dispatch: GPU timestamp queries where
+    /// Runs one training step (it counts as one, and [`GpuTrainer::losses`] returns its loss) timing
+    /// each dispatch: GPU timestamp queries where
     /// the adapter has them, else one submission per dispatch (which adds each submission's
     /// overhead). Returns what each dispatch did (`forward conv1`, `backward conv1`, `loss`,
     /// `optimizer conv1.weight`), its kernel family and its seconds, in execution order, and how they
@@ -339,13 +346,16 @@ impl GpuTrainer {
     /// # Errors
     /// A wrong input shape or labels, or a device error.
     pub fn profile(&mut self, input: &Tensor, labels: &[usize]) -> Result<StepProfile, RuntimeError> {
-        self.read_losses()?;
+        if self.pending == HISTORY {
+            self.read_losses()?;
+        }
         self.upload(input, labels)?;
-        self.write_hyper(0);
+        self.write_hyper(self.pending);
         let queries = 2 * self.steps.len();
         let timestamps = self.gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
             && queries <= wgpu::QUERY_SET_MAX_QUERIES as usize;
         let seconds = if timestamps { self.time_with_queries()? } else { self.time_by_submission()? };
+        self.pending += 1;
         self.optimizer.steps += 1;
         let dispatches = self.step_labels.iter().zip(seconds).map(|((what, family), s)| (what.clone(), *family, s));
         let timing = if timestamps { StepTiming::Timestamps } else { StepTiming::Submissions };
