@@ -5,7 +5,7 @@ use cnnc_ir::plan::ValidPlan;
 
 use super::build::{build, PlanOptions};
 use super::program::Program;
-use super::record::{GpuLayer, Recorder};
+use super::record::{can_time_dispatches, time_dispatches, GpuLayer, Recorder};
 use super::Gpu;
 use crate::weights::Weights;
 use crate::{RuntimeError, Tensor};
@@ -83,11 +83,17 @@ impl Prepared {
     /// buffers must hold a forward's inputs.
     pub fn time_steps(&self) -> Result<(Vec<Option<f64>>, StepTiming), RuntimeError> {
         let gpu = &self.program.gpu;
-        let queries = 2 * self.dispatches;
-        if gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
-            && (1..=wgpu::QUERY_SET_MAX_QUERIES as usize).contains(&queries)
-        {
-            return Ok((self.time_steps_with_queries()?, StepTiming::Timestamps));
+        if can_time_dispatches(gpu, self.dispatches) {
+            let mut seconds = time_dispatches(gpu, self.dispatches, |r| self.record(r))?.into_iter();
+            let times = self
+                .step_labels
+                .iter()
+                .map(|(_, family)| match *family {
+                    "mirror" => None,
+                    _ => seconds.next(),
+                })
+                .collect();
+            return Ok((times, StepTiming::Timestamps));
         }
         let mut times = Vec::with_capacity(self.step_labels.len());
         for step in self.layers.iter().flat_map(|l| &l.steps) {
@@ -104,47 +110,5 @@ impl Prepared {
             times.push(Some(start.elapsed().as_secs_f64()));
         }
         Ok((times, StepTiming::Submissions))
-    }
-
-    fn time_steps_with_queries(&self) -> Result<Vec<Option<f64>>, RuntimeError> {
-        let gpu = &self.program.gpu;
-        let device = &gpu.device;
-        let count = 2 * self.dispatches as u32;
-        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("layer times"),
-            ty: wgpu::QueryType::Timestamp,
-            count,
-        });
-        let bytes = u64::from(count) * 8;
-        let resolved = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("layer times"),
-            size: bytes,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("layer times read-back"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
-        let mut recorder = Recorder::new(&mut encoder, Some(&set));
-        self.record(&mut recorder);
-        recorder.finish();
-        encoder.resolve_query_set(&set, 0..count, &resolved, 0);
-        encoder.copy_buffer_to_buffer(&resolved, 0, &readback, 0, bytes);
-        gpu.queue.submit([encoder.finish()]);
-        let ticks: Vec<u64> = bytemuck::cast_slice(&self.program.read_back(&readback)?).to_vec();
-        let period_s = f64::from(gpu.queue.get_timestamp_period()) * 1e-9;
-        let mut pairs = ticks.chunks(2);
-        Ok(self
-            .step_labels
-            .iter()
-            .map(|(_, family)| match *family {
-                "mirror" => None,
-                _ => pairs.next().map(|p| p[1].saturating_sub(p[0]) as f64 * period_s),
-            })
-            .collect())
     }
 }

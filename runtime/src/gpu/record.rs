@@ -171,3 +171,45 @@ impl<'e> Recorder<'e> {
         self.pass = None;
     }
 }
+
+/// Whether `dispatches` can be timed with GPU timestamps: the device has them and one query set
+/// holds a pair per dispatch.
+pub(crate) fn can_time_dispatches(gpu: &super::Gpu, dispatches: usize) -> bool {
+    gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+        && (1..=wgpu::QUERY_SET_MAX_QUERIES as usize).contains(&(2 * dispatches))
+}
+
+/// Records `record` (which makes `dispatches` dispatches) into one submission with a timestamp pair
+/// around each dispatch, and returns each dispatch's seconds in order. Check
+/// [`can_time_dispatches`] first.
+pub(crate) fn time_dispatches(
+    gpu: &super::Gpu,
+    dispatches: usize,
+    record: impl FnOnce(&mut Recorder),
+) -> Result<Vec<f64>, crate::RuntimeError> {
+    let device = &gpu.device;
+    let count = 2 * dispatches as u32;
+    let set = device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("dispatch times"),
+        ty: wgpu::QueryType::Timestamp,
+        count,
+    });
+    let resolved = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("dispatch times"),
+        size: u64::from(count) * 8,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
+    let mut recorder = Recorder::new(&mut encoder, Some(&set));
+    record(&mut recorder);
+    recorder.finish();
+    encoder.resolve_query_set(&set, 0..count, &resolved, 0);
+    gpu.queue.submit([encoder.finish()]);
+    // Each timestamp is a little-endian u64: two f32-sized words, low first.
+    let words = super::program::read_buffer(gpu, &resolved, 2 * count as usize)?;
+    let ticks: Vec<u64> =
+        words.chunks(2).map(|w| u64::from(w[0].to_bits()) | (u64::from(w[1].to_bits()) << 32)).collect();
+    let period_s = f64::from(gpu.queue.get_timestamp_period()) * 1e-9;
+    Ok(ticks.chunks(2).map(|p| p[1].saturating_sub(p[0]) as f64 * period_s).collect())
+}

@@ -20,7 +20,7 @@ use cnnc_ir::graph::{Graph, Param};
 use self::lower::{supported, Io, Lowering};
 use super::build::arena::{Arena, BufferId};
 use super::program::read_buffer;
-use super::record::{Recorder, Step};
+use super::record::{can_time_dispatches, time_dispatches, Recorder, Step};
 use super::{Gpu, StepTiming};
 use crate::train::{rng, OptimizerState, StepOptions};
 use crate::weights::Weights;
@@ -351,46 +351,17 @@ impl GpuTrainer {
         }
         self.upload(input, labels)?;
         self.write_hyper(self.pending);
-        let queries = 2 * self.steps.len();
-        let timestamps = self.gpu.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
-            && queries <= wgpu::QUERY_SET_MAX_QUERIES as usize;
-        let seconds = if timestamps { self.time_with_queries()? } else { self.time_by_submission()? };
+        let timestamps = can_time_dispatches(&self.gpu, self.steps.len());
+        let seconds = if timestamps {
+            time_dispatches(&self.gpu, self.steps.len(), |recorder| self.steps.iter().for_each(|s| recorder.step(s)))?
+        } else {
+            self.time_by_submission()?
+        };
         self.pending += 1;
         self.optimizer.steps += 1;
         let dispatches = self.step_labels.iter().zip(seconds).map(|((what, family), s)| (what.clone(), *family, s));
         let timing = if timestamps { StepTiming::Timestamps } else { StepTiming::Submissions };
         Ok(StepProfile { dispatches: dispatches.collect(), timing })
-    }
-
-    fn time_with_queries(&self) -> Result<Vec<f64>, RuntimeError> {
-        let device = &self.gpu.device;
-        let count = 2 * self.steps.len() as u32;
-        let set = device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("dispatch times"),
-            ty: wgpu::QueryType::Timestamp,
-            count,
-        });
-        let bytes = u64::from(count) * 8;
-        let resolved = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("dispatch times"),
-            size: bytes,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed") });
-        let mut recorder = Recorder::new(&mut encoder, Some(&set));
-        for step in &self.steps {
-            recorder.step(step);
-        }
-        recorder.finish();
-        encoder.resolve_query_set(&set, 0..count, &resolved, 0);
-        self.gpu.queue.submit([encoder.finish()]);
-        // Each timestamp is a u64: two f32-sized words.
-        let words = read_buffer(&self.gpu, &resolved, 2 * count as usize)?;
-        let ticks: Vec<u64> =
-            words.chunks(2).map(|w| u64::from(w[0].to_bits()) | (u64::from(w[1].to_bits()) << 32)).collect();
-        let period_s = f64::from(self.gpu.queue.get_timestamp_period()) * 1e-9;
-        Ok(ticks.chunks(2).map(|p| p[1].saturating_sub(p[0]) as f64 * period_s).collect())
     }
 
     fn time_by_submission(&self) -> Result<Vec<f64>, RuntimeError> {
