@@ -5,12 +5,14 @@
 //! models against PyTorch's own float32 error.
 
 use std::path::Path;
+use std::rc::Rc;
 
 use cnnc::compiler::graph::{Graph, Op};
 use cnnc::compiler::ir::autodiff::differentiate;
 
 mod common;
 
+use cnnc::conformance::backward::{self, BackwardCase};
 use cnnc::conformance::net::{self, Net};
 use cnnc::runtime::gpu::{self, GpuTrainer};
 use cnnc::runtime::synthetic;
@@ -26,52 +28,18 @@ fn adam() -> OptimizerState {
     OptimizerState::new(Optimizer::adam(), 1e-3, Schedule::Constant)
 }
 
-/// Relative L2 distance over all gradients together, and the worst tensor's.
+/// One step of `graph` on the GPU against the CPU reference (the backward conformance cases'
+/// comparison, with LeNet's bounds): loss and running statistics within 1e-5, gradients within 1e-4
+/// relative L2.
 fn compare_gradients(name: &str, graph: &Graph, batch: usize, loss: &CrossEntropy, dropout: bool) {
     let gpu = gpu::open(None).unwrap();
-    let weights = synthetic::weights(graph, 1);
-    let mut shape = vec![batch];
-    shape.extend(graph.node(graph.input).shape.dims());
-    let x = synthetic::input(2, shape);
-    let classes = graph.node(graph.output).shape.elements() as usize;
-    let labels: Vec<usize> = (0..batch).map(|i| (3 * i + 1) % classes).collect();
     let options = StepOptions { loss: loss.clone(), dropout, seed: 5, step: 3 };
-    let mut trainer = GpuTrainer::new(&gpu, graph, &weights, |_| true, adam(), &options, batch).unwrap();
-    let (gpu_loss, grads) = trainer.gradients(&x, &labels).unwrap();
-    let backward = differentiate(graph, |_| true).unwrap();
-    let reference = train::step(graph, &backward, &weights.convert(), &x.convert(), &labels, &options).unwrap();
-    assert!(
-        (gpu_loss as f64 - reference.loss).abs() <= 1e-5 * reference.loss.abs(),
-        "{name}: loss {gpu_loss}, reference {}",
-        reference.loss
-    );
-    let (mut diff, mut norm) = (0f64, 0f64);
-    let mut worst: Vec<(f64, String)> = Vec::new();
-    for p in &backward.trainable {
-        let ours = grads.get(&p.name).unwrap_or_else(|| panic!("{name}: no gradient for {}", p.name));
-        let theirs = reference.gradients.get(&p.name).unwrap();
-        assert_eq!(ours.shape, theirs.shape, "{name}: {}", p.name);
-        for (a, b) in ours.data.iter().zip(&theirs.data) {
-            diff += (*a as f64 - b).powi(2);
-            norm += b * b;
-        }
-        worst.push((cnnc::runtime::tensor::relative_l2(&ours.data, &theirs.data), p.name.clone()));
-    }
-    worst.sort_by(|a, b| b.0.total_cmp(&a.0));
-    if std::env::var("CNNC_VERBOSE").is_ok() {
-        for (e, n) in &worst {
-            println!("{name}: {n} {e:.1e}");
-        }
-    }
-    let after = trainer.weights().unwrap();
-    for name in reference.running.names() {
-        let (ours, theirs) = (after.get(name).unwrap(), reference.running.get(name).unwrap());
-        let err = cnnc::runtime::tensor::relative_l2(&ours.data, &theirs.data);
-        assert!(err <= 1e-5, "{name}: running statistics relative L2 {err:.1e} from the reference");
-    }
-    let err = (diff / norm).sqrt();
-    println!("{name}: loss {gpu_loss} (reference {:.7}), gradients relative L2 {err:.1e}", reference.loss);
-    assert!(err <= 1e-4, "{name}: gradients relative L2 error {err:.1e}");
+    let case = BackwardCase { family: "lenet", name: name.to_string(), graph: Rc::new(graph.clone()), batch, options };
+    let e = backward::compare(&gpu, &case).unwrap_or_else(|e| panic!("{name}: {e}"));
+    println!("{name}: {e:?}");
+    assert!(e.loss <= 1e-5, "{name}: loss relative difference {:.1e}", e.loss);
+    assert!(e.running <= 1e-5, "{name}: running statistics relative L2 {:.1e}", e.running);
+    assert!(e.gradients <= 1e-4, "{name}: gradients relative L2 error {:.1e}", e.gradients);
 }
 
 #[test]

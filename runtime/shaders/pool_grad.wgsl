@@ -58,17 +58,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let base = plane * shape.IH * shape.IW;
     var acc = 0.0;
     for (var ky = 0u; ky < KH; ky++) {
-        let ty = i32(iy + shape.PT) - i32(ky * DY);
-        if (ty < 0 || u32(ty) % shape.SY != 0u || u32(ty) / shape.SY >= shape.OH) {
+        let sy = window_source(iy, shape.PT, ky * DY, shape.SY, shape.OH);
+        if (sy < 0) {
             continue;
         }
-        let oy = u32(ty) / shape.SY;
+        let oy = u32(sy);
         for (var kx = 0u; kx < KW; kx++) {
-            let tx = i32(ix + shape.PL) - i32(kx * DX);
-            if (tx < 0 || u32(tx) % shape.SX != 0u || u32(tx) / shape.SX >= shape.OW) {
+            let sx = window_source(ix, shape.PL, kx * DX, shape.SX, shape.OW);
+            if (sx < 0) {
                 continue;
             }
-            let ox = u32(tx) / shape.SX;
+            let ox = u32(sx);
             let g = dy[(plane * shape.OH + oy) * shape.OW + ox];
             if (MAX) {
                 if (is_argmax(base, oy, ox, iy, ix)) {

@@ -197,14 +197,36 @@ pub fn cases() -> Vec<BackwardCase> {
 /// Runs one backward case on `gpu` against the CPU reference.
 pub fn run_case(gpu: &Gpu, case: &BackwardCase) -> Outcome {
     let outcome = |error, failure| Outcome { family: case.family, name: case.name.clone(), error, failure };
-    match step_error(gpu, case) {
-        Ok(error) => outcome(error, None),
+    match compare(gpu, case) {
+        Ok(e) => outcome(e.worst(), None),
         Err(e) => outcome(f64::NAN, Some(e)),
     }
 }
 
-/// The case's error (see the module docs).
-fn step_error(gpu: &Gpu, case: &BackwardCase) -> Result<f64, String> {
+/// How far one GPU training step is from the CPU reference's float64 step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepErrors {
+    /// Relative L2 distance over all trainable gradients together.
+    pub gradients: f64,
+    /// The largest relative L2 distance of an updated running statistic (0 without batch-norm).
+    pub running: f64,
+    /// The loss's relative difference.
+    pub loss: f64,
+}
+
+impl StepErrors {
+    /// The case's error (see the module docs): the largest of the three, NaN if any is.
+    pub fn worst(&self) -> f64 {
+        worst(worst(self.gradients, self.running), self.loss)
+    }
+}
+
+/// One step of `case` on `gpu` and on the CPU reference (weights `synthetic::weights(graph, 1)`,
+/// input `synthetic::input(2, …)`, labels `(3i + 1) mod K`), compared.
+///
+/// # Errors
+/// What kept the step from running, or a gradient missing or of the wrong shape.
+pub fn compare(gpu: &Gpu, case: &BackwardCase) -> Result<StepErrors, String> {
     let graph = &case.graph;
     let weights = synthetic::weights(graph, 1);
     let mut shape = vec![case.batch];
@@ -224,18 +246,25 @@ fn step_error(gpu: &Gpu, case: &BackwardCase) -> Result<f64, String> {
     for p in &backward.trainable {
         let ours = grads.get(&p.name).ok_or_else(|| format!("no gradient for {}", p.name))?;
         let theirs = reference.gradients.get(&p.name).expect("the reference computes every gradient");
+        if ours.shape != theirs.shape {
+            return Err(format!("the gradient of {} is {:?}, the reference's {:?}", p.name, ours.shape, theirs.shape));
+        }
         for (a, b) in ours.data.iter().zip(&theirs.data) {
             diff += (*a as f64 - b).powi(2);
             norm += b * b;
         }
     }
-    let mut error = (diff / norm.max(f64::MIN_POSITIVE)).sqrt();
+    let mut running = 0.0;
     let after = trainer.weights().map_err(failed)?;
     for name in reference.running.names() {
         let ours = after.get(name).ok_or_else(|| format!("no running statistic {name}"))?;
-        error = worst(error, relative_l2(&ours.data, &reference.running.get(name).expect("listed").data));
+        running = worst(running, relative_l2(&ours.data, &reference.running.get(name).expect("listed").data));
     }
-    Ok(worst(error, (loss as f64 - reference.loss).abs() / reference.loss.abs().max(1.0)))
+    Ok(StepErrors {
+        gradients: (diff / norm.max(f64::MIN_POSITIVE)).sqrt(),
+        running,
+        loss: (loss as f64 - reference.loss).abs() / reference.loss.abs().max(f64::MIN_POSITIVE),
+    })
 }
 
 /// The larger error, NaN if either is (`f64::max` would drop a NaN).

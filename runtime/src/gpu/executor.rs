@@ -5,7 +5,7 @@ use cnnc_ir::plan::ValidPlan;
 
 use super::build::{build, PlanOptions};
 use super::program::Program;
-use super::record::{can_time_dispatches, time_dispatches, GpuLayer, Recorder};
+use super::record::{can_time_dispatches, time_dispatches, time_submissions, GpuLayer, Recorder};
 use super::Gpu;
 use crate::weights::Weights;
 use crate::{RuntimeError, Tensor};
@@ -95,20 +95,7 @@ impl Prepared {
                 .collect();
             return Ok((times, StepTiming::Timestamps));
         }
-        let mut times = Vec::with_capacity(self.step_labels.len());
-        for step in self.layers.iter().flat_map(|l| &l.steps) {
-            let start = std::time::Instant::now();
-            let mut encoder =
-                gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
-            let mut recorder = Recorder::new(&mut encoder, None);
-            recorder.step(step);
-            recorder.finish();
-            gpu.queue.submit([encoder.finish()]);
-            gpu.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| RuntimeError::Device { during: "timing a step", message: e.to_string() })?;
-            times.push(Some(start.elapsed().as_secs_f64()));
-        }
-        Ok((times, StepTiming::Submissions))
+        let times = time_submissions(gpu, self.layers.iter().flat_map(|l| &l.steps))?;
+        Ok((times.into_iter().map(Some).collect(), StepTiming::Submissions))
     }
 }

@@ -213,3 +213,25 @@ pub(crate) fn time_dispatches(
     let period_s = f64::from(gpu.queue.get_timestamp_period()) * 1e-9;
     Ok(ticks.chunks(2).map(|p| p[1].saturating_sub(p[0]) as f64 * period_s).collect())
 }
+
+/// Times `steps` one submission each, waiting for each (where timestamps are missing): wall-clock
+/// seconds per step, each including a submission's overhead.
+pub(crate) fn time_submissions<'s>(
+    gpu: &super::Gpu,
+    steps: impl IntoIterator<Item = &'s Step>,
+) -> Result<Vec<f64>, crate::RuntimeError> {
+    let mut seconds = Vec::new();
+    for step in steps {
+        let start = std::time::Instant::now();
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        let mut recorder = Recorder::new(&mut encoder, None);
+        recorder.step(step);
+        recorder.finish();
+        gpu.queue.submit([encoder.finish()]);
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| crate::RuntimeError::Device { during: "timing a dispatch", message: e.to_string() })?;
+        seconds.push(start.elapsed().as_secs_f64());
+    }
+    Ok(seconds)
+}

@@ -32,6 +32,7 @@ pub use pool::{AdaptivePool, AdaptivePoolGrad, Pool};
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const CONV_TAPS: &str = include_str!("../../../shaders/conv_taps.wgsl");
 const EPILOGUE: &str = include_str!("../../../shaders/epilogue.wgsl");
+const WINDOW_SOURCE: &str = include_str!("../../../shaders/window_source.wgsl");
 const CONV_STORE: &str = include_str!("../../../shaders/conv_store.wgsl");
 const CONV_STORE_VEC4: &str = include_str!("../../../shaders/conv_store_vec4.wgsl");
 
@@ -170,6 +171,7 @@ impl Family {
             Family::Conv2d | Family::Conv2dTex => &[EPILOGUE, CONV_TAPS, CONV_STORE],
             Family::Conv2dTexVec4 => &[EPILOGUE, CONV_TAPS, CONV_STORE_VEC4],
             Family::PointwiseTex => &[EPILOGUE],
+            Family::ConvGradInput | Family::PoolGrad => &[WINDOW_SOURCE],
             _ => &[],
         }
     }

@@ -20,7 +20,7 @@ use cnnc_ir::graph::{Graph, Param};
 use self::lower::{supported, Io, Lowering};
 use super::build::arena::{Arena, BufferId};
 use super::program::read_buffer;
-use super::record::{can_time_dispatches, time_dispatches, Recorder, Step};
+use super::record::{can_time_dispatches, time_dispatches, time_submissions, Recorder, Step};
 use super::{Gpu, StepTiming};
 use crate::train::{rng, OptimizerState, StepOptions};
 use crate::weights::Weights;
@@ -355,27 +355,13 @@ impl GpuTrainer {
         let seconds = if timestamps {
             time_dispatches(&self.gpu, self.steps.len(), |recorder| self.steps.iter().for_each(|s| recorder.step(s)))?
         } else {
-            self.time_by_submission()?
+            time_submissions(&self.gpu, &self.steps)?
         };
         self.pending += 1;
         self.optimizer.steps += 1;
         let dispatches = self.step_labels.iter().zip(seconds).map(|((what, family), s)| (what.clone(), *family, s));
         let timing = if timestamps { StepTiming::Timestamps } else { StepTiming::Submissions };
         Ok(StepProfile { dispatches: dispatches.collect(), timing })
-    }
-
-    fn time_by_submission(&self) -> Result<Vec<f64>, RuntimeError> {
-        let mut seconds = Vec::with_capacity(self.steps.len());
-        for step in &self.steps {
-            let start = std::time::Instant::now();
-            self.submit(std::slice::from_ref(step));
-            self.gpu
-                .device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| RuntimeError::Device { during: "timing a dispatch", message: e.to_string() })?;
-            seconds.push(start.elapsed().as_secs_f64());
-        }
-        Ok(seconds)
     }
 
     /// The current weights (every tensor of the model), read back under their names.
