@@ -193,3 +193,25 @@ fn summary_train_reports_what_a_step_costs() {
     assert!(table.contains("Trainable params:      62,006"), "{table}");
     assert!(table.contains("with Adam or AdamW"), "{table}");
 }
+
+#[test]
+fn conformance_exports_the_backward_cases_the_pytorch_fixture_was_made_from() {
+    let path = std::env::temp_dir().join(format!("cnnc-backward-cases-{}.json", std::process::id()));
+    let o = cnnc(&["conformance", "--export-backward", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cases: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("JSON");
+    std::fs::remove_file(&path).ok();
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/backward.json").unwrap()).unwrap();
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["cases"].as_array().unwrap().iter().map(|c| format!("{} / {}", c["family"], c["name"])).collect()
+    };
+    assert_eq!(names(&cases), names(&fixture), "backward.json is stale: see generate_backward.py");
+    let first = &cases["cases"][0];
+    for field in ["nodes", "output", "input", "labels", "weights", "seed", "step", "label_smoothing"] {
+        assert!(!first[field].is_null(), "no {field} in {first}");
+    }
+    let o = cnnc(&["conformance", "--export-backward", "/no/such/dir/cases.json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot write /no/such/dir/cases.json"), "{}", stderr(&o));
+}

@@ -9,8 +9,10 @@ use cnnc::conformance::problems::{
     ActivationProblem, ConvProblem, CopyKind, CopyProblem, ElementwiseKind, ElementwiseProblem, LinearProblem,
     LrnProblem, PoolProblem, Pooling, SoftmaxProblem,
 };
-use cnnc::conformance::{self, Case, Problem};
+use cnnc::conformance::{self, backward, Case, Problem};
 use cnnc::runtime::gpu::{self, Gpu, PlanOptions};
+use cnnc::runtime::weights::Weights;
+use cnnc::runtime::Tensor;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 
@@ -35,14 +37,101 @@ fn assert_all_passed(device: &Gpu, outcomes: &[conformance::Outcome]) {
     assert!(failed.is_empty(), "on {}:\n{}", device.info.name, failed.join("\n"));
 }
 
-/// Every training kernel: one step's gradients, running statistics and loss on small models against
-/// the CPU reference's float64 step (`cnnc conformance` runs these too).
+/// Every training kernel: one step's gradients, running statistics and loss on small models, on both
+/// executors, against PyTorch autograd in float64 (`tests/fixtures/backward.json`, written by
+/// `generate_backward.py` from `cnnc conformance --export-backward`): the CPU reference within
+/// [`PYTORCH_CPU`], the GPU within the conformance tolerance; and the GPU against the CPU reference as
+/// `cnnc conformance` compares them.
 #[test]
-fn every_training_kernel_matches_the_cpu_reference() {
+fn every_training_kernel_matches_pytorch_and_the_cpu_reference() {
     let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
-    let outcomes = conformance::backward::run_all(&device);
-    assert!(outcomes.len() >= 25, "only {} backward cases", outcomes.len());
-    assert_all_passed(&device, &outcomes);
+    let fixtures = pytorch_steps();
+    let cases = backward::cases();
+    assert!(cases.len() >= 25, "only {} backward cases", cases.len());
+    assert_eq!(fixtures.len(), cases.len(), "backward.json is stale: regenerate it (see generate_backward.py)");
+    let mut failed = Vec::new();
+    for case in &cases {
+        let label = format!("{} / {}", case.family, case.name);
+        let pytorch = &fixtures.iter().find(|(l, _)| *l == label).unwrap_or_else(|| panic!("{label}: no fixture")).1;
+        let cpu = backward::cpu_step(case).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let checks = match backward::gpu_step(&device, case) {
+            Ok(gpu) => [
+                ("CPU against PyTorch", backward::errors(&cpu, pytorch), PYTORCH_CPU),
+                ("GPU against PyTorch", backward::errors(&gpu, pytorch), conformance::TOLERANCE),
+                ("GPU against the CPU", backward::errors(&gpu, &cpu), conformance::TOLERANCE),
+            ],
+            Err(e) => {
+                failed.push(format!("{label}: {e}"));
+                continue;
+            }
+        };
+        for (what, errors, bound) in checks {
+            if let (Ok(e), Ok(_)) = (&errors, std::env::var("CNNC_VERBOSE")) {
+                println!("{label}, {what}: {:.1e}", e.worst());
+            }
+            match errors {
+                Ok(e) if e.worst() <= bound => {}
+                Ok(e) => failed.push(format!("{label}, {what}: {e:?} (bound {bound:e})")),
+                Err(e) => failed.push(format!("{label}, {what}: {e}")),
+            }
+        }
+    }
+    assert!(failed.is_empty(), "on {}:\n{}", device.info.name, failed.join("\n"));
+}
+
+/// The CPU reference's bound against PyTorch's float64 step: both accumulate in float64, in
+/// different orders, so they differ by a few units in the 15th digit times the reductions' length.
+const PYTORCH_CPU: f64 = 1e-9;
+
+/// Every case of `tests/fixtures/backward.json`, labelled `family / name`.
+fn pytorch_steps() -> Vec<(String, backward::StepOutcome)> {
+    let text = std::fs::read_to_string("tests/fixtures/backward.json").expect("tests/fixtures/backward.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("backward.json is JSON");
+    let tensors = |v: &serde_json::Value| {
+        let mut w: Weights<f64> = Weights::default();
+        for (name, t) in v.as_object().expect("tensors by name") {
+            let dims = |k: &str| t[k].as_array().expect("a list").clone();
+            let shape = dims("shape").iter().map(|d| d.as_u64().expect("a dim") as usize).collect();
+            let data = dims("data").iter().map(|d| d.as_f64().expect("a number")).collect();
+            w.insert(name.clone(), Tensor::new(shape, data));
+        }
+        w
+    };
+    json["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            let label = format!("{} / {}", c["family"].as_str().unwrap(), c["name"].as_str().unwrap());
+            let step = backward::StepOutcome {
+                loss: c["loss"].as_f64().expect("a loss"),
+                gradients: tensors(&c["gradients"]),
+                running: tensors(&c["running"]),
+            };
+            (label, step)
+        })
+        .collect()
+}
+
+#[test]
+fn a_wrong_step_would_fail_against_pytorch() {
+    // One gradient element off by 1e-6 of the gradients' scale, a missing gradient and a lost
+    // running statistic each fail the comparison.
+    let case = &backward::cases()[0];
+    let cpu = backward::cpu_step(case).unwrap();
+    let mut off = cpu.clone();
+    let name = off.gradients.names()[0].to_string();
+    let scale = off.gradients.get(&name).unwrap().data.iter().fold(0f64, |m, v| m.max(v.abs()));
+    off.gradients.get_mut(&name).unwrap().data[0] += 1e-6 * scale;
+    assert!(backward::errors(&off, &cpu).unwrap().worst() > PYTORCH_CPU);
+    let mut missing = cpu.clone();
+    missing.gradients = Weights::default();
+    assert!(backward::errors(&missing, &cpu).is_err());
+    let bn = backward::cases().into_iter().find(|c| c.family == "batch_norm_grad").unwrap();
+    let cpu = backward::cpu_step(&bn).unwrap();
+    let mut lost = cpu.clone();
+    lost.running = Weights::default();
+    assert!(backward::errors(&lost, &cpu).is_err());
 }
 
 #[test]

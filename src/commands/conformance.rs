@@ -13,9 +13,27 @@ pub struct Args {
     /// Print every case, not only the per-kernel table and failures.
     #[arg(long)]
     verbose: bool,
+    /// Write the training-kernel cases (graphs, weights, inputs, labels, step options) as JSON to
+    /// FILE and exit, for computing the same steps in another framework:
+    /// `tests/fixtures/generate_backward.py` computes them with PyTorch autograd in float64.
+    #[arg(long, value_name = "FILE")]
+    export_backward: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args) -> ExitCode {
+    if let Some(path) = &args.export_backward {
+        let text = conformance::export::backward_cases_json().to_string();
+        return match std::fs::write(path, text) {
+            Ok(()) => {
+                println!("wrote {} backward cases to {}", conformance::backward::cases().len(), path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::from(1)
+            }
+        };
+    }
     let device = match gpu::open(args.adapter.as_deref()) {
         Ok(d) => d,
         Err(e) => {

@@ -18,8 +18,9 @@ use cnnc_compiler::graph::{Activation, Conv2d, Graph, Op, Pad4};
 use cnnc_compiler::ir::autodiff::differentiate;
 use cnnc_runtime::gpu::{Gpu, GpuTrainer};
 use cnnc_runtime::synthetic;
-use cnnc_runtime::tensor::relative_l2;
 use cnnc_runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions};
+use cnnc_runtime::weights::Weights;
+use cnnc_runtime::Tensor;
 
 use super::net::{act, bn, conv, linear, max_pool, pool_window, spelled, ACTIVATIONS};
 use super::{Net, Outcome, Value};
@@ -221,50 +222,108 @@ impl StepErrors {
     }
 }
 
-/// One step of `case` on `gpu` and on the CPU reference (weights `synthetic::weights(graph, 1)`,
-/// input `synthetic::input(2, …)`, labels `(3i + 1) mod K`), compared.
-///
-/// # Errors
-/// What kept the step from running, or a gradient missing or of the wrong shape.
-pub fn compare(gpu: &Gpu, case: &BackwardCase) -> Result<StepErrors, String> {
+/// A case's step inputs: weights `synthetic::weights(graph, 1)`, input `synthetic::input(2, …)`
+/// (`[N, ...item]`) and labels `(3i + 1) mod K`.
+pub fn step_data(case: &BackwardCase) -> (Weights, Tensor, Vec<usize>) {
     let graph = &case.graph;
-    let weights = synthetic::weights(graph, 1);
     let mut shape = vec![case.batch];
     shape.extend(graph.node(graph.input).shape.dims());
-    let x = synthetic::input(2, shape);
     let classes = graph.node(graph.output).shape.elements() as usize;
-    let labels: Vec<usize> = (0..case.batch).map(|i| (3 * i + 1) % classes).collect();
+    let labels = (0..case.batch).map(|i| (3 * i + 1) % classes).collect();
+    (synthetic::weights(graph, 1), synthetic::input(2, shape), labels)
+}
+
+/// What one training step gives: the loss, every trainable parameter's gradient and every
+/// batch-norm running statistic after the step, by state_dict name.
+#[derive(Clone, Debug, Default)]
+pub struct StepOutcome {
+    pub loss: f64,
+    pub gradients: Weights<f64>,
+    pub running: Weights<f64>,
+}
+
+/// One step of `case` on `gpu` (Adam's update leaves the gradients and statistics alone).
+///
+/// # Errors
+/// What kept the step from running.
+pub fn gpu_step(gpu: &Gpu, case: &BackwardCase) -> Result<StepOutcome, String> {
+    let (weights, x, labels) = step_data(case);
     let adam = OptimizerState::new(Optimizer::adam(), 1e-3, Schedule::Constant);
     let failed = |e: cnnc_runtime::RuntimeError| e.to_string();
     let mut trainer =
-        GpuTrainer::new(gpu, graph, &weights, |_| true, adam, &case.options, case.batch).map_err(failed)?;
+        GpuTrainer::new(gpu, &case.graph, &weights, |_| true, adam, &case.options, case.batch).map_err(failed)?;
     let (loss, grads) = trainer.gradients(&x, &labels).map_err(failed)?;
-    let backward = differentiate(graph, |_| true).map_err(|e| e.to_string())?;
-    let reference =
-        train::step(graph, &backward, &weights.convert(), &x.convert(), &labels, &case.options).map_err(failed)?;
+    let after = trainer.weights().map_err(failed)?;
+    let mut running = Weights::default();
+    for (_, node) in case.graph.nodes() {
+        for p in node.params.iter().filter(|p| !p.kind.is_trainable()) {
+            let t = after.get(&p.name).ok_or_else(|| format!("no running statistic {}", p.name))?;
+            running.insert(p.name.clone(), t.convert());
+        }
+    }
+    Ok(StepOutcome { loss: loss.into(), gradients: grads.convert(), running })
+}
+
+/// One step of `case` on the CPU reference executor (float64).
+///
+/// # Errors
+/// What kept the step from running.
+pub fn cpu_step(case: &BackwardCase) -> Result<StepOutcome, String> {
+    let (weights, x, labels) = step_data(case);
+    let backward = differentiate(&case.graph, |_| true).map_err(|e| e.to_string())?;
+    let r = train::step(&case.graph, &backward, &weights.convert(), &x.convert(), &labels, &case.options)
+        .map_err(|e| e.to_string())?;
+    Ok(StepOutcome { loss: r.loss, gradients: r.gradients, running: r.running })
+}
+
+/// How far `ours` is from `reference`, over the reference's gradients and running statistics.
+///
+/// # Errors
+/// A gradient or statistic of the reference's that `ours` lacks or has in another shape.
+pub fn errors(ours: &StepOutcome, reference: &StepOutcome) -> Result<StepErrors, String> {
     let (mut diff, mut norm) = (0f64, 0f64);
-    for p in &backward.trainable {
-        let ours = grads.get(&p.name).ok_or_else(|| format!("no gradient for {}", p.name))?;
-        let theirs = reference.gradients.get(&p.name).expect("the reference computes every gradient");
+    let mut names = reference.gradients.names();
+    names.sort_unstable();
+    for name in names {
+        let theirs = reference.gradients.get(name).expect("listed");
+        let ours = ours.gradients.get(name).ok_or_else(|| format!("no gradient for {name}"))?;
         if ours.shape != theirs.shape {
-            return Err(format!("the gradient of {} is {:?}, the reference's {:?}", p.name, ours.shape, theirs.shape));
+            return Err(format!("the gradient of {name} is {:?}, the reference's {:?}", ours.shape, theirs.shape));
         }
         for (a, b) in ours.data.iter().zip(&theirs.data) {
-            diff += (*a as f64 - b).powi(2);
+            diff += (a - b).powi(2);
             norm += b * b;
         }
     }
     let mut running = 0.0;
-    let after = trainer.weights().map_err(failed)?;
     for name in reference.running.names() {
-        let ours = after.get(name).ok_or_else(|| format!("no running statistic {name}"))?;
-        running = worst(running, relative_l2(&ours.data, &reference.running.get(name).expect("listed").data));
+        let theirs = reference.running.get(name).expect("listed");
+        let ours = ours.running.get(name).ok_or_else(|| format!("no running statistic {name}"))?;
+        if ours.shape != theirs.shape {
+            return Err(format!("{name} is {:?}, the reference's {:?}", ours.shape, theirs.shape));
+        }
+        running = worst(running, distance(&ours.data, &theirs.data));
     }
     Ok(StepErrors {
         gradients: (diff / norm.max(f64::MIN_POSITIVE)).sqrt(),
         running,
-        loss: (loss as f64 - reference.loss).abs() / reference.loss.abs().max(f64::MIN_POSITIVE),
+        loss: (ours.loss - reference.loss).abs() / reference.loss.abs().max(f64::MIN_POSITIVE),
     })
+}
+
+/// One step of `case` on `gpu` and on the CPU reference, compared.
+///
+/// # Errors
+/// What kept a step from running, or a gradient missing or of the wrong shape.
+pub fn compare(gpu: &Gpu, case: &BackwardCase) -> Result<StepErrors, String> {
+    errors(&gpu_step(gpu, case)?, &cpu_step(case)?)
+}
+
+/// `‖a − b‖ / ‖b‖`.
+fn distance(a: &[f64], b: &[f64]) -> f64 {
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    let norm: f64 = b.iter().map(|y| y * y).sum();
+    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
 }
 
 /// The larger error, NaN if either is (`f64::max` would drop a NaN).

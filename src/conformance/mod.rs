@@ -14,6 +14,7 @@
 
 pub mod backward;
 mod cases;
+pub mod export;
 pub mod net;
 pub mod problems;
 
