@@ -1,7 +1,8 @@
 //! Backward conformance: one training step of a small model on the GPU against the CPU reference
 //! (float64), per backward kernel family, with the attributes that change a backward kernel's paths
 //! (strides, asymmetric padding, dilation, groups, overlapping and `ceil_mode` windows, unequal
-//! adaptive cells, label smoothing and class weights).
+//! adaptive cells, label smoothing and class weights), and the convolutions and poolings of a sweep
+//! over their attributes (`sweep.rs`).
 //!
 //! Error: the largest of the gradients' relative L2 distance over all trainable tensors together,
 //! the updated running statistics' relative L2 distance and the loss's relative difference. A
@@ -35,7 +36,7 @@ pub struct BackwardCase {
     pub options: StepOptions,
 }
 
-fn case(
+pub(super) fn case(
     family: &'static str,
     name: &str,
     input: &[usize],
@@ -68,12 +69,12 @@ fn head(net: &mut Net, x: Value) -> Value {
 }
 
 /// Flatten and a linear head of 5 classes.
-fn flat_head(net: &mut Net, x: Value) -> Value {
+pub(super) fn flat_head(net: &mut Net, x: Value) -> Value {
     let x = net.apply(x, Op::Flatten);
     net.apply(x, linear(5, true))
 }
 
-/// Every backward case.
+/// Every backward case: the named ones, then the sweep's (`sweep.rs`).
 pub fn cases() -> Vec<BackwardCase> {
     let same = Pad4::uniform(1);
     let mut cases = vec![
@@ -192,6 +193,7 @@ pub fn cases() -> Vec<BackwardCase> {
     let class_weights = (0..5).map(|c| 0.5 + c as f64 / 5.0).collect();
     weighted.options.loss = CrossEntropy { label_smoothing: 0.2, class_weights: Some(class_weights) };
     cases.push(weighted);
+    cases.extend(super::sweep::cases());
     cases
 }
 

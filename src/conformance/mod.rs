@@ -17,6 +17,7 @@ mod cases;
 pub mod export;
 pub mod net;
 pub mod problems;
+mod sweep;
 
 use std::rc::Rc;
 
