@@ -99,3 +99,66 @@ fn bad_batches_and_weights_are_errors() {
     let err = LeNet::with_weights(&gpu, &weights, 1).err().expect("a misshapen weight is an error").to_string();
     assert!(err.contains("fc3.weight") && err.contains("[10, 84]"), "{err}");
 }
+
+/// Every node of `g`: op, inputs, shape, path, parameters and whether it is training-only.
+fn nodes(g: &cnnc::Graph) -> Vec<String> {
+    g.nodes()
+        .map(|(id, n)| {
+            let inputs: Vec<usize> = n.inputs.iter().map(|i| i.index()).collect();
+            format!("{} {:?} {inputs:?} {} {:?} {:?} {}", id.index(), n.op, n.shape, n.path, n.params, n.training_only)
+        })
+        .collect()
+}
+
+#[test]
+fn generated_graphs_are_the_checked_graphs() {
+    let graphs: [(&str, cnnc::Graph); 4] = [
+        ("lenet", LeNet::graph()),
+        ("googlenet", GoogLeNet::graph()),
+        ("densenet121", DenseNet121::graph()),
+        ("efficientnet_b0", EfficientNetB0::graph()),
+    ];
+    for (name, generated) in graphs {
+        let compilation = cnnc::compile_path(Path::new(&format!("specs/{name}.yaml"))).unwrap();
+        let Ok(Expanded::Model(checked)) = compilation.result else { panic!("{name} compiles") };
+        assert_eq!(nodes(&generated), nodes(&checked), "{name}");
+        assert_eq!((generated.input, generated.output), (checked.input, checked.output), "{name}");
+        let aux = |g: &cnnc::Graph| g.aux_losses.iter().map(|a| (a.node, a.weight)).collect::<Vec<_>>();
+        assert_eq!(aux(&generated), aux(&checked), "{name}");
+        assert_eq!(format!("{:?}", generated.meta), format!("{:?}", checked.meta), "{name}");
+    }
+    assert_eq!(GoogLeNet::graph().aux_losses.len(), 2, "GoogLeNet trains its two auxiliary heads");
+}
+
+#[test]
+fn a_generated_trainer_trains_as_the_compiled_spec_does() {
+    use cnnc::runtime::gpu::GpuTrainer;
+    use cnnc::runtime::train::{Optimizer, OptimizerState, Schedule, StepOptions};
+    let gpu = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
+    let compilation = cnnc::compile_path(Path::new("specs/lenet.yaml")).unwrap();
+    let Ok(Expanded::Model(graph)) = compilation.result else { panic!("lenet compiles") };
+    let weights = synthetic::pytorch_init(&LeNet::weight_table().params, 3);
+    let adam = || OptimizerState::new(Optimizer::adam(), 1e-3, Schedule::Constant);
+    let options = StepOptions { seed: 3, ..StepOptions::default() };
+    let mut generated = LeNet::trainer(&gpu, &weights, |_| true, adam(), &options, 4).unwrap();
+    let mut compiled = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, 4).unwrap();
+    let x = synthetic::input(4, vec![4, 3, 32, 32]);
+    let labels = [1, 7, 3, 3];
+    for _ in 0..3 {
+        generated.step(&x, &labels).unwrap();
+        compiled.step(&x, &labels).unwrap();
+    }
+    let losses = generated.losses().unwrap();
+    assert_eq!(losses, compiled.losses().unwrap());
+    assert!(losses[2] < losses[0], "three steps on one batch lower its loss: {losses:?}");
+    let (a, b) = (generated.weights().unwrap(), compiled.weights().unwrap());
+    for name in a.names() {
+        assert!(a.get(name).unwrap().data == b.get(name).unwrap().data, "{name} differs");
+    }
+    // Only the head trains: the convolutions keep their weights.
+    let mut head = LeNet::trainer(&gpu, &weights, |p| p.name.starts_with("fc"), adam(), &options, 4).unwrap();
+    head.step(&x, &labels).unwrap();
+    let after = head.weights().unwrap();
+    assert!(after.get("cn1.weight").unwrap().data == weights.get("cn1.weight").unwrap().data);
+    assert!(after.get("fc3.weight").unwrap().data != weights.get("fc3.weight").unwrap().data);
+}

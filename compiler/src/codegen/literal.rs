@@ -5,7 +5,9 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
 
-use crate::graph::{Activation, Conv2d, FoldedBatchNorm, Meta, Op, Pad4, Param, ParamKind, Pool2d, Shape, WeightTable};
+use crate::graph::{
+    Activation, Conv2d, FoldedBatchNorm, Fused, Graph, Meta, Op, Pad4, Param, ParamKind, Pool2d, Shape, WeightTable,
+};
 use cnnc_ir::plan::{Layer, Operand, SlotId, ValueId, ValueLayout};
 use cnnc_ir::span::Span;
 
@@ -321,4 +323,34 @@ fn aliases(pairs: &[(String, String)]) -> TokenStream {
         let (from, to) = (string(from), string(to));
         quote!((#from, #to))
     }))
+}
+
+/// The statements of a function that rebuilds a checked graph node by node with the generated
+/// module's `Builder` (inputs and the output by node index), auxiliary losses as `(node, weight)`;
+/// the graph's metadata and module instances are left out.
+///
+/// # Panics
+/// On a node with work fused into it: only a checked, unlowered graph is written.
+pub fn graph(g: &Graph) -> TokenStream {
+    let input_shape = shape(&g.node(g.input).shape);
+    let nodes = g.nodes().filter(|(id, _)| *id != g.input).map(|(_, node)| {
+        assert!(node.fused == Fused::default(), "codegen writes a checked graph, not a lowered one");
+        let op = op(&node.op);
+        let inputs = node.inputs.iter().map(|i| usize(i.index()));
+        let dims = dims(node.shape.dims());
+        let path = &node.path;
+        let params = params(&node.params);
+        let training_only = node.training_only;
+        quote!(b.push(#op, &[#(#inputs),*], &#dims, #path, #params, #training_only);)
+    });
+    let output = usize(g.output.index());
+    let aux = g.aux_losses.iter().map(|a| {
+        let (node, weight) = (usize(a.node.index()), float(a.weight));
+        quote!((#node, #weight))
+    });
+    quote! {
+        let mut b = Builder::new(#input_shape);
+        #(#nodes)*
+        b.finish(#output, &[#(#aux),*])
+    }
 }

@@ -103,6 +103,7 @@ pub fn generate(model: &Model, sources: &SourceMap) -> String {
         quote!(layers::#name)
     });
     let layer_count = literal::usize(plan.layers.len());
+    let graph_body = literal::graph(graph);
     let struct_doc = format!(
         " `{model_name}` from `{spec_file}`: input `[N, {}]`, output `[N, {}]`, {} parameters, {} multiply-accumulates per image.",
         join(plan.layout.input_shape.dims()),
@@ -202,6 +203,34 @@ pub fn generate(model: &Model, sources: &SourceMap) -> String {
                     self.program.run(input, |recorder| self.record(recorder))
                 }
 
+                /// The checked graph, as training sees it: batch-norm unfolded, dropout and
+                /// stochastic depth kept, training-only branches (auxiliary heads, with the loss
+                /// weights the spec declares) included.
+                pub fn graph() -> Graph {
+                    let mut g = graph::build();
+                    g.meta = Self::meta();
+                    g
+                }
+
+                /// A trainer for the model on `gpu` (see [`rt::gpu::GpuTrainer`]): one training step
+                /// (forward, loss, backward, optimizer) per batch of `batch` items, starting from
+                /// `weights`, named as in [`Self::weight_table`] (training-only heads included:
+                /// [`rt::synthetic::pytorch_init`] draws fresh ones). The parameters `trainable`
+                /// accepts are trained; the others stay frozen.
+                ///
+                /// # Errors
+                /// Weights missing or misshapen, or what the GPU refuses.
+                pub fn trainer(
+                    gpu: &rt::gpu::Gpu,
+                    weights: &rt::weights::Weights,
+                    trainable: impl Fn(&Param) -> bool,
+                    optimizer: rt::train::OptimizerState,
+                    options: &rt::train::StepOptions,
+                    batch: usize,
+                ) -> Result<rt::gpu::GpuTrainer, rt::RuntimeError> {
+                    rt::gpu::GpuTrainer::new(gpu, &Self::graph(), weights, trainable, optimizer, options, batch)
+                }
+
                 /// Records every layer's work, in order.
                 pub fn record(&self, recorder: &mut rt::gpu::Recorder) {
                     #(#top_records)*
@@ -209,6 +238,50 @@ pub fn generate(model: &Model, sources: &SourceMap) -> String {
             }
 
             #(#module_structs)*
+
+            /// The checked graph, node by node.
+            mod graph {
+                use super::*;
+
+                pub fn build() -> Graph {
+                    #graph_body
+                }
+
+                /// A graph under construction, with the handle of every node pushed so far.
+                struct Builder {
+                    graph: Graph,
+                    nodes: Vec<NodeId>,
+                }
+
+                impl Builder {
+                    fn new(input: Shape) -> Builder {
+                        let graph = Graph::new(input, Span::default());
+                        Builder { nodes: Vec::from([graph.input]), graph }
+                    }
+
+                    /// A node reading the nodes `inputs` (indices of earlier nodes).
+                    fn push(&mut self, op: Op, inputs: &[usize], shape: &[usize], path: &str, params: Vec<Param>, training_only: bool) {
+                        let node = Node {
+                            op,
+                            inputs: inputs.iter().map(|&i| self.nodes[i]).collect(),
+                            shape: Shape::of(shape),
+                            path: path.to_string(),
+                            params,
+                            span: Span::default(),
+                            training_only,
+                            fused: Fused::default(),
+                        };
+                        self.nodes.push(self.graph.push(node));
+                    }
+
+                    /// The graph with node `output` as its output and `aux` as its weighted auxiliary losses.
+                    fn finish(mut self, output: usize, aux: &[(usize, f64)]) -> Graph {
+                        self.graph.output = self.nodes[output];
+                        self.graph.aux_losses = aux.iter().map(|&(node, weight)| AuxLoss { node: self.nodes[node], weight }).collect();
+                        self.graph
+                    }
+                }
+            }
 
             /// Each layer as the compiler planned it: shapes, buffer slot, fused work, weights.
             mod layers {
