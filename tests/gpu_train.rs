@@ -1,8 +1,8 @@
 //! Training on the GPU (Mesa's lavapipe where there is no GPU) against the CPU reference and
 //! PyTorch: LeNet's gradients within 1e-4 relative L2 (every op's are the backward cases of
 //! `tests/conformance.rs`), LeNet trained with SGD step by step as the reference trains it, the Adam
-//! run of `tests/train.rs` against PyTorch's, bit-identical weights from two runs, and whole zoo
-//! models against PyTorch's own float32 error.
+//! runs of `tests/train.rs` (LeNet, and ResNet-18 with batch-norm) against PyTorch's, bit-identical
+//! weights from two runs, and whole zoo models against PyTorch's own float32 error.
 
 use std::path::Path;
 use std::rc::Rc;
@@ -230,4 +230,74 @@ fn zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// ResNet-18 with batch-norm in training mode on the GPU, 20 steps of Adam at batch 4 on 64×64
+/// images, against PyTorch's float64 run (`resnet18_adam` in `tests/fixtures/train.json`; the CPU
+/// reference follows it within 1e-12 in `tests/train.rs`). This run is chaotic in float32: Adam
+/// turns gradient noise near zero into full-size updates, so PyTorch's own float32 run is 1.1e-2 from
+/// its float64 one by step 3 and 0.37 at worst. The GPU must agree within 1e-3 for the first three
+/// steps and, over the run, stay as close as PyTorch's float32 does: its mean loss difference, and
+/// its final weights' and running statistics' mean and largest difference, no larger than PyTorch
+/// float32's (`CNNC_VERBOSE=1` prints each tensor's).
+#[test]
+fn resnet18_adam_with_batch_norm_follows_pytorch_as_closely_as_its_float32() {
+    let fixtures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/train.json").unwrap()).unwrap();
+    let want = &fixtures["resnet18_adam"];
+    let (steps, size) = (want["steps"].as_u64().unwrap() as usize, want["batch"].as_u64().unwrap() as usize);
+    let graph = common::resnet18_64();
+    let gpu = gpu::open(None).unwrap();
+    let weights = synthetic::weights(&graph, 0);
+    let mut trainer = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &StepOptions::default(), size).unwrap();
+    for step in 0..steps {
+        let (x, y) = common::pattern_batch(step, size, &[3, 64, 64], 10);
+        trainer.step(&x, &y).unwrap();
+    }
+    let losses = trainer.losses().unwrap();
+    assert_eq!(losses.len(), steps);
+    let (mut ours_mean, mut f32_mean) = (0.0, 0.0);
+    for (step, loss) in losses.iter().enumerate() {
+        let (theirs, f32) = (want["losses"][step].as_f64().unwrap(), want["losses_f32"][step].as_f64().unwrap());
+        let (ours_error, f32_error) = ((*loss as f64 - theirs).abs() / theirs, (f32 - theirs).abs() / theirs);
+        println!(
+            "step {step}: loss {loss:.6}, PyTorch {theirs:.6}: {ours_error:.1e} (PyTorch float32 {f32_error:.1e})"
+        );
+        if step < 3 {
+            assert!(ours_error <= 1e-3, "step {step}: loss {loss}, PyTorch {theirs}");
+        }
+        ours_mean += ours_error / steps as f64;
+        f32_mean += f32_error / steps as f64;
+    }
+    assert!(ours_mean <= f32_mean, "mean loss difference {ours_mean:.1e}, PyTorch float32's {f32_mean:.1e}");
+    let after = trainer.weights().unwrap();
+    let (mut ours_worst, mut f32_worst, mut ours_tensors, mut f32_tensors) = (0f64, 0f64, 0f64, 0f64);
+    let count = want["weights"].as_object().unwrap().len();
+    let list =
+        |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    for (name, theirs) in want["weights"].as_object().unwrap() {
+        let (theirs, f32) = (list(theirs), list(&want["weights_f32"][name]));
+        let t = after.get(name).unwrap_or_else(|| panic!("no {name}"));
+        let ours = common::digest(name, &t.convert::<f64>().data);
+        // A digest's difference relative to the tensor's scale, as `digest_close` measures it.
+        let scale = theirs[0] * (t.len() as f64 / 3.0).sqrt();
+        let error = |d: &[f64]| d.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f64, f64::max) / scale;
+        let (ours_error, f32_error) = (error(&ours), error(&f32));
+        if std::env::var("CNNC_VERBOSE").is_ok() {
+            println!("{name}: {ours_error:.1e} (PyTorch float32 {f32_error:.1e})");
+        }
+        ours_worst = ours_worst.max(ours_error);
+        f32_worst = f32_worst.max(f32_error);
+        ours_tensors += ours_error / count as f64;
+        f32_tensors += f32_error / count as f64;
+    }
+    println!(
+        "loss difference {ours_mean:.1e} on average (PyTorch float32 {f32_mean:.1e}); final tensors {ours_tensors:.1e} \
+         on average, {ours_worst:.1e} at worst (PyTorch float32 {f32_tensors:.1e}, {f32_worst:.1e})"
+    );
+    assert!(ours_worst <= f32_worst, "final tensors {ours_worst:.1e} at worst, PyTorch float32 {f32_worst:.1e}");
+    assert!(
+        ours_tensors <= f32_tensors,
+        "final tensors {ours_tensors:.1e} on average, PyTorch float32 {f32_tensors:.1e}"
+    );
 }

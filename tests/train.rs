@@ -1,8 +1,9 @@
 //! Training parity with PyTorch (`tests/fixtures/train.json`, made by
-//! `tests/fixtures/generate_train.py` in float64): the book's LeNet from identical initial weights and
-//! sample order, 200 steps of Adam (lr 1e-3, batch 8) on the CPU reference trainer. Every step's
-//! loss must be PyTorch's within 1e-6 relative and the final weights within 1e-6 (their digests:
-//! norm and two probe products per tensor).
+//! `tests/fixtures/generate_train.py` in float64), on the CPU reference trainer from identical initial
+//! weights and sample order: the book's LeNet, 200 steps of Adam (lr 1e-3, batch 8), and ResNet-18
+//! with batch-norm in training mode, 20 steps of Adam (lr 1e-3, batch 4, 64×64 images). Every step's
+//! loss must be PyTorch's within 1e-6 relative, and the final weights and running statistics within
+//! 1e-6 (their digests: norm and two probe products per tensor).
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use cnnc::runtime::train::{CpuTrainer, Optimizer, OptimizerState, Schedule, Step
 
 mod common;
 
-use common::{digest, digest_close, lenet_batch as batch};
+use common::{digest, digest_close, lenet_batch as batch, pattern_batch, resnet18_64};
 
 #[test]
 fn lenet_adam_follows_pytorch_step_by_step() {
@@ -41,4 +42,34 @@ fn lenet_adam_follows_pytorch_step_by_step() {
     let (x, y) = batch(steps, 64);
     let eval = trainer.evaluate(&x, &y).unwrap();
     assert!(eval.correct >= 60, "{} of 64 right after training", eval.correct);
+}
+
+#[test]
+fn resnet18_adam_with_batch_norm_follows_pytorch_step_by_step() {
+    let fixtures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/train.json").unwrap()).unwrap();
+    let want = &fixtures["resnet18_adam"];
+    let (steps, size) = (want["steps"].as_u64().unwrap() as usize, want["batch"].as_u64().unwrap() as usize);
+    let graph = resnet18_64();
+    let optimizer = OptimizerState::new(Optimizer::adam(), want["lr"].as_f64().unwrap(), Schedule::Constant);
+    let mut trainer =
+        CpuTrainer::new(&graph, &synthetic::weights(&graph, 0), |_| true, optimizer, StepOptions::default()).unwrap();
+    let mut worst = 0f64;
+    for step in 0..steps {
+        let (x, y) = pattern_batch(step, size, &[3, 64, 64], 10);
+        let loss = trainer.step(&x, &y).unwrap();
+        let theirs = want["losses"][step].as_f64().unwrap();
+        worst = worst.max((loss - theirs).abs() / theirs.abs());
+        assert!((loss - theirs).abs() <= 1e-6 * theirs.abs(), "step {step}: loss {loss}, PyTorch {theirs}");
+    }
+    println!("worst loss difference {worst:.1e}");
+    let mut checked = 0;
+    for (name, theirs) in want["weights"].as_object().unwrap() {
+        let theirs: Vec<f64> = theirs.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let t = trainer.params().get(name).unwrap_or_else(|| panic!("no {name}"));
+        let ours = digest(name, &t.data);
+        assert!(digest_close(&ours, &theirs, t.len(), 1e-6, 0.0), "{name}: digest {ours:?}, PyTorch {theirs:?}");
+        checked += 1;
+    }
+    assert_eq!(checked, 62 + 40, "ResNet-18's 62 trainable tensors and 40 running statistics");
 }

@@ -1,22 +1,42 @@
-//! Helpers the training tests share: the training batches of `tests/fixtures/generate_train.py` and
-//! the digest `generate_grads.py` stores for each tensor.
+//! Helpers the training tests share: the training batches of `tests/fixtures/generate_train.py`, its
+//! ResNet-18 at 64×64, and the digest `generate_grads.py` stores for each tensor.
 #![allow(dead_code)] // each test crate uses some of them
 
 use cnnc::runtime::{synthetic, Tensor};
 
-const ITEM: usize = 3 * 32 * 32;
-
-/// Batch `step` of `generate_train.py`: item `i` has label `y = (7·(size·step + i) + 3) mod 10` and
-/// is the f32 rounding of `0.5 · noise + pattern[y]`.
+/// Batch `step` of `generate_train.py` for LeNet ([3, 32, 32] items, 10 classes).
 pub fn lenet_batch(step: usize, size: usize) -> (Tensor, Vec<usize>) {
-    let labels: Vec<usize> = (0..size).map(|i| (7 * (size * step + i) + 3) % 10).collect();
-    let mut data = Vec::with_capacity(size * ITEM);
+    pattern_batch(step, size, &[3, 32, 32], 10)
+}
+
+/// Batch `step` of `generate_train.py`: `size` items of shape `item`, item `i` with label
+/// `y = (7·(size·step + i) + 3) mod classes` and the values of the f32 rounding of
+/// `0.5 · noise + pattern[y]`.
+pub fn pattern_batch(step: usize, size: usize, item: &[usize], classes: usize) -> (Tensor, Vec<usize>) {
+    let len: usize = item.iter().product();
+    let labels: Vec<usize> = (0..size).map(|i| (7 * (size * step + i) + 3) % classes).collect();
+    let mut data = Vec::with_capacity(size * len);
     for (i, y) in labels.iter().enumerate() {
-        let noise = synthetic::values(0, &format!("train{step}:{i}"), ITEM, -1.0, 1.0);
-        let pattern = synthetic::values(0, &format!("pattern{y}"), ITEM, -1.0, 1.0);
+        let noise = synthetic::values(0, &format!("train{step}:{i}"), len, -1.0, 1.0);
+        let pattern = synthetic::values(0, &format!("pattern{y}"), len, -1.0, 1.0);
         data.extend(noise.iter().zip(&pattern).map(|(n, p)| (0.5 * f64::from(*n) + f64::from(*p)) as f32));
     }
-    (Tensor::new(vec![size, 3, 32, 32], data), labels)
+    let mut shape = vec![size];
+    shape.extend(item);
+    (Tensor::new(shape, data), labels)
+}
+
+/// ResNet-18 as `specs/resnet18.yaml` declares it, on `[3, 64, 64]` inputs instead of
+/// `[3, 224, 224]` (the training parity run's size).
+pub fn resnet18_64() -> cnnc::Graph {
+    let path = std::path::Path::new("specs/resnet18.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains("input: [3, 224, 224]"), "specs/resnet18.yaml declares its input differently");
+    let text = text.replace("input: [3, 224, 224]", "input: [3, 64, 64]");
+    match cnnc::compile_bytes(path, text.into_bytes()).result {
+        Ok(cnnc::Expanded::Model(graph)) => graph,
+        _ => panic!("resnet18 at 64×64 compiles"),
+    }
 }
 
 /// `[norm, probe0 · t, probe1 · t]` of a tensor's values, as the fixture generators compute it.
