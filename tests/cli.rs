@@ -91,7 +91,21 @@ fn graph_draws_every_node_and_edge() {
 
 #[test]
 fn every_verb_explains_itself_with_an_example() {
-    for verb in ["check", "summary", "fmt", "graph", "run", "devices", "conformance", "bench", "build"] {
+    let verbs = [
+        "check",
+        "summary",
+        "fmt",
+        "graph",
+        "run",
+        "devices",
+        "conformance",
+        "bench",
+        "build",
+        "grad",
+        "train",
+        "eval",
+    ];
+    for verb in verbs {
         let o = cnnc(&[verb, "--help"]);
         assert_eq!(o.status.code(), Some(0));
         assert!(stdout(&o).contains("Example: cnnc"), "{verb} --help has no example");

@@ -174,8 +174,7 @@ fn lenet_adam_learns_as_pytorch_does_and_repeats_bit_for_bit() {
 /// fixtures (`CNNC_VERBOSE=1` prints every tensor's error; README.md records where they stand).
 #[test]
 fn zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
-    let fixtures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/grads.json").unwrap()).unwrap();
+    let fixtures: serde_json::Value = serde_json::from_str(&common::grads_fixture()).unwrap();
     let chosen: Vec<String> = match std::env::var("CNNC_ZOO") {
         Ok(list) => list.split(',').map(str::to_string).collect(),
         Err(_) => ["lenet", "resnet18", "googlenet", "efficientnet_b0"].map(String::from).to_vec(),

@@ -66,8 +66,7 @@ fn compare(name: &str, fixture: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn cpu_reference_gives_pytorchs_gradients() {
-    let fixtures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/grads.json").unwrap()).unwrap();
+    let fixtures: serde_json::Value = serde_json::from_str(&common::grads_fixture()).unwrap();
     let chosen: Vec<String> = match std::env::var("CNNC_ZOO") {
         Ok(list) => list.split(',').map(str::to_string).collect(),
         Err(_) => fixtures.as_object().unwrap().keys().cloned().collect(),

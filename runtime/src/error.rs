@@ -19,6 +19,12 @@ pub enum RuntimeError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write `{path}`: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    /// A dataset file that cannot be used as it is, and why (the index or entry inside it, where one).
+    #[error("`{path}` is not a usable dataset: {message}")]
+    Dataset { path: PathBuf, message: String },
+    /// A dataset named without one of the known formats.
+    #[error("`{name}` does not name a dataset: use FORMAT:PATH with FORMAT `idx` (MNIST, Fashion-MNIST)")]
+    DatasetName { name: String },
     #[error("`{path}` is not a usable .npy file: {message}")]
     Npy { path: PathBuf, message: String },
     #[error("`{path}` is not a usable weights file: {message}")]

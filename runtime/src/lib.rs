@@ -13,6 +13,7 @@
 
 pub mod classify;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod fold;
 pub mod gpu;

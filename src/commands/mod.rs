@@ -6,12 +6,14 @@ mod build;
 mod check;
 mod conformance;
 mod devices;
+mod eval;
 mod fmt;
 mod grad;
 mod graph;
 mod progress;
 mod run;
 mod summary;
+mod train;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -111,6 +113,23 @@ enum Command {
     ///
     /// Example: cnnc grad specs/lenet.yaml --seed 0 --input x.npy --labels y.npy -o grads.safetensors
     Grad(grad::Args),
+    /// Train a model on a dataset: evaluate it on the test split after every epoch, and write
+    /// checkpoints and a metrics log.
+    ///
+    /// Weights start from PyTorch's initialisation (from --seed) or a checkpoint (--weights).
+    /// Every epoch writes OUT/last.safetensors, OUT/best.safetensors when the test accuracy is the
+    /// best so far (both with PyTorch's state_dict names, written atomically) and appends to
+    /// OUT/metrics.jsonl (one JSON object per logged step and per epoch: kind, epoch, step, loss,
+    /// accuracy, lr, images_per_s, seconds). Images are normalised by the spec's `preprocess`
+    /// mean and std. A loss that becomes NaN or infinite stops training.
+    ///
+    /// Example: cnnc train specs/lenet_fashion.yaml --data idx:/usr/share/datasets/fashion-mnist --epochs 2 --out runs/fashion
+    Train(train::Args),
+    /// Evaluate a checkpoint on a dataset split: accuracy, loss, per-class accuracy and the
+    /// confusion matrix (--json for one JSON object).
+    ///
+    /// Example: cnnc eval specs/lenet_fashion.yaml --weights runs/fashion/best.safetensors --data idx:/usr/share/datasets/fashion-mnist
+    Eval(eval::Args),
 }
 
 /// Runs the parsed command line.
@@ -126,6 +145,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Build(args) => build::run(args),
         Command::Grad(args) => grad::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

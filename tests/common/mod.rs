@@ -52,3 +52,10 @@ pub fn digest_close(ours: &[f64; 3], theirs: &[f64], len: usize, tolerance: f64,
     let scale = theirs[0] * (len as f64 / 3.0).sqrt();
     ours.iter().zip(theirs).all(|(a, b)| (a - b).abs() <= tolerance * scale + floor)
 }
+
+/// The text of the whole-model gradient fixture: `tests/fixtures/grads.json`, or the file
+/// `CNNC_GRADS` names (`scripts/zoo_grads.sh` makes one for the whole zoo).
+pub fn grads_fixture() -> String {
+    let path = std::env::var("CNNC_GRADS").unwrap_or_else(|_| "tests/fixtures/grads.json".to_string());
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -1,0 +1,352 @@
+//! `cnnc train`: trains a model on a dataset, evaluates it on the test split after every epoch, and
+//! writes checkpoints and a metrics log.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cnnc::compiler::Model;
+use cnnc::runtime::data::{self, Dataset, Split};
+use cnnc::runtime::gpu::{self, GpuTrainer};
+use cnnc::runtime::train::{CpuTrainer, Optimizer, OptimizerState, Schedule, StepOptions};
+use cnnc::runtime::weights::{self, Weights};
+use cnnc::runtime::{synthetic, RuntimeError, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::eval::{class_names, evaluate, normalisation, report, Engine, Evaluation};
+use super::{compile_model, group, SpecPath};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OptimizerArg {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The model spec.
+    #[arg(value_name = "SPEC")]
+    spec: SpecPath,
+    /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not,
+    /// such as /usr/share/datasets/fashion-mnist from Debian's `dataset-fashion-mnist`).
+    #[arg(long, value_name = "FORMAT:PATH")]
+    data: String,
+    /// Where to write `last.safetensors` (after every epoch), `best.safetensors` (the epoch with the
+    /// best test accuracy) and `metrics.jsonl`.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    epochs: u64,
+    /// Images per training step. Each epoch's last images that do not fill a batch are left out
+    /// (PyTorch's `drop_last=True`).
+    #[arg(long, default_value_t = 8, value_name = "B")]
+    batch: usize,
+    /// The optimizer, with PyTorch's semantics (`torch.optim.SGD`, `Adam`, `AdamW`).
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerArg,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3, value_name = "LR")]
+    lr: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0, value_name = "M")]
+    momentum: f64,
+    /// Weight decay (L2 for SGD and Adam, decoupled for AdamW; 0.01 is AdamW's PyTorch default).
+    #[arg(long, value_name = "W")]
+    weight_decay: Option<f64>,
+    /// Seed of the initial weights, the sample order and the dropout masks.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    seed: u64,
+    /// Start from this checkpoint (.safetensors or .pth) instead of PyTorch's initialisation.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Use only the first N images of each split.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Log the mean training loss every N steps (to metrics.jsonl, and as a line when stderr is not
+    /// a terminal).
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    log_every: u64,
+    /// Train on the CPU reference executor (float64) instead of the GPU.
+    #[arg(long)]
+    cpu: bool,
+    /// The GPU adapter to use: part of its name, or a backend; see `cnnc devices`.
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let model = match compile_model(&args.spec) {
+        Ok(model) => model,
+        Err(code) => return code,
+    };
+    match execute(&args, &model) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Either executor's trainer.
+enum Trainer<'g> {
+    Gpu(Box<GpuTrainer>),
+    Cpu(Box<CpuTrainer<'g>>, Vec<f32>),
+}
+
+impl Trainer<'_> {
+    fn step(&mut self, x: &Tensor, labels: &[usize]) -> Result<(), RuntimeError> {
+        match self {
+            Trainer::Gpu(t) => t.step(x, labels),
+            Trainer::Cpu(t, losses) => {
+                losses.push(t.step(x, labels)? as f32);
+                Ok(())
+            }
+        }
+    }
+
+    fn losses(&mut self) -> Result<Vec<f32>, RuntimeError> {
+        match self {
+            Trainer::Gpu(t) => t.losses(),
+            Trainer::Cpu(_, losses) => Ok(std::mem::take(losses)),
+        }
+    }
+
+    fn weights(&self) -> Result<Weights, RuntimeError> {
+        match self {
+            Trainer::Gpu(t) => t.weights(),
+            Trainer::Cpu(t, _) => Ok(t.weights()),
+        }
+    }
+}
+
+fn optimizer(args: &Args) -> Result<OptimizerState, String> {
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        return Err(format!("--lr must be a positive number, not {}", args.lr));
+    }
+    let decay = args.weight_decay;
+    if decay.is_some_and(|w| !(w.is_finite() && w >= 0.0)) {
+        return Err(format!("--weight-decay must be 0 or more, not {}", decay.unwrap_or_default()));
+    }
+    if !(0.0..1.0).contains(&args.momentum) {
+        return Err(format!("--momentum must be in [0, 1), not {}", args.momentum));
+    }
+    if args.momentum != 0.0 && args.optimizer != OptimizerArg::Sgd {
+        return Err("--momentum is SGD's; Adam and AdamW take their betas".into());
+    }
+    let optimizer = match (args.optimizer, decay) {
+        (OptimizerArg::Sgd, decay) => Optimizer::Sgd {
+            momentum: args.momentum,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: decay.unwrap_or(0.0),
+        },
+        (OptimizerArg::Adam | OptimizerArg::Adamw, decay) => {
+            let defaults = if args.optimizer == OptimizerArg::Adam { Optimizer::adam() } else { Optimizer::adamw() };
+            match (defaults, decay) {
+                (Optimizer::Adam { betas, eps, decoupled, .. }, Some(weight_decay)) => {
+                    Optimizer::Adam { betas, eps, weight_decay, decoupled }
+                }
+                (defaults, _) => defaults,
+            }
+        }
+    };
+    Ok(OptimizerState::new(optimizer, args.lr, Schedule::Constant))
+}
+
+/// Writes `tensors` to `path` through a temporary file renamed into place, so that an interrupted
+/// write never leaves a partial checkpoint.
+fn write_checkpoint(path: &Path, weights: &Weights) -> Result<(), RuntimeError> {
+    let mut names = weights.names();
+    names.sort_unstable();
+    let tensors: Vec<(String, Tensor<f64>)> =
+        names.iter().map(|n| (n.to_string(), weights.get(n).expect("listed").convert())).collect();
+    let partial = path.with_extension("safetensors.partial");
+    weights::write_safetensors(&partial, &tensors, true)?;
+    std::fs::rename(&partial, path).map_err(|source| RuntimeError::Write { path: path.to_path_buf(), source })
+}
+
+/// The metrics log: one JSON object per line.
+struct Metrics(std::fs::File, PathBuf);
+
+impl Metrics {
+    fn log(&mut self, value: serde_json::Value) -> Result<(), RuntimeError> {
+        writeln!(self.0, "{value}").map_err(|source| RuntimeError::Write { path: self.1.clone(), source })
+    }
+}
+
+fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>> {
+    if args.batch == 0 || args.epochs == 0 || args.log_every == 0 {
+        return Err("--batch, --epochs and --log-every must be at least 1".into());
+    }
+    let optimizer = optimizer(args)?;
+    let graph = &model.graph;
+    let classes = graph.node(graph.output).shape.elements() as usize;
+    let input = graph.node(graph.input).shape.dims().to_vec();
+    let (mean, std) = normalisation(model)?;
+    let read = |split| -> Result<Dataset, RuntimeError> {
+        let mut d = data::open(&args.data, split)?;
+        if let Some(n) = args.limit {
+            d.truncate(n);
+        }
+        d.check_fits(&input, classes)?;
+        Ok(d)
+    };
+    let (train, test) = (read(Split::Train)?, read(Split::Test)?);
+    let steps_per_epoch = (train.len() / args.batch) as u64;
+    if steps_per_epoch == 0 {
+        return Err(
+            format!("the training split has {} images, fewer than one batch of {}", train.len(), args.batch).into()
+        );
+    }
+    let initial = match &args.weights {
+        Some(path) => weights::bind(&graph.weight_table(), weights::read(path)?, true)?.weights,
+        None => synthetic::pytorch_init(&graph.weight_table().params, args.seed),
+    };
+    std::fs::create_dir_all(&args.out).map_err(|source| RuntimeError::Write { path: args.out.clone(), source })?;
+    let metrics_path = args.out.join("metrics.jsonl");
+    let file = std::fs::File::create(&metrics_path)
+        .map_err(|source| RuntimeError::Write { path: metrics_path.clone(), source })?;
+    let mut metrics = Metrics(file, metrics_path);
+
+    let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
+    let options = StepOptions { seed: args.seed, ..StepOptions::default() };
+    let mut trainer = match &gpu {
+        Some(gpu) => {
+            Trainer::Gpu(Box::new(GpuTrainer::new(gpu, graph, &initial, |_| true, optimizer, &options, args.batch)?))
+        }
+        None => Trainer::Cpu(Box::new(CpuTrainer::new(graph, &initial, |_| true, optimizer, options)?), Vec::new()),
+    };
+    let device = gpu.as_ref().map_or("the CPU reference executor".to_string(), |g| g.info.name.clone());
+    println!(
+        "training `{}` on {} ({} training and {} test images{}), batch {}, {} steps per epoch, on {device}",
+        graph.meta.name,
+        args.data,
+        group(train.len() as u64),
+        group(test.len() as u64),
+        match train.len() % args.batch {
+            0 => String::new(),
+            left => format!("; the last {left} of each shuffled epoch do not fill a batch and are left out"),
+        },
+        args.batch,
+        group(steps_per_epoch)
+    );
+
+    let names = class_names(model, &test, classes);
+    let started = Instant::now();
+    let mut best: Option<f64> = None;
+    let mut step = 0u64;
+    let bar = progress_bar(steps_per_epoch);
+    let mut last_eval: Option<Evaluation> = None;
+    for epoch in 1..=args.epochs {
+        let epoch_started = Instant::now();
+        let order = data::shuffled(train.len(), args.seed, epoch);
+        let (mut epoch_loss, mut epoch_losses) = (0f64, 0u64);
+        let mut window = (Instant::now(), 0u64);
+        if let Some(bar) = &bar {
+            bar.reset();
+            bar.set_prefix(format!("epoch {epoch}/{}", args.epochs));
+        }
+        for (i, chunk) in order.chunks_exact(args.batch).enumerate() {
+            let (x, labels) = train.batch(chunk, &mean, &std);
+            trainer.step(&x, &labels)?;
+            step += 1;
+            window.1 += 1;
+            let end_of_epoch = i as u64 + 1 == steps_per_epoch;
+            if step.is_multiple_of(args.log_every) || end_of_epoch {
+                let losses = trainer.losses()?;
+                if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
+                    return Err(format!(
+                        "the loss became {} at step {}; training stopped (the last checkpoint in {} is from before it)",
+                        losses[bad],
+                        step - losses.len() as u64 + bad as u64 + 1,
+                        args.out.display()
+                    )
+                    .into());
+                }
+                let mean_loss = losses.iter().map(|l| f64::from(*l)).sum::<f64>() / losses.len().max(1) as f64;
+                epoch_loss += losses.iter().map(|l| f64::from(*l)).sum::<f64>();
+                epoch_losses += losses.len() as u64;
+                let rate = (window.1 * args.batch as u64) as f64 / window.0.elapsed().as_secs_f64();
+                window = (Instant::now(), 0);
+                metrics.log(serde_json::json!({
+                    "kind": "step", "epoch": epoch, "step": step, "loss": mean_loss, "lr": args.lr,
+                    "images_per_s": rate, "seconds": started.elapsed().as_secs_f64(),
+                }))?;
+                match &bar {
+                    Some(bar) => bar.set_message(format!("loss {mean_loss:.4}, {rate:.0} images/s")),
+                    None => eprintln!("epoch {epoch} step {step}: loss {mean_loss:.4}, {rate:.0} images/s"),
+                }
+            }
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
+        }
+        let train_seconds = epoch_started.elapsed().as_secs_f64();
+        if let Some(bar) = &bar {
+            bar.set_message("evaluating on the test split");
+        }
+        let weights = trainer.weights()?;
+        let engine = Engine::new(model, &weights, gpu.as_ref(), 256.min(test.len()))?;
+        let eval = evaluate(&engine, &test, &mean, &std, classes, 256)?;
+        write_checkpoint(&args.out.join("last.safetensors"), &weights)?;
+        let improved = best.is_none_or(|b| eval.accuracy() > b);
+        if improved {
+            best = Some(eval.accuracy());
+            write_checkpoint(&args.out.join("best.safetensors"), &weights)?;
+        }
+        let train_loss = epoch_loss / epoch_losses.max(1) as f64;
+        let rate = (steps_per_epoch * args.batch as u64) as f64 / train_seconds;
+        metrics.log(serde_json::json!({
+            "kind": "epoch", "epoch": epoch, "step": step, "loss": train_loss, "test_loss": eval.loss,
+            "accuracy": eval.accuracy(), "lr": args.lr, "images_per_s": rate,
+            "seconds": started.elapsed().as_secs_f64(),
+        }))?;
+        let line = format!(
+            "epoch {epoch}/{}: train loss {train_loss:.4}, test loss {:.4}, test accuracy {:.2} % ({} of {}){}; \
+             {rate:.0} images/s, {:.1} s",
+            args.epochs,
+            eval.loss,
+            100.0 * eval.accuracy(),
+            group(eval.correct()),
+            group(eval.images()),
+            if improved { ", best so far" } else { "" },
+            epoch_started.elapsed().as_secs_f64()
+        );
+        match &bar {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
+        last_eval = Some(eval);
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(eval) = last_eval {
+        println!("\n{}", report(&eval, &names, Split::Test));
+    }
+    println!(
+        "wrote {} and {} (best test accuracy {:.2} %) and {}",
+        args.out.join("last.safetensors").display(),
+        args.out.join("best.safetensors").display(),
+        100.0 * best.unwrap_or(0.0),
+        args.out.join("metrics.jsonl").display()
+    );
+    Ok(())
+}
+
+/// A bar over one epoch's steps, when stderr is a terminal.
+fn progress_bar(steps: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(steps);
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps, {msg} (ETA {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(Duration::from_millis(250));
+    Some(bar)
+}

@@ -1,0 +1,201 @@
+//! `cnnc train` and `cnnc eval` as a user runs them: LeNet on real Fashion-MNIST images (a subset,
+//! one epoch), the checkpoints and metrics they write, evaluation of a checkpoint, reproducibility,
+//! the CPU executor against the GPU, and bad datasets refused with the file named.
+//!
+//! Fashion-MNIST comes from Debian's `dataset-fashion-mnist` (`.ci/run` installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const FASHION: &str = "/usr/share/datasets/fashion-mnist";
+
+fn fashion() -> String {
+    assert!(
+        Path::new(FASHION).join("train-images-idx3-ubyte.gz").is_file(),
+        "Fashion-MNIST is missing: apt-get install dataset-fashion-mnist (as .ci/run does)"
+    );
+    format!("idx:{FASHION}")
+}
+
+fn cnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnc")).args(args).output().expect("cnnc runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cnnc-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Trains LeNet for one epoch on the first `limit` images of each split; returns the output folder.
+fn train(name: &str, limit: usize, extra: &[&str]) -> (PathBuf, Output) {
+    let out = scratch(name);
+    let data = fashion();
+    let limit = limit.to_string();
+    let mut args = vec!["train", "specs/lenet_fashion.yaml", "--data", &data, "--limit", &limit];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    let o = cnnc(&args);
+    (out, o)
+}
+
+fn epochs(out: &Path) -> Vec<serde_json::Value> {
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "epoch")
+        .collect()
+}
+
+#[test]
+fn lenet_learns_fashion_mnist_and_its_checkpoint_evaluates_the_same() {
+    let (out, o) = train("learns", 2000, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("250 steps per epoch"), "{}", text(&o));
+    let epoch = &epochs(&out)[0];
+    let accuracy = epoch["accuracy"].as_f64().unwrap();
+    // Ten classes: chance is 10 %; 250 steps of Adam reach about 70 %.
+    assert!(accuracy > 0.55, "test accuracy {accuracy} after one epoch of 2,000 images");
+    for field in ["epoch", "step", "loss", "test_loss", "lr", "images_per_s", "seconds"] {
+        assert!(epoch[field].is_number(), "no {field} in {epoch}");
+    }
+    let best = out.join("best.safetensors");
+    assert!(out.join("last.safetensors").is_file() && best.is_file());
+    let o = cnnc(&["eval", "specs/lenet_fashion.yaml", "--weights", best.to_str().unwrap(), "--data", &fashion()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("Ankle boot") && text(&o).contains("confusion matrix"), "{}", text(&o));
+    let o = cnnc(&[
+        "eval",
+        "specs/lenet_fashion.yaml",
+        "--weights",
+        best.to_str().unwrap(),
+        "--data",
+        &fashion(),
+        "--limit",
+        "2000",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["accuracy"].as_f64().unwrap(), accuracy, "eval scores the checkpoint as training did");
+    assert_eq!(v["images"], 2000);
+    assert_eq!(v["per_class"].as_array().unwrap().len(), 10);
+    let confusion = v["confusion"].as_array().unwrap();
+    let total: u64 = confusion.iter().flat_map(|r| r.as_array().unwrap()).map(|c| c.as_u64().unwrap()).sum();
+    assert_eq!(total, 2000);
+    // The checkpoint is an ordinary one: `cnnc run` loads it by name.
+    let o = cnnc(&["run", "specs/lenet_fashion.yaml", "--weights", best.to_str().unwrap(), "--random-input"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn the_same_seed_gives_the_same_weights_and_the_cpu_agrees() {
+    let (a, o) = train("seed-a", 400, &["--seed", "7"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (b, _) = train("seed-b", 400, &["--seed", "7"]);
+    let bytes = |d: &Path| std::fs::read(d.join("last.safetensors")).unwrap();
+    assert!(bytes(&a) == bytes(&b), "two runs with one seed differ");
+    let (c, _) = train("seed-c", 400, &["--seed", "8"]);
+    assert!(bytes(&a) != bytes(&c), "another seed gives the same weights");
+    // The float64 CPU executor follows the same samples from the same start: after 50 steps its
+    // accuracy is the GPU's within a few images of 400.
+    let (cpu, o) = train("seed-cpu", 400, &["--seed", "7", "--cpu"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let accuracy = |d: &Path| epochs(d)[0]["accuracy"].as_f64().unwrap();
+    assert!((accuracy(&a) - accuracy(&cpu)).abs() <= 0.02, "GPU {} against CPU {}", accuracy(&a), accuracy(&cpu));
+    for d in [a, b, c, cpu] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend(d.to_be_bytes());
+    }
+    b.extend(data);
+    b
+}
+
+/// An IDX folder of `n` blank 28×28 training and test images with `labels`, then `spoil`ed.
+fn dataset(name: &str, labels: &[u8], spoil: impl Fn(&Path)) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = labels.len() as u32;
+    for prefix in ["train", "t10k"] {
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            idx(&[n, 28, 28], &vec![0; 784 * labels.len()]),
+        )
+        .unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx(&[n], labels)).unwrap();
+    }
+    spoil(&dir);
+    dir
+}
+
+#[test]
+fn bad_datasets_are_refused_naming_the_file() {
+    let cases: Vec<(&str, PathBuf, &str)> = vec![
+        (
+            "truncated",
+            dataset("truncated", &[1; 16], |d| {
+                let p = d.join("train-images-idx3-ubyte");
+                let bytes = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
+            }),
+            "train-images-idx3-ubyte` is not a usable dataset: truncated",
+        ),
+        (
+            "magic",
+            dataset("magic", &[1; 16], |d| {
+                std::fs::write(d.join("train-labels-idx1-ubyte"), b"PK\x03\x04 not idx").unwrap();
+            }),
+            "train-labels-idx1-ubyte` is not a usable dataset: not an IDX file",
+        ),
+        (
+            "counts",
+            dataset("counts", &[1; 16], |d| {
+                std::fs::write(d.join("train-labels-idx1-ubyte"), idx(&[15], &[1; 15])).unwrap();
+            }),
+            "15 labels for the 16 images",
+        ),
+        (
+            "label",
+            dataset("label", &[1, 2, 12, 3, 4, 5, 6, 7], |_| {}),
+            "label 12 at index 2 is not one of the model's 10 classes",
+        ),
+        (
+            "gzip",
+            dataset("gzip", &[1; 16], |d| {
+                std::fs::remove_file(d.join("t10k-labels-idx1-ubyte")).unwrap();
+                std::fs::write(d.join("t10k-labels-idx1-ubyte.gz"), b"\x1f\x8b\x08\x00broken").unwrap();
+            }),
+            "t10k-labels-idx1-ubyte.gz` is not a usable dataset: not a complete gzip file",
+        ),
+        (
+            "missing",
+            dataset("missing", &[1; 16], |d| std::fs::remove_file(d.join("t10k-images-idx3-ubyte")).unwrap()),
+            "no `t10k-images-idx3-ubyte` or `t10k-images-idx3-ubyte.gz` in it",
+        ),
+    ];
+    for (name, dir, expected) in cases {
+        let data = format!("idx:{}", dir.display());
+        let out = scratch(&format!("{name}-out"));
+        let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", &data, "--out", out.to_str().unwrap(), "--cpu"]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{name}: expected `{expected}` in:\n{}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{name}: {}", text(&o));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", "cifar10:/nowhere", "--out", "/tmp/x"]);
+    assert!(text(&o).contains("does not name a dataset"), "{}", text(&o));
+    let o = cnnc(&["train", "specs/lenet.yaml", "--data", &fashion(), "--out", "/tmp/x", "--limit", "8"]);
+    assert!(text(&o).contains("the model takes [3, 32, 32]"), "{}", text(&o));
+    let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", &fashion(), "--out", "/tmp/x", "--lr=-1"]);
+    assert!(text(&o).contains("--lr must be a positive number"), "{}", text(&o));
+}
