@@ -229,3 +229,33 @@ fn conformance_exports_the_backward_cases_the_pytorch_fixture_was_made_from() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("cannot write /no/such/dir/cases.json"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_quick_start_names_each_bundled_image_correctly() {
+    let labels = std::fs::read_to_string("specs/labels/fashion_mnist.txt").unwrap();
+    let mut images: Vec<String> = std::fs::read_dir("models/lenet_fashion/images")
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    images.sort();
+    for executor in [None, Some("--cpu")] {
+        let mut args =
+            vec!["run", "specs/lenet_fashion.yaml", "--weights", "models/lenet_fashion/lenet_fashion.safetensors"];
+        args.push("--image");
+        args.extend(images.iter().map(String::as_str));
+        args.extend(["--top", "1"]);
+        args.extend(executor);
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2 * images.len(), "{out}");
+        for (pair, image) in lines.chunks(2).zip(&images) {
+            assert!(pair[0].contains(image.as_str()), "{out}");
+            // `0000_ankle_boot.png` is an ankle boot: the predicted label, spelled as a file name.
+            let truth = image.rsplit('/').next().unwrap()[5..].trim_end_matches(".png");
+            let predicted = labels.lines().find(|l| pair[1].contains(&format!("  {l} ("))).unwrap_or("?");
+            assert_eq!(predicted.to_lowercase().replace(['/', ' '], "_"), truth, "{executor:?}: {out}");
+        }
+    }
+}

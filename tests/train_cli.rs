@@ -199,3 +199,29 @@ fn bad_datasets_are_refused_naming_the_file() {
     let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", &fashion(), "--out", "/tmp/x", "--lr=-1"]);
     assert!(text(&o).contains("--lr must be a positive number"), "{}", text(&o));
 }
+
+/// The bundled LeNet of the quick start: its test accuracy is the one its README states, and its
+/// images are Fashion-MNIST's test images at the indices their names give.
+#[test]
+fn the_bundled_model_and_images_are_what_they_claim() {
+    let weights = "models/lenet_fashion/lenet_fashion.safetensors";
+    let o = cnnc(&["eval", "specs/lenet_fashion.yaml", "--weights", weights, "--data", &fashion(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["correct"].as_u64(), v["images"].as_u64()), (Some(8813), Some(10_000)), "README.md says 88.13 %");
+    let test = cnnc::runtime::data::open(&fashion(), cnnc::runtime::data::Split::Test).unwrap();
+    let (_, model) = cnnc::compiler::compile_model_path(Path::new("specs/lenet_fashion.yaml")).unwrap();
+    let mut meta = model.unwrap().graph.meta;
+    (meta.mean, meta.std) = (None, None);
+    let mut images: Vec<PathBuf> =
+        std::fs::read_dir("models/lenet_fashion/images").unwrap().map(|e| e.unwrap().path()).collect();
+    images.sort();
+    assert_eq!(images.len(), 10);
+    for path in images {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let index: usize = name[..4].parse().unwrap();
+        let x = cnnc::runtime::image_input::load_batch_for(&[&path], &meta, &[1, 28, 28]).unwrap();
+        let bytes: Vec<u8> = x.data.iter().map(|v| (v * 255.0).round() as u8).collect();
+        assert!(bytes == test.images[index * 784..][..784], "{name} is not test image {index}");
+    }
+}

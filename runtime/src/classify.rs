@@ -5,6 +5,25 @@ use crate::Tensor;
 /// The `k` highest-scoring classes of each row of `[N, classes]` logits, with softmax
 /// probabilities and labels where given, as `cnnc run` prints them (empty for other shapes).
 pub fn top_classes<S: AsRef<str>>(output: &Tensor, labels: Option<&[S]>, k: usize) -> String {
+    top_classes_of(output, labels, k, |b| format!("input {b}"))
+}
+
+/// How `cnnc run` heads item `b` of a batch: `input b`, and the image's path when the batch was
+/// read from `images`.
+pub fn item_name(b: usize, images: &[std::path::PathBuf]) -> String {
+    match images.get(b) {
+        Some(path) => format!("input {b} ({})", path.display()),
+        None => format!("input {b}"),
+    }
+}
+
+/// As [`top_classes`], with each item headed by `name(b)` (see [`item_name`]).
+pub fn top_classes_of<S: AsRef<str>>(
+    output: &Tensor,
+    labels: Option<&[S]>,
+    k: usize,
+    name: impl Fn(usize) -> String,
+) -> String {
     let mut text = String::new();
     if k == 0 || output.shape.len() != 2 {
         return text;
@@ -16,7 +35,7 @@ pub fn top_classes<S: AsRef<str>>(output: &Tensor, labels: Option<&[S]>, k: usiz
         let sum: f64 = row.iter().map(|v| (*v as f64 - max).exp()).sum();
         let mut order: Vec<usize> = (0..classes).collect();
         order.sort_by(|a, b| row[*b].total_cmp(&row[*a]));
-        text += &format!("input {b}:\n");
+        text += &format!("{}:\n", name(b));
         for &c in order.iter().take(k) {
             let p = ((row[c] as f64 - max).exp() / sum) as f32;
             let label = labels.and_then(|l| l.get(c)).map_or_else(|| format!("class {c}"), |l| l.as_ref().to_string());

@@ -67,8 +67,12 @@ pub enum RuntimeError {
     /// A flat input whose length is not a whole number of items.
     #[error("wrong input: the model takes batches of [{}] items ({} floats each); the input holds {floats} floats", dims(item), item.iter().product::<usize>())]
     InputLength { item: Vec<usize>, floats: usize },
-    /// `--image` on a model whose input is not `[3, H, W]`, or without any image.
-    #[error("wrong input: images need a model with a [3, H, W] input; this one takes {input:?}")]
+    /// `--image` on a model whose input is not `[3, H, W]` or `[1, H, W]` (with a preprocess mean
+    /// and std per channel).
+    #[error(
+        "wrong input: images need a model with a [3, H, W] (colour) or [1, H, W] (grayscale) input and a \
+         preprocess mean and std per channel; this one takes {input:?}"
+    )]
     NotAnImageModel { input: Vec<usize> },
     #[error("wrong input: no images given")]
     NoImages,

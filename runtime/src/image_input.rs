@@ -1,5 +1,6 @@
 //! Images as model input, preprocessed as torchvision's classification transforms do: resize the
-//! shorter side (PIL's antialiased bilinear filter), centre-crop, scale to [0, 1], normalise.
+//! shorter side (PIL's antialiased bilinear filter), centre-crop, scale to [0, 1], normalise. A
+//! model of one input channel gets the image in grayscale, as PIL's `convert("L")` makes it.
 
 use std::path::Path;
 
@@ -7,29 +8,38 @@ use cnnc_ir::graph::{Graph, Meta};
 
 use crate::{RuntimeError, Tensor};
 
-/// Loads images as one `[N, 3, H, W]` batch for `graph`, following its `preprocess` metadata.
+/// Loads images as one `[N, C, H, W]` batch for `graph` (C is 3, or 1 for grayscale), following its
+/// `preprocess` metadata.
 pub fn load_batch(paths: &[impl AsRef<Path>], graph: &Graph) -> Result<Tensor, RuntimeError> {
     load_batch_for(paths, &graph.meta, graph.node(graph.input).shape.dims())
 }
 
-/// Loads images as one `[N, 3, H, W]` batch for a model with metadata `meta` whose input items
-/// are `input` (`[3, H, W]`).
+/// Loads images as one `[N, C, H, W]` batch for a model with metadata `meta` whose input items
+/// are `input` (`[3, H, W]`, or `[1, H, W]` for grayscale).
 pub fn load_batch_for(paths: &[impl AsRef<Path>], meta: &Meta, input: &[usize]) -> Result<Tensor, RuntimeError> {
     let dims = input.to_vec();
     if paths.is_empty() {
         return Err(RuntimeError::NoImages);
     }
-    let [3, h, w] = dims[..] else {
+    let [channels @ (1 | 3), h, w] = dims[..] else {
         return Err(RuntimeError::NotAnImageModel { input: dims });
     };
-    let mut data = Vec::with_capacity(paths.len() * 3 * h * w);
-    for path in paths {
-        data.extend(load(path.as_ref(), meta, h, w)?);
+    if [&meta.mean, &meta.std].iter().any(|v| v.as_ref().is_some_and(|v| v.len() != channels)) {
+        return Err(RuntimeError::NotAnImageModel { input: dims });
     }
-    Ok(Tensor::new(vec![paths.len(), 3, h, w], data))
+    let mut data = Vec::with_capacity(paths.len() * channels * h * w);
+    for path in paths {
+        data.extend(load(path.as_ref(), meta, channels, h, w)?);
+    }
+    Ok(Tensor::new(vec![paths.len(), channels, h, w], data))
 }
 
-fn load(path: &Path, meta: &Meta, h: usize, w: usize) -> Result<Vec<f32>, RuntimeError> {
+/// PIL's `convert("L")` of one RGB pixel: `(19595 R + 38470 G + 7471 B + 2¹⁵) >> 16`.
+fn luma(rgb: &[u8]) -> u8 {
+    ((u32::from(rgb[0]) * 19595 + u32::from(rgb[1]) * 38470 + u32::from(rgb[2]) * 7471 + 0x8000) >> 16) as u8
+}
+
+fn load(path: &Path, meta: &Meta, channels: usize, h: usize, w: usize) -> Result<Vec<f32>, RuntimeError> {
     let bad = |message: String| RuntimeError::Image { path: path.to_path_buf(), message };
     let img = image::ImageReader::open(path)
         .map_err(|e| bad(e.to_string()))?
@@ -40,6 +50,14 @@ fn load(path: &Path, meta: &Meta, h: usize, w: usize) -> Result<Vec<f32>, Runtim
         .to_rgb8();
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let mut rgb = Rgb { w: iw, h: ih, data: img.into_raw() };
+    if channels == 1 {
+        // Grayscale first, as a dataset of `L` images is resized: each pixel's three channels
+        // become its luma (exact for an image that was gray already).
+        for pixel in rgb.data.chunks_mut(3) {
+            let l = luma(pixel);
+            pixel.fill(l);
+        }
+    }
     if let Some(size) = meta.resize {
         // torchvision: the shorter side becomes `size`, the longer keeps the aspect ratio (truncated).
         let (nw, nh) = if rgb.w <= rgb.h { (size, size * rgb.h / rgb.w) } else { (size * rgb.w / rgb.h, size) };
@@ -54,10 +72,10 @@ fn load(path: &Path, meta: &Meta, h: usize, w: usize) -> Result<Vec<f32>, Runtim
         let left = ((rgb.w - w) as f64 / 2.0).round() as usize;
         rgb = crop(&rgb, left, top, w, h);
     }
-    let mean = meta.mean.clone().unwrap_or_else(|| vec![0.0; 3]);
-    let std = meta.std.clone().unwrap_or_else(|| vec![1.0; 3]);
-    let mut out = vec![0f32; 3 * h * w];
-    for c in 0..3 {
+    let mean = meta.mean.clone().unwrap_or_else(|| vec![0.0; channels]);
+    let std = meta.std.clone().unwrap_or_else(|| vec![1.0; channels]);
+    let mut out = vec![0f32; channels * h * w];
+    for c in 0..channels {
         for p in 0..h * w {
             out[c * h * w + p] = ((rgb.data[p * 3 + c] as f64 / 255.0 - mean[c]) / std[c]) as f32;
         }
@@ -164,6 +182,16 @@ mod tests {
         assert_eq!((half.data[0], half.data[3]), (71, 121));
         let same = resize(&img, 4, 1);
         assert_eq!(same.data, img.data);
+    }
+
+    #[test]
+    fn grayscale_is_pils_luma() {
+        assert!((0..=255u8).all(|v| luma(&[v, v, v]) == v), "a gray pixel keeps its value");
+        // PIL 11: Image.new("RGB", (1, 1), c).convert("L").getpixel((0, 0)).
+        assert_eq!(
+            [luma(&[255, 0, 0]), luma(&[0, 255, 0]), luma(&[0, 0, 255]), luma(&[10, 200, 30])],
+            [76, 150, 29, 124]
+        );
     }
 
     const PIL_ROW: [u8; 6] = [6, 17, 28, 40, 51, 63];

@@ -123,6 +123,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
     if let Some(path) = &args.output {
         npy::write(path, &output)?;
     }
-    print!("{}", classify::top_classes(&output, graph.meta.labels.as_deref(), args.top));
+    let name = |b| classify::item_name(b, &args.source.image);
+    print!("{}", classify::top_classes_of(&output, graph.meta.labels.as_deref(), args.top, name));
     Ok(())
 }

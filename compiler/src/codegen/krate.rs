@@ -112,7 +112,8 @@ pub fn main_rs(graph: &Graph) -> String {
             if let Some(path) = &args.output {
                 rt::npy::write(path, &output)?;
             }
-            print!("{}", rt::classify::top_classes(&output, #ty::LABELS, args.top));
+            let name = |b| rt::classify::item_name(b, &args.image);
+            print!("{}", rt::classify::top_classes_of(&output, #ty::LABELS, args.top, name));
             Ok(())
         }
     };
