@@ -109,15 +109,23 @@ fn pytorch_pth_checkpoints_in_both_formats_load() {
 
 #[test]
 fn images_are_decoded_cropped_and_scaled() {
-    // tiny.png is 40×36; lenet takes 3×32×32 with no resize or normalisation, so the input is the
-    // centre crop scaled to [0, 1] — tiny_input.npy, made from the same pixels by NumPy.
-    let (a, b) = (temp("from_image.npy"), temp("from_npy.npy"));
+    // tiny.png is 40×36; lenet takes 3×32×32 with no resize, normalised by mean 0.5 and std 0.5, so
+    // the input is the centre crop scaled to [0, 1] (tiny_input.npy, made from the same pixels by
+    // NumPy), then normalised.
+    let (a, b, x) = (temp("from_image.npy"), temp("from_npy.npy"), temp("normalised.npy"));
+    let pixels = read_npy(Path::new("tests/fixtures/tiny_input.npy"));
+    write_npy(&x, &[1, 3, 32, 32], pixels.iter().map(|v| ((f64::from(*v) - 0.5) / 0.5) as f32).collect());
     let common = ["run", "specs/lenet.yaml", "--seed", "3", "--cpu", "--output"];
     let o = cnnc(&[&common[..], &[a.to_str().unwrap(), "--image", "tests/fixtures/tiny.png"]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = cnnc(&[&common[..], &[b.to_str().unwrap(), "--input", "tests/fixtures/tiny_input.npy"]].concat());
+    let o = cnnc(&[&common[..], &[b.to_str().unwrap(), "--input", x.to_str().unwrap()]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(read_npy(&a), read_npy(&b));
+    // The .npy's pixels were rounded to float32 before normalising: the logits agree to that.
+    let (from_image, from_npy) = (read_npy(&a), read_npy(&b));
+    assert_eq!(from_image.len(), 10);
+    for (p, q) in from_image.iter().zip(&from_npy) {
+        assert!((p - q).abs() <= 1e-6 * q.abs().max(1.0), "{from_image:?} against {from_npy:?}");
+    }
 
     let broken = temp("broken.png");
     std::fs::write(&broken, &std::fs::read("tests/fixtures/tiny.png").unwrap()[..100]).unwrap();

@@ -192,8 +192,13 @@ fn bad_datasets_are_refused_naming_the_file() {
         assert!(!text(&o).contains("panicked"), "{name}: {}", text(&o));
         std::fs::remove_dir_all(&dir).ok();
     }
-    let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", "cifar10:/nowhere", "--out", "/tmp/x"]);
-    assert!(text(&o).contains("does not name a dataset"), "{}", text(&o));
+    let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", "mnist:/nowhere", "--out", "/tmp/x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("`mnist:/nowhere` does not name a dataset"), "{}", text(&o));
+    let o = cnnc(&["train", "specs/lenet.yaml", "--data", "cifar10:/nowhere", "--out", "/tmp/x"]);
+    assert!(text(&o).contains("no `data_batch_1.bin` in it"), "{}", text(&o));
+    let o = cnnc(&["eval", "specs/lenet_fashion.yaml", "--weights", "x", "--data", &fashion(), "--limit", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = cnnc(&["train", "specs/lenet.yaml", "--data", &fashion(), "--out", "/tmp/x", "--limit", "8"]);
     assert!(text(&o).contains("the model takes [3, 32, 32]"), "{}", text(&o));
     let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", &fashion(), "--out", "/tmp/x", "--lr=-1"]);
@@ -224,4 +229,117 @@ fn the_bundled_model_and_images_are_what_they_claim() {
         let bytes: Vec<u8> = x.data.iter().map(|v| (v * 255.0).round() as u8).collect();
         assert!(bytes == test.images[index * 784..][..784], "{name} is not test image {index}");
     }
+}
+
+/// A CIFAR-10 binary directory (`cifar-10-batches-bin` layout) of `per_file` records per batch
+/// file: class `c`'s images are a colour that tells the classes apart, with noise.
+fn cifar_dir(name: &str, per_file: usize) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let labels = std::fs::read_to_string("specs/labels/cifar10.txt").unwrap();
+    std::fs::write(dir.join("batches.meta.txt"), labels).unwrap();
+    let noise = cnnc::runtime::synthetic::values(0, "cifar", 3072, 0.0, 16.0);
+    let files = (1..=5).map(|i| format!("data_batch_{i}.bin")).chain(["test_batch.bin".to_string()]);
+    for (f, file) in files.enumerate() {
+        let mut bytes = Vec::new();
+        for r in 0..per_file {
+            let class = (r * 7 + f) % 10;
+            bytes.push(class as u8);
+            for (p, n) in noise.iter().enumerate() {
+                let channel = p / 1024;
+                let base = if channel == class % 3 { 40 + 20 * class } else { 60 + 10 * (class / 3) };
+                bytes.push((base as f32 + n + (r % 5) as f32) as u8);
+            }
+        }
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn lenet_trains_on_cifar10_binary_batches_with_augmentation() {
+    let dir = cifar_dir("cifar", 40);
+    let out = scratch("cifar-out");
+    let data = format!("cifar10:{}", dir.display());
+    let o = cnnc(&[
+        "train",
+        "specs/lenet.yaml",
+        "--data",
+        &data,
+        "--augment",
+        "random_crop(32, pad=4), hflip",
+        "--epochs",
+        "6",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("200 training and 40 test images"), "{}", text(&o));
+    let accuracy = epochs(&out)[5]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.3, "test accuracy {accuracy} on colours that tell the classes apart");
+    let last = out.join("last.safetensors");
+    let o = cnnc(&["eval", "specs/lenet.yaml", "--weights", last.to_str().unwrap(), "--data", &data]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("airplane") && text(&o).contains(" of 40)"), "{}", text(&o));
+    // Augmentation is drawn from the seed: the same run twice is the same, without it another.
+    let short = |name: &str, augment: Option<&str>| {
+        let dir = scratch(name);
+        let mut args = vec!["train", "specs/lenet.yaml", "--data", &data, "--out", dir.to_str().unwrap()];
+        args.extend(augment.map(|a| ["--augment", a]).into_iter().flatten());
+        assert_eq!(cnnc(&args).status.code(), Some(0));
+        let bytes = std::fs::read(dir.join("last.safetensors")).unwrap();
+        std::fs::remove_dir_all(dir).ok();
+        bytes
+    };
+    let flips = Some("hflip");
+    assert!(short("aug-a", flips) == short("aug-b", flips), "one seed, two augmentations");
+    assert!(short("aug-a", flips) != short("aug-none", None), "augmentation changed nothing");
+    // Bad files are named with what is wrong.
+    let spoil = |file: &str, bytes: Vec<u8>| std::fs::write(dir.join(file), bytes).unwrap();
+    let run = || text(&cnnc(&["train", "specs/lenet.yaml", "--data", &data, "--out", out.to_str().unwrap(), "--cpu"]));
+    spoil("data_batch_3.bin", vec![1; 3073 * 2 + 5]);
+    assert!(
+        run()
+            .contains("data_batch_3.bin` is not a usable dataset: 6151 bytes, not a whole number of 3073-byte records"),
+        "{}",
+        run()
+    );
+    spoil("data_batch_3.bin", [vec![10u8], vec![0; 3072]].concat());
+    assert!(run().contains("record 0 has label 10, not one of the 10 classes"), "{}", run());
+    std::fs::remove_file(dir.join("data_batch_1.bin")).unwrap();
+    spoil("data_batch_1", b"\x80\x02}q\x00.".to_vec());
+    assert!(run().contains("this is CIFAR-10's Python version"), "{}", run());
+    let o = cnnc(&["train", "specs/lenet.yaml", "--data", &fashion(), "--out", "/tmp/x", "--augment", "vflip"]);
+    assert!(text(&o).contains("--augment: `vflip` is not an augmentation"), "{}", text(&o));
+    for d in [dir, out] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+#[test]
+fn a_checkpoint_with_overflowing_values_is_refused_not_scored() {
+    let mut weights =
+        cnnc::runtime::weights::read(Path::new("models/lenet_fashion/lenet_fashion.safetensors")).unwrap();
+    // Finite weights (non-finite ones are refused on loading) whose products overflow.
+    weights.get_mut("fc3.weight").unwrap().data[4 * 84..5 * 84].fill(f32::MAX);
+    let dir = scratch("overflow");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.safetensors");
+    let mut names = weights.names();
+    names.sort_unstable();
+    let tensors: Vec<_> = names.iter().map(|n| (n.to_string(), weights.get(n).unwrap().convert())).collect();
+    cnnc::runtime::weights::write_safetensors(&path, &tensors, true).unwrap();
+    let o = cnnc(&[
+        "eval",
+        "specs/lenet_fashion.yaml",
+        "--weights",
+        path.to_str().unwrap(),
+        "--data",
+        &fashion(),
+        "--limit",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("the model's output for image 0 is "), "{}", text(&o));
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -22,8 +22,17 @@ pub enum RuntimeError {
     /// A dataset file that cannot be used as it is, and why (the index or entry inside it, where one).
     #[error("`{path}` is not a usable dataset: {message}")]
     Dataset { path: PathBuf, message: String },
+    /// A value that must be finite is not (a model's output on real data, say).
+    #[error("{what} is {value}: the weights or the data hold values that overflow")]
+    NonFinite { what: String, value: f32 },
+    /// Preprocessing that does not fit the model's input channels.
+    #[error("the spec's preprocess has {means} means and {stds} stds for a model of {channels} input channels")]
+    Preprocess { channels: usize, means: usize, stds: usize },
     /// A dataset named without one of the known formats.
-    #[error("`{name}` does not name a dataset: use FORMAT:PATH with FORMAT `idx` (MNIST, Fashion-MNIST)")]
+    #[error(
+        "`{name}` does not name a dataset: use FORMAT:PATH with FORMAT `idx` (MNIST, Fashion-MNIST) or \
+         `cifar10` (CIFAR-10's binary batches)"
+    )]
     DatasetName { name: String },
     #[error("`{path}` is not a usable .npy file: {message}")]
     Npy { path: PathBuf, message: String },
@@ -67,12 +76,8 @@ pub enum RuntimeError {
     /// A flat input whose length is not a whole number of items.
     #[error("wrong input: the model takes batches of [{}] items ({} floats each); the input holds {floats} floats", dims(item), item.iter().product::<usize>())]
     InputLength { item: Vec<usize>, floats: usize },
-    /// `--image` on a model whose input is not `[3, H, W]` or `[1, H, W]` (with a preprocess mean
-    /// and std per channel).
-    #[error(
-        "wrong input: images need a model with a [3, H, W] (colour) or [1, H, W] (grayscale) input and a \
-         preprocess mean and std per channel; this one takes {input:?}"
-    )]
+    /// `--image` on a model whose input is not `[3, H, W]` or `[1, H, W]`.
+    #[error("wrong input: images need a model with a [3, H, W] (colour) or [1, H, W] (grayscale) input; this one takes {input:?}")]
     NotAnImageModel { input: Vec<usize> },
     #[error("wrong input: no images given")]
     NoImages,

@@ -24,8 +24,10 @@ pub fn load_batch_for(paths: &[impl AsRef<Path>], meta: &Meta, input: &[usize]) 
     let [channels @ (1 | 3), h, w] = dims[..] else {
         return Err(RuntimeError::NotAnImageModel { input: dims });
     };
-    if [&meta.mean, &meta.std].iter().any(|v| v.as_ref().is_some_and(|v| v.len() != channels)) {
-        return Err(RuntimeError::NotAnImageModel { input: dims });
+    let count = |v: &Option<Vec<f64>>| v.as_ref().map_or(channels, Vec::len);
+    let (means, stds) = (count(&meta.mean), count(&meta.std));
+    if means != channels || stds != channels {
+        return Err(RuntimeError::Preprocess { channels, means, stds });
     }
     let mut data = Vec::with_capacity(paths.len() * channels * h * w);
     for path in paths {

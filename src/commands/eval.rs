@@ -36,18 +36,19 @@ pub struct Args {
     /// Checkpoint to evaluate (.safetensors or .pth), matched by name against the spec's weight table.
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
-    /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not).
+    /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not) or
+    /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`).
     #[arg(long, value_name = "FORMAT:PATH")]
     data: String,
     /// Which split to evaluate.
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
     /// Evaluate only the first N images of the split.
-    #[arg(long, value_name = "N")]
-    limit: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 256, value_name = "N")]
-    batch: usize,
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    batch: u64,
     /// Print one JSON object: accuracy, loss, images, per_class (in class order) and confusion
     /// (rows: true class, columns: predicted class).
     #[arg(long)]
@@ -134,7 +135,13 @@ pub fn evaluate(
     for chunk in indices.chunks(batch.max(1)) {
         let (x, labels) = dataset.batch(chunk, mean, std);
         let logits = engine.run(&x)?;
-        for (row, &label) in logits.data.chunks(classes).zip(&labels) {
+        for ((row, &label), &index) in logits.data.chunks(classes).zip(&labels).zip(chunk) {
+            if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+                return Err(RuntimeError::NonFinite {
+                    what: format!("the model's output for image {index}"),
+                    value: *v,
+                });
+            }
             let predicted = (0..classes).fold(0, |best, i| if row[i] > row[best] { i } else { best });
             confusion[label][predicted] += 1;
             // Cross-entropy through a log-sum-exp shifted by the largest logit.
@@ -149,18 +156,14 @@ pub fn evaluate(
 /// The per-channel mean and std a model's `preprocess` declares (0 and 1 when it declares none).
 ///
 /// # Errors
-/// A message when they do not have one value per input channel.
-pub fn normalisation(model: &Model) -> Result<(Vec<f64>, Vec<f64>), String> {
+/// [`RuntimeError::Preprocess`] when they do not have one value per input channel.
+pub fn normalisation(model: &Model) -> Result<(Vec<f64>, Vec<f64>), RuntimeError> {
     let channels = model.graph.node(model.graph.input).shape.dims()[0];
     let meta = &model.graph.meta;
     let mean = meta.mean.clone().unwrap_or_else(|| vec![0.0; channels]);
     let std = meta.std.clone().unwrap_or_else(|| vec![1.0; channels]);
     if mean.len() != channels || std.len() != channels {
-        return Err(format!(
-            "the spec's preprocess has {} means and {} stds for {channels} input channels",
-            mean.len(),
-            std.len()
-        ));
+        return Err(RuntimeError::Preprocess { channels, means: mean.len(), stds: std.len() });
     }
     Ok((mean, std))
 }
@@ -192,24 +195,22 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>> {
-    if args.batch == 0 {
-        return Err("--batch must be at least 1".into());
-    }
     let progress = Progress::start("reading the dataset");
     let mut dataset = data::open(&args.data, args.split.into())?;
     if let Some(n) = args.limit {
-        dataset.truncate(n);
+        dataset.truncate(n as usize);
     }
     let graph = &model.graph;
     let classes = graph.node(graph.output).shape.elements() as usize;
-    dataset.check_fits(graph.node(graph.input).shape.dims(), classes)?;
+    dataset.check_fits(graph.node(graph.input).shape.dims(), classes, &[])?;
     let (mean, std) = normalisation(model)?;
     progress.stage("loading weights");
     let weights = weights::bind(&graph.weight_table(), weights::read(&args.weights)?, true)?.weights;
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     progress.stage(format!("evaluating {} images", group(dataset.len() as u64)));
-    let engine = Engine::new(model, &weights, gpu.as_ref(), args.batch.min(dataset.len()))?;
-    let result = evaluate(&engine, &dataset, &mean, &std, classes, args.batch)?;
+    let batch = (args.batch as usize).min(dataset.len());
+    let engine = Engine::new(model, &weights, gpu.as_ref(), batch)?;
+    let result = evaluate(&engine, &dataset, &mean, &std, classes, batch)?;
     drop(progress);
     let names = class_names(model, &dataset, classes);
     if args.json {

@@ -7,15 +7,18 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cnnc::compiler::Model;
-use cnnc::runtime::data::{self, Dataset, Split};
+use cnnc::runtime::data::{self, Augment, Dataset, Split};
 use cnnc::runtime::gpu::{self, GpuTrainer};
-use cnnc::runtime::train::{CpuTrainer, Optimizer, OptimizerState, Schedule, StepOptions};
+use cnnc::runtime::train::{rng, CpuTrainer, Optimizer, OptimizerState, Schedule, StepOptions};
 use cnnc::runtime::weights::{self, Weights};
 use cnnc::runtime::{synthetic, RuntimeError, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::eval::{class_names, evaluate, normalisation, report, Engine, Evaluation};
 use super::{compile_model, group, SpecPath};
+
+/// The augmentation's draws, apart from the dropout masks' (keyed by node index) and the shuffle's.
+const AUGMENT_STREAM: usize = 0xA065;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum OptimizerArg {
@@ -30,7 +33,8 @@ pub struct Args {
     #[arg(value_name = "SPEC")]
     spec: SpecPath,
     /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not,
-    /// such as /usr/share/datasets/fashion-mnist from Debian's `dataset-fashion-mnist`).
+    /// such as /usr/share/datasets/fashion-mnist from Debian's `dataset-fashion-mnist`) or
+    /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`).
     #[arg(long, value_name = "FORMAT:PATH")]
     data: String,
     /// Where to write `last.safetensors` (after every epoch), `best.safetensors` (the epoch with the
@@ -56,15 +60,20 @@ pub struct Args {
     /// Weight decay (L2 for SGD and Adam, decoupled for AdamW; 0.01 is AdamW's PyTorch default).
     #[arg(long, value_name = "W")]
     weight_decay: Option<f64>,
-    /// Seed of the initial weights, the sample order and the dropout masks.
+    /// Augment the training images, in order, as torchvision's transforms do:
+    /// `random_crop(SIZE, pad=P)` (RandomCrop with zero padding) and `hflip`
+    /// (RandomHorizontalFlip), for example `--augment "random_crop(32, pad=4), hflip"`.
+    #[arg(long, value_name = "STEPS")]
+    augment: Option<String>,
+    /// Seed of the initial weights, the sample order, the augmentation and the dropout masks.
     #[arg(long, default_value_t = 0, value_name = "S")]
     seed: u64,
     /// Start from this checkpoint (.safetensors or .pth) instead of PyTorch's initialisation.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
     /// Use only the first N images of each split.
-    #[arg(long, value_name = "N")]
-    limit: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
     /// Log the mean training loss every N steps (to metrics.jsonl, and as a line when stderr is not
     /// a terminal).
     #[arg(long, default_value_t = 500, value_name = "N")]
@@ -157,16 +166,30 @@ fn optimizer(args: &Args) -> Result<OptimizerState, String> {
     Ok(OptimizerState::new(optimizer, args.lr, Schedule::Constant))
 }
 
-/// Writes `tensors` to `path` through a temporary file renamed into place, so that an interrupted
-/// write never leaves a partial checkpoint.
+/// Writes `weights` to `path` through a temporary file that is flushed to disk and then renamed
+/// into place (the folder flushed after), so that an interrupted write or a crash leaves the
+/// previous checkpoint or the new one, never part of one.
 fn write_checkpoint(path: &Path, weights: &Weights) -> Result<(), RuntimeError> {
     let mut names = weights.names();
     names.sort_unstable();
     let tensors: Vec<(String, Tensor<f64>)> =
         names.iter().map(|n| (n.to_string(), weights.get(n).expect("listed").convert())).collect();
     let partial = path.with_extension("safetensors.partial");
-    weights::write_safetensors(&partial, &tensors, true)?;
-    std::fs::rename(&partial, path).map_err(|source| RuntimeError::Write { path: path.to_path_buf(), source })
+    let failed = |source| RuntimeError::Write { path: path.to_path_buf(), source };
+    let written = weights::write_safetensors(&partial, &tensors, true)
+        .and_then(|()| std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(failed))
+        .and_then(|()| std::fs::rename(&partial, path).map_err(failed));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written?;
+    if let Some(folder) = path.parent() {
+        // Makes the rename itself durable; not every platform can open a folder, which is harmless.
+        if let Ok(f) = std::fs::File::open(folder) {
+            let _ = f.sync_all();
+        }
+    }
+    Ok(())
 }
 
 /// The metrics log: one JSON object per line.
@@ -187,15 +210,19 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     let classes = graph.node(graph.output).shape.elements() as usize;
     let input = graph.node(graph.input).shape.dims().to_vec();
     let (mean, std) = normalisation(model)?;
-    let read = |split| -> Result<Dataset, RuntimeError> {
+    let augment = match &args.augment {
+        Some(text) => data::augment::parse(text).map_err(|e| format!("--augment: {e}"))?,
+        None => Vec::new(),
+    };
+    let read = |split, augment: &[Augment]| -> Result<Dataset, RuntimeError> {
         let mut d = data::open(&args.data, split)?;
         if let Some(n) = args.limit {
-            d.truncate(n);
+            d.truncate(n as usize);
         }
-        d.check_fits(&input, classes)?;
+        d.check_fits(&input, classes, augment)?;
         Ok(d)
     };
-    let (train, test) = (read(Split::Train)?, read(Split::Test)?);
+    let (train, test) = (read(Split::Train, &augment)?, read(Split::Test, &[])?);
     let steps_per_epoch = (train.len() / args.batch) as u64;
     if steps_per_epoch == 0 {
         return Err(
@@ -206,12 +233,6 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         Some(path) => weights::bind(&graph.weight_table(), weights::read(path)?, true)?.weights,
         None => synthetic::pytorch_init(&graph.weight_table().params, args.seed),
     };
-    std::fs::create_dir_all(&args.out).map_err(|source| RuntimeError::Write { path: args.out.clone(), source })?;
-    let metrics_path = args.out.join("metrics.jsonl");
-    let file = std::fs::File::create(&metrics_path)
-        .map_err(|source| RuntimeError::Write { path: metrics_path.clone(), source })?;
-    let mut metrics = Metrics(file, metrics_path);
-
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     let options = StepOptions { seed: args.seed, ..StepOptions::default() };
     let mut trainer = match &gpu {
@@ -220,6 +241,13 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         }
         None => Trainer::Cpu(Box::new(CpuTrainer::new(graph, &initial, |_| true, optimizer, options)?), Vec::new()),
     };
+    // The output folder is touched only once training can start, so a run that fails before its
+    // first step leaves an earlier run's files alone.
+    std::fs::create_dir_all(&args.out).map_err(|source| RuntimeError::Write { path: args.out.clone(), source })?;
+    let metrics_path = args.out.join("metrics.jsonl");
+    let file = std::fs::File::create(&metrics_path)
+        .map_err(|source| RuntimeError::Write { path: metrics_path.clone(), source })?;
+    let mut metrics = Metrics(file, metrics_path);
     let device = gpu.as_ref().map_or("the CPU reference executor".to_string(), |g| g.info.name.clone());
     println!(
         "training `{}` on {} ({} training and {} test images{}), batch {}, {} steps per epoch, on {device}",
@@ -244,6 +272,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     for epoch in 1..=args.epochs {
         let epoch_started = Instant::now();
         let order = data::shuffled(train.len(), args.seed, epoch);
+        let draws = rng::key(args.seed, epoch, AUGMENT_STREAM);
         let (mut epoch_loss, mut epoch_losses) = (0f64, 0u64);
         let mut window = (Instant::now(), 0u64);
         if let Some(bar) = &bar {
@@ -251,7 +280,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             bar.set_prefix(format!("epoch {epoch}/{}", args.epochs));
         }
         for (i, chunk) in order.chunks_exact(args.batch).enumerate() {
-            let (x, labels) = train.batch(chunk, &mean, &std);
+            let (x, labels) = train.augmented_batch(chunk, &mean, &std, &augment, draws, i * args.batch);
             trainer.step(&x, &labels)?;
             step += 1;
             window.1 += 1;
@@ -259,11 +288,14 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             if step.is_multiple_of(args.log_every) || end_of_epoch {
                 let losses = trainer.losses()?;
                 if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
+                    let kept = match epoch {
+                        1 => "no checkpoint of this run was written".to_string(),
+                        _ => format!("{} is from epoch {}", args.out.join("last.safetensors").display(), epoch - 1),
+                    };
                     return Err(format!(
-                        "the loss became {} at step {}; training stopped (the last checkpoint in {} is from before it)",
+                        "the loss became {} at step {}; training stopped ({kept}). A smaller --lr often helps",
                         losses[bad],
                         step - losses.len() as u64 + bad as u64 + 1,
-                        args.out.display()
                     )
                     .into());
                 }

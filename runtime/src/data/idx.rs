@@ -39,7 +39,7 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>, RuntimeError> {
     let raw = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
+        flate2::read::MultiGzDecoder::new(&raw[..])
             .read_to_end(&mut out)
             .map_err(|e| invalid(path, format!("not a complete gzip file ({e})")))?;
         Ok(out)
@@ -104,6 +104,7 @@ pub fn read(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         labels: labels.into_iter().map(u32::from).collect(),
         item_shape: [1, dims[1], dims[2]],
         class_names: None,
-        source: labels_path,
+        source: images_path,
+        label_files: vec![(labels_path, label_dims[0])],
     })
 }

@@ -1,11 +1,17 @@
 //! Datasets for training and evaluation: images held as bytes with one class label each, read from
 //! the formats the datasets ship in, and turned into normalised float batches on demand.
 //!
-//! A dataset is named as `FORMAT:PATH`; the formats are `idx:DIR` (MNIST, Fashion-MNIST: `idx.rs`).
+//! A dataset is named as `FORMAT:PATH`; the formats are `idx:DIR` (MNIST, Fashion-MNIST: `idx.rs`)
+//! and `cifar10:DIR` (CIFAR-10's binary batches: `cifar10.rs`). `augment.rs` augments training
+//! images.
 
+pub mod augment;
+pub mod cifar10;
 pub mod idx;
 
 use std::path::{Path, PathBuf};
+
+pub use augment::Augment;
 
 use crate::{RuntimeError, Tensor};
 
@@ -37,8 +43,10 @@ pub struct Dataset {
     pub item_shape: [usize; 3],
     /// Class names in class order, when the format has them.
     pub class_names: Option<Vec<String>>,
-    /// The file the labels came from, for messages.
+    /// Where the images came from (a file or a folder), for messages.
     pub source: PathBuf,
+    /// The files the labels came from, in order, with how many labels each holds, for messages.
+    pub label_files: Vec<(PathBuf, usize)>,
 }
 
 impl Dataset {
@@ -64,32 +72,47 @@ impl Dataset {
         self.labels.truncate(n);
     }
 
-    /// Checks the images against a model's input `[C, H, W]` and the labels against its `classes`.
+    /// Checks the images (as `augment` leaves them) against a model's input `[C, H, W]` and the
+    /// labels against its `classes`.
     ///
     /// # Errors
     /// [`RuntimeError::Dataset`] naming the first label out of range, or the shapes that differ.
-    pub fn check_fits(&self, input: &[usize], classes: usize) -> Result<(), RuntimeError> {
-        if input != self.item_shape {
+    pub fn check_fits(&self, input: &[usize], classes: usize, augment: &[Augment]) -> Result<(), RuntimeError> {
+        let shape = augment::output_shape(augment, self.item_shape)
+            .map_err(|message| RuntimeError::Dataset { path: self.source.clone(), message })?;
+        if input != shape {
             return Err(RuntimeError::Dataset {
                 path: self.source.clone(),
                 message: format!(
-                    "its images are {:?} ([C, H, W]) and the model takes {input:?}; change the spec's `input:` \
-                     (or its first layer) to fit the data",
-                    self.item_shape
+                    "its images are {shape:?} ([C, H, W]{}) and the model takes {input:?}; change the spec's \
+                     `input:` (or its first layer) to fit the data",
+                    if augment.is_empty() { "" } else { ", augmented" }
                 ),
             });
         }
         if let Some((i, label)) = self.labels.iter().enumerate().find(|(_, l)| **l as usize >= classes) {
+            let (path, index) = self.label_file(i);
             return Err(RuntimeError::Dataset {
-                path: self.source.clone(),
+                path,
                 message: format!(
-                    "label {label} at index {i} is not one of the model's {classes} classes; the model's output \
+                    "label {label} at index {index} is not one of the model's {classes} classes; the model's output \
                      needs at least {} classes",
                     self.labels.iter().max().map_or(0, |m| *m as usize + 1)
                 ),
             });
         }
         Ok(())
+    }
+
+    /// The file label `i` came from and its index there.
+    fn label_file(&self, mut i: usize) -> (PathBuf, usize) {
+        for (path, count) in &self.label_files {
+            if i < *count {
+                return (path.clone(), i);
+            }
+            i -= count;
+        }
+        (self.source.clone(), i)
     }
 
     /// The images at `indices` as floats `[n, C, H, W]`: `(byte / 255 − mean[c]) / std[c]`
@@ -112,6 +135,40 @@ impl Dataset {
         let labels = indices.iter().map(|&i| self.labels[i] as usize).collect();
         (Tensor::new(vec![indices.len(), channels, h, w], data), labels)
     }
+
+    /// As [`Dataset::batch`], each image first augmented by `steps` with the draws of `key` (item
+    /// `first + i` of its epoch for the `i`-th index).
+    ///
+    /// # Panics
+    /// As [`Dataset::batch`], and when the steps do not fit the images (see [`Dataset::check_fits`]).
+    pub fn augmented_batch(
+        &self,
+        indices: &[usize],
+        mean: &[f64],
+        std: &[f64],
+        steps: &[Augment],
+        key: u32,
+        first: usize,
+    ) -> (Tensor, Vec<usize>) {
+        if steps.is_empty() {
+            return self.batch(indices, mean, std);
+        }
+        let shape = augment::output_shape(steps, self.item_shape).expect("checked against the model");
+        let mut images = Vec::with_capacity(indices.len() * shape.iter().product::<usize>());
+        for (i, &index) in indices.iter().enumerate() {
+            let item = &self.images[index * self.item_len()..][..self.item_len()];
+            images.extend(augment::apply(steps, item, self.item_shape, key, first + i).0);
+        }
+        let augmented = Dataset {
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            item_shape: shape,
+            class_names: None,
+            source: self.source.clone(),
+            label_files: Vec::new(),
+        };
+        augmented.batch(&(0..indices.len()).collect::<Vec<_>>(), mean, std)
+    }
 }
 
 /// Reads split `split` of the dataset `FORMAT:PATH` names.
@@ -125,6 +182,7 @@ pub fn open(name: &str, split: Split) -> Result<Dataset, RuntimeError> {
     };
     let dataset = match format {
         "idx" => idx::read(Path::new(path), split)?,
+        "cifar10" => cifar10::read(Path::new(path), split)?,
         _ => return Err(RuntimeError::DatasetName { name: name.to_string() }),
     };
     if dataset.is_empty() {
@@ -189,14 +247,35 @@ mod tests {
             item_shape: [2, 1, 2],
             class_names: None,
             source: PathBuf::from("x"),
+            label_files: vec![(PathBuf::from("a"), 1), (PathBuf::from("b"), 1)],
         };
         let (x, y) = d.batch(&[1, 0], &[0.5, 0.0], &[0.5, 1.0]);
         assert_eq!(x.shape, vec![2, 2, 1, 2]);
         assert_eq!(y, vec![1, 3]);
         assert_eq!(x.data, vec![1.0, -1.0, 0.0, 0.0, -1.0, 1.0, 0.2, 0.4]);
-        assert!(d.check_fits(&[2, 1, 2], 4).is_ok());
-        assert!(d.check_fits(&[2, 1, 2], 3).unwrap_err().to_string().contains("label 3 at index 0"));
-        assert!(d.check_fits(&[1, 2, 2], 4).unwrap_err().to_string().contains("[2, 1, 2]"));
+        assert!(d.check_fits(&[2, 1, 2], 4, &[]).is_ok());
+        assert!(d
+            .check_fits(&[2, 1, 2], 3, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("`a` is not a usable dataset: label 3 at index 0"));
+        assert!(d
+            .check_fits(&[2, 1, 2], 2, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("`a` is not a usable dataset: label 3"));
+        let mut late = d.clone();
+        late.labels = vec![0, 3];
+        assert!(late
+            .check_fits(&[2, 1, 2], 2, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("`b` is not a usable dataset: label 3 at index 0"));
+        assert!(d.check_fits(&[1, 2, 2], 4, &[]).unwrap_err().to_string().contains("[2, 1, 2]"));
+        assert!(d.check_fits(&[2, 1, 2], 4, &[Augment::HorizontalFlip]).is_ok());
+        let crop = [Augment::RandomCrop { size: 1, pad: 0 }];
+        assert!(d.check_fits(&[2, 1, 1], 4, &crop).unwrap_err().to_string().contains("keep the image's size"));
+        assert_eq!(d.augmented_batch(&[1, 0], &[0.5, 0.0], &[0.5, 1.0], &[], 9, 0).0, x);
     }
 
     #[test]
