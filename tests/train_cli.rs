@@ -343,3 +343,52 @@ fn a_checkpoint_with_overflowing_values_is_refused_not_scored() {
     assert!(text(&o).contains("the model's output for image 0 is "), "{}", text(&o));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn fine_tuning_loads_what_matches_and_trains_only_what_is_not_frozen() {
+    // LeNet with a 5-way head, on a dataset of 5 classes, starting from the bundled 10-way LeNet.
+    let dir = scratch("finetune");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("lenet5.yaml");
+    let source = std::fs::read_to_string("specs/lenet_fashion.yaml").unwrap();
+    let source = source.replace("labels: labels/fashion_mnist.txt\n", "").replace("fc3: linear(10)", "fc3: linear(5)");
+    std::fs::write(&spec, source).unwrap();
+    let data = dataset("finetune-data", &[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0], |_| {});
+    let data = format!("idx:{}", data.display());
+    let out = dir.join("out");
+    let bundled = "models/lenet_fashion/lenet_fashion.safetensors";
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", spec.to_str().unwrap(), "--data", &data, "--out", out.to_str().unwrap()];
+        args.extend(["--weights", bundled]);
+        args.extend(extra);
+        cnnc(&args)
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("wrong shape fc3.weight: the spec expects [5, 84], the file has [10, 84]"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["--strict", "false", "--freeze", "cn1", "cn2", "fc1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("loaded 8 of the spec's 10 tensors"), "{}", text(&o));
+    assert!(
+        text(&o).contains("initialised as PyTorch does: fc3.weight [5, 84] (the checkpoint's is [10, 84])"),
+        "{}",
+        text(&o)
+    );
+    let before = cnnc::runtime::weights::read(Path::new(bundled)).unwrap();
+    let after = cnnc::runtime::weights::read(&out.join("last.safetensors")).unwrap();
+    for name in ["cn1.weight", "cn1.bias", "cn2.weight", "fc1.weight", "fc1.bias"] {
+        let (a, b) = (&after.get(name).unwrap().data, &before.get(name).unwrap().data);
+        assert!(a == b, "frozen {name} changed: {:?} vs {:?}", &a[..4], &b[..4]);
+    }
+    assert!(after.get("fc2.weight").unwrap().data != before.get("fc2.weight").unwrap().data, "fc2 did not train");
+    assert_eq!(after.get("fc3.weight").unwrap().shape, vec![5, 84]);
+    let o = run(&["--strict", "false", "--freeze", "conv1"]);
+    assert!(text(&o).contains("--freeze conv1: no parameter of the spec is under `conv1`"), "{}", text(&o));
+    let o = run(&["--strict", "false", "--freeze", "cn1", "cn2", "fc1", "fc2", "fc3"]);
+    assert!(text(&o).contains("--freeze leaves nothing to train"), "{}", text(&o));
+    std::fs::remove_dir_all(dir).ok();
+}

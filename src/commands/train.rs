@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use cnnc::compiler::graph::Param;
 use cnnc::compiler::Model;
 use cnnc::runtime::data::{self, Augment, Dataset, Split};
 use cnnc::runtime::gpu::{self, GpuTrainer};
@@ -68,9 +69,20 @@ pub struct Args {
     /// Seed of the initial weights, the sample order, the augmentation and the dropout masks.
     #[arg(long, default_value_t = 0, value_name = "S")]
     seed: u64,
-    /// Start from this checkpoint (.safetensors or .pth) instead of PyTorch's initialisation.
+    /// Start from this checkpoint (.safetensors or .pth, names as in the spec's weight table)
+    /// instead of PyTorch's initialisation.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
+    /// With `--strict false`, load every tensor of --weights whose name and shape match the spec
+    /// and initialise the rest as PyTorch does (a new classifier head when fine-tuning), reporting
+    /// both; by default the checkpoint must match exactly.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", requires = "weights")]
+    strict: bool,
+    /// Keep the parameters under these layer paths as they are (`--freeze features` trains only
+    /// the rest, as `requires_grad = False` does); nothing below the lowest trained layer gets a
+    /// gradient.
+    #[arg(long, value_name = "PREFIX", num_args = 1..)]
+    freeze: Vec<String>,
     /// Use only the first N images of each split.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
@@ -229,17 +241,32 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             format!("the training split has {} images, fewer than one batch of {}", train.len(), args.batch).into()
         );
     }
-    let initial = match &args.weights {
-        Some(path) => weights::bind(&graph.weight_table(), weights::read(path)?, true)?.weights,
-        None => synthetic::pytorch_init(&graph.weight_table().params, args.seed),
-    };
+    let initial = initial_weights(args, model)?;
+    let frozen = |p: &Param| args.freeze.iter().any(|f| under(&p.name, f));
+    let table = graph.weight_table();
+    if let Some(f) = args.freeze.iter().find(|f| !table.params.iter().any(|p| under(&p.name, f))) {
+        return Err(format!(
+            "--freeze {f}: no parameter of the spec is under `{f}` (they are named like `{}`)",
+            table.params[0].name
+        )
+        .into());
+    }
+    let trainable = |p: &Param| !frozen(p);
+    if !table.params.iter().any(|p| p.kind.is_trainable() && trainable(p)) {
+        return Err("--freeze leaves nothing to train".into());
+    }
+    if !args.freeze.is_empty() {
+        let learned = table.params.iter().filter(|p| p.kind.is_trainable());
+        let (kept, trained): (Vec<&Param>, Vec<&Param>) = learned.partition(|p| frozen(p));
+        println!("frozen: {} ({} tensors); trained: {} tensors", args.freeze.join(", "), kept.len(), trained.len());
+    }
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     let options = StepOptions { seed: args.seed, ..StepOptions::default() };
     let mut trainer = match &gpu {
         Some(gpu) => {
-            Trainer::Gpu(Box::new(GpuTrainer::new(gpu, graph, &initial, |_| true, optimizer, &options, args.batch)?))
+            Trainer::Gpu(Box::new(GpuTrainer::new(gpu, graph, &initial, trainable, optimizer, &options, args.batch)?))
         }
-        None => Trainer::Cpu(Box::new(CpuTrainer::new(graph, &initial, |_| true, optimizer, options)?), Vec::new()),
+        None => Trainer::Cpu(Box::new(CpuTrainer::new(graph, &initial, trainable, optimizer, options)?), Vec::new()),
     };
     // The output folder is touched only once training can start, so a run that fails before its
     // first step leaves an earlier run's files alone.
@@ -368,6 +395,42 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         args.out.join("metrics.jsonl").display()
     );
     Ok(())
+}
+
+/// Whether the parameter `name` is `path` or lies under it (`layer1` holds `layer1.0.conv1.weight`).
+fn under(name: &str, path: &str) -> bool {
+    name.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// The weights training starts from: PyTorch's initialisation from the seed, or the checkpoint
+/// (with `--strict false`, what matches of it, the rest initialised as PyTorch does and reported).
+fn initial_weights(args: &Args, model: &Model) -> Result<Weights, RuntimeError> {
+    let table = model.graph.weight_table();
+    let fresh = synthetic::pytorch_init(&table.params, args.seed);
+    let Some(path) = &args.weights else { return Ok(fresh) };
+    let file = weights::read(path)?;
+    if args.strict {
+        return Ok(weights::bind(&table, file, true)?.weights);
+    }
+    let bound = weights::bind_matching(&table, file)?;
+    let mut weights = bound.weights;
+    let report = bound.tolerated;
+    eprintln!("loaded {} of the spec's {} tensors from {}", weights.len(), table.params.len(), path.display());
+    for (name, want, found) in &report.wrong_shape {
+        eprintln!("  initialised as PyTorch does: {name} {want:?} (the checkpoint's is {found:?})");
+    }
+    for (name, shape) in &report.missing {
+        eprintln!("  initialised as PyTorch does: {name} {shape:?} (not in the checkpoint)");
+    }
+    for (name, shape) in &report.unexpected {
+        eprintln!("  ignored: {name} {shape:?} (not in the spec)");
+    }
+    for p in &table.params {
+        if weights.get(&p.name).is_none() {
+            weights.insert(p.name.clone(), fresh.get(&p.name).expect("every parameter is initialised").clone());
+        }
+    }
+    Ok(weights)
 }
 
 /// A bar over one epoch's steps, when stderr is a terminal.

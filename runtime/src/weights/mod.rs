@@ -141,6 +141,28 @@ pub struct Bound {
 /// missing or unexpected tensor is an error; without, they are reported in [`Bound::tolerated`].
 /// Wrong shapes and non-finite values are always errors.
 pub fn bind(table: &WeightTable, file: Weights, strict: bool) -> Result<Bound, RuntimeError> {
+    let (weights, report) = match_names(table, file);
+    if report.blocks_loading(strict) {
+        return Err(RuntimeError::Weights(report));
+    }
+    Ok(Bound { weights, tolerated: report })
+}
+
+/// As [`bind`] without `strict`, also tolerating tensors whose shape is not the spec's (a
+/// classifier of another size when fine-tuning): every tensor whose name and shape match is kept,
+/// the others are reported in [`Bound::tolerated`] (as missing, unexpected or of the wrong shape)
+/// for the caller to initialise. Non-finite values are still errors.
+pub fn bind_matching(table: &WeightTable, file: Weights) -> Result<Bound, RuntimeError> {
+    let (weights, report) = match_names(table, file);
+    if !report.non_finite.is_empty() {
+        return Err(RuntimeError::Weights(WeightReport { non_finite: report.non_finite, ..WeightReport::default() }));
+    }
+    Ok(Bound { weights, tolerated: report })
+}
+
+/// The tensors of `file` the table names (after its aliases) with their shape, and a report of
+/// everything else.
+fn match_names(table: &WeightTable, file: Weights) -> (Weights, WeightReport) {
     let expected: HashMap<&str, &[usize]> =
         table.params.iter().map(|p| (p.name.as_str(), p.shape.as_slice())).collect();
     let mut report = WeightReport::default();
@@ -178,10 +200,7 @@ pub fn bind(table: &WeightTable, file: Weights, strict: bool) -> Result<Bound, R
             report.missing.push((p.name.clone(), p.shape.clone()));
         }
     }
-    if report.blocks_loading(strict) {
-        return Err(RuntimeError::Weights(report));
-    }
-    Ok(Bound { weights: bound, tolerated: report })
+    (bound, report)
 }
 
 /// Checks that `weights` holds every tensor of `table` with its shape and finite values (all
