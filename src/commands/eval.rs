@@ -11,7 +11,7 @@ use cnnc::runtime::weights::{self, Weights};
 use cnnc::runtime::{cpu, RuntimeError, Tensor};
 
 use super::progress::Progress;
-use super::{compile_model, group, SpecPath};
+use super::{group, SpecPath};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitArg {
@@ -181,17 +181,7 @@ pub fn class_names(model: &Model, dataset: &Dataset, classes: usize) -> Vec<Stri
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let model = match compile_model(&args.spec) {
-        Ok(model) => model,
-        Err(code) => return code,
-    };
-    match execute(&args, &model) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    super::with_model(&args.spec, |model| execute(&args, model))
 }
 
 fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>> {

@@ -11,7 +11,7 @@ use cnnc::runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedu
 use cnnc::runtime::{npy, synthetic, weights, RuntimeError, Tensor};
 
 use super::progress::Progress;
-use super::{compile_model, SpecPath};
+use super::SpecPath;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Switch {
@@ -66,17 +66,7 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("error: --label-smoothing must be in [0, 1], not {}", args.label_smoothing);
         return ExitCode::from(super::EXIT_USAGE);
     }
-    let model = match compile_model(&args.spec) {
-        Ok(model) => model,
-        Err(code) => return code,
-    };
-    match execute(&args, &model) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    super::with_model(&args.spec, |model| execute(&args, model))
 }
 
 fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {

@@ -206,6 +206,22 @@ pub fn compile_model_with_sources(path: &Path) -> Result<(Model, SourceMap), Exi
     }
 }
 
+/// Compiles the model spec at `spec` and runs `execute` on it: spec errors exit as
+/// [`compile_model`] says, an error from `execute` is printed and exits 1.
+pub fn with_model<E: std::fmt::Display>(spec: &Path, execute: impl FnOnce(&Model) -> Result<(), E>) -> ExitCode {
+    let model = match compile_model(spec) {
+        Ok(model) => model,
+        Err(code) => return code,
+    };
+    match execute(&model) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// Prints `text`, or writes it to `output` when given.
 pub fn emit(output: Option<&Path>, text: &str) -> ExitCode {
     match output {

@@ -7,7 +7,7 @@ use cnnc::compiler::Model;
 use cnnc::runtime::{classify, cpu, gpu, image_input, npy, synthetic, weights, RuntimeError};
 
 use super::progress::Progress;
-use super::{compile_model, SpecPath};
+use super::SpecPath;
 
 /// Where the input batch comes from: exactly one of these.
 #[derive(clap::Args)]
@@ -60,17 +60,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let model = match compile_model(&args.spec) {
-        Ok(model) => model,
-        Err(code) => return code,
-    };
-    match execute(&args, &model) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    super::with_model(&args.spec, |model| execute(&args, model))
 }
 
 fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {

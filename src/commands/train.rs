@@ -16,7 +16,7 @@ use cnnc::runtime::{synthetic, RuntimeError, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::eval::{class_names, evaluate, normalisation, report, Engine, Evaluation};
-use super::{compile_model, group, SpecPath};
+use super::{group, SpecPath};
 
 /// The augmentation's draws, apart from the dropout masks' (keyed by node index) and the shuffle's.
 const AUGMENT_STREAM: usize = 0xA065;
@@ -99,17 +99,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let model = match compile_model(&args.spec) {
-        Ok(model) => model,
-        Err(code) => return code,
-    };
-    match execute(&args, &model) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+    super::with_model(&args.spec, |model| execute(&args, model))
 }
 
 /// Either executor's trainer.
