@@ -43,6 +43,14 @@ fn train(name: &str, limit: usize, extra: &[&str]) -> (PathBuf, Output) {
     (out, o)
 }
 
+/// Every tensor of a checkpoint, by name, bit for bit.
+fn checkpoint(path: &Path) -> Vec<(String, Vec<u32>)> {
+    let weights = cnnc::runtime::weights::read(path).unwrap();
+    let mut names = weights.names();
+    names.sort_unstable();
+    names.iter().map(|n| (n.to_string(), weights.get(n).unwrap().data.iter().map(|v| v.to_bits()).collect())).collect()
+}
+
 fn epochs(out: &Path) -> Vec<serde_json::Value> {
     let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     log.lines()
@@ -97,10 +105,10 @@ fn the_same_seed_gives_the_same_weights_and_the_cpu_agrees() {
     let (a, o) = train("seed-a", 400, &["--seed", "7"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let (b, _) = train("seed-b", 400, &["--seed", "7"]);
-    let bytes = |d: &Path| std::fs::read(d.join("last.safetensors")).unwrap();
-    assert!(bytes(&a) == bytes(&b), "two runs with one seed differ");
+    let weights = |d: &Path| checkpoint(&d.join("last.safetensors"));
+    assert!(weights(&a) == weights(&b), "two runs with one seed differ");
     let (c, _) = train("seed-c", 400, &["--seed", "8"]);
-    assert!(bytes(&a) != bytes(&c), "another seed gives the same weights");
+    assert!(weights(&a) != weights(&c), "another seed gives the same weights");
     // The float64 CPU executor follows the same samples from the same start: after 50 steps its
     // accuracy is the GPU's within a few images of 400.
     let (cpu, o) = train("seed-cpu", 400, &["--seed", "7", "--cpu"]);
@@ -287,9 +295,9 @@ fn lenet_trains_on_cifar10_binary_batches_with_augmentation() {
         let mut args = vec!["train", "specs/lenet.yaml", "--data", &data, "--out", dir.to_str().unwrap()];
         args.extend(augment.map(|a| ["--augment", a]).into_iter().flatten());
         assert_eq!(cnnc(&args).status.code(), Some(0));
-        let bytes = std::fs::read(dir.join("last.safetensors")).unwrap();
+        let weights = checkpoint(&dir.join("last.safetensors"));
         std::fs::remove_dir_all(dir).ok();
-        bytes
+        weights
     };
     let flips = Some("hflip");
     assert!(short("aug-a", flips) == short("aug-b", flips), "one seed, two augmentations");
@@ -391,4 +399,70 @@ fn fine_tuning_loads_what_matches_and_trains_only_what_is_not_frozen() {
     let o = run(&["--strict", "false", "--freeze", "cn1", "cn2", "fc1", "fc2", "fc3"]);
     assert!(text(&o).contains("--freeze leaves nothing to train"), "{}", text(&o));
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// `specs/NAME.yaml` on 32×32 images, written to `dir` (the spec's imports resolved from `specs/`).
+fn at_32(name: &str, dir: &Path) -> PathBuf {
+    let source = std::fs::read_to_string(format!("specs/{name}.yaml")).unwrap();
+    assert!(source.contains("input: [3, 224, 224]"), "{name}");
+    let source = source
+        .replace("input: [3, 224, 224]", "input: [3, 32, 32]")
+        .replace("import: lib/", &format!("import: {}/specs/lib/", env!("CARGO_MANIFEST_DIR")))
+        .replace("labels: labels/", &format!("labels: {}/specs/labels/", env!("CARGO_MANIFEST_DIR")));
+    let path = dir.join(format!("{name}_32.yaml"));
+    std::fs::write(&path, source).unwrap();
+    path
+}
+
+/// A checkpoint of a model with batch-norm has exactly torchvision's state_dict keys and shapes
+/// (tests/reference/torchvision_facts.json) plus each batch-norm's int64 `num_batches_tracked`, so
+/// `load_state_dict(..., strict=True)` takes it (`scripts/check_checkpoint_pytorch.py` does that).
+#[test]
+fn a_resnet18_checkpoint_has_torchvisions_state_dict() {
+    let dir = scratch("resnet-checkpoint");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = at_32("resnet18", &dir);
+    let data = cifar_dir("resnet-data", 8);
+    let out = dir.join("out");
+    let data_arg = format!("cifar10:{}", data.display());
+    let o =
+        cnnc(&["train", spec.to_str().unwrap(), "--data", &data_arg, "--limit", "16", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bytes = std::fs::read(out.join("last.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/reference/torchvision_facts.json").unwrap()).unwrap();
+    let state = facts["resnet18"]["state_dict"].as_object().unwrap();
+    let mut want: Vec<String> = state.keys().cloned().collect();
+    for key in state.keys() {
+        if let Some(prefix) = key.strip_suffix("running_mean") {
+            want.push(format!("{prefix}num_batches_tracked"));
+        }
+    }
+    want.sort();
+    let mut have: Vec<String> = file.names().into_iter().map(str::to_string).collect();
+    have.sort();
+    assert_eq!(have, want);
+    for (name, shape) in state {
+        let shape: Vec<usize> = shape.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let t = file.tensor(name).unwrap();
+        assert_eq!((t.dtype(), t.shape()), (safetensors::Dtype::F32, &shape[..]), "{name}");
+    }
+    let count = file.tensor("layer1.0.bn1.num_batches_tracked").unwrap();
+    assert_eq!((count.dtype(), count.data()), (safetensors::Dtype::I64, &2i64.to_le_bytes()[..]), "two steps taken");
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let info = header.metadata().as_ref().unwrap();
+    assert_eq!((info["model"].as_str(), info["epoch"].as_str(), info["step"].as_str()), ("resnet18", "1", "2"));
+    // cnnc reads its own checkpoint back.
+    let o = cnnc(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--weights",
+        out.join("last.safetensors").to_str().unwrap(),
+        "--random-input",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for d in [dir, data] {
+        std::fs::remove_dir_all(d).ok();
+    }
 }

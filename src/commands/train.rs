@@ -168,17 +168,14 @@ fn optimizer(args: &Args) -> Result<OptimizerState, String> {
     Ok(OptimizerState::new(optimizer, args.lr, Schedule::Constant))
 }
 
-/// Writes `weights` to `path` through a temporary file that is flushed to disk and then renamed
-/// into place (the folder flushed after), so that an interrupted write or a crash leaves the
-/// previous checkpoint or the new one, never part of one.
-fn write_checkpoint(path: &Path, weights: &Weights) -> Result<(), RuntimeError> {
-    let mut names = weights.names();
-    names.sort_unstable();
-    let tensors: Vec<(String, Tensor<f64>)> =
-        names.iter().map(|n| (n.to_string(), weights.get(n).expect("listed").convert())).collect();
+/// Writes `weights` as a PyTorch-loadable checkpoint (see [`weights::write_checkpoint`]) through a
+/// temporary file that is flushed to disk and then renamed into place (the folder flushed after), so
+/// that an interrupted write or a crash leaves the previous checkpoint or the new one, never part of
+/// one.
+fn save(path: &Path, weights: &Weights, steps: u64, metadata: &[(String, String)]) -> Result<(), RuntimeError> {
     let partial = path.with_extension("safetensors.partial");
     let failed = |source| RuntimeError::Write { path: path.to_path_buf(), source };
-    let written = weights::write_safetensors(&partial, &tensors, true)
+    let written = weights::write_checkpoint(&partial, weights, steps, metadata)
         .and_then(|()| std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(failed))
         .and_then(|()| std::fs::rename(&partial, path).map_err(failed));
     if written.is_err() {
@@ -341,11 +338,21 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         let weights = trainer.weights()?;
         let engine = Engine::new(model, &weights, gpu.as_ref(), 256.min(test.len()))?;
         let eval = evaluate(&engine, &test, &mean, &std, classes, 256)?;
-        write_checkpoint(&args.out.join("last.safetensors"), &weights)?;
+        let metadata: Vec<(String, String)> = [
+            ("model", graph.meta.name.clone()),
+            ("spec", args.spec.display().to_string()),
+            ("epoch", epoch.to_string()),
+            ("step", step.to_string()),
+            ("seed", args.seed.to_string()),
+            ("test_accuracy", eval.accuracy().to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec();
+        save(&args.out.join("last.safetensors"), &weights, step, &metadata)?;
         let improved = best.is_none_or(|b| eval.accuracy() > b);
         if improved {
             best = Some(eval.accuracy());
-            write_checkpoint(&args.out.join("best.safetensors"), &weights)?;
+            save(&args.out.join("best.safetensors"), &weights, step, &metadata)?;
         }
         let train_loss = epoch_loss / epoch_losses.max(1) as f64;
         let rate = (steps_per_epoch * args.batch as u64) as f64 / train_seconds;

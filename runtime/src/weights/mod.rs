@@ -5,7 +5,7 @@ mod pickle;
 mod pth;
 mod safetensors_file;
 
-pub use safetensors_file::write as write_safetensors;
+pub use safetensors_file::{write as write_safetensors, write_checkpoint};
 
 use std::collections::HashMap;
 use std::fmt;

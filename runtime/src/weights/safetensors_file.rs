@@ -62,3 +62,77 @@ pub fn write(path: &Path, tensors: &[(String, Tensor<f64>)], f32: bool) -> Resul
         },
     })
 }
+
+/// Writes a model's weights as a PyTorch-loadable checkpoint: every tensor of `weights` in float32
+/// under its state_dict name, and for every batch-norm (each `…running_mean`) the int64 scalar
+/// `…num_batches_tracked` that `torch.nn.BatchNorm2d` keeps as a buffer, set to `batches_tracked`
+/// (so `load_state_dict(…, strict=True)` finds every key it expects). `metadata` goes to the file's
+/// `__metadata__`, with `format: pt` as `safetensors.torch.save_file` writes it.
+///
+/// # Errors
+/// [`RuntimeError::Write`] when the file cannot be written.
+pub fn write_checkpoint(
+    path: &Path,
+    weights: &Weights,
+    batches_tracked: u64,
+    metadata: &[(String, String)],
+) -> Result<(), RuntimeError> {
+    let mut names = weights.names();
+    names.sort_unstable();
+    let mut entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for name in names {
+        let t = weights.get(name).expect("listed");
+        entries.push((
+            name.to_string(),
+            Dtype::F32,
+            t.shape.clone(),
+            t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ));
+        if let Some(prefix) = name.strip_suffix("running_mean") {
+            let count = (batches_tracked as i64).to_le_bytes().to_vec();
+            entries.push((format!("{prefix}num_batches_tracked"), Dtype::I64, Vec::new(), count));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let views = entries.iter().map(|(name, dtype, shape, bytes)| {
+        (name.as_str(), TensorView::new(*dtype, shape.clone(), bytes).expect("the bytes match the shape and dtype"))
+    });
+    let mut info: std::collections::HashMap<String, String> = metadata.iter().cloned().collect();
+    info.insert("format".into(), "pt".into());
+    safetensors::serialize_to_file(views, Some(info), path).map_err(|e| RuntimeError::Write {
+        path: path.to_path_buf(),
+        source: match e {
+            safetensors::SafeTensorError::IoError(io) => io,
+            other => std::io::Error::other(other.to_string()),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_carry_batch_counts_and_metadata_and_read_back() {
+        let mut w = Weights::default();
+        w.insert("bn.weight".into(), Tensor::new(vec![2], vec![1.0, 2.0]));
+        w.insert("bn.running_mean".into(), Tensor::new(vec![2], vec![0.5, -0.5]));
+        w.insert("fc.weight".into(), Tensor::new(vec![1, 2], vec![3.0, 4.0]));
+        let path = std::env::temp_dir().join(format!("cnnc-checkpoint-{}.safetensors", std::process::id()));
+        write_checkpoint(&path, &w, 7, &[("epoch".into(), "2".into())]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let info = meta.metadata().as_ref().unwrap();
+        assert_eq!((info["epoch"].as_str(), info["format"].as_str()), ("2", "pt"));
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let count = st.tensor("bn.num_batches_tracked").unwrap();
+        assert_eq!((count.dtype(), count.shape()), (Dtype::I64, &[][..]));
+        assert_eq!(count.data(), 7i64.to_le_bytes());
+        assert_eq!(st.names().len(), 4);
+        // Reading skips the count and gives the weights back exactly.
+        let back = read(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back.get("fc.weight").unwrap().data, vec![3.0, 4.0]);
+        std::fs::remove_file(path).ok();
+    }
+}
