@@ -204,7 +204,7 @@ fn bad_datasets_are_refused_naming_the_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("`mnist:/nowhere` does not name a dataset"), "{}", text(&o));
     let o = cnnc(&["train", "specs/lenet.yaml", "--data", "cifar10:/nowhere", "--out", "/tmp/x"]);
-    assert!(text(&o).contains("no `data_batch_1.bin` in it"), "{}", text(&o));
+    assert!(text(&o).contains("`/nowhere` is not a usable dataset: the folder does not exist"), "{}", text(&o));
     let o = cnnc(&["eval", "specs/lenet_fashion.yaml", "--weights", "x", "--data", &fashion(), "--limit", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = cnnc(&["train", "specs/lenet.yaml", "--data", &fashion(), "--out", "/tmp/x", "--limit", "8"]);
@@ -378,6 +378,7 @@ fn fine_tuning_loads_what_matches_and_trains_only_what_is_not_frozen() {
         "{}",
         text(&o)
     );
+    assert!(text(&o).contains("add --strict false"), "{}", text(&o));
     let o = run(&["--strict", "false", "--freeze", "cn1", "cn2", "fc1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("loaded 8 of the spec's 10 tensors"), "{}", text(&o));
@@ -394,6 +395,21 @@ fn fine_tuning_loads_what_matches_and_trains_only_what_is_not_frozen() {
     }
     assert!(after.get("fc2.weight").unwrap().data != before.get("fc2.weight").unwrap().data, "fc2 did not train");
     assert_eq!(after.get("fc3.weight").unwrap().shape, vec![5, 84]);
+    // The folder now holds this run: another run does not overwrite it.
+    let o = run(&["--strict", "false"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("holds an earlier run, which this one would overwrite"), "{}", text(&o));
+    // A checkpoint of another model shares no names: refused, not trained from scratch.
+    let renamed = dir.join("renamed.yaml");
+    let source = std::fs::read_to_string(&spec).unwrap();
+    std::fs::write(&renamed, source.replace("cn1:", "conv_a:").replace("cn2:", "conv_b:").replace("fc", "dense"))
+        .unwrap();
+    let other = dir.join("other");
+    let mut args = vec!["train", renamed.to_str().unwrap(), "--data", &data, "--out", other.to_str().unwrap()];
+    args.extend(["--weights", bundled, "--strict", "false"]);
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("it is not a checkpoint of this model"), "{}", text(&o));
     let o = run(&["--strict", "false", "--freeze", "conv1"]);
     assert!(text(&o).contains("--freeze conv1: no parameter of the spec is under `conv1`"), "{}", text(&o));
     let o = run(&["--strict", "false", "--freeze", "cn1", "cn2", "fc1", "fc2", "fc3"]);

@@ -118,8 +118,9 @@ enum Command {
     ///
     /// Weights start from PyTorch's initialisation (from --seed) or a checkpoint (--weights).
     /// Every epoch writes OUT/last.safetensors, OUT/best.safetensors when the test accuracy is the
-    /// best so far (both with PyTorch's state_dict names, written atomically) and appends to
+    /// best so far (both with PyTorch's state_dict names, written atomically) and writes
     /// OUT/metrics.jsonl (one JSON object per logged step and per epoch: kind, epoch, step, loss,
+    /// test_loss,
     /// accuracy, lr, images_per_s, seconds). Images are normalised by the spec's `preprocess`
     /// mean and std. A loss that becomes NaN or infinite stops training.
     ///

@@ -58,7 +58,7 @@ pub struct Args {
     /// SGD momentum.
     #[arg(long, default_value_t = 0.0, value_name = "M")]
     momentum: f64,
-    /// Weight decay (L2 for SGD and Adam, decoupled for AdamW; 0.01 is AdamW's PyTorch default).
+    /// Weight decay: L2 for SGD and Adam (default 0), decoupled for AdamW (default 0.01, PyTorch's).
     #[arg(long, value_name = "W")]
     weight_decay: Option<f64>,
     /// Augment the training images, in order, as torchvision's transforms do:
@@ -245,7 +245,18 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     if !args.freeze.is_empty() {
         let learned = table.params.iter().filter(|p| p.kind.is_trainable());
         let (kept, trained): (Vec<&Param>, Vec<&Param>) = learned.partition(|p| frozen(p));
-        println!("frozen: {} ({} tensors); trained: {} tensors", args.freeze.join(", "), kept.len(), trained.len());
+        println!("frozen: {} ({} of {} tensors)", args.freeze.join(", "), kept.len(), kept.len() + trained.len());
+    }
+    if let Some(existing) =
+        ["last.safetensors", "best.safetensors"].iter().map(|f| args.out.join(f)).find(|p| p.exists())
+    {
+        return Err(format!(
+            "{} exists: --out {} holds an earlier run, which this one would overwrite; choose another folder or \
+             remove it",
+            existing.display(),
+            args.out.display()
+        )
+        .into());
     }
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     let options = StepOptions { seed: args.seed, ..StepOptions::default() };
@@ -276,6 +287,9 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         args.batch,
         group(steps_per_epoch)
     );
+    if let Some(text) = args.augment.as_deref().filter(|_| !augment.is_empty()) {
+        println!("augmenting the training images: {text}");
+    }
 
     let names = class_names(model, &test, classes);
     let started = Instant::now();
@@ -401,15 +415,26 @@ fn under(name: &str, path: &str) -> bool {
 
 /// The weights training starts from: PyTorch's initialisation from the seed, or the checkpoint
 /// (with `--strict false`, what matches of it, the rest initialised as PyTorch does and reported).
-fn initial_weights(args: &Args, model: &Model) -> Result<Weights, RuntimeError> {
+fn initial_weights(args: &Args, model: &Model) -> Result<Weights, Box<dyn std::error::Error>> {
     let table = model.graph.weight_table();
     let fresh = synthetic::pytorch_init(&table.params, args.seed);
     let Some(path) = &args.weights else { return Ok(fresh) };
     let file = weights::read(path)?;
     if args.strict {
-        return Ok(weights::bind(&table, file, true)?.weights);
+        return weights::bind(&table, file, true).map(|b| b.weights).map_err(|e| {
+            format!("{e}(to start from what matches and initialise the rest, add --strict false)").into()
+        });
     }
     let bound = weights::bind_matching(&table, file)?;
+    if bound.weights.is_empty() {
+        return Err(format!(
+            "no tensor of {} has a name and shape of the spec's (they are named like `{}`): it is not a checkpoint of \
+             this model",
+            path.display(),
+            table.params[0].name
+        )
+        .into());
+    }
     let mut weights = bound.weights;
     let report = bound.tolerated;
     eprintln!("loaded {} of the spec's {} tensors from {}", weights.len(), table.params.len(), path.display());

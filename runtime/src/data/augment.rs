@@ -42,15 +42,17 @@ pub fn parse(text: &str) -> Result<Vec<Augment>, String> {
     }
     parts.push(&text[start..]);
     for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
-        let compact: String = part.chars().filter(|c| !c.is_whitespace()).collect();
-        let step = if compact == "hflip" {
+        let arguments =
+            part.strip_prefix("random_crop").map(str::trim_start).and_then(|a| a.strip_prefix('(')?.strip_suffix(')'));
+        let step = if part == "hflip" {
             Augment::HorizontalFlip
-        } else if let Some(args) = compact.strip_prefix("random_crop(").and_then(|a| a.strip_suffix(')')) {
+        } else if let Some(args) = arguments {
             let (size, pad) = match args.split_once(',') {
                 Some((size, pad)) => {
-                    (size, pad.strip_prefix("pad=").ok_or_else(|| format!("`{part}`: write random_crop(SIZE, pad=P)"))?)
+                    let pad = pad.trim().strip_prefix("pad").map(str::trim_start).and_then(|p| p.strip_prefix('='));
+                    (size.trim(), pad.ok_or_else(|| format!("`{part}`: write random_crop(SIZE, pad=P)"))?.trim())
                 }
-                None => (args, "0"),
+                None => (args.trim(), "0"),
             };
             let number = |v: &str| v.parse::<usize>().map_err(|_| format!("`{part}`: `{v}` is not a whole number"));
             let (size, pad) = (number(size)?, number(pad)?);
@@ -145,6 +147,8 @@ mod tests {
         assert!(parse("vflip").unwrap_err().contains("`vflip` is not an augmentation"));
         assert!(parse("random_crop(32, 4)").unwrap_err().contains("pad=P"));
         assert!(parse("random_crop(x)").unwrap_err().contains("`x` is not a whole number"));
+        assert!(parse("random_crop(28 pad=4)").unwrap_err().contains("`28 pad=4` is not a whole number"));
+        assert_eq!(parse(" random_crop ( 32 , pad = 4 ) ").unwrap(), vec![Augment::RandomCrop { size: 32, pad: 4 }]);
         assert!(output_shape(&parse("random_crop(40, pad=2)").unwrap(), [3, 32, 32]).is_err());
         assert!(output_shape(&parse("random_crop(24)").unwrap(), [3, 32, 32])
             .unwrap_err()

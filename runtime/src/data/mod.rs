@@ -177,14 +177,21 @@ impl Dataset {
 /// An unknown format, or what reading the files found wrong ([`RuntimeError::Dataset`],
 /// [`RuntimeError::Read`]), naming the file.
 pub fn open(name: &str, split: Split) -> Result<Dataset, RuntimeError> {
-    let Some((format, path)) = name.split_once(':') else {
-        return Err(RuntimeError::DatasetName { name: name.to_string() });
-    };
-    let dataset = match format {
-        "idx" => idx::read(Path::new(path), split)?,
-        "cifar10" => cifar10::read(Path::new(path), split)?,
+    let reader: fn(&Path, Split) -> Result<Dataset, RuntimeError> = match name.split_once(':') {
+        Some(("idx", _)) => idx::read,
+        Some(("cifar10", _)) => cifar10::read,
         _ => return Err(RuntimeError::DatasetName { name: name.to_string() }),
     };
+    let folder = Path::new(name.split_once(':').map_or("", |(_, path)| path));
+    if !folder.is_dir() {
+        let what = if folder.exists() {
+            "is a file; name the folder that holds the dataset's files"
+        } else {
+            "does not exist"
+        };
+        return Err(RuntimeError::Dataset { path: folder.to_path_buf(), message: format!("the folder {what}") });
+    }
+    let dataset = reader(folder, split)?;
     if dataset.is_empty() {
         return Err(RuntimeError::Dataset { path: dataset.source, message: "it holds no images".into() });
     }
