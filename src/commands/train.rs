@@ -417,8 +417,7 @@ fn under(name: &str, path: &str) -> bool {
 /// (with `--strict false`, what matches of it, the rest initialised as PyTorch does and reported).
 fn initial_weights(args: &Args, model: &Model) -> Result<Weights, Box<dyn std::error::Error>> {
     let table = model.graph.weight_table();
-    let fresh = synthetic::pytorch_init(&table.params, args.seed);
-    let Some(path) = &args.weights else { return Ok(fresh) };
+    let Some(path) = &args.weights else { return Ok(synthetic::pytorch_init(&table.params, args.seed)) };
     let file = weights::read(path)?;
     if args.strict {
         return weights::bind(&table, file, true).map(|b| b.weights).map_err(|e| {
@@ -447,6 +446,8 @@ fn initial_weights(args: &Args, model: &Model) -> Result<Weights, Box<dyn std::e
     for (name, shape) in &report.unexpected {
         eprintln!("  ignored: {name} {shape:?} (not in the spec)");
     }
+    // The whole table is drawn so that a bias gets its weight's fan-in, as PyTorch initialises it.
+    let fresh = synthetic::pytorch_init(&table.params, args.seed);
     for p in &table.params {
         if weights.get(&p.name).is_none() {
             weights.insert(p.name.clone(), fresh.get(&p.name).expect("every parameter is initialised").clone());

@@ -121,23 +121,11 @@ impl Dataset {
     /// # Panics
     /// When an index is out of range, or `mean` and `std` do not have one value per channel.
     pub fn batch(&self, indices: &[usize], mean: &[f64], std: &[f64]) -> (Tensor, Vec<usize>) {
-        let [channels, h, w] = self.item_shape;
-        assert!(mean.len() == channels && std.len() == channels, "one mean and std per channel");
-        let plane = h * w;
-        let mut data = Vec::with_capacity(indices.len() * self.item_len());
-        for &i in indices {
-            let item = &self.images[i * self.item_len()..][..self.item_len()];
-            for (c, pixels) in item.chunks(plane).enumerate() {
-                let (m, s) = (mean[c], std[c]);
-                data.extend(pixels.iter().map(|p| ((f64::from(*p) / 255.0 - m) / s) as f32));
-            }
-        }
-        let labels = indices.iter().map(|&i| self.labels[i] as usize).collect();
-        (Tensor::new(vec![indices.len(), channels, h, w], data), labels)
+        self.augmented_batch(indices, mean, std, &[], 0, 0)
     }
 
     /// As [`Dataset::batch`], each image first augmented by `steps` with the draws of `key` (item
-    /// `first + i` of its epoch for the `i`-th index).
+    /// `first + i` of its epoch for the `i`-th index); augmentation keeps the image's shape.
     ///
     /// # Panics
     /// As [`Dataset::batch`], and when the steps do not fit the images (see [`Dataset::check_fits`]).
@@ -150,24 +138,27 @@ impl Dataset {
         key: u32,
         first: usize,
     ) -> (Tensor, Vec<usize>) {
-        if steps.is_empty() {
-            return self.batch(indices, mean, std);
-        }
+        let [channels, h, w] = self.item_shape;
+        assert!(mean.len() == channels && std.len() == channels, "one mean and std per channel");
         let shape = augment::output_shape(steps, self.item_shape).expect("checked against the model");
-        let mut images = Vec::with_capacity(indices.len() * shape.iter().product::<usize>());
-        for (i, &index) in indices.iter().enumerate() {
-            let item = &self.images[index * self.item_len()..][..self.item_len()];
-            images.extend(augment::apply(steps, item, self.item_shape, key, first + i).0);
+        assert_eq!(shape, self.item_shape, "augmentation keeps the image's shape");
+        let mut data = Vec::with_capacity(indices.len() * self.item_len());
+        for (n, &i) in indices.iter().enumerate() {
+            let item = &self.images[i * self.item_len()..][..self.item_len()];
+            let augmented;
+            let item = if steps.is_empty() {
+                item
+            } else {
+                augmented = augment::apply(steps, item, self.item_shape, key, first + n).0;
+                &augmented[..]
+            };
+            for (c, pixels) in item.chunks(h * w).enumerate() {
+                let (m, s) = (mean[c], std[c]);
+                data.extend(pixels.iter().map(|p| ((f64::from(*p) / 255.0 - m) / s) as f32));
+            }
         }
-        let augmented = Dataset {
-            images,
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
-            item_shape: shape,
-            class_names: None,
-            source: self.source.clone(),
-            label_files: Vec::new(),
-        };
-        augmented.batch(&(0..indices.len()).collect::<Vec<_>>(), mean, std)
+        let labels = indices.iter().map(|&i| self.labels[i] as usize).collect();
+        (Tensor::new(vec![indices.len(), channels, h, w], data), labels)
     }
 }
 

@@ -54,7 +54,16 @@ pub fn write(path: &Path, tensors: &[(String, Tensor<f64>)], f32: bool) -> Resul
     let views = tensors.iter().zip(&bytes).map(|((name, t), b)| {
         (name.as_str(), TensorView::new(dtype, t.shape.clone(), b).expect("the bytes match the shape and dtype"))
     });
-    safetensors::serialize_to_file(views, None, path).map_err(|e| RuntimeError::Write {
+    serialize(path, views, None)
+}
+
+/// Writes `views` with `metadata` to `path`, a failure as [`RuntimeError::Write`].
+fn serialize<'a>(
+    path: &Path,
+    views: impl IntoIterator<Item = (&'a str, TensorView<'a>)>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<(), RuntimeError> {
+    safetensors::serialize_to_file(views, metadata, path).map_err(|e| RuntimeError::Write {
         path: path.to_path_buf(),
         source: match e {
             safetensors::SafeTensorError::IoError(io) => io,
@@ -99,13 +108,7 @@ pub fn write_checkpoint(
     });
     let mut info: std::collections::HashMap<String, String> = metadata.iter().cloned().collect();
     info.insert("format".into(), "pt".into());
-    safetensors::serialize_to_file(views, Some(info), path).map_err(|e| RuntimeError::Write {
-        path: path.to_path_buf(),
-        source: match e {
-            safetensors::SafeTensorError::IoError(io) => io,
-            other => std::io::Error::other(other.to_string()),
-        },
-    })
+    serialize(path, views, Some(info))
 }
 
 #[cfg(test)]
