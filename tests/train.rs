@@ -73,3 +73,30 @@ fn resnet18_adam_with_batch_norm_follows_pytorch_step_by_step() {
     }
     assert_eq!(checked, 62 + 40, "ResNet-18's 62 trainable tensors and 40 running statistics");
 }
+
+/// A frozen backbone's batch norms run on their running statistics while training (torchvision's
+/// `FrozenBatchNorm2d`): ResNet-18 with all but `fc` frozen computes in its first training step the
+/// loss that inference computes, where with its batch norms in training mode the loss differs.
+#[test]
+fn frozen_batch_norms_train_as_they_infer() {
+    use cnnc::runtime::train::{freeze_batch_norms, CrossEntropy};
+    let graph = resnet18_64();
+    let weights = synthetic::weights(&graph, 3);
+    let frozen = |p: &cnnc::compiler::graph::Param| !p.name.starts_with("fc.");
+    let (frozen_graph, kept) = freeze_batch_norms(&graph, &weights, frozen).unwrap();
+    assert_eq!(kept.names().iter().filter(|n| n.ends_with("running_var")).count(), 20, "ResNet-18's 20 batch norms");
+    assert!(frozen_graph.weight_table().params.iter().all(|p| !p.name.contains("bn")));
+    let (x, y) = pattern_batch(0, 4, &[3, 64, 64], 10);
+    let inferred = cnnc::runtime::cpu::run(&graph, &weights, &x).unwrap().convert::<f64>();
+    let (inferred, _) = CrossEntropy::default().loss_and_grad(&inferred, &y).unwrap();
+    let first_loss = |g: &cnnc::Graph| {
+        let optimizer = OptimizerState::new(Optimizer::sgd(), 0.1, Schedule::Constant);
+        let mut trainer = CpuTrainer::new(g, &weights, |p| !frozen(p), optimizer, StepOptions::default()).unwrap();
+        trainer.step(&x, &y).unwrap()
+    };
+    let frozen_loss = first_loss(&frozen_graph);
+    // Inference runs in float32 data (with float64 sums), training in float64.
+    assert!((frozen_loss - inferred).abs() <= 1e-6 * inferred, "training {frozen_loss}, inference {inferred}");
+    let batch_statistics = first_loss(&graph);
+    assert!((batch_statistics - inferred).abs() > 1e-4 * inferred, "{batch_statistics} against {inferred}");
+}

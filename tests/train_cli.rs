@@ -31,7 +31,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Trains LeNet for one epoch on the first `limit` images of each split; returns the output folder.
+/// Trains LeNet for one epoch on `limit` images of each split; returns the output folder.
 fn train(name: &str, limit: usize, extra: &[&str]) -> (PathBuf, Output) {
     let out = scratch(name);
     let data = fashion();
@@ -208,7 +208,7 @@ fn bad_datasets_are_refused_naming_the_file() {
     let o = cnnc(&["eval", "specs/lenet_fashion.yaml", "--weights", "x", "--data", &fashion(), "--limit", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = cnnc(&["train", "specs/lenet.yaml", "--data", &fashion(), "--out", "/tmp/x", "--limit", "8"]);
-    assert!(text(&o).contains("the model takes [3, 32, 32]"), "{}", text(&o));
+    assert!(text(&o).contains("its images are 1×28×28 and the model takes 3×32×32"), "{}", text(&o));
     let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", &fashion(), "--out", "/tmp/x", "--lr=-1"]);
     assert!(text(&o).contains("--lr must be a positive number"), "{}", text(&o));
 }
@@ -222,7 +222,8 @@ fn the_bundled_model_and_images_are_what_they_claim() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["correct"].as_u64(), v["images"].as_u64()), (Some(8813), Some(10_000)), "README.md says 88.13 %");
-    let test = cnnc::runtime::data::open(&fashion(), cnnc::runtime::data::Split::Test).unwrap();
+    let options = cnnc::runtime::data::ReadOptions { channels: 1, skip_bad: false };
+    let test = cnnc::runtime::data::open(&fashion(), cnnc::runtime::data::Split::Test, options).unwrap();
     let (_, model) = cnnc::compiler::compile_model_path(Path::new("specs/lenet_fashion.yaml")).unwrap();
     let mut meta = model.unwrap().graph.meta;
     (meta.mean, meta.std) = (None, None);
@@ -235,7 +236,7 @@ fn the_bundled_model_and_images_are_what_they_claim() {
         let index: usize = name[..4].parse().unwrap();
         let x = cnnc::runtime::image_input::load_batch_for(&[&path], &meta, &[1, 28, 28]).unwrap();
         let bytes: Vec<u8> = x.data.iter().map(|v| (v * 255.0).round() as u8).collect();
-        assert!(bytes == test.images[index * 784..][..784], "{name} is not test image {index}");
+        assert!(bytes == test.images.get(index).0, "{name} is not test image {index}");
     }
 }
 
@@ -481,4 +482,75 @@ fn a_resnet18_checkpoint_has_torchvisions_state_dict() {
     for d in [dir, data] {
         std::fs::remove_dir_all(d).ok();
     }
+}
+
+/// `--resume` continues a run bit for bit: one epoch, then a second resumed, gives the weights and
+/// optimizer state of two epochs run at once; so does a run stopped by Ctrl-C mid-epoch.
+#[test]
+fn a_resumed_run_is_the_uninterrupted_run() {
+    let (whole, o) = train("resume-whole", 400, &["--epochs", "2", "--seed", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (half, o) = train("resume-half", 400, &["--epochs", "1", "--seed", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let data = fashion();
+    let resume = |dir: &Path, epochs: &str, extra: &[&str]| {
+        let mut args = vec!["train", "specs/lenet_fashion.yaml", "--data", &data, "--limit", "400", "--epochs", epochs];
+        args.extend(["--resume", dir.to_str().unwrap()]);
+        args.extend(extra);
+        cnnc(&args)
+    };
+    let o = resume(&half, "2", &["--seed", "4"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("seed 3 (now 4)"), "{}", text(&o));
+    let o = resume(&half, "1", &["--seed", "3"]);
+    assert!(text(&o).contains("has finished 1 epoch(s)"), "{}", text(&o));
+    let o = resume(&half, "2", &["--seed", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("resuming at epoch 2, after 0 of its 50 steps"), "{}", text(&o));
+    for file in ["last.safetensors", "train_state.safetensors"] {
+        assert!(checkpoint(&whole.join(file)) == checkpoint(&half.join(file)), "{file} differs after resuming");
+    }
+    assert_eq!(epochs(&half).len(), 2, "the metrics log goes on");
+    assert_eq!(epochs(&half)[1]["accuracy"], epochs(&whole)[1]["accuracy"]);
+
+    // Ctrl-C part-way through the first epoch, then --resume, ends where an uninterrupted epoch does.
+    let stopped = scratch("resume-stopped");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["train", "specs/lenet_fashion.yaml", "--data", &data, "--limit", "400", "--seed", "3"])
+        .args(["--log-every", "1", "--out", stopped.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0 && !line.contains("step 5:") {
+        line.clear();
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupted at epoch 1, step"), "{rest}");
+    let o = resume(&stopped, "1", &["--seed", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let first = |d: &Path| checkpoint(&d.join("train_state.safetensors"));
+    let (one, o) = train("resume-one", 400, &["--epochs", "1", "--seed", "3"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(first(&stopped) == first(&one), "a run resumed after Ctrl-C differs");
+    for d in [whole, half, stopped, one] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+/// A loss that overflows stops training, naming the step and the first layer gone non-finite.
+#[test]
+fn a_diverging_run_names_the_first_non_finite_layer() {
+    let (out, o) = train("diverges", 200, &["--optimizer", "sgd", "--lr", "1e30", "--log-every", "1"]);
+    assert_ne!(o.status.code(), Some(0));
+    let t = text(&o);
+    assert!(t.contains("the loss became") && t.contains("the first layer with non-finite values is `"), "{t}");
+    assert!(t.contains("no checkpoint of this run was written"), "{t}");
+    std::fs::remove_dir_all(&out).ok();
 }

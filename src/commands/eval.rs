@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cnnc::compiler::graph::Graph;
 use cnnc::compiler::Model;
-use cnnc::runtime::data::{self, Dataset, Split};
+use cnnc::runtime::data::{self, Augment, Dataset, ReadOptions, Split, Transform};
 use cnnc::runtime::gpu::{self, Gpu, Prepared};
 use cnnc::runtime::weights::{self, Weights};
 use cnnc::runtime::{cpu, RuntimeError, Tensor};
@@ -16,6 +17,8 @@ use super::{group, SpecPath};
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitArg {
     Train,
+    /// The held-out split: the test images, or an image folder's `val` folder.
+    #[value(alias = "val")]
     Test,
 }
 
@@ -36,19 +39,25 @@ pub struct Args {
     /// Checkpoint to evaluate (.safetensors or .pth), matched by name against the spec's weight table.
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
-    /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not) or
-    /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`).
+    /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not),
+    /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`) or `imagefolder:DIR`
+    /// (`DIR/train/<class>/*.jpg` and `DIR/val/<class>/*.jpg`, as torchvision's ImageFolder).
     #[arg(long, value_name = "FORMAT:PATH")]
     data: String,
     /// Which split to evaluate.
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
-    /// Evaluate only the first N images of the split.
+    /// Evaluate only N images, spread evenly over the split.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    batch: u64,
+    /// Leave out images of an image folder that cannot be decoded (their count is reported)
+    /// instead of stopping at the first.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Images per forward pass [default: up to 256, fewer for a model whose activations would
+    /// not fit in 64 MiB per tensor].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    batch: Option<u64>,
     /// Print one JSON object: accuracy, loss, images, per_class (in class order) and confusion
     /// (rows: true class, columns: predicted class).
     #[arg(long)]
@@ -116,16 +125,15 @@ impl Evaluation {
     }
 }
 
-/// Runs every image of `dataset` through `engine` in batches of `batch`, normalised by `mean` and
-/// `std`, and scores the logits against the labels (`classes` outputs).
+/// Runs every image of `dataset` through `transform` and `engine` in batches of `batch`, and scores
+/// the logits against the labels (`classes` outputs).
 ///
 /// # Errors
 /// What running the model reports.
 pub fn evaluate(
     engine: &Engine,
     dataset: &Dataset,
-    mean: &[f64],
-    std: &[f64],
+    transform: &Transform,
     classes: usize,
     batch: usize,
 ) -> Result<Evaluation, RuntimeError> {
@@ -133,7 +141,7 @@ pub fn evaluate(
     let mut loss = 0.0;
     let indices: Vec<usize> = (0..dataset.len()).collect();
     for chunk in indices.chunks(batch.max(1)) {
-        let (x, labels) = dataset.batch(chunk, mean, std);
+        let (x, labels) = dataset.batch(chunk, transform, 0, 0);
         let logits = engine.run(&x)?;
         for ((row, &label), &index) in logits.data.chunks(classes).zip(&labels).zip(chunk) {
             if let Some(v) = row.iter().find(|v| !v.is_finite()) {
@@ -153,19 +161,68 @@ pub fn evaluate(
     Ok(Evaluation { loss: loss / dataset.len().max(1) as f64, confusion })
 }
 
-/// The per-channel mean and std a model's `preprocess` declares (0 and 1 when it declares none).
+/// How a model takes a dataset's images: its `preprocess` (resize, centre crop, per-channel mean
+/// and std; 0 and 1 when it declares none), after the training augmentation `augment`.
 ///
 /// # Errors
-/// [`RuntimeError::Preprocess`] when they do not have one value per input channel.
-pub fn normalisation(model: &Model) -> Result<(Vec<f64>, Vec<f64>), RuntimeError> {
-    let channels = model.graph.node(model.graph.input).shape.dims()[0];
+/// [`RuntimeError::NotAnImageModel`] for an input that is not `[C, H, W]`;
+/// [`RuntimeError::Preprocess`] when mean and std do not have one value per input channel.
+pub fn transform(model: &Model, augment: Vec<Augment>) -> Result<Transform, RuntimeError> {
+    let dims = model.graph.node(model.graph.input).shape.dims().to_vec();
+    let [channels, h, w] = dims[..] else {
+        return Err(RuntimeError::NotAnImageModel { input: dims });
+    };
     let meta = &model.graph.meta;
     let mean = meta.mean.clone().unwrap_or_else(|| vec![0.0; channels]);
     let std = meta.std.clone().unwrap_or_else(|| vec![1.0; channels]);
     if mean.len() != channels || std.len() != channels {
         return Err(RuntimeError::Preprocess { channels, means: mean.len(), stds: std.len() });
     }
-    Ok((mean, std))
+    Ok(Transform { input: [channels, h, w], augment, resize: meta.resize, centre_crop: meta.crop.is_some(), mean, std })
+}
+
+/// Reads split `split` of the dataset `name` (`FORMAT:PATH`) for `model`, keeping `limit` images
+/// spread over it, and checks that `transform` brings every image to the model's input and that
+/// its labels are among the model's `classes` (warning when it names another number of classes).
+///
+/// # Errors
+/// What reading or checking the dataset finds wrong, naming the file.
+pub fn read_dataset(
+    name: &str,
+    split: Split,
+    limit: Option<u64>,
+    skip_bad: bool,
+    transform: &Transform,
+    classes: usize,
+) -> Result<Dataset, RuntimeError> {
+    let mut dataset = data::open(name, split, ReadOptions { channels: transform.input[0], skip_bad })?;
+    if let Some(n) = limit {
+        dataset.subset(n as usize);
+    }
+    dataset.check_fits(transform, classes)?;
+    if let Some(note) = dataset.class_count_note(classes) {
+        eprintln!("warning: {note}");
+    }
+    if let Some((path, message)) = dataset.skipped.first() {
+        eprintln!(
+            "skipped {} unreadable image(s) of the {} split (the first: {}: {message})",
+            dataset.skipped.len(),
+            split.name(),
+            path.display()
+        );
+    }
+    Ok(dataset)
+}
+
+/// Images per evaluation pass: `requested`, else up to 256, as many as keep every activation
+/// tensor within 64 MiB (half of the smallest storage-binding limit wgpu guarantees).
+pub fn eval_batch(graph: &Graph, requested: Option<u64>) -> usize {
+    const ACTIVATION_BYTES: u64 = 64 << 20;
+    if let Some(n) = requested {
+        return n as usize;
+    }
+    let largest = graph.nodes().map(|(_, n)| n.shape.elements()).max().unwrap_or(1).max(1);
+    (ACTIVATION_BYTES / (4 * largest)).clamp(1, 256) as usize
 }
 
 /// The class names: the spec's labels, else the dataset's, else the class numbers.
@@ -186,21 +243,17 @@ pub fn run(args: Args) -> ExitCode {
 
 fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>> {
     let progress = Progress::start("reading the dataset");
-    let mut dataset = data::open(&args.data, args.split.into())?;
-    if let Some(n) = args.limit {
-        dataset.truncate(n as usize);
-    }
     let graph = &model.graph;
     let classes = graph.node(graph.output).shape.elements() as usize;
-    dataset.check_fits(graph.node(graph.input).shape.dims(), classes, &[])?;
-    let (mean, std) = normalisation(model)?;
+    let transform = transform(model, Vec::new())?;
+    let dataset = read_dataset(&args.data, args.split.into(), args.limit, args.skip_bad, &transform, classes)?;
     progress.stage("loading weights");
     let weights = weights::bind(&graph.weight_table(), weights::read(&args.weights)?, true)?.weights;
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     progress.stage(format!("evaluating {} images", group(dataset.len() as u64)));
-    let batch = (args.batch as usize).min(dataset.len());
+    let batch = eval_batch(graph, args.batch).min(dataset.len());
     let engine = Engine::new(model, &weights, gpu.as_ref(), batch)?;
-    let result = evaluate(&engine, &dataset, &mean, &std, classes, batch)?;
+    let result = evaluate(&engine, &dataset, &transform, classes, batch)?;
     drop(progress);
     let names = class_names(model, &dataset, classes);
     if args.json {

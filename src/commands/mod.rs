@@ -14,6 +14,7 @@ mod progress;
 mod run;
 mod summary;
 mod train;
+mod train_state;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

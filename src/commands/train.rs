@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use cnnc::compiler::graph::Param;
 use cnnc::compiler::Model;
-use cnnc::runtime::data::{self, Augment, Dataset, Split};
+use cnnc::runtime::data::{self, Split};
 use cnnc::runtime::gpu::{self, GpuTrainer};
-use cnnc::runtime::train::{rng, CpuTrainer, Optimizer, OptimizerState, Schedule, StepOptions};
+use cnnc::runtime::train::{freeze_batch_norms, rng, CpuTrainer, Optimizer, OptimizerState, Schedule, StepOptions};
 use cnnc::runtime::weights::{self, Weights};
-use cnnc::runtime::{synthetic, RuntimeError, Tensor};
+use cnnc::runtime::{cpu, synthetic, RuntimeError, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::eval::{class_names, evaluate, normalisation, report, Engine, Evaluation};
+use super::eval::{class_names, eval_batch, evaluate, read_dataset, report, transform, Engine, Evaluation};
+use super::train_state::{self, Position, Saved};
 use super::{group, SpecPath};
 
 /// The augmentation's draws, apart from the dropout masks' (keyed by node index) and the shuffle's.
@@ -34,14 +35,21 @@ pub struct Args {
     #[arg(value_name = "SPEC")]
     spec: SpecPath,
     /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not,
-    /// such as /usr/share/datasets/fashion-mnist from Debian's `dataset-fashion-mnist`) or
-    /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`).
+    /// such as /usr/share/datasets/fashion-mnist from Debian's `dataset-fashion-mnist`),
+    /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`) or `imagefolder:DIR`
+    /// (`DIR/train/<class>/*.jpg` and `DIR/val/<class>/*.jpg`, as torchvision's ImageFolder; the
+    /// images are held in memory).
     #[arg(long, value_name = "FORMAT:PATH")]
     data: String,
     /// Where to write `last.safetensors` (after every epoch), `best.safetensors` (the epoch with the
-    /// best test accuracy) and `metrics.jsonl`.
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    /// best test accuracy), `metrics.jsonl` and `train_state.safetensors` (what --resume needs).
+    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in DIR (its --out) from its last checkpoint, or from where Ctrl-C stopped
+    /// it, taking exactly the steps the uninterrupted run would have; give the run's other options
+    /// again (--epochs may grow).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "weights"])]
+    resume: Option<PathBuf>,
     /// Passes over the training split.
     #[arg(long, default_value_t = 1, value_name = "N")]
     epochs: u64,
@@ -62,8 +70,10 @@ pub struct Args {
     #[arg(long, value_name = "W")]
     weight_decay: Option<f64>,
     /// Augment the training images, in order, as torchvision's transforms do:
-    /// `random_crop(SIZE, pad=P)` (RandomCrop with zero padding) and `hflip`
-    /// (RandomHorizontalFlip), for example `--augment "random_crop(32, pad=4), hflip"`.
+    /// `random_crop(SIZE, pad=P)` (RandomCrop with zero padding), `random_resized_crop(SIZE)`
+    /// (RandomResizedCrop) and `hflip` (RandomHorizontalFlip), for example `--augment
+    /// "random_crop(32, pad=4), hflip"`. Without a crop here, training images are resized and
+    /// centre-cropped by the spec's `preprocess` as test images are.
     #[arg(long, value_name = "STEPS")]
     augment: Option<String>,
     /// Seed of the initial weights, the sample order, the augmentation and the dropout masks.
@@ -80,12 +90,17 @@ pub struct Args {
     strict: bool,
     /// Keep the parameters under these layer paths as they are (`--freeze features` trains only
     /// the rest, as `requires_grad = False` does); nothing below the lowest trained layer gets a
-    /// gradient.
+    /// gradient. Batch norms there normalise with their running statistics and keep them
+    /// (torchvision's FrozenBatchNorm2d).
     #[arg(long, value_name = "PREFIX", num_args = 1..)]
     freeze: Vec<String>,
-    /// Use only the first N images of each split.
+    /// Use only N images of each split, spread evenly over it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
+    /// Leave out images of an image folder that cannot be decoded (their count is reported)
+    /// instead of stopping at the first.
+    #[arg(long)]
+    skip_bad: bool,
     /// Log the mean training loss every N steps (to metrics.jsonl, and as a line when stderr is not
     /// a terminal).
     #[arg(long, default_value_t = 500, value_name = "N")]
@@ -99,7 +114,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    super::with_model(&args.spec, |model| execute(&args, model))
+    let code = super::with_model(&args.spec, |model| execute(&args, model));
+    // A run Ctrl-C stopped has written its checkpoint; it still did not finish (130: SIGINT's).
+    if train_state::interrupted() {
+        ExitCode::from(130)
+    } else {
+        code
+    }
 }
 
 /// Either executor's trainer.
@@ -126,11 +147,25 @@ impl Trainer<'_> {
         }
     }
 
-    fn weights(&self) -> Result<Weights, RuntimeError> {
+    /// The parameters (with running statistics) and the optimizer's state, as the trainer holds them.
+    fn state(&self) -> Result<(Weights<f64>, Weights<f64>), RuntimeError> {
         match self {
-            Trainer::Gpu(t) => t.weights(),
-            Trainer::Cpu(t, _) => Ok(t.weights()),
+            Trainer::Gpu(t) => Ok((t.weights()?.convert(), t.optimizer_state()?.convert())),
+            Trainer::Cpu(t, _) => Ok((t.params().clone(), t.optimizer_state())),
         }
+    }
+
+    fn resume(&mut self, saved: Saved) -> Result<(), RuntimeError> {
+        let steps = saved.position.steps;
+        match self {
+            Trainer::Gpu(t) => t.resume(&saved.params.convert(), &saved.optimizer.convert(), steps),
+            Trainer::Cpu(t, _) => t.resume(saved.params, &saved.optimizer, steps),
+        }
+    }
+
+    /// Whether it trains in float32 on the GPU (else float64 on the CPU).
+    fn is_gpu(&self) -> bool {
+        matches!(self, Trainer::Gpu(_))
     }
 }
 
@@ -168,27 +203,10 @@ fn optimizer(args: &Args) -> Result<OptimizerState, String> {
     Ok(OptimizerState::new(optimizer, args.lr, Schedule::Constant))
 }
 
-/// Writes `weights` as a PyTorch-loadable checkpoint (see [`weights::write_checkpoint`]) through a
-/// temporary file that is flushed to disk and then renamed into place (the folder flushed after), so
-/// that an interrupted write or a crash leaves the previous checkpoint or the new one, never part of
-/// one.
+/// Writes `weights` as a PyTorch-loadable checkpoint (see [`weights::write_checkpoint`]) atomically
+/// ([`train_state::atomically`]).
 fn save(path: &Path, weights: &Weights, steps: u64, metadata: &[(String, String)]) -> Result<(), RuntimeError> {
-    let partial = path.with_extension("safetensors.partial");
-    let failed = |source| RuntimeError::Write { path: path.to_path_buf(), source };
-    let written = weights::write_checkpoint(&partial, weights, steps, metadata)
-        .and_then(|()| std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(failed))
-        .and_then(|()| std::fs::rename(&partial, path).map_err(failed));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    written?;
-    if let Some(folder) = path.parent() {
-        // Makes the rename itself durable; not every platform can open a folder, which is harmless.
-        if let Ok(f) = std::fs::File::open(folder) {
-            let _ = f.sync_all();
-        }
-    }
-    Ok(())
+    train_state::atomically(path, |partial| weights::write_checkpoint(partial, weights, steps, metadata))
 }
 
 /// The metrics log: one JSON object per line.
@@ -207,28 +225,39 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     let optimizer = optimizer(args)?;
     let graph = &model.graph;
     let classes = graph.node(graph.output).shape.elements() as usize;
-    let input = graph.node(graph.input).shape.dims().to_vec();
-    let (mean, std) = normalisation(model)?;
     let augment = match &args.augment {
         Some(text) => data::augment::parse(text).map_err(|e| format!("--augment: {e}"))?,
         None => Vec::new(),
     };
-    let read = |split, augment: &[Augment]| -> Result<Dataset, RuntimeError> {
-        let mut d = data::open(&args.data, split)?;
-        if let Some(n) = args.limit {
-            d.truncate(n as usize);
-        }
-        d.check_fits(&input, classes, augment)?;
-        Ok(d)
-    };
-    let (train, test) = (read(Split::Train, &augment)?, read(Split::Test, &[])?);
+    let (train_transform, test_transform) = (transform(model, augment)?, transform(model, Vec::new())?);
+    let read = |split, transform| read_dataset(&args.data, split, args.limit, args.skip_bad, transform, classes);
+    let (train, test) = (read(Split::Train, &train_transform)?, read(Split::Test, &test_transform)?);
+    if train.class_names != test.class_names {
+        return Err(format!(
+            "the training and held-out splits of {} name different classes ({:?} and {:?}); their labels would not \
+             agree",
+            args.data,
+            train.class_names.unwrap_or_default(),
+            test.class_names.unwrap_or_default()
+        )
+        .into());
+    }
     let steps_per_epoch = (train.len() / args.batch) as u64;
     if steps_per_epoch == 0 {
         return Err(
             format!("the training split has {} images, fewer than one batch of {}", train.len(), args.batch).into()
         );
     }
-    let initial = initial_weights(args, model)?;
+    let recipe = recipe(args, &optimizer);
+    let resumed = match &args.resume {
+        Some(dir) => Some(train_state::read(dir, &recipe)?),
+        None => None,
+    };
+    let out = args.resume.as_ref().or(args.out.as_ref()).expect("clap requires --out or --resume");
+    let initial = match &resumed {
+        Some(saved) => saved.params.convert(),
+        None => initial_weights(args, model)?,
+    };
     let frozen = |p: &Param| args.freeze.iter().any(|f| under(&p.name, f));
     let table = graph.weight_table();
     if let Some(f) = args.freeze.iter().find(|f| !table.params.iter().any(|p| under(&p.name, f))) {
@@ -242,35 +271,89 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     if !table.params.iter().any(|p| p.kind.is_trainable() && trainable(p)) {
         return Err("--freeze leaves nothing to train".into());
     }
+    let (train_graph, frozen_norms) = freeze_batch_norms(graph, &initial, frozen)?;
     if !args.freeze.is_empty() {
         let learned = table.params.iter().filter(|p| p.kind.is_trainable());
         let (kept, trained): (Vec<&Param>, Vec<&Param>) = learned.partition(|p| frozen(p));
-        println!("frozen: {} ({} of {} tensors)", args.freeze.join(", "), kept.len(), kept.len() + trained.len());
+        let norms = frozen_norms.names().iter().filter(|n| n.ends_with("running_mean")).count();
+        println!(
+            "frozen: {} ({} of {} tensors){}",
+            args.freeze.join(", "),
+            kept.len(),
+            kept.len() + trained.len(),
+            match norms {
+                0 => String::new(),
+                n => format!("; its {n} batch norm(s) normalise with their running statistics and keep them"),
+            }
+        );
     }
-    if let Some(existing) =
-        ["last.safetensors", "best.safetensors"].iter().map(|f| args.out.join(f)).find(|p| p.exists())
-    {
-        return Err(format!(
-            "{} exists: --out {} holds an earlier run, which this one would overwrite; choose another folder or \
-             remove it",
-            existing.display(),
-            args.out.display()
-        )
-        .into());
+    // The trainer's tensors, and the frozen batch norms' it does not hold.
+    let state = |trainer: &Trainer| -> Result<(Weights<f64>, Weights<f64>), RuntimeError> {
+        let (mut params, optimizer) = trainer.state()?;
+        for name in frozen_norms.names() {
+            params.insert(name.to_string(), frozen_norms.get(name).expect("listed").convert());
+        }
+        Ok((params, optimizer))
+    };
+    if resumed.is_none() {
+        if let Some(existing) =
+            ["last.safetensors", "best.safetensors", train_state::FILE].iter().map(|f| out.join(f)).find(|p| p.exists())
+        {
+            return Err(format!(
+                "{} exists: --out {} holds an earlier run, which this one would overwrite; continue it with --resume \
+                 {}, or choose another folder",
+                existing.display(),
+                out.display(),
+                out.display()
+            )
+            .into());
+        }
+    }
+    let mut position = Position { epoch: 1, ..Position::default() };
+    if let Some(saved) = &resumed {
+        position = saved.position.clone();
+        if position.batches == steps_per_epoch {
+            position = Position { epoch: position.epoch + 1, batches: 0, loss_sum: 0.0, loss_count: 0, ..position };
+        }
+        if position.epoch > args.epochs {
+            return Err(format!(
+                "--resume {}: the run has finished {} epoch(s); ask for more with --epochs",
+                out.display(),
+                position.epoch - 1
+            )
+            .into());
+        }
     }
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     let options = StepOptions { seed: args.seed, ..StepOptions::default() };
     let mut trainer = match &gpu {
-        Some(gpu) => {
-            Trainer::Gpu(Box::new(GpuTrainer::new(gpu, graph, &initial, trainable, optimizer, &options, args.batch)?))
+        Some(gpu) => Trainer::Gpu(Box::new(GpuTrainer::new(
+            gpu,
+            &train_graph,
+            &initial,
+            trainable,
+            optimizer,
+            &options,
+            args.batch,
+        )?)),
+        None => {
+            let trainer = CpuTrainer::new(&train_graph, &initial, trainable, optimizer, options)?;
+            Trainer::Cpu(Box::new(trainer), Vec::new())
         }
-        None => Trainer::Cpu(Box::new(CpuTrainer::new(graph, &initial, trainable, optimizer, options)?), Vec::new()),
     };
+    if let Some(saved) = resumed {
+        trainer.resume(saved)?;
+    }
     // The output folder is touched only once training can start, so a run that fails before its
     // first step leaves an earlier run's files alone.
-    std::fs::create_dir_all(&args.out).map_err(|source| RuntimeError::Write { path: args.out.clone(), source })?;
-    let metrics_path = args.out.join("metrics.jsonl");
-    let file = std::fs::File::create(&metrics_path)
+    std::fs::create_dir_all(out).map_err(|source| RuntimeError::Write { path: out.clone(), source })?;
+    let metrics_path = out.join("metrics.jsonl");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(args.resume.is_some())
+        .write(true)
+        .truncate(args.resume.is_none())
+        .open(&metrics_path)
         .map_err(|source| RuntimeError::Write { path: metrics_path.clone(), source })?;
     let mut metrics = Metrics(file, metrics_path);
     let device = gpu.as_ref().map_or("the CPU reference executor".to_string(), |g| g.info.name.clone());
@@ -287,49 +370,84 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         args.batch,
         group(steps_per_epoch)
     );
-    if let Some(text) = args.augment.as_deref().filter(|_| !augment.is_empty()) {
+    if let Some(text) = args.augment.as_deref().filter(|_| !train_transform.augment.is_empty()) {
         println!("augmenting the training images: {text}");
     }
+    if args.resume.is_some() {
+        println!(
+            "resuming at epoch {}, after {} of its {} steps ({} steps taken in all)",
+            position.epoch,
+            group(position.batches),
+            group(steps_per_epoch),
+            group(position.steps)
+        );
+    }
+    train_state::catch_interrupt();
 
     let names = class_names(model, &test, classes);
     let started = Instant::now();
-    let mut best: Option<f64> = None;
-    let mut step = 0u64;
     let bar = progress_bar(steps_per_epoch);
     let mut last_eval: Option<Evaluation> = None;
-    for epoch in 1..=args.epochs {
+    let checkpoint = |weights: &Weights, position: &Position, accuracy: Option<f64>, file: &str| {
+        let mut metadata: Vec<(String, String)> = [
+            ("model", graph.meta.name.clone()),
+            ("spec", args.spec.display().to_string()),
+            ("epoch", position.epoch.to_string()),
+            ("step", position.steps.to_string()),
+            ("seed", args.seed.to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec();
+        if let Some(a) = accuracy {
+            metadata.push(("test_accuracy".into(), a.to_string()));
+        }
+        save(&out.join(file), weights, position.steps, &metadata)
+    };
+    for epoch in position.epoch..=args.epochs {
         let epoch_started = Instant::now();
         let order = data::shuffled(train.len(), args.seed, epoch);
         let draws = rng::key(args.seed, epoch, AUGMENT_STREAM);
-        let (mut epoch_loss, mut epoch_losses) = (0f64, 0u64);
         let mut window = (Instant::now(), 0u64);
+        let skip = position.batches as usize;
         if let Some(bar) = &bar {
             bar.reset();
             bar.set_prefix(format!("epoch {epoch}/{}", args.epochs));
+            bar.set_position(position.batches);
         }
-        for (i, chunk) in order.chunks_exact(args.batch).enumerate() {
-            let (x, labels) = train.augmented_batch(chunk, &mean, &std, &augment, draws, i * args.batch);
+        for (i, chunk) in order.chunks_exact(args.batch).enumerate().skip(skip) {
+            let (x, labels) = train.batch(chunk, &train_transform, draws, i * args.batch);
             trainer.step(&x, &labels)?;
-            step += 1;
+            position.steps += 1;
+            position.batches += 1;
             window.1 += 1;
+            let step = position.steps;
             let end_of_epoch = i as u64 + 1 == steps_per_epoch;
-            if step.is_multiple_of(args.log_every) || end_of_epoch {
+            let stopping = train_state::interrupted();
+            if step.is_multiple_of(args.log_every) || end_of_epoch || stopping {
                 let losses = trainer.losses()?;
                 if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
-                    let kept = match epoch {
-                        1 => "no checkpoint of this run was written".to_string(),
-                        _ => format!("{} is from epoch {}", args.out.join("last.safetensors").display(), epoch - 1),
+                    let kept = match out.join("last.safetensors") {
+                        last if last.exists() => format!("{} is the last good checkpoint", last.display()),
+                        _ => "no checkpoint of this run was written".to_string(),
+                    };
+                    let weights: Weights = state(&trainer)?.0.convert();
+                    let culprit = match cpu::first_non_finite(graph, &weights, &x)? {
+                        Some((layer, what)) => {
+                            format!("; the first layer with non-finite values is `{layer}` ({what})")
+                        }
+                        None => String::new(),
                     };
                     return Err(format!(
-                        "the loss became {} at step {}; training stopped ({kept}). A smaller --lr often helps",
+                        "the loss became {} at step {}{culprit}; training stopped ({kept}). A smaller --lr often helps",
                         losses[bad],
                         step - losses.len() as u64 + bad as u64 + 1,
                     )
                     .into());
                 }
-                let mean_loss = losses.iter().map(|l| f64::from(*l)).sum::<f64>() / losses.len().max(1) as f64;
-                epoch_loss += losses.iter().map(|l| f64::from(*l)).sum::<f64>();
-                epoch_losses += losses.len() as u64;
+                let sum = losses.iter().map(|l| f64::from(*l)).sum::<f64>();
+                let mean_loss = sum / losses.len().max(1) as f64;
+                position.loss_sum += sum;
+                position.loss_count += losses.len() as u64;
                 let rate = (window.1 * args.batch as u64) as f64 / window.0.elapsed().as_secs_f64();
                 window = (Instant::now(), 0);
                 metrics.log(serde_json::json!({
@@ -344,34 +462,44 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             if let Some(bar) = &bar {
                 bar.inc(1);
             }
+            if stopping && !end_of_epoch {
+                let (params, optimizer) = state(&trainer)?;
+                checkpoint(&params.convert(), &position, None, "last.safetensors")?;
+                train_state::write(out, &params, &optimizer, &position, &recipe, trainer.is_gpu())?;
+                if let Some(bar) = &bar {
+                    bar.finish_and_clear();
+                }
+                eprintln!(
+                    "interrupted at epoch {epoch}, step {} of {}: wrote {}; continue with the same command and --resume {}",
+                    position.batches,
+                    steps_per_epoch,
+                    out.join("last.safetensors").display(),
+                    out.display()
+                );
+                return Ok(());
+            }
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         if let Some(bar) = &bar {
             bar.set_message("evaluating on the test split");
         }
-        let weights = trainer.weights()?;
-        let engine = Engine::new(model, &weights, gpu.as_ref(), 256.min(test.len()))?;
-        let eval = evaluate(&engine, &test, &mean, &std, classes, 256)?;
-        let metadata: Vec<(String, String)> = [
-            ("model", graph.meta.name.clone()),
-            ("spec", args.spec.display().to_string()),
-            ("epoch", epoch.to_string()),
-            ("step", step.to_string()),
-            ("seed", args.seed.to_string()),
-            ("test_accuracy", eval.accuracy().to_string()),
-        ]
-        .map(|(k, v)| (k.to_string(), v))
-        .to_vec();
-        save(&args.out.join("last.safetensors"), &weights, step, &metadata)?;
-        let improved = best.is_none_or(|b| eval.accuracy() > b);
+        let (params, optimizer) = state(&trainer)?;
+        let weights: Weights = params.convert();
+        let batch = eval_batch(graph, None).min(test.len());
+        let engine = Engine::new(model, &weights, gpu.as_ref(), batch)?;
+        let eval = evaluate(&engine, &test, &test_transform, classes, batch)?;
+        checkpoint(&weights, &position, Some(eval.accuracy()), "last.safetensors")?;
+        let improved = position.best.is_none_or(|b| eval.accuracy() > b);
         if improved {
-            best = Some(eval.accuracy());
-            save(&args.out.join("best.safetensors"), &weights, step, &metadata)?;
+            position.best = Some(eval.accuracy());
+            checkpoint(&weights, &position, Some(eval.accuracy()), "best.safetensors")?;
         }
-        let train_loss = epoch_loss / epoch_losses.max(1) as f64;
-        let rate = (steps_per_epoch * args.batch as u64) as f64 / train_seconds;
+        train_state::write(out, &params, &optimizer, &position, &recipe, trainer.is_gpu())?;
+        let train_loss = position.loss_sum / position.loss_count.max(1) as f64;
+        let trained = position.batches - skip as u64;
+        let rate = (trained * args.batch as u64) as f64 / train_seconds;
         metrics.log(serde_json::json!({
-            "kind": "epoch", "epoch": epoch, "step": step, "loss": train_loss, "test_loss": eval.loss,
+            "kind": "epoch", "epoch": epoch, "step": position.steps, "loss": train_loss, "test_loss": eval.loss,
             "accuracy": eval.accuracy(), "lr": args.lr, "images_per_s": rate,
             "seconds": started.elapsed().as_secs_f64(),
         }))?;
@@ -391,6 +519,13 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             None => println!("{line}"),
         }
         last_eval = Some(eval);
+        if epoch < args.epochs {
+            position = Position { epoch: epoch + 1, batches: 0, loss_sum: 0.0, loss_count: 0, ..position };
+        }
+        if train_state::interrupted() {
+            eprintln!("interrupted after epoch {epoch}; continue with the same command and --resume {}", out.display());
+            return Ok(());
+        }
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -400,12 +535,28 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     }
     println!(
         "wrote {} and {} (best test accuracy {:.2} %) and {}",
-        args.out.join("last.safetensors").display(),
-        args.out.join("best.safetensors").display(),
-        100.0 * best.unwrap_or(0.0),
-        args.out.join("metrics.jsonl").display()
+        out.join("last.safetensors").display(),
+        out.join("best.safetensors").display(),
+        100.0 * position.best.unwrap_or(0.0),
+        out.join("metrics.jsonl").display()
     );
     Ok(())
+}
+
+/// What a resumed run must share with the run it continues, for its steps to be the same.
+fn recipe(args: &Args, optimizer: &OptimizerState) -> serde_json::Value {
+    serde_json::json!({
+        "data": args.data,
+        "batch": args.batch,
+        "seed": args.seed,
+        "optimizer": format!("{:?}", optimizer.optimizer),
+        "lr": args.lr,
+        "augment": args.augment,
+        "limit": args.limit,
+        "freeze": args.freeze,
+        "skip_bad": args.skip_bad,
+        "executor": if args.cpu { "cpu" } else { "gpu" },
+    })
 }
 
 /// Whether the parameter `name` is `path` or lies under it (`layer1` holds `layer1.0.conv1.weight`).

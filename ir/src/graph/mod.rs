@@ -182,6 +182,12 @@ impl Graph {
         &self.nodes[id.index()]
     }
 
+    /// The node behind a handle, to rewrite in place (its op, say); its inputs and shape must stay
+    /// as they are for the graph to remain checked.
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.nodes[id.index()]
+    }
+
     /// All nodes with their handles, in topological order.
     pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
         self.nodes.iter().enumerate().map(|(i, n)| (NodeId(i as u32), n))

@@ -6,13 +6,52 @@
 pub(crate) mod backward;
 pub(crate) mod ops;
 
-use cnnc_ir::graph::{Graph, Op};
+use cnnc_ir::graph::{Graph, Node, Op};
 
 use crate::weights::Weights;
 use crate::{fold, RuntimeError, Tensor};
 
 /// Runs the graph's inference nodes on a batch; returns the output node's tensor.
 pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, RuntimeError> {
+    run_inspecting(graph, weights, input, |_, _| {})
+}
+
+/// The first layer, in the order the graph runs them, whose weights or whose output on `input`
+/// hold a value that is not finite (NaN or infinite): its path and what was found. `None` when
+/// everything is finite.
+///
+/// # Errors
+/// What [`run`] reports.
+pub fn first_non_finite(
+    graph: &Graph,
+    weights: &Weights,
+    input: &Tensor,
+) -> Result<Option<(String, String)>, RuntimeError> {
+    for (id, node) in graph.inference_nodes() {
+        for p in graph.node_params(id) {
+            if let Some(v) = weights.get(&p.name).and_then(|t| t.data.iter().find(|v| !v.is_finite())) {
+                return Ok(Some((node.path.clone(), format!("its weight `{}` holds {v}", p.name))));
+            }
+        }
+    }
+    let mut found = None;
+    run_inspecting(graph, weights, input, |node, out| {
+        if found.is_none() {
+            if let Some(v) = out.data.iter().find(|v| !v.is_finite()) {
+                found = Some((node.path.clone(), format!("its output holds {v}")));
+            }
+        }
+    })?;
+    Ok(found)
+}
+
+/// As [`run`], handing each node's output to `inspect` as it is computed.
+fn run_inspecting(
+    graph: &Graph,
+    weights: &Weights,
+    input: &Tensor,
+    mut inspect: impl FnMut(&Node, &Tensor),
+) -> Result<Tensor, RuntimeError> {
     let want = graph.node(graph.input).shape.dims();
     if input.shape.len() != want.len() + 1 || &input.shape[1..] != want || input.shape[0] == 0 {
         return Err(RuntimeError::InputShape { item: want.to_vec(), found: input.shape.clone() });
@@ -80,6 +119,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &Tensor) -> Result<Tensor, R
             Some(a) => ops::activation(&out, a),
             None => out,
         };
+        inspect(node, &out);
         values[id.index()] = Some(out);
         for input in &node.inputs {
             if last_use[input.index()] == id.index() {

@@ -1,24 +1,43 @@
 //! Training-time augmentation on image bytes, with torchvision's semantics, drawn from the
 //! counter-based generator so that a run is reproducible: `random_crop(SIZE, pad=P)`
 //! (`transforms.RandomCrop(SIZE, padding=P)`: zero padding on every side, then a SIZE×SIZE window
-//! at a uniformly drawn offset) and `hflip` (`transforms.RandomHorizontalFlip()`: a mirror image
-//! with probability ½). Steps apply in the order given, before normalisation, as a torchvision
+//! at a uniformly drawn offset), `random_resized_crop(SIZE)` (`transforms.RandomResizedCrop(SIZE)`:
+//! a window of 8 % to 100 % of the area and aspect ratio 3/4 to 4/3, resized to SIZE×SIZE with
+//! PIL's bilinear filter) and `hflip` (`transforms.RandomHorizontalFlip()`: a mirror image with
+//! probability ½). Steps apply in the order given, before normalisation, as a torchvision
 //! `Compose` does.
 
+use crate::resample;
 use crate::train::rng;
 
 /// One augmentation step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Augment {
     RandomCrop { size: usize, pad: usize },
+    RandomResizedCrop { size: usize },
     HorizontalFlip,
 }
+
+impl Augment {
+    /// Whether the step crops, setting the image's size itself.
+    pub fn crops(&self) -> bool {
+        !matches!(self, Augment::HorizontalFlip)
+    }
+}
+
+/// `RandomResizedCrop`'s defaults: the window's share of the image's area and its aspect ratio.
+const SCALE: (f64, f64) = (0.08, 1.0);
+const RATIO: (f64, f64) = (3.0 / 4.0, 4.0 / 3.0);
+
+/// Windows `RandomResizedCrop` tries before it falls back to a centre crop.
+const ATTEMPTS: usize = 10;
 
 /// The largest crop size and padding accepted (no dataset image comes near it).
 const MAX_SIDE: usize = 1 << 16;
 
-/// Draws each step may make per image (so that steps draw independent numbers).
-const DRAWS: usize = 2;
+/// Draws each step may make per image (so that steps draw independent numbers): two per
+/// `RandomResizedCrop` attempt and two for the offsets.
+const DRAWS: usize = 2 * ATTEMPTS + 2;
 
 /// Parses a comma-separated list: `random_crop(32, pad=4), hflip`.
 ///
@@ -42,11 +61,19 @@ pub fn parse(text: &str) -> Result<Vec<Augment>, String> {
     }
     parts.push(&text[start..]);
     for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
-        let arguments =
-            part.strip_prefix("random_crop").map(str::trim_start).and_then(|a| a.strip_prefix('(')?.strip_suffix(')'));
+        let call = |name: &str| {
+            part.strip_prefix(name).map(str::trim_start).and_then(|a| a.strip_prefix('(')?.strip_suffix(')'))
+        };
+        let number = |v: &str| v.parse::<usize>().map_err(|_| format!("`{part}`: `{v}` is not a whole number"));
         let step = if part == "hflip" {
             Augment::HorizontalFlip
-        } else if let Some(args) = arguments {
+        } else if let Some(size) = call("random_resized_crop") {
+            let size = number(size.trim())?;
+            if size == 0 || size > MAX_SIDE {
+                return Err(format!("`{part}`: the size must be 1 to {MAX_SIDE}"));
+            }
+            Augment::RandomResizedCrop { size }
+        } else if let Some(args) = call("random_crop") {
             let (size, pad) = match args.split_once(',') {
                 Some((size, pad)) => {
                     let pad = pad.trim().strip_prefix("pad").map(str::trim_start).and_then(|p| p.strip_prefix('='));
@@ -54,39 +81,43 @@ pub fn parse(text: &str) -> Result<Vec<Augment>, String> {
                 }
                 None => (args.trim(), "0"),
             };
-            let number = |v: &str| v.parse::<usize>().map_err(|_| format!("`{part}`: `{v}` is not a whole number"));
             let (size, pad) = (number(size)?, number(pad)?);
             if size == 0 || size > MAX_SIDE || pad > MAX_SIDE {
                 return Err(format!("`{part}`: the size must be 1 to {MAX_SIDE} and the padding at most {MAX_SIDE}"));
             }
             Augment::RandomCrop { size, pad }
         } else {
-            return Err(format!("`{part}` is not an augmentation: use random_crop(SIZE, pad=P) or hflip"));
+            return Err(format!(
+                "`{part}` is not an augmentation: use random_crop(SIZE, pad=P), random_resized_crop(SIZE) or hflip"
+            ));
         };
         steps.push(step);
     }
     Ok(steps)
 }
 
-/// The shape after all of `steps`, or a message when a crop does not keep the image's size.
+/// The shape after all of `steps` on an image of `shape`.
 ///
 /// # Errors
-/// A crop whose size is not the image's: the test images are not cropped, so a model could not
-/// take both (torchvision recipes that crop smaller pair the crop with a resize or a centre crop for
-/// testing, which `cnnc train` does not have yet).
+/// A crop larger than the (padded) image, as torchvision's `RandomCrop` refuses it.
 pub fn output_shape(steps: &[Augment], shape: [usize; 3]) -> Result<[usize; 3], String> {
+    let [c, mut h, mut w] = shape;
     for step in steps {
-        if let Augment::RandomCrop { size, pad } = step {
-            if [shape[1], shape[2]] != [*size, *size] {
-                return Err(format!(
-                    "random_crop({size}, pad={pad}) on {}×{} images: the crop must keep the image's size, as the test \
-                     images are not cropped",
-                    shape[1], shape[2]
-                ));
+        match step {
+            Augment::RandomCrop { size, pad } => {
+                if h + 2 * pad < *size || w + 2 * pad < *size {
+                    return Err(format!(
+                        "random_crop({size}, pad={pad}) is larger than its {h}×{w} images, even padded; crop smaller \
+                         or pad more"
+                    ));
+                }
+                (h, w) = (*size, *size);
             }
+            Augment::RandomResizedCrop { size } => (h, w) = (*size, *size),
+            Augment::HorizontalFlip => {}
         }
     }
-    Ok(shape)
+    Ok([c, h, w])
 }
 
 /// Applies `steps` to one `[C, H, W]` image of bytes, drawing from `key` as the `item`-th draw
@@ -105,6 +136,12 @@ pub fn apply(steps: &[Augment], image: &[u8], shape: [usize; 3], key: u32, item:
                 image = crop(&image, shape, *pad, top, left, *size);
                 shape = [c, *size, *size];
             }
+            Augment::RandomResizedCrop { size } => {
+                let (top, left, h, w) = resized_crop_window(shape[1], shape[2], draw);
+                let window = resample::crop(&image, shape, top, left, h, w);
+                image = resample::resize(&window, [shape[0], h, w], *size, *size);
+                shape = [shape[0], *size, *size];
+            }
             Augment::HorizontalFlip => {
                 if draw(0) < 0.5 {
                     for row in image.chunks_mut(shape[2]) {
@@ -115,6 +152,35 @@ pub fn apply(steps: &[Augment], image: &[u8], shape: [usize; 3], key: u32, item:
         }
     }
     (image, shape)
+}
+
+/// `RandomResizedCrop.get_params` (torchvision 0.20) for an `h`×`w` image: (top, left, height,
+/// width) of the window, from up to ten draws of area and aspect ratio (Python's `round`, ties to
+/// even), else the centre crop of the largest window of an allowed ratio.
+fn resized_crop_window(h: usize, w: usize, draw: impl Fn(usize) -> f64) -> (usize, usize, usize, usize) {
+    let area = (h * w) as f64;
+    let (low, high) = (RATIO.0.ln(), RATIO.1.ln());
+    for attempt in 0..ATTEMPTS {
+        let target = area * (SCALE.0 + (SCALE.1 - SCALE.0) * draw(2 * attempt));
+        let ratio = (low + (high - low) * draw(2 * attempt + 1)).exp();
+        let cw = (target * ratio).sqrt().round_ties_even() as usize;
+        let ch = (target / ratio).sqrt().round_ties_even() as usize;
+        if 0 < cw && cw <= w && 0 < ch && ch <= h {
+            // torch.randint(0, h − ch + 1) and (0, w − cw + 1).
+            let top = (draw(2 * ATTEMPTS) * (h - ch + 1) as f64) as usize;
+            let left = (draw(2 * ATTEMPTS + 1) * (w - cw + 1) as f64) as usize;
+            return (top, left, ch, cw);
+        }
+    }
+    let in_ratio = w as f64 / h as f64;
+    let (ch, cw) = if in_ratio < RATIO.0 {
+        ((w as f64 / RATIO.0).round_ties_even() as usize, w)
+    } else if in_ratio > RATIO.1 {
+        (h, (h as f64 * RATIO.1).round_ties_even() as usize)
+    } else {
+        (h, w)
+    };
+    ((h - ch) / 2, (w - cw) / 2, ch, cw)
 }
 
 /// The `size`×`size` window at (`top`, `left`) of the image padded by `pad` zeros on every side.
@@ -150,9 +216,13 @@ mod tests {
         assert!(parse("random_crop(28 pad=4)").unwrap_err().contains("`28 pad=4` is not a whole number"));
         assert_eq!(parse(" random_crop ( 32 , pad = 4 ) ").unwrap(), vec![Augment::RandomCrop { size: 32, pad: 4 }]);
         assert!(output_shape(&parse("random_crop(40, pad=2)").unwrap(), [3, 32, 32]).is_err());
-        assert!(output_shape(&parse("random_crop(24)").unwrap(), [3, 32, 32])
+        assert_eq!(output_shape(&parse("random_crop(24)").unwrap(), [3, 32, 32]), Ok([3, 24, 24]));
+        assert!(output_shape(&parse("random_crop(40, pad=2)").unwrap(), [3, 32, 32])
             .unwrap_err()
-            .contains("keep the image's size"));
+            .contains("larger than its 32×32 images"));
+        assert_eq!(output_shape(&parse("random_resized_crop(224), hflip").unwrap(), [3, 500, 375]), Ok([3, 224, 224]));
+        assert!(parse("random_resized_crop(0)").is_err());
+        assert!(parse("random_resized_crop()").unwrap_err().contains("not a whole number"));
         assert!(parse("random_crop(32, pad=18446744073709551615)").unwrap_err().contains("at most 65536"));
         assert_eq!(output_shape(&parse("random_crop(32, pad=4),hflip").unwrap(), [3, 32, 32]), Ok([3, 32, 32]));
     }
@@ -203,5 +273,37 @@ mod tests {
         // 3 × 3 offsets, each flipped or not, some coinciding on a 2×2 image: many distinct results.
         assert!(seen.len() >= 12, "{}", seen.len());
         assert_eq!(apply(&steps, &image, [1, 2, 2], key, 5), apply(&steps, &image, [1, 2, 2], key, 5));
+    }
+
+    #[test]
+    fn resized_crop_windows_follow_torchvisions_bounds() {
+        let key = rng::key(5, 0, 1);
+        for item in 0..500 {
+            let draw = |k: usize| rng::uniform(key, item * DRAWS + k);
+            let (h, w) = (200 + item % 7 * 30, 300 - item % 5 * 40);
+            let (top, left, ch, cw) = resized_crop_window(h, w, draw);
+            assert!(top + ch <= h && left + cw <= w, "{item}: the window lies inside");
+            let share = (ch * cw) as f64 / (h * w) as f64;
+            assert!((0.07..=1.01).contains(&share), "{item}: {share} of the area");
+            let ratio = cw as f64 / ch as f64;
+            assert!((0.7..=1.4).contains(&ratio), "{item}: aspect ratio {ratio}");
+        }
+        // Draws that never fit fall back to the centre of the widest allowed window: a 100×300 image
+        // (width/height 3 > 4/3) gives 100×133 at left (300 − 133) / 2.
+        assert_eq!(resized_crop_window(100, 300, |_| 1.0), (0, 83, 100, 133));
+        assert_eq!(resized_crop_window(300, 100, |_| 1.0), (83, 0, 133, 100));
+        assert_eq!(resized_crop_window(120, 140, |_| 1.0), (0, 0, 120, 140));
+    }
+
+    #[test]
+    fn a_resized_crop_is_the_window_resized() {
+        let image: Vec<u8> = (0..2 * 40 * 30).map(|i| (i * 7 % 251) as u8).collect();
+        let steps = [Augment::RandomResizedCrop { size: 16 }];
+        let key = rng::key(2, 0, 3);
+        let (out, shape) = apply(&steps, &image, [2, 40, 30], key, 4);
+        assert_eq!(shape, [2, 16, 16]);
+        let (top, left, h, w) = resized_crop_window(40, 30, |k| rng::uniform(key, 4 * DRAWS + k));
+        let window = resample::crop(&image, [2, 40, 30], top, left, h, w);
+        assert_eq!(out, resample::resize(&window, [2, h, w], 16, 16));
     }
 }

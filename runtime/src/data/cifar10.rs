@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{Dataset, Split};
+use super::{Dataset, Images, Split};
 use crate::RuntimeError;
 
 const IMAGE: usize = 3 * 32 * 32;
@@ -75,5 +75,13 @@ pub fn read(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         }
         label_files.push((path, bytes.len() / RECORD));
     }
-    Ok(Dataset { images, labels, item_shape: [3, 32, 32], class_names, source: dir.to_path_buf(), label_files })
+    Ok(Dataset {
+        images: Images::Same { bytes: images, shape: [3, 32, 32] },
+        labels,
+        class_names,
+        source: dir.to_path_buf(),
+        label_files,
+        image_files: Vec::new(),
+        skipped: Vec::new(),
+    })
 }

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::{Dataset, Split};
+use super::{Dataset, Images, Split};
 use crate::RuntimeError;
 
 /// The files of one split, without `.gz`: `(images, labels)`.
@@ -100,11 +100,12 @@ pub fn read(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         ));
     }
     Ok(Dataset {
-        images,
+        images: Images::Same { bytes: images, shape: [1, dims[1], dims[2]] },
         labels: labels.into_iter().map(u32::from).collect(),
-        item_shape: [1, dims[1], dims[2]],
         class_names: None,
         source: images_path,
         label_files: vec![(labels_path, label_dims[0])],
+        image_files: Vec::new(),
+        skipped: Vec::new(),
     })
 }

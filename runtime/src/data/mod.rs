@@ -1,17 +1,21 @@
 //! Datasets for training and evaluation: images held as bytes with one class label each, read from
 //! the formats the datasets ship in, and turned into normalised float batches on demand.
 //!
-//! A dataset is named as `FORMAT:PATH`; the formats are `idx:DIR` (MNIST, Fashion-MNIST: `idx.rs`)
-//! and `cifar10:DIR` (CIFAR-10's binary batches: `cifar10.rs`). `augment.rs` augments training
-//! images.
+//! A dataset is named as `FORMAT:PATH`; the formats are `idx:DIR` (MNIST, Fashion-MNIST: `idx.rs`),
+//! `cifar10:DIR` (CIFAR-10's binary batches: `cifar10.rs`) and `imagefolder:DIR` (torchvision's
+//! `ImageFolder` layout: `imagefolder.rs`). `transform.rs` turns images into model input, with the
+//! training augmentation of `augment.rs`.
 
 pub mod augment;
 pub mod cifar10;
 pub mod idx;
+pub mod imagefolder;
+pub mod transform;
 
 use std::path::{Path, PathBuf};
 
 pub use augment::Augment;
+pub use transform::Transform;
 
 use crate::{RuntimeError, Tensor};
 
@@ -19,6 +23,7 @@ use crate::{RuntimeError, Tensor};
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Split {
     Train,
+    /// The held-out images: the test split, or an image folder's `val` folder.
     Test,
 }
 
@@ -32,21 +37,76 @@ impl Split {
     }
 }
 
-/// Images `[N, C, H, W]` as bytes (0–255) with one class label each.
+/// A dataset's images, as bytes (0–255), planar `[C, H, W]` each.
+#[derive(Clone, Debug)]
+pub enum Images {
+    /// Images of one shape, item after item (IDX, CIFAR-10).
+    Same { bytes: Vec<u8>, shape: [usize; 3] },
+    /// Images of their own shapes (an image folder).
+    Each(Vec<(Vec<u8>, [usize; 3])>),
+}
+
+impl Images {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        match self {
+            Images::Same { bytes, shape } => bytes.len() / shape.iter().product::<usize>().max(1),
+            Images::Each(items) => items.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Image `i`'s bytes and `[C, H, W]`.
+    ///
+    /// # Panics
+    /// When `i` is out of range.
+    pub fn get(&self, i: usize) -> (&[u8], [usize; 3]) {
+        match self {
+            Images::Same { bytes, shape } => {
+                let len = shape.iter().product();
+                (&bytes[i * len..][..len], *shape)
+            }
+            Images::Each(items) => (&items[i].0, items[i].1),
+        }
+    }
+
+    /// The distinct shapes, each with the first image that has it.
+    pub fn shapes(&self) -> Vec<([usize; 3], usize)> {
+        match self {
+            Images::Same { shape, .. } => vec![(*shape, 0)],
+            Images::Each(items) => {
+                let mut seen: Vec<([usize; 3], usize)> = Vec::new();
+                for (i, (_, shape)) in items.iter().enumerate() {
+                    if !seen.iter().any(|(s, _)| s == shape) {
+                        seen.push((*shape, i));
+                    }
+                }
+                seen
+            }
+        }
+    }
+}
+
+/// Images with one class label each.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// `N · C · H · W` bytes, item after item.
-    pub images: Vec<u8>,
+    pub images: Images,
     /// One class index per image.
     pub labels: Vec<u32>,
-    /// `[C, H, W]` of one image.
-    pub item_shape: [usize; 3],
     /// Class names in class order, when the format has them.
     pub class_names: Option<Vec<String>>,
     /// Where the images came from (a file or a folder), for messages.
     pub source: PathBuf,
     /// The files the labels came from, in order, with how many labels each holds, for messages.
     pub label_files: Vec<(PathBuf, usize)>,
+    /// The file each image came from, when each has its own (an image folder); empty otherwise.
+    pub image_files: Vec<PathBuf>,
+    /// Each image file that could not be read and was left out (`--skip-bad`), with why.
+    pub skipped: Vec<(PathBuf, String)>,
 }
 
 impl Dataset {
@@ -60,35 +120,67 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// Bytes of one image.
-    pub fn item_len(&self) -> usize {
-        self.item_shape.iter().product()
+    /// When the dataset names its classes and their number is not the model's `classes`: a note
+    /// saying so and how to fit the model to the data (labels beyond the model's classes are
+    /// refused by [`Dataset::check_fits`]; fewer classes than outputs may be deliberate).
+    pub fn class_count_note(&self, classes: usize) -> Option<String> {
+        let names = self.class_names.as_ref().filter(|n| n.len() != classes)?;
+        let listed: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+        Some(format!(
+            "{} has {} classes ({}{}) and the model outputs {classes}; for a {}-way head give the model \
+             `num_classes={}` (a zoo model) or a last layer of that size",
+            self.source.display(),
+            names.len(),
+            listed.join(", "),
+            if names.len() > 5 { ", …" } else { "" },
+            names.len(),
+            names.len()
+        ))
     }
 
-    /// The first `n` images (all of them when there are fewer).
-    pub fn truncate(&mut self, n: usize) {
-        let n = n.min(self.len());
-        self.images.truncate(n * self.item_len());
-        self.labels.truncate(n);
+    /// Keeps `n` images spread evenly over the dataset (image `i · len / n` for `i` < `n`; all of
+    /// them when there are fewer), so that a subset of a folder sorted by class has every class.
+    pub fn subset(&mut self, n: usize) {
+        let len = self.len();
+        if n >= len {
+            return;
+        }
+        let kept: Vec<usize> = (0..n).map(|i| i * len / n).collect();
+        self.images = match &self.images {
+            Images::Same { bytes, shape } => {
+                let size: usize = shape.iter().product();
+                Images::Same {
+                    bytes: kept.iter().flat_map(|&i| &bytes[i * size..][..size]).copied().collect(),
+                    shape: *shape,
+                }
+            }
+            Images::Each(items) => Images::Each(kept.iter().map(|&i| items[i].clone()).collect()),
+        };
+        if !self.image_files.is_empty() {
+            self.image_files = kept.iter().map(|&i| self.image_files[i].clone()).collect();
+        }
+        // Each label file keeps the count of its labels that are kept.
+        let mut start = 0;
+        for (_, count) in &mut self.label_files {
+            let end = start + *count;
+            *count = kept.iter().filter(|&&i| (start..end).contains(&i)).count();
+            start = end;
+        }
+        self.labels = kept.iter().map(|&i| self.labels[i]).collect();
     }
 
-    /// Checks the images (as `augment` leaves them) against a model's input `[C, H, W]` and the
-    /// labels against its `classes`.
+    /// Checks that `transform` turns every image into the model's input and that the labels are
+    /// among its `classes`.
     ///
     /// # Errors
-    /// [`RuntimeError::Dataset`] naming the first label out of range, or the shapes that differ.
-    pub fn check_fits(&self, input: &[usize], classes: usize, augment: &[Augment]) -> Result<(), RuntimeError> {
-        let shape = augment::output_shape(augment, self.item_shape)
-            .map_err(|message| RuntimeError::Dataset { path: self.source.clone(), message })?;
-        if input != shape {
-            return Err(RuntimeError::Dataset {
-                path: self.source.clone(),
-                message: format!(
-                    "its images are {shape:?} ([C, H, W]{}) and the model takes {input:?}; change the spec's \
-                     `input:` (or its first layer) to fit the data",
-                    if augment.is_empty() { "" } else { ", augmented" }
-                ),
-            });
+    /// [`RuntimeError::Dataset`] naming the first label out of range, or an image whose shape the
+    /// transform does not bring to the model's.
+    pub fn check_fits(&self, transform: &Transform, classes: usize) -> Result<(), RuntimeError> {
+        for (shape, first) in self.images.shapes() {
+            transform.output_shape(shape).map_err(|message| RuntimeError::Dataset {
+                path: self.image_files.get(first).cloned().unwrap_or_else(|| self.source.clone()),
+                message,
+            })?;
         }
         if let Some((i, label)) = self.labels.iter().enumerate().find(|(_, l)| **l as usize >= classes) {
             let (path, index) = self.label_file(i);
@@ -115,62 +207,41 @@ impl Dataset {
         (self.source.clone(), i)
     }
 
-    /// The images at `indices` as floats `[n, C, H, W]`: `(byte / 255 − mean[c]) / std[c]`
-    /// (torchvision's `ToTensor` then `Normalize(mean, std)`), and their labels.
+    /// The images at `indices` through `transform`, as floats `[n, C, H, W]`, and their labels; the
+    /// `i`-th index is item `first + i` of its epoch for the augmentation's draws from `key`.
     ///
     /// # Panics
-    /// When an index is out of range, or `mean` and `std` do not have one value per channel.
-    pub fn batch(&self, indices: &[usize], mean: &[f64], std: &[f64]) -> (Tensor, Vec<usize>) {
-        self.augmented_batch(indices, mean, std, &[], 0, 0)
-    }
-
-    /// As [`Dataset::batch`], each image first augmented by `steps` with the draws of `key` (item
-    /// `first + i` of its epoch for the `i`-th index); augmentation keeps the image's shape.
-    ///
-    /// # Panics
-    /// As [`Dataset::batch`], and when the steps do not fit the images (see [`Dataset::check_fits`]).
-    pub fn augmented_batch(
-        &self,
-        indices: &[usize],
-        mean: &[f64],
-        std: &[f64],
-        steps: &[Augment],
-        key: u32,
-        first: usize,
-    ) -> (Tensor, Vec<usize>) {
-        let [channels, h, w] = self.item_shape;
-        assert!(mean.len() == channels && std.len() == channels, "one mean and std per channel");
-        let shape = augment::output_shape(steps, self.item_shape).expect("checked against the model");
-        assert_eq!(shape, self.item_shape, "augmentation keeps the image's shape");
-        let mut data = Vec::with_capacity(indices.len() * self.item_len());
+    /// When an index is out of range, or an image does not fit (see [`Dataset::check_fits`]).
+    pub fn batch(&self, indices: &[usize], transform: &Transform, key: u32, first: usize) -> (Tensor, Vec<usize>) {
+        let mut data = Vec::with_capacity(indices.len() * transform.input.iter().product::<usize>());
         for (n, &i) in indices.iter().enumerate() {
-            let item = &self.images[i * self.item_len()..][..self.item_len()];
-            let augmented;
-            let item = if steps.is_empty() {
-                item
-            } else {
-                augmented = augment::apply(steps, item, self.item_shape, key, first + n).0;
-                &augmented[..]
-            };
-            for (c, pixels) in item.chunks(h * w).enumerate() {
-                let (m, s) = (mean[c], std[c]);
-                data.extend(pixels.iter().map(|p| ((f64::from(*p) / 255.0 - m) / s) as f32));
-            }
+            let (image, shape) = self.images.get(i);
+            transform.apply(image, shape, key, first + n, &mut data);
         }
         let labels = indices.iter().map(|&i| self.labels[i] as usize).collect();
-        (Tensor::new(vec![indices.len(), channels, h, w], data), labels)
+        let mut shape = vec![indices.len()];
+        shape.extend(transform.input);
+        (Tensor::new(shape, data), labels)
     }
+}
+
+/// How to read a dataset whose images are files of their own (an image folder).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Decode images as RGB (3) or grayscale (1), as the model takes them.
+    pub channels: usize,
+    /// Leave out images that cannot be decoded, listing them in [`Dataset::skipped`].
+    pub skip_bad: bool,
 }
 
 /// Reads split `split` of the dataset `FORMAT:PATH` names.
 ///
 /// # Errors
 /// An unknown format, or what reading the files found wrong ([`RuntimeError::Dataset`],
-/// [`RuntimeError::Read`]), naming the file.
-pub fn open(name: &str, split: Split) -> Result<Dataset, RuntimeError> {
-    let reader: fn(&Path, Split) -> Result<Dataset, RuntimeError> = match name.split_once(':') {
-        Some(("idx", _)) => idx::read,
-        Some(("cifar10", _)) => cifar10::read,
+/// [`RuntimeError::Read`], [`RuntimeError::Image`]), naming the file.
+pub fn open(name: &str, split: Split, options: ReadOptions) -> Result<Dataset, RuntimeError> {
+    let format = match name.split_once(':') {
+        Some((format @ ("idx" | "cifar10" | "imagefolder"), _)) => format,
         _ => return Err(RuntimeError::DatasetName { name: name.to_string() }),
     };
     let folder = Path::new(name.split_once(':').map_or("", |(_, path)| path));
@@ -182,7 +253,11 @@ pub fn open(name: &str, split: Split) -> Result<Dataset, RuntimeError> {
         };
         return Err(RuntimeError::Dataset { path: folder.to_path_buf(), message: format!("the folder {what}") });
     }
-    let dataset = reader(folder, split)?;
+    let dataset = match format {
+        "idx" => idx::read(folder, split)?,
+        "cifar10" => cifar10::read(folder, split)?,
+        _ => imagefolder::read(folder, split, if options.channels == 1 { 1 } else { 3 }, options.skip_bad)?,
+    };
     if dataset.is_empty() {
         return Err(RuntimeError::Dataset { path: dataset.source, message: "it holds no images".into() });
     }
@@ -240,40 +315,46 @@ mod tests {
     #[test]
     fn batches_are_normalised_per_channel() {
         let d = Dataset {
-            images: vec![0, 255, 51, 102, 255, 0, 0, 0],
+            images: Images::Same { bytes: vec![0, 255, 51, 102, 255, 0, 0, 0], shape: [2, 1, 2] },
             labels: vec![3, 1],
-            item_shape: [2, 1, 2],
             class_names: None,
             source: PathBuf::from("x"),
             label_files: vec![(PathBuf::from("a"), 1), (PathBuf::from("b"), 1)],
+            image_files: Vec::new(),
+            skipped: Vec::new(),
         };
-        let (x, y) = d.batch(&[1, 0], &[0.5, 0.0], &[0.5, 1.0]);
+        let plain = |input: [usize; 3], augment: Vec<Augment>| Transform {
+            input,
+            augment,
+            resize: None,
+            centre_crop: false,
+            mean: vec![0.5, 0.0],
+            std: vec![0.5, 1.0],
+        };
+        let t = plain([2, 1, 2], vec![]);
+        let (x, y) = d.batch(&[1, 0], &t, 0, 0);
         assert_eq!(x.shape, vec![2, 2, 1, 2]);
         assert_eq!(y, vec![1, 3]);
         assert_eq!(x.data, vec![1.0, -1.0, 0.0, 0.0, -1.0, 1.0, 0.2, 0.4]);
-        assert!(d.check_fits(&[2, 1, 2], 4, &[]).is_ok());
+        assert!(d.check_fits(&t, 4).is_ok());
         assert!(d
-            .check_fits(&[2, 1, 2], 3, &[])
+            .check_fits(&t, 3)
             .unwrap_err()
             .to_string()
             .contains("`a` is not a usable dataset: label 3 at index 0"));
-        assert!(d
-            .check_fits(&[2, 1, 2], 2, &[])
-            .unwrap_err()
-            .to_string()
-            .contains("`a` is not a usable dataset: label 3"));
+        assert!(d.check_fits(&t, 2).unwrap_err().to_string().contains("`a` is not a usable dataset: label 3"));
         let mut late = d.clone();
         late.labels = vec![0, 3];
         assert!(late
-            .check_fits(&[2, 1, 2], 2, &[])
+            .check_fits(&t, 2)
             .unwrap_err()
             .to_string()
             .contains("`b` is not a usable dataset: label 3 at index 0"));
-        assert!(d.check_fits(&[1, 2, 2], 4, &[]).unwrap_err().to_string().contains("[2, 1, 2]"));
-        assert!(d.check_fits(&[2, 1, 2], 4, &[Augment::HorizontalFlip]).is_ok());
-        let crop = [Augment::RandomCrop { size: 1, pad: 0 }];
-        assert!(d.check_fits(&[2, 1, 1], 4, &crop).unwrap_err().to_string().contains("keep the image's size"));
-        assert_eq!(d.augmented_batch(&[1, 0], &[0.5, 0.0], &[0.5, 1.0], &[], 9, 0).0, x);
+        assert!(d.check_fits(&plain([2, 2, 2], vec![]), 4).unwrap_err().to_string().contains("are 1×2"));
+        assert!(d.check_fits(&plain([2, 1, 2], vec![Augment::HorizontalFlip]), 4).is_ok());
+        let crop = plain([2, 1, 1], vec![Augment::RandomCrop { size: 1, pad: 0 }]);
+        assert!(d.check_fits(&crop, 4).is_ok());
+        assert_eq!(d.batch(&[1, 0], &t, 9, 0).0, x);
     }
 
     #[test]

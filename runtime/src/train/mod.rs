@@ -2,12 +2,14 @@
 //! dropout, and the CPU reference training step and trainer (f64 throughout) over the backward work
 //! that `cnnc_ir::autodiff` plans.
 
+mod freeze;
 mod loss;
 mod optim;
 pub mod reference;
 pub mod rng;
 mod trainer;
 
+pub use freeze::freeze_batch_norms;
 pub use loss::CrossEntropy;
 pub use optim::{Optimizer, OptimizerState, Schedule};
 pub use reference::{step, StepOptions, StepResult};

@@ -39,9 +39,16 @@ impl Optimizer {
 
     /// Floats of state per parameter element (momentum buffer, or Adam's two moments).
     pub fn state_per_element(&self) -> usize {
+        self.state_names().len()
+    }
+
+    /// The per-parameter state tensors, named as `torch.optim`'s `state_dict` keys them:
+    /// SGD's `momentum_buffer` (with momentum), Adam's `exp_avg` and `exp_avg_sq`.
+    pub fn state_names(&self) -> &'static [&'static str] {
         match self {
-            Optimizer::Sgd { momentum, .. } => usize::from(*momentum != 0.0),
-            Optimizer::Adam { .. } => 2,
+            Optimizer::Sgd { momentum, .. } if *momentum != 0.0 => &["momentum_buffer"],
+            Optimizer::Sgd { .. } => &[],
+            Optimizer::Adam { .. } => &["exp_avg", "exp_avg_sq"],
         }
     }
 }
@@ -170,6 +177,45 @@ impl OptimizerState {
     /// A fresh optimizer (no state, no steps taken).
     pub fn new(optimizer: Optimizer, lr: f64, schedule: Schedule) -> OptimizerState {
         OptimizerState { optimizer, schedule, lr, steps: 0, state: HashMap::new() }
+    }
+
+    /// The state of every parameter stepped so far, as `{param}.{state}` (see
+    /// [`Optimizer::state_names`]), each of its parameter's shape in `params`.
+    pub fn state_tensors(&self, params: &Weights<f64>) -> Weights<f64> {
+        let mut out = Weights::default();
+        let names = self.optimizer.state_names();
+        for (param, state) in &self.state {
+            let shape = params.get(param).map_or_else(|| vec![state.second.len()], |p| p.shape.clone());
+            let values = state.first.iter().chain(Some(&state.second).filter(|v| !v.is_empty()));
+            for (name, data) in names.iter().zip(values) {
+                out.insert(format!("{param}.{name}"), Tensor::new(shape.clone(), data.clone()));
+            }
+        }
+        out
+    }
+
+    /// Continues from a saved state: the tensors [`OptimizerState::state_tensors`] gave and the
+    /// steps taken then.
+    ///
+    /// # Errors
+    /// [`RuntimeError::MissingWeight`] for a state tensor the optimizer does not keep.
+    pub fn restore(&mut self, tensors: &Weights<f64>, steps: u64) -> Result<(), RuntimeError> {
+        let names = self.optimizer.state_names();
+        self.state.clear();
+        for key in tensors.names() {
+            let t = tensors.get(key).expect("listed");
+            let (param, which) = key
+                .rsplit_once('.')
+                .and_then(|(p, n)| Some((p, names.iter().position(|s| *s == n)?)))
+                .ok_or_else(|| RuntimeError::MissingWeight { name: key.to_string() })?;
+            let state = self.state.entry(param.to_string()).or_default();
+            match which {
+                0 => state.first = Some(t.data.clone()),
+                _ => state.second.clone_from(&t.data),
+            }
+        }
+        self.steps = steps;
+        Ok(())
     }
 
     /// The learning rate the next step uses.

@@ -105,4 +105,35 @@ impl<'g> CpuTrainer<'g> {
     pub fn steps(&self) -> u64 {
         self.optimizer.steps
     }
+
+    /// The optimizer's state tensors (see [`OptimizerState::state_tensors`]).
+    pub fn optimizer_state(&self) -> Weights<f64> {
+        self.optimizer.state_tensors(&self.params)
+    }
+
+    /// Continues a run from its saved parameters, optimizer state and steps taken, so that the
+    /// next step is the one the run would have taken (the dropout masks included).
+    ///
+    /// # Errors
+    /// [`RuntimeError::MissingWeight`] or [`RuntimeError::WeightShape`] when `params` lack a tensor
+    /// of the model or hold one of another shape; what [`OptimizerState::restore`] refuses.
+    pub fn resume(&mut self, params: Weights<f64>, state: &Weights<f64>, steps: u64) -> Result<(), RuntimeError> {
+        for name in self.params.names() {
+            let want = &self.params.get(name).expect("listed").shape;
+            let t = params.get(name).ok_or_else(|| RuntimeError::MissingWeight { name: name.to_string() })?;
+            if &t.shape != want {
+                return Err(RuntimeError::WeightShape {
+                    name: name.to_string(),
+                    expected: want.clone(),
+                    found: t.shape.clone(),
+                });
+            }
+        }
+        // The dropout masks are keyed by the step count since the trainer's first step.
+        let taken = self.optimizer.steps;
+        self.optimizer.restore(state, steps)?;
+        self.options.step = self.options.step - taken + steps;
+        self.params = params;
+        Ok(())
+    }
 }

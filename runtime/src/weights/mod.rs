@@ -5,7 +5,7 @@ mod pickle;
 mod pth;
 mod safetensors_file;
 
-pub use safetensors_file::{write as write_safetensors, write_checkpoint};
+pub use safetensors_file::{read_with_metadata, write as write_safetensors, write_checkpoint, write_with_metadata};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -43,6 +43,19 @@ pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
 /// # Errors
 /// [`RuntimeError::Write`] when the file cannot be written.
 pub fn write(path: &Path, tensors: &[(String, Tensor<f64>)], f32: bool) -> Result<(), RuntimeError> {
+    write_with_metadata(path, tensors, f32, &[])
+}
+
+/// As [`write`], with `metadata` in the file's `__metadata__`.
+///
+/// # Errors
+/// [`RuntimeError::Write`] when the file cannot be written.
+pub fn write_with_metadata(
+    path: &Path,
+    tensors: &[(String, Tensor<f64>)],
+    f32: bool,
+    metadata: &[(String, String)],
+) -> Result<(), RuntimeError> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, t)| match f32 {
@@ -54,7 +67,33 @@ pub fn write(path: &Path, tensors: &[(String, Tensor<f64>)], f32: bool) -> Resul
     let views = tensors.iter().zip(&bytes).map(|((name, t), b)| {
         (name.as_str(), TensorView::new(dtype, t.shape.clone(), b).expect("the bytes match the shape and dtype"))
     });
-    serialize(path, views, None)
+    serialize(path, views, (!metadata.is_empty()).then(|| metadata.iter().cloned().collect()))
+}
+
+/// Reads a file [`write_with_metadata`] wrote: its float32 and float64 tensors exactly, as f64, and
+/// its metadata.
+///
+/// # Errors
+/// [`RuntimeError::Read`] or [`RuntimeError::WeightsFile`] for a missing, truncated or foreign file.
+pub fn read_with_metadata(
+    path: &Path,
+) -> Result<(Weights<f64>, std::collections::HashMap<String, String>), RuntimeError> {
+    let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
+    let bad = |message: String| RuntimeError::WeightsFile { path: path.to_path_buf(), message };
+    let st =
+        SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{e} (the file is truncated or not safetensors)")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut weights = Weights::default();
+    for (name, view) in st.tensors() {
+        let b = view.data();
+        let data: Vec<f64> = match view.dtype() {
+            Dtype::F32 => b.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect(),
+            Dtype::F64 => b.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect(),
+            other => return Err(bad(format!("tensor `{name}` has dtype {other:?}; expected f32 or f64"))),
+        };
+        weights.insert(name, Tensor::new(view.shape().to_vec(), data));
+    }
+    Ok((weights, header.metadata().clone().unwrap_or_default()))
 }
 
 /// Writes `views` with `metadata` to `path`, a failure as [`RuntimeError::Write`].

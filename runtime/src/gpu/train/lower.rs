@@ -207,7 +207,8 @@ impl Lowering<'_> {
         }
     }
 
-    /// One optimizer dispatch for a trainable tensor.
+    /// One optimizer dispatch for a trainable tensor; returns its state buffers (see
+    /// [`Optimizer::state_names`]).
     pub fn optimizer(
         &mut self,
         optimizer: &Optimizer,
@@ -216,7 +217,7 @@ impl Lowering<'_> {
         grad: BufferId,
         hyper: BufferId,
         label: &str,
-    ) {
+    ) -> Vec<BufferId> {
         let (rule, states) = match *optimizer {
             Optimizer::Sgd { momentum, dampening, nesterov, weight_decay } => (
                 UpdateRule::Sgd { momentum: momentum != 0.0, dampening, nesterov, weight_decay },
@@ -226,14 +227,11 @@ impl Lowering<'_> {
                 (UpdateRule::Adam { beta2: betas.1, eps, weight_decay, decoupled }, 2)
             }
         };
-        let mut state = || -> Bind {
-            let b = self.arena.activation_buffer(len * 4, label);
-            Bind::Buffer(b)
-        };
-        let s1 = if states >= 1 { state() } else { Bind::Unused };
-        let s2 = if states >= 2 { state() } else { Bind::Unused };
-        let binds = [Bind::Buffer(grad), Bind::Buffer(hyper), Bind::Buffer(param), s1, s2];
+        let buffers: Vec<BufferId> = (0..states).map(|_| self.arena.activation_buffer(len * 4, label)).collect();
+        let state = |i: usize| buffers.get(i).map_or(Bind::Unused, |b| Bind::Buffer(*b));
+        let binds = [Bind::Buffer(grad), Bind::Buffer(hyper), Bind::Buffer(param), state(0), state(1)];
         self.dispatch(&OptimizerKernel { len, rule }, &binds);
+        buffers
     }
 }
 

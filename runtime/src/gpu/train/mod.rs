@@ -45,6 +45,8 @@ pub struct GpuTrainer {
     params: Vec<(Param, wgpu::Buffer)>,
     /// Each trainable tensor's gradient buffer, by name.
     grads: Vec<(String, wgpu::Buffer)>,
+    /// The optimizer's state buffers, as `{param}.{state}` with the parameter's shape.
+    states: Vec<(String, Vec<usize>, wgpu::Buffer)>,
     optimizer: OptimizerState,
     backward: Backward,
     batch: usize,
@@ -161,11 +163,15 @@ impl GpuTrainer {
             lowering.backward(step, &contributions, &mut param_grads);
         }
         let optimizer_start = lowering.steps.len();
+        let mut state_buffers = Vec::new();
         for (name, grad) in &param_grads {
             let (p, buffer) = params.iter().find(|(p, _)| &p.name == name).expect("trainable tensors are weights");
             let len = p.shape.iter().product();
             lowering.doing = format!("optimizer {name}");
-            lowering.optimizer(&optimizer.optimizer, len, *buffer, *grad, io.hyper, name);
+            let states = lowering.optimizer(&optimizer.optimizer, len, *buffer, *grad, io.hyper, name);
+            for (state, b) in optimizer.optimizer.state_names().iter().zip(states) {
+                state_buffers.push((format!("{name}.{state}"), p.shape.clone(), b));
+            }
         }
         if let Some(e) = pollster::block_on(scope.pop()) {
             let (layer, span) = (graph.meta.name.clone(), graph.node(graph.output).span);
@@ -179,6 +185,7 @@ impl GpuTrainer {
         let keys = keep(keys_buffer);
         let params: Vec<(Param, wgpu::Buffer)> = params.iter().map(|(p, b)| (p.clone(), keep(*b))).collect();
         let grads: Vec<(String, wgpu::Buffer)> = param_grads.iter().map(|(n, b)| (n.clone(), keep(*b))).collect();
+        let states = state_buffers.into_iter().map(|(n, shape, b)| (n, shape, keep(b))).collect();
         let (buffers, _, _) = arena.finish()?;
         // Pipelines are warmed up on their real bindings while the model is built, so parameters
         // and optimizer state are written only now, after the warm-ups.
@@ -202,6 +209,7 @@ impl GpuTrainer {
             history,
             params,
             grads,
+            states,
             optimizer,
             backward,
             batch,
@@ -224,6 +232,52 @@ impl GpuTrainer {
     /// Optimizer steps taken.
     pub fn steps(&self) -> u64 {
         self.optimizer.steps
+    }
+
+    /// The optimizer's state tensors, read back, named `{param}.{state}` as `torch.optim`'s
+    /// `state_dict` names them (see [`crate::train::Optimizer::state_names`]); zeros before the
+    /// first step.
+    ///
+    /// # Errors
+    /// A device error while reading back.
+    pub fn optimizer_state(&self) -> Result<Weights, RuntimeError> {
+        let mut out = Weights::default();
+        for (name, shape, buffer) in &self.states {
+            let data = read_buffer(&self.gpu, buffer, shape.iter().product())?;
+            out.insert(name.clone(), Tensor::new(shape.clone(), data));
+        }
+        Ok(out)
+    }
+
+    /// Continues a run from its saved weights, optimizer state and steps taken, so that the next
+    /// step is the one the run would have taken (its learning rate and dropout masks included).
+    ///
+    /// # Errors
+    /// [`RuntimeError::MissingWeight`] or [`RuntimeError::WeightShape`] for a tensor of the model or
+    /// of the optimizer's state that `weights` or `state` lack or hold in another shape; a device
+    /// error while finishing the steps in flight.
+    pub fn resume(&mut self, weights: &Weights, state: &Weights, steps: u64) -> Result<(), RuntimeError> {
+        self.read_losses()?;
+        self.losses.clear();
+        let tensors = self.params.iter().map(|(p, b)| (&p.name, &p.shape, b, weights));
+        let states = self.states.iter().map(|(n, shape, b)| (n, shape, b, state));
+        let mut writes = Vec::new();
+        for (name, shape, buffer, from) in tensors.chain(states) {
+            let t = from.get(name).ok_or_else(|| RuntimeError::MissingWeight { name: name.clone() })?;
+            if &t.shape != shape {
+                return Err(RuntimeError::WeightShape {
+                    name: name.clone(),
+                    expected: shape.clone(),
+                    found: t.shape.clone(),
+                });
+            }
+            writes.push((buffer, t));
+        }
+        for (buffer, t) in writes {
+            self.gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&t.data));
+        }
+        self.optimizer.steps = steps;
+        Ok(())
     }
 
     fn upload(&self, input: &Tensor, labels: &[usize]) -> Result<(), RuntimeError> {

@@ -1,0 +1,173 @@
+//! `cnnc train` and `cnnc eval` on torchvision's `ImageFolder` layout: images of their own sizes,
+//! resized and cropped as the spec's `preprocess` says, augmented by `random_resized_crop`; and
+//! the folder faults (no held-out folder, an empty class, an unreadable image, classes that are
+//! not the model's) refused with the place named, or skipped with `--skip-bad`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn cnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnc")).args(args).output().expect("cnnc runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cnnc-folder-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A two-class folder: `red` images are reddish and `blue` ones bluish, with noise, each of its
+/// own size (between 20 and 44 pixels a side), `per_class` per class in each split.
+fn folder(name: &str, per_class: usize) -> PathBuf {
+    let dir = scratch(name);
+    let mut state = 0x9e37_79b9_u32;
+    let mut noise = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        (state % 60) as u8
+    };
+    for split in ["train", "val"] {
+        for (class, colour) in [("blue", [20u8, 40, 180]), ("red", [190u8, 40, 30])] {
+            let class_dir = dir.join(split).join(class);
+            std::fs::create_dir_all(&class_dir).unwrap();
+            for i in 0..per_class {
+                let (w, h) = (20 + (i * 7) % 25, 20 + (i * 11) % 25);
+                let img = image::RgbImage::from_fn(w as u32, h as u32, |_, _| {
+                    image::Rgb(colour.map(|c| c.saturating_add(noise()).saturating_sub(30)))
+                });
+                img.save(class_dir.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+    }
+    dir
+}
+
+/// A small classifier of 3×16×16 images that resizes and centre-crops as ImageNet models do.
+fn spec(dir: &Path, classes: usize) -> PathBuf {
+    let path = dir.join(format!("tiny{classes}.yaml"));
+    let text = format!(
+        "model: tiny\ninput: [3, 16, 16]\npreprocess: {{resize: 18, crop: 16, mean: [0.5, 0.5, 0.5], std: [0.25, \
+         0.25, 0.25]}}\nbody:\n  - conv(4, 3, pad=1)\n  - relu\n  - maxpool(4)\n  - flatten\n  - linear({classes})\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn data(dir: &Path) -> String {
+    format!("imagefolder:{}", dir.display())
+}
+
+#[test]
+fn a_folder_of_images_of_many_sizes_trains_and_evaluates() {
+    let dir = folder("learns", 24);
+    let spec = spec(&dir, 2);
+    let out = dir.join("out");
+    let o = cnnc(&[
+        "train",
+        spec.to_str().unwrap(),
+        "--data",
+        &data(&dir),
+        "--augment",
+        "random_resized_crop(16), hflip",
+        "--epochs",
+        "3",
+        "--batch",
+        "4",
+        "--lr",
+        "0.01",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("48 training and 48 test images"), "{}", text(&o));
+    let o = cnnc(&[
+        "eval",
+        spec.to_str().unwrap(),
+        "--weights",
+        out.join("best.safetensors").to_str().unwrap(),
+        "--data",
+        &data(&dir),
+        "--split",
+        "val",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["images"], 48);
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "colour is easy to tell apart: {v}");
+    let names: Vec<&str> = v["per_class"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["blue", "red"], "classes sorted by folder name, as ImageFolder");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn folder_faults_are_named_and_bad_images_can_be_skipped() {
+    let dir = folder("faults", 3);
+    let spec2 = spec(&dir, 2);
+    let eval = |spec: &Path, data: &str, extra: &[&str]| {
+        let weights = dir.join("w.safetensors");
+        if !weights.exists() {
+            let w = dir.join("w");
+            let o =
+                cnnc(&["train", spec.to_str().unwrap(), "--data", data, "--batch", "2", "--out", w.to_str().unwrap()]);
+            assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+            std::fs::copy(dir.join("w/last.safetensors"), &weights).unwrap();
+        }
+        let mut args = vec!["eval", spec.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--data", data];
+        args.extend(extra);
+        cnnc(&args)
+    };
+    let ok = eval(&spec2, &data(&dir), &[]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+
+    // A model with another number of classes is told how to fit the folder.
+    let o = eval(&spec(&dir, 3), &data(&dir), &[]);
+    assert!(text(&o).contains("has 2 classes (blue, red) and the model outputs 3"), "{}", text(&o));
+    assert!(text(&o).contains("num_classes=2"), "{}", text(&o));
+
+    // An image that does not decode is named, and skipped with --skip-bad.
+    let bad = dir.join("val/red/001.png");
+    std::fs::write(&bad, b"not a png").unwrap();
+    let o = eval(&spec2, &data(&dir), &[]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("val/red/001.png"), "{}", text(&o));
+    let o = eval(&spec2, &data(&dir), &["--skip-bad", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("skipped 1 unreadable image(s)"), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["images"], 5);
+
+    // A class folder with no image, and a folder with no `val`.
+    std::fs::remove_file(&bad).unwrap();
+    std::fs::create_dir_all(dir.join("val/green")).unwrap();
+    std::fs::write(dir.join("val/green/notes.txt"), "no images here").unwrap();
+    let o = eval(&spec2, &data(&dir), &[]);
+    assert!(text(&o).contains("val/green") && text(&o).contains("holds no image"), "{}", text(&o));
+    std::fs::remove_dir_all(dir.join("val")).unwrap();
+    let o = eval(&spec2, &data(&dir), &[]);
+    assert!(text(&o).contains("no `val` or `test` folder"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn train_and_val_classes_must_agree() {
+    let dir = folder("classes", 2);
+    std::fs::rename(dir.join("val/red"), dir.join("val/scarlet")).unwrap();
+    let o = cnnc(&[
+        "train",
+        spec(&dir, 2).to_str().unwrap(),
+        "--data",
+        &data(&dir),
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("name different classes"), "{}", text(&o));
+    std::fs::remove_dir_all(&dir).ok();
+}
