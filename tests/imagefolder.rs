@@ -171,3 +171,47 @@ fn train_and_val_classes_must_agree() {
     assert!(text(&o).contains("name different classes"), "{}", text(&o));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A spec's `train:` section is the recipe (named in the output), and the command line overrides
+/// any of it; a value that does not parse is named with its place in the spec.
+#[test]
+fn a_spec_carries_its_training_recipe() {
+    let dir = folder("recipe", 8);
+    let spec = dir.join("tiny_recipe.yaml");
+    let source = std::fs::read_to_string(self::spec(&dir, 2)).unwrap().replace(
+        "body:",
+        "train: {optimizer: sgd, lr: 0.05, momentum: 0.9, batch: 4, epochs: 2, augment: \"random_resized_crop(16), \
+         hflip\", seed: 5}\nbody:",
+    );
+    std::fs::write(&spec, source).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let out = dir.join(out);
+        let data = data(&dir);
+        let mut args = vec!["train", spec.to_str().unwrap(), "--data", &data];
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        let o = cnnc(&args);
+        (out, o)
+    };
+    let (out, o) = train("a", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("from the spec's `train:` section: optimizer, lr, momentum, batch, epochs, augment, seed"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("batch 4, 4 steps per epoch") && text(&o).contains("epoch 2/2"), "{}", text(&o));
+    let (_, o) = train("b", &["--epochs", "1", "--batch", "2"]);
+    assert!(
+        text(&o).contains("from the spec's `train:` section: optimizer, lr, momentum, augment, seed"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("batch 2, 8 steps per epoch") && !text(&o).contains("epoch 2/"), "{}", text(&o));
+    std::fs::write(&spec, std::fs::read_to_string(&spec).unwrap().replace("hflip", "vflip")).unwrap();
+    let (_, o) = train("c", &[]);
+    assert!(text(&o).contains("`train: augment` (") && text(&o).contains("tiny_recipe.yaml:"), "{}", text(&o));
+    assert!(text(&o).contains("`vflip` is not an augmentation"), "{}", text(&o));
+    assert!(out.join("best.safetensors").is_file());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -45,8 +45,18 @@ pub struct Compilation {
 
 /// Compiles the spec at `path` and its imports.
 pub fn compile_path(path: &Path) -> Result<Compilation, ReadError> {
+    compile_path_with(path, &[])
+}
+
+/// Compiles the spec at `path` and its imports with `settings`, `(NAME, VALUE)` pairs from
+/// `--set NAME=VALUE` that replace the model's `let` bindings or arguments of the module its body
+/// calls (see [`spec::settings`]).
+pub fn compile_path_with(path: &Path, settings: &[(String, String)]) -> Result<Compilation, ReadError> {
     let mut sources = SourceMap::default();
-    let loaded = spec::load::load(path, &mut sources)?;
+    let mut loaded = spec::load::load(path, &mut sources)?;
+    if loaded.diagnostics.is_empty() && !settings.is_empty() {
+        loaded.diagnostics = spec::settings::apply(&mut loaded.files, settings, &mut sources);
+    }
     Ok(finish(sources, loaded))
 }
 
@@ -93,7 +103,18 @@ impl Model {
 /// # Errors
 /// The file cannot be read; diagnostics come in the second part of the result.
 pub fn compile_model_path(path: &Path) -> Result<(SourceMap, Result<Model, Vec<Diagnostic>>), ReadError> {
-    let compilation = compile_path(path)?;
+    compile_model_path_with(path, &[])
+}
+
+/// As [`compile_model_path`], with `--set` settings (see [`compile_path_with`]).
+///
+/// # Errors
+/// The file cannot be read; diagnostics come in the second part of the result.
+pub fn compile_model_path_with(
+    path: &Path,
+    settings: &[(String, String)],
+) -> Result<(SourceMap, Result<Model, Vec<Diagnostic>>), ReadError> {
+    let compilation = compile_path_with(path, settings)?;
     let model = match compilation.result {
         Ok(Expanded::Model(graph)) => Model::new(graph).map_err(|d| vec![d]),
         // The spec is the first file the compilation read.

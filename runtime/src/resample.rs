@@ -83,8 +83,9 @@ pub fn crop(image: &[u8], [c, ih, iw]: [usize; 3], top: usize, left: usize, h: u
 /// Prepares an image for a model whose items are `[C, h, w]`, as torchvision's evaluation
 /// transforms do: with `resize`, the shorter side becomes `resize` pixels and the longer keeps the
 /// aspect ratio (truncated, as `Resize(size)`); then, when `centre_crop` is set or the size is not
-/// `h`×`w`, the centre `h`×`w` window (offsets rounded half away from zero, as `CenterCrop`), the
-/// image first stretched to cover the window when it is smaller.
+/// `h`×`w`, the centre `h`×`w` window (offsets rounded half to even, as `CenterCrop`'s Python
+/// `round`). An image smaller than the window is first stretched to cover it (where `CenterCrop`
+/// would pad it with zeros).
 pub fn fit(
     image: Vec<u8>,
     shape: [usize; 3],
@@ -106,8 +107,8 @@ pub fn fit(
             image = resize(&image, [c, ih, iw], nh, nw);
             (ih, iw) = (nh, nw);
         }
-        let top = ((ih - h) as f64 / 2.0).round() as usize;
-        let left = ((iw - w) as f64 / 2.0).round() as usize;
+        let top = ((ih - h) as f64 / 2.0).round_ties_even() as usize;
+        let left = ((iw - w) as f64 / 2.0).round_ties_even() as usize;
         image = crop(&image, [c, ih, iw], top, left, h, w);
     }
     image
@@ -143,11 +144,14 @@ mod tests {
 
     #[test]
     fn fitting_resizes_the_shorter_side_then_takes_the_centre() {
-        // 1×4×6: resize(2) makes it 2×3, then the centre 2×2 (left offset round(0.5) = 1).
+        // 1×4×6: resize(2) makes it 2×3, then the centre 2×2 (left offset Python's round(0.5) = 0).
         let image: Vec<u8> = (0..24).collect();
         let out = fit(image.clone(), [1, 4, 6], Some(2), true, 2, 2);
         let small = resize(&image, [1, 4, 6], 2, 3);
-        assert_eq!(out, vec![small[1], small[2], small[4], small[5]]);
+        assert_eq!(out, vec![small[0], small[1], small[3], small[4]]);
+        // 1×1×8 to width 5: left offset round(1.5) = 2, as torchvision's CenterCrop takes it.
+        let row: Vec<u8> = (0..8).collect();
+        assert_eq!(fit(row, [1, 1, 8], None, true, 1, 5), vec![2, 3, 4, 5, 6]);
         assert_eq!(fit(image.clone(), [1, 4, 6], None, false, 4, 6), image, "a fitting image is kept");
         assert_eq!(crop(&image, [1, 4, 6], 1, 2, 2, 3), vec![8, 9, 10, 14, 15, 16]);
         assert_eq!(fit(vec![9; 4], [1, 2, 2], None, true, 3, 3), vec![9; 9], "a small image is stretched");

@@ -36,6 +36,10 @@ pub struct Args {
     /// The model spec.
     #[arg(value_name = "SPEC")]
     spec: SpecPath,
+    /// Give one of the spec's `let` bindings, or a parameter of the module its body calls, a value
+    /// of the spec language: `--set num_classes=2` makes a zoo model's head two-way.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = super::parse_setting)]
+    set: Vec<(String, String)>,
     /// Checkpoint to evaluate (.safetensors or .pth), matched by name against the spec's weight table.
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
@@ -238,7 +242,7 @@ pub fn class_names(model: &Model, dataset: &Dataset, classes: usize) -> Vec<Stri
 }
 
 pub fn run(args: Args) -> ExitCode {
-    super::with_model(&args.spec, |model| execute(&args, model))
+    super::with_model_set(&args.spec, &args.set, |model| execute(&args, model))
 }
 
 fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>> {

@@ -10,8 +10,11 @@ mod eval;
 mod fmt;
 mod grad;
 mod graph;
+mod plot;
 mod progress;
+mod recipe;
 mod run;
+mod schedule;
 mod summary;
 mod train;
 mod train_state;
@@ -119,19 +122,27 @@ enum Command {
     ///
     /// Weights start from PyTorch's initialisation (from --seed) or a checkpoint (--weights).
     /// Every epoch writes OUT/last.safetensors, OUT/best.safetensors when the test accuracy is the
-    /// best so far (both with PyTorch's state_dict names, written atomically) and writes
-    /// OUT/metrics.jsonl (one JSON object per logged step and per epoch: kind, epoch, step, loss,
-    /// test_loss,
-    /// accuracy, lr, images_per_s, seconds). Images are normalised by the spec's `preprocess`
-    /// mean and std. A loss that becomes NaN or infinite stops training.
+    /// best so far (both with PyTorch's state_dict names, written atomically),
+    /// OUT/train_state.safetensors (what --resume continues from) and OUT/metrics.jsonl (one JSON
+    /// object per logged step and per epoch: kind, epoch, step, loss, test_loss, accuracy, lr,
+    /// images_per_s, seconds; `cnnc plot OUT` draws it). Images are resized, cropped and
+    /// normalised as the spec's `preprocess` says. Ctrl-C writes a checkpoint and stops; a loss
+    /// that becomes NaN or infinite stops training, naming the first layer gone non-finite.
     ///
     /// Example: cnnc train specs/lenet_fashion.yaml --data idx:/usr/share/datasets/fashion-mnist --epochs 2 --out runs/fashion
+    ///
+    /// Example: cnnc train specs/mobilenet_v2.yaml --set num_classes=2 --data imagefolder:sneakers --weights mobilenet_v2-b0353104.pth --strict false --freeze features --optimizer sgd --momentum 0.9 --augment hflip --epochs 3 --out runs/sneakers
     Train(train::Args),
     /// Evaluate a checkpoint on a dataset split: accuracy, loss, per-class accuracy and the
     /// confusion matrix (--json for one JSON object).
     ///
     /// Example: cnnc eval specs/lenet_fashion.yaml --weights runs/fashion/best.safetensors --data idx:/usr/share/datasets/fashion-mnist
     Eval(eval::Args),
+    /// Draw a training run's curves from its metrics.jsonl as SVG: training and test loss against
+    /// steps, test accuracy against epochs.
+    ///
+    /// Example: cnnc plot runs/fashion -o runs/fashion/curves.svg
+    Plot(plot::Args),
 }
 
 /// Runs the parsed command line.
@@ -149,6 +160,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Grad(args) => grad::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Plot(args) => plot::run(args),
     }
 }
 
@@ -162,7 +174,12 @@ pub enum Compiled {
 
 /// Compiles `path`, printing any errors to stderr.
 pub fn compile(path: &Path) -> Compiled {
-    let compilation = match cnnc::compile_path(path) {
+    compile_with(path, &[])
+}
+
+/// Compiles `path` with `--set` settings, printing any errors to stderr.
+pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
+    let compilation = match cnnc::compiler::compile_path_with(path, settings) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -195,7 +212,12 @@ pub fn compile_model(path: &Path) -> Result<Model, ExitCode> {
 
 /// As [`compile_model`], with the sources the spec was read from.
 pub fn compile_model_with_sources(path: &Path) -> Result<(Model, SourceMap), ExitCode> {
-    match compile(path) {
+    compile_model_set(path, &[])
+}
+
+/// As [`compile_model_with_sources`], with `--set` settings.
+pub fn compile_model_set(path: &Path, settings: &[(String, String)]) -> Result<(Model, SourceMap), ExitCode> {
+    match compile_with(path, settings) {
         Compiled::Model(model, sources) => Ok((*model, sources)),
         Compiled::Library(_) => {
             eprintln!(
@@ -211,8 +233,17 @@ pub fn compile_model_with_sources(path: &Path) -> Result<(Model, SourceMap), Exi
 /// Compiles the model spec at `spec` and runs `execute` on it: spec errors exit as
 /// [`compile_model`] says, an error from `execute` is printed and exits 1.
 pub fn with_model<E: std::fmt::Display>(spec: &Path, execute: impl FnOnce(&Model) -> Result<(), E>) -> ExitCode {
-    let model = match compile_model(spec) {
-        Ok(model) => model,
+    with_model_set(spec, &[], execute)
+}
+
+/// As [`with_model`], the spec compiled with `--set` settings.
+pub fn with_model_set<E: std::fmt::Display>(
+    spec: &Path,
+    settings: &[(String, String)],
+    execute: impl FnOnce(&Model) -> Result<(), E>,
+) -> ExitCode {
+    let model = match compile_model_set(spec, settings) {
+        Ok((model, _)) => model,
         Err(code) => return code,
     };
     match execute(&model) {
@@ -221,6 +252,16 @@ pub fn with_model<E: std::fmt::Display>(spec: &Path, execute: impl FnOnce(&Model
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Reads `NAME=VALUE` for `--set`.
+pub fn parse_setting(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() && !value.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!("`{text}` is not NAME=VALUE (for example num_classes=2)")),
     }
 }
 

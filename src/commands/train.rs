@@ -7,33 +7,34 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cnnc::compiler::graph::Param;
-use cnnc::compiler::Model;
-use cnnc::runtime::data::{self, Split};
+use cnnc::compiler::{Model, SourceMap};
+use cnnc::runtime::data::{self, Dataset, Split};
 use cnnc::runtime::gpu::{self, GpuTrainer};
-use cnnc::runtime::train::{freeze_batch_norms, rng, CpuTrainer, Optimizer, OptimizerState, Schedule, StepOptions};
+use cnnc::runtime::train::{
+    freeze_batch_norms, rng, CpuTrainer, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions,
+};
 use cnnc::runtime::weights::{self, Weights};
 use cnnc::runtime::{cpu, synthetic, RuntimeError, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::eval::{class_names, eval_batch, evaluate, read_dataset, report, transform, Engine, Evaluation};
+use super::recipe::{Given, OptimizerArg, Recipe};
+use super::schedule;
 use super::train_state::{self, Position, Saved};
 use super::{group, SpecPath};
 
 /// The augmentation's draws, apart from the dropout masks' (keyed by node index) and the shuffle's.
 const AUGMENT_STREAM: usize = 0xA065;
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum OptimizerArg {
-    Sgd,
-    Adam,
-    Adamw,
-}
-
 #[derive(clap::Args)]
 pub struct Args {
     /// The model spec.
     #[arg(value_name = "SPEC")]
     spec: SpecPath,
+    /// Give one of the spec's `let` bindings, or a parameter of the module its body calls, a value
+    /// of the spec language: `--set num_classes=2` makes a zoo model's head two-way.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = super::parse_setting)]
+    set: Vec<(String, String)>,
     /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not,
     /// such as /usr/share/datasets/fashion-mnist from Debian's `dataset-fashion-mnist`),
     /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`) or `imagefolder:DIR`
@@ -47,38 +48,50 @@ pub struct Args {
     out: Option<PathBuf>,
     /// Continue the run in DIR (its --out) from its last checkpoint, or from where Ctrl-C stopped
     /// it, taking exactly the steps the uninterrupted run would have; give the run's other options
-    /// again (--epochs may grow).
+    /// again (--epochs may grow, unless a cosine or onecycle --schedule spans the run).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "weights"])]
     resume: Option<PathBuf>,
-    /// Passes over the training split.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    epochs: u64,
-    /// Images per training step. Each epoch's last images that do not fill a batch are left out
-    /// (PyTorch's `drop_last=True`).
-    #[arg(long, default_value_t = 8, value_name = "B")]
-    batch: usize,
-    /// The optimizer, with PyTorch's semantics (`torch.optim.SGD`, `Adam`, `AdamW`).
-    #[arg(long, value_enum, default_value = "adam")]
-    optimizer: OptimizerArg,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-3, value_name = "LR")]
-    lr: f64,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.0, value_name = "M")]
-    momentum: f64,
+    /// Passes over the training split [default: the spec's `train: epochs`, else 1].
+    #[arg(long, value_name = "N")]
+    epochs: Option<u64>,
+    /// Images per training step [default: the spec's `train: batch`, else 8]. Each epoch's last
+    /// images that do not fill a batch are left out (PyTorch's `drop_last=True`).
+    #[arg(long, value_name = "B")]
+    batch: Option<usize>,
+    /// The optimizer, with PyTorch's semantics (`torch.optim.SGD`, `Adam`, `AdamW`) [default: the
+    /// spec's `train: optimizer`, else adam].
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Learning rate [default: the spec's `train: lr`, else 0.001].
+    #[arg(long, value_name = "LR")]
+    lr: Option<f64>,
+    /// Learning-rate schedule, its periods in epochs: `step(E, gamma=G)` (StepLR), `multistep(E1,
+    /// E2, gamma=G)` (MultiStepLR), `cosine(eta_min=M)` (CosineAnnealingLR over the run, every
+    /// step) or `onecycle(max_lr=L)` (OneCycleLR over the run) [default: constant].
+    #[arg(long, value_name = "SCHEDULE")]
+    schedule: Option<String>,
+    /// SGD momentum [default: the spec's `train: momentum`, else 0].
+    #[arg(long, value_name = "M")]
+    momentum: Option<f64>,
     /// Weight decay: L2 for SGD and Adam (default 0), decoupled for AdamW (default 0.01, PyTorch's).
     #[arg(long, value_name = "W")]
     weight_decay: Option<f64>,
     /// Augment the training images, in order, as torchvision's transforms do:
     /// `random_crop(SIZE, pad=P)` (RandomCrop with zero padding), `random_resized_crop(SIZE)`
     /// (RandomResizedCrop) and `hflip` (RandomHorizontalFlip), for example `--augment
-    /// "random_crop(32, pad=4), hflip"`. Without a crop here, training images are resized and
-    /// centre-cropped by the spec's `preprocess` as test images are.
+    /// "random_crop(32, pad=4), hflip"`; `none` for no augmentation [default: the spec's `train:
+    /// augment`, else none]. Without a crop here, training images are resized and centre-cropped
+    /// by the spec's `preprocess` as test images are.
     #[arg(long, value_name = "STEPS")]
     augment: Option<String>,
-    /// Seed of the initial weights, the sample order, the augmentation and the dropout masks.
-    #[arg(long, default_value_t = 0, value_name = "S")]
-    seed: u64,
+    /// Seed of the initial weights, the sample order, the augmentation and the dropout masks
+    /// [default: the spec's `train: seed`, else 0].
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Cross-entropy's label smoothing, in [0, 1) (`nn.CrossEntropyLoss(label_smoothing=…)`)
+    /// [default: the spec's `train: label_smoothing`, else 0].
+    #[arg(long, value_name = "EPS")]
+    label_smoothing: Option<f64>,
     /// Start from this checkpoint (.safetensors or .pth, names as in the spec's weight table)
     /// instead of PyTorch's initialisation.
     #[arg(long, value_name = "FILE")]
@@ -114,12 +127,38 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let code = super::with_model(&args.spec, |model| execute(&args, model));
+    let code = match super::compile_model_set(&args.spec, &args.set) {
+        Ok((model, sources)) => match execute(&args, &model, &sources) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Err(code) => code,
+    };
     // A run Ctrl-C stopped has written its checkpoint; it still did not finish (130: SIGINT's).
-    if train_state::interrupted() {
+    if train_state::stopped() {
         ExitCode::from(130)
     } else {
         code
+    }
+}
+
+/// The recipe options the command line gives.
+fn given(args: &Args) -> Given {
+    Given {
+        epochs: args.epochs,
+        batch: args.batch,
+        optimizer: args.optimizer,
+        lr: args.lr,
+        momentum: args.momentum,
+        weight_decay: args.weight_decay,
+        schedule: args.schedule.clone(),
+        augment: args.augment.clone(),
+        freeze: args.freeze.clone(),
+        seed: args.seed,
+        label_smoothing: args.label_smoothing,
     }
 }
 
@@ -163,35 +202,42 @@ impl Trainer<'_> {
         }
     }
 
+    /// The learning rate of the last step taken (the first step's before any).
+    fn last_lr(&self) -> f64 {
+        let o = match self {
+            Trainer::Gpu(t) => t.optimizer(),
+            Trainer::Cpu(t, _) => t.optimizer(),
+        };
+        o.schedule.lr(o.lr, o.steps.saturating_sub(1))
+    }
+
     /// Whether it trains in float32 on the GPU (else float64 on the CPU).
     fn is_gpu(&self) -> bool {
         matches!(self, Trainer::Gpu(_))
     }
 }
 
-fn optimizer(args: &Args) -> Result<OptimizerState, String> {
-    if !(args.lr.is_finite() && args.lr > 0.0) {
-        return Err(format!("--lr must be a positive number, not {}", args.lr));
+/// The optimizer `r` asks for; `origin` names where a value came from, for messages.
+fn optimizer(r: &Recipe, origin: &dyn Fn(&str) -> String) -> Result<OptimizerState, String> {
+    if !(r.lr.is_finite() && r.lr > 0.0) {
+        return Err(format!("{} must be a positive number, not {}", origin("lr"), r.lr));
     }
-    let decay = args.weight_decay;
+    let decay = r.weight_decay;
     if decay.is_some_and(|w| !(w.is_finite() && w >= 0.0)) {
-        return Err(format!("--weight-decay must be 0 or more, not {}", decay.unwrap_or_default()));
+        return Err(format!("{} must be 0 or more, not {}", origin("weight_decay"), decay.unwrap_or_default()));
     }
-    if !(0.0..1.0).contains(&args.momentum) {
-        return Err(format!("--momentum must be in [0, 1), not {}", args.momentum));
+    if !(0.0..1.0).contains(&r.momentum) {
+        return Err(format!("{} must be in [0, 1), not {}", origin("momentum"), r.momentum));
     }
-    if args.momentum != 0.0 && args.optimizer != OptimizerArg::Sgd {
-        return Err("--momentum is SGD's; Adam and AdamW take their betas".into());
+    if r.momentum != 0.0 && r.optimizer != OptimizerArg::Sgd {
+        return Err(format!("{} is SGD's; Adam and AdamW take their betas", origin("momentum")));
     }
-    let optimizer = match (args.optimizer, decay) {
-        (OptimizerArg::Sgd, decay) => Optimizer::Sgd {
-            momentum: args.momentum,
-            dampening: 0.0,
-            nesterov: false,
-            weight_decay: decay.unwrap_or(0.0),
-        },
+    let optimizer = match (r.optimizer, decay) {
+        (OptimizerArg::Sgd, decay) => {
+            Optimizer::Sgd { momentum: r.momentum, dampening: 0.0, nesterov: false, weight_decay: decay.unwrap_or(0.0) }
+        }
         (OptimizerArg::Adam | OptimizerArg::Adamw, decay) => {
-            let defaults = if args.optimizer == OptimizerArg::Adam { Optimizer::adam() } else { Optimizer::adamw() };
+            let defaults = if r.optimizer == OptimizerArg::Adam { Optimizer::adam() } else { Optimizer::adamw() };
             match (defaults, decay) {
                 (Optimizer::Adam { betas, eps, decoupled, .. }, Some(weight_decay)) => {
                     Optimizer::Adam { betas, eps, weight_decay, decoupled }
@@ -200,7 +246,7 @@ fn optimizer(args: &Args) -> Result<OptimizerState, String> {
             }
         }
     };
-    Ok(OptimizerState::new(optimizer, args.lr, Schedule::Constant))
+    Ok(OptimizerState::new(optimizer, r.lr, Schedule::Constant))
 }
 
 /// Writes `weights` as a PyTorch-loadable checkpoint (see [`weights::write_checkpoint`]) atomically
@@ -210,23 +256,43 @@ fn save(path: &Path, weights: &Weights, steps: u64, metadata: &[(String, String)
 }
 
 /// The metrics log: one JSON object per line.
-struct Metrics(std::fs::File, PathBuf);
+struct Metrics {
+    file: std::fs::File,
+    path: PathBuf,
+    /// Bytes in the file: what a resumed run keeps of it.
+    bytes: u64,
+}
 
 impl Metrics {
+    /// Appends `value` as one line, in one write, so that a run stopped part-way leaves whole lines.
     fn log(&mut self, value: serde_json::Value) -> Result<(), RuntimeError> {
-        writeln!(self.0, "{value}").map_err(|source| RuntimeError::Write { path: self.1.clone(), source })
+        let line = format!("{value}\n");
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(|source| RuntimeError::Write { path: self.path.clone(), source })?;
+        self.bytes += line.len() as u64;
+        Ok(())
     }
 }
 
-fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>> {
-    if args.batch == 0 || args.epochs == 0 || args.log_every == 0 {
+fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dyn std::error::Error>> {
+    let spec = model.graph.train.as_ref();
+    let r = Recipe::resolve(&given(args), spec);
+    let origin = |key: &str| r.origin(key, spec, sources);
+    if r.batch == 0 || r.epochs == 0 || args.log_every == 0 {
         return Err("--batch, --epochs and --log-every must be at least 1".into());
     }
-    let optimizer = optimizer(args)?;
+    if !(0.0..1.0).contains(&r.label_smoothing) {
+        return Err(format!("{} must be in [0, 1), not {}", origin("label_smoothing"), r.label_smoothing).into());
+    }
+    if !r.from_spec.is_empty() {
+        println!("from the spec's `train:` section: {}", r.from_spec.join(", "));
+    }
+    let mut optimizer = optimizer(&r, &origin)?;
     let graph = &model.graph;
     let classes = graph.node(graph.output).shape.elements() as usize;
-    let augment = match &args.augment {
-        Some(text) => data::augment::parse(text).map_err(|e| format!("--augment: {e}"))?,
+    let augment = match &r.augment {
+        Some(text) => data::augment::parse(text).map_err(|e| format!("{}: {e}", origin("augment")))?,
         None => Vec::new(),
     };
     let (train_transform, test_transform) = (transform(model, augment)?, transform(model, Vec::new())?);
@@ -242,13 +308,26 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         )
         .into());
     }
-    let steps_per_epoch = (train.len() / args.batch) as u64;
+    let steps_per_epoch = (train.len() / r.batch) as u64;
     if steps_per_epoch == 0 {
         return Err(
-            format!("the training split has {} images, fewer than one batch of {}", train.len(), args.batch).into()
+            format!("the training split has {} images, fewer than one batch of {}", train.len(), r.batch).into()
         );
     }
-    let recipe = recipe(args, &optimizer);
+    if let Some(text) = &r.schedule {
+        optimizer.schedule = schedule::parse(text, r.epochs, steps_per_epoch, r.lr)
+            .map_err(|e| format!("{}: {e}", origin("schedule")))?;
+        if matches!(optimizer.schedule, Schedule::OneCycle { .. })
+            && matches!(optimizer.optimizer, Optimizer::Sgd { momentum, .. } if momentum == 0.0)
+        {
+            return Err(format!(
+                "{}: onecycle cycles SGD's momentum, as PyTorch's OneCycleLR does; give SGD a --momentum (0.9, say)",
+                origin("schedule")
+            )
+            .into());
+        }
+    }
+    let recipe = resume_recipe(args, &r, &optimizer, [&train, &test]);
     let resumed = match &args.resume {
         Some(dir) => Some(train_state::read(dir, &recipe)?),
         None => None,
@@ -256,29 +335,30 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     let out = args.resume.as_ref().or(args.out.as_ref()).expect("clap requires --out or --resume");
     let initial = match &resumed {
         Some(saved) => saved.params.convert(),
-        None => initial_weights(args, model)?,
+        None => initial_weights(args, r.seed, model)?,
     };
-    let frozen = |p: &Param| args.freeze.iter().any(|f| under(&p.name, f));
+    let frozen = |p: &Param| r.freeze.iter().any(|f| under(&p.name, f));
     let table = graph.weight_table();
-    if let Some(f) = args.freeze.iter().find(|f| !table.params.iter().any(|p| under(&p.name, f))) {
+    if let Some(f) = r.freeze.iter().find(|f| !table.params.iter().any(|p| under(&p.name, f))) {
         return Err(format!(
-            "--freeze {f}: no parameter of the spec is under `{f}` (they are named like `{}`)",
+            "{} {f}: no parameter of the spec is under `{f}` (they are named like `{}`)",
+            origin("freeze"),
             table.params[0].name
         )
         .into());
     }
     let trainable = |p: &Param| !frozen(p);
     if !table.params.iter().any(|p| p.kind.is_trainable() && trainable(p)) {
-        return Err("--freeze leaves nothing to train".into());
+        return Err(format!("{} leaves nothing to train", origin("freeze")).into());
     }
     let (train_graph, frozen_norms) = freeze_batch_norms(graph, &initial, frozen)?;
-    if !args.freeze.is_empty() {
+    if !r.freeze.is_empty() {
         let learned = table.params.iter().filter(|p| p.kind.is_trainable());
         let (kept, trained): (Vec<&Param>, Vec<&Param>) = learned.partition(|p| frozen(p));
         let norms = frozen_norms.names().iter().filter(|n| n.ends_with("running_mean")).count();
         println!(
             "frozen: {} ({} of {} tensors){}",
-            args.freeze.join(", "),
+            r.freeze.join(", "),
             kept.len(),
             kept.len() + trained.len(),
             match norms {
@@ -315,7 +395,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         if position.batches == steps_per_epoch {
             position = Position { epoch: position.epoch + 1, batches: 0, loss_sum: 0.0, loss_count: 0, ..position };
         }
-        if position.epoch > args.epochs {
+        if position.epoch > r.epochs {
             return Err(format!(
                 "--resume {}: the run has finished {} epoch(s); ask for more with --epochs",
                 out.display(),
@@ -325,7 +405,8 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         }
     }
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
-    let options = StepOptions { seed: args.seed, ..StepOptions::default() };
+    let loss = CrossEntropy { label_smoothing: r.label_smoothing, ..CrossEntropy::default() };
+    let options = StepOptions { seed: r.seed, loss, ..StepOptions::default() };
     let mut trainer = match &gpu {
         Some(gpu) => Trainer::Gpu(Box::new(GpuTrainer::new(
             gpu,
@@ -334,7 +415,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             trainable,
             optimizer,
             &options,
-            args.batch,
+            r.batch,
         )?)),
         None => {
             let trainer = CpuTrainer::new(&train_graph, &initial, trainable, optimizer, options)?;
@@ -350,12 +431,18 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     let metrics_path = out.join("metrics.jsonl");
     let file = std::fs::OpenOptions::new()
         .create(true)
-        .append(args.resume.is_some())
         .write(true)
         .truncate(args.resume.is_none())
         .open(&metrics_path)
         .map_err(|source| RuntimeError::Write { path: metrics_path.clone(), source })?;
-    let mut metrics = Metrics(file, metrics_path);
+    // A resumed run drops what was logged after its state was saved, then goes on from there.
+    let kept = if args.resume.is_some() { position.metrics_bytes } else { 0 };
+    let mut metrics = Metrics { file, path: metrics_path, bytes: kept };
+    let positioned = metrics.file.set_len(kept).and_then(|()| {
+        use std::io::Seek;
+        metrics.file.seek(std::io::SeekFrom::Start(kept)).map(|_| ())
+    });
+    positioned.map_err(|source| RuntimeError::Write { path: metrics.path.clone(), source })?;
     let device = gpu.as_ref().map_or("the CPU reference executor".to_string(), |g| g.info.name.clone());
     println!(
         "training `{}` on {} ({} training and {} test images{}), batch {}, {} steps per epoch, on {device}",
@@ -363,14 +450,14 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         args.data,
         group(train.len() as u64),
         group(test.len() as u64),
-        match train.len() % args.batch {
+        match train.len() % r.batch {
             0 => String::new(),
             left => format!("; the last {left} of each shuffled epoch do not fill a batch and are left out"),
         },
-        args.batch,
+        r.batch,
         group(steps_per_epoch)
     );
-    if let Some(text) = args.augment.as_deref().filter(|_| !train_transform.augment.is_empty()) {
+    if let Some(text) = r.augment.as_deref().filter(|_| !train_transform.augment.is_empty()) {
         println!("augmenting the training images: {text}");
     }
     if args.resume.is_some() {
@@ -394,7 +481,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             ("spec", args.spec.display().to_string()),
             ("epoch", position.epoch.to_string()),
             ("step", position.steps.to_string()),
-            ("seed", args.seed.to_string()),
+            ("seed", r.seed.to_string()),
         ]
         .map(|(k, v)| (k.to_string(), v))
         .to_vec();
@@ -403,19 +490,19 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
         }
         save(&out.join(file), weights, position.steps, &metadata)
     };
-    for epoch in position.epoch..=args.epochs {
+    for epoch in position.epoch..=r.epochs {
         let epoch_started = Instant::now();
-        let order = data::shuffled(train.len(), args.seed, epoch);
-        let draws = rng::key(args.seed, epoch, AUGMENT_STREAM);
+        let order = data::shuffled(train.len(), r.seed, epoch);
+        let draws = rng::key(r.seed, epoch, AUGMENT_STREAM);
         let mut window = (Instant::now(), 0u64);
         let skip = position.batches as usize;
         if let Some(bar) = &bar {
             bar.reset();
-            bar.set_prefix(format!("epoch {epoch}/{}", args.epochs));
+            bar.set_prefix(format!("epoch {epoch}/{}", r.epochs));
             bar.set_position(position.batches);
         }
-        for (i, chunk) in order.chunks_exact(args.batch).enumerate().skip(skip) {
-            let (x, labels) = train.batch(chunk, &train_transform, draws, i * args.batch);
+        for (i, chunk) in order.chunks_exact(r.batch).enumerate().skip(skip) {
+            let (x, labels) = train.batch(chunk, &train_transform, draws, i * r.batch);
             trainer.step(&x, &labels)?;
             position.steps += 1;
             position.batches += 1;
@@ -448,10 +535,10 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
                 let mean_loss = sum / losses.len().max(1) as f64;
                 position.loss_sum += sum;
                 position.loss_count += losses.len() as u64;
-                let rate = (window.1 * args.batch as u64) as f64 / window.0.elapsed().as_secs_f64();
+                let rate = (window.1 * r.batch as u64) as f64 / window.0.elapsed().as_secs_f64();
                 window = (Instant::now(), 0);
                 metrics.log(serde_json::json!({
-                    "kind": "step", "epoch": epoch, "step": step, "loss": mean_loss, "lr": args.lr,
+                    "kind": "step", "epoch": epoch, "step": step, "loss": mean_loss, "lr": trainer.last_lr(),
                     "images_per_s": rate, "seconds": started.elapsed().as_secs_f64(),
                 }))?;
                 match &bar {
@@ -465,7 +552,9 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             if stopping && !end_of_epoch {
                 let (params, optimizer) = state(&trainer)?;
                 checkpoint(&params.convert(), &position, None, "last.safetensors")?;
+                position.metrics_bytes = metrics.bytes;
                 train_state::write(out, &params, &optimizer, &position, &recipe, trainer.is_gpu())?;
+                train_state::mark_stopped();
                 if let Some(bar) = &bar {
                     bar.finish_and_clear();
                 }
@@ -494,19 +583,20 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             position.best = Some(eval.accuracy());
             checkpoint(&weights, &position, Some(eval.accuracy()), "best.safetensors")?;
         }
-        train_state::write(out, &params, &optimizer, &position, &recipe, trainer.is_gpu())?;
         let train_loss = position.loss_sum / position.loss_count.max(1) as f64;
         let trained = position.batches - skip as u64;
-        let rate = (trained * args.batch as u64) as f64 / train_seconds;
+        let rate = (trained * r.batch as u64) as f64 / train_seconds;
         metrics.log(serde_json::json!({
             "kind": "epoch", "epoch": epoch, "step": position.steps, "loss": train_loss, "test_loss": eval.loss,
-            "accuracy": eval.accuracy(), "lr": args.lr, "images_per_s": rate,
+            "accuracy": eval.accuracy(), "lr": trainer.last_lr(), "images_per_s": rate,
             "seconds": started.elapsed().as_secs_f64(),
         }))?;
+        position.metrics_bytes = metrics.bytes;
+        train_state::write(out, &params, &optimizer, &position, &recipe, trainer.is_gpu())?;
         let line = format!(
             "epoch {epoch}/{}: train loss {train_loss:.4}, test loss {:.4}, test accuracy {:.2} % ({} of {}){}; \
              {rate:.0} images/s, {:.1} s",
-            args.epochs,
+            r.epochs,
             eval.loss,
             100.0 * eval.accuracy(),
             group(eval.correct()),
@@ -519,10 +609,11 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
             None => println!("{line}"),
         }
         last_eval = Some(eval);
-        if epoch < args.epochs {
+        if epoch < r.epochs {
             position = Position { epoch: epoch + 1, batches: 0, loss_sum: 0.0, loss_count: 0, ..position };
         }
-        if train_state::interrupted() {
+        if train_state::interrupted() && epoch < r.epochs {
+            train_state::mark_stopped();
             eprintln!("interrupted after epoch {epoch}; continue with the same command and --resume {}", out.display());
             return Ok(());
         }
@@ -544,16 +635,22 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
 }
 
 /// What a resumed run must share with the run it continues, for its steps to be the same.
-fn recipe(args: &Args, optimizer: &OptimizerState) -> serde_json::Value {
+fn resume_recipe(args: &Args, r: &Recipe, optimizer: &OptimizerState, splits: [&Dataset; 2]) -> serde_json::Value {
     serde_json::json!({
+        "spec": args.spec.display().to_string(),
+        "set": args.set,
         "data": args.data,
-        "batch": args.batch,
-        "seed": args.seed,
+        "images": splits.map(Dataset::len),
+        "classes": splits[0].class_names,
+        "batch": r.batch,
+        "seed": r.seed,
         "optimizer": format!("{:?}", optimizer.optimizer),
-        "lr": args.lr,
-        "augment": args.augment,
+        "schedule": format!("{:?}", optimizer.schedule),
+        "lr": r.lr,
+        "augment": r.augment,
         "limit": args.limit,
-        "freeze": args.freeze,
+        "freeze": r.freeze,
+        "label_smoothing": r.label_smoothing,
         "skip_bad": args.skip_bad,
         "executor": if args.cpu { "cpu" } else { "gpu" },
     })
@@ -566,9 +663,9 @@ fn under(name: &str, path: &str) -> bool {
 
 /// The weights training starts from: PyTorch's initialisation from the seed, or the checkpoint
 /// (with `--strict false`, what matches of it, the rest initialised as PyTorch does and reported).
-fn initial_weights(args: &Args, model: &Model) -> Result<Weights, Box<dyn std::error::Error>> {
+fn initial_weights(args: &Args, seed: u64, model: &Model) -> Result<Weights, Box<dyn std::error::Error>> {
     let table = model.graph.weight_table();
-    let Some(path) = &args.weights else { return Ok(synthetic::pytorch_init(&table.params, args.seed)) };
+    let Some(path) = &args.weights else { return Ok(synthetic::pytorch_init(&table.params, seed)) };
     let file = weights::read(path)?;
     if args.strict {
         return weights::bind(&table, file, true).map(|b| b.weights).map_err(|e| {
@@ -598,7 +695,7 @@ fn initial_weights(args: &Args, model: &Model) -> Result<Weights, Box<dyn std::e
         eprintln!("  ignored: {name} {shape:?} (not in the spec)");
     }
     // The whole table is drawn so that a bias gets its weight's fan-in, as PyTorch initialises it.
-    let fresh = synthetic::pytorch_init(&table.params, args.seed);
+    let fresh = synthetic::pytorch_init(&table.params, seed);
     for p in &table.params {
         if weights.get(&p.name).is_none() {
             weights.insert(p.name.clone(), fresh.get(&p.name).expect("every parameter is initialised").clone());

@@ -30,6 +30,8 @@ pub struct Position {
     /// Sum and count of the training losses read back in `epoch` so far.
     pub loss_sum: f64,
     pub loss_count: u64,
+    /// Bytes of `metrics.jsonl` written by then (a resumed run drops any after).
+    pub metrics_bytes: u64,
 }
 
 /// A saved run: parameters (and running statistics), optimizer state and position.
@@ -90,6 +92,7 @@ pub fn write(
         ("best_accuracy", position.best.map_or(String::new(), |b| b.to_string())),
         ("loss_sum", position.loss_sum.to_string()),
         ("loss_count", position.loss_count.to_string()),
+        ("metrics_bytes", position.metrics_bytes.to_string()),
         ("recipe", recipe.to_string()),
     ]
     .map(|(k, v)| (k.to_string(), v));
@@ -132,6 +135,7 @@ pub fn read(dir: &Path, recipe: &serde_json::Value) -> Result<Saved, Box<dyn std
         best: meta.get("best_accuracy").and_then(|b| b.parse().ok()),
         loss_sum: meta.get("loss_sum").and_then(|v| v.parse().ok()).ok_or_else(|| bad("loss_sum"))?,
         loss_count: number("loss_count")?,
+        metrics_bytes: number("metrics_bytes")?,
     };
     let (mut params, mut optimizer) = (Weights::default(), Weights::default());
     for name in tensors.names() {
@@ -179,6 +183,19 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Set when Ctrl-C stopped a run before its last epoch (its exit status is then 130).
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Records that Ctrl-C stopped the run early, with its checkpoint written.
+pub fn mark_stopped() {
+    STOPPED.store(true, Ordering::SeqCst);
+}
+
+/// Whether Ctrl-C stopped the run before its last epoch.
+pub fn stopped() -> bool {
+    STOPPED.load(Ordering::SeqCst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +209,15 @@ mod tests {
         params.insert("fc.weight".into(), Tensor::new(vec![2], vec![0.1f64, -1.0 / 3.0]));
         let mut optimizer = Weights::default();
         optimizer.insert("fc.weight.exp_avg".into(), Tensor::new(vec![2], vec![1e-300f64, 2.0]));
-        let position = Position { epoch: 2, batches: 5, steps: 17, best: Some(0.5), loss_sum: 1.25, loss_count: 3 };
+        let position = Position {
+            epoch: 2,
+            batches: 5,
+            steps: 17,
+            best: Some(0.5),
+            loss_sum: 1.25,
+            loss_count: 3,
+            metrics_bytes: 9,
+        };
         let recipe = serde_json::json!({"seed": 1, "lr": 0.01});
         write(&dir, &params, &optimizer, &position, &recipe, false).unwrap();
         let saved = read(&dir, &recipe).unwrap();

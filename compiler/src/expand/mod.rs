@@ -8,6 +8,7 @@ pub mod layers;
 pub mod value;
 
 mod meta;
+pub mod recipe;
 
 use std::collections::{HashMap, HashSet};
 
@@ -93,6 +94,12 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
             continue;
         }
         graph.aux_losses.push(AuxLoss { node: head.node, weight });
+    }
+    if let Some(section) = &model.train {
+        match recipe::evaluate(section, &env) {
+            Ok(recipe) => graph.train = Some(recipe),
+            Err(mut ds) => x.diags.append(&mut ds),
+        }
     }
     if let Some(shape) = &out.shape {
         match meta::evaluate(model, &env, shape, sources) {

@@ -197,6 +197,14 @@ pub struct Preprocess {
     pub span: Option<Span>,
 }
 
+/// The model's `train:` section: the training recipe, one expression per key (see
+/// `expand::recipe::TRAIN_KEYS`), checked when the model is expanded.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TrainSection {
+    pub entries: Vec<(Ident, Expr)>,
+    pub span: Option<Span>,
+}
+
 /// A checkpoint key rewrite: keys matching `from` are read as `to`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alias {
@@ -213,6 +221,7 @@ pub struct ModelDef {
     pub lets: Vec<LetBinding>,
     pub body: Body,
     pub preprocess: Option<Preprocess>,
+    pub train: Option<TrainSection>,
     pub labels: Option<(String, Span)>,
     /// Whether checkpoints carry the weights of training-only branches.
     pub training_weights: Option<(bool, Span)>,

@@ -7,6 +7,7 @@ use super::expr::{
     self, first_inner, lower_call, lower_expr, lower_ident, parse_rule, span_of, unescape, Rule, TextAt,
 };
 use crate::diagnostic::Diagnostic;
+use crate::expand::recipe::TRAIN_KEYS;
 use crate::source::{FileId, Span};
 
 /// Parses a DSL spec. Errors in independent parts are all reported.
@@ -133,6 +134,7 @@ impl Cx {
         let name = lower_ident(inner.next()?, self.at);
         let (mut input, mut body, mut lets) = (None, None, Vec::new());
         let (mut preprocess, mut labels, mut training_weights, mut aliases) = (None, None, None, Vec::new());
+        let mut train = None;
         for field in inner {
             let field_span = self.span(&field);
             match field.as_rule() {
@@ -142,6 +144,7 @@ impl Cx {
                     training_weights = Some((first(field).as_rule() == Rule::true_lit, field_span))
                 }
                 Rule::dsl_preprocess => preprocess = Some(self.preprocess(field)),
+                Rule::dsl_train => train = Some(self.train(field)),
                 Rule::dsl_aliases => {
                     for alias in parts(field) {
                         let span = self.span(&alias);
@@ -167,7 +170,38 @@ impl Cx {
         if body.is_none() {
             self.diags.push(missing("body", "[...layers...]"));
         }
-        Some(ModelDef { name, input: input?, lets, body: body?, preprocess, labels, training_weights, aliases, span })
+        Some(ModelDef {
+            name,
+            input: input?,
+            lets,
+            body: body?,
+            preprocess,
+            train,
+            labels,
+            training_weights,
+            aliases,
+            span,
+        })
+    }
+
+    /// `train { optimizer: "sgd", lr: 0.001, batch: 8 }`: each value an expression.
+    fn train(&mut self, pair: Pair<'_, Rule>) -> TrainSection {
+        let mut section = TrainSection { entries: Vec::new(), span: Some(self.span(&pair)) };
+        for entry in parts(pair) {
+            let mut kv = entry.into_inner();
+            let (Some(key), Some(value)) = (kv.next(), kv.next()) else { unreachable!("grammar: train entry") };
+            let key = lower_ident(key, self.at);
+            if !TRAIN_KEYS.contains(&key.name.as_str()) {
+                self.diags.push(
+                    Diagnostic::error("cnnc::spec::unknown_key", format!("unknown key `{}` in `train`", key.name))
+                        .at(key.span, "unknown key")
+                        .help(format!("the keys of `train` are: {}", TRAIN_KEYS.join(", "))),
+                );
+                continue;
+            }
+            section.entries.push((key, lower_expr(value, self.at)));
+        }
+        section
     }
 
     fn preprocess(&mut self, pair: Pair<'_, Rule>) -> Preprocess {

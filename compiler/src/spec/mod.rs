@@ -5,5 +5,6 @@ pub mod dsl;
 pub mod expr;
 pub mod load;
 pub mod print;
+pub mod settings;
 pub mod yaml;
 pub mod yaml_tree;

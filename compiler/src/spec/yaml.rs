@@ -4,10 +4,22 @@ use super::ast::*;
 use super::expr::{self, TextAt};
 use super::yaml_tree::{self, Node};
 use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::expand::recipe::TRAIN_KEYS;
 use crate::source::{FileId, Span};
 
-const MODEL_KEYS: &[&str] =
-    &["import", "modules", "model", "input", "let", "body", "preprocess", "labels", "training_weights", "aliases"];
+const MODEL_KEYS: &[&str] = &[
+    "import",
+    "modules",
+    "model",
+    "input",
+    "let",
+    "body",
+    "preprocess",
+    "train",
+    "labels",
+    "training_weights",
+    "aliases",
+];
 const MODULE_KEYS: &[&str] = &["params", "let", "body"];
 const PREPROCESS_KEYS: &[&str] = &["resize", "crop", "mean", "std"];
 
@@ -130,6 +142,7 @@ impl Cx<'_> {
         let body = required(self, "body", "[...layers...]").and_then(|n| self.body(n));
         let lets = get("let").map(|(_, v)| self.lets(v)).unwrap_or_default();
         let preprocess = get("preprocess").and_then(|(_, v)| self.preprocess(v));
+        let train = get("train").and_then(|(_, v)| self.train(v));
         let labels = get("labels").and_then(|(_, v)| self.string(v, "a labels file path").map(|s| (s, v.span())));
         let training_weights = get("training_weights").and_then(|(_, v)| self.boolean(v).map(|b| (b, v.span())));
         let aliases = get("aliases").map(|(_, v)| self.aliases(v)).unwrap_or_default();
@@ -140,10 +153,56 @@ impl Cx<'_> {
             lets,
             body: body?,
             preprocess,
+            train,
             labels,
             training_weights,
             aliases,
         })
+    }
+
+    /// `train: {optimizer: sgd, lr: 0.001, augment: "random_crop(32, pad=4), hflip", ...}`: the
+    /// values of `optimizer`, `schedule` and `augment` are taken as text (quoted or not; in a flow
+    /// mapping a value with commas needs quotes), a `freeze` entry or a list of them as layer paths,
+    /// the rest as expressions.
+    fn train(&mut self, node: &Node) -> Option<TrainSection> {
+        let entries = self.entries(node, "a mapping of training settings (optimizer, lr, batch, epochs, ...)")?;
+        let mut section = TrainSection { entries: Vec::new(), span: Some(node.span()) };
+        for (key, value) in entries {
+            let Some(k) = self.key(key) else { continue };
+            if !TRAIN_KEYS.contains(&k) {
+                self.unknown_key(k, key.span(), TRAIN_KEYS, "`train`");
+                continue;
+            }
+            let text = |n: &Node| match n {
+                Node::Scalar { text, span, .. } => Some(Expr { kind: ExprKind::Str(text.clone()), span: *span }),
+                _ => None,
+            };
+            let expr = match (k, value) {
+                ("optimizer" | "schedule" | "augment", v) => text(v).or_else(|| {
+                    self.diags.push(expected("text", v));
+                    None
+                }),
+                ("freeze", Node::Seq { items, span, .. }) => {
+                    let paths: Option<Vec<Expr>> = items.iter().map(text).collect();
+                    match paths {
+                        Some(list) => Some(Expr { kind: ExprKind::List(list), span: *span }),
+                        None => {
+                            self.diags.push(expected("a list of layer paths", value));
+                            None
+                        }
+                    }
+                }
+                ("freeze", v) => text(v).or_else(|| {
+                    self.diags.push(expected("a layer path or a list of them", v));
+                    None
+                }),
+                (_, v) => self.expr(v),
+            };
+            if let Some(expr) = expr {
+                section.entries.push((Ident { name: k.to_string(), span: key.span() }, expr));
+            }
+        }
+        Some(section)
     }
 
     fn imports(&mut self, node: &Node) -> Vec<Import> {

@@ -2,8 +2,10 @@
 //! in topological order, each with its resolved op, inputs, output shape and parameters.
 
 mod op;
+mod recipe;
 
 pub use op::{Activation, Conv2d, Op, Pad4, ParamKind, Pool2d, Shape};
+pub use recipe::TrainRecipe;
 
 use crate::span::Span;
 
@@ -145,6 +147,8 @@ pub struct Graph {
     pub modules: Vec<ModuleInstance>,
     /// The auxiliary heads in the training loss (training branches with a `loss_weight`), in order.
     pub aux_losses: Vec<AuxLoss>,
+    /// The spec's `train:` section, when it has one.
+    pub train: Option<TrainRecipe>,
 }
 
 impl Graph {
@@ -167,6 +171,7 @@ impl Graph {
             meta: Meta::default(),
             modules: Vec::new(),
             aux_losses: Vec::new(),
+            train: None,
         }
     }
 

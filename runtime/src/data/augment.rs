@@ -39,11 +39,14 @@ const MAX_SIDE: usize = 1 << 16;
 /// `RandomResizedCrop` attempt and two for the offsets.
 const DRAWS: usize = 2 * ATTEMPTS + 2;
 
-/// Parses a comma-separated list: `random_crop(32, pad=4), hflip`.
+/// Parses a comma-separated list: `random_crop(32, pad=4), hflip`; `none` is the empty list.
 ///
 /// # Errors
 /// A message naming the step that is not understood.
 pub fn parse(text: &str) -> Result<Vec<Augment>, String> {
+    if text.trim() == "none" {
+        return Ok(Vec::new());
+    }
     let mut steps = Vec::new();
     let mut depth = 0;
     let mut start = 0;
@@ -210,6 +213,7 @@ mod tests {
             vec![Augment::RandomCrop { size: 32, pad: 4 }, Augment::HorizontalFlip]
         );
         assert_eq!(parse("random_crop(28)").unwrap(), vec![Augment::RandomCrop { size: 28, pad: 0 }]);
+        assert_eq!(parse(" none ").unwrap(), vec![]);
         assert!(parse("vflip").unwrap_err().contains("`vflip` is not an augmentation"));
         assert!(parse("random_crop(32, 4)").unwrap_err().contains("pad=P"));
         assert!(parse("random_crop(x)").unwrap_err().contains("`x` is not a whole number"));

@@ -1,8 +1,9 @@
 //! torchvision's `ImageFolder` layout: `DIR/train/<class>/…` and `DIR/val/<class>/…` (`DIR/test`
 //! when there is no `val`), one folder per class, the classes sorted by name, each class's image
-//! files found at any depth below its folder and taken in sorted order. Files whose extension is not
+//! files found at any depth below its folder in torchvision's order. Files whose extension is not
 //! an image's (torchvision's `IMG_EXTENSIONS`) are passed over, as torchvision does; images are
-//! decoded as RGB (grayscale for a one-channel model) and held in memory.
+//! decoded as RGB (grayscale for a one-channel model) and held in memory. PNG, JPEG, BMP and PNM
+//! decode; a TIFF or WebP file is an error naming it (or, with `--skip-bad`, skipped and counted).
 
 use std::path::{Path, PathBuf};
 
@@ -44,19 +45,16 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
     Ok(paths)
 }
 
-/// Image files below `dir` at any depth, sorted by path as torchvision's `os.walk` with sorted names
-/// takes them within each folder.
+/// Image files below `dir` at any depth, in torchvision's order (`sorted(os.walk(dir))`, each
+/// folder's names sorted): a folder's own files first, then each subfolder's, by name.
 fn image_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), RuntimeError> {
-    for path in entries(dir)? {
-        if path.is_dir() {
-            image_files(&path, found)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            found.push(path);
-        }
+    let (folders, files): (Vec<PathBuf>, Vec<PathBuf>) = entries(dir)?.into_iter().partition(|p| p.is_dir());
+    let image = |p: &PathBuf| {
+        p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    };
+    found.extend(files.into_iter().filter(image));
+    for folder in folders {
+        image_files(&folder, found)?;
     }
     Ok(())
 }

@@ -106,6 +106,11 @@ impl<'g> CpuTrainer<'g> {
         self.optimizer.steps
     }
 
+    /// The optimizer, with its schedule and the steps taken.
+    pub fn optimizer(&self) -> &OptimizerState {
+        &self.optimizer
+    }
+
     /// The optimizer's state tensors (see [`OptimizerState::state_tensors`]).
     pub fn optimizer_state(&self) -> Weights<f64> {
         self.optimizer.state_tensors(&self.params)

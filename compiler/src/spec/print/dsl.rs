@@ -54,6 +54,10 @@ fn model(m: &ModelDef) -> Vec<String> {
             fields.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {}", expr(v)))).collect();
         inner.push(format!("preprocess {{ {} }}", entries.join(", ")));
     }
+    if let Some(t) = &m.train {
+        let entries: Vec<String> = t.entries.iter().map(|(k, v)| format!("{}: {}", k.name, expr(v))).collect();
+        inner.push(format!("train {{ {} }}", entries.join(", ")));
+    }
     if let Some((labels, _)) = &m.labels {
         inner.push(format!("labels {}", string(labels)));
     }

@@ -32,6 +32,10 @@ pub fn to_yaml(spec: &SpecFile) -> String {
                 fields.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), value(v)))).collect();
             top.push(("preprocess".into(), Y::Map(entries)));
         }
+        if let Some(t) = &m.train {
+            let entries = t.entries.iter().map(|(k, v)| (k.name.clone(), value(v))).collect();
+            top.push(("train".into(), Y::Map(entries)));
+        }
         if let Some((labels, _)) = &m.labels {
             top.push(("labels".into(), Y::Raw(text(labels))));
         }

@@ -234,6 +234,11 @@ impl GpuTrainer {
         self.optimizer.steps
     }
 
+    /// The optimizer, with its schedule and the steps taken.
+    pub fn optimizer(&self) -> &OptimizerState {
+        &self.optimizer
+    }
+
     /// The optimizer's state tensors, read back, named `{param}.{state}` as `torch.optim`'s
     /// `state_dict` names them (see [`crate::train::Optimizer::state_names`]); zeros before the
     /// first step.
