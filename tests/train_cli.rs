@@ -265,6 +265,77 @@ fn cifar_dir(name: &str, per_file: usize) -> PathBuf {
     dir
 }
 
+/// A Python 2 `cPickle` (protocol 2) of a CIFAR-10 batch, opcode for opcode as the files of
+/// `cifar-10-python.tar.gz` are written: a dict whose `data` is a uint8 ndarray `[n, 3072]` rebuilt
+/// by numpy's `_reconstruct` from a byte string, and whose `labels` is a list.
+fn py2_batch(images: &[u8], labels: &[u8]) -> Vec<u8> {
+    let mut p = b"\x80\x02}q\x01(U\x04dataq\x02cnumpy.core.multiarray\n_reconstruct\nq\x03cnumpy\nndarray\nq\x04K\x00\x85U\x01b\x87Rq\x05(K\x01".to_vec();
+    p.push(b'M');
+    p.extend((labels.len() as u16).to_le_bytes());
+    p.extend(b"M\x00\x0c\x86cnumpy\ndtype\nq\x06U\x02u1K\x00K\x01\x87Rq\x07(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89T");
+    p.extend((images.len() as u32).to_le_bytes());
+    p.extend(images);
+    p.extend(b"q\x08tbU\x06labelsq\t]q\n(");
+    for l in labels {
+        p.extend([b'K', *l]);
+    }
+    p.extend(b"eU\x0bbatch_labelq\x0bU\x15training batch 1 of 5q\x0cu.");
+    p
+}
+
+/// The binary folder `cifar_dir` makes, rewritten as CIFAR-10's Python version, with the class
+/// names in a pickled `batches.meta`.
+fn cifar_python_dir(binary: &Path, name: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in (1..=5).map(|i| format!("data_batch_{i}")).chain(["test_batch".to_string()]) {
+        let bytes = std::fs::read(binary.join(format!("{file}.bin"))).unwrap();
+        let labels: Vec<u8> = bytes.chunks(3073).map(|r| r[0]).collect();
+        let images: Vec<u8> = bytes.chunks(3073).flat_map(|r| r[1..].to_vec()).collect();
+        std::fs::write(dir.join(file), py2_batch(&images, &labels)).unwrap();
+    }
+    let mut meta = b"\x80\x02}q\x01(U\x0blabel_namesq\x02]q\x03(".to_vec();
+    for name in std::fs::read_to_string("specs/labels/cifar10.txt").unwrap().lines() {
+        meta.push(b'U');
+        meta.push(name.len() as u8);
+        meta.extend(name.as_bytes());
+    }
+    meta.extend(b"eU\x13num_cases_per_batchM\x10'U\x07num_visM\x00\x0cu.");
+    std::fs::write(dir.join("batches.meta"), meta).unwrap();
+    dir
+}
+
+/// CIFAR-10's Python version (what torchvision downloads) reads as the binary one does, and its
+/// faults are named.
+#[test]
+fn cifar10_python_batches_read_as_the_binary_ones() {
+    use cnnc::runtime::data::{open, ReadOptions, Split};
+    let binary = cifar_dir("cifar-bin-twin", 6);
+    let python = cifar_python_dir(&binary, "cifar-py");
+    let options = ReadOptions { channels: 3, skip_bad: false };
+    for split in [Split::Train, Split::Test] {
+        let a = open(&format!("cifar10:{}", binary.display()), split, options).unwrap();
+        let b = open(&format!("cifar10:{}", python.display()), split, options).unwrap();
+        assert_eq!((a.len(), &a.labels, &a.class_names), (b.len(), &b.labels, &b.class_names));
+        assert!((0..a.len()).all(|i| a.images.get(i) == b.images.get(i)), "{split:?} images differ");
+    }
+    let data = format!("cifar10:{}", python.display());
+    let out = scratch("cifar-py-out");
+    let o = cnnc(&["train", "specs/lenet.yaml", "--data", &data, "--epochs", "1", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("30 training and 6 test images"), "{}", text(&o));
+    let batch = std::fs::read(python.join("data_batch_2")).unwrap();
+    std::fs::write(python.join("data_batch_2"), &batch[..batch.len() / 2]).unwrap();
+    let err = open(&data, Split::Train, options).unwrap_err().to_string();
+    assert!(
+        err.contains("data_batch_2` is not a usable dataset: not a readable pickle") && err.contains("ends early"),
+        "{err}"
+    );
+    for d in [binary, python, out] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
 #[test]
 fn lenet_trains_on_cifar10_binary_batches_with_augmentation() {
     let dir = cifar_dir("cifar", 40);
@@ -319,7 +390,7 @@ fn lenet_trains_on_cifar10_binary_batches_with_augmentation() {
     assert!(run().contains("record 0 has label 10, not one of the 10 classes"), "{}", run());
     std::fs::remove_file(dir.join("data_batch_1.bin")).unwrap();
     spoil("data_batch_1", b"\x80\x02}q\x00.".to_vec());
-    assert!(run().contains("this is CIFAR-10's Python version"), "{}", run());
+    assert!(run().contains("data_batch_1` is not a usable dataset: no `data` array in the batch"), "{}", run());
     let o = cnnc(&["train", "specs/lenet.yaml", "--data", &fashion(), "--out", "/tmp/x", "--augment", "vflip"]);
     assert!(text(&o).contains("--augment: `vflip` is not an augmentation"), "{}", text(&o));
     for d in [dir, out] {

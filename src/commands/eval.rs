@@ -44,7 +44,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
     /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not),
-    /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`) or `imagefolder:DIR`
+    /// `cifar10:DIR` (CIFAR-10's Python batches, `cifar-10-batches-py`, or binary ones) or
+    /// `imagefolder:DIR`
     /// (`DIR/train/<class>/*.jpg` and `DIR/val/<class>/*.jpg`, as torchvision's ImageFolder).
     #[arg(long, value_name = "FORMAT:PATH")]
     data: String,

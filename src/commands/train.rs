@@ -37,7 +37,8 @@ pub struct Args {
     set: Vec<(String, String)>,
     /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not,
     /// such as /usr/share/datasets/fashion-mnist from Debian's `dataset-fashion-mnist`),
-    /// `cifar10:DIR` (CIFAR-10's binary batches, `cifar-10-batches-bin`) or `imagefolder:DIR`
+    /// `cifar10:DIR` (CIFAR-10's Python batches, `cifar-10-batches-py`, or binary ones) or
+    /// `imagefolder:DIR`
     /// (`DIR/train/<class>/*.jpg` and `DIR/val/<class>/*.jpg`, as torchvision's ImageFolder; the
     /// images are held in memory).
     #[arg(long, value_name = "FORMAT:PATH")]

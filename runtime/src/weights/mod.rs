@@ -1,7 +1,7 @@
 //! Weights: checkpoint files read into named tensors, and matched by name against a graph's
 //! weight table. Every mismatch is reported at once.
 
-mod pickle;
+pub(crate) mod pickle;
 mod pth;
 mod safetensors_file;
 

@@ -1,6 +1,7 @@
-//! A small pickle reader for PyTorch checkpoints: the opcodes `torch.save` emits (protocols 2–5),
-//! with tensors rebuilt as references into their storages. Anything else in the file (optimiser
-//! state, unknown classes) is kept as an opaque value, never executed.
+//! A small pickle reader for PyTorch checkpoints and NumPy arrays: the opcodes `torch.save` and
+//! Python 2's `cPickle` emit (protocols 2–5), with tensors rebuilt as references into their storages
+//! and `numpy.ndarray`s (CIFAR-10's Python batches) as their bytes. Anything else in the file
+//! (optimiser state, unknown classes) is kept as an opaque value, never executed.
 
 use std::collections::HashMap;
 
@@ -8,12 +9,13 @@ use std::collections::HashMap;
 #[derive(Clone, Debug)]
 pub enum Value {
     None,
-    /// Booleans, floats and byte strings: present in checkpoints, never needed to find tensors.
-    Bool,
+    Bool(bool),
     Int(i64),
+    /// Floats: present in checkpoints, never needed to find tensors.
     Float,
     Str(String),
-    Bytes,
+    /// Byte strings (and Python 2 strings that are not UTF-8 text).
+    Bytes(Vec<u8>),
     Tuple(Vec<Value>),
     List(Vec<Value>),
     Dict(Vec<(Value, Value)>),
@@ -28,6 +30,13 @@ pub enum Value {
     },
     /// A tensor view of a storage.
     Tensor(TensorRef),
+    /// A `numpy.ndarray`: its dtype's code (`u1`, `f4`, …), shape and bytes in C order (`dtype` is
+    /// empty until the array's state is built).
+    Array {
+        dtype: String,
+        shape: Vec<usize>,
+        data: Vec<u8>,
+    },
 }
 
 /// Where a tensor's values live.
@@ -76,7 +85,7 @@ pub fn read(data: &[u8], mut pos: usize) -> Result<(Value, usize), String> {
             b']' => stack.push(Value::List(Vec::new())),
             b')' => stack.push(Value::Tuple(Vec::new())),
             b'N' => stack.push(Value::None),
-            0x88 | 0x89 => stack.push(Value::Bool),
+            0x88 | 0x89 => stack.push(Value::Bool(op == 0x88)),
             b'K' => stack.push(Value::Int(take(&mut pos, 1)?[0] as i64)),
             b'M' => {
                 let b = take(&mut pos, 2)?;
@@ -118,10 +127,10 @@ pub fn read(data: &[u8], mut pos: usize) -> Result<(Value, usize), String> {
                     _ => take(&mut pos, 1)?[0] as usize,
                 };
                 let s = take(&mut pos, n)?;
-                stack.push(if matches!(op, b'T' | b'U') {
-                    Value::Str(String::from_utf8_lossy(s).into_owned())
-                } else {
-                    Value::Bytes
+                // A Python 2 string is text when it decodes, else bytes (an array's data).
+                stack.push(match std::str::from_utf8(s) {
+                    Ok(text) if matches!(op, b'T' | b'U') => Value::Str(text.to_string()),
+                    _ => Value::Bytes(s.to_vec()),
                 });
             }
             b'c' => {
@@ -219,8 +228,11 @@ pub fn read(data: &[u8], mut pos: usize) -> Result<(Value, usize), String> {
                 stack.push(call(callable, args)?);
             }
             b'b' => {
-                // BUILD: object state; tensors and dicts need none.
-                pop(&mut stack)?;
+                // BUILD: object state; tensors and dicts need none, arrays take theirs.
+                let state = pop(&mut stack)?;
+                if let Some(array @ Value::Array { .. }) = stack.last_mut() {
+                    *array = build_array(state)?;
+                }
             }
             other => return Err(format!("unsupported pickle opcode 0x{other:02x} at byte {}", pos - 1)),
         }
@@ -283,9 +295,95 @@ fn call(callable: Value, args: Value) -> Result<Value, String> {
                 stride,
             }))
         }
+        ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct") => {
+            Ok(Value::Array { dtype: String::new(), shape: Vec::new(), data: Vec::new() })
+        }
+        // Python 3's protocol 2 pickles bytes as `_codecs.encode(text, "latin1")`.
+        ("_codecs", "encode") => match (args.first(), args.get(1)) {
+            (Some(Value::Str(text)), Some(Value::Str(codec))) if codec == "latin1" || codec == "latin-1" => text
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).ok())
+                .collect::<Option<Vec<u8>>>()
+                .map_or(Err("a latin-1 byte string holds a character beyond 255 (corrupt file)".to_string()), |b| {
+                    Ok(Value::Bytes(b))
+                }),
+            _ => Ok(Value::Opaque),
+        },
+        ("numpy", "dtype") => match args.first() {
+            Some(Value::Str(code)) => Ok(Value::Str(code.clone())),
+            _ => Ok(Value::Opaque),
+        },
         ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
             Ok(args.into_iter().next().unwrap_or(Value::Opaque))
         }
         _ => Ok(Value::Opaque),
+    }
+}
+
+/// An ndarray from its `__setstate__` tuple: (version, shape, dtype, Fortran order, data).
+fn build_array(state: Value) -> Result<Value, String> {
+    let Value::Tuple(parts) = state else { return Err("an ndarray's state is not a tuple (corrupt file)".into()) };
+    let [_, shape, Value::Str(dtype), Value::Bool(fortran), data] = &parts[..] else {
+        return Err("an ndarray's state is not (version, shape, dtype, order, data)".into());
+    };
+    let shape = dims(shape).ok_or("an ndarray's shape is not a tuple of sizes")?;
+    if *fortran && shape.len() > 1 {
+        return Err("a Fortran-ordered ndarray (cnnc reads C order)".into());
+    }
+    let data = match data {
+        Value::Bytes(b) => b.clone(),
+        Value::Str(s) => s.as_bytes().to_vec(),
+        _ => return Err("an ndarray's data is not a byte string".into()),
+    };
+    Ok(Value::Array { dtype: dtype.clone(), shape, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `pickle.dumps({"data": np.array([[0, 1, 200], [3, 255, 5]], dtype=np.uint8), "labels": [1, 2]},
+    /// protocol=P)` from Python 3.12 and NumPy 2: protocol 2 spells the bytes with `_codecs.encode`,
+    /// protocol 4 with SHORT_BINBYTES and STACK_GLOBAL.
+    const PROTOCOL_2: &[u8] =
+        b"\x80\x02\x7d\x71\x00\x28\x58\x04\x00\x00\x00\x64\x61\x74\x61\x71\x01\x63\x6e\x75\x6d\x70\x79\x2e\
+            \x5f\x63\x6f\x72\x65\x2e\x6d\x75\x6c\x74\x69\x61\x72\x72\x61\x79\x0a\x5f\x72\x65\x63\x6f\x6e\x73\
+            \x74\x72\x75\x63\x74\x0a\x71\x02\x63\x6e\x75\x6d\x70\x79\x0a\x6e\x64\x61\x72\x72\x61\x79\x0a\x71\
+            \x03\x4b\x00\x85\x71\x04\x63\x5f\x63\x6f\x64\x65\x63\x73\x0a\x65\x6e\x63\x6f\x64\x65\x0a\x71\x05\
+            \x58\x01\x00\x00\x00\x62\x71\x06\x58\x06\x00\x00\x00\x6c\x61\x74\x69\x6e\x31\x71\x07\x86\x71\x08\
+            \x52\x71\x09\x87\x71\x0a\x52\x71\x0b\x28\x4b\x01\x4b\x02\x4b\x03\x86\x71\x0c\x63\x6e\x75\x6d\x70\
+            \x79\x0a\x64\x74\x79\x70\x65\x0a\x71\x0d\x58\x02\x00\x00\x00\x75\x31\x71\x0e\x89\x88\x87\x71\x0f\
+            \x52\x71\x10\x28\x4b\x03\x58\x01\x00\x00\x00\x7c\x71\x11\x4e\x4e\x4e\x4a\xff\xff\xff\xff\x4a\xff\
+            \xff\xff\xff\x4b\x00\x74\x71\x12\x62\x89\x68\x05\x58\x08\x00\x00\x00\x00\x01\xc3\x88\x03\xc3\xbf\
+            \x05\x71\x13\x68\x07\x86\x71\x14\x52\x71\x15\x74\x71\x16\x62\x58\x06\x00\x00\x00\x6c\x61\x62\x65\
+            \x6c\x73\x71\x17\x5d\x71\x18\x28\x4b\x01\x4b\x02\x65\x75\x2e";
+    const PROTOCOL_4: &[u8] =
+        b"\x80\x04\x95\xad\x00\x00\x00\x00\x00\x00\x00\x7d\x94\x28\x8c\x04\x64\x61\x74\x61\x94\x8c\x16\x6e\
+            \x75\x6d\x70\x79\x2e\x5f\x63\x6f\x72\x65\x2e\x6d\x75\x6c\x74\x69\x61\x72\x72\x61\x79\x94\x8c\x0c\
+            \x5f\x72\x65\x63\x6f\x6e\x73\x74\x72\x75\x63\x74\x94\x93\x94\x8c\x05\x6e\x75\x6d\x70\x79\x94\x8c\
+            \x07\x6e\x64\x61\x72\x72\x61\x79\x94\x93\x94\x4b\x00\x85\x94\x43\x01\x62\x94\x87\x94\x52\x94\x28\
+            \x4b\x01\x4b\x02\x4b\x03\x86\x94\x68\x05\x8c\x05\x64\x74\x79\x70\x65\x94\x93\x94\x8c\x02\x75\x31\
+            \x94\x89\x88\x87\x94\x52\x94\x28\x4b\x03\x8c\x01\x7c\x94\x4e\x4e\x4e\x4a\xff\xff\xff\xff\x4a\xff\
+            \xff\xff\xff\x4b\x00\x74\x94\x62\x89\x43\x06\x00\x01\xc8\x03\xff\x05\x94\x74\x94\x62\x8c\x06\x6c\
+            \x61\x62\x65\x6c\x73\x94\x5d\x94\x28\x4b\x01\x4b\x02\x65\x75\x2e";
+
+    #[test]
+    fn numpy_arrays_read_from_python_3_pickles() {
+        for bytes in [PROTOCOL_2, PROTOCOL_4] {
+            let (value, end) = read(bytes, 0).unwrap();
+            assert_eq!(end, bytes.len());
+            let Value::Dict(items) = value else { panic!("a dict") };
+            let data = items.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == "data")).unwrap();
+            match &data.1 {
+                Value::Array { dtype, shape, data } => {
+                    assert_eq!(
+                        (dtype.as_str(), shape.as_slice(), data.as_slice()),
+                        ("u1", &[2, 3][..], &[0, 1, 200, 3, 255, 5][..])
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(read(&PROTOCOL_2[..100], 0).unwrap_err().contains("ends early"));
     }
 }
