@@ -264,7 +264,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     if args.json {
         println!("{}", json(&result, &names));
     } else {
-        print!("{}", report(&result, &names, args.split.into()));
+        print!("{}", report(&result, &names, &dataset.split));
     }
     Ok(())
 }
@@ -297,10 +297,9 @@ fn json(result: &Evaluation, names: &[String]) -> serde_json::Value {
 }
 
 /// The evaluation as text: totals, a per-class table and the confusion matrix.
-pub fn report(result: &Evaluation, names: &[String], split: Split) -> String {
+pub fn report(result: &Evaluation, names: &[String], split: &str) -> String {
     let mut out = format!(
-        "{} split: accuracy {:.2} % ({} of {}), loss {:.4}\n\n",
-        split.name(),
+        "{split} split: accuracy {:.2} % ({} of {}), loss {:.4}\n\n",
         100.0 * result.accuracy(),
         group(result.correct()),
         group(result.images()),

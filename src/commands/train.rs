@@ -473,6 +473,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
     train_state::catch_interrupt();
 
     let names = class_names(model, &test, classes);
+    let held = test.split.as_str();
     let started = Instant::now();
     let bar = progress_bar(steps_per_epoch);
     let mut last_eval: Option<Evaluation> = None;
@@ -571,7 +572,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         if let Some(bar) = &bar {
-            bar.set_message("evaluating on the test split");
+            bar.set_message(format!("evaluating on the {} split", test.split));
         }
         let (params, optimizer) = state(&trainer)?;
         let weights: Weights = params.convert();
@@ -595,7 +596,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         position.metrics_bytes = metrics.bytes;
         train_state::write(out, &params, &optimizer, &position, &recipe, trainer.is_gpu())?;
         let line = format!(
-            "epoch {epoch}/{}: train loss {train_loss:.4}, test loss {:.4}, test accuracy {:.2} % ({} of {}){}; \
+            "epoch {epoch}/{}: train loss {train_loss:.4}, {held} loss {:.4}, {held} accuracy {:.2} % ({} of {}){}; \
              {rate:.0} images/s, {:.1} s",
             r.epochs,
             eval.loss,
@@ -623,10 +624,10 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         bar.finish_and_clear();
     }
     if let Some(eval) = last_eval {
-        println!("\n{}", report(&eval, &names, Split::Test));
+        println!("\n{}", report(&eval, &names, held));
     }
     println!(
-        "wrote {} and {} (best test accuracy {:.2} %) and {}",
+        "wrote {} and {} (best {held} accuracy {:.2} %) and {}",
         out.join("last.safetensors").display(),
         out.join("best.safetensors").display(),
         100.0 * position.best.unwrap_or(0.0),

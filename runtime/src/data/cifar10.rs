@@ -88,6 +88,7 @@ pub fn read(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         label_files,
         image_files: Vec::new(),
         skipped: Vec::new(),
+        split: split.name().to_string(),
     })
 }
 
@@ -191,5 +192,6 @@ fn read_python(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         label_files,
         image_files: Vec::new(),
         skipped: Vec::new(),
+        split: split.name().to_string(),
     })
 }

@@ -107,5 +107,6 @@ pub fn read(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         label_files: vec![(labels_path, label_dims[0])],
         image_files: Vec::new(),
         skipped: Vec::new(),
+        split: split.name().to_string(),
     })
 }

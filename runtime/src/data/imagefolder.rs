@@ -80,6 +80,7 @@ pub fn read(dir: &Path, split: Split, channels: usize, skip_bad: bool) -> Result
         label_files: Vec::new(),
         image_files: Vec::new(),
         skipped: Vec::new(),
+        split: root.file_name().unwrap_or_default().to_string_lossy().into_owned(),
     };
     let Images::Each(images) = &mut dataset.images else { unreachable!("made as Each above") };
     for (label, class) in classes.iter().enumerate() {

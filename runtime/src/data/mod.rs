@@ -107,6 +107,8 @@ pub struct Dataset {
     pub image_files: Vec<PathBuf>,
     /// Each image file that could not be read and was left out (`--skip-bad`), with why.
     pub skipped: Vec<(PathBuf, String)>,
+    /// The split's name as the dataset spells it (`train`, `test`, an image folder's `val`).
+    pub split: String,
 }
 
 impl Dataset {
@@ -322,6 +324,7 @@ mod tests {
             label_files: vec![(PathBuf::from("a"), 1), (PathBuf::from("b"), 1)],
             image_files: Vec::new(),
             skipped: Vec::new(),
+            split: "test".into(),
         };
         let plain = |input: [usize; 3], augment: Vec<Augment>| Transform {
             input,
