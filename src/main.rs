@@ -7,6 +7,24 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_runtime_dir();
     let cli = commands::Cli::parse();
     commands::run(cli)
+}
+
+/// Vulkan's window-system layers warn on every GPU verb when `XDG_RUNTIME_DIR` is unset (a
+/// container, a CI job, `sudo`), though cnnc draws no windows: give them a private folder of their
+/// own instead. Runs before any thread starts.
+fn quiet_runtime_dir() {
+    #[cfg(unix)]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|d| !std::path::Path::new(&d).is_dir()) {
+        use std::os::unix::fs::PermissionsExt;
+        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+        let dir = std::env::temp_dir().join(format!("cnnc-runtime-{user}"));
+        if std::fs::create_dir_all(&dir).is_ok()
+            && std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).is_ok()
+        {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
 }

@@ -259,3 +259,25 @@ fn the_quick_start_names_each_bundled_image_correctly() {
         }
     }
 }
+
+/// Help and errors say what works: `.pth` checkpoints, images, `.cnn` specs, `--seed` as the other
+/// way to give weights; the GPU verbs stay quiet without `XDG_RUNTIME_DIR` and name their adapter.
+#[test]
+fn help_and_errors_agree_with_what_works() {
+    let run_help = stdout(&cnnc(&["run", "--help"]));
+    assert!(run_help.contains(".pth") && run_help.contains("--image") && run_help.contains("--seed"), "{run_help}");
+    assert!(stdout(&cnnc(&["check", "--help"])).contains(".cnn"));
+    let o = cnnc(&["run", "specs/lenet.yaml", "--random-input"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--weights <FILE>") && err.contains("--seed <N>"), "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["run", "specs/lenet.yaml", "--seed", "0", "--random-input"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    assert!(err.contains("ran on "), "{err}");
+}

@@ -8,7 +8,7 @@ use super::{compile, group, Compiled, SpecPath};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Spec files to check (.yaml).
+    /// Spec files to check (YAML `.yaml` or DSL `.cnn`).
     #[arg(required = true, value_name = "SPEC")]
     specs: Vec<SpecPath>,
 }

@@ -16,7 +16,7 @@ struct Source {
     /// Input batch: a float32 .npy array of shape [N, C, H, W].
     #[arg(long, value_name = "X.npy")]
     input: Option<PathBuf>,
-    /// Images (PNG or JPEG), preprocessed as the spec's `preprocess` says (resize, centre crop,
+    /// Images (PNG, JPEG, BMP or PNM), preprocessed as the spec's `preprocess` says (resize, centre crop,
     /// normalise, as torchvision does); one batch item each.
     #[arg(long, value_name = "PATH", num_args = 1..)]
     image: Vec<PathBuf>,
@@ -26,6 +26,7 @@ struct Source {
 }
 
 #[derive(clap::Args)]
+#[group(id = "model_weights", required = true, multiple = false)]
 pub struct Args {
     /// The model spec.
     #[arg(value_name = "SPEC")]
@@ -34,11 +35,12 @@ pub struct Args {
     /// of the spec language: `--set num_classes=2` makes a zoo model's head two-way.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = super::parse_setting)]
     set: Vec<(String, String)>,
-    /// Checkpoint to load (.safetensors), matched by name against the spec's weight table.
-    #[arg(long, value_name = "FILE", required_unless_present = "seed", conflicts_with = "seed")]
+    /// Checkpoint to load (.safetensors, or a PyTorch .pth/.pt such as torchvision's), matched by
+    /// name against the spec's weight table; or give --seed instead.
+    #[arg(long, value_name = "FILE", group = "model_weights")]
     weights: Option<PathBuf>,
-    /// Use deterministic pseudo-random weights from this seed instead of a checkpoint.
-    #[arg(long, value_name = "N")]
+    /// Use deterministic pseudo-random weights from this seed instead of a checkpoint (--weights).
+    #[arg(long, value_name = "N", group = "model_weights")]
     seed: Option<u64>,
     #[command(flatten)]
     source: Source,
@@ -110,8 +112,10 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
         let gpu = gpu::open(args.adapter.as_deref())?;
         progress.stage("preparing kernels and uploading weights");
         let prepared = gpu::Prepared::new(&gpu, &model.plan, &weights, input.batch())?;
-        progress.stage(format!("running {} input(s) on the GPU", input.batch()));
-        prepared.run(&input)?
+        progress.stage(format!("running {} input(s) on {}", input.batch(), gpu.info.name));
+        let output = prepared.run(&input)?;
+        eprintln!("ran on {} ({:?})", gpu.info.name, gpu.info.backend);
+        output
     };
     drop(progress);
     if let Some(path) = &args.output {
