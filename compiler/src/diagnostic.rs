@@ -79,18 +79,10 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
         .map(|(_, c)| c)
 }
 
+/// Edits between two names, a swap of neighbouring letters counting as one (`rleu` is one edit
+/// from `relu`): the optimal string alignment distance.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    strsim::osa_distance(a, b)
 }
 
 #[cfg(test)]
@@ -102,5 +94,7 @@ mod tests {
         assert_eq!(did_you_mean("conv2", ["conv", "linear"]), Some("conv"));
         assert_eq!(did_you_mean("lniear", ["conv", "linear"]), Some("linear"));
         assert_eq!(did_you_mean("softplus", ["conv", "linear"]), None);
+        assert_eq!(did_you_mean("rleu", ["conv", "relu"]), Some("relu"), "a swapped pair is one edit");
+        assert_eq!(did_you_mean("flase", ["true", "false"]), Some("false"));
     }
 }

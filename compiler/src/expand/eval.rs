@@ -66,7 +66,8 @@ pub fn eval(expr: &Expr, env: &Env) -> EvalResult {
 fn undefined(name: &str, span: Span, env: &Env) -> Diagnostic {
     let names = env.names();
     let d = Diagnostic::error("cnnc::expr::undefined", format!("`{name}` is not defined")).at(span, "undefined name");
-    match did_you_mean(name, names.iter().copied()) {
+    // A misspelt literal (`flase`) is as likely as a misspelt name.
+    match did_you_mean(name, names.iter().copied().chain(["true", "false", "none"])) {
         Some(s) => d.help(format!("did you mean `{s}`?")),
         None if names.is_empty() => d.help("no names are bound here; declare it as a module parameter or a `let`"),
         None => {
@@ -412,6 +413,7 @@ mod tests {
         let e = run("cfgs[0] * 2").unwrap_err();
         assert!(e.message.contains("`cfgs` is not defined"));
         assert_eq!(e.help.as_deref(), Some("did you mean `cfg`?"));
+        assert_eq!(run("flase").unwrap_err().help.as_deref(), Some("did you mean `false`?"));
         assert!(run("9223372036854775807 + 1").unwrap_err().message.contains("overflow"));
         assert!(run("c // 0").unwrap_err().message.contains("division by zero"));
         assert!(run("cfg[5]").unwrap_err().message.contains("out of range"));
