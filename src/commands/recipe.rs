@@ -12,20 +12,56 @@ pub enum OptimizerArg {
     Adamw,
 }
 
-/// The command line's recipe options, each `None` (or empty) where it says nothing.
-#[derive(Clone, Debug, Default)]
+/// The command line's recipe options (`cnnc train`'s), each `None` (or empty) where it says nothing.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Given {
+    /// Passes over the training split [default: the spec's `train: epochs`, else 1].
+    #[arg(long, value_name = "N")]
     pub epochs: Option<u64>,
+    /// Images per training step [default: the spec's `train: batch`, else 8]. Each epoch's last
+    /// images that do not fill a batch are left out (PyTorch's `drop_last=True`).
+    #[arg(long, value_name = "B")]
     pub batch: Option<usize>,
+    /// The optimizer, with PyTorch's semantics (`torch.optim.SGD`, `Adam`, `AdamW`) [default: the
+    /// spec's `train: optimizer`, else adam].
+    #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
+    /// Learning rate [default: the spec's `train: lr`, else 0.001].
+    #[arg(long, value_name = "LR")]
     pub lr: Option<f64>,
-    pub momentum: Option<f64>,
-    pub weight_decay: Option<f64>,
+    /// Learning-rate schedule, its periods in epochs: `step(E, gamma=G)` (StepLR), `multistep(E1,
+    /// E2, gamma=G)` (MultiStepLR), `cosine(eta_min=M)` (CosineAnnealingLR over the run, every
+    /// step) or `onecycle(max_lr=L)` (OneCycleLR over the run) [default: constant].
+    #[arg(long, value_name = "SCHEDULE")]
     pub schedule: Option<String>,
+    /// SGD momentum [default: the spec's `train: momentum`, else 0].
+    #[arg(long, value_name = "M")]
+    pub momentum: Option<f64>,
+    /// Weight decay: L2 for SGD and Adam (default 0), decoupled for AdamW (default 0.01, PyTorch's).
+    #[arg(long, value_name = "W")]
+    pub weight_decay: Option<f64>,
+    /// Augment the training images, in order, as torchvision's transforms do:
+    /// `random_crop(SIZE, pad=P)` (RandomCrop with zero padding), `random_resized_crop(SIZE)`
+    /// (RandomResizedCrop) and `hflip` (RandomHorizontalFlip), for example `--augment
+    /// "random_crop(32, pad=4), hflip"`; `none` for no augmentation [default: the spec's `train:
+    /// augment`, else none]. Without a crop here, training images are resized and centre-cropped
+    /// by the spec's `preprocess` as test images are.
+    #[arg(long, value_name = "STEPS")]
     pub augment: Option<String>,
-    pub freeze: Vec<String>,
+    /// Seed of the initial weights, the sample order, the augmentation and the dropout masks
+    /// [default: the spec's `train: seed`, else 0].
+    #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// Cross-entropy's label smoothing, in [0, 1) (`nn.CrossEntropyLoss(label_smoothing=…)`)
+    /// [default: the spec's `train: label_smoothing`, else 0].
+    #[arg(long, value_name = "EPS")]
     pub label_smoothing: Option<f64>,
+    /// Keep the parameters under these layer paths as they are (`--freeze features` trains only
+    /// the rest, as `requires_grad = False` does); nothing below the lowest trained layer gets a
+    /// gradient. Batch norms there normalise with their running statistics and keep them
+    /// (torchvision's FrozenBatchNorm2d).
+    #[arg(long, value_name = "PREFIX", num_args = 1..)]
+    pub freeze: Vec<String>,
 }
 
 /// The recipe in force.

@@ -52,47 +52,8 @@ pub struct Args {
     /// again (--epochs may grow, unless a cosine or onecycle --schedule spans the run).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "weights"])]
     resume: Option<PathBuf>,
-    /// Passes over the training split [default: the spec's `train: epochs`, else 1].
-    #[arg(long, value_name = "N")]
-    epochs: Option<u64>,
-    /// Images per training step [default: the spec's `train: batch`, else 8]. Each epoch's last
-    /// images that do not fill a batch are left out (PyTorch's `drop_last=True`).
-    #[arg(long, value_name = "B")]
-    batch: Option<usize>,
-    /// The optimizer, with PyTorch's semantics (`torch.optim.SGD`, `Adam`, `AdamW`) [default: the
-    /// spec's `train: optimizer`, else adam].
-    #[arg(long, value_enum)]
-    optimizer: Option<OptimizerArg>,
-    /// Learning rate [default: the spec's `train: lr`, else 0.001].
-    #[arg(long, value_name = "LR")]
-    lr: Option<f64>,
-    /// Learning-rate schedule, its periods in epochs: `step(E, gamma=G)` (StepLR), `multistep(E1,
-    /// E2, gamma=G)` (MultiStepLR), `cosine(eta_min=M)` (CosineAnnealingLR over the run, every
-    /// step) or `onecycle(max_lr=L)` (OneCycleLR over the run) [default: constant].
-    #[arg(long, value_name = "SCHEDULE")]
-    schedule: Option<String>,
-    /// SGD momentum [default: the spec's `train: momentum`, else 0].
-    #[arg(long, value_name = "M")]
-    momentum: Option<f64>,
-    /// Weight decay: L2 for SGD and Adam (default 0), decoupled for AdamW (default 0.01, PyTorch's).
-    #[arg(long, value_name = "W")]
-    weight_decay: Option<f64>,
-    /// Augment the training images, in order, as torchvision's transforms do:
-    /// `random_crop(SIZE, pad=P)` (RandomCrop with zero padding), `random_resized_crop(SIZE)`
-    /// (RandomResizedCrop) and `hflip` (RandomHorizontalFlip), for example `--augment
-    /// "random_crop(32, pad=4), hflip"`; `none` for no augmentation [default: the spec's `train:
-    /// augment`, else none]. Without a crop here, training images are resized and centre-cropped
-    /// by the spec's `preprocess` as test images are.
-    #[arg(long, value_name = "STEPS")]
-    augment: Option<String>,
-    /// Seed of the initial weights, the sample order, the augmentation and the dropout masks
-    /// [default: the spec's `train: seed`, else 0].
-    #[arg(long, value_name = "S")]
-    seed: Option<u64>,
-    /// Cross-entropy's label smoothing, in [0, 1) (`nn.CrossEntropyLoss(label_smoothing=…)`)
-    /// [default: the spec's `train: label_smoothing`, else 0].
-    #[arg(long, value_name = "EPS")]
-    label_smoothing: Option<f64>,
+    #[command(flatten)]
+    recipe: Given,
     /// Start from this checkpoint (.safetensors or .pth, names as in the spec's weight table)
     /// instead of PyTorch's initialisation.
     #[arg(long, value_name = "FILE")]
@@ -102,12 +63,6 @@ pub struct Args {
     /// both; by default the checkpoint must match exactly.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", requires = "weights")]
     strict: bool,
-    /// Keep the parameters under these layer paths as they are (`--freeze features` trains only
-    /// the rest, as `requires_grad = False` does); nothing below the lowest trained layer gets a
-    /// gradient. Batch norms there normalise with their running statistics and keep them
-    /// (torchvision's FrozenBatchNorm2d).
-    #[arg(long, value_name = "PREFIX", num_args = 1..)]
-    freeze: Vec<String>,
     /// Use only N images of each split, spread evenly over it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
@@ -143,23 +98,6 @@ pub fn run(args: Args) -> ExitCode {
         ExitCode::from(130)
     } else {
         code
-    }
-}
-
-/// The recipe options the command line gives.
-fn given(args: &Args) -> Given {
-    Given {
-        epochs: args.epochs,
-        batch: args.batch,
-        optimizer: args.optimizer,
-        lr: args.lr,
-        momentum: args.momentum,
-        weight_decay: args.weight_decay,
-        schedule: args.schedule.clone(),
-        augment: args.augment.clone(),
-        freeze: args.freeze.clone(),
-        seed: args.seed,
-        label_smoothing: args.label_smoothing,
     }
 }
 
@@ -278,7 +216,7 @@ impl Metrics {
 
 fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dyn std::error::Error>> {
     let spec = model.graph.train.as_ref();
-    let r = Recipe::resolve(&given(args), spec);
+    let r = Recipe::resolve(&args.recipe, spec);
     let origin = |key: &str| r.origin(key, spec, sources);
     if r.batch == 0 || r.epochs == 0 || args.log_every == 0 {
         return Err("--batch, --epochs and --log-every must be at least 1".into());

@@ -26,10 +26,7 @@ fn invalid(path: &Path, message: impl Into<String>) -> RuntimeError {
 /// [`RuntimeError::Dataset`] for a missing file, a length that is not whole records, or a label
 /// that is not a class; the Python version's directory is named as such.
 pub fn read(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
-    let files: Vec<String> = match split {
-        Split::Train => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
-        Split::Test => vec!["test_batch.bin".to_string()],
-    };
+    let files: Vec<String> = batch_files(split).into_iter().map(|f| format!("{f}.bin")).collect();
     if !dir.join(&files[0]).is_file() {
         let python = files[0].trim_end_matches(".bin");
         if dir.join(python).is_file() {
@@ -80,7 +77,27 @@ pub fn read(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         }
         label_files.push((path, bytes.len() / RECORD));
     }
-    Ok(Dataset {
+    Ok(dataset(dir, split, images, labels, class_names, label_files))
+}
+
+/// The batch files of `split`, named as the Python version names them (the binary one adds `.bin`).
+fn batch_files(split: Split) -> Vec<String> {
+    match split {
+        Split::Train => (1..=5).map(|i| format!("data_batch_{i}")).collect(),
+        Split::Test => vec!["test_batch".to_string()],
+    }
+}
+
+/// The split of either version: `[3, 32, 32]` images with their labels and the files they came from.
+fn dataset(
+    dir: &Path,
+    split: Split,
+    images: Vec<u8>,
+    labels: Vec<u32>,
+    class_names: Option<Vec<String>>,
+    label_files: Vec<(std::path::PathBuf, usize)>,
+) -> Dataset {
+    Dataset {
         images: Images::Same { bytes: images, shape: [3, 32, 32] },
         labels,
         class_names,
@@ -89,7 +106,7 @@ pub fn read(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         image_files: Vec::new(),
         skipped: Vec::new(),
         split: split.name().to_string(),
-    })
+    }
 }
 
 /// The entry `key` of a pickled dict (keys are Python 2 strings, so text or bytes).
@@ -114,10 +131,7 @@ fn unpickle(path: &Path) -> Result<Value, RuntimeError> {
 
 /// Reads one split of CIFAR-10's Python version (`cifar-10-batches-py`).
 fn read_python(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
-    let files: Vec<String> = match split {
-        Split::Train => (1..=5).map(|i| format!("data_batch_{i}")).collect(),
-        Split::Test => vec!["test_batch".to_string()],
-    };
+    let files = batch_files(split);
     let meta = dir.join("batches.meta");
     let class_names = match meta.is_file() {
         true => {
@@ -184,14 +198,5 @@ fn read_python(dir: &Path, split: Split) -> Result<Dataset, RuntimeError> {
         images.extend_from_slice(data);
         label_files.push((path, rows));
     }
-    Ok(Dataset {
-        images: Images::Same { bytes: images, shape: [3, 32, 32] },
-        labels,
-        class_names,
-        source: dir.to_path_buf(),
-        label_files,
-        image_files: Vec::new(),
-        skipped: Vec::new(),
-        split: split.name().to_string(),
-    })
+    Ok(dataset(dir, split, images, labels, class_names, label_files))
 }
