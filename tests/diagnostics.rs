@@ -59,3 +59,27 @@ fn every_malformed_spec_is_refused_with_a_located_diagnostic() {
         }
     });
 }
+
+/// The README's fix for `cnnc::name::duplicate_weight` (named branches) compiles, and gives each
+/// layer the weight name its comment says.
+#[test]
+fn the_readmes_named_branches_give_the_names_it_shows() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let block = readme
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| &b[..b.find("```").unwrap()])
+        .find(|b| b.contains("block.b1.weight"))
+        .expect("the README shows named branches");
+    let spec = format!("model: m\ninput: [16, 8, 8]\nbody:\n{block}");
+    let compilation = cnnc::compile_bytes(Path::new("README-example.yaml"), spec.into_bytes());
+    let expanded =
+        compilation.result.unwrap_or_else(|d| panic!("{}", cnnc::render::render_all(&d, &compilation.sources, false)));
+    let cnnc::compiler::Expanded::Model(graph) = expanded else { panic!("a model") };
+    let names: Vec<String> = graph.weight_table().params.iter().map(|p| p.name.clone()).collect();
+    for shown in
+        ["block.b1.weight", "block.b2.0.weight", "block.b2.1.weight", "0.weight", "1.weight", "downsample.weight"]
+    {
+        assert!(names.iter().any(|n| n == shown), "{shown} not in {names:?}");
+    }
+}

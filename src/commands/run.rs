@@ -92,7 +92,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
             }
             bound.weights
         }
-        (None, seed) => synthetic::weights(graph, seed.unwrap_or(0)),
+        (None, seed) => synthetic::pytorch_init(&graph.weight_table().params, seed.unwrap_or(0)),
     };
     progress.stage("reading the input");
     let input = match &args.source.input {

@@ -49,6 +49,7 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
         call_stack: Vec::new(),
         scopes: Vec::new(),
         weights: HashMap::new(),
+        duplicate_names: Vec::new(),
         training: false,
         aux_losses: Vec::new(),
     };
@@ -148,6 +149,8 @@ struct Expander<'a> {
     call_stack: Vec<(&'a str, Span)>,
     scopes: Vec<Scope>,
     weights: HashMap<String, Span>,
+    /// Layer paths already reported as named twice: their weights collide as a consequence.
+    duplicate_names: Vec<String>,
     training: bool,
     /// Training branches in the loss: output flow and declared weight.
     aux_losses: Vec<(Flow, f64)>,
@@ -333,6 +336,7 @@ impl<'a> Expander<'a> {
                         .help("give each item of a sequence its own name")
                         .in_layer(prefix),
                     );
+                    self.duplicate_names.push(join_path(prefix, n));
                 }
             }
             let numbered = matches!(item.kind, ItemKind::Layer(_) | ItemKind::Seq(_));
@@ -562,7 +566,8 @@ impl<'a> Expander<'a> {
                 );
                 return Flow { node: NodeId::INPUT, shape: None };
             }
-            if let Some(first) = self.weights.get(&name).filter(|_| !reported_duplicate) {
+            let named_twice = self.duplicate_names.iter().any(|p| path == p || path.starts_with(&format!("{p}.")));
+            if let Some(first) = self.weights.get(&name).filter(|_| !reported_duplicate && !named_twice) {
                 let first = *first;
                 reported_duplicate = true;
                 self.diags.push(
@@ -572,7 +577,11 @@ impl<'a> Expander<'a> {
                     )
                     .at(span, "second layer")
                     .also(first, "first layer")
-                    .help("give the layers different names (unnamed layers in a branch share their parent's name)")
+                    .help(
+                        "name the branches, `- b1: conv(8, 1)` in YAML or `b1: conv(8, 1)` in the DSL: the \
+                         branches of concat, add and mul, and a residual's main path and shortcut, add \
+                         nothing to the layer path, so their unnamed layers share names",
+                    )
                     .in_layer(path),
                 );
             } else {
@@ -603,20 +612,30 @@ impl<'a> Expander<'a> {
         if let Some(def) = self.modules.get(target.as_str()).copied() {
             return self.run_module(def, call, env, path, input);
         }
-        let Some((layer, params)) = layers::lookup(&target) else {
-            let mut names: Vec<&str> = layers::LAYERS.iter().map(|(n, _)| *n).collect();
-            names.extend(self.modules.keys().copied());
-            let d = Diagnostic::error("cnnc::name::unknown_layer", format!("unknown layer or module `{target}`"))
-                .at(call.func.span, "unknown")
-                .in_layer(path);
-            self.diags.push(match did_you_mean(&target, names.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help("builtin layers include conv, linear, bn, relu, maxpool, avgpool, flatten; modules come from `modules:` or an `import`"),
-            });
-            return input.poisoned();
+        let (layer, params, assumed) = match layers::lookup(&target) {
+            Some((layer, params)) => (layer, params, false),
+            None => {
+                let mut names: Vec<&str> = layers::LAYERS.iter().map(|(n, _)| *n).collect();
+                names.extend(self.modules.keys().copied());
+                let suggestion = did_you_mean(&target, names.iter().copied());
+                let d = Diagnostic::error("cnnc::name::unknown_layer", format!("unknown layer or module `{target}`"))
+                    .at(call.func.span, "unknown")
+                    .in_layer(path);
+                self.diags.push(match suggestion {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help("builtin layers include conv, linear, bn, relu, maxpool, avgpool, flatten; modules come from `modules:` or an `import`"),
+                });
+                // Carry on as the suggested builtin, so that shape errors further on that do not
+                // depend on this layer are still reported; the guess's own errors are not.
+                match suggestion.and_then(layers::lookup) {
+                    Some((layer, params)) => (layer, params, true),
+                    None => return input.poisoned(),
+                }
+            }
         };
         let slots = match bind(call, params, env, &format!("`{layer}`")) {
             Ok(slots) => slots,
+            Err(_) if assumed => return input.poisoned(),
             Err(ds) => {
                 self.diags.extend(ds.into_iter().map(|d| d.in_layer(path)));
                 return input.poisoned();
@@ -626,6 +645,7 @@ impl<'a> Expander<'a> {
         let (op, declared) = match built {
             Ok(Built::Identity) => return input,
             Ok(Built::Op(op, declared)) => (op, declared),
+            Err(_) if assumed => return input.poisoned(),
             Err(d) => {
                 self.diags.push(d.in_layer(path));
                 return input.poisoned();
@@ -634,6 +654,7 @@ impl<'a> Expander<'a> {
         let Some(shape) = &input.shape else { return input.poisoned() };
         match check::infer(op, &declared, shape) {
             Ok((op, out)) => self.push_node(op, vec![input.node], out, path, call.span),
+            Err(_) if assumed => input.poisoned(),
             Err(mut e) => {
                 let blamed = match e.blame {
                     Blame::Arg(name) => {

@@ -169,9 +169,17 @@ pub(super) fn parse_rule<'i>(rule: Rule, text: &'i str, at: TextAt, what: &str) 
             } else {
                 format!("syntax error: expected {what}, found {found}")
             };
-            Err(Diagnostic::error("cnnc::syntax::unexpected", message)
-                .at(at.span(pos, end), format!("unexpected {found}"))
-                .help(hint_for(text, pos, dsl)))
+            let hint = hint_for(text, pos, dsl);
+            let mut d = Diagnostic::error("cnnc::syntax::unexpected", message).at(
+                at.span(pos, end),
+                if pos == text.len() { "the text ends here".to_string() } else { format!("unexpected {found}") },
+            );
+            if hint.contains("not closed") || hint.contains("never closed") {
+                if let Some((open, bracket)) = innermost_unclosed(&text[..pos]) {
+                    d = d.also(at.span(open, open + 1), format!("this `{bracket}` is still open"));
+                }
+            }
+            Err(d.help(hint))
         }
     }
 }
@@ -205,6 +213,29 @@ fn describe(rules: &[Rule]) -> Option<String> {
     }
     let last = names.pop().expect("not empty");
     Some(if names.is_empty() { last.to_string() } else { format!("{} or {last}", names.join(", ")) })
+}
+
+/// The byte offset and character of the innermost `(` or `[` that `text` leaves open, skipping
+/// `#` comments and quoted strings (the grammar's `COMMENT` and `string`).
+fn innermost_unclosed(text: &str) -> Option<(usize, char)> {
+    let mut open = Vec::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '(' | '[' => open.push((i, c)),
+            ')' | ']' => {
+                open.pop();
+            }
+            '#' => {
+                chars.by_ref().find(|&(_, c)| c == '\n');
+            }
+            '"' | '\'' => {
+                chars.by_ref().find(|&(_, q)| q == c);
+            }
+            _ => {}
+        }
+    }
+    open.pop()
 }
 
 /// Words the DSL reserves (see `dsl.pest`).
