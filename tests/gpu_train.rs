@@ -173,7 +173,7 @@ fn lenet_adam_learns_as_pytorch_does_and_repeats_bit_for_bit() {
 /// googlenet and efficientnet_b0; `CNNC_ZOO=mobilenet_v2,densenet121` checks others that have
 /// fixtures (`CNNC_VERBOSE=1` prints every tensor's error; README.md records where they stand).
 #[test]
-fn zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
+fn slow_zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
     let fixtures: serde_json::Value = serde_json::from_str(&common::grads_fixture()).unwrap();
     let chosen: Vec<String> = match std::env::var("CNNC_ZOO") {
         Ok(list) => list.split(',').map(str::to_string).collect(),
@@ -240,7 +240,7 @@ fn zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
 /// its final weights' and running statistics' mean and largest difference, no larger than PyTorch
 /// float32's (`CNNC_VERBOSE=1` prints each tensor's).
 #[test]
-fn resnet18_adam_with_batch_norm_follows_pytorch_as_closely_as_its_float32() {
+fn slow_resnet18_adam_with_batch_norm_follows_pytorch_as_closely_as_its_float32() {
     let fixtures: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string("tests/fixtures/train.json").unwrap()).unwrap();
     let want = &fixtures["resnet18_adam"];

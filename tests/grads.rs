@@ -65,7 +65,7 @@ fn compare(name: &str, fixture: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-fn cpu_reference_gives_pytorchs_gradients() {
+fn slow_cpu_reference_gives_pytorchs_gradients() {
     let fixtures: serde_json::Value = serde_json::from_str(&common::grads_fixture()).unwrap();
     let chosen: Vec<String> = match std::env::var("CNNC_ZOO") {
         Ok(list) => list.split(',').map(str::to_string).collect(),

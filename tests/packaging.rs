@@ -37,3 +37,11 @@ fn the_runtime_package_holds_its_shaders() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/runtime/src/gpu/kernels/mod.rs")).unwrap();
     assert!(!kernels.contains("include_str!(\"../../../../"), "a kernel includes a file outside the runtime package");
 }
+
+/// `cnnc build --crate` writes the lock file cnnc was built with (`include_str!`), so the `cnnc`
+/// package must carry it.
+#[test]
+fn the_cnnc_package_holds_its_lock_file() {
+    let files = cargo(&["package", "-p", "cnnc", "--list", "--allow-dirty", "--offline"]);
+    assert!(files.lines().any(|f| f == "Cargo.lock"), "{files}");
+}

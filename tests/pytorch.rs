@@ -85,13 +85,13 @@ fn chosen() -> Vec<String> {
 }
 
 #[test]
-fn cpu_executor_gives_pytorchs_logits() {
+fn slow_cpu_executor_gives_pytorchs_logits() {
     let failures: Vec<String> = chosen().iter().filter_map(|n| compare(n, &cpu::run)).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
-fn gpu_executor_gives_pytorchs_logits() {
+fn slow_gpu_executor_gives_pytorchs_logits() {
     let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
     println!("adapter: {} ({:?})", device.info.name, device.info.backend);
     let run = |g: &Graph, w: &Weights, x: &Tensor| {

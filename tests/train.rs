@@ -45,7 +45,7 @@ fn lenet_adam_follows_pytorch_step_by_step() {
 }
 
 #[test]
-fn resnet18_adam_with_batch_norm_follows_pytorch_step_by_step() {
+fn slow_resnet18_adam_with_batch_norm_follows_pytorch_step_by_step() {
     let fixtures: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string("tests/fixtures/train.json").unwrap()).unwrap();
     let want = &fixtures["resnet18_adam"];

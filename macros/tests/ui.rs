@@ -2,7 +2,7 @@
 //! `cnnc check` prints.
 
 #[test]
-fn broken_specs_fail_to_compile() {
+fn slow_broken_specs_fail_to_compile() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/*.rs");
 }

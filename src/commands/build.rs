@@ -7,6 +7,9 @@ use cnnc::compiler::codegen;
 
 use super::{compile_model_with_sources, emit, SpecPath, EXIT_USAGE};
 
+/// The lock file of the cnnc that generates the crate.
+const CNNC_LOCK: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"));
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The model spec.
@@ -16,7 +19,8 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE.rs", conflicts_with = "crate_dir")]
     output: Option<PathBuf>,
     /// Write a standalone Cargo crate into this directory (created if needed): Cargo.toml,
-    /// src/lib.rs (the model) and src/main.rs (a binary that runs it like `cnnc run`).
+    /// Cargo.lock (cnnc's own, unless one is there), src/lib.rs (the model) and src/main.rs (a
+    /// binary that runs it like `cnnc run`).
     #[arg(long = "crate", value_name = "DIR")]
     crate_dir: Option<PathBuf>,
     /// The `cnnc-runtime` crate the generated crate depends on; defaults to this cnnc checkout's.
@@ -65,6 +69,15 @@ pub fn run(args: Args) -> ExitCode {
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
         if let Err(e) = written {
             eprintln!("error: cannot write `{}`: {e}", path.display());
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    // The checkout's lock file, so the crate builds against the dependency versions cnnc was
+    // tested with; Cargo drops the entries the crate does not use. A lock already there is kept.
+    let lock = dir.join("Cargo.lock");
+    if !lock.exists() {
+        if let Err(e) = std::fs::write(&lock, CNNC_LOCK) {
+            eprintln!("error: cannot write `{}`: {e}", lock.display());
             return ExitCode::from(EXIT_USAGE);
         }
     }

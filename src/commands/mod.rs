@@ -270,7 +270,8 @@ pub fn emit(output: Option<&Path>, text: &str) -> ExitCode {
     match output {
         None => print!("{text}"),
         Some(path) => {
-            if let Err(e) = std::fs::write(path, text) {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Err(e) = parent.map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(path, text)) {
                 eprintln!("error: cannot write `{}`: {e}", path.display());
                 return ExitCode::from(EXIT_USAGE);
             }

@@ -39,7 +39,8 @@ pub struct Args {
     /// name against the spec's weight table; or give --seed instead.
     #[arg(long, value_name = "FILE", group = "model_weights")]
     weights: Option<PathBuf>,
-    /// Use deterministic pseudo-random weights from this seed instead of a checkpoint (--weights).
+    /// Initialise the weights as PyTorch does (uniform in ±1/√fan_in; batch norms at one and zero)
+    /// from this seed, instead of loading a checkpoint (--weights).
     #[arg(long, value_name = "N", group = "model_weights")]
     seed: Option<u64>,
     #[command(flatten)]

@@ -163,12 +163,13 @@ fn table(s: &Summary) -> String {
     out += &format!("Total MACs (batch 1):    {}\n", group(s.macs));
     out += &format!("Weight tensors:          {}\n", s.weights.len());
     out += &format!(
-        "Peak activation memory:  {:.2} MiB (f32, batch {})\n",
+        "Peak activation memory:  {:.2} MiB (f32, batch {}: the most alive at once)\n",
         s.peak_activation_bytes as f64 / (1 << 20) as f64,
         s.batch
     );
     out += &format!(
-        "Planned activations:     {:.2} MiB in {} buffers (after lowering, reused by liveness)\n",
+        "Planned activations:     {:.2} MiB in {} buffers (after lowering; a buffer is reused by tensors whose \
+         lives do not overlap and is as large as the largest of them, so this can exceed the peak)\n",
         s.planned_activation_bytes as f64 / (1 << 20) as f64,
         s.activation_buffers
     );
