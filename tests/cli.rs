@@ -87,6 +87,22 @@ fn graph_draws_every_node_and_edge() {
     assert_eq!(dot.lines().filter(|l| l.contains(" -> ")).count(), 66 + 8);
     let svg = stdout(&cnnc(&["graph", "specs/lenet.yaml", "--format", "svg"]));
     assert!(svg.contains("<svg") && svg.contains("fc3"), "{svg}");
+
+    // The SVG: a box and a path label per node, one arrow per edge, an opaque background, the
+    // main path in one column and a fire module's branches left to right in spec order.
+    let svg = stdout(&cnnc(&["graph", "specs/squeezenet1_1.yaml", "--format", "svg"]));
+    assert_eq!(svg.matches("<rect x=").count(), 67);
+    assert_eq!(svg.matches("marker-end=").count(), 66 + 8);
+    assert!(svg.contains("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"));
+    let x = |path: &str| -> f64 {
+        let line = svg.lines().find(|l| l.ends_with(&format!(">{path}</text>"))).unwrap_or_else(|| panic!("{path}"));
+        line.split("x=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().parse().unwrap()
+    };
+    let main = x("features.0");
+    for path in ["features.3.squeeze", "features.3.expand1x1", "features.3", "features.12.expand1x1", "classifier.1"] {
+        assert_eq!(x(path), main, "{path} is on the main path's column");
+    }
+    assert!(x("features.3.expand3x3") > main, "the second branch is right of the first");
 }
 
 #[test]
