@@ -297,3 +297,33 @@ fn help_and_errors_agree_with_what_works() {
     assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
     assert!(err.contains("ran on "), "{err}");
 }
+
+/// A reader that goes away (`| head -1`) ends a verb quietly with the status a shell gives a process
+/// ended by SIGPIPE; a write error is one line on stderr and status 1. Never a panic.
+#[test]
+fn a_closed_pipe_or_a_full_disk_ends_a_verb_without_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    for args in [&["summary", "--json", "specs/densenet201.yaml"][..], &["build", "specs/resnet18.yaml"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 1];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", stderr(&o));
+        assert!(o.stderr.is_empty(), "{args:?}: {}", stderr(&o));
+    }
+    if let Ok(full) = std::fs::File::create("/dev/full") {
+        let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["summary", "specs/lenet.yaml"])
+            .stdout(full)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).starts_with("error: cannot write to standard output"), "{}", stderr(&o));
+    }
+}

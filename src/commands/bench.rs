@@ -1,5 +1,6 @@
 //! `cnnc bench`: throughput and latency of a model on the GPU.
 
+use super::stdout::outln;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -131,19 +132,19 @@ pub fn run(args: Args) -> ExitCode {
                 .filter_map(|((path, kernel), t)| t.map(|t| json!({"layer": path, "kernel": kernel, "ms": t * 1e3})))
                 .collect();
         }
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
+        outln!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
     } else {
-        println!("{} on {adapter}, batch {batch}", graph.meta.name);
-        println!("  throughput:        {images_per_s:.2} images/s");
-        println!(
+        outln!("{} on {adapter}, batch {batch}", graph.meta.name);
+        outln!("  throughput:        {images_per_s:.2} images/s");
+        outln!(
             "  latency (median):  {:.2} ms  (min {:.2}, max {:.2}, {} runs)",
             median * 1e3,
             times[0] * 1e3,
             times[times.len() - 1] * 1e3,
             times.len()
         );
-        println!("  first result:      {first_result_s:.2} s  (pipelines, weights, one forward)");
-        println!(
+        outln!("  first result:      {first_result_s:.2} s  (pipelines, weights, one forward)");
+        outln!(
             "  device memory:     {:.1} MiB in {} dispatches per forward",
             prepared.device_bytes as f64 / (1 << 20) as f64,
             prepared.dispatches
@@ -152,10 +153,10 @@ pub fn run(args: Args) -> ExitCode {
             let mut rows: Vec<_> =
                 prepared.step_labels.iter().zip(l).filter_map(|(label, t)| t.map(|t| (label, t))).collect();
             let total: f64 = rows.iter().map(|(_, t)| t).sum();
-            println!("  per layer ({}; {:.2} ms in all), slowest first:", timing_name(*how), total * 1e3);
+            outln!("  per layer ({}; {:.2} ms in all), slowest first:", timing_name(*how), total * 1e3);
             rows.sort_by(|a, b| b.1.total_cmp(&a.1));
             for ((path, kernel), t) in rows.iter().take(15) {
-                println!("    {:>8.2} ms  {kernel:<13} {path}", t * 1e3);
+                outln!("    {:>8.2} ms  {kernel:<13} {path}", t * 1e3);
             }
         }
     }

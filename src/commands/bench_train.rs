@@ -1,5 +1,6 @@
 //! `cnnc bench --train`: training steps per second on the GPU.
 
+use super::stdout::outln;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -121,30 +122,30 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
                 .map(|(what, kernel, s)| json!({"work": what, "kernel": kernel, "ms": s * 1e3}))
                 .collect();
         }
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
+        outln!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
     } else {
-        println!("{} training (Adam) on {adapter}, batch {batch}", graph.meta.name);
-        println!("  throughput:        {images_per_s:.2} images/s");
-        println!(
+        outln!("{} training (Adam) on {adapter}, batch {batch}", graph.meta.name);
+        outln!("  throughput:        {images_per_s:.2} images/s");
+        outln!(
             "  step (median):     {:.2} ms  (min {:.2}, max {:.2}, {} steps)",
             median * 1e3,
             m.steps[0] * 1e3,
             m.steps[m.steps.len() - 1] * 1e3,
             m.steps.len()
         );
-        println!("  first step:        {:.2} s  (pipelines, weights, one step)", m.first_step_s);
+        outln!("  first step:        {:.2} s  (pipelines, weights, one step)", m.first_step_s);
         if let Some(p) = &m.profile {
             let total: f64 = p.dispatches.iter().map(|d| d.2).sum();
             let (n, how) = (p.dispatches.len(), timing_name(p.timing));
-            println!("  per kernel ({how}; {n} dispatches, {:.2} ms in all), slowest first:", total * 1e3);
+            outln!("  per kernel ({how}; {n} dispatches, {:.2} ms in all), slowest first:", total * 1e3);
             for (family, s, count) in by_family(p) {
-                println!("    {:>8.2} ms  {:>5.1} %  {family:<18} ×{count}", s * 1e3, 100.0 * s / total);
+                outln!("    {:>8.2} ms  {:>5.1} %  {family:<18} ×{count}", s * 1e3, 100.0 * s / total);
             }
             let mut slowest: Vec<_> = p.dispatches.iter().collect();
             slowest.sort_by(|a, b| b.2.total_cmp(&a.2));
-            println!("  slowest dispatches:");
+            outln!("  slowest dispatches:");
             for (what, family, s) in slowest.iter().take(12) {
-                println!("    {:>8.2} ms  {family:<18} {what}", s * 1e3);
+                outln!("    {:>8.2} ms  {family:<18} {what}", s * 1e3);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! `cnnc check`: parse, expand and shape-check specs.
 
+use super::stdout::outln;
 use std::process::ExitCode;
 
 use cnnc::compiler::summary::summarize;
@@ -19,7 +20,7 @@ pub fn run(args: Args) -> ExitCode {
         match compile(path) {
             Compiled::Model(model, _) => {
                 let s = summarize(&model, 1);
-                println!(
+                outln!(
                     "ok  {}: model `{}`, {} → {}, {} params, {} MACs, {} layers",
                     path.display(),
                     s.name,
@@ -31,7 +32,7 @@ pub fn run(args: Args) -> ExitCode {
                 );
             }
             Compiled::Library(names) => {
-                println!("ok  {}: library of {} modules ({})", path.display(), names.len(), names.join(", "));
+                outln!("ok  {}: library of {} modules ({})", path.display(), names.len(), names.join(", "));
             }
             Compiled::Failed(code) => worst = worst.max(code),
         }

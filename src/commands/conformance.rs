@@ -1,5 +1,6 @@
 //! `cnnc conformance`: the shader conformance suite on this machine's adapter.
 
+use super::stdout::outln;
 use std::process::ExitCode;
 
 use cnnc::conformance::{self, TOLERANCE};
@@ -25,7 +26,7 @@ pub fn run(args: Args) -> ExitCode {
         let text = conformance::export::backward_cases_json().to_string();
         return match std::fs::write(path, text) {
             Ok(()) => {
-                println!("wrote {} backward cases to {}", conformance::backward::cases().len(), path.display());
+                outln!("wrote {} backward cases to {}", conformance::backward::cases().len(), path.display());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -41,12 +42,16 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!(
+    outln!(
         "adapter: {} ({:?}, {:?}), driver {} {}",
-        device.info.name, device.info.backend, device.info.device_type, device.info.driver, device.info.driver_info
+        device.info.name,
+        device.info.backend,
+        device.info.device_type,
+        device.info.driver,
+        device.info.driver_info
     );
-    println!("tolerance: {TOLERANCE:e} of the output's scale, against the CPU reference (f64 accumulation);");
-    println!(
+    outln!("tolerance: {TOLERANCE:e} of the output's scale, against the CPU reference (f64 accumulation);");
+    outln!(
         "training kernels (`_grad`, `dropout`, `cross_entropy`): {TOLERANCE:e} relative L2 over one step's gradients\n"
     );
     let mut outcomes = conformance::run_all(&device);
@@ -57,25 +62,25 @@ pub fn run(args: Args) -> ExitCode {
             families.push(o.family);
         }
     }
-    println!("{:<18} {:>6} {:>7} {:>13}  result", "kernel", "cases", "passed", "worst error");
+    outln!("{:<18} {:>6} {:>7} {:>13}  result", "kernel", "cases", "passed", "worst error");
     for family in &families {
         let of: Vec<_> = outcomes.iter().filter(|o| o.family == *family).collect();
         let passed = of.iter().filter(|o| o.passed()).count();
         let worst =
             of.iter().map(|o| o.error).fold(0.0f64, |m, e| if e.is_nan() || m.is_nan() { f64::NAN } else { m.max(e) });
         let result = if passed == of.len() { "pass" } else { "FAIL" };
-        println!("{family:<18} {:>6} {passed:>7} {worst:>13.2e}  {result}", of.len());
+        outln!("{family:<18} {:>6} {passed:>7} {worst:>13.2e}  {result}", of.len());
     }
     let failed: Vec<_> = outcomes.iter().filter(|o| !o.passed()).collect();
     if args.verbose || !failed.is_empty() {
-        println!();
+        outln!();
         for o in outcomes.iter().filter(|o| args.verbose || !o.passed()) {
             let status = if o.passed() { "ok  " } else { "FAIL" };
             let why = o.failure.as_deref().map_or(String::new(), |f| format!(" — {f}"));
-            println!("{status} {:<18} {:<50} {:.2e}{why}", o.family, o.name, o.error);
+            outln!("{status} {:<18} {:<50} {:.2e}{why}", o.family, o.name, o.error);
         }
     }
-    println!("\n{} passed, {} failed", outcomes.len() - failed.len(), failed.len());
+    outln!("\n{} passed, {} failed", outcomes.len() - failed.len(), failed.len());
     if failed.is_empty() {
         ExitCode::SUCCESS
     } else {

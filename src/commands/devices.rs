@@ -1,5 +1,6 @@
 //! `cnnc devices`: the GPU adapters wgpu can use, with the limits that matter to cnnc.
 
+use super::stdout::outln;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -16,7 +17,7 @@ pub fn run(_: Args) -> ExitCode {
     }
     for (i, a) in adapters.iter().enumerate() {
         let marker = if i == 0 { " (default)" } else { "" };
-        println!("[{i}]{marker} {a}");
+        outln!("[{i}]{marker} {a}");
     }
     ExitCode::SUCCESS
 }

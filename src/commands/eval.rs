@@ -1,6 +1,7 @@
 //! `cnnc eval`: a model's accuracy and loss on a dataset split, per class and as a confusion matrix.
 //! Training evaluates each epoch with the same code ([`evaluate`]).
 
+use super::stdout::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -262,9 +263,9 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     drop(progress);
     let names = class_names(model, &dataset, classes);
     if args.json {
-        println!("{}", json(&result, &names));
+        outln!("{}", json(&result, &names));
     } else {
-        print!("{}", report(&result, &names, &dataset.split));
+        out!("{}", report(&result, &names, &dataset.split));
     }
     Ok(())
 }

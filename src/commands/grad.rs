@@ -1,6 +1,7 @@
 //! `cnnc grad`: one training-mode forward and backward on a batch; writes the loss, every trainable
 //! parameter's gradient and the batch-norm running statistics after the step.
 
+use super::stdout::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -116,7 +117,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
         }
     }
     weights::write_safetensors(&args.output, &tensors, args.f32 || !args.cpu)?;
-    println!(
+    outln!(
         "loss {loss:.6} over {} input(s); wrote {} gradients and {} running statistics to {}",
         input.batch(),
         backward.trainable.len(),

@@ -1,5 +1,6 @@
 //! One module per verb of the command line.
 
+use stdout::out;
 mod bench;
 mod bench_train;
 mod build;
@@ -15,6 +16,7 @@ mod progress;
 mod recipe;
 mod run;
 mod schedule;
+mod stdout;
 mod summary;
 mod train;
 mod train_state;
@@ -268,7 +270,7 @@ pub fn parse_setting(text: &str) -> Result<(String, String), String> {
 /// Prints `text`, or writes it to `output` when given.
 pub fn emit(output: Option<&Path>, text: &str) -> ExitCode {
     match output {
-        None => print!("{text}"),
+        None => out!("{text}"),
         Some(path) => {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             if let Err(e) = parent.map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(path, text)) {

@@ -2,6 +2,7 @@
 //! every few steps and each epoch's test loss against steps, and each epoch's test accuracy against
 //! epochs.
 
+use super::stdout::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -118,7 +119,7 @@ pub fn run(args: Args) -> ExitCode {
     let title = format!("{}", folder.display());
     match draw(&curves, &title, &output) {
         Ok(()) => {
-            println!(
+            outln!(
                 "wrote {} ({} logged steps, {} epochs)",
                 output.display(),
                 curves.step_loss.len(),

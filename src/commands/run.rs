@@ -1,5 +1,6 @@
 //! `cnnc run`: run a model on a batch and print or save its outputs.
 
+use super::stdout::out;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -123,6 +124,6 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
         npy::write(path, &output)?;
     }
     let name = |b| classify::item_name(b, &args.source.image);
-    print!("{}", classify::top_classes_of(&output, graph.meta.labels.as_deref(), args.top, name));
+    out!("{}", classify::top_classes_of(&output, graph.meta.labels.as_deref(), args.top, name));
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `cnnc summary`: a torchinfo-style table, or JSON.
 
+use super::stdout::{out, outln};
 use std::process::ExitCode;
 
 use cnnc::compiler::summary::{summarize, train_summary, Summary, TrainSummary};
@@ -49,11 +50,11 @@ pub fn run(args: Args) -> ExitCode {
                 "saved_activation_bytes": t.saved_activation_bytes,
             });
         }
-        println!("{}", serde_json::to_string_pretty(&value).expect("JSON values serialise"));
+        outln!("{}", serde_json::to_string_pretty(&value).expect("JSON values serialise"));
     } else {
-        print!("{}", table(&summary));
+        out!("{}", table(&summary));
         if let Some(t) = &train {
-            print!("{}", train_table(t, args.batch));
+            out!("{}", train_table(t, args.batch));
         }
     }
     ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! `cnnc train`: trains a model on a dataset, evaluates it on the test split after every epoch, and
 //! writes checkpoints and a metrics log.
 
+use super::stdout::outln;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -225,7 +226,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         return Err(format!("{} must be in [0, 1), not {}", origin("label_smoothing"), r.label_smoothing).into());
     }
     if !r.from_spec.is_empty() {
-        println!("from the spec's `train:` section: {}", r.from_spec.join(", "));
+        outln!("from the spec's `train:` section: {}", r.from_spec.join(", "));
     }
     let mut optimizer = optimizer(&r, &origin)?;
     let graph = &model.graph;
@@ -295,7 +296,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         let learned = table.params.iter().filter(|p| p.kind.is_trainable());
         let (kept, trained): (Vec<&Param>, Vec<&Param>) = learned.partition(|p| frozen(p));
         let norms = frozen_norms.names().iter().filter(|n| n.ends_with("running_mean")).count();
-        println!(
+        outln!(
             "frozen: {} ({} of {} tensors){}",
             r.freeze.join(", "),
             kept.len(),
@@ -383,7 +384,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
     });
     positioned.map_err(|source| RuntimeError::Write { path: metrics.path.clone(), source })?;
     let device = gpu.as_ref().map_or("the CPU reference executor".to_string(), |g| g.info.name.clone());
-    println!(
+    outln!(
         "training `{}` on {} ({} training and {} test images{}), batch {}, {} steps per epoch, on {device}",
         graph.meta.name,
         args.data,
@@ -397,10 +398,10 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         group(steps_per_epoch)
     );
     if let Some(text) = r.augment.as_deref().filter(|_| !train_transform.augment.is_empty()) {
-        println!("augmenting the training images: {text}");
+        outln!("augmenting the training images: {text}");
     }
     if args.resume.is_some() {
-        println!(
+        outln!(
             "resuming at epoch {}, after {} of its {} steps ({} steps taken in all)",
             position.epoch,
             group(position.batches),
@@ -546,7 +547,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         );
         match &bar {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => outln!("{line}"),
         }
         last_eval = Some(eval);
         if epoch < r.epochs {
@@ -562,9 +563,9 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         bar.finish_and_clear();
     }
     if let Some(eval) = last_eval {
-        println!("\n{}", report(&eval, &names, held));
+        outln!("\n{}", report(&eval, &names, held));
     }
-    println!(
+    outln!(
         "wrote {} and {} (best {held} accuracy {:.2} %) and {}",
         out.join("last.safetensors").display(),
         out.join("best.safetensors").display(),
