@@ -489,12 +489,14 @@ fn fine_tuning_loads_what_matches_and_trains_only_what_is_not_frozen() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// `specs/NAME.yaml` on 32×32 images, written to `dir` (the spec's imports resolved from `specs/`).
+/// `specs/NAME.yaml` on 32×32 images, normalised but neither resized nor cropped, written to `dir`
+/// (the spec's imports resolved from `specs/`).
 fn at_32(name: &str, dir: &Path) -> PathBuf {
     let source = std::fs::read_to_string(format!("specs/{name}.yaml")).unwrap();
     assert!(source.contains("input: [3, 224, 224]"), "{name}");
     let source = source
         .replace("input: [3, 224, 224]", "input: [3, 32, 32]")
+        .replace("resize: 256, crop: 224, ", "")
         .replace("import: lib/", &format!("import: {}/specs/lib/", env!("CARGO_MANIFEST_DIR")))
         .replace("labels: labels/", &format!("labels: {}/specs/labels/", env!("CARGO_MANIFEST_DIR")));
     let path = dir.join(format!("{name}_32.yaml"));

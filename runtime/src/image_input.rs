@@ -25,13 +25,12 @@ pub fn load_batch_for(paths: &[impl AsRef<Path>], meta: &Meta, input: &[usize]) 
         return Err(RuntimeError::NotAnImageModel { input: dims });
     };
     let count = |v: &Option<Vec<f64>>| v.as_ref().map_or(channels, Vec::len);
-    let (means, stds) = (count(&meta.mean), count(&meta.std));
-    if means != channels || stds != channels {
-        return Err(RuntimeError::Preprocess { channels, means, stds });
-    }
+    let Some((mean, std)) = meta.normalisation(channels) else {
+        return Err(RuntimeError::Preprocess { channels, means: count(&meta.mean), stds: count(&meta.std) });
+    };
     let mut data = Vec::with_capacity(paths.len() * channels * h * w);
     for path in paths {
-        data.extend(load(path.as_ref(), meta, channels, h, w)?);
+        data.extend(load(path.as_ref(), meta, (&mean, &std), channels, h, w)?);
     }
     Ok(Tensor::new(vec![paths.len(), channels, h, w], data))
 }
@@ -41,11 +40,16 @@ fn luma(rgb: &[u8]) -> u8 {
     ((u32::from(rgb[0]) * 19595 + u32::from(rgb[1]) * 38470 + u32::from(rgb[2]) * 7471 + 0x8000) >> 16) as u8
 }
 
-fn load(path: &Path, meta: &Meta, channels: usize, h: usize, w: usize) -> Result<Vec<f32>, RuntimeError> {
+fn load(
+    path: &Path,
+    meta: &Meta,
+    (mean, std): (&[f64], &[f64]),
+    channels: usize,
+    h: usize,
+    w: usize,
+) -> Result<Vec<f32>, RuntimeError> {
     let (image, shape) = decode(path, channels)?;
     let image = resample::fit(image, shape, meta.resize, meta.crop.is_some(), h, w);
-    let mean = meta.mean.clone().unwrap_or_else(|| vec![0.0; channels]);
-    let std = meta.std.clone().unwrap_or_else(|| vec![1.0; channels]);
     let mut out = Vec::with_capacity(channels * h * w);
     for (c, plane) in image.chunks(h * w).enumerate() {
         out.extend(plane.iter().map(|p| ((f64::from(*p) / 255.0 - mean[c]) / std[c]) as f32));

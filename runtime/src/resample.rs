@@ -33,35 +33,70 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<f64>)> {
         .collect()
 }
 
-fn clip8(v: f64) -> u8 {
-    v.round().clamp(0.0, 255.0) as u8
+/// PIL's fixed-point precision for 8-bit images (`PRECISION_BITS` in `Resample.c`): weights are
+/// integers scaled by 2²², and a sum is rounded by adding half of that before the shift.
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// The weights of `coefficients` as PIL's `normalize_coeffs_8bpc` turns them into integers.
+fn fixed_point(coeffs: Vec<(usize, Vec<f64>)>) -> Vec<(usize, Vec<i64>)> {
+    let one = f64::from(1u32 << PRECISION_BITS);
+    coeffs
+        .into_iter()
+        .map(|(start, k)| {
+            (start, k.iter().map(|w| if *w < 0.0 { (-0.5 + w * one) as i64 } else { (0.5 + w * one) as i64 }).collect())
+        })
+        .collect()
 }
 
-/// Resizes `image` (`[C, H, W]` bytes) to `[C, nh, nw]` with PIL's antialiased bilinear filter: a
-/// horizontal pass, then a vertical one, each rounded to 8 bits as PIL does.
+/// A weighted sum back to 8 bits, as PIL's `clip8`: round half up in fixed point, then clamp.
+fn clip8(sum: i64) -> u8 {
+    ((sum + (1 << (PRECISION_BITS - 1))) >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes `image` (`[C, H, W]` bytes) to `[C, nh, nw]` exactly as Pillow's antialiased bilinear
+/// filter does on 8-bit images: two passes, each in Pillow's 22-bit fixed point and rounded to 8
+/// bits (so exact .5 ties round as Pillow's do). The horizontal pass comes first unless the height
+/// shrinks by more than twice as many pixels as the width (Pillow 13's order; Pillow 12 and older
+/// always go horizontal first, and differ by a level on some pixels of such resizes).
 pub fn resize(image: &[u8], [c, h, w]: [usize; 3], nh: usize, nw: usize) -> Vec<u8> {
-    let wide =
-        if nw == w {
-            image.to_vec()
-        } else {
-            let coeffs = coefficients(w, nw);
-            let mut out = Vec::with_capacity(c * h * nw);
-            for row in image.chunks(w) {
-                out.extend(coeffs.iter().map(|(start, k)| {
-                    clip8(k.iter().zip(&row[*start..]).map(|(weight, v)| weight * f64::from(*v)).sum())
-                }));
-            }
-            out
-        };
-    if nh == h {
-        return wide;
+    let vertical_first = h > nh && (h - nh) as i64 > 2 * (w as i64 - nw as i64);
+    if vertical_first {
+        let tall = vertical(image, [c, h, w], nh);
+        horizontal(&tall, [c, nh, w], nw)
+    } else {
+        let wide = horizontal(image, [c, h, w], nw);
+        vertical(&wide, [c, h, nw], nh)
     }
-    let coeffs = coefficients(h, nh);
-    let mut out = Vec::with_capacity(c * nh * nw);
-    for plane in wide.chunks(h * nw) {
+}
+
+/// One horizontal pass: every row of `[C, H, W]` resampled to `nw` pixels.
+fn horizontal(image: &[u8], [_, _, w]: [usize; 3], nw: usize) -> Vec<u8> {
+    if nw == w {
+        return image.to_vec();
+    }
+    let coeffs = fixed_point(coefficients(w, nw));
+    let mut out = Vec::with_capacity(image.len() / w * nw);
+    for row in image.chunks(w) {
+        out.extend(
+            coeffs
+                .iter()
+                .map(|(start, k)| clip8(k.iter().zip(&row[*start..]).map(|(weight, v)| weight * i64::from(*v)).sum())),
+        );
+    }
+    out
+}
+
+/// One vertical pass: every column of `[C, H, W]` resampled to `nh` pixels.
+fn vertical(image: &[u8], [_, h, w]: [usize; 3], nh: usize) -> Vec<u8> {
+    if nh == h {
+        return image.to_vec();
+    }
+    let coeffs = fixed_point(coefficients(h, nh));
+    let mut out = Vec::with_capacity(image.len() / h * nh);
+    for plane in image.chunks(h * w) {
         for (start, k) in &coeffs {
-            out.extend((0..nw).map(|x| {
-                clip8(k.iter().enumerate().map(|(i, weight)| weight * f64::from(plane[(start + i) * nw + x])).sum())
+            out.extend((0..w).map(|x| {
+                clip8(k.iter().enumerate().map(|(i, weight)| weight * i64::from(plane[(start + i) * w + x])).sum())
             }));
         }
     }
@@ -83,9 +118,9 @@ pub fn crop(image: &[u8], [c, ih, iw]: [usize; 3], top: usize, left: usize, h: u
 /// Prepares an image for a model whose items are `[C, h, w]`, as torchvision's evaluation
 /// transforms do: with `resize`, the shorter side becomes `resize` pixels and the longer keeps the
 /// aspect ratio (truncated, as `Resize(size)`); then, when `centre_crop` is set or the size is not
-/// `h`×`w`, the centre `h`×`w` window (offsets rounded half to even, as `CenterCrop`'s Python
-/// `round`). An image smaller than the window is first stretched to cover it (where `CenterCrop`
-/// would pad it with zeros).
+/// `h`×`w`, the centre `h`×`w` window as `CenterCrop` takes it: offsets rounded half to even (its
+/// Python `round`), and an image smaller than the window padded with zeros first, the odd pixel
+/// of padding after the image (`(size - side) // 2` before, the rest after).
 pub fn fit(
     image: Vec<u8>,
     shape: [usize; 3],
@@ -104,7 +139,7 @@ pub fn fit(
     if centre_crop || ih != h || iw != w {
         if ih < h || iw < w {
             let (nh, nw) = (ih.max(h), iw.max(w));
-            image = resize(&image, [c, ih, iw], nh, nw);
+            image = pad(&image, [c, ih, iw], (nh - ih) / 2, (nw - iw) / 2, nh, nw);
             (ih, iw) = (nh, nw);
         }
         let top = ((ih - h) as f64 / 2.0).round_ties_even() as usize;
@@ -112,6 +147,17 @@ pub fn fit(
         image = crop(&image, [c, ih, iw], top, left, h, w);
     }
     image
+}
+
+/// `image` placed at (`top`, `left`) on a zero `[C, nh, nw]` canvas at least as large.
+fn pad(image: &[u8], [c, ih, iw]: [usize; 3], top: usize, left: usize, nh: usize, nw: usize) -> Vec<u8> {
+    let mut out = vec![0; c * nh * nw];
+    for (plane, target) in image.chunks(ih * iw).zip(out.chunks_mut(nh * nw)) {
+        for (y, row) in plane.chunks(iw).enumerate() {
+            target[(top + y) * nw + left..][..iw].copy_from_slice(row);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -154,6 +200,28 @@ mod tests {
         assert_eq!(fit(row, [1, 1, 8], None, true, 1, 5), vec![2, 3, 4, 5, 6]);
         assert_eq!(fit(image.clone(), [1, 4, 6], None, false, 4, 6), image, "a fitting image is kept");
         assert_eq!(crop(&image, [1, 4, 6], 1, 2, 2, 3), vec![8, 9, 10, 14, 15, 16]);
-        assert_eq!(fit(vec![9; 4], [1, 2, 2], None, true, 3, 3), vec![9; 9], "a small image is stretched");
+        assert_eq!(fit(vec![9; 4], [1, 2, 2], None, true, 3, 3), vec![9, 9, 0, 9, 9, 0, 0, 0, 0], "zeros after");
+    }
+
+    #[test]
+    fn ties_round_as_pils_fixed_point_does() {
+        // Three identical rows [5, 201, 90] to 2×2: 5·0.625 + 201·0.375 = 78.5 exactly, which
+        // PIL's integer weights round up to 79 (torchvision's Resize(2) gives 79; f64 gave 78).
+        let image: Vec<u8> = [5, 201, 90].repeat(3);
+        assert_eq!(resize(&image, [1, 3, 3], 2, 2), vec![79, 132, 79, 132], "as PIL 11 gives");
+    }
+
+    #[test]
+    fn a_crop_larger_than_the_image_pads_it_with_zeros_around() {
+        // A 40×60 image cropped to 64×64 (torchvision's CenterCrop(64)): 12 zero rows above and
+        // below, 2 zero columns left and right.
+        let out = fit(vec![7; 40 * 60], [1, 40, 60], None, true, 64, 64);
+        let rows: Vec<&[u8]> = out.chunks(64).collect();
+        assert!(rows[..12].iter().chain(&rows[52..]).all(|r| r.iter().all(|v| *v == 0)));
+        for row in &rows[12..52] {
+            assert_eq!(row[..2], [0, 0]);
+            assert_eq!(row[62..], [0, 0]);
+            assert!(row[2..62].iter().all(|v| *v == 7));
+        }
     }
 }

@@ -172,18 +172,17 @@ pub fn evaluate(
 ///
 /// # Errors
 /// [`RuntimeError::NotAnImageModel`] for an input that is not `[C, H, W]`;
-/// [`RuntimeError::Preprocess`] when mean and std do not have one value per input channel.
+/// [`RuntimeError::Preprocess`] when mean or std has neither one value nor one per input channel.
 pub fn transform(model: &Model, augment: Vec<Augment>) -> Result<Transform, RuntimeError> {
     let dims = model.graph.node(model.graph.input).shape.dims().to_vec();
     let [channels, h, w] = dims[..] else {
         return Err(RuntimeError::NotAnImageModel { input: dims });
     };
     let meta = &model.graph.meta;
-    let mean = meta.mean.clone().unwrap_or_else(|| vec![0.0; channels]);
-    let std = meta.std.clone().unwrap_or_else(|| vec![1.0; channels]);
-    if mean.len() != channels || std.len() != channels {
-        return Err(RuntimeError::Preprocess { channels, means: mean.len(), stds: std.len() });
-    }
+    let count = |v: &Option<Vec<f64>>| v.as_ref().map_or(channels, Vec::len);
+    let Some((mean, std)) = meta.normalisation(channels) else {
+        return Err(RuntimeError::Preprocess { channels, means: count(&meta.mean), stds: count(&meta.std) });
+    };
     Ok(Transform { input: [channels, h, w], augment, resize: meta.resize, centre_crop: meta.crop.is_some(), mean, std })
 }
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::eval::eval;
+use super::preprocess;
 use super::value::{Env, Value};
 use crate::check;
 use crate::diagnostic::Diagnostic;
@@ -37,8 +38,15 @@ pub fn input_shape(expr: &Expr, env: &Env) -> Result<Shape, Diagnostic> {
     }
 }
 
-/// Evaluates preprocessing, labels and checkpoint options; `output` is the model's output shape.
-pub fn evaluate(model: &ModelDef, env: &Env, output: &Shape, sources: &SourceMap) -> Result<Meta, Vec<Diagnostic>> {
+/// Evaluates preprocessing, labels and checkpoint options; `input` and `output` are the model's
+/// input and output shapes (without the batch).
+pub fn evaluate(
+    model: &ModelDef,
+    env: &Env,
+    input: &Shape,
+    output: &Shape,
+    sources: &SourceMap,
+) -> Result<Meta, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut meta = Meta { name: model.name.name.clone(), ..Meta::default() };
     if let Some(pre) = &model.preprocess {
@@ -46,6 +54,9 @@ pub fn evaluate(model: &ModelDef, env: &Env, output: &Shape, sources: &SourceMap
         meta.crop = size(pre.crop.as_ref(), env, &mut diags);
         meta.mean = floats(pre.mean.as_ref(), env, &mut diags);
         meta.std = floats(pre.std.as_ref(), env, &mut diags);
+        if diags.is_empty() {
+            preprocess::check(pre, &meta, input, &mut diags);
+        }
     }
     if let Some((file, span)) = &model.labels {
         let base = sources.file(span.file).path.parent().map(Path::to_path_buf).unwrap_or_default();

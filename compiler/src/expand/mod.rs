@@ -8,6 +8,7 @@ pub mod layers;
 pub mod value;
 
 mod meta;
+mod preprocess;
 pub mod recipe;
 
 use std::collections::{HashMap, HashSet};
@@ -103,7 +104,8 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
         }
     }
     if let Some(shape) = &out.shape {
-        match meta::evaluate(model, &env, shape, sources) {
+        let input = graph.node(graph.input).shape.clone();
+        match meta::evaluate(model, &env, &input, shape, sources) {
             Ok(meta) => graph.meta = meta,
             Err(mut ds) => x.diags.append(&mut ds),
         }

@@ -108,6 +108,21 @@ pub struct Meta {
     pub aliases: Vec<(String, String)>,
 }
 
+impl Meta {
+    /// The per-channel mean and std `Normalize` applies to an image of `channels` channels: the
+    /// spec's values, one given for all broadcast as torchvision does, 0 and 1 where it gives none.
+    /// `None` when a list has neither one value nor one per channel (`cnnc check` refuses that).
+    pub fn normalisation(&self, channels: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+        let per_channel = |values: &Option<Vec<f64>>, default: f64| match values.as_deref() {
+            None => Some(vec![default; channels]),
+            Some([one]) => Some(vec![*one; channels]),
+            Some(v) if v.len() == channels => Some(v.to_vec()),
+            Some(_) => None,
+        };
+        Some((per_channel(&self.mean, 0.0)?, per_channel(&self.std, 1.0)?))
+    }
+}
+
 /// What a checkpoint is matched against: the tensors a model needs, the weights of training-only
 /// branches a checkpoint may carry without the model needing them, and the spec's key rewrites.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1,0 +1,37 @@
+//! Images prepared as torchvision prepares them: `Resize`, `CenterCrop` (padding with zeros when
+//! the image is smaller), `ToTensor` and `Normalize` on images of several sizes, aspect ratios and
+//! modes (RGB, grayscale, RGBA, palette), against torchvision's own output
+//! (`tests/fixtures/generate_preprocess.py`).
+
+use std::path::Path;
+
+use cnnc::compiler::graph::Meta;
+use cnnc::runtime::{image_input, npy};
+use serde_json::Value;
+
+#[test]
+fn images_are_prepared_exactly_as_torchvisions_transforms_prepare_them() {
+    let cases: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/preprocess/cases.json").unwrap()).unwrap();
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<f64>>();
+    let size = |v: &Value| v.as_u64().map(|n| n as usize);
+    for case in &cases {
+        let image = case["image"].as_str().unwrap();
+        let expected = npy::read(Path::new(case["expected"].as_str().unwrap())).unwrap();
+        let input: Vec<usize> =
+            case["input"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let meta = Meta {
+            resize: size(&case["resize"]),
+            crop: size(&case["crop"]),
+            mean: Some(floats(&case["mean"])),
+            std: Some(floats(&case["std"])),
+            ..Meta::default()
+        };
+        let ours = image_input::load_batch_for(&[image], &meta, &input).unwrap();
+        assert_eq!(ours.shape, expected.shape, "{}", case["expected"]);
+        let worst = ours.data.iter().zip(&expected.data).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        // One 8-bit level is 1/255/std ≥ 0.0039; float32 rounding is below 1e-5.
+        assert!(worst < 1e-5, "{}: off by {worst}", case["expected"]);
+    }
+}
