@@ -107,6 +107,49 @@ fn pytorch_pth_checkpoints_in_both_formats_load() {
     }
 }
 
+/// Checkpoints in the layouts training code saves (`tests/fixtures/generate_checkpoints.py`): the
+/// state_dict is found under the key the tool uses and named; a prefix that explains every
+/// mismatch is one line with the `aliases:` that fixes it, and that line works; a file without
+/// tensors lists its top-level keys.
+#[test]
+fn checkpoints_in_the_layouts_people_save_load() {
+    let (o, err) = lenet_against_pytorch("tests/fixtures/checkpoints/tutorial.pth");
+    assert!(err < 1e-5, "relative L2 error {err}");
+    assert!(text(&o).contains("note: using the state_dict under `model_state_dict`"), "{}", text(&o));
+
+    for (file, from) in [
+        ("tests/fixtures/checkpoints/data_parallel.pth", "module."),
+        ("tests/fixtures/checkpoints/lightning.ckpt", "model."),
+    ] {
+        let o = cnnc(&["run", "specs/lenet.yaml", "--weights", file, "--random-input", "--cpu"]);
+        assert_eq!(o.status.code(), Some(1), "{file}: {}", text(&o));
+        let fix = format!("add `aliases: {{\"{from}\": \"\"}}` to the spec");
+        assert!(text(&o).contains(&fix), "{file}: {}", text(&o));
+        assert!(!text(&o).contains("unexpected "), "one line, not a listing: {}", text(&o));
+        // The suggested line makes the checkpoint load with PyTorch's logits.
+        let spec = std::fs::read_to_string("specs/lenet.yaml").unwrap().replace(
+            "labels: labels/cifar10.txt",
+            &format!("labels: {}/specs/labels/cifar10.txt\naliases: {{\"{from}\": \"\"}}", env!("CARGO_MANIFEST_DIR")),
+        );
+        let path = temp(&format!("lenet_{}.yaml", from.trim_end_matches('.')));
+        std::fs::write(&path, spec).unwrap();
+        let out = temp(&format!("aliased_{}.npy", from.trim_end_matches('.')));
+        let args = ["run", path.to_str().unwrap(), "--weights", file, "--random-input", "--batch", "2", "--cpu"];
+        let o = cnnc(&[&args[..], &["--output", out.to_str().unwrap()]].concat());
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", text(&o));
+        let bytes = std::fs::read("tests/fixtures/lenet.npy").unwrap();
+        let want = npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f64>().unwrap();
+        assert!(cnnc::runtime::tensor::relative_l2(&read_npy(&out), &want) < 1e-5, "{file}");
+    }
+
+    let o =
+        cnnc(&["run", "specs/lenet.yaml", "--weights", "tests/fixtures/checkpoints/no_weights.pth", "--random-input"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    for listed in ["`epoch` (int)", "`best_acc` (float)", "`arch` (str)", "`history` (list)", "`model_state_dict`"] {
+        assert!(text(&o).contains(listed), "{listed}: {}", text(&o));
+    }
+}
+
 #[test]
 fn images_are_decoded_cropped_and_scaled() {
     // tiny.png is 40×36; lenet takes 3×32×32 with no resize, normalised by mean 0.5 and std 0.5, so

@@ -75,7 +75,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
     let backward = autodiff::differentiate(graph, |_| true)?;
     let progress = Progress::start("loading weights");
     let weights = match &args.weights {
-        Some(path) => weights::bind(&graph.weight_table(), weights::read(path)?, true)?.weights,
+        Some(path) => weights::bind(&graph.weight_table(), super::read_weights(path)?, true)?.weights,
         None => synthetic::weights(graph, args.seed.unwrap_or(0)),
     };
     progress.stage("reading the batch");

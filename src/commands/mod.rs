@@ -208,6 +208,16 @@ pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
 
 /// Compiles a spec that must define a model through the whole pipeline (its checked graph and
 /// validated plan); errors are printed and turned into an exit code.
+/// Reads a checkpoint as `weights::read` does, saying on stderr where in the file its state_dict
+/// was found when that was not the top level (`model_state_dict`, Lightning's `state_dict`, …).
+pub fn read_weights(path: &Path) -> Result<cnnc::runtime::weights::Weights, cnnc::runtime::RuntimeError> {
+    let weights = cnnc::runtime::weights::read(path)?;
+    if let Some(origin) = weights.origin() {
+        eprintln!("note: using the state_dict under `{origin}` in {}", path.display());
+    }
+    Ok(weights)
+}
+
 pub fn compile_model(path: &Path) -> Result<Model, ExitCode> {
     compile_model_with_sources(path).map(|(model, _)| model)
 }

@@ -607,7 +607,7 @@ fn under(name: &str, path: &str) -> bool {
 fn initial_weights(args: &Args, seed: u64, model: &Model) -> Result<Weights, Box<dyn std::error::Error>> {
     let table = model.graph.weight_table();
     let Some(path) = &args.weights else { return Ok(synthetic::pytorch_init(&table.params, seed)) };
-    let file = weights::read(path)?;
+    let file = super::read_weights(path)?;
     if args.strict {
         return weights::bind(&table, file, true).map(|b| b.weights).map_err(|e| {
             format!("{e}(to start from what matches and initialise the rest, add --strict false)").into()

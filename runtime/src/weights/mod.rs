@@ -20,11 +20,13 @@ use crate::{RuntimeError, Tensor};
 #[derive(Clone, Debug)]
 pub struct Weights<T = f32> {
     tensors: HashMap<String, Tensor<T>>,
+    /// Where in the file the tensors were found, when not at its top level (`model_state_dict`).
+    origin: Option<String>,
 }
 
 impl<T> Default for Weights<T> {
     fn default() -> Weights<T> {
-        Weights { tensors: HashMap::new() }
+        Weights { tensors: HashMap::new(), origin: None }
     }
 }
 
@@ -46,7 +48,16 @@ impl<T: Element> Weights<T> {
 
     /// Every tensor converted to element type `U`.
     pub fn convert<U: Element>(&self) -> Weights<U> {
-        Weights { tensors: self.tensors.iter().map(|(k, v)| (k.clone(), v.convert())).collect() }
+        Weights {
+            tensors: self.tensors.iter().map(|(k, v)| (k.clone(), v.convert())).collect(),
+            origin: self.origin.clone(),
+        }
+    }
+
+    /// Where a checkpoint kept these tensors when not at its top level: the key path of the dict
+    /// that held them, such as `model_state_dict` (PyTorch's tutorial layout).
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
     }
 
     /// Number of tensors.
@@ -109,8 +120,52 @@ impl WeightReport {
     }
 }
 
+impl WeightReport {
+    /// A renaming that explains every missing and unexpected tensor at once: each unexpected name
+    /// is a missing one (of the same shape) with the leading `from` in place of `to`, both whole
+    /// dotted segments — DataParallel's `module.`, Lightning's `model.`, or `_blocks.` where the
+    /// spec says `blocks.`. `None` when there is no such single renaming.
+    pub fn renamed_prefix(&self) -> Option<(String, String)> {
+        if self.missing.is_empty() || self.missing.len() != self.unexpected.len() || !self.wrong_shape.is_empty() {
+            return None;
+        }
+        let mut missing = self.missing.clone();
+        let mut unexpected = self.unexpected.clone();
+        missing.sort();
+        unexpected.sort();
+        let (u, m) = (&unexpected[0].0, &missing[0].0);
+        // The longest common suffix that starts a segment in both names.
+        let at_segment = |s: &str, len: usize| len == s.len() || s.as_bytes()[s.len() - len - 1] == b'.';
+        let common = u.bytes().rev().zip(m.bytes().rev()).take_while(|(a, b)| a == b).count();
+        let suffix =
+            (1..=common.min(u.len() - 1).min(m.len())).rev().find(|&l| at_segment(u, l) && at_segment(m, l))?;
+        let (from, to) = (&u[..u.len() - suffix], &m[..m.len() - suffix]);
+        let explained = unexpected.iter().zip(&missing).all(|((u, us), (m, ms))| {
+            us == ms && u.strip_prefix(from).is_some_and(|rest| m.strip_prefix(to) == Some(rest))
+        });
+        explained.then(|| (from.to_string(), to.to_string()))
+    }
+}
+
 impl fmt::Display for WeightReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((from, to)) = self.renamed_prefix() {
+            let change = if to.is_empty() {
+                format!("with the prefix `{from}`")
+            } else {
+                format!("with `{from}` where the spec says `{to}`")
+            };
+            writeln!(
+                f,
+                "  the checkpoint's {} unmatched names are the spec's missing ones {change}: add \
+                 `aliases: {{\"{from}\": \"{to}\"}}` to the spec",
+                self.unexpected.len()
+            )?;
+            for name in &self.non_finite {
+                writeln!(f, "  non-finite  {name} holds NaN or infinite values")?;
+            }
+            return Ok(());
+        }
         for (name, shape) in &self.missing {
             writeln!(f, "  missing     {name} {shape:?}")?;
         }
@@ -230,5 +285,33 @@ pub fn fill_missing(table: &WeightTable, weights: &mut Weights) {
         if weights.get(&p.name).is_none() {
             weights.insert(p.name.clone(), crate::synthetic::tensor(0, p));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WeightReport;
+
+    fn report(missing: &[&str], unexpected: &[&str]) -> WeightReport {
+        let named = |names: &[&str]| names.iter().map(|n| (n.to_string(), vec![4])).collect();
+        WeightReport { missing: named(missing), unexpected: named(unexpected), ..WeightReport::default() }
+    }
+
+    #[test]
+    fn a_renamed_prefix_is_found_only_when_it_explains_everything() {
+        let r = report(
+            &["blocks.0.conv.weight", "blocks.1.bn.running_mean"],
+            &["_blocks.0.conv.weight", "_blocks.1.bn.running_mean"],
+        );
+        assert_eq!(r.renamed_prefix(), Some(("_blocks.".into(), "blocks.".into())), "whole segments, not `_`");
+        let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "module.fc.weight"]);
+        assert_eq!(r.renamed_prefix(), Some(("module.".into(), String::new())));
+        let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "head.fc.weight"]);
+        assert_eq!(r.renamed_prefix(), None, "two different prefixes");
+        let r = report(&["model.fc.weight", "model.conv1.weight"], &["fc.weight", "conv1.weight"]);
+        assert_eq!(r.renamed_prefix(), None, "a prefix the checkpoint lacks is no substring alias");
+        let mut r = report(&["fc.weight"], &["module.fc.weight"]);
+        r.unexpected[0].1 = vec![5];
+        assert_eq!(r.renamed_prefix(), None, "shapes differ");
     }
 }

@@ -10,35 +10,101 @@ use super::pickle::{self, TensorRef, Value};
 use super::Weights;
 use crate::{RuntimeError, Tensor};
 
-/// Reads a `.pth` / `.pt` state_dict (or a checkpoint dict holding one under `state_dict`/`model`).
+/// Reads a `.pth` / `.pt` state_dict, or a training checkpoint dict holding one under a key
+/// common tools use (see [`STATE_DICT_KEYS`]; [`Weights::origin`] names the one used).
 pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
     let bad = |message: String| RuntimeError::WeightsFile { path: path.to_path_buf(), message };
     let data = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
     let (root, storages) =
         if data.starts_with(b"PK") { zip_format(&data).map_err(bad)? } else { legacy_format(&data).map_err(bad)? };
-    let dict = state_dict(root).ok_or_else(|| bad("no state_dict of tensors found in the checkpoint".into()))?;
+    let found = state_dict(&root, &mut Vec::new());
+    let Some((dict, at)) = found else {
+        return Err(bad(format!("no state_dict of tensors found in the checkpoint; {}", describe_top_level(&root))));
+    };
     let mut weights = Weights::default();
     for (key, value) in dict {
         let (Value::Str(name), Value::Tensor(t)) = (key, value) else { continue };
         if name.ends_with("num_batches_tracked") {
             continue;
         }
-        let tensor = materialise(&t, &storages).map_err(|m| bad(format!("tensor `{name}`: {m}")))?;
-        weights.insert(name, tensor);
+        let tensor = materialise(t, &storages).map_err(|m| bad(format!("tensor `{name}`: {m}")))?;
+        weights.insert(name.clone(), tensor);
+    }
+    if !at.is_empty() {
+        weights.origin = Some(at.join("."));
     }
     Ok(weights)
 }
 
-/// The state_dict: the root dict, or the dict under a `state_dict` / `model` key.
-fn state_dict(root: Value) -> Option<Vec<(Value, Value)>> {
-    let Value::Dict(entries) = root else { return None };
+/// Keys under which training code keeps a model's state_dict in a checkpoint dict, in the order
+/// they are tried: PyTorch's tutorial layout (`model_state_dict`), Lightning's and most trainers'
+/// `state_dict`, `model`, `net`, `network` and `module`, then exponential-moving-average copies
+/// (`ema`, timm's `state_dict_ema`, `model_ema`), tried last so that the plain model wins.
+pub const STATE_DICT_KEYS: &[&str] =
+    &["state_dict", "model_state_dict", "model", "net", "network", "module", "ema", "state_dict_ema", "model_ema"];
+
+/// A pickled dict's entry.
+type Entry = (Value, Value);
+
+/// The state_dict, a dict with tensor values: `value` itself, or the first found under
+/// [`STATE_DICT_KEYS`], searched depth-first; `at` receives the keys leading to it.
+fn state_dict<'v>(value: &'v Value, at: &mut Vec<String>) -> Option<(&'v [Entry], Vec<String>)> {
+    let Value::Dict(entries) = value else { return None };
     if entries.iter().any(|(_, v)| matches!(v, Value::Tensor(_))) {
-        return Some(entries);
+        return Some((entries, at.clone()));
     }
-    entries.into_iter().find_map(|(k, v)| match (k, v) {
-        (Value::Str(k), v @ Value::Dict(_)) if k == "state_dict" || k == "model" => state_dict(v),
-        _ => None,
-    })
+    for key in STATE_DICT_KEYS {
+        let inner = entries.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key));
+        if let Some((_, inner)) = inner {
+            at.push((*key).to_string());
+            if let Some(found) = state_dict(inner, at) {
+                return Some(found);
+            }
+            at.pop();
+        }
+    }
+    None
+}
+
+/// What the checkpoint holds at its top level, for an error when no state_dict is found there:
+/// the keys and the types of their values.
+fn describe_top_level(root: &Value) -> String {
+    let Value::Dict(entries) = root else {
+        return format!("it holds {}, not a dict of tensors", type_name(root));
+    };
+    let keys: Vec<String> = entries
+        .iter()
+        .take(20)
+        .map(|(k, v)| match k {
+            Value::Str(k) => format!("`{k}` ({})", type_name(v)),
+            other => format!("{} ({})", type_name(other), type_name(v)),
+        })
+        .collect();
+    let more = if entries.len() > 20 { format!(" and {} more", entries.len() - 20) } else { String::new() };
+    format!(
+        "its top-level keys are {}{more}; cnnc looks for tensors at the top level or under {}",
+        keys.join(", "),
+        STATE_DICT_KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+fn type_name(value: &Value) -> String {
+    match value {
+        Value::None => "None".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Int(_) => "int".into(),
+        Value::Float => "float".into(),
+        Value::Str(_) => "str".into(),
+        Value::Bytes(_) => "bytes".into(),
+        Value::Tuple(_) => "tuple".into(),
+        Value::List(_) => "list".into(),
+        Value::Dict(entries) => format!("dict of {}", entries.len()),
+        Value::Global(module, name) => format!("{module}.{name}"),
+        Value::Opaque => "an object: a whole pickled module? save its state_dict() instead".into(),
+        Value::Storage { .. } => "storage".into(),
+        Value::Tensor(_) => "tensor".into(),
+        Value::Array { .. } => "NumPy array".into(),
+    }
 }
 
 type Storages = HashMap<String, Vec<u8>>;
