@@ -6,10 +6,25 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The compiler recurses over expressions and module calls, as deep as the spec limits allow
+/// (`cnnc::limit::…`): run every verb on a stack that holds the deepest, on any platform (a main
+/// thread gets 1 MiB on Windows, 8 MiB on Linux).
+const STACK_BYTES: usize = 64 << 20;
+
 fn main() -> ExitCode {
     quiet_runtime_dir();
     let cli = commands::Cli::parse();
-    commands::run(cli)
+    let verb =
+        std::thread::Builder::new().name("cnnc".into()).stack_size(STACK_BYTES).spawn(move || commands::run(cli));
+    match verb.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        // The panic has printed its message.
+        Ok(Err(_)) => ExitCode::from(101),
+        Err(e) => {
+            eprintln!("error: cannot start a thread: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Vulkan's window-system layers warn on every GPU verb when `XDG_RUNTIME_DIR` is unset (a

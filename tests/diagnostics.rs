@@ -48,7 +48,12 @@ fn every_malformed_spec_is_refused_with_a_located_diagnostic() {
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
         for path in corpus() {
+            // Each file is refused quickly (a generous bound for a debug build on a busy machine;
+            // the module-call explosion takes about a second here and 0.2 s in release).
+            let started = std::time::Instant::now();
             let rendered = diagnose(&path);
+            let took = started.elapsed();
+            assert!(took.as_secs_f64() < 10.0, "{}: {took:?}", path.display());
             let name = path.file_stem().unwrap().to_string_lossy().into_owned();
             let shown = path.display().to_string();
             assert!(

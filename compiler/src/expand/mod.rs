@@ -29,6 +29,19 @@ pub const MAX_CALL_DEPTH: usize = 64;
 pub const MAX_NODES: usize = 200_000;
 /// The most times one `repeat` may run.
 pub const MAX_REPEAT: i64 = 10_000;
+/// The most items (layers, module calls, references, structure) expansion visits, counted as it
+/// goes, so that modules calling modules several times over cannot make `cnnc check` run for
+/// minutes; `CNNC_MAX_EXPANSION` raises it. No zoo model visits 3,000.
+pub const MAX_EXPANSION: usize = 500_000;
+
+/// [`MAX_EXPANSION`], or the positive number in `CNNC_MAX_EXPANSION`.
+fn expansion_budget() -> usize {
+    std::env::var("CNNC_MAX_EXPANSION")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(MAX_EXPANSION)
+}
 
 /// What a spec file turned out to define.
 // One value per compilation, moved once: boxing the graph would buy nothing.
@@ -51,6 +64,8 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
         scopes: Vec::new(),
         weights: HashMap::new(),
         duplicate_names: Vec::new(),
+        budget: expansion_budget(),
+        visited: 0,
         training: false,
         aux_losses: Vec::new(),
     };
@@ -153,6 +168,9 @@ struct Expander<'a> {
     weights: HashMap<String, Span>,
     /// Layer paths already reported as named twice: their weights collide as a consequence.
     duplicate_names: Vec<String>,
+    /// How many items expansion may visit, and how many it has.
+    budget: usize,
+    visited: usize,
     training: bool,
     /// Training branches in the loss: output flow and declared weight.
     aux_losses: Vec<(Flow, f64)>,
@@ -357,6 +375,26 @@ impl<'a> Expander<'a> {
     }
 
     fn run_item(&mut self, item: &'a Item, env: &Env, path: &str, input: Flow) -> Flow {
+        self.visited += 1;
+        if self.visited > self.budget {
+            if self.visited == self.budget + 1 {
+                let budget = self.budget;
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::limit::expansion",
+                        format!("expanding the spec visits more than {budget} items"),
+                    )
+                    .at(item.span, "the limit was reached here")
+                    .in_layer(path)
+                    .help(format!(
+                        "modules that call modules several times multiply the work; if the spec is meant to be \
+                         this large, raise the limit with CNNC_MAX_EXPANSION={}",
+                        budget.saturating_mul(10)
+                    )),
+                );
+            }
+            return input.poisoned();
+        }
         match &item.kind {
             ItemKind::Layer(call) => self.run_call(call, env, path, input),
             ItemKind::Ref(ident) => self.reference(&ident.name, ident.span, path, input),

@@ -18,6 +18,10 @@ pub(super) struct SpecGrammar;
 
 /// How deeply brackets may nest in one expression before it is refused (keeps the parser's stack bounded).
 pub const MAX_NESTING: usize = 64;
+/// The most operators one expression may chain, and all the expressions of one text together
+/// (every pass over an expression recurses as deep as its tree).
+pub const MAX_OPERATORS: usize = 256;
+pub const MAX_TOTAL_OPERATORS: usize = 4_096;
 
 /// Where a piece of text sits in its file, so spans can be made absolute.
 #[derive(Copy, Clone, Debug)]
@@ -144,7 +148,11 @@ pub fn param_type(ident: &Ident) -> Result<ParamType, Diagnostic> {
 pub(super) fn parse_rule<'i>(rule: Rule, text: &'i str, at: TextAt, what: &str) -> Result<Pair<'i, Rule>, Diagnostic> {
     check_nesting(text, at)?;
     match SpecGrammar::parse(rule, text) {
-        Ok(mut pairs) => Ok(pairs.next().expect("grammar: entry rule always yields a pair")),
+        Ok(mut pairs) => {
+            let pair = pairs.next().expect("grammar: entry rule always yields a pair");
+            check_length(&pair, at)?;
+            Ok(pair)
+        }
         Err(err) => {
             let pos = match err.location {
                 pest::error::InputLocation::Pos(p) => p,
@@ -281,6 +289,34 @@ fn hint_for(text: &str, pos: usize, dsl: bool) -> String {
     } else {
         "arguments are separated by commas; keyword arguments are written `name=value`".into()
     }
+}
+
+/// Refuses an expression that chains more than [`MAX_OPERATORS`] operators, or a text whose
+/// expressions have more than [`MAX_TOTAL_OPERATORS`] together: an expression tree is as deep as
+/// its operator chains, and every pass over it recurses.
+fn check_length(pair: &Pair<'_, Rule>, at: TextAt) -> Result<(), Diagnostic> {
+    let refuse = |expr: &Pair<'_, Rule>, message: String| {
+        Diagnostic::error("cnnc::limit::expression", message)
+            .at(span_of(expr, at), "too long")
+            .help("split the expression with `let` bindings")
+    };
+    let mut total = 0;
+    let exprs = std::iter::once(pair.clone()).chain(pair.clone().into_inner().flatten());
+    for expr in exprs.filter(|p| p.as_rule() == Rule::expr) {
+        // An expression's children are its operands and operators, about half of each.
+        let operators = expr.clone().into_inner().count() / 2;
+        if operators > MAX_OPERATORS {
+            return Err(refuse(&expr, format!("an expression with more than {MAX_OPERATORS} operators")));
+        }
+        total += operators;
+        if total > MAX_TOTAL_OPERATORS {
+            return Err(refuse(
+                &expr,
+                format!("more than {MAX_TOTAL_OPERATORS} operators in the expressions of one text"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_nesting(text: &str, at: TextAt) -> Result<(), Diagnostic> {
