@@ -327,3 +327,29 @@ fn a_closed_pipe_or_a_full_disk_ends_a_verb_without_a_panic() {
         assert!(stderr(&o).starts_with("error: cannot write to standard output"), "{}", stderr(&o));
     }
 }
+
+/// `summary` shows what the checker resolved: kernel, stride, the four paddings after "same" (the
+/// odd pixel after), dilation, groups, eps and momentum, in the table and in `--json`.
+#[test]
+fn summary_shows_each_layers_resolved_attributes() {
+    let table = stdout(&cnnc(&["summary", "specs/resnet18.yaml"]));
+    let row =
+        |path: &str| table.lines().find(|l| l.starts_with(&format!("{path} "))).unwrap_or_else(|| panic!("{path}"));
+    assert!(row("conv1").ends_with("kernel=7 stride=2 pad=3 dilation=1 groups=1"), "{}", row("conv1"));
+    assert!(row("bn1").ends_with("eps=0.00001 momentum=0.1"), "{}", row("bn1"));
+    assert!(row("maxpool").contains("kernel=3 stride=2 pad=1 dilation=1 ceil_mode=false"), "{}", row("maxpool"));
+
+    let dir = std::env::temp_dir().join(format!("cnnc-attributes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("same.yaml");
+    // 7 wide, kernel 4, stride 2: ⌈7 / 2⌉ = 4 outputs need 3 pixels of padding, 1 before and 2 after.
+    std::fs::write(&spec, "model: m\ninput: [3, 7, 7]\nbody:\n  - c: conv(8, 4, stride=2, pad=\"same\")\n").unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&cnnc(&["summary", "--json", spec.to_str().unwrap()]))).unwrap();
+    let layer = &json["layers"][0];
+    assert_eq!(layer["output"], serde_json::json!([8, 4, 4]));
+    assert_eq!(layer["attributes"]["pad"], serde_json::json!([1, 2, 1, 2]), "{layer}");
+    assert_eq!(layer["attributes"]["kernel"], serde_json::json!([4, 4]));
+    assert!(stdout(&cnnc(&["summary", spec.to_str().unwrap()])).contains("pad=[1, 2, 1, 2]"));
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -10,6 +10,7 @@
 // Diagnostics travel in `Err` on the cold path; their size does not matter there.
 #![allow(clippy::result_large_err)]
 
+pub mod attributes;
 pub mod check;
 #[cfg(feature = "codegen")]
 pub mod codegen;

@@ -3,6 +3,7 @@
 
 use cnnc_ir::autodiff::{differentiate, step_memory};
 
+use crate::attributes::{self, Attribute};
 use crate::graph::{Graph, NodeId, Op, Shape};
 use crate::Model;
 
@@ -41,6 +42,8 @@ pub fn train_summary(graph: &Graph, batch: u64) -> Result<TrainSummary, String> 
 pub struct Row {
     pub path: String,
     pub op: &'static str,
+    /// The attributes the checker resolved, in PyTorch's names (see [`crate::attributes`]).
+    pub attributes: Vec<(&'static str, Attribute)>,
     pub shape: Shape,
     pub params: u64,
     pub macs: u64,
@@ -79,6 +82,7 @@ pub fn summarize(model: &Model, batch: u64) -> Summary {
         .map(|(_, n)| Row {
             path: n.path.clone(),
             op: n.op.name(),
+            attributes: attributes::of(&n.op),
             shape: n.shape.clone(),
             params: n
                 .params

@@ -3,6 +3,7 @@
 use super::stdout::{out, outln};
 use std::process::ExitCode;
 
+use cnnc::compiler::attributes::Attribute;
 use cnnc::compiler::summary::{summarize, train_summary, Summary, TrainSummary};
 use serde_json::{json, Map, Value};
 
@@ -86,7 +87,14 @@ fn to_json(s: &Summary) -> Value {
     let layers: Vec<Value> = s
         .rows
         .iter()
-        .map(|r| json!({"path": r.path, "op": r.op, "output": r.shape.dims(), "params": r.params, "macs": r.macs}))
+        .map(|r| {
+            let attributes: Map<String, Value> =
+                r.attributes.iter().map(|(name, value)| (name.to_string(), attribute_json(value))).collect();
+            json!({
+                "path": r.path, "op": r.op, "output": r.shape.dims(), "params": r.params, "macs": r.macs,
+                "attributes": attributes,
+            })
+        })
         .collect();
     json!({
         "name": s.name,
@@ -103,9 +111,20 @@ fn to_json(s: &Summary) -> Value {
     })
 }
 
+/// An attribute in JSON: numbers, `[h, w]` pairs, paddings as `[top, bottom, left, right]`.
+fn attribute_json(a: &Attribute) -> Value {
+    match a {
+        Attribute::Int(n) => json!(n),
+        Attribute::Pair(pair) => json!(pair),
+        Attribute::Padding(p) => json!([p.top, p.bottom, p.left, p.right]),
+        Attribute::Float(v) => json!(v),
+        Attribute::Bool(b) => json!(b),
+    }
+}
+
 fn table(s: &Summary) -> String {
-    let header = ["Layer", "Op", "Output shape", "Params", "MACs"];
-    let rows: Vec<[String; 5]> = s
+    let header = ["Layer", "Op", "Output shape", "Params", "MACs", "Attributes"];
+    let rows: Vec<[String; 6]> = s
         .rows
         .iter()
         .map(|r| {
@@ -122,6 +141,7 @@ fn table(s: &Summary) -> String {
                 ),
                 params,
                 macs,
+                r.attributes.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join(" "),
             ]
         })
         .collect();
@@ -131,22 +151,24 @@ fn table(s: &Summary) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 5]| {
-        format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}\n",
+    let line = |cells: [&str; 6]| {
+        let text = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}  {}",
             cells[0],
             cells[1],
             cells[2],
             cells[3],
             cells[4],
+            cells[5],
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2],
             w3 = widths[3],
             w4 = widths[4]
-        )
+        );
+        text.trim_end().to_string() + "\n"
     };
-    let rule = "─".repeat(widths.iter().sum::<usize>() + 8) + "\n";
+    let rule = "─".repeat(widths.iter().sum::<usize>() + 10) + "\n";
     let mut out = format!(
         "{} — input [{}, {}]\n",
         s.name,
@@ -157,7 +179,7 @@ fn table(s: &Summary) -> String {
     out += &line(header);
     out += &rule;
     for row in &rows {
-        out += &line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+        out += &line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
     }
     out += &rule;
     out += &format!("Total params:            {}\n", group(s.params));

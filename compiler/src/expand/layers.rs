@@ -3,7 +3,7 @@
 use super::args::BoundArg;
 use super::value::Value;
 use crate::check::Declared;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::graph::{Activation, Conv2d, Op, Pad4, Pool2d};
 use crate::source::Span;
 
@@ -125,6 +125,14 @@ impl LayerArgs<'_> {
         match &arg.value {
             Value::Str(s) if s == "same" => Ok((Pad4::default(), true)),
             Value::Str(s) if s == "valid" => Ok((Pad4::default(), false)),
+            Value::Str(s) => {
+                let d = self.bad(arg, "pad", want);
+                let lower = s.to_lowercase();
+                Err(match did_you_mean(&lower, ["same", "valid"]) {
+                    Some(word) => d.help(format!("did you mean \"{word}\"? (the words are lowercase)")),
+                    None => d.help("\"same\" keeps the size at stride 1 (the odd pixel of padding goes after, as TensorFlow's); \"valid\" pads nothing"),
+                })
+            }
             Value::List(items) => {
                 let dims: Option<Vec<usize>> = items.iter().map(nonneg).collect();
                 match dims.as_deref() {
