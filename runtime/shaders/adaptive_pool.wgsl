@@ -20,12 +20,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let xs = (ox * IW) / OW;
     let xe = ((ox + 1u) * IW + OW - 1u) / OW;
     let src = plane * IH * IW;
-    var best = -3.402823466e+38;
+    var best = neg_inf();
     var sum = 0.0;
     for (var y = ys; y < ye; y++) {
         for (var x = xs; x < xe; x++) {
             let v = input[src + y * IW + x];
-            best = max(best, v);
+            best = max_nan(best, v);
             sum += v;
         }
     }

@@ -11,15 +11,31 @@ fn erf_approx(x: f32) -> f32 {
     return s * y;
 }
 
+// NaN tested by its bits: WGSL lets a compiler assume floats are never NaN, so `x != x` may fold.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// max that returns NaN when either operand is NaN, as PyTorch's relu and max pooling do (WGSL's
+// `max` may return the other operand).
+fn max_nan(a: f32, b: f32) -> f32 {
+    return select(max(a, b), a + b, is_nan(a) || is_nan(b));
+}
+
+// -inf, the start of a max over a window (a window of -inf gives -inf, as in PyTorch).
+fn neg_inf() -> f32 {
+    return bitcast<f32>(0xff800000u);
+}
+
 fn activate(x: f32) -> f32 {
     switch ACT {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return clamp(x, 0.0, 6.0); }
+        case 1u: { return max_nan(x, 0.0); }
+        case 2u: { return select(clamp(x, 0.0, 6.0), x, is_nan(x)); }
         case 3u: { return select(x * ACT_ARG, x, x >= 0.0); }
         case 4u: { return x / (1.0 + exp(-x)); }
         case 5u: { return 1.0 / (1.0 + exp(-x)); }
-        case 6u: { return x * clamp(x + 3.0, 0.0, 6.0) / 6.0; }
-        case 7u: { return clamp(x + 3.0, 0.0, 6.0) / 6.0; }
+        case 6u: { return select(x * clamp(x + 3.0, 0.0, 6.0) / 6.0, x, is_nan(x)); }
+        case 7u: { return select(clamp(x + 3.0, 0.0, 6.0) / 6.0, x, is_nan(x)); }
         case 8u: { return tanh(x); }
         case 9u: { return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752)); }
         default: { return x; }

@@ -6,7 +6,9 @@
 fn finish(x: f32) -> f32 {
     if (ACT == 10u) {
         let low = select(x, max(x, shape.LOW), (shape.BOUNDS & 1u) != 0u);
-        return select(low, min(low, shape.HIGH), (shape.BOUNDS & 2u) != 0u);
+        let bounded = select(low, min(low, shape.HIGH), (shape.BOUNDS & 2u) != 0u);
+        // NaN stays NaN, as in PyTorch (WGSL's max and min may drop it).
+        return select(bounded, x, is_nan(x));
     }
     return activate(x);
 }

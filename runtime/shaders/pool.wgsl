@@ -23,7 +23,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let x0 = i32(ox * SX) - i32(PL);
     var result = 0.0;
     if (IS_MAX) {
-        var best = -3.402823466e+38;
+        var best = neg_inf();
         for (var ky = 0u; ky < KH; ky++) {
             let y = y0 + i32(ky * DY);
             if (y < 0 || y >= i32(IH)) {
@@ -32,7 +32,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             for (var kx = 0u; kx < KW; kx++) {
                 let x = x0 + i32(kx * DX);
                 if (x >= 0 && x < i32(IW)) {
-                    best = max(best, input[src + u32(y) * IW + u32(x)]);
+                    best = max_nan(best, input[src + u32(y) * IW + u32(x)]);
                 }
             }
         }

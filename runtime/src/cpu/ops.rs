@@ -122,11 +122,21 @@ pub fn batch_norm<T: Element>(
     Tensor::new(x.shape.clone(), data)
 }
 
+/// The larger of `a` and `b`, NaN when either is NaN, as PyTorch's relu and max pooling give it
+/// (`f64::max` returns the other operand).
+pub fn max_nan(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
 /// One activation function on one value, in f64.
 pub fn activate(a: Activation, x: f64) -> f64 {
     let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
     match a {
-        Activation::Relu => x.max(0.0),
+        Activation::Relu => max_nan(x, 0.0),
         Activation::Relu6 => x.clamp(0.0, 6.0),
         Activation::LeakyRelu { slope } => {
             if x >= 0.0 {
@@ -176,7 +186,7 @@ pub fn max_pool<T: Element>(x: &Tensor<T>, p: &Pool2d) -> Tensor<T> {
                     for kx in 0..p.kernel[1] {
                         let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
                         if ix >= 0 && ix < w as isize {
-                            best = best.max(src[iy as usize * w + ix as usize].to_f64());
+                            best = max_nan(best, src[iy as usize * w + ix as usize].to_f64());
                         }
                     }
                 }
@@ -230,7 +240,7 @@ pub fn adaptive_pool<T: Element>(x: &Tensor<T>, size: [usize; 2], max: bool) -> 
                 let (xs, xe) = (ox * w / ow, ((ox + 1) * w).div_ceil(ow));
                 let cells = (ys..ye).flat_map(|iy| (xs..xe).map(move |ix| src[iy * w + ix].to_f64()));
                 dst[oy * ow + ox] = T::from_f64(if max {
-                    cells.fold(f64::NEG_INFINITY, f64::max)
+                    cells.fold(f64::NEG_INFINITY, max_nan)
                 } else {
                     cells.sum::<f64>() / ((ye - ys) * (xe - xs)) as f64
                 });
