@@ -48,12 +48,18 @@ fn the_gpu_builder_names_weights_limits_and_input_shapes() {
         Ok(_) => panic!("expected WeightShape, got a model"),
     }
 
-    // An activation of one item is 4·8·8·4 = 1,024 bytes.
+    // The convolution's output for one item is 4·8·8·4 = 1,024 bytes: the error names the layer.
     let tight = PlanOptions { binding_limit: Some(1000), ..PlanOptions::default() };
     match Prepared::with_options(&device, &plan, &weights, 1, tight) {
-        Err(RuntimeError::BindingLimit { bytes, limit, .. }) => assert_eq!((bytes, limit), (1024, 1000)),
-        Err(e) => panic!("expected BindingLimit, got {e:?}"),
-        Ok(_) => panic!("expected BindingLimit, got a model"),
+        Err(e) => match &e {
+            RuntimeError::ActivationTooLarge { layer, bytes, limit, .. } => {
+                assert_eq!((layer.as_str(), *bytes, *limit), ("0", 1024, 1000));
+                assert!(e.span().is_some(), "the error points at the layer in the spec");
+                assert!(e.to_string().contains("--cpu"), "{e}");
+            }
+            _ => panic!("expected ActivationTooLarge, got {e:?}"),
+        },
+        Ok(_) => panic!("expected ActivationTooLarge, got a model"),
     }
 
     let prepared = Prepared::new(&device, &plan, &weights, 1).expect("builds");

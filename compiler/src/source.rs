@@ -46,6 +46,16 @@ impl SourceMap {
         &self.files[id.index()]
     }
 
+    /// How many files there are (ids `0..len`).
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether no file was added.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
     /// The file already loaded from `path`, if any.
     pub fn find(&self, path: &Path) -> Option<FileId> {
         self.files.iter().position(|f| f.path == path).map(|i| FileId::new(i as u32))

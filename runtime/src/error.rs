@@ -61,6 +61,12 @@ pub enum RuntimeError {
     /// A tensor larger than one storage binding of the device, in bytes.
     #[error("GPU error: {what} needs {bytes} bytes, more than the device's {limit}-byte storage binding limit")]
     BindingLimit { what: String, bytes: u64, limit: u64 },
+    /// A layer whose output, for a single input, is larger than one storage binding of the device.
+    #[error(
+        "GPU error: the output of layer `{layer}` ({shape} per input) needs {bytes} bytes, more than the \
+         device's {limit}-byte storage binding limit; run it on the CPU (--cpu), or give the model smaller inputs"
+    )]
+    ActivationTooLarge { layer: String, span: Span, shape: String, bytes: u64, limit: u64 },
     /// A layer in a form the GPU executor has no kernel for.
     #[error("GPU error: `{layer}`: {what}")]
     Unsupported { layer: String, span: Span, what: String },
@@ -97,4 +103,17 @@ pub enum RuntimeError {
     /// batch variance is undefined; PyTorch refuses it too.
     #[error("cannot train: batch-norm `{layer}` sees one value per channel; use a batch larger than 1")]
     BatchTooSmall { layer: String, span: Span },
+}
+
+impl RuntimeError {
+    /// The spec text of the layer an error comes from, where it names one.
+    pub fn span(&self) -> Option<Span> {
+        match self {
+            RuntimeError::Kernel { span, .. }
+            | RuntimeError::ActivationTooLarge { span, .. }
+            | RuntimeError::Unsupported { span, .. }
+            | RuntimeError::BatchTooSmall { span, .. } => Some(*span),
+            _ => None,
+        }
+    }
 }

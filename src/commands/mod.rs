@@ -27,6 +27,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cnnc::compiler::{Expanded, Model, SourceMap};
+use cnnc::runtime::RuntimeError;
 
 /// Exit code for errors in a spec.
 pub const EXIT_SPEC_ERROR: u8 = 1;
@@ -244,24 +245,32 @@ pub fn compile_model_set(path: &Path, settings: &[(String, String)]) -> Result<(
 
 /// Compiles the model spec at `spec` and runs `execute` on it: spec errors exit as
 /// [`compile_model`] says, an error from `execute` is printed and exits 1.
-pub fn with_model<E: std::fmt::Display>(spec: &Path, execute: impl FnOnce(&Model) -> Result<(), E>) -> ExitCode {
+pub fn with_model<E: std::fmt::Display + 'static>(
+    spec: &Path,
+    execute: impl FnOnce(&Model) -> Result<(), E>,
+) -> ExitCode {
     with_model_set(spec, &[], execute)
 }
 
 /// As [`with_model`], the spec compiled with `--set` settings.
-pub fn with_model_set<E: std::fmt::Display>(
+pub fn with_model_set<E: std::fmt::Display + 'static>(
     spec: &Path,
     settings: &[(String, String)],
     execute: impl FnOnce(&Model) -> Result<(), E>,
 ) -> ExitCode {
-    let model = match compile_model_set(spec, settings) {
-        Ok((model, _)) => model,
+    let (model, sources) = match compile_model_set(spec, settings) {
+        Ok(compiled) => compiled,
         Err(code) => return code,
     };
     match execute(&model) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            // A runtime error that comes from a layer: where the spec declares it.
+            let span = (&e as &dyn std::any::Any).downcast_ref::<RuntimeError>().and_then(RuntimeError::span);
+            if let Some(span) = span.filter(|s| s.file.index() < sources.len()) {
+                eprintln!("  --> {} (the layer in the spec)", sources.location(span));
+            }
             ExitCode::from(1)
         }
     }

@@ -87,9 +87,32 @@ pub fn build(
             Some(_) => {}
         }
     }
+    check_activation_sizes(gpu, plan, options)?;
     let mut builder = Builder::new(gpu, plan.layout(), weights, batch, options)?;
     let layers = plan.layers().iter().map(|l| builder.layer(l)).collect::<Result<Vec<_>, _>>()?;
     Ok(Built { layers, program: builder.finish()? })
+}
+
+/// Names the first layer whose output for a single input exceeds one storage binding (the batch is
+/// run in chunks, but a single input cannot be split).
+fn check_activation_sizes(gpu: &Gpu, plan: &ValidPlan, options: PlanOptions) -> Result<(), RuntimeError> {
+    let device_limit = gpu.limits.max_storage_buffer_binding_size as usize;
+    let limit = options.binding_limit.map_or(device_limit, |l| l.min(device_limit));
+    let slots = &plan.layout().slot_elements;
+    for layer in plan.layers() {
+        let Some(slot) = layer.slot else { continue };
+        let bytes = slots[slot.index()] as usize * 4;
+        if bytes > limit {
+            return Err(RuntimeError::ActivationTooLarge {
+                layer: if layer.path.is_empty() { "(model)".into() } else { layer.path.clone() },
+                span: layer.span,
+                shape: layer.shape.to_string(),
+                bytes: bytes as u64,
+                limit: limit as u64,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Where a value lives: a buffer, or the value it only reshapes (flatten).
