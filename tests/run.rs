@@ -244,4 +244,29 @@ fn bad_files_get_clear_errors() {
     write_npy(&f64_input, &[1, 3, 32, 32], vec![0f64; 3 * 32 * 32]);
     let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--input", f64_input.to_str().unwrap(), "--cpu"]);
     assert!(text(&o).contains("not float32; convert it with x.astype(np.float32)"), "{}", text(&o));
+
+    // A PNG whose header says 30,000 × 30,000 pixels (8.8 kB on disk, 3.4 GB decoded) is refused
+    // from its header, and an empty file is no image; a 1×1 image is centre-cropped as torchvision
+    // does (padded with zeros to 32×32).
+    let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--image", "tests/fixtures/huge_header.png", "--cpu"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("it is 30000×30000 pixels"), "{}", text(&o));
+    let empty = temp("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--image", empty.to_str().unwrap(), "--cpu"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("empty.png` is not a usable image"), "{}", text(&o));
+    let tiny = temp("one_pixel.png");
+    image::RgbImage::from_pixel(1, 1, image::Rgb([10, 200, 30])).save(&tiny).unwrap();
+    let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--image", tiny.to_str().unwrap(), "--cpu"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // NaN in the input gives NaN logits, as in PyTorch, with a warning.
+    let nan_input = temp("nan.npy");
+    let mut values = vec![0f32; 3 * 32 * 32];
+    values[5] = f32::NAN;
+    write_npy(&nan_input, &[1, 3, 32, 32], values);
+    let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--input", nan_input.to_str().unwrap(), "--cpu"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("warning: the input holds NaN or infinite values"), "{}", text(&o));
 }

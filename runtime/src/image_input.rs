@@ -57,6 +57,10 @@ fn load(
     Ok(out)
 }
 
+/// The most memory one decoded image may take, as RGBA bytes (256 MiB): checked from the file's
+/// header before any pixel is decoded.
+pub const MAX_DECODED_BYTES: u64 = 256 << 20;
+
 /// Decodes an image file (PNG or JPEG) as planar bytes `[C, H, W]`: RGB for `channels` 3, or the
 /// luma of each pixel for 1 (grayscale first, as a dataset of `L` images is resized).
 ///
@@ -64,13 +68,27 @@ fn load(
 /// [`RuntimeError::Image`] naming the file, when it cannot be read or decoded.
 pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), RuntimeError> {
     let bad = |message: String| RuntimeError::Image { path: path.to_path_buf(), message };
-    let img = image::ImageReader::open(path)
-        .map_err(|e| bad(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?
-        .decode()
-        .map_err(|e| bad(e.to_string()))?
-        .to_rgb8();
+    let open = || {
+        image::ImageReader::open(path)
+            .map_err(|e| bad(e.to_string()))?
+            .with_guessed_format()
+            .map_err(|e| bad(e.to_string()))
+    };
+    // The size from the header first, so that no pixel memory is allocated for an image too large.
+    let (width, height) = open()?.into_dimensions().map_err(|e| bad(e.to_string()))?;
+    let bytes = u64::from(width) * u64::from(height) * 4;
+    if bytes > MAX_DECODED_BYTES {
+        return Err(bad(format!(
+            "it is {width}×{height} pixels, {} MiB decoded; cnnc decodes images of up to {} MiB (about 8,000 × 8,000 pixels)",
+            bytes >> 20,
+            MAX_DECODED_BYTES >> 20
+        )));
+    }
+    let mut reader = open()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES * 2);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| bad(e.to_string()))?.to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let rgb = img.into_raw();
     let planar = if channels == 1 {

@@ -106,6 +106,9 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
             synthetic::input(args.seed.unwrap_or(0), shape)
         }
     };
+    if input.data.iter().any(|v| !v.is_finite()) {
+        eprintln!("warning: the input holds NaN or infinite values; they flow through the model as in PyTorch");
+    }
     let output = if args.cpu {
         progress.stage(format!("running {} input(s) on the CPU", input.batch()));
         cpu::run(graph, &weights, &input)?
