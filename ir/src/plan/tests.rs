@@ -92,8 +92,12 @@ fn operands_have_their_producers_shapes() {
 fn ops_get_the_inputs_and_parameters_their_kernels_assume() {
     let (at, p) = problem(|p| p.layers[1].inputs.push(Operand::new(ValueId(0), &[3, 8, 8])));
     assert_eq!((at, p), (Some(1), PlanProblem::Arity { op: "conv", expected: "one", found: 2 }));
+    let add = "at least two";
     let (at, p) = problem(|p| p.layers[2].inputs.clear());
-    assert_eq!((at, p), (Some(2), PlanProblem::Arity { op: "add", expected: "at least one", found: 0 }));
+    assert_eq!((at, p), (Some(2), PlanProblem::Arity { op: "add", expected: add, found: 0 }));
+    // A lone addend, as the public layer API could build it.
+    let (at, p) = problem(|p| p.layers[2].inputs.truncate(1));
+    assert_eq!((at, p), (Some(2), PlanProblem::Arity { op: "add", expected: add, found: 1 }));
     let (at, p) = problem(|p| {
         p.layers[2].op = Op::Mul;
         p.layers[2].inputs.truncate(1);

@@ -198,8 +198,9 @@ fn check_op(layer: &Layer) -> Result<(), PlanProblem> {
     let own_inputs = layer.inputs.len().saturating_sub(residual);
     let (expected, ok) = match layer.op {
         Op::Input => ("none", layer.inputs.is_empty()),
-        Op::Add | Op::Concat => ("at least one", own_inputs >= 1),
-        Op::Mul => ("at least two", own_inputs >= 2),
+        Op::Concat => ("at least one", own_inputs >= 1),
+        // A lone addend is no sum (the GPU would dispatch it as an affine without scale and shift).
+        Op::Add | Op::Mul => ("at least two", own_inputs >= 2),
         _ => ("one", own_inputs == 1),
     };
     if !ok {
