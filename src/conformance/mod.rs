@@ -17,6 +17,7 @@ mod cases;
 pub mod export;
 pub mod net;
 pub mod problems;
+pub mod special;
 mod sweep;
 
 use std::rc::Rc;
@@ -126,7 +127,9 @@ fn relative_error(reference: &Tensor, got: &Tensor) -> f64 {
     worst / scale
 }
 
-/// Runs every case.
+/// Runs every case, and the special-value cases ([`special`]).
 pub fn run_all(gpu: &Gpu) -> Vec<Outcome> {
-    cases().iter().map(|c| run_case(gpu, c)).collect()
+    let mut outcomes: Vec<Outcome> = cases().iter().map(|c| run_case(gpu, c)).collect();
+    outcomes.extend(special::run_all(gpu));
+    outcomes
 }

@@ -1,0 +1,108 @@
+//! Special values through the kernels: NaN and infinities give PyTorch's results (its outputs for
+//! the same inputs, `torch.nn.functional` in torch 2.x, are the expected values), on the GPU and on
+//! the CPU reference alike. Some drivers flush or reorder special values; `cnnc conformance` shows
+//! such a driver as a failed `special_values` case, naming the op and what it gave.
+
+use std::path::Path;
+
+use cnnc_compiler::{compile_bytes, inference_plan, Expanded, Graph};
+use cnnc_runtime::gpu::{Gpu, Prepared};
+use cnnc_runtime::weights::Weights;
+use cnnc_runtime::{cpu, Tensor};
+
+use super::Outcome;
+
+const NAN: f32 = f32::NAN;
+const INF: f32 = f32::INFINITY;
+/// NaN, both infinities, a negative, zero and a positive number.
+const ROW: [f32; 6] = [NAN, -INF, INF, -1.0, 0.0, 2.0];
+
+/// One case: layers (separated by `; `) applied to a `[1, 1, 6]` input, and PyTorch's output.
+pub struct SpecialCase {
+    pub body: &'static str,
+    pub input: [f32; 6],
+    pub pytorch: Vec<f32>,
+}
+
+/// Every case: the activations that clamp (relu, relu6, hardsigmoid, hardswish), relu fused into a
+/// convolution's epilogue, and max pooling (plain and adaptive) over windows of NaN among numbers,
+/// all -inf and all NaN.
+pub fn cases() -> Vec<SpecialCase> {
+    let third = 1.0 / 3.0;
+    let windows = [NAN, 3.0, -INF, -INF, NAN, NAN];
+    let case = |body, input, pytorch| SpecialCase { body, input, pytorch };
+    vec![
+        case("relu", ROW, vec![NAN, 0.0, INF, 0.0, 0.0, 2.0]),
+        case("relu6", ROW, vec![NAN, 0.0, 6.0, 0.0, 0.0, 2.0]),
+        case("hardsigmoid", ROW, vec![NAN, 0.0, 1.0, third, 0.5, 5.0 / 6.0]),
+        case("hardswish", ROW, vec![NAN, NAN, INF, -third, 0.0, 5.0 / 3.0]),
+        // A 1×1 convolution of weight 1, so the relu runs in the convolution's epilogue.
+        case("conv(1, 1, bias=false); relu", ROW, vec![NAN, 0.0, INF, 0.0, 0.0, 2.0]),
+        case("maxpool([1, 2])", windows, vec![NAN, -INF, NAN]),
+        case("adaptive_maxpool([1, 3])", windows, vec![NAN, -INF, NAN]),
+    ]
+}
+
+impl SpecialCase {
+    /// The model: the case's layers on `[1, 1, 6]` inputs.
+    pub fn graph(&self) -> Graph {
+        let items: String = self.body.split("; ").map(|item| format!("  - {item}\n")).collect();
+        let text = format!("model: special\ninput: [1, 1, 6]\nbody:\n{items}");
+        match compile_bytes(Path::new("special_values.yaml"), text.into_bytes()).result {
+            Ok(Expanded::Model(graph)) => graph,
+            _ => panic!("the special-values case `{}` compiles", self.body),
+        }
+    }
+
+    /// Its weights: a convolution's single weight is 1.
+    pub fn weights(&self) -> Weights {
+        let mut weights = Weights::default();
+        if self.body.starts_with("conv") {
+            weights.insert("0.weight".into(), Tensor::new(vec![1, 1, 1, 1], vec![1.0]));
+        }
+        weights
+    }
+
+    pub fn input(&self) -> Tensor {
+        Tensor::new(vec![1, 1, 1, 6], self.input.to_vec())
+    }
+
+    /// Whether `output` is PyTorch's: NaN where NaN, infinities exactly, the rest to float32
+    /// rounding.
+    pub fn matches(&self, output: &[f32]) -> bool {
+        output.len() == self.pytorch.len()
+            && output.iter().zip(&self.pytorch).all(|(a, b)| {
+                (a.is_nan() && b.is_nan()) || (a.is_infinite() && a == b) || (a.is_finite() && (a - b).abs() <= 1e-6)
+            })
+    }
+
+    /// The CPU reference's output.
+    pub fn on_cpu(&self) -> Result<Tensor, String> {
+        cpu::run(&self.graph(), &self.weights(), &self.input()).map_err(|e| e.to_string())
+    }
+
+    /// The GPU's output.
+    pub fn on_gpu(&self, gpu: &Gpu) -> Result<Tensor, String> {
+        let plan = inference_plan(&self.graph()).map_err(|e| e.to_string())?;
+        let prepared = Prepared::new(gpu, &plan, &self.weights(), 1).map_err(|e| e.to_string())?;
+        prepared.run(&self.input()).map_err(|e| e.to_string())
+    }
+}
+
+/// Runs every case on `gpu`: an outcome of family `special_values` each, failed with what the GPU
+/// gave when it is not PyTorch's result.
+pub fn run_all(gpu: &Gpu) -> Vec<Outcome> {
+    cases()
+        .iter()
+        .map(|case| {
+            let failure = match case.on_gpu(gpu) {
+                Err(e) => Some(e),
+                Ok(out) if !case.matches(&out.data) => {
+                    Some(format!("gave {:?} where PyTorch gives {:?}", out.data, case.pytorch))
+                }
+                Ok(_) => None,
+            };
+            Outcome { family: "special_values", name: case.body.to_string(), error: 0.0, failure }
+        })
+        .collect()
+}
