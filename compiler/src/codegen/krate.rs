@@ -33,10 +33,15 @@ clap = {{ version = "4", features = ["derive"] }}
 # A crate of its own, even when generated inside another workspace.
 [workspace]
 
+# Line tables keep backtraces useful; full debug info would make the build several times larger.
+[profile.dev]
+debug = "line-tables-only"
+
 # Loading weights (batch-norm folding, layout for the kernels) and decoding images run on the CPU:
 # optimise them even in debug builds.
 [profile.dev.package."*"]
 opt-level = 1
+debug = false
 
 [profile.dev.package.cnnc-runtime]
 opt-level = 3
