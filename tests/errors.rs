@@ -62,6 +62,18 @@ fn the_gpu_builder_names_weights_limits_and_input_shapes() {
         Ok(_) => panic!("expected ActivationTooLarge, got a model"),
     }
 
+    // A larger output reusing the input's buffer slot is named itself, not the slot's first user.
+    let graph = compile("input: [3, 8, 8]\nbody: [conv(4, 3, pad=1), conv(8, 3, pad=1), flatten, linear(10)]");
+    let grown = inference_plan(&graph).expect("a valid plan");
+    let limit = PlanOptions { binding_limit: Some(1500), ..PlanOptions::default() };
+    match Prepared::with_options(&device, &grown, &synthetic::weights(&graph, 0), 1, limit) {
+        Err(RuntimeError::ActivationTooLarge { layer, shape, bytes, .. }) => {
+            assert_eq!((layer.as_str(), shape.as_str(), bytes), ("1", "[8, 8, 8]", 2048))
+        }
+        Err(e) => panic!("expected ActivationTooLarge, got {e:?}"),
+        Ok(_) => panic!("expected ActivationTooLarge, got a model"),
+    }
+
     let prepared = Prepared::new(&device, &plan, &weights, 1).expect("builds");
     match prepared.run(&synthetic::input(0, vec![1, 3, 4, 4])) {
         Err(RuntimeError::InputShape { item, found }) => assert_eq!((item, found), (vec![3, 8, 8], vec![1, 3, 4, 4])),

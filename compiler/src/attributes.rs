@@ -33,9 +33,9 @@ impl std::fmt::Display for Attribute {
 
 fn window(p: &Pool2d, max: bool) -> Vec<(&'static str, Attribute)> {
     let mut out = vec![
-        ("kernel", Attribute::Pair(p.kernel)),
+        ("kernel_size", Attribute::Pair(p.kernel)),
         ("stride", Attribute::Pair(p.stride)),
-        ("pad", Attribute::Padding(p.padding)),
+        ("padding", Attribute::Padding(p.padding)),
     ];
     if max {
         out.push(("dilation", Attribute::Pair(p.dilation)));
@@ -46,13 +46,14 @@ fn window(p: &Pool2d, max: bool) -> Vec<(&'static str, Attribute)> {
     out
 }
 
-/// The attributes of `op` in PyTorch's names and order, empty for ops without any.
+/// The attributes of `op` under PyTorch's argument names (`kernel_size`, `padding` as
+/// `[top, bottom, left, right]`, …), empty for ops without any.
 pub fn of(op: &Op) -> Vec<(&'static str, Attribute)> {
     match op {
         Op::Conv2d(c) => vec![
-            ("kernel", Attribute::Pair(c.kernel)),
+            ("kernel_size", Attribute::Pair(c.kernel)),
             ("stride", Attribute::Pair(c.stride)),
-            ("pad", Attribute::Padding(c.padding)),
+            ("padding", Attribute::Padding(c.padding)),
             ("dilation", Attribute::Pair(c.dilation)),
             ("groups", Attribute::Int(c.groups)),
         ],

@@ -49,6 +49,15 @@ fn load(
     w: usize,
 ) -> Result<Vec<f32>, RuntimeError> {
     let (image, shape) = decode(path, channels)?;
+    if let Some(size) = meta.resize.filter(|size| resample::resized(shape, *size).is_none()) {
+        let message = format!(
+            "it is {}×{} pixels, and resizing its shorter side to {size} would take more than {} MiB",
+            shape[1],
+            shape[2],
+            resample::MAX_RESIZED_BYTES >> 20
+        );
+        return Err(RuntimeError::Image { path: path.to_path_buf(), message });
+    }
     let image = resample::fit(image, shape, meta.resize, meta.crop.is_some(), h, w);
     let mut out = Vec::with_capacity(channels * h * w);
     for (c, plane) in image.chunks(h * w).enumerate() {

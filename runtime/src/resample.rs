@@ -115,12 +115,29 @@ pub fn crop(image: &[u8], [c, ih, iw]: [usize; 3], top: usize, left: usize, h: u
     out
 }
 
+/// The most bytes a resized image may take (256 MiB, as a decoded one).
+pub const MAX_RESIZED_BYTES: u64 = 256 << 20;
+
+/// `(height, width)` of an `h`×`w` image whose shorter side `Resize(size)` makes `size` (the longer
+/// side keeps the aspect ratio, truncated); `None` when that image would take more than
+/// [`MAX_RESIZED_BYTES`] with `c` channels (a 1×100,000 strip resized to 256, say).
+pub fn resized([c, h, w]: [usize; 3], size: usize) -> Option<(usize, usize)> {
+    let (long, short) = (h.max(w) as u64, h.min(w).max(1) as u64);
+    let longer = (size as u64).checked_mul(long)? / short;
+    (longer.checked_mul(size as u64)?.checked_mul(c as u64)? <= MAX_RESIZED_BYTES).then_some(())?;
+    let longer = longer as usize;
+    Some(if w <= h { (longer, size) } else { (size, longer) })
+}
+
 /// Prepares an image for a model whose items are `[C, h, w]`, as torchvision's evaluation
 /// transforms do: with `resize`, the shorter side becomes `resize` pixels and the longer keeps the
 /// aspect ratio (truncated, as `Resize(size)`); then, when `centre_crop` is set or the size is not
 /// `h`×`w`, the centre `h`×`w` window as `CenterCrop` takes it: offsets rounded half to even (its
 /// Python `round`), and an image smaller than the window padded with zeros first, the odd pixel
 /// of padding after the image (`(size - side) // 2` before, the rest after).
+///
+/// # Panics
+/// When [`resized`] refuses the image's resize; callers check it first.
 pub fn fit(
     image: Vec<u8>,
     shape: [usize; 3],
@@ -132,7 +149,7 @@ pub fn fit(
     let [c, mut ih, mut iw] = shape;
     let mut image = image;
     if let Some(size) = resize_to {
-        let (nh, nw) = if iw <= ih { (size * ih / iw, size) } else { (size, size * iw / ih) };
+        let (nh, nw) = resized(shape, size).expect("the caller checked the resized size (`resized`)");
         image = resize(&image, [c, ih, iw], nh, nw);
         (ih, iw) = (nh, nw);
     }
@@ -201,6 +218,14 @@ mod tests {
         assert_eq!(fit(image.clone(), [1, 4, 6], None, false, 4, 6), image, "a fitting image is kept");
         assert_eq!(crop(&image, [1, 4, 6], 1, 2, 2, 3), vec![8, 9, 10, 14, 15, 16]);
         assert_eq!(fit(vec![9; 4], [1, 2, 2], None, true, 3, 3), vec![9, 9, 0, 9, 9, 0, 0, 0, 0], "zeros after");
+    }
+
+    #[test]
+    fn a_resize_is_bounded_before_it_is_done() {
+        assert_eq!(resized([3, 480, 640], 256), Some((256, 341)), "torchvision's int(256 * 640 / 480)");
+        assert_eq!(resized([3, 640, 480], 256), Some((341, 256)));
+        assert_eq!(resized([3, 1, 100_000], 256), None, "a strip would become 256 × 25,600,000");
+        assert_eq!(resized([3, 7, 7], usize::MAX), None, "no overflow");
     }
 
     #[test]

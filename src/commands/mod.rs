@@ -207,8 +207,6 @@ pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
     }
 }
 
-/// Compiles a spec that must define a model through the whole pipeline (its checked graph and
-/// validated plan); errors are printed and turned into an exit code.
 /// Reads a checkpoint as `weights::read` does, saying on stderr where in the file its state_dict
 /// was found when that was not the top level (`model_state_dict`, Lightning's `state_dict`, …).
 pub fn read_weights(path: &Path) -> Result<cnnc::runtime::weights::Weights, cnnc::runtime::RuntimeError> {
@@ -219,6 +217,8 @@ pub fn read_weights(path: &Path) -> Result<cnnc::runtime::weights::Weights, cnnc
     Ok(weights)
 }
 
+/// Compiles a spec that must define a model through the whole pipeline (its checked graph and
+/// validated plan); errors are printed and turned into an exit code.
 pub fn compile_model(path: &Path) -> Result<Model, ExitCode> {
     compile_model_with_sources(path).map(|(model, _)| model)
 }

@@ -85,9 +85,15 @@ pub fn to_svg(graph: &Graph) -> String {
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
         xml(&graph.meta.name)
     );
-    // Occupied rows per lane, to see whether a straight edge would cross a box.
+    // The rows each lane has a box in, sorted, to see whether a straight edge would cross one.
+    let mut rows_of_lane = vec![Vec::new(); place.lanes()];
+    for (k, &lane) in place.lane.iter().enumerate() {
+        rows_of_lane[lane].push(place.row[k]);
+    }
+    rows_of_lane.iter_mut().for_each(|rows| rows.sort_unstable());
     let occupied = |lane: usize, from: usize, to: usize| {
-        (0..graph.len()).any(|k| place.lane[k] == lane && place.row[k] > from && place.row[k] < to)
+        let rows: &Vec<usize> = &rows_of_lane[lane];
+        rows.get(rows.partition_point(|r| *r <= from)).is_some_and(|r| *r < to)
     };
     for (id, node) in graph.nodes() {
         let t = id.index();

@@ -620,7 +620,8 @@ impl<'a> Expander<'a> {
                     .help(
                         "name the branches, `- b1: conv(8, 1)` in YAML or `b1: conv(8, 1)` in the DSL: the \
                          branches of concat, add and mul, and a residual's main path and shortcut, add \
-                         nothing to the layer path, so their unnamed layers share names",
+                         nothing to the layer path, so their unnamed layers share names (in a `repeat`, \
+                         name the body with its counter: `\"block{i}\": ...`)",
                     )
                     .in_layer(path),
                 );

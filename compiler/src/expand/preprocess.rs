@@ -1,6 +1,7 @@
-//! `preprocess:` checked against the model's input when the spec is checked, so that preparing an
-//! image can never fail or silently stretch at run time: torchvision's `Resize(size)` (the shorter
-//! side becomes `size`), `CenterCrop(size)` and `Normalize(mean, std)`, in that order.
+//! `preprocess:` checked against the model's input when the spec is checked: torchvision's
+//! `Resize(size)` (the shorter side becomes `size`), `CenterCrop(size)` and `Normalize(mean, std)`,
+//! in that order, must produce the input's size. (Without `crop`, an image whose aspect ratio
+//! differs from the input's is centre-cropped, or padded with zeros, to it at run time.)
 
 use crate::diagnostic::Diagnostic;
 use crate::graph::{Meta, Shape};
@@ -68,6 +69,14 @@ pub fn check(pre: &Preprocess, meta: &Meta, input: &Shape, diags: &mut Vec<Diagn
             )
             .at(span(&pre.resize).expect("resize is written"), "shorter than the crop")
             .help(format!("the crop would be padded with zeros; resize to at least {crop} (ImageNet's recipe: resize 256, crop 224)")),
+        ),
+        (Some(resize), Some(crop)) if resize > 8 * crop => diags.push(
+            Diagnostic::error(
+                "cnnc::meta::preprocess",
+                format!("`resize: {resize}` is more than 8 times `crop: {crop}`"),
+            )
+            .at(span(&pre.resize).expect("resize is written"), "resize far beyond the crop")
+            .help(format!("resize to a little more than the crop (ImageNet's recipe: resize 256, crop 224); {crop} to {} here", 8 * crop)),
         ),
         (Some(resize), None) if resize != h.min(w) => diags.push(
             Diagnostic::error(

@@ -303,8 +303,7 @@ fn check_length(pair: &Pair<'_, Rule>, at: TextAt) -> Result<(), Diagnostic> {
     let mut total = 0;
     let exprs = std::iter::once(pair.clone()).chain(pair.clone().into_inner().flatten());
     for expr in exprs.filter(|p| p.as_rule() == Rule::expr) {
-        // An expression's children are its operands and operators, about half of each.
-        let operators = expr.clone().into_inner().count() / 2;
+        let operators = expr.clone().into_inner().filter(|p| is_operator(p.as_rule())).count();
         if operators > MAX_OPERATORS {
             return Err(refuse(&expr, format!("an expression with more than {MAX_OPERATORS} operators")));
         }
@@ -317,6 +316,23 @@ fn check_length(pair: &Pair<'_, Rule>, at: TextAt) -> Result<(), Diagnostic> {
         }
     }
     Ok(())
+}
+
+/// Whether a child of an `expr` is an operator (infix, prefix or an index) rather than an operand.
+fn is_operator(rule: Rule) -> bool {
+    !matches!(
+        rule,
+        Rule::float
+            | Rule::int
+            | Rule::string
+            | Rule::list
+            | Rule::call
+            | Rule::true_lit
+            | Rule::false_lit
+            | Rule::none_lit
+            | Rule::ident
+            | Rule::paren
+    )
 }
 
 fn check_nesting(text: &str, at: TextAt) -> Result<(), Diagnostic> {

@@ -137,12 +137,15 @@ impl WeightReport {
         // The longest common suffix that starts a segment in both names.
         let at_segment = |s: &str, len: usize| len == s.len() || s.as_bytes()[s.len() - len - 1] == b'.';
         let common = u.bytes().rev().zip(m.bytes().rev()).take_while(|(a, b)| a == b).count();
-        let suffix =
-            (1..=common.min(u.len() - 1).min(m.len())).rev().find(|&l| at_segment(u, l) && at_segment(m, l))?;
+        let suffix = (1..=common.min(u.len().saturating_sub(1)).min(m.len()))
+            .rev()
+            .find(|&l| at_segment(u, l) && at_segment(m, l))?;
         let (from, to) = (&u[..u.len() - suffix], &m[..m.len() - suffix]);
-        let explained = unexpected.iter().zip(&missing).all(|((u, us), (m, ms))| {
-            us == ms && u.strip_prefix(from).is_some_and(|rest| m.strip_prefix(to) == Some(rest))
-        });
+        // Aliases rewrite every occurrence (`str::replace`): the suggestion must hold as such.
+        let explained = unexpected
+            .iter()
+            .zip(&missing)
+            .all(|((u, us), (m, ms))| us == ms && u.starts_with(from) && u.replace(from, to) == *m);
         explained.then(|| (from.to_string(), to.to_string()))
     }
 }
@@ -306,6 +309,8 @@ mod tests {
         assert_eq!(r.renamed_prefix(), Some(("_blocks.".into(), "blocks.".into())), "whole segments, not `_`");
         let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "module.fc.weight"]);
         assert_eq!(r.renamed_prefix(), Some(("module.".into(), String::new())));
+        let r = report(&["sub_module.w", "fc.w"], &["module.sub_module.w", "module.fc.w"]);
+        assert_eq!(r.renamed_prefix(), None, "replacing `module.` everywhere would break `sub_module.`");
         let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "head.fc.weight"]);
         assert_eq!(r.renamed_prefix(), None, "two different prefixes");
         let r = report(&["model.fc.weight", "model.conv1.weight"], &["fc.weight", "conv1.weight"]);

@@ -37,9 +37,9 @@ pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
 }
 
 /// Keys under which training code keeps a model's state_dict in a checkpoint dict, in the order
-/// they are tried: PyTorch's tutorial layout (`model_state_dict`), Lightning's and most trainers'
-/// `state_dict`, `model`, `net`, `network` and `module`, then exponential-moving-average copies
-/// (`ema`, timm's `state_dict_ema`, `model_ema`), tried last so that the plain model wins.
+/// they are tried: Lightning's and most trainers' `state_dict`, PyTorch's tutorial layout
+/// (`model_state_dict`), `model`, `net`, `network` and `module`, then exponential-moving-average
+/// copies (`ema`, timm's `state_dict_ema`, `model_ema`), tried last so that the plain model wins.
 pub const STATE_DICT_KEYS: &[&str] =
     &["state_dict", "model_state_dict", "model", "net", "network", "module", "ema", "state_dict_ema", "model_ema"];
 

@@ -93,15 +93,19 @@ pub fn build(
     Ok(Built { layers, program: builder.finish()? })
 }
 
-/// Names the first layer whose output for a single input exceeds one storage binding (the batch is
-/// run in chunks, but a single input cannot be split).
-fn check_activation_sizes(gpu: &Gpu, plan: &ValidPlan, options: PlanOptions) -> Result<(), RuntimeError> {
+/// The largest storage binding the plan may use: the device's, or less when `options` say so.
+fn binding_limit(gpu: &Gpu, options: PlanOptions) -> usize {
     let device_limit = gpu.limits.max_storage_buffer_binding_size as usize;
-    let limit = options.binding_limit.map_or(device_limit, |l| l.min(device_limit));
-    let slots = &plan.layout().slot_elements;
-    for layer in plan.layers() {
-        let Some(slot) = layer.slot else { continue };
-        let bytes = slots[slot.index()] as usize * 4;
+    options.binding_limit.map_or(device_limit, |l| l.min(device_limit))
+}
+
+/// Names the first layer whose own output for a single input exceeds one storage binding (the
+/// batch is run in chunks, but a single input cannot be split). Every buffer slot is as large as
+/// the largest output it holds, so no slot exceeds the limit once no output does.
+fn check_activation_sizes(gpu: &Gpu, plan: &ValidPlan, options: PlanOptions) -> Result<(), RuntimeError> {
+    let limit = binding_limit(gpu, options);
+    for layer in plan.layers().iter().filter(|l| l.slot.is_some()) {
+        let bytes = layer.shape.elements() as usize * 4;
         if bytes > limit {
             return Err(RuntimeError::ActivationTooLarge {
                 layer: if layer.path.is_empty() { "(model)".into() } else { layer.path.clone() },
@@ -160,13 +164,9 @@ impl<'w> Builder<'w> {
         batch: usize,
         options: PlanOptions,
     ) -> Result<Builder<'w>, RuntimeError> {
-        let device_limit = gpu.limits.max_storage_buffer_binding_size as usize;
-        let limit = options.binding_limit.map_or(device_limit, |l| l.min(device_limit));
+        let limit = binding_limit(gpu, options);
+        // No slot exceeds the limit (`check_activation_sizes`).
         let largest = layout.slot_elements.iter().map(|e| *e as usize * 4).max().unwrap_or(0).max(4);
-        if largest > limit {
-            let what = "one activation of a single input".to_string();
-            return Err(RuntimeError::BindingLimit { what, bytes: largest as u64, limit: limit as u64 });
-        }
         let max_dimension = gpu.limits.max_texture_dimension_2d as usize;
         Ok(Builder {
             arena: Arena::new(gpu),
