@@ -24,15 +24,24 @@ pub fn load_batch_for(paths: &[impl AsRef<Path>], meta: &Meta, input: &[usize]) 
     let [channels @ (1 | 3), h, w] = dims[..] else {
         return Err(RuntimeError::NotAnImageModel { input: dims });
     };
-    let count = |v: &Option<Vec<f64>>| v.as_ref().map_or(channels, Vec::len);
-    let Some((mean, std)) = meta.normalisation(channels) else {
-        return Err(RuntimeError::Preprocess { channels, means: count(&meta.mean), stds: count(&meta.std) });
-    };
+    let (mean, std) = normalisation(meta, channels)?;
     let mut data = Vec::with_capacity(paths.len() * channels * h * w);
     for path in paths {
         data.extend(load(path.as_ref(), meta, (&mean, &std), channels, h, w)?);
     }
     Ok(Tensor::new(vec![paths.len(), channels, h, w], data))
+}
+
+/// The per-channel mean and std of `meta`'s preprocessing for an image of `channels` channels
+/// ([`Meta::normalisation`]).
+///
+/// # Errors
+/// [`RuntimeError::Preprocess`] when mean or std has neither one value nor one per channel.
+pub fn normalisation(meta: &Meta, channels: usize) -> Result<(Vec<f64>, Vec<f64>), RuntimeError> {
+    meta.normalisation(channels).ok_or_else(|| {
+        let count = |v: &Option<Vec<f64>>| v.as_ref().map_or(channels, Vec::len);
+        RuntimeError::Preprocess { channels, means: count(&meta.mean), stds: count(&meta.std) }
+    })
 }
 
 /// PIL's `convert("L")` of one RGB pixel: `(19595 R + 38470 G + 7471 B + 2¹⁵) >> 16`.
@@ -49,13 +58,7 @@ fn load(
     w: usize,
 ) -> Result<Vec<f32>, RuntimeError> {
     let (image, shape) = decode(path, channels)?;
-    if let Some(size) = meta.resize.filter(|size| resample::resized(shape, *size).is_none()) {
-        let message = format!(
-            "it is {}×{} pixels, and resizing its shorter side to {size} would take more than {} MiB",
-            shape[1],
-            shape[2],
-            resample::MAX_RESIZED_BYTES >> 20
-        );
+    if let Some(message) = meta.resize.and_then(|size| resample::refuse_resize(shape, size)) {
         return Err(RuntimeError::Image { path: path.to_path_buf(), message });
     }
     let image = resample::fit(image, shape, meta.resize, meta.crop.is_some(), h, w);

@@ -129,6 +129,19 @@ pub fn resized([c, h, w]: [usize; 3], size: usize) -> Option<(usize, usize)> {
     Some(if w <= h { (longer, size) } else { (size, longer) })
 }
 
+/// Why an image of `shape` cannot be resized to a shorter side of `size` ([`resized`]), or `None`
+/// when it can.
+pub fn refuse_resize(shape: [usize; 3], size: usize) -> Option<String> {
+    resized(shape, size).is_none().then(|| {
+        format!(
+            "it is {}×{} pixels, and resizing its shorter side to {size} would take more than {} MiB",
+            shape[1],
+            shape[2],
+            MAX_RESIZED_BYTES >> 20
+        )
+    })
+}
+
 /// Prepares an image for a model whose items are `[C, h, w]`, as torchvision's evaluation
 /// transforms do: with `resize`, the shorter side becomes `resize` pixels and the longer keeps the
 /// aspect ratio (truncated, as `Resize(size)`); then, when `centre_crop` is set or the size is not

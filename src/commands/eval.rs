@@ -179,10 +179,7 @@ pub fn transform(model: &Model, augment: Vec<Augment>) -> Result<Transform, Runt
         return Err(RuntimeError::NotAnImageModel { input: dims });
     };
     let meta = &model.graph.meta;
-    let count = |v: &Option<Vec<f64>>| v.as_ref().map_or(channels, Vec::len);
-    let Some((mean, std)) = meta.normalisation(channels) else {
-        return Err(RuntimeError::Preprocess { channels, means: count(&meta.mean), stds: count(&meta.std) });
-    };
+    let (mean, std) = cnnc::runtime::image_input::normalisation(meta, channels)?;
     Ok(Transform { input: [channels, h, w], augment, resize: meta.resize, centre_crop: meta.crop.is_some(), mean, std })
 }
 

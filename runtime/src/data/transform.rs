@@ -44,13 +44,8 @@ impl Transform {
                 shape[0], shape[1], shape[2], shape[0]
             ));
         }
-        if let Some(size) = self.resize.filter(|size| resample::resized(shape, *size).is_none()) {
-            return Err(format!(
-                "its images are {}×{}, and resizing their shorter side to {size} would take more than {} MiB each",
-                shape[1],
-                shape[2],
-                resample::MAX_RESIZED_BYTES >> 20
-            ));
+        if let Some(why) = self.resize.and_then(|size| resample::refuse_resize(shape, size)) {
+            return Err(format!("one of its images cannot be prepared: {why}"));
         }
         let sized = self.fits_first() && (self.resize.is_some() || self.centre_crop);
         let before = if sized { self.input } else { shape };

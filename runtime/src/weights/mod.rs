@@ -164,19 +164,16 @@ impl fmt::Display for WeightReport {
                  `aliases: {{\"{from}\": \"{to}\"}}` to the spec",
                 self.unexpected.len()
             )?;
-            for name in &self.non_finite {
-                writeln!(f, "  non-finite  {name} holds NaN or infinite values")?;
+        } else {
+            for (name, shape) in &self.missing {
+                writeln!(f, "  missing     {name} {shape:?}")?;
             }
-            return Ok(());
-        }
-        for (name, shape) in &self.missing {
-            writeln!(f, "  missing     {name} {shape:?}")?;
-        }
-        for (name, shape) in &self.unexpected {
-            writeln!(f, "  unexpected  {name} {shape:?}")?;
-        }
-        for (name, want, found) in &self.wrong_shape {
-            writeln!(f, "  wrong shape {name}: the spec expects {want:?}, the file has {found:?}")?;
+            for (name, shape) in &self.unexpected {
+                writeln!(f, "  unexpected  {name} {shape:?}")?;
+            }
+            for (name, want, found) in &self.wrong_shape {
+                writeln!(f, "  wrong shape {name}: the spec expects {want:?}, the file has {found:?}")?;
+            }
         }
         for name in &self.non_finite {
             writeln!(f, "  non-finite  {name} holds NaN or infinite values")?;
