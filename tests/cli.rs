@@ -174,7 +174,8 @@ fn bench_train_layers_times_each_dispatch_of_a_step() {
     assert!(work.last().unwrap().starts_with("optimizer "), "{work:?}");
     assert!(dispatches.iter().all(|d| d["ms"].as_f64().is_some_and(|ms| ms >= 0.0)), "{v}");
     let kernels: Vec<&str> = dispatches.iter().map(|d| d["kernel"].as_str().unwrap()).collect();
-    assert!(kernels.contains(&"conv_grad_weight") && kernels.contains(&"optimizer"), "{kernels:?}");
+    // LeNet's convolutions are small enough for the unrolled kernels.
+    assert!(kernels.contains(&"conv_grad_weight_unrolled") && kernels.contains(&"optimizer"), "{kernels:?}");
     let table = stdout(&cnnc(&args));
     assert!(table.contains("per kernel") && table.contains("conv_grad_weight"), "{table}");
 }

@@ -1,10 +1,12 @@
 // Input gradient of max or average pooling over `[N·C, IH, IW]`: one invocation per input element
 // gathers from every window that covers it. Max pooling gives a window's gradient to its first
 // largest element in scan order (PyTorch's tie rule), recomputed from the input; average pooling
-// shares it out over the window with the forward's divisor.
+// shares it out over the window with the forward's divisor. Where the windows tile the input
+// exactly (TILED: stride equal to the kernel, no padding or dilation, nothing left over), one
+// invocation per window reads it once and writes each of its elements.
 //
-// Baked constants: KH, KW, DY, DX, MAX, COUNT_PAD; extents in `shape`: NC, IH, IW, OH, OW, SY, SX,
-// PT, PL, PB, PR.
+// Baked constants: TILED, KH, KW, DY, DX, MAX, COUNT_PAD; extents in `shape`: NC, IH, IW, OH, OW, SY,
+// SX, PT, PL, PB, PR.
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -46,9 +48,47 @@ fn divisor(oy: u32, ox: u32) -> f32 {
     return f32((min(y1, i32(shape.IH)) - max(y0, 0)) * (min(x1, i32(shape.IW)) - max(x0, 0)));
 }
 
+// The window `window` of a tiling pooling: its gradient to its first largest element (max) or
+// shared equally (average), zero elsewhere.
+fn tiled_window(window: u32) {
+    let ox = window % shape.OW;
+    let oy = (window / shape.OW) % shape.OH;
+    let plane = window / (shape.OW * shape.OH);
+    let g = dy[window];
+    let base = (plane * shape.IH + oy * KH) * shape.IW + ox * KW;
+    var at = 0u;
+    if (MAX) {
+        var best = x[base];
+        for (var ky = 0u; ky < KH; ky++) {
+            for (var kx = 0u; kx < KW; kx++) {
+                let v = x[base + ky * shape.IW + kx];
+                if (v > best) {
+                    best = v;
+                    at = ky * KW + kx;
+                }
+            }
+        }
+    }
+    for (var ky = 0u; ky < KH; ky++) {
+        for (var kx = 0u; kx < KW; kx++) {
+            var v = g / f32(KH * KW);
+            if (MAX) {
+                v = select(0.0, g, ky * KW + kx == at);
+            }
+            dx[base + ky * shape.IW + kx] = v;
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let index = gid.x + gid.y * 65535u * 64u;
+    if (TILED) {
+        if (index < shape.NC * shape.OH * shape.OW) {
+            tiled_window(index);
+        }
+        return;
+    }
     if (index >= shape.NC * shape.IH * shape.IW) {
         return;
     }

@@ -114,6 +114,13 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.join(Op::Concat, &[a, b]);
             flat_head(n, y)
         }),
+        case("pool_grad", "max and average 2x2 stride 2, tiling the input", &[4, 8, 6], 2, |n, x| {
+            let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
+            let a = n.apply(y, max_pool(pool_window(2, 2, 0, false, false)));
+            let b = n.apply(y, Op::AvgPool(pool_window(2, 2, 0, false, true)));
+            let y = n.join(Op::Concat, &[a, b]);
+            flat_head(n, y)
+        }),
         case("adaptive_pool_grad", "max and average over overlapping unequal cells", &[4, 9, 7], 3, |n, x| {
             let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
             let y = n.apply(y, Op::AdaptiveMaxPool { size: [4, 3] });

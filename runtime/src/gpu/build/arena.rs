@@ -85,10 +85,20 @@ impl Arena {
 
     /// A buffer of at least `bytes` that kernels write.
     pub fn activation_buffer(&mut self, bytes: usize, label: &str) -> BufferId {
+        self.writable_buffer(bytes, label, wgpu::BufferUsages::empty())
+    }
+
+    /// A buffer of weights that kernels write (the optimizer) and that small kernels may also bind
+    /// as a uniform buffer (the unrolled convolution).
+    pub fn weight_buffer(&mut self, bytes: usize, label: &str) -> BufferId {
+        self.writable_buffer(bytes, label, wgpu::BufferUsages::UNIFORM)
+    }
+
+    fn writable_buffer(&mut self, bytes: usize, label: &str, usage: wgpu::BufferUsages) -> BufferId {
         let id = self.push_buffer(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (bytes.max(16) as u64).next_multiple_of(16),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         }));
         self.activation_buffers.push(id);

@@ -98,7 +98,7 @@ impl KernelParams for DirectConv {
         consts.extend(epilogue_consts(self.epilogue.activation, self.epilogue.residual));
         let pixel_tiles = (self.n * oh * ow).div_ceil(4);
         let workgroups = [pixel_tiles.div_ceil(64) as u32, oc.div_ceil(self.oc_tile) as u32, 1];
-        Kernel { family, consts, workgroups, bake_shape: self.bake_shape }
+        Kernel { bake_shape: self.bake_shape, ..Kernel::new(family, consts, workgroups) }
     }
 
     fn samples() -> Vec<DirectConv> {

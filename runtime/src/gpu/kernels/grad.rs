@@ -276,10 +276,26 @@ pub struct PoolGrad {
     pub is_max: bool,
 }
 
+impl PoolGrad {
+    /// Whether the windows tile the input exactly (stride equal to the kernel, no padding or
+    /// dilation, no rows or columns left over): then one invocation per window reads it once and
+    /// writes each of its elements, instead of one per element looking up its window.
+    pub fn tiles(&self) -> bool {
+        let ([ih, iw], [oh, ow], p) = (self.input, self.output, &self.window);
+        p.stride == p.kernel
+            && p.dilation == [1, 1]
+            && p.padding == Pad4::uniform(0)
+            && ih == oh * p.kernel[0]
+            && iw == ow * p.kernel[1]
+    }
+}
+
 impl KernelParams for PoolGrad {
     fn kernel(&self) -> Kernel {
         let ([ih, iw], [oh, ow], p) = (self.input, self.output, &self.window);
+        let tiled = self.tiles();
         let mut consts = vec![
+            ("TILED", Const::B(tiled)),
             ("KH", u(p.kernel[0])),
             ("KW", u(p.kernel[1])),
             ("DY", u(p.dilation[0])),
@@ -301,7 +317,8 @@ impl KernelParams for PoolGrad {
         consts.extend(activation_consts(None));
         // A few taps per invocation: the extents are baked so that locating an element costs no
         // divisions by run-time values (a pooling layer's shape is one of few in a model).
-        Kernel { bake_shape: true, ..Kernel::new(Family::PoolGrad, consts, grid_1d((self.nc * ih * iw) as u64)) }
+        let invocations = if tiled { self.nc * oh * ow } else { self.nc * ih * iw };
+        Kernel { bake_shape: true, ..Kernel::new(Family::PoolGrad, consts, grid_1d(invocations as u64)) }
     }
 
     fn samples() -> Vec<PoolGrad> {
@@ -313,9 +330,12 @@ impl KernelParams for PoolGrad {
             ceil_mode: true,
             count_include_pad: false,
         };
-        [true, false]
+        let tiling = Pool2d { kernel: [2, 2], stride: [2, 2], padding: Pad4::uniform(0), ceil_mode: false, ..window };
+        let mut samples: Vec<PoolGrad> = [true, false]
             .map(|is_max| PoolGrad { nc: 4, input: [7, 7], output: [4, 4], window: window.clone(), is_max })
-            .to_vec()
+            .to_vec();
+        samples.push(PoolGrad { nc: 4, input: [8, 6], output: [4, 3], window: tiling, is_max: true });
+        samples
     }
 }
 

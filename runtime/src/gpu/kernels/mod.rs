@@ -13,6 +13,7 @@ mod grad;
 mod linear;
 mod norm;
 mod pool;
+mod unrolled;
 
 use std::fmt::Write as _;
 
@@ -28,6 +29,7 @@ pub use grad::{
 pub use linear::Linear;
 pub use norm::{Lrn, LrnGrad, Softmax, SoftmaxGrad};
 pub use pool::{AdaptivePool, AdaptivePoolGrad, Pool};
+pub use unrolled::{UnrolledConv, UnrolledWeightGrad};
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const CONV_TAPS: &str = include_str!("../../../shaders/conv_taps.wgsl");
@@ -45,7 +47,8 @@ pub enum Slot {
     Texture,
     /// The read-write storage buffer the kernel writes.
     Output,
-    /// The uniform buffer holding the kernel's [`Const::Dim`] extents (always the last slot).
+    /// A uniform buffer: the kernel's [`Const::Dim`] extents when it is the last slot (made by the
+    /// arena), else data the kernel reads at constant offsets (the unrolled convolution's weights).
     Uniform,
 }
 
@@ -87,11 +90,15 @@ pub enum Family {
     LrnGrad,
     AdaptivePoolGrad,
     ConvFlip,
+    /// A small convolution written out for its exact shape ([`UnrolledConv`]).
+    Conv2dUnrolled,
+    /// A small convolution's weight gradient written out for its shape ([`UnrolledWeightGrad`]).
+    ConvGradWeightUnrolled,
 }
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 33] = [
+    pub const ALL: [Family; 35] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -125,6 +132,8 @@ impl Family {
         Family::LrnGrad,
         Family::AdaptivePoolGrad,
         Family::ConvFlip,
+        Family::Conv2dUnrolled,
+        Family::ConvGradWeightUnrolled,
     ];
 
     /// The family's WGSL file.
@@ -162,6 +171,8 @@ impl Family {
             Family::LrnGrad => include_str!("../../../shaders/lrn_grad.wgsl"),
             Family::AdaptivePoolGrad => include_str!("../../../shaders/adaptive_pool_grad.wgsl"),
             Family::ConvFlip => include_str!("../../../shaders/conv_flip.wgsl"),
+            // Generated for each shape: `Kernel::generated`.
+            Family::Conv2dUnrolled | Family::ConvGradWeightUnrolled => "",
         }
     }
 
@@ -186,6 +197,8 @@ impl Family {
                 &[Texture, Texture, Read, Read, Output, Uniform]
             }
             Family::Linear => &[Read, Read, Read, Output],
+            Family::Conv2dUnrolled => &[Read, Uniform, Read, Output],
+            Family::ConvGradWeightUnrolled => &[Read, Read, Output],
             Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => &[Read, Output],
             Family::ConvGradInput
             | Family::ConvGradWeight
@@ -246,6 +259,8 @@ impl Family {
             Family::LrnGrad => "lrn_grad",
             Family::AdaptivePoolGrad => "adaptive_pool_grad",
             Family::ConvFlip => "conv_flip",
+            Family::Conv2dUnrolled => "conv2d_unrolled",
+            Family::ConvGradWeightUnrolled => "conv_grad_weight_unrolled",
         }
     }
 }
@@ -279,12 +294,14 @@ pub struct Kernel {
     /// Whether the [`Const::Dim`] values are baked too (`shape` becomes a WGSL `const`), for kernels
     /// whose invocations do too little work to hide computing with run-time extents.
     pub bake_shape: bool,
+    /// The body written for this kernel alone, in place of its family's WGSL file.
+    pub generated: Option<String>,
 }
 
 impl Kernel {
     /// A kernel whose [`Const::Dim`] values, if any, are passed at run time.
     pub fn new(family: Family, consts: Vec<(&'static str, Const)>, workgroups: [u32; 3]) -> Kernel {
-        Kernel { family, consts, workgroups, bake_shape: false }
+        Kernel { family, consts, workgroups, bake_shape: false, generated: None }
     }
 
     /// The full WGSL source: constants, the `shape` uniform's declaration (or constant), shared
@@ -328,7 +345,7 @@ impl Kernel {
         for shared in self.family.shared() {
             src.push_str(shared);
         }
-        src.push_str(self.family.body());
+        src.push_str(self.generated.as_deref().unwrap_or(self.family.body()));
         src
     }
 
@@ -443,6 +460,8 @@ pub fn samples() -> Vec<Kernel> {
         of::<LrnGrad>(),
         of::<AdaptivePoolGrad>(),
         of::<ConvFlip>(),
+        of::<UnrolledConv>(),
+        of::<UnrolledWeightGrad>(),
     ]
     .concat()
 }

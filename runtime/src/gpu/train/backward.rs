@@ -9,6 +9,7 @@ use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
     ActivationGrad, AdaptivePoolGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ChunkGrad, ConvFlip,
     ConvGrad, Elementwise, ElementwiseOp, GateGrad, LinearGrad, LrnGrad, PoolGrad, ReducePartials, SoftmaxGrad,
+    UnrolledWeightGrad,
 };
 
 impl Lowering<'_> {
@@ -32,9 +33,15 @@ impl Lowering<'_> {
                         ConvGrad { n, input: self.chw(x), output: self.chw(id), conv: c.clone(), weight: true };
                     let xv = self.value(x);
                     let len = p.shape.iter().product();
-                    self.summed(buffer, len, params.partials(), |l, to| {
-                        l.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(xv), Bind::Buffer(to)]);
-                    });
+                    let binds = |to| [Bind::Buffer(dy), Bind::Buffer(xv), Bind::Buffer(to)];
+                    match UnrolledWeightGrad::fits(n, self.chw(x), self.chw(id), c) {
+                        Some(unrolled) => self.summed(buffer, len, unrolled.partials(), |l, to| {
+                            l.dispatch(&unrolled, &binds(to));
+                        }),
+                        None => self.summed(buffer, len, params.partials(), |l, to| {
+                            l.dispatch(&params, &binds(to));
+                        }),
+                    }
                 }
                 (Op::Conv2d(c), _) => {
                     let [_, oh, ow] = self.chw(id);
@@ -81,7 +88,7 @@ impl Lowering<'_> {
                         // Stride 1: a forward convolution of dy with the flipped weights.
                         Some(transposed) => {
                             let len = c.in_channels * (c.out_channels / c.groups) * c.kernel[0] * c.kernel[1];
-                            let flipped = self.arena.activation_buffer(len * 4, "flipped weights");
+                            let flipped = self.arena.weight_buffer(len * 4, "flipped weights");
                             let flip = ConvFlip { conv: c.clone() };
                             self.dispatch(&flip, &[Bind::Buffer(weight), Bind::Buffer(flipped)]);
                             let (out_chw, in_chw) = (self.chw(id), self.chw(input));

@@ -7,7 +7,7 @@ use super::lower::{Io, Lowering};
 use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
     AdaptivePool, BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel, Elementwise,
-    ElementwiseOp, Epilogue, Linear, Lrn, Pool, Softmax,
+    ElementwiseOp, Epilogue, Linear, Lrn, Pool, Softmax, UnrolledConv,
 };
 use crate::RuntimeError;
 
@@ -245,11 +245,12 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    /// A direct convolution from storage buffers: `input` (`[N, ...input_chw]`) convolved with
-    /// `weight` (`[OC, IC / groups, KH, KW]`) plus `bias` into `out` (`[N, ...output_chw]`). Four
-    /// output channels per invocation share each input load where groups allow (one group may end
-    /// in a partial tile: LeNet's 6 channels); short convolutions (depthwise) bake their extents, as
-    /// inference does.
+    /// A convolution: `input` (`[N, ...input_chw]`) convolved with `weight` (`[OC, IC / groups, KH,
+    /// KW]`, a [`Arena::weight_buffer`](crate::gpu::build::arena::Arena::weight_buffer)) plus `bias`
+    /// into `out` (`[N, ...output_chw]`). A small one of one group runs unrolled for its shape
+    /// ([`UnrolledConv`]); others run the direct convolution from storage buffers, where four output
+    /// channels per invocation share each input load where groups allow (one group may end in a
+    /// partial tile) and short convolutions (depthwise) bake their extents, as inference does.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn convolution(
         &mut self,
@@ -261,6 +262,11 @@ impl Lowering<'_> {
         out: BufferId,
         output_chw: [usize; 3],
     ) {
+        if let Some(params) = UnrolledConv::fits(self.batch, input_chw, output_chw, conv) {
+            let binds = [Bind::Buffer(input), Bind::Buffer(weight), bias.into(), Bind::Buffer(out)];
+            self.dispatch(&params, &binds);
+            return;
+        }
         let params = DirectConv {
             variant: DirectVariant::Buffer,
             n: self.batch,

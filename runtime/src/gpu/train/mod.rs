@@ -7,7 +7,10 @@
 //!
 //! The kernels read storage buffers; the convolution and linear gradients work on tiles (several
 //! channels or a 4 × 4 block per invocation, each element still summed by one invocation in a fixed
-//! order). Every op of the language trains; of broadcast products, only those of equal shapes and
+//! order). A small convolution of one group (LeNet's) runs its forward, its stride-1 input gradient
+//! and its weight gradient as kernels written out for its shape (`kernels::UnrolledConv`,
+//! `kernels::UnrolledWeightGrad`), with the weights in a uniform buffer: the parameters' buffers can
+//! be bound as uniform buffers too. Every op of the language trains; of broadcast products, only those of equal shapes and
 //! per-channel gates, any other being refused with [`RuntimeError::Unsupported`] naming the layer.
 
 mod backward;
@@ -97,7 +100,7 @@ impl GpuTrainer {
                     found: t.shape.clone(),
                 });
             }
-            params.push((p.clone(), arena.activation_buffer(t.len() * 4, &p.name)));
+            params.push((p.clone(), arena.weight_buffer(t.len() * 4, &p.name)));
         }
         let item_shape = graph.node(graph.input).shape.dims().to_vec();
         let classes = graph.node(graph.output).shape.elements() as usize;

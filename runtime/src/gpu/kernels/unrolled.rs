@@ -1,0 +1,406 @@
+//! The unrolled convolution (`conv2d_unrolled`): for a small convolution of one group (LeNet's, and
+//! the input gradients of such layers run as forward convolutions), the whole tap loop is written
+//! out as WGSL for its exact shape. Each invocation computes a row of [`UnrolledConv::positions`]
+//! outputs of one item for every output channel: per input row of its window it loads the inputs
+//! once and uses each for every tap and output channel that reads it, and every weight is read at
+//! a constant offset of a uniform buffer.
+//!
+//! Why: on CPU drivers (lavapipe) a storage-buffer load inside a loop runs one lane at a time and
+//! a uniform load at a run-time offset is a gather, while a uniform load at a constant offset is
+//! one scalar load broadcast to every lane; the storage-buffer kernel (`conv2d.wgsl`) loads a
+//! weight and an input for every multiply-add. On GPUs constant-offset uniform loads come from the
+//! constant cache. The price is compile time, which grows with the unrolled code: the kernels are
+//! taken only for windows larger than 1×1 below [`MAX_WEIGHTS`] weights (the forward for at most 16
+//! output channels), with positions per invocation cut to keep the code under [`MAX_UNROLLED`]
+//! multiply-adds.
+
+use std::fmt::Write as _;
+
+use cnnc_ir::graph::{Conv2d, Pad4};
+
+use super::{activation_consts, grid_1d, Family, Kernel, KernelParams};
+
+/// The most weights (`OC · IC · KH · KW`) an unrolled convolution holds: 9.6 kB of uniform buffer,
+/// far below the 64 KiB every WebGPU adapter binds.
+pub const MAX_WEIGHTS: usize = 2_400;
+
+/// The most multiply-adds written out in one kernel (weights × positions per invocation).
+pub const MAX_UNROLLED: usize = 12_000;
+
+/// The most output positions one invocation computes.
+const MAX_POSITIONS: usize = 8;
+
+/// The most output channels the unrolled forward keeps sums for (times its positions).
+const MAX_CHANNELS: usize = 16;
+
+/// Whether a convolution's window reads each input more than once: the reuse the unrolled kernels
+/// exist for. A 1×1 convolution has none, and its channels are too many to keep in registers.
+fn has_window(conv: &Conv2d) -> bool {
+    conv.kernel[0] * conv.kernel[1] > 1
+}
+
+/// A convolution of one group, unrolled for its shape: input `[N, IC, IH, IW]`, weights
+/// `[OC, IC, KH, KW]` (in a uniform buffer), optional bias `[OC]`, output `[N, OC, OH, OW]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnrolledConv {
+    pub n: usize,
+    /// `[IC, IH, IW]` of one item.
+    pub input: [usize; 3],
+    /// `[OC, OH, OW]` of one item.
+    pub output: [usize; 3],
+    pub conv: Conv2d,
+    pub has_bias: bool,
+    /// Consecutive output positions of one row per invocation.
+    pub positions: usize,
+}
+
+impl UnrolledConv {
+    /// The unrolled kernel for this convolution, if it is small enough and of one group.
+    pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledConv> {
+        let weights = conv.out_channels * conv.in_channels * conv.kernel[0] * conv.kernel[1];
+        if conv.groups != 1
+            || weights == 0
+            || weights > MAX_WEIGHTS
+            || conv.out_channels > MAX_CHANNELS
+            || !has_window(conv)
+        {
+            return None;
+        }
+        let positions = (MAX_UNROLLED / weights).clamp(1, MAX_POSITIONS).min(output[2].max(1));
+        Some(UnrolledConv { n, input, output, conv: conv.clone(), has_bias: conv.bias, positions })
+    }
+
+    fn invocations(&self) -> usize {
+        let [_, oh, ow] = self.output;
+        self.n * oh * ow.div_ceil(self.positions)
+    }
+
+    /// The kernel's WGSL body, every extent and weight offset written in.
+    fn body(&self) -> String {
+        let ([ic, ih, iw], [oc, oh, ow]) = (self.input, self.output);
+        let c = &self.conv;
+        let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
+        let Pad4 { top, left, .. } = c.padding;
+        let p = self.positions;
+        let per_row = ow.div_ceil(p);
+        let in_len = self.n * ic * ih * iw;
+        let weights = oc * ic * kh * kw;
+        let mut s = String::new();
+        let _ = writeln!(s, "@group(0) @binding(0) var<storage, read> input: array<f32>;");
+        let _ = writeln!(s, "@group(0) @binding(1) var<uniform> weight: array<vec4<f32>, {}>;", weights.div_ceil(4));
+        let _ = writeln!(s, "@group(0) @binding(2) var<storage, read> bias: array<f32>;");
+        let _ = writeln!(s, "@group(0) @binding(3) var<storage, read_write> output: array<f32>;");
+        let _ = writeln!(s, "@compute @workgroup_size(64)");
+        let _ = writeln!(s, "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{");
+        let _ = writeln!(s, "    let q = gid.x + gid.y * {}u;", 65_535 * 64);
+        let _ = writeln!(s, "    if (q >= {}u) {{ return; }}", self.invocations());
+        let _ = writeln!(s, "    let n = q / {}u;", oh * per_row);
+        let _ = writeln!(s, "    let oy = (q / {per_row}u) % {oh}u;");
+        let _ = writeln!(s, "    let ox = (q % {per_row}u) * {p}u;");
+        let _ = writeln!(s, "    let y0 = i32(oy * {sy}u) - {top};");
+        let _ = writeln!(s, "    let x0 = i32(ox * {sx}u) - {left};");
+        let _ = writeln!(s, "    let item = i32(n * {}u);", ic * ih * iw);
+        // The window's columns that some position and tap read.
+        let mut columns: Vec<usize> = (0..p).flat_map(|j| (0..kw).map(move |x| j * sx + x * dx)).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        for j in &columns {
+            let _ = writeln!(s, "    let c{j} = x0 + {j}; let in{j} = c{j} >= 0 && c{j} < {iw};");
+        }
+        for o in 0..oc {
+            for j in 0..p {
+                let _ = writeln!(s, "    var a{o}_{j} = 0.0;");
+            }
+        }
+        for ci in 0..ic {
+            for y in 0..kh {
+                let _ = writeln!(s, "    {{");
+                let _ = writeln!(s, "        let yy = y0 + {}; let row_in = yy >= 0 && yy < {ih};", y * dy);
+                let _ = writeln!(s, "        let row = item + {} + yy * {iw};", ci * ih * iw);
+                for j in &columns {
+                    let _ = writeln!(
+                        s,
+                        "        let v{j} = select(0.0, input[u32(clamp(row + c{j}, 0, {}))], row_in && in{j});",
+                        in_len - 1
+                    );
+                }
+                for x in 0..kw {
+                    for o in 0..oc {
+                        let e = ((o * ic + ci) * kh + y) * kw + x;
+                        let _ = write!(s, "        {{ let w = weight[{}u].{};", e / 4, ['x', 'y', 'z', 'w'][e % 4]);
+                        for j in 0..p {
+                            let _ = write!(s, " a{o}_{j} += v{} * w;", j * sx + x * dx);
+                        }
+                        let _ = writeln!(s, " }}");
+                    }
+                }
+                let _ = writeln!(s, "    }}");
+            }
+        }
+        let _ = writeln!(s, "    let base = n * {}u + oy * {ow}u + ox;", oc * oh * ow);
+        for j in 0..p {
+            // Positions past the row's end (a last partial group) are computed and not stored.
+            let guard = if ow.is_multiple_of(p) { String::new() } else { format!("if (ox + {j}u < {ow}u) ") };
+            let _ = writeln!(s, "    {guard}{{");
+            for o in 0..oc {
+                let b = if self.has_bias { format!(" + bias[{o}u]") } else { String::new() };
+                let _ = writeln!(s, "        output[base + {}u] = a{o}_{j}{b};", o * oh * ow + j);
+            }
+            let _ = writeln!(s, "    }}");
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+impl KernelParams for UnrolledConv {
+    fn kernel(&self) -> Kernel {
+        let grid = grid_1d(self.invocations() as u64);
+        // The shared helpers read an activation; this kernel applies none.
+        let consts = activation_consts(None).to_vec();
+        Kernel { generated: Some(self.body()), ..Kernel::new(Family::Conv2dUnrolled, consts, grid) }
+    }
+
+    fn samples() -> Vec<UnrolledConv> {
+        let conv = |stride: usize, padding: usize, dilation: usize, bias: bool| Conv2d {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: [3, 2],
+            stride: [stride, stride],
+            padding: Pad4::uniform(padding),
+            dilation: [dilation, dilation],
+            groups: 1,
+            bias,
+        };
+        [(conv(1, 0, 1, true), [3, 5, 6]), (conv(2, 1, 2, false), [3, 3, 4])]
+            .into_iter()
+            .filter_map(|(c, output)| UnrolledConv::fits(2, [2, 7, 7], output, &c))
+            .collect()
+    }
+}
+
+/// The most weight-gradient sums one invocation of [`UnrolledWeightGrad`] keeps.
+const MAX_SUMS: usize = 600;
+
+/// The most partial sums an [`UnrolledWeightGrad`] writes (64 MiB of scratch).
+const MAX_PARTIALS: usize = 16 << 20;
+
+/// Invocations an [`UnrolledWeightGrad`] aims for (as far as the rows allow), so that every core of
+/// a CPU driver and several of a GPU's get work; each takes as many rows as that leaves, and fewer
+/// partial sums remain to add.
+const MIN_INVOCATIONS: usize = 512;
+
+/// The weight gradient of a small convolution of one group, unrolled for its shape: from the input
+/// `x` `[N, IC, IH, IW]` and the output gradient `dy` `[N, OC, OH, OW]`, partial sums of
+/// `dW[o][c][ky][kx] = Σ dy[n][o][y][x] · x[n][c][y·SY + ky·DY − PT][x·SX + kx·DX − PL]`, one per
+/// (weight, item, chunk of output rows), written at `weight · partials + item · chunks + chunk` for
+/// `reduce_partials` to add in order. Each invocation takes a chunk of output rows of one item for a
+/// block of output channels, keeps a sum per weight of the block in registers, and walks each row a few
+/// positions at a time: per input row of the window it loads the inputs once and uses each for
+/// every tap and channel that reads it. It replaces `conv_grad_weight`'s loads of an input and an
+/// output gradient per multiply-add, which dominate on CPU drivers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnrolledWeightGrad {
+    pub n: usize,
+    /// `[IC, IH, IW]` of one item.
+    pub input: [usize; 3],
+    /// `[OC, OH, OW]` of one item.
+    pub output: [usize; 3],
+    pub conv: Conv2d,
+    /// Output channels per invocation.
+    pub channels: usize,
+    /// Output positions per step along the row.
+    pub positions: usize,
+    /// Output rows per invocation.
+    pub rows: usize,
+}
+
+impl UnrolledWeightGrad {
+    /// The unrolled weight gradient for this convolution, if it is small enough and of one group.
+    pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledWeightGrad> {
+        let per_channel = conv.in_channels * conv.kernel[0] * conv.kernel[1];
+        let weights = conv.out_channels * per_channel;
+        if conv.groups != 1 || weights == 0 || weights > MAX_WEIGHTS || per_channel > MAX_SUMS || !has_window(conv) {
+            return None;
+        }
+        let channels = (MAX_SUMS / per_channel).min(conv.out_channels);
+        let positions = (MAX_SUMS * 4 / (channels * per_channel)).clamp(1, MAX_POSITIONS).min(output[2].max(1));
+        let (blocks, oh) = (conv.out_channels.div_ceil(channels), output[1].max(1));
+        let chunks = MIN_INVOCATIONS.div_ceil(blocks * n.max(1)).clamp(1, oh);
+        let rows = oh.div_ceil(chunks);
+        let grad = UnrolledWeightGrad { n, input, output, conv: conv.clone(), channels, positions, rows };
+        (weights * grad.partials() <= MAX_PARTIALS).then_some(grad)
+    }
+
+    fn chunks(&self) -> usize {
+        self.output[1].div_ceil(self.rows).max(1)
+    }
+
+    /// Partial sums per weight: items × chunks of output rows.
+    pub fn partials(&self) -> usize {
+        self.n * self.chunks()
+    }
+
+    fn blocks(&self) -> usize {
+        self.output[0].div_ceil(self.channels)
+    }
+
+    /// The kernel's WGSL body, every extent and offset written in.
+    fn body(&self) -> String {
+        let ([ic, ih, iw], [oc, oh, ow]) = (self.input, self.output);
+        let c = &self.conv;
+        let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
+        let Pad4 { top, left, .. } = c.padding;
+        let (p, ob) = (self.positions, self.channels);
+        let (in_len, out_len) = (self.n * ic * ih * iw, self.n * oc * oh * ow);
+        let parts = self.partials();
+        let mut s = String::new();
+        let _ = writeln!(s, "@group(0) @binding(0) var<storage, read> dy: array<f32>;");
+        let _ = writeln!(s, "@group(0) @binding(1) var<storage, read> x: array<f32>;");
+        let _ = writeln!(s, "@group(0) @binding(2) var<storage, read_write> partials: array<f32>;");
+        let _ = writeln!(s, "@compute @workgroup_size(64)");
+        let _ = writeln!(s, "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{");
+        let _ = writeln!(s, "    let q = gid.x + gid.y * {}u;", 65_535 * 64);
+        let _ = writeln!(s, "    if (q >= {}u) {{ return; }}", self.blocks() * parts);
+        let _ = writeln!(s, "    let part = q % {parts}u;");
+        let _ = writeln!(s, "    let o0 = (q / {parts}u) * {ob}u;");
+        let (chunks, rows) = (self.chunks(), self.rows);
+        let _ = writeln!(s, "    let n = part / {chunks}u;");
+        let _ = writeln!(s, "    let first_row = (part % {chunks}u) * {rows}u;");
+        let _ = writeln!(s, "    let item = i32(n * {}u);", ic * ih * iw);
+        for e in 0..ob * ic * kh * kw {
+            let _ = writeln!(s, "    var a{e} = 0.0;");
+        }
+        let _ = writeln!(s, "    for (var oy = first_row; oy < min(first_row + {rows}u, {oh}u); oy++) {{");
+        let _ = writeln!(s, "    let y0 = i32(oy * {sy}u) - {top};");
+        let _ = writeln!(s, "    let dy_row = (n * {oc}u + o0) * {}u + oy * {ow}u;", oh * ow);
+        let _ = writeln!(s, "    for (var ox = 0u; ox < {ow}u; ox += {p}u) {{");
+        let _ = writeln!(s, "        let x0 = i32(ox * {sx}u) - {left};");
+        for o in 0..ob {
+            for j in 0..p {
+                // Channels past the last (a partial block) and positions past the row read as zero.
+                let inside = format!("o0 + {o}u < {oc}u && ox + {j}u < {ow}u");
+                let index = format!("min(dy_row + {}u + ox, {}u)", o * oh * ow + j, out_len - 1);
+                let _ = writeln!(s, "        let g{o}_{j} = select(0.0, dy[{index}], {inside});");
+            }
+        }
+        let mut columns: Vec<usize> = (0..p).flat_map(|j| (0..kw).map(move |x| j * sx + x * dx)).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        for j in &columns {
+            let _ = writeln!(s, "        let c{j} = x0 + {j}; let in{j} = c{j} >= 0 && c{j} < {iw};");
+        }
+        for ci in 0..ic {
+            for y in 0..kh {
+                let _ = writeln!(s, "        {{");
+                let _ = writeln!(s, "            let yy = y0 + {}; let row_in = yy >= 0 && yy < {ih};", y * dy);
+                let _ = writeln!(s, "            let row = item + {} + yy * {iw};", ci * ih * iw);
+                for j in &columns {
+                    let _ = writeln!(
+                        s,
+                        "            let v{j} = select(0.0, x[u32(clamp(row + c{j}, 0, {}))], row_in && in{j});",
+                        in_len - 1
+                    );
+                }
+                for xk in 0..kw {
+                    for o in 0..ob {
+                        let e = ((o * ic + ci) * kh + y) * kw + xk;
+                        let _ = write!(s, "           ");
+                        for j in 0..p {
+                            let _ = write!(s, " a{e} += g{o}_{j} * v{};", j * sx + xk * dx);
+                        }
+                        let _ = writeln!(s);
+                    }
+                }
+                let _ = writeln!(s, "        }}");
+            }
+        }
+        let _ = writeln!(s, "    }}");
+        let _ = writeln!(s, "    }}");
+        let per_block = ob * ic * kh * kw;
+        let _ = writeln!(s, "    let first = o0 * {}u;", ic * kh * kw);
+        for o in 0..ob {
+            let _ = writeln!(s, "    if (o0 + {o}u < {oc}u) {{");
+            for k in 0..ic * kh * kw {
+                let e = o * ic * kh * kw + k;
+                let _ = writeln!(s, "        partials[(first + {e}u) * {parts}u + part] = a{e};");
+            }
+            let _ = writeln!(s, "    }}");
+        }
+        debug_assert!(per_block <= MAX_SUMS);
+        s.push_str("}\n");
+        s
+    }
+}
+
+impl KernelParams for UnrolledWeightGrad {
+    fn kernel(&self) -> Kernel {
+        let grid = grid_1d((self.blocks() * self.partials()) as u64);
+        let consts = activation_consts(None).to_vec();
+        Kernel { generated: Some(self.body()), ..Kernel::new(Family::ConvGradWeightUnrolled, consts, grid) }
+    }
+
+    fn samples() -> Vec<UnrolledWeightGrad> {
+        let conv = |stride: usize, padding: usize, dilation: usize| Conv2d {
+            in_channels: 2,
+            out_channels: 3,
+            kernel: [3, 2],
+            stride: [stride, stride],
+            padding: Pad4::uniform(padding),
+            dilation: [dilation, dilation],
+            groups: 1,
+            bias: false,
+        };
+        [(conv(1, 0, 1), [3, 5, 6]), (conv(2, 1, 2), [3, 3, 4])]
+            .into_iter()
+            .filter_map(|(c, output)| UnrolledWeightGrad::fits(2, [2, 7, 7], output, &c))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(ic: usize, oc: usize, k: usize, groups: usize) -> Conv2d {
+        Conv2d {
+            in_channels: ic,
+            out_channels: oc,
+            kernel: [k, k],
+            stride: [1, 1],
+            padding: Pad4::uniform(0),
+            dilation: [1, 1],
+            groups,
+            bias: true,
+        }
+    }
+
+    #[test]
+    fn only_small_convolutions_of_one_group_unroll() {
+        // LeNet's: 450 and 2,400 weights.
+        let first = UnrolledConv::fits(64, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).expect("unrolls");
+        assert_eq!(first.positions, 8);
+        let second = UnrolledConv::fits(64, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
+        assert_eq!(second.positions, 5);
+        assert!(UnrolledConv::fits(1, [64, 56, 56], [64, 56, 56], &conv(64, 64, 3, 1)).is_none());
+        assert!(UnrolledConv::fits(1, [4, 8, 8], [4, 6, 6], &conv(4, 4, 3, 2)).is_none());
+        assert!(UnrolledConv::fits(1, [16, 8, 8], [16, 8, 8], &conv(16, 16, 1, 1)).is_none());
+        assert!(UnrolledConv::fits(1, [3, 9, 9], [32, 7, 7], &conv(3, 32, 3, 1)).is_none());
+        // Never more positions than the row has.
+        assert_eq!(UnrolledConv::fits(1, [1, 5, 3], [1, 3, 1], &conv(1, 1, 3, 1)).unwrap().positions, 1);
+    }
+
+    #[test]
+    fn weight_gradients_split_output_channels_to_bound_the_sums() {
+        let first = UnrolledWeightGrad::fits(64, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).expect("unrolls");
+        // Four rows per invocation: 7 chunks of 28 rows, 448 invocations.
+        assert_eq!((first.channels, first.positions, first.rows, first.partials()), (6, 5, 4, 64 * 7));
+        let second = UnrolledWeightGrad::fits(64, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
+        assert_eq!((second.channels, second.blocks(), second.rows), (4, 4, 5));
+        // Too few items and rows for the invocations wanted: one row each.
+        assert_eq!(UnrolledWeightGrad::fits(2, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).unwrap().rows, 1);
+        assert!(UnrolledWeightGrad::fits(1, [16, 8, 8], [16, 8, 8], &conv(16, 16, 1, 1)).is_none());
+        // Too many partial sums for one scratch buffer: the general kernel runs.
+        assert!(UnrolledWeightGrad::fits(8192, [6, 200, 200], [16, 196, 196], &conv(6, 16, 5, 1)).is_none());
+    }
+}
