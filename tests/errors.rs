@@ -16,6 +16,30 @@ fn compile(spec: &str) -> Graph {
 }
 
 #[test]
+fn training_names_what_exceeds_a_storage_binding_and_where_the_spec_declares_it() {
+    let graph = compile("input: [3, 8, 8]\nbody: [conv(4, 3, pad=1), relu, flatten, linear(10)]");
+    assert!(gpu::check_binding_limits(&graph, 2, 1 << 20).is_ok());
+    // The convolution's value at batch 2 is 2·4·8·8·4 = 2,048 bytes.
+    match gpu::check_binding_limits(&graph, 2, 2000) {
+        Err(e @ RuntimeError::BindingLimit { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("`0`") && text.contains("batch 2") && text.contains("--batch"), "{text}");
+            assert!(e.span().is_some(), "the error points at the layer in the spec");
+        }
+        other => panic!("expected BindingLimit, got {other:?}"),
+    }
+    // The linear layer's weight is 10·256·4 = 10,240 bytes; every value at batch 1 fits.
+    match gpu::check_binding_limits(&graph, 1, 10_000) {
+        Err(e @ RuntimeError::BindingLimit { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("`3.weight`") && text.contains("--cpu"), "{text}");
+            assert!(e.span().is_some(), "the error points at the layer in the spec");
+        }
+        other => panic!("expected BindingLimit, got {other:?}"),
+    }
+}
+
+#[test]
 fn the_cpu_executor_names_the_input_shape_and_missing_weights() {
     let graph = compile("input: [3, 8, 8]\nbody: [conv(4, 3, pad=1), relu]");
     let weights = synthetic::weights(&graph, 0);

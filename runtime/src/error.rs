@@ -58,9 +58,10 @@ pub enum RuntimeError {
     /// The driver rejected the kernels or bindings made for a layer.
     #[error("GPU error: preparing layer `{layer}` failed: {message}")]
     Kernel { layer: String, span: Span, message: String },
-    /// A tensor larger than one storage binding of the device, in bytes.
-    #[error("GPU error: {what} needs {bytes} bytes, more than the device's {limit}-byte storage binding limit")]
-    BindingLimit { what: String, bytes: u64, limit: u64 },
+    /// A tensor larger than one storage binding of the device, in bytes; `span` is the layer's
+    /// place in the spec where one layer is to blame, and `fix` the way out.
+    #[error("GPU error: {what} needs {bytes} bytes, more than the device's {limit}-byte storage binding limit; {fix}")]
+    BindingLimit { what: String, span: Option<Span>, bytes: u64, limit: u64, fix: &'static str },
     /// A layer whose output, for a single input, is larger than one storage binding of the device.
     #[error(
         "GPU error: the output of layer `{layer}` ({shape} per input) needs {bytes} bytes, more than the \
@@ -113,6 +114,7 @@ impl RuntimeError {
             | RuntimeError::ActivationTooLarge { span, .. }
             | RuntimeError::Unsupported { span, .. }
             | RuntimeError::BatchTooSmall { span, .. } => Some(*span),
+            RuntimeError::BindingLimit { span, .. } => *span,
             _ => None,
         }
     }

@@ -100,7 +100,7 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODED_BYTES * 2);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| bad(e.to_string()))?.to_rgb8();
+    let img = eight_bit_as_pil_reads_it(reader.decode().map_err(|e| bad(e.to_string()))?).to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let rgb = img.into_raw();
     let planar = if channels == 1 {
@@ -111,9 +111,55 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
     Ok((planar, [channels, h, w]))
 }
 
+/// A 16-bit image reduced to 8 bits as PIL, and so torchvision's image loaders, reduce it: a 16-bit
+/// grayscale PNG opens as mode `I;16`, whose conversion to `RGB` or `L` clips every value above 255
+/// to 255 (it does not scale); 16-bit colour and grayscale-with-alpha PNGs open as 8-bit `RGB` or
+/// `RGBA`, keeping each sample's high byte. Alpha is dropped later, as `convert("RGB")` drops it.
+/// Other images pass unchanged.
+fn eight_bit_as_pil_reads_it(img: image::DynamicImage) -> image::DynamicImage {
+    use image::{DynamicImage, ImageBuffer};
+    let high = |v: u16| (v >> 8) as u8;
+    match img {
+        DynamicImage::ImageLuma16(b) => {
+            let (w, h) = b.dimensions();
+            let clipped = b.into_raw().into_iter().map(|v| v.min(255) as u8).collect();
+            DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, clipped).expect("one sample per pixel"))
+        }
+        DynamicImage::ImageLumaA16(b) => {
+            let (w, h) = b.dimensions();
+            let bytes = b.into_raw().into_iter().map(high).collect();
+            DynamicImage::ImageLumaA8(ImageBuffer::from_raw(w, h, bytes).expect("two samples per pixel"))
+        }
+        DynamicImage::ImageRgb16(b) => {
+            let (w, h) = b.dimensions();
+            let bytes = b.into_raw().into_iter().map(high).collect();
+            DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, bytes).expect("three samples per pixel"))
+        }
+        DynamicImage::ImageRgba16(b) => {
+            let (w, h) = b.dimensions();
+            let bytes = b.into_raw().into_iter().map(high).collect();
+            DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, bytes).expect("four samples per pixel"))
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sixteen_bit_images_reduce_as_in_pil() {
+        // Pillow 13: a 16-bit grayscale PNG of [0, 100, 200, 300, 400, 500] converts to
+        // [0, 100, 200, 255, 255, 255]; a 16-bit RGB one keeps each sample's high byte.
+        let gray = image::ImageBuffer::from_raw(3, 2, vec![0u16, 100, 200, 300, 400, 500]).unwrap();
+        let out = eight_bit_as_pil_reads_it(image::DynamicImage::ImageLuma16(gray)).to_rgb8();
+        let reds: Vec<u8> = out.pixels().map(|p| p[0]).collect();
+        assert_eq!(reds, [0, 100, 200, 255, 255, 255]);
+        let rgb = image::ImageBuffer::from_raw(1, 1, vec![7u16, 2507, 65535]).unwrap();
+        let out = eight_bit_as_pil_reads_it(image::DynamicImage::ImageRgb16(rgb)).to_rgb8();
+        assert_eq!(out.into_raw(), [0, 9, 255]);
+    }
 
     #[test]
     fn grayscale_is_pils_luma() {

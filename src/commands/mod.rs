@@ -266,13 +266,17 @@ pub fn with_model_set<E: std::fmt::Display + 'static>(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            // A runtime error that comes from a layer: where the spec declares it.
-            let span = (&e as &dyn std::any::Any).downcast_ref::<RuntimeError>().and_then(RuntimeError::span);
-            if let Some(span) = span.filter(|s| s.file.index() < sources.len()) {
-                eprintln!("  --> {} (the layer in the spec)", sources.location(span));
-            }
+            print_layer_location((&e as &dyn std::any::Any).downcast_ref::<RuntimeError>(), &sources);
             ExitCode::from(1)
         }
+    }
+}
+
+/// For a runtime error that comes from a layer, prints where the spec declares it (after the error
+/// itself).
+pub fn print_layer_location(error: Option<&RuntimeError>, sources: &SourceMap) {
+    if let Some(span) = error.and_then(RuntimeError::span).filter(|s| s.file.index() < sources.len()) {
+        eprintln!("  --> {} (the layer in the spec)", sources.location(span));
     }
 }
 

@@ -89,6 +89,7 @@ pub fn run(args: Args) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
+                super::print_layer_location(e.downcast_ref::<RuntimeError>(), &sources);
                 ExitCode::from(1)
             }
         },

@@ -1,9 +1,10 @@
-//! The unrolled convolution (`conv2d_unrolled`): for a small convolution of one group (LeNet's, and
-//! the input gradients of such layers run as forward convolutions), the whole tap loop is written
-//! out as WGSL for its exact shape. Each invocation computes a row of [`UnrolledConv::positions`]
+//! The unrolled convolutions (`conv2d_unrolled`, `conv_grad_weight_unrolled`): for a small
+//! convolution of one group (LeNet's, and the input gradients of such layers run as forward
+//! convolutions), the whole tap loop is written out as WGSL for its exact shape. Each invocation computes a row of [`UnrolledConv::positions`]
 //! outputs of one item for every output channel: per input row of its window it loads the inputs
-//! once and uses each for every tap and output channel that reads it, and every weight is read at
-//! a constant offset of a uniform buffer.
+//! once, as the few aligned vec4s that cover them, and uses each for every tap and output channel
+//! that reads it, and every weight is read at a constant offset of a uniform buffer. The weight
+//! gradient ([`UnrolledWeightGrad`]) is written out the same way.
 //!
 //! Why: on CPU drivers (lavapipe) a storage-buffer load inside a loop runs one lane at a time and
 //! a uniform load at a run-time offset is a gather, while a uniform load at a constant offset is
@@ -37,6 +38,76 @@ const MAX_CHANNELS: usize = 16;
 /// exist for. A 1×1 convolution has none, and its channels are too many to keep in registers.
 fn has_window(conv: &Conv2d) -> bool {
     conv.kernel[0] * conv.kernel[1] > 1
+}
+
+/// The columns of a row's window that some position and tap read: `j · SX + kx · DX`.
+fn window_columns(positions: usize, kw: usize, sx: usize, dx: usize) -> Vec<usize> {
+    let mut columns: Vec<usize> = (0..positions).flat_map(|j| (0..kw).map(move |x| j * sx + x * dx)).collect();
+    columns.sort_unstable();
+    columns.dedup();
+    columns
+}
+
+/// Writes, at `indent`, the columns of a row's window (`c{j}`, relative to `x0`) and whether each
+/// falls inside the input's `iw` columns (`in{j}`); returns the loads of a row's window of them
+/// (`v{j}`, zero outside the input) for [`row_window`].
+fn window_setup(s: &mut String, indent: &str, columns: &[usize], iw: usize) -> Vec<(String, usize, String)> {
+    for j in columns {
+        let _ = writeln!(s, "{indent}let c{j} = x0 + {j}; let in{j} = c{j} >= 0 && c{j} < {iw};");
+    }
+    columns.iter().map(|j| (format!("v{j}"), *j, format!("row_in && in{j}"))).collect()
+}
+
+/// Writes, at `indent`, the loads of `window` from input row `y0 + offset` of channel `ci` of the
+/// item at `item` in `buffer`, an input `[N, IC, IH, IW]` of `len` floats (`input` is one item's
+/// `[IC, IH, IW]`).
+fn row_window(
+    s: &mut String,
+    indent: &str,
+    buffer: &str,
+    (ci, offset): (usize, usize),
+    input: [usize; 3],
+    window: &[(String, usize, String)],
+    len: usize,
+) {
+    let [_, ih, iw] = input;
+    let _ = writeln!(s, "{indent}let yy = y0 + {offset}; let row_in = yy >= 0 && yy < {ih};");
+    let _ = writeln!(s, "{indent}let row = item + {} + yy * {iw};", ci * ih * iw);
+    aligned_loads(s, indent, "", buffer, "row + x0", window, len);
+}
+
+/// Writes loads of consecutive floats of `buffer` (an `array<vec4<f32>>` holding `len` floats): for
+/// each `(name, offset, valid)`, `let name` is the float at flat index `start + offset` where the
+/// WGSL condition `valid` holds, else zero. They are read as the few aligned vec4s that cover them,
+/// one storage load each instead of one per float (a CPU driver runs every storage load as a loop
+/// over its lanes), each float then picked by `start`'s offset within its vec4. `tag` keeps the
+/// helper names of several such groups in one scope apart.
+fn aligned_loads(
+    s: &mut String,
+    indent: &str,
+    tag: &str,
+    buffer: &str,
+    start: &str,
+    loads: &[(String, usize, String)],
+    len: usize,
+) {
+    let Some(last) = loads.iter().map(|(_, offset, _)| *offset).max() else { return };
+    let _ = writeln!(s, "{indent}let s{tag} = {start}; let b{tag} = s{tag} >> 2u; let k{tag} = s{tag} & 3;");
+    // Offsets up to `last` from a start up to 3 floats into its vec4.
+    for q in 0..last.div_ceil(4) + 1 {
+        let _ = writeln!(s, "{indent}let q{tag}_{q} = {buffer}[u32(clamp(b{tag} + {q}, 0, {}))];", len.div_ceil(4) - 1);
+    }
+    let float = |m: usize| format!("q{tag}_{}.{}", m / 4, ['x', 'y', 'z', 'w'][m % 4]);
+    for (name, j, valid) in loads {
+        let picked = format!(
+            "select(select(select({}, {}, k{tag} == 1), {}, k{tag} == 2), {}, k{tag} == 3)",
+            float(*j),
+            float(j + 1),
+            float(j + 2),
+            float(j + 3)
+        );
+        let _ = writeln!(s, "{indent}let {name} = select(0.0, {picked}, {valid});");
+    }
 }
 
 /// A convolution of one group, unrolled for its shape: input `[N, IC, IH, IW]`, weights
@@ -86,7 +157,7 @@ impl UnrolledConv {
         let in_len = self.n * ic * ih * iw;
         let weights = oc * ic * kh * kw;
         let mut s = String::new();
-        let _ = writeln!(s, "@group(0) @binding(0) var<storage, read> input: array<f32>;");
+        let _ = writeln!(s, "@group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;");
         let _ = writeln!(s, "@group(0) @binding(1) var<uniform> weight: array<vec4<f32>, {}>;", weights.div_ceil(4));
         let _ = writeln!(s, "@group(0) @binding(2) var<storage, read> bias: array<f32>;");
         let _ = writeln!(s, "@group(0) @binding(3) var<storage, read_write> output: array<f32>;");
@@ -100,13 +171,7 @@ impl UnrolledConv {
         let _ = writeln!(s, "    let y0 = i32(oy * {sy}u) - {top};");
         let _ = writeln!(s, "    let x0 = i32(ox * {sx}u) - {left};");
         let _ = writeln!(s, "    let item = i32(n * {}u);", ic * ih * iw);
-        // The window's columns that some position and tap read.
-        let mut columns: Vec<usize> = (0..p).flat_map(|j| (0..kw).map(move |x| j * sx + x * dx)).collect();
-        columns.sort_unstable();
-        columns.dedup();
-        for j in &columns {
-            let _ = writeln!(s, "    let c{j} = x0 + {j}; let in{j} = c{j} >= 0 && c{j} < {iw};");
-        }
+        let window = window_setup(&mut s, "    ", &window_columns(p, kw, sx, dx), iw);
         for o in 0..oc {
             for j in 0..p {
                 let _ = writeln!(s, "    var a{o}_{j} = 0.0;");
@@ -115,15 +180,7 @@ impl UnrolledConv {
         for ci in 0..ic {
             for y in 0..kh {
                 let _ = writeln!(s, "    {{");
-                let _ = writeln!(s, "        let yy = y0 + {}; let row_in = yy >= 0 && yy < {ih};", y * dy);
-                let _ = writeln!(s, "        let row = item + {} + yy * {iw};", ci * ih * iw);
-                for j in &columns {
-                    let _ = writeln!(
-                        s,
-                        "        let v{j} = select(0.0, input[u32(clamp(row + c{j}, 0, {}))], row_in && in{j});",
-                        in_len - 1
-                    );
-                }
+                row_window(&mut s, "        ", "input", (ci, y * dy), self.input, &window, in_len);
                 for x in 0..kw {
                     for o in 0..oc {
                         let e = ((o * ic + ci) * kh + y) * kw + x;
@@ -255,8 +312,8 @@ impl UnrolledWeightGrad {
         let (in_len, out_len) = (self.n * ic * ih * iw, self.n * oc * oh * ow);
         let parts = self.partials();
         let mut s = String::new();
-        let _ = writeln!(s, "@group(0) @binding(0) var<storage, read> dy: array<f32>;");
-        let _ = writeln!(s, "@group(0) @binding(1) var<storage, read> x: array<f32>;");
+        let _ = writeln!(s, "@group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>;");
+        let _ = writeln!(s, "@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;");
         let _ = writeln!(s, "@group(0) @binding(2) var<storage, read_write> partials: array<f32>;");
         let _ = writeln!(s, "@compute @workgroup_size(64)");
         let _ = writeln!(s, "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{");
@@ -277,31 +334,17 @@ impl UnrolledWeightGrad {
         let _ = writeln!(s, "    for (var ox = 0u; ox < {ow}u; ox += {p}u) {{");
         let _ = writeln!(s, "        let x0 = i32(ox * {sx}u) - {left};");
         for o in 0..ob {
-            for j in 0..p {
-                // Channels past the last (a partial block) and positions past the row read as zero.
-                let inside = format!("o0 + {o}u < {oc}u && ox + {j}u < {ow}u");
-                let index = format!("min(dy_row + {}u + ox, {}u)", o * oh * ow + j, out_len - 1);
-                let _ = writeln!(s, "        let g{o}_{j} = select(0.0, dy[{index}], {inside});");
-            }
+            // Channels past the last (a partial block) and positions past the row read as zero.
+            let loads: Vec<(String, usize, String)> =
+                (0..p).map(|j| (format!("g{o}_{j}"), j, format!("o0 + {o}u < {oc}u && ox + {j}u < {ow}u"))).collect();
+            let start = format!("i32(dy_row + {}u + ox)", o * oh * ow);
+            aligned_loads(&mut s, "        ", &format!("g{o}"), "dy", &start, &loads, out_len);
         }
-        let mut columns: Vec<usize> = (0..p).flat_map(|j| (0..kw).map(move |x| j * sx + x * dx)).collect();
-        columns.sort_unstable();
-        columns.dedup();
-        for j in &columns {
-            let _ = writeln!(s, "        let c{j} = x0 + {j}; let in{j} = c{j} >= 0 && c{j} < {iw};");
-        }
+        let window = window_setup(&mut s, "        ", &window_columns(p, kw, sx, dx), iw);
         for ci in 0..ic {
             for y in 0..kh {
                 let _ = writeln!(s, "        {{");
-                let _ = writeln!(s, "            let yy = y0 + {}; let row_in = yy >= 0 && yy < {ih};", y * dy);
-                let _ = writeln!(s, "            let row = item + {} + yy * {iw};", ci * ih * iw);
-                for j in &columns {
-                    let _ = writeln!(
-                        s,
-                        "            let v{j} = select(0.0, x[u32(clamp(row + c{j}, 0, {}))], row_in && in{j});",
-                        in_len - 1
-                    );
-                }
+                row_window(&mut s, "            ", "x", (ci, y * dy), self.input, &window, in_len);
                 for xk in 0..kw {
                     for o in 0..ob {
                         let e = ((o * ic + ci) * kh + y) * kw + xk;

@@ -88,7 +88,7 @@ impl GpuTrainer {
         let loss = &options.loss;
         let backward = differentiate(graph, trainable)?;
         supported(graph)?;
-        check_limits(gpu, graph, batch)?;
+        check_binding_limits(graph, batch, gpu.limits.max_storage_buffer_binding_size)?;
         let mut arena = Arena::new(gpu);
         let mut params = Vec::new();
         for p in graph.training_nodes().flat_map(|(_, n)| &n.params) {
@@ -457,19 +457,28 @@ fn layer_name(node: &cnnc_ir::graph::Node) -> String {
     }
 }
 
-/// Every value, gradient and weight of a step is bound whole: each must fit one storage binding.
-fn check_limits(gpu: &Gpu, graph: &Graph, batch: usize) -> Result<(), RuntimeError> {
-    let limit = gpu.limits.max_storage_buffer_binding_size;
+/// Whether `graph` can train at `batch` on a device whose storage bindings hold at most `limit`
+/// bytes: the GPU trainer binds every value, gradient and weight of a step whole, so each must fit
+/// one binding ([`GpuTrainer::new`] checks this first).
+///
+/// # Errors
+/// [`RuntimeError::BindingLimit`] for the first value or weight that does not fit, naming it, with
+/// its layer's place in the spec and the way out (a smaller batch, or the CPU).
+pub fn check_binding_limits(graph: &Graph, batch: usize, limit: u64) -> Result<(), RuntimeError> {
     for (_, node) in graph.training_nodes() {
+        let span = Some(node.span);
         let bytes = node.shape.elements() * batch as u64 * 4;
         if bytes > limit {
             let what = format!("the value of `{}` at batch {batch} (training keeps it whole)", node.path);
-            return Err(RuntimeError::BindingLimit { what, bytes, limit });
+            let fix = "train with a smaller --batch, or on the CPU (--cpu)";
+            return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
         }
         for p in &node.params {
             let bytes = p.shape.iter().product::<usize>() as u64 * 4;
             if bytes > limit {
-                return Err(RuntimeError::BindingLimit { what: format!("weight `{}`", p.name), bytes, limit });
+                let what = format!("weight `{}`", p.name);
+                let fix = "train on the CPU (--cpu): the GPU trainer binds every weight whole";
+                return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
             }
         }
     }
