@@ -113,9 +113,10 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
 
 /// A 16-bit image reduced to 8 bits as PIL, and so torchvision's image loaders, reduce it: a 16-bit
 /// grayscale PNG opens as mode `I;16`, whose conversion to `RGB` or `L` clips every value above 255
-/// to 255 (it does not scale); 16-bit colour and grayscale-with-alpha PNGs open as 8-bit `RGB` or
-/// `RGBA`, keeping each sample's high byte. Alpha is dropped later, as `convert("RGB")` drops it.
-/// Other images pass unchanged.
+/// to 255 (it does not scale); 16-bit colour and grayscale-with-alpha PNGs open as 8-bit `RGB`,
+/// `RGBA` or `LA`, keeping each sample's high byte. Alpha is dropped later, as `convert("RGB")`
+/// drops it. Other images pass unchanged. (A 16-bit grayscale PNG with a transparency chunk reaches
+/// here as grayscale-with-alpha and keeps its high byte, where PIL clips it.)
 fn eight_bit_as_pil_reads_it(img: image::DynamicImage) -> image::DynamicImage {
     use image::{DynamicImage, ImageBuffer};
     let high = |v: u16| (v >> 8) as u8;

@@ -11,8 +11,8 @@
 //! one scalar load broadcast to every lane; the storage-buffer kernel (`conv2d.wgsl`) loads a
 //! weight and an input for every multiply-add. On GPUs constant-offset uniform loads come from the
 //! constant cache. The price is compile time, which grows with the unrolled code: the kernels are
-//! taken only for windows larger than 1×1 below [`MAX_WEIGHTS`] weights (the forward for at most 16
-//! output channels), with positions per invocation cut to keep the code under [`MAX_UNROLLED`]
+//! taken only for windows larger than 1×1 with at most [`MAX_WEIGHTS`] weights (the forward for at
+//! most 16 output channels), with positions per invocation cut to keep the code under [`MAX_UNROLLED`]
 //! multiply-adds.
 
 use std::fmt::Write as _;
