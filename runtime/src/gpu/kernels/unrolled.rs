@@ -34,10 +34,13 @@ const MAX_POSITIONS: usize = 8;
 /// The most output channels the unrolled forward keeps sums for (times its positions).
 const MAX_CHANNELS: usize = 16;
 
-/// Whether a convolution's window reads each input more than once: the reuse the unrolled kernels
-/// exist for. A 1×1 convolution has none, and its channels are too many to keep in registers.
-fn has_window(conv: &Conv2d) -> bool {
-    conv.kernel[0] * conv.kernel[1] > 1
+/// The weights (`OC · IC · KH · KW`) of a convolution both unrolled kernels can take: one group, at
+/// most [`MAX_WEIGHTS`], and a window larger than 1×1 (the reuse these kernels exist for: a 1×1
+/// convolution reads each input once, and its channels are too many to keep in registers).
+fn unrollable_weights(conv: &Conv2d) -> Option<usize> {
+    let weights = conv.out_channels * conv.in_channels * conv.kernel[0] * conv.kernel[1];
+    let window = conv.kernel[0] * conv.kernel[1] > 1;
+    (conv.groups == 1 && window && (1..=MAX_WEIGHTS).contains(&weights)).then_some(weights)
 }
 
 /// The columns of a row's window that some position and tap read: `j · SX + kx · DX`.
@@ -119,8 +122,8 @@ pub struct UnrolledConv {
     pub input: [usize; 3],
     /// `[OC, OH, OW]` of one item.
     pub output: [usize; 3],
+    /// The convolution; its `bias` says whether a bias is bound and added.
     pub conv: Conv2d,
-    pub has_bias: bool,
     /// Consecutive output positions of one row per invocation.
     pub positions: usize,
 }
@@ -128,17 +131,9 @@ pub struct UnrolledConv {
 impl UnrolledConv {
     /// The unrolled kernel for this convolution, if it is small enough and of one group.
     pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledConv> {
-        let weights = conv.out_channels * conv.in_channels * conv.kernel[0] * conv.kernel[1];
-        if conv.groups != 1
-            || weights == 0
-            || weights > MAX_WEIGHTS
-            || conv.out_channels > MAX_CHANNELS
-            || !has_window(conv)
-        {
-            return None;
-        }
+        let weights = unrollable_weights(conv).filter(|_| conv.out_channels <= MAX_CHANNELS)?;
         let positions = (MAX_UNROLLED / weights).clamp(1, MAX_POSITIONS).min(output[2].max(1));
-        Some(UnrolledConv { n, input, output, conv: conv.clone(), has_bias: conv.bias, positions })
+        Some(UnrolledConv { n, input, output, conv: conv.clone(), positions })
     }
 
     fn invocations(&self) -> usize {
@@ -200,7 +195,7 @@ impl UnrolledConv {
             let guard = if ow.is_multiple_of(p) { String::new() } else { format!("if (ox + {j}u < {ow}u) ") };
             let _ = writeln!(s, "    {guard}{{");
             for o in 0..oc {
-                let b = if self.has_bias { format!(" + bias[{o}u]") } else { String::new() };
+                let b = if self.conv.bias { format!(" + bias[{o}u]") } else { String::new() };
                 let _ = writeln!(s, "        output[base + {}u] = a{o}_{j}{b};", o * oh * ow + j);
             }
             let _ = writeln!(s, "    }}");
@@ -276,10 +271,7 @@ impl UnrolledWeightGrad {
     /// The unrolled weight gradient for this convolution, if it is small enough and of one group.
     pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledWeightGrad> {
         let per_channel = conv.in_channels * conv.kernel[0] * conv.kernel[1];
-        let weights = conv.out_channels * per_channel;
-        if conv.groups != 1 || weights == 0 || weights > MAX_WEIGHTS || per_channel > MAX_SUMS || !has_window(conv) {
-            return None;
-        }
+        let weights = unrollable_weights(conv).filter(|_| per_channel <= MAX_SUMS)?;
         let channels = (MAX_SUMS / per_channel).min(conv.out_channels);
         let positions = (MAX_SUMS * 4 / (channels * per_channel)).clamp(1, MAX_POSITIONS).min(output[2].max(1));
         let (blocks, oh) = (conv.out_channels.div_ceil(channels), output[1].max(1));
