@@ -83,6 +83,7 @@ fn train_lenet(steps: usize, optimizer: OptimizerState) -> (Vec<f32>, GpuTrainer
 }
 
 /// A profiled step is an ordinary step: its loss is kept, and the run goes on as an unprofiled one.
+/// One optimizer dispatch updates all ten of LeNet's tensors, packed together.
 #[test]
 fn a_profiled_step_is_a_step() {
     let graph = lenet();
@@ -98,6 +99,9 @@ fn a_profiled_step_is_a_step() {
         .dispatches
         .iter()
         .any(|(what, family, s)| what == "loss" && *family == "cross_entropy" && *s >= 0.0));
+    let updates: Vec<&String> =
+        profile.dispatches.iter().filter(|(_, family, _)| *family == "optimizer").map(|(what, ..)| what).collect();
+    assert_eq!(updates, ["optimizer (cn1.weight … fc3.bias (10 tensors))"], "one dispatch updates every tensor");
     profiled.step(&x, &y).unwrap();
     plain.step(&x, &y).unwrap();
     plain.step(&x, &y).unwrap();

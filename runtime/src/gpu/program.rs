@@ -96,6 +96,16 @@ impl Program {
 /// The first `floats` floats of a storage buffer (with `COPY_SRC`), copied out through a staging
 /// buffer once the queue is done with it.
 pub(crate) fn read_buffer(gpu: &Gpu, buffer: &wgpu::Buffer, floats: usize) -> Result<Vec<f32>, RuntimeError> {
+    read_buffer_at(gpu, buffer, 0, floats)
+}
+
+/// The `floats` floats of `buffer` from byte `offset` (a multiple of 4), read back.
+pub(crate) fn read_buffer_at(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    offset: u64,
+    floats: usize,
+) -> Result<Vec<f32>, RuntimeError> {
     let bytes = (floats * 4) as u64;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("read back"),
@@ -104,7 +114,7 @@ pub(crate) fn read_buffer(gpu: &Gpu, buffer: &wgpu::Buffer, floats: usize) -> Re
         mapped_at_creation: false,
     });
     let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read back") });
-    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+    encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes);
     gpu.queue.submit([encoder.finish()]);
     Ok(bytemuck::cast_slice::<u8, f32>(&map_and_read(gpu, &staging)?)[..floats].to_vec())
 }

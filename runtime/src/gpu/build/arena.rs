@@ -11,9 +11,17 @@ use crate::gpu::upload::Uploads;
 use crate::gpu::Gpu;
 use crate::RuntimeError;
 
-/// A buffer of the arena.
+/// A buffer of the arena, or a view of part of one ([`Arena::view`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct BufferId(usize);
+
+/// Where a [`BufferId`] lies: a whole buffer (`size` `None`) or `size` bytes from `offset`.
+#[derive(Copy, Clone, Debug)]
+struct Region {
+    buffer: usize,
+    offset: u64,
+    size: Option<u64>,
+}
 
 /// A texture of the arena (with its view).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -38,8 +46,10 @@ impl From<Option<BufferId>> for Bind {
 pub(crate) struct Arena {
     pub gpu: Gpu,
     buffers: Vec<wgpu::Buffer>,
-    /// Buffers kernels write (poisoned by `Program::poison`).
-    activation_buffers: Vec<BufferId>,
+    /// What each [`BufferId`] addresses in `buffers`.
+    regions: Vec<Region>,
+    /// Buffers kernels write (poisoned by `Program::poison`), as indices of `buffers`.
+    activation_buffers: Vec<usize>,
     textures: Vec<wgpu::Texture>,
     views: Vec<wgpu::TextureView>,
     /// Compiled pipelines by WGSL source.
@@ -63,6 +73,7 @@ impl Arena {
         Arena {
             gpu: gpu.clone(),
             buffers: Vec::new(),
+            regions: Vec::new(),
             activation_buffers: Vec::new(),
             textures: Vec::new(),
             views: Vec::new(),
@@ -74,13 +85,41 @@ impl Arena {
         }
     }
 
+    /// The device buffer `id` lies in.
     pub fn buffer(&self, id: BufferId) -> &wgpu::Buffer {
-        &self.buffers[id.0]
+        &self.buffers[self.regions[id.0].buffer]
+    }
+
+    /// Where `id` begins in [`Arena::buffer`], in bytes.
+    pub fn offset(&self, id: BufferId) -> u64 {
+        self.regions[id.0].offset
     }
 
     fn push_buffer(&mut self, buffer: wgpu::Buffer) -> BufferId {
         self.buffers.push(buffer);
-        BufferId(self.buffers.len() - 1)
+        self.regions.push(Region { buffer: self.buffers.len() - 1, offset: 0, size: None });
+        BufferId(self.regions.len() - 1)
+    }
+
+    /// `floats` floats of the whole buffer `of` from float `start`, bound as a buffer of its own.
+    /// `start` must keep the view at the device's binding-offset alignment
+    /// ([`Arena::view_alignment`]); the bound size is rounded up to 16 bytes, so the view must be
+    /// followed by that much room.
+    pub fn view(&mut self, of: BufferId, start: usize, floats: usize) -> BufferId {
+        let whole = self.regions[of.0];
+        debug_assert!(whole.size.is_none(), "views are of whole buffers");
+        let offset = start as u64 * 4;
+        debug_assert_eq!(offset % (self.view_alignment() as u64 * 4), 0, "views are aligned");
+        let size = (floats.max(4) as u64 * 4).next_multiple_of(16);
+        self.regions.push(Region { buffer: whole.buffer, offset, size: Some(size) });
+        BufferId(self.regions.len() - 1)
+    }
+
+    /// The alignment of a view's start, in floats: the larger of the device's storage and uniform
+    /// binding-offset alignments.
+    pub fn view_alignment(&self) -> usize {
+        let l = &self.gpu.limits;
+        (l.min_storage_buffer_offset_alignment.max(l.min_uniform_buffer_offset_alignment) as usize).div_ceil(4)
     }
 
     /// A buffer of at least `bytes` that kernels write.
@@ -101,7 +140,7 @@ impl Arena {
             usage: usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         }));
-        self.activation_buffers.push(id);
+        self.activation_buffers.push(self.regions[id.0].buffer);
         id
     }
 
@@ -142,10 +181,11 @@ impl Arena {
     /// The step that fills a new texture from the first `floats` floats of `buffer` at this point of
     /// every forward.
     pub fn mirror(&mut self, buffer: BufferId, floats: usize, format: TexelFormat, label: &str) -> (TextureId, Step) {
+        debug_assert_eq!(self.offset(buffer), 0, "a mirror copies a whole buffer");
         let texels = floats.div_ceil(format.floats());
         let t = self.new_texture(texels, format, label);
         let action = Action::Mirror {
-            buffer: self.buffers[buffer.0].clone(),
+            buffer: self.buffer(buffer).clone(),
             texture: self.textures[t.0].clone(),
             format,
             texels: texels as u32,
@@ -175,7 +215,14 @@ impl Arena {
             .map(|(i, b)| wgpu::BindGroupEntry {
                 binding: i as u32,
                 resource: match b {
-                    Bind::Buffer(b) => self.buffers[b.0].as_entire_binding(),
+                    Bind::Buffer(b) => {
+                        let r = self.regions[b.0];
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &self.buffers[r.buffer],
+                            offset: r.offset,
+                            size: r.size.and_then(wgpu::BufferSize::new),
+                        })
+                    }
                     Bind::Texture(t) => wgpu::BindingResource::TextureView(&self.views[t.0]),
                     Bind::Unused => self.dummy.as_entire_binding(),
                 },
@@ -251,7 +298,7 @@ impl Arena {
         }
         self.uploads.check()?;
         self.gpu.queue.submit([self.uploads.take()]);
-        let activations = self.activation_buffers.iter().map(|b| self.buffers[b.0].clone()).collect();
+        let activations = self.activation_buffers.iter().map(|b| self.buffers[*b].clone()).collect();
         let texture_bytes: u64 = self
             .textures
             .iter()

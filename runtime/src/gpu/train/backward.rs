@@ -24,7 +24,7 @@ impl Lowering<'_> {
             return;
         }
         for p in &step.param_grads {
-            let buffer = self.arena.activation_buffer(p.shape.iter().product::<usize>() * 4, &p.name);
+            let buffer = (self.param_grad)(&p.name);
             param_grads.push((p.name.clone(), buffer));
             match (&node.op, p.kind) {
                 (Op::Conv2d(c), ParamKind::Weight) => {
@@ -242,10 +242,15 @@ impl Lowering<'_> {
         self.dispatch(&pass(BatchNormPass::BackwardPartials), &[xb, dyb, statsb, Bind::Buffer(partials)]);
         // Rows 0..C of the partial sums are dβ's, rows C..2C dγ's.
         let [dbeta, dgamma] = [(ParamKind::Bias, 0), (ParamKind::Weight, c)].map(|(kind, offset)| {
-            let buffer = self.arena.activation_buffer(c * 4, "batch-norm gradient");
-            if let Some(p) = step.param_grads.iter().find(|p| p.kind == kind) {
-                param_grads.push((p.name.clone(), buffer));
-            }
+            // A frozen batch-norm still needs dγ and dβ for its input gradient.
+            let buffer = match step.param_grads.iter().find(|p| p.kind == kind) {
+                Some(p) => {
+                    let buffer = (self.param_grad)(&p.name);
+                    param_grads.push((p.name.clone(), buffer));
+                    buffer
+                }
+                None => self.arena.activation_buffer(c * 4, "batch-norm gradient"),
+            };
             let reduce = ReducePartials { results: c, partials: m, offset };
             self.dispatch(&reduce, &[Bind::Buffer(partials), Bind::Buffer(buffer)]);
             buffer

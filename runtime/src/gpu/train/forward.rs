@@ -246,7 +246,7 @@ impl Lowering<'_> {
     }
 
     /// A convolution: `input` (`[N, ...input_chw]`) convolved with `weight` (`[OC, IC / groups, KH,
-    /// KW]`, a [`Arena::weight_buffer`](crate::gpu::build::arena::Arena::weight_buffer)) plus `bias`
+    /// KW]`, a [`Arena::weight_buffer`](crate::gpu::build::arena::Arena::weight_buffer) or a view of one) plus `bias`
     /// into `out` (`[N, ...output_chw]`). A small one of one group runs unrolled for its shape
     /// ([`UnrolledConv`]); others run the direct convolution from storage buffers, where four output
     /// channels per invocation share each input load where groups allow (one group may end in a

@@ -1,6 +1,6 @@
 //! Lowering a training step to dispatches: the training-mode forward (every value in a buffer of its
 //! own, kept for the backward pass; `forward.rs`), the loss, the backward steps `cnnc_ir::autodiff`
-//! planned (`backward.rs`), and one optimizer dispatch per trainable tensor. This file holds the
+//! planned (`backward.rs`), and one optimizer dispatch per pack of trainable tensors (`pack.rs`). This file holds the
 //! state they share, the placing of gradients, the loss, the optimizer and what is supported.
 //!
 //! Gradient fan-out is resolved here, in step order: the first contribution to a value's gradient
@@ -10,6 +10,7 @@
 
 use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind};
 
+use super::pack::Pack;
 use crate::gpu::build::arena::{Arena, Bind, BufferId};
 use crate::gpu::kernels::{
     ActivationGrad, CrossEntropyKernel, Elementwise, ElementwiseOp, KernelParams, LossSum, OptimizerKernel,
@@ -36,6 +37,8 @@ pub(super) struct Lowering<'a> {
     pub batch: usize,
     /// Each parameter's buffer, by name.
     pub params: &'a dyn Fn(&str) -> BufferId,
+    /// Each trainable parameter's gradient buffer, by name.
+    pub param_grad: &'a dyn Fn(&str) -> BufferId,
     /// The value of each node (flatten shares its input's).
     pub values: Vec<Option<BufferId>>,
     /// The gradient of each node's output, once its first contribution is placed.
@@ -207,31 +210,19 @@ impl Lowering<'_> {
         }
     }
 
-    /// One optimizer dispatch for a trainable tensor; returns its state buffers (see
-    /// [`Optimizer::state_names`]).
-    pub fn optimizer(
-        &mut self,
-        optimizer: &Optimizer,
-        len: usize,
-        param: BufferId,
-        grad: BufferId,
-        hyper: BufferId,
-        label: &str,
-    ) -> Vec<BufferId> {
-        let (rule, states) = match *optimizer {
-            Optimizer::Sgd { momentum, dampening, nesterov, weight_decay } => (
-                UpdateRule::Sgd { momentum: momentum != 0.0, dampening, nesterov, weight_decay },
-                usize::from(momentum != 0.0),
-            ),
+    /// One optimizer dispatch over a pack of trainable tensors (their gaps stay zero).
+    pub fn optimizer(&mut self, optimizer: &Optimizer, pack: &Pack, hyper: BufferId) {
+        let rule = match *optimizer {
+            Optimizer::Sgd { momentum, dampening, nesterov, weight_decay } => {
+                UpdateRule::Sgd { momentum: momentum != 0.0, dampening, nesterov, weight_decay }
+            }
             Optimizer::Adam { betas, eps, weight_decay, decoupled } => {
-                (UpdateRule::Adam { beta2: betas.1, eps, weight_decay, decoupled }, 2)
+                UpdateRule::Adam { beta2: betas.1, eps, weight_decay, decoupled }
             }
         };
-        let buffers: Vec<BufferId> = (0..states).map(|_| self.arena.activation_buffer(len * 4, label)).collect();
-        let state = |i: usize| buffers.get(i).map_or(Bind::Unused, |b| Bind::Buffer(*b));
-        let binds = [Bind::Buffer(grad), Bind::Buffer(hyper), Bind::Buffer(param), state(0), state(1)];
-        self.dispatch(&OptimizerKernel { len, rule }, &binds);
-        buffers
+        let state = |i: usize| pack.states.get(i).map_or(Bind::Unused, |b| Bind::Buffer(*b));
+        let binds = [Bind::Buffer(pack.grads), Bind::Buffer(hyper), Bind::Buffer(pack.params), state(0), state(1)];
+        self.dispatch(&OptimizerKernel { len: pack.floats, rule }, &binds);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Training on the GPU: a whole step (training-mode forward, loss, the backward work
-//! `cnnc_ir::autodiff` planned, one optimizer dispatch per trainable tensor) is one command-buffer
+//! `cnnc_ir::autodiff` planned, one optimizer dispatch per pack of trainable tensors) is one command-buffer
 //! submission. The step's loss goes to a history buffer on the device, read back only when asked
 //! for (or when the history is full), so steps do not wait for each other. Every gradient element
 //! is written by one invocation summing in a fixed order, so two runs from the same weights give
@@ -16,13 +16,15 @@
 mod backward;
 mod forward;
 mod lower;
+mod pack;
 
 use cnnc_ir::autodiff::{differentiate, Backward};
 use cnnc_ir::graph::{Graph, Param};
 
 use self::lower::{supported, Io, Lowering};
+use self::pack::Packed;
 use super::build::arena::{Arena, BufferId};
-use super::program::read_buffer;
+use super::program::{read_buffer, read_buffer_at};
 use super::record::{can_time_dispatches, time_dispatches, time_submissions, Recorder, Step};
 use super::{Gpu, StepTiming};
 use crate::train::{rng, OptimizerState, StepOptions};
@@ -44,12 +46,12 @@ pub struct GpuTrainer {
     labels: wgpu::Buffer,
     hyper: wgpu::Buffer,
     history: wgpu::Buffer,
-    /// Every weight tensor (trained or not) and its buffer.
-    params: Vec<(Param, wgpu::Buffer)>,
-    /// Each trainable tensor's gradient buffer, by name.
-    grads: Vec<(String, wgpu::Buffer)>,
-    /// The optimizer's state buffers, as `{param}.{state}` with the parameter's shape.
-    states: Vec<(String, Vec<usize>, wgpu::Buffer)>,
+    /// Every weight tensor (trained or not) and its place.
+    params: Vec<(Param, Placed)>,
+    /// Each trainable tensor's gradient, by name.
+    grads: Vec<(String, Placed)>,
+    /// The optimizer's state, as `{param}.{state}` with the parameter's shape.
+    states: Vec<(String, Vec<usize>, Placed)>,
     optimizer: OptimizerState,
     backward: Backward,
     batch: usize,
@@ -90,8 +92,8 @@ impl GpuTrainer {
         supported(graph)?;
         check_binding_limits(graph, batch, gpu.limits.max_storage_buffer_binding_size)?;
         let mut arena = Arena::new(gpu);
-        let mut params = Vec::new();
-        for p in graph.training_nodes().flat_map(|(_, n)| &n.params) {
+        let all: Vec<&Param> = graph.training_nodes().flat_map(|(_, n)| &n.params).collect();
+        for p in &all {
             let t = weights.get(&p.name).ok_or_else(|| RuntimeError::MissingWeight { name: p.name.clone() })?;
             if t.shape != p.shape {
                 return Err(RuntimeError::WeightShape {
@@ -100,8 +102,15 @@ impl GpuTrainer {
                     found: t.shape.clone(),
                 });
             }
-            params.push((p.clone(), arena.weight_buffer(t.len() * 4, &p.name)));
         }
+        let packed = Packed::new(&mut arena, &all, &backward, optimizer.optimizer.state_names().len());
+        let params: Vec<(Param, BufferId)> = all
+            .iter()
+            .map(|p| {
+                let buffer = packed.param(&p.name).unwrap_or_else(|| arena.weight_buffer(numel(p) * 4, &p.name));
+                ((*p).clone(), buffer)
+            })
+            .collect();
         let item_shape = graph.node(graph.input).shape.dims().to_vec();
         let classes = graph.node(graph.output).shape.elements() as usize;
         let item: usize = item_shape.iter().product();
@@ -136,6 +145,7 @@ impl GpuTrainer {
             graph,
             batch,
             params: &lookup,
+            param_grad: &|name| packed.grad(name).expect("trainable tensors are packed"),
             values: vec![None; graph.len()],
             grads: vec![None; graph.len()],
             steps: Vec::new(),
@@ -166,14 +176,15 @@ impl GpuTrainer {
             lowering.backward(step, &contributions, &mut param_grads);
         }
         let optimizer_start = lowering.steps.len();
+        for pack in 0..packed.packs.len() {
+            lowering.doing = format!("optimizer ({})", packed.contents(pack));
+            lowering.optimizer(&optimizer.optimizer, &packed.packs[pack], io.hyper);
+        }
         let mut state_buffers = Vec::new();
-        for (name, grad) in &param_grads {
-            let (p, buffer) = params.iter().find(|(p, _)| &p.name == name).expect("trainable tensors are weights");
-            let len = p.shape.iter().product();
-            lowering.doing = format!("optimizer {name}");
-            let states = lowering.optimizer(&optimizer.optimizer, len, *buffer, *grad, io.hyper, name);
-            for (state, b) in optimizer.optimizer.state_names().iter().zip(states) {
-                state_buffers.push((format!("{name}.{state}"), p.shape.clone(), b));
+        for (name, _) in &param_grads {
+            let p = all.iter().find(|p| &p.name == name).expect("trainable tensors are weights");
+            for (i, state) in optimizer.optimizer.state_names().iter().enumerate() {
+                state_buffers.push((format!("{name}.{state}"), p.shape.clone(), packed.state(name, i)));
             }
         }
         if let Some(e) = pollster::block_on(scope.pop()) {
@@ -184,11 +195,12 @@ impl GpuTrainer {
         let step_labels = std::mem::take(&mut lowering.labels);
         let key_nodes: Vec<usize> = lowering.keys.iter().map(|id| id.index()).collect();
         let keep = |b: BufferId| arena.buffer(b).clone();
+        let place = |b: BufferId| Placed { buffer: arena.buffer(b).clone(), offset: arena.offset(b) };
         let (input, labels, hyper, history) = (keep(io.input), keep(io.labels), keep(io.hyper), keep(io.history));
         let keys = keep(keys_buffer);
-        let params: Vec<(Param, wgpu::Buffer)> = params.iter().map(|(p, b)| (p.clone(), keep(*b))).collect();
-        let grads: Vec<(String, wgpu::Buffer)> = param_grads.iter().map(|(n, b)| (n.clone(), keep(*b))).collect();
-        let states = state_buffers.into_iter().map(|(n, shape, b)| (n, shape, keep(b))).collect();
+        let params: Vec<(Param, Placed)> = params.iter().map(|(p, b)| (p.clone(), place(*b))).collect();
+        let grads: Vec<(String, Placed)> = param_grads.iter().map(|(n, b)| (n.clone(), place(*b))).collect();
+        let states = state_buffers.into_iter().map(|(n, shape, b)| (n, shape, place(b))).collect();
         let (buffers, _, _) = arena.finish()?;
         // Pipelines are warmed up on their real bindings while the model is built, so parameters
         // and optimizer state are written only now, after the warm-ups.
@@ -197,9 +209,9 @@ impl GpuTrainer {
             encoder.clear_buffer(buffer, 0, None);
         }
         gpu.queue.submit([encoder.finish()]);
-        for (p, buffer) in &params {
+        for (p, at) in &params {
             let t = weights.get(&p.name).expect("checked above");
-            gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&t.data));
+            gpu.queue.write_buffer(&at.buffer, at.offset, bytemuck::cast_slice(&t.data));
         }
         Ok(GpuTrainer {
             gpu: gpu.clone(),
@@ -250,8 +262,8 @@ impl GpuTrainer {
     /// A device error while reading back.
     pub fn optimizer_state(&self) -> Result<Weights, RuntimeError> {
         let mut out = Weights::default();
-        for (name, shape, buffer) in &self.states {
-            let data = read_buffer(&self.gpu, buffer, shape.iter().product())?;
+        for (name, shape, at) in &self.states {
+            let data = at.read(&self.gpu, shape.iter().product())?;
             out.insert(name.clone(), Tensor::new(shape.clone(), data));
         }
         Ok(out)
@@ -281,8 +293,8 @@ impl GpuTrainer {
             }
             writes.push((buffer, t));
         }
-        for (buffer, t) in writes {
-            self.gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(&t.data));
+        for (at, t) in writes {
+            self.gpu.queue.write_buffer(&at.buffer, at.offset, bytemuck::cast_slice(&t.data));
         }
         self.optimizer.steps = steps;
         Ok(())
@@ -390,9 +402,9 @@ impl GpuTrainer {
         self.submit(&self.steps[..self.optimizer_start]);
         let loss = read_buffer(&self.gpu, &self.history, 1)?[0];
         let mut out = Weights::default();
-        for (name, buffer) in &self.grads {
+        for (name, at) in &self.grads {
             let p = &self.params.iter().find(|(p, _)| &p.name == name).expect("trainable tensors are weights").0;
-            let data = read_buffer(&self.gpu, buffer, p.shape.iter().product())?;
+            let data = at.read(&self.gpu, p.shape.iter().product())?;
             out.insert(name.clone(), Tensor::new(p.shape.clone(), data));
         }
         Ok((loss, out))
@@ -432,12 +444,29 @@ impl GpuTrainer {
     /// A device error while reading back.
     pub fn weights(&self) -> Result<Weights, RuntimeError> {
         let mut out = Weights::default();
-        for (p, buffer) in &self.params {
-            let data = read_buffer(&self.gpu, buffer, p.shape.iter().product())?;
+        for (p, at) in &self.params {
+            let data = at.read(&self.gpu, p.shape.iter().product())?;
             out.insert(p.name.clone(), Tensor::new(p.shape.clone(), data));
         }
         Ok(out)
     }
+}
+
+/// A tensor's place on the device: its buffer and its first byte there.
+#[derive(Clone, Debug)]
+struct Placed {
+    buffer: wgpu::Buffer,
+    offset: u64,
+}
+
+impl Placed {
+    fn read(&self, gpu: &Gpu, floats: usize) -> Result<Vec<f32>, RuntimeError> {
+        read_buffer_at(gpu, &self.buffer, self.offset, floats)
+    }
+}
+
+fn numel(p: &Param) -> usize {
+    p.shape.iter().product()
 }
 
 /// One training step, dispatch by dispatch ([`GpuTrainer::profile`]).
