@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::rc::Rc;
 
-use cnnc::compiler::graph::{Graph, Op};
+use cnnc::compiler::graph::{Activation, Graph, Op};
 use cnnc::compiler::ir::autodiff::differentiate;
 
 mod common;
@@ -48,6 +48,25 @@ fn lenet_gradients_match_the_reference() {
     let smoothed =
         CrossEntropy { label_smoothing: 0.2, class_weights: Some((0..10).map(|c| 0.5 + c as f64 / 10.0).collect()) };
     compare_gradients("lenet, smoothed and weighted loss", &lenet(), 3, &smoothed, true);
+}
+
+/// A convolution too wide to unroll (the direct kernel), one that unrolls and a linear layer each
+/// write the ReLU that alone reads them; a ReLU whose input has another reader stays a dispatch of
+/// its own. The gradients are the reference's.
+#[test]
+fn relus_applied_by_their_layers_keep_the_gradients() {
+    let (mut m, x) = Net::new(&[3, 6, 6]);
+    let wide = m.apply(x, Op::Conv2d(net::conv(20, 3)));
+    let wide = m.apply(wide, net::act(Activation::Relu));
+    let small = m.apply(wide, Op::Conv2d(net::conv(4, 3)));
+    let r = m.apply(small, net::act(Activation::Relu));
+    let y = m.join(Op::Add, &[small, r]);
+    let y = m.apply(y, Op::Flatten);
+    let y = m.apply(y, net::linear(8, true));
+    let y = m.apply(y, net::act(Activation::Relu));
+    let out = m.apply(y, net::linear(3, true));
+    let graph = m.finish(out);
+    compare_gradients("ReLUs applied by their layers", &graph, 2, &CrossEntropy::default(), false);
 }
 
 #[test]

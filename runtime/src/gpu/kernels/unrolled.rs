@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 
-use cnnc_ir::graph::{Conv2d, Pad4};
+use cnnc_ir::graph::{Activation, Conv2d, Pad4};
 
 use super::{activation_consts, grid_1d, Family, Kernel, KernelParams};
 
@@ -126,6 +126,8 @@ pub struct UnrolledConv {
     pub conv: Conv2d,
     /// Consecutive output positions of one row per invocation.
     pub positions: usize,
+    /// Applied to each output (after the bias), as `common.wgsl`'s `activate` does.
+    pub activation: Option<Activation>,
 }
 
 impl UnrolledConv {
@@ -133,7 +135,7 @@ impl UnrolledConv {
     pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledConv> {
         let weights = unrollable_weights(conv).filter(|_| conv.out_channels <= MAX_CHANNELS)?;
         let positions = (MAX_UNROLLED / weights).clamp(1, MAX_POSITIONS).min(output[2].max(1));
-        Some(UnrolledConv { n, input, output, conv: conv.clone(), positions })
+        Some(UnrolledConv { n, input, output, conv: conv.clone(), positions, activation: None })
     }
 
     fn invocations(&self) -> usize {
@@ -196,7 +198,7 @@ impl UnrolledConv {
             let _ = writeln!(s, "    {guard}{{");
             for o in 0..oc {
                 let b = if self.conv.bias { format!(" + bias[{o}u]") } else { String::new() };
-                let _ = writeln!(s, "        output[base + {}u] = a{o}_{j}{b};", o * oh * ow + j);
+                let _ = writeln!(s, "        output[base + {}u] = activate(a{o}_{j}{b});", o * oh * ow + j);
             }
             let _ = writeln!(s, "    }}");
         }
@@ -208,8 +210,7 @@ impl UnrolledConv {
 impl KernelParams for UnrolledConv {
     fn kernel(&self) -> Kernel {
         let grid = grid_1d(self.invocations() as u64);
-        // The shared helpers read an activation; this kernel applies none.
-        let consts = activation_consts(None).to_vec();
+        let consts = activation_consts(self.activation).to_vec();
         Kernel { generated: Some(self.body()), ..Kernel::new(Family::Conv2dUnrolled, consts, grid) }
     }
 
@@ -224,10 +225,12 @@ impl KernelParams for UnrolledConv {
             groups: 1,
             bias,
         };
-        [(conv(1, 0, 1, true), [3, 5, 6]), (conv(2, 1, 2, false), [3, 3, 4])]
+        let mut samples: Vec<UnrolledConv> = [(conv(1, 0, 1, true), [3, 5, 6]), (conv(2, 1, 2, false), [3, 3, 4])]
             .into_iter()
             .filter_map(|(c, output)| UnrolledConv::fits(2, [2, 7, 7], output, &c))
-            .collect()
+            .collect();
+        samples[0].activation = Some(Activation::Relu);
+        samples
     }
 }
 

@@ -92,7 +92,7 @@ impl Lowering<'_> {
                             let flip = ConvFlip { conv: c.clone() };
                             self.dispatch(&flip, &[Bind::Buffer(weight), Bind::Buffer(flipped)]);
                             let (out_chw, in_chw) = (self.chw(id), self.chw(input));
-                            self.convolution(dy, out_chw, &transposed, flipped, None, target, in_chw);
+                            self.convolution(dy, out_chw, &transposed, flipped, None, (target, in_chw), None);
                         }
                         None => {
                             self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(weight), Bind::Buffer(target)]);

@@ -1,7 +1,7 @@
 //! The training-mode forward of each op: every value in a buffer of its own, kept for the backward
-//! pass; batch-norm with batch statistics, dropout and stochastic depth with the step's masks.
+//! pass (a convolution or linear layer that only a ReLU reads applies it, and the two share one); batch-norm with batch statistics, dropout and stochastic depth with the step's masks.
 
-use cnnc_ir::graph::{Conv2d, Node, NodeId, Op, ParamKind};
+use cnnc_ir::graph::{Activation, Conv2d, Node, NodeId, Op, ParamKind};
 
 use super::lower::{Io, Lowering};
 use crate::gpu::build::arena::{Bind, BufferId};
@@ -16,6 +16,8 @@ impl Lowering<'_> {
     pub fn forward(&mut self, id: NodeId, node: &Node, io: &Io) -> Result<(), RuntimeError> {
         let identity = match node.op {
             Op::Flatten => true,
+            // Its input, a convolution or linear layer, applied it ([`Lowering::fused_relu`]).
+            Op::Activation(Activation::Relu) => self.fused_relu[node.inputs[0].index()],
             Op::Dropout { p } | Op::StochasticDepth { p } => !self.dropout || p == 0.0,
             _ => false,
         };
@@ -29,13 +31,15 @@ impl Lowering<'_> {
         };
         self.values[id.index()] = Some(out);
         let n = self.batch;
+        let activation = self.fused_relu[id.index()].then_some(Activation::Relu);
         match &node.op {
             Op::Input => {}
             Op::Conv2d(c) => {
                 let x = node.inputs[0];
                 let bias = c.bias.then(|| self.param(node, ParamKind::Bias));
                 let weight = self.param(node, ParamKind::Weight);
-                self.convolution(self.value(x), self.chw(x), c, weight, bias, out, self.chw(id));
+                let output = (out, self.chw(id));
+                self.convolution(self.value(x), self.chw(x), c, weight, bias, output, activation);
             }
             Op::Linear { in_features, out_features, bias } => {
                 let x = node.inputs[0];
@@ -47,7 +51,7 @@ impl Lowering<'_> {
                     row0: 0,
                     rows: *out_features,
                     has_bias: *bias,
-                    activation: None,
+                    activation,
                 };
                 let b = bias.then(|| self.param(node, ParamKind::Bias));
                 let binds = [
@@ -247,7 +251,7 @@ impl Lowering<'_> {
 
     /// A convolution: `input` (`[N, ...input_chw]`) convolved with `weight` (`[OC, IC / groups, KH,
     /// KW]`, a [`Arena::weight_buffer`](crate::gpu::build::arena::Arena::weight_buffer) or a view of one) plus `bias`
-    /// into `out` (`[N, ...output_chw]`). A small one of one group runs unrolled for its shape
+    /// into `output` (`out` `[N, ...output_chw]`), then `activation`. A small one of one group runs unrolled for its shape
     /// ([`UnrolledConv`]); others run the direct convolution from storage buffers, where four output
     /// channels per invocation share each input load where groups allow (one group may end in a
     /// partial tile) and short convolutions (depthwise) bake their extents, as inference does.
@@ -259,10 +263,11 @@ impl Lowering<'_> {
         conv: &Conv2d,
         weight: BufferId,
         bias: Option<BufferId>,
-        out: BufferId,
-        output_chw: [usize; 3],
+        (out, output_chw): (BufferId, [usize; 3]),
+        activation: Option<Activation>,
     ) {
         if let Some(params) = UnrolledConv::fits(self.batch, input_chw, output_chw, conv) {
+            let params = UnrolledConv { activation, ..params };
             let binds = [Bind::Buffer(input), Bind::Buffer(weight), bias.into(), Bind::Buffer(out)];
             self.dispatch(&params, &binds);
             return;
@@ -277,7 +282,7 @@ impl Lowering<'_> {
             out_c: conv.out_channels,
             out_offset: 0,
             has_bias: bias.is_some(),
-            epilogue: Epilogue { activation: None, residual: false },
+            epilogue: Epilogue { activation, residual: false },
             bake_shape: (conv.in_channels / conv.groups) * conv.kernel[0] * conv.kernel[1] <= 32,
         };
         let binds = [Bind::Buffer(input), Bind::Buffer(weight), bias.into(), Bind::Unused, Bind::Buffer(out)];

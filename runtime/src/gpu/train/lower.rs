@@ -39,8 +39,13 @@ pub(super) struct Lowering<'a> {
     pub params: &'a dyn Fn(&str) -> BufferId,
     /// Each trainable parameter's gradient buffer, by name.
     pub param_grad: &'a dyn Fn(&str) -> BufferId,
-    /// The value of each node (flatten shares its input's).
+    /// The value of each node (flatten shares its input's; a ReLU applied by its input shares it,
+    /// so that input's value is the activated one, read only by the ReLU's gradient, for which
+    /// `y > 0` is `x > 0`).
     pub values: Vec<Option<BufferId>>,
+    /// Whether each node (a convolution or linear layer) applies the ReLU that is its only reader,
+    /// saving a dispatch and a buffer ([`fused_relus`]).
+    pub fused_relu: Vec<bool>,
     /// The gradient of each node's output, once its first contribution is placed.
     pub grads: Vec<Option<BufferId>>,
     pub steps: Vec<Step>,
@@ -224,6 +229,27 @@ impl Lowering<'_> {
         let binds = [Bind::Buffer(pack.grads), Bind::Buffer(hyper), Bind::Buffer(pack.params), state(0), state(1)];
         self.dispatch(&OptimizerKernel { len: pack.floats, rule }, &binds);
     }
+}
+
+/// For each node of `graph`, whether it is a convolution or linear layer whose value only a ReLU
+/// reads, and no loss (`losses`): such a layer writes the ReLU's value itself. PyTorch's ReLU
+/// gradient reads the ReLU's result too (`threshold_backward(grad, result, 0)`), so the gradient is
+/// unchanged, NaN included.
+pub(super) fn fused_relus(graph: &Graph, losses: &[NodeId]) -> Vec<bool> {
+    let mut readers = vec![Vec::new(); graph.len()];
+    for (id, node) in graph.training_nodes() {
+        node.inputs.iter().for_each(|input| readers[input.index()].push(id));
+    }
+    let mut fused = vec![false; graph.len()];
+    for (id, node) in graph.training_nodes() {
+        let relu_reader = match readers[id.index()][..] {
+            [reader] => matches!(graph.node(reader).op, Op::Activation(Activation::Relu)),
+            _ => false,
+        };
+        fused[id.index()] =
+            relu_reader && matches!(node.op, Op::Conv2d(_) | Op::Linear { .. }) && !losses.contains(&id);
+    }
+    fused
 }
 
 /// What the GPU trainer cannot run yet, as an error naming the layer: every op trains, but of

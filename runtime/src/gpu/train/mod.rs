@@ -21,7 +21,7 @@ mod pack;
 use cnnc_ir::autodiff::{differentiate, Backward};
 use cnnc_ir::graph::{Graph, Param};
 
-use self::lower::{supported, Io, Lowering};
+use self::lower::{fused_relus, supported, Io, Lowering};
 use self::pack::Packed;
 use super::build::arena::{Arena, BufferId};
 use super::program::{read_buffer, read_buffer_at};
@@ -147,6 +147,7 @@ impl GpuTrainer {
             params: &lookup,
             param_grad: &|name| packed.grad(name).expect("trainable tensors are packed"),
             values: vec![None; graph.len()],
+            fused_relu: fused_relus(graph, &backward.losses.iter().map(|(node, _)| *node).collect::<Vec<_>>()),
             grads: vec![None; graph.len()],
             steps: Vec::new(),
             labels: Vec::new(),
