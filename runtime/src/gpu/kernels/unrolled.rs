@@ -1,19 +1,20 @@
 //! The unrolled convolutions (`conv2d_unrolled`, `conv_grad_weight_unrolled`): for a small
 //! convolution of one group (LeNet's, and the input gradients of such layers run as forward
-//! convolutions), the whole tap loop is written out as WGSL for its exact shape. Each invocation computes a row of [`UnrolledConv::positions`]
-//! outputs of one item for every output channel: per input row of its window it loads the inputs
-//! once, as the few aligned vec4s that cover them, and uses each for every tap and output channel
-//! that reads it, and every weight is read at a constant offset of a uniform buffer. The weight
-//! gradient ([`UnrolledWeightGrad`]) is written out the same way.
+//! convolutions), the whole tap loop is written out as WGSL for its exact shape. Each invocation
+//! computes a row of [`UnrolledConv::positions`] outputs of one item for every output channel: per
+//! input row of its window it loads the inputs once, as the few aligned vec4s that cover them, and
+//! uses each for every tap and output channel that reads it, and every weight is read at a constant
+//! offset of a uniform buffer. The weight gradient ([`UnrolledWeightGrad`]) is written out the same
+//! way.
 //!
-//! Why: on CPU drivers (lavapipe) a storage-buffer load inside a loop runs one lane at a time and
-//! a uniform load at a run-time offset is a gather, while a uniform load at a constant offset is
-//! one scalar load broadcast to every lane; the storage-buffer kernel (`conv2d.wgsl`) loads a
-//! weight and an input for every multiply-add. On GPUs constant-offset uniform loads come from the
+//! Why: on CPU drivers (lavapipe) a storage-buffer load inside a loop runs one lane at a time and a
+//! uniform load at a run-time offset is a gather, while a uniform load at a constant offset is one
+//! scalar load broadcast to every lane; the storage-buffer kernel (`conv2d.wgsl`) loads a weight
+//! and an input for every multiply-add. On GPUs constant-offset uniform loads come from the
 //! constant cache. The price is compile time, which grows with the unrolled code: the kernels are
 //! taken only for windows larger than 1×1 with at most [`MAX_WEIGHTS`] weights (the forward for at
-//! most 16 output channels), with positions per invocation cut to keep the code under [`MAX_UNROLLED`]
-//! multiply-adds.
+//! most 16 output channels), with positions per invocation cut to keep the code under
+//! [`MAX_UNROLLED`] multiply-adds.
 
 use std::fmt::Write as _;
 

@@ -1,5 +1,6 @@
 //! The training-mode forward of each op: every value in a buffer of its own, kept for the backward
-//! pass (a convolution or linear layer that only a ReLU reads applies it, and the two share one); batch-norm with batch statistics, dropout and stochastic depth with the step's masks.
+//! pass (a convolution or linear layer that only a ReLU reads applies it, and the two share one);
+//! batch-norm with batch statistics, dropout and stochastic depth with the step's masks.
 
 use cnnc_ir::graph::{Activation, Conv2d, Node, NodeId, Op, ParamKind};
 
@@ -250,11 +251,12 @@ impl Lowering<'_> {
     }
 
     /// A convolution: `input` (`[N, ...input_chw]`) convolved with `weight` (`[OC, IC / groups, KH,
-    /// KW]`, a [`Arena::weight_buffer`](crate::gpu::build::arena::Arena::weight_buffer) or a view of one) plus `bias`
-    /// into `output` (`out` `[N, ...output_chw]`), then `activation`. A small one of one group runs unrolled for its shape
-    /// ([`UnrolledConv`]); others run the direct convolution from storage buffers, where four output
-    /// channels per invocation share each input load where groups allow (one group may end in a
-    /// partial tile) and short convolutions (depthwise) bake their extents, as inference does.
+    /// KW]`, a [`Arena::weight_buffer`](crate::gpu::build::arena::Arena::weight_buffer) or a view
+    /// of one) plus `bias` into `output` (`out` `[N, ...output_chw]`), then `activation`. A small
+    /// one of one group runs unrolled for its shape ([`UnrolledConv`]); others run the direct
+    /// convolution from storage buffers, where four output channels per invocation share each input
+    /// load where groups allow (one group may end in a partial tile) and short convolutions
+    /// (depthwise) bake their extents, as inference does.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn convolution(
         &mut self,

@@ -9,9 +9,10 @@
 //! channels or a 4 × 4 block per invocation, each element still summed by one invocation in a fixed
 //! order). A small convolution of one group (LeNet's) runs its forward, its stride-1 input gradient
 //! and its weight gradient as kernels written out for its shape (`kernels::UnrolledConv`,
-//! `kernels::UnrolledWeightGrad`), with the weights in a uniform buffer: the parameters' buffers can
-//! be bound as uniform buffers too. Every op of the language trains; of broadcast products, only those of equal shapes and
-//! per-channel gates, any other being refused with [`RuntimeError::Unsupported`] naming the layer.
+//! `kernels::UnrolledWeightGrad`), with the weights in a uniform buffer: the parameters' buffers
+//! can be bound as uniform buffers too. Every op of the language trains; of broadcast products,
+//! only those of equal shapes and per-channel gates, any other being refused with
+//! [`RuntimeError::Unsupported`] naming the layer.
 
 mod backward;
 mod forward;
