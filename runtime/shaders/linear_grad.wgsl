@@ -4,19 +4,43 @@
 // order:
 // MODE 0, the input gradient `dx[r, k] = Σ_o dy[r, o] · w[o, k]` (`other` is w; A = R, S = OUT);
 // MODE 1, the weight gradient `dw[o, k] = Σ_r dy[r, o] · x[r, k]` (`other` is x; A = OUT, S = R).
+// Where K (VEC_K) and OUT (VEC_OUT) are multiples of 4, four consecutive floats are one vec4 load
+// (on CPU drivers every storage load is a loop over the lanes, so fewer loads is most of the speed).
 //
-// Baked constants: MODE; extents in `shape`: R, K, OUT.
+// Baked constants: MODE, VEC_K, VEC_OUT; extents in `shape`: R, K, OUT.
 
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> other: array<f32>;
+@group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> other: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> result: array<f32>;
 
-// The left operand at (a, s): dy[a, s] for the input gradient, dy[s, a] for the weight gradient.
-fn lhs(a: u32, s: u32) -> f32 {
-    if (MODE == 0u) {
-        return dy[a * shape.OUT + s];
+fn dy_at(i: u32) -> f32 {
+    return dy[i / 4u][i % 4u];
+}
+
+fn other_at(i: u32) -> f32 {
+    return other[i / 4u][i % 4u];
+}
+
+// other[row + k.x], …, other[row + k.w] (k consecutive from k0 unless clamped at the edge).
+fn other4(row: u32, k0: u32, k: vec4<u32>) -> vec4<f32> {
+    if (VEC_K) {
+        return other[(row + k0) / 4u];
     }
-    return dy[s * shape.OUT + a];
+    return vec4<f32>(other_at(row + k.x), other_at(row + k.y), other_at(row + k.z), other_at(row + k.w));
+}
+
+// The left operand at (a.x, s), …, (a.w, s): dy[a, s] for the input gradient, dy[s, a] for the
+// weight gradient.
+fn lhs4(a0: u32, a: vec4<u32>, s: u32) -> vec4<f32> {
+    if (MODE == 0u) {
+        let o = shape.OUT;
+        return vec4<f32>(dy_at(a.x * o + s), dy_at(a.y * o + s), dy_at(a.z * o + s), dy_at(a.w * o + s));
+    }
+    if (VEC_OUT) {
+        return dy[(s * shape.OUT + a0) / 4u];
+    }
+    let row = s * shape.OUT;
+    return vec4<f32>(dy_at(row + a.x), dy_at(row + a.y), dy_at(row + a.z), dy_at(row + a.w));
 }
 
 @compute @workgroup_size(64)
@@ -40,13 +64,31 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var s = 0u; s < sums; s++) {
-        let row = s * shape.K;
-        let b = vec4<f32>(other[row + k.x], other[row + k.y], other[row + k.z], other[row + k.w]);
-        acc0 += lhs(a.x, s) * b;
-        acc1 += lhs(a.y, s) * b;
-        acc2 += lhs(a.z, s) * b;
-        acc3 += lhs(a.w, s) * b;
+    if (MODE == 0u && VEC_OUT) {
+        // Four sums at a time: each row of dy is read as vec4s along s.
+        let o = shape.OUT / 4u;
+        for (var s = 0u; s < sums; s += 4u) {
+            let l0 = dy[a.x * o + s / 4u];
+            let l1 = dy[a.y * o + s / 4u];
+            let l2 = dy[a.z * o + s / 4u];
+            let l3 = dy[a.w * o + s / 4u];
+            for (var t = 0u; t < 4u; t++) {
+                let b = other4((s + t) * shape.K, k0, k);
+                acc0 += l0[t] * b;
+                acc1 += l1[t] * b;
+                acc2 += l2[t] * b;
+                acc3 += l3[t] * b;
+            }
+        }
+    } else {
+        for (var s = 0u; s < sums; s++) {
+            let b = other4(s * shape.K, k0, k);
+            let l = lhs4(a0, a, s);
+            acc0 += l.x * b;
+            acc1 += l.y * b;
+            acc2 += l.z * b;
+            acc3 += l.w * b;
+        }
     }
     let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < min(4u, rows - a0); i++) {

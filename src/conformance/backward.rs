@@ -102,6 +102,12 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.apply(y, act(Activation::Tanh));
             n.apply(y, linear(5, false))
         }),
+        case("linear_grad", "widths of multiples of four (vec4 loads)", &[16], 4, |n, x| {
+            let y = n.apply(x, linear(8, true));
+            let y = n.apply(y, act(Activation::Tanh));
+            let y = n.apply(y, linear(12, false));
+            n.apply(y, linear(5, true))
+        }),
         case("pool_grad", "max 3x3 stride 2, overlapping, ceil_mode", &[4, 9, 8], 2, |n, x| {
             let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
             let y = n.apply(y, max_pool(pool_window(3, 2, 1, true, false)));

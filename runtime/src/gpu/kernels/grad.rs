@@ -222,6 +222,8 @@ impl KernelParams for LinearGrad {
     fn kernel(&self) -> Kernel {
         let mut consts = vec![
             ("MODE", Const::U(u32::from(self.weight))),
+            ("VEC_K", Const::B(self.in_features.is_multiple_of(4))),
+            ("VEC_OUT", Const::B(self.out_features.is_multiple_of(4))),
             ("R", dim(self.rows)),
             ("K", dim(self.in_features)),
             ("OUT", dim(self.out_features)),
@@ -234,7 +236,10 @@ impl KernelParams for LinearGrad {
     }
 
     fn samples() -> Vec<LinearGrad> {
-        [false, true].map(|weight| LinearGrad { rows: 3, in_features: 7, out_features: 5, weight }).to_vec()
+        // Extents that are and are not multiples of 4 (the vec4 paths and the scalar ones).
+        [(false, 7, 5), (true, 7, 5), (false, 8, 12), (true, 8, 12)]
+            .map(|(weight, in_features, out_features)| LinearGrad { rows: 3, in_features, out_features, weight })
+            .to_vec()
     }
 }
 
