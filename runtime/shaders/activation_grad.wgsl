@@ -10,8 +10,9 @@
 
 fn slope(v: f32) -> f32 {
     switch ACT {
-        case 1u: { return select(0.0, 1.0, v > 0.0); }
-        case 2u: { return select(0.0, 1.0, v > 0.0 && v < 6.0); }
+        // Zero where PyTorch's comparison holds, so NaN passes the gradient as in PyTorch.
+        case 1u: { return select(1.0, 0.0, v <= 0.0); }
+        case 2u: { return select(1.0, 0.0, v <= 0.0 || v >= 6.0); }
         case 3u: { return select(ACT_ARG, 1.0, v > 0.0); }
         case 4u: {
             let s = 1.0 / (1.0 + exp(-v));

@@ -30,7 +30,7 @@ fn is_argmax(base: u32, oy: u32, ox: u32, iy: u32, ix: u32) -> bool {
     for (var y = cell_start(oy, shape.IH, shape.OH); y < cell_end(oy, shape.IH, shape.OH); y++) {
         for (var xx = cell_start(ox, shape.IW, shape.OW); xx < cell_end(ox, shape.IW, shape.OW); xx++) {
             let v = x[base + y * shape.IW + xx];
-            if (at == 0xffffffffu || v > best) {
+            if (at == 0xffffffffu || v > best || is_nan(v)) {
                 best = v;
                 at = y * shape.IW + xx;
             }

@@ -1,16 +1,27 @@
 // Input gradient of max or average pooling over `[N·C, IH, IW]`: one invocation per input element
 // gathers from every window that covers it. Max pooling gives a window's gradient to its first
-// largest element in scan order (PyTorch's tie rule), recomputed from the input; average pooling
+// largest element in scan order (PyTorch's tie rule), or its last NaN (PyTorch's `val > max ||
+// isnan(val)`), recomputed from the input; average pooling
 // shares it out over the window with the forward's divisor. Where the windows tile the input
 // exactly (TILED: stride equal to the kernel, no padding or dilation, nothing left over), one
-// invocation per window reads it once and writes each of its elements.
+// invocation per window reads it once and writes each of its elements. With RELU_MASK the input is
+// a ReLU's output and the result is the gradient of the ReLU's input: zero where x <= 0 (PyTorch's
+// `threshold_backward` on the result, which lets NaN through).
 //
-// Baked constants: TILED, KH, KW, DY, DX, MAX, COUNT_PAD; extents in `shape`: NC, IH, IW, OH, OW, SY,
+// Baked constants: TILED, KH, KW, DY, DX, MAX, COUNT_PAD, RELU_MASK; extents in `shape`: NC, IH, IW, OH, OW, SY,
 // SX, PT, PL, PB, PR.
 
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+
+// The gradient `g` of input element `i`, through the ReLU before the pooling with RELU_MASK.
+fn masked(g: f32, i: u32) -> f32 {
+    if (RELU_MASK) {
+        return select(g, 0.0, x[i] <= 0.0);
+    }
+    return g;
+}
 
 // Whether the window at (oy, ox) of plane `base` has its first maximum at (iy, ix).
 fn is_argmax(base: u32, oy: u32, ox: u32, iy: u32, ix: u32) -> bool {
@@ -27,7 +38,7 @@ fn is_argmax(base: u32, oy: u32, ox: u32, iy: u32, ix: u32) -> bool {
                 continue;
             }
             let v = x[base + u32(y) * shape.IW + u32(xx)];
-            if (at == 0xffffffffu || v > best) {
+            if (at == 0xffffffffu || v > best || is_nan(v)) {
                 best = v;
                 at = u32(y) * shape.IW + u32(xx);
             }
@@ -62,7 +73,7 @@ fn tiled_window(window: u32) {
         for (var ky = 0u; ky < KH; ky++) {
             for (var kx = 0u; kx < KW; kx++) {
                 let v = x[base + ky * shape.IW + kx];
-                if (v > best) {
+                if (v > best || is_nan(v)) {
                     best = v;
                     at = ky * KW + kx;
                 }
@@ -75,7 +86,7 @@ fn tiled_window(window: u32) {
             if (MAX) {
                 v = select(0.0, g, ky * KW + kx == at);
             }
-            dx[base + ky * shape.IW + kx] = v;
+            dx[base + ky * shape.IW + kx] = masked(v, base + ky * shape.IW + kx);
         }
     }
 }
@@ -119,5 +130,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    dx[index] = acc;
+    dx[index] = masked(acc, index);
 }

@@ -120,6 +120,16 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.join(Op::Concat, &[a, b]);
             flat_head(n, y)
         }),
+        // Each ReLU here has one reader, a pooling, which applies the ReLU's gradient itself.
+        case("pool_grad", "after a ReLU: max 3x3 stride 2, average 2x2 tiling", &[4, 8, 6], 2, |n, x| {
+            let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
+            let r1 = n.apply(y, act(Activation::Relu));
+            let a = n.apply(r1, max_pool(pool_window(3, 2, 1, true, false)));
+            let r2 = n.apply(y, act(Activation::Relu));
+            let b = n.apply(r2, Op::AvgPool(pool_window(2, 2, 0, false, true)));
+            let (a, b) = (flat_head(n, a), flat_head(n, b));
+            n.join(Op::Add, &[a, b])
+        }),
         case("pool_grad", "max and average 2x2 stride 2, tiling the input", &[4, 8, 6], 2, |n, x| {
             let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
             let a = n.apply(y, max_pool(pool_window(2, 2, 0, false, false)));

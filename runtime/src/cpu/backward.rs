@@ -126,12 +126,15 @@ pub fn linear_weight(dy: &T64, x: &T64, in_f: usize) -> T64 {
 
 /// The derivative of an activation at `x`. At kinks PyTorch's choices: relu′(0) = 0, relu6 and
 /// hardsigmoid pass the gradient only strictly inside their linear range, leaky relu′(0) = slope,
-/// hardswish′(x) = x/3 + ½ on [−3, 3] (`hardswish_backward`).
+/// hardswish′(x) = x/3 + ½ on [−3, 3] (`hardswish_backward`). At NaN too: relu, relu6 and
+/// hardswish pass the gradient (slope 1), leaky relu gives its slope, hardsigmoid 0.
 pub fn activation_slope(a: Activation, x: f64) -> f64 {
     let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
     match a {
-        Activation::Relu => f64::from(u8::from(x > 0.0)),
-        Activation::Relu6 => f64::from(u8::from(x > 0.0 && x < 6.0)),
+        // PyTorch's `threshold_backward` and `hardtanh_backward` zero the gradient where the
+        // comparison holds, so NaN lets it through.
+        Activation::Relu => f64::from(u8::from(x > 0.0 || x.is_nan())),
+        Activation::Relu6 => f64::from(u8::from((x > 0.0 && x < 6.0) || x.is_nan())),
         Activation::LeakyRelu { slope } => {
             if x > 0.0 {
                 1.0
@@ -178,7 +181,8 @@ pub fn activation(dy: &T64, x: &T64, a: Activation) -> T64 {
 }
 
 /// `∂L/∂x` of max pooling: each output's gradient goes to the first largest input of its window in
-/// scan order (PyTorch's tie rule: a later equal value does not replace the maximum).
+/// scan order (PyTorch's tie rule: a later equal value does not replace the maximum), or to its
+/// last NaN (PyTorch's `val > max || isnan(val)`).
 pub fn max_pool(dy: &T64, x: &T64, p: &Pool2d) -> T64 {
     let (_, _, h, w) = nchw(x);
     let (oh, ow) = pooled(x, p);
@@ -197,7 +201,7 @@ pub fn max_pool(dy: &T64, x: &T64, p: &Pool2d) -> T64 {
                         let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
                         if ix >= 0 && ix < w as isize {
                             let at = iy as usize * w + ix as usize;
-                            if best.is_none_or(|(_, v)| src[at] > v) {
+                            if best.is_none_or(|(_, v)| src[at] > v || src[at].is_nan()) {
                                 best = Some((at, src[at]));
                             }
                         }
@@ -241,7 +245,7 @@ pub fn avg_pool(dy: &T64, x_shape: &[usize], p: &Pool2d) -> T64 {
 }
 
 /// `∂L/∂x` of adaptive pooling (cells as in the forward): averages spread evenly, maxima go to the
-/// first largest input of the cell.
+/// first largest input of the cell, or its last NaN (as [`max_pool`]).
 pub fn adaptive_pool(dy: &T64, x: &T64, size: [usize; 2], max: bool) -> T64 {
     let (_, _, h, w) = nchw(x);
     let [oh, ow] = size;
@@ -257,7 +261,7 @@ pub fn adaptive_pool(dy: &T64, x: &T64, size: [usize; 2], max: bool) -> T64 {
                 if max {
                     let mut best = None;
                     for at in cells {
-                        if best.is_none_or(|b: usize| src[at] > src[b]) {
+                        if best.is_none_or(|b: usize| src[at] > src[b] || src[at].is_nan()) {
                             best = Some(at);
                         }
                     }
@@ -406,4 +410,46 @@ pub fn channel_affine(dy: &T64, scale: &[f64]) -> T64 {
     let (c, inner) = (dy.shape[1], dy.item_len() / dy.shape[1]);
     let data = dy.data.iter().enumerate().map(|(i, g)| g * scale[(i / inner) % c]).collect();
     Tensor::new(dy.shape.clone(), data)
+}
+
+#[cfg(test)]
+mod tests {
+    use cnnc_ir::graph::Pad4;
+
+    use super::*;
+
+    const NAN: f64 = f64::NAN;
+
+    fn window(kernel: [usize; 2], stride: [usize; 2], ceil_mode: bool) -> Pool2d {
+        let padding = Pad4::uniform(0);
+        Pool2d { kernel, stride, padding, dilation: [1, 1], ceil_mode, count_include_pad: true }
+    }
+
+    /// The values are PyTorch's (torch 2.x, `x.grad` after `f(x).sum().backward()`).
+    #[test]
+    fn special_values_take_pytorchs_gradients() {
+        let x = [NAN, -1.0, 0.0, 2.0, f64::INFINITY, f64::NEG_INFINITY, 6.0, 7.0];
+        let slopes = |a| x.map(|v| activation_slope(a, v));
+        assert_eq!(slopes(Activation::Relu), [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(slopes(Activation::Relu6), [1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(slopes(Activation::LeakyRelu { slope: 0.1 }), [0.1, 0.1, 0.1, 1.0, 1.0, 0.1, 1.0, 1.0]);
+        assert_eq!(slopes(Activation::HardSigmoid)[0], 0.0);
+        assert_eq!(slopes(Activation::HardSwish)[0], 1.0);
+
+        // Max pooling: a window's gradient goes to its last NaN.
+        let pool = |data: Vec<f64>, h: usize, w: usize, p: Pool2d| {
+            let x = Tensor::new(vec![1, 1, h, w], data);
+            let (oh, ow) = pooled(&x, &p);
+            max_pool(&Tensor::new(vec![1, 1, oh, ow], vec![1.0; oh * ow]), &x, &p).data
+        };
+        let row = vec![NAN, 3.0, NAN, 1.0, f64::NEG_INFINITY, f64::NEG_INFINITY, 2.0, NAN];
+        assert_eq!(pool(row, 1, 8, window([1, 2], [1, 2], false)), [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+        let square = vec![1.0, NAN, NAN, 2.0, NAN, 0.0, 0.0, 0.0];
+        assert_eq!(pool(square, 2, 4, window([2, 2], [2, 2], false)), [0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        let overlapping = vec![1.0, NAN, NAN, 2.0, 3.0];
+        assert_eq!(pool(overlapping, 1, 5, window([1, 3], [1, 2], true)), [0.0, 0.0, 2.0, 0.0, 0.0]);
+        let x = Tensor::new(vec![1, 1, 1, 6], vec![1.0, NAN, NAN, 2.0, 5.0, NAN]);
+        let adaptive = adaptive_pool(&Tensor::new(vec![1, 1, 1, 2], vec![1.0; 2]), &x, [1, 2], true).data;
+        assert_eq!(adaptive, [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
 }

@@ -279,6 +279,9 @@ pub struct PoolGrad {
     pub output: [usize; 2],
     pub window: Pool2d,
     pub is_max: bool,
+    /// The input is a ReLU's output, and the result is the gradient of the ReLU's input (zero
+    /// where the input is `<= 0`), saving the ReLU's own dispatch.
+    pub relu_mask: bool,
 }
 
 impl PoolGrad {
@@ -307,6 +310,7 @@ impl KernelParams for PoolGrad {
             ("DX", u(p.dilation[1])),
             ("MAX", Const::B(self.is_max)),
             ("COUNT_PAD", Const::B(p.count_include_pad)),
+            ("RELU_MASK", Const::B(self.relu_mask)),
             ("NC", dim(self.nc)),
             ("IH", dim(ih)),
             ("IW", dim(iw)),
@@ -337,9 +341,17 @@ impl KernelParams for PoolGrad {
         };
         let tiling = Pool2d { kernel: [2, 2], stride: [2, 2], padding: Pad4::uniform(0), ceil_mode: false, ..window };
         let mut samples: Vec<PoolGrad> = [true, false]
-            .map(|is_max| PoolGrad { nc: 4, input: [7, 7], output: [4, 4], window: window.clone(), is_max })
+            .map(|is_max| PoolGrad {
+                nc: 4,
+                input: [7, 7],
+                output: [4, 4],
+                window: window.clone(),
+                is_max,
+                relu_mask: is_max,
+            })
             .to_vec();
-        samples.push(PoolGrad { nc: 4, input: [8, 6], output: [4, 3], window: tiling, is_max: true });
+        let tiled = PoolGrad { nc: 4, input: [8, 6], output: [4, 3], window: tiling, is_max: true, relu_mask: true };
+        samples.push(tiled);
         samples
     }
 }

@@ -16,6 +16,10 @@ impl Lowering<'_> {
     /// The backward work of one planned step; `grads_out` receives each parameter gradient's buffer.
     pub fn backward(&mut self, step: &GradStep, contributions: &[usize], param_grads: &mut Vec<(String, BufferId)>) {
         let id = step.node;
+        if self.relu_masks[id.index()].is_some() {
+            // The pooling after it wrote this ReLU's input gradient.
+            return;
+        }
         let node = self.graph.node(id);
         let dy = self.grads[id.index()].expect("a node's readers run their backward before it");
         let n = self.batch;
@@ -77,7 +81,12 @@ impl Lowering<'_> {
                 self.pass_through(input, dy, contributions);
                 continue;
             }
-            let (target, part) = self.target(input);
+            // A pooling whose input is a ReLU that only it reads writes the ReLU's input gradient.
+            let receiver = match self.relu_masks[input.index()] {
+                Some(pool) if pool == id => self.graph.node(input).inputs[0],
+                _ => input,
+            };
+            let (target, part) = self.target(receiver);
             let x = self.value(input);
             match &node.op {
                 Op::Conv2d(c) => {
@@ -121,6 +130,7 @@ impl Lowering<'_> {
                         output: [oh, ow],
                         window: window.clone(),
                         is_max: matches!(node.op, Op::MaxPool(_)),
+                        relu_mask: receiver != input,
                     };
                     self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(x), Bind::Buffer(target)]);
                 }
@@ -214,7 +224,7 @@ impl Lowering<'_> {
                 op => unreachable!("`supported` refuses {} before lowering", op.name()),
             }
             if part {
-                self.accumulate(input, target);
+                self.accumulate(receiver, target);
             }
         }
     }

@@ -8,6 +8,7 @@
 //! (`accumulate`); a pass-through (flatten, add) whose input has no other contribution shares its
 //! gradient buffer instead of copying.
 
+use cnnc_ir::autodiff::Backward;
 use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind};
 
 use super::pack::Pack;
@@ -41,11 +42,14 @@ pub(super) struct Lowering<'a> {
     pub param_grad: &'a dyn Fn(&str) -> BufferId,
     /// The value of each node (flatten shares its input's; a ReLU applied by its input shares it,
     /// so that input's value is the activated one, read only by the ReLU's gradient, for which
-    /// `y > 0` is `x > 0`).
+    /// `y <= 0` is `x <= 0`, NaN included).
     pub values: Vec<Option<BufferId>>,
     /// Whether each node (a convolution or linear layer) applies the ReLU that is its only reader,
     /// saving a dispatch and a buffer ([`fused_relus`]).
     pub fused_relu: Vec<bool>,
+    /// For a ReLU whose gradient the pooling after it applies ([`relus_masked_by_pools`]), that
+    /// pooling: the ReLU's own backward step does nothing.
+    pub relu_masks: Vec<Option<NodeId>>,
     /// The gradient of each node's output, once its first contribution is placed.
     pub grads: Vec<Option<BufferId>>,
     pub steps: Vec<Step>,
@@ -250,6 +254,30 @@ pub(super) fn fused_relus(graph: &Graph, losses: &[NodeId]) -> Vec<bool> {
             relu_reader && matches!(node.op, Op::Conv2d(_) | Op::Linear { .. }) && !losses.contains(&id);
     }
     fused
+}
+
+/// For each ReLU whose gradient a max or average pooling can apply while writing its own input
+/// gradient, that pooling: the pooling is the ReLU's only gradient contribution (`contributions`),
+/// and the backward computes both input gradients (`backward`). The pooling's kernel reads the
+/// ReLU's output anyway, so the mask costs nothing and the ReLU's dispatch goes.
+pub(super) fn relus_masked_by_pools(
+    graph: &Graph,
+    backward: &Backward,
+    contributions: &[usize],
+) -> Vec<Option<NodeId>> {
+    let input_grad = |node: NodeId| backward.steps.iter().any(|s| s.node == node && s.input_grads[0]);
+    let mut masks = vec![None; graph.len()];
+    for (id, node) in graph.training_nodes() {
+        if !matches!(node.op, Op::MaxPool(_) | Op::AvgPool(_)) {
+            continue;
+        }
+        let relu = node.inputs[0];
+        let is_relu = matches!(graph.node(relu).op, Op::Activation(Activation::Relu));
+        if is_relu && contributions[relu.index()] == 1 && input_grad(id) && input_grad(relu) {
+            masks[relu.index()] = Some(id);
+        }
+    }
+    masks
 }
 
 /// What the GPU trainer cannot run yet, as an error naming the layer: every op trains, but of

@@ -22,7 +22,7 @@ mod pack;
 use cnnc_ir::autodiff::{differentiate, Backward};
 use cnnc_ir::graph::{Graph, Param};
 
-use self::lower::{fused_relus, supported, Io, Lowering};
+use self::lower::{fused_relus, relus_masked_by_pools, supported, Io, Lowering};
 use self::pack::Packed;
 use super::build::arena::{Arena, BufferId};
 use super::program::{read_buffer, read_buffer_at};
@@ -148,6 +148,7 @@ impl GpuTrainer {
             params: &lookup,
             param_grad: &|name| packed.grad(name).expect("trainable tensors are packed"),
             values: vec![None; graph.len()],
+            relu_masks: Vec::new(),
             fused_relu: fused_relus(graph, &backward.losses.iter().map(|(node, _)| *node).collect::<Vec<_>>()),
             grads: vec![None; graph.len()],
             steps: Vec::new(),
@@ -172,6 +173,7 @@ impl GpuTrainer {
                 contributions[input.index()] += usize::from(step.input_grads[i]);
             }
         }
+        lowering.relu_masks = relus_masked_by_pools(graph, &backward, &contributions);
         let mut param_grads = Vec::new();
         for step in &backward.steps {
             lowering.doing = format!("backward {}", layer_name(graph.node(step.node)));
