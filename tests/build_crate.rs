@@ -69,6 +69,19 @@ fn slow_generated_crate_builds_and_runs_like_cnnc_run() {
     assert_eq!(String::from_utf8_lossy(&generated.stdout), String::from_utf8_lossy(&run.stdout));
     assert!(String::from_utf8_lossy(&run.stdout).contains("input 1:"));
 
+    // A reader that has gone (`| head -1`) ends the program quietly, as a closed pipe ends Unix
+    // tools, instead of a panic.
+    let mut child = Command::new(&binary)
+        .args(["--weights", weights.to_str().unwrap(), "--input", input.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let closed = child.wait_with_output().unwrap();
+    assert_eq!(closed.status.code(), Some(141), "{}", text(&closed));
+    assert!(closed.stderr.is_empty(), "{}", text(&closed));
+
     // A PyTorch zip checkpoint loads too, and a wrong one is reported by name.
     let pth = root().join("tests/fixtures/lenet_zip.pth");
     let o = Command::new(&binary)

@@ -59,6 +59,7 @@ pub fn main_rs(graph: &Graph) -> String {
     let about =
         format!("Runs {ty} (`{}`) on a batch: prints the top classes, optionally saves the outputs.", graph.meta.name);
     let tokens = quote! {
+        use std::io::Write;
         use std::path::PathBuf;
         use std::process::ExitCode;
 
@@ -118,7 +119,16 @@ pub fn main_rs(graph: &Graph) -> String {
                 rt::npy::write(path, &output)?;
             }
             let name = |b| rt::classify::item_name(b, &args.image);
-            print!("{}", rt::classify::top_classes_of(&output, #ty::LABELS, args.top, name));
+            let text = rt::classify::top_classes_of(&output, #ty::LABELS, args.top, name);
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    // The reader has gone (`| head -1`): end quietly, with the status a shell
+                    // reports for SIGPIPE.
+                    std::process::exit(141);
+                }
+                return Err(rt::RuntimeError::Write { path: PathBuf::from("standard output"), source: e });
+            }
             Ok(())
         }
     };
