@@ -65,7 +65,8 @@ pub enum RuntimeError {
     /// A layer whose output, for a single input, is larger than one storage binding of the device.
     #[error(
         "GPU error: the output of layer `{layer}` ({shape} per input) needs {bytes} bytes, more than the \
-         device's {limit}-byte storage binding limit; run it on the CPU (--cpu), or give the model smaller inputs"
+         device's {limit}-byte storage binding limit; run it on the CPU (`--cpu` of cnnc run and cnnc eval), or give \
+         the model smaller inputs"
     )]
     ActivationTooLarge { layer: String, span: Span, shape: String, bytes: u64, limit: u64 },
     /// A layer in a form the GPU executor has no kernel for.

@@ -18,7 +18,7 @@ impl Builder<'_> {
         if in_features * 4 > self.binding_limit {
             let what = format!("one weight row of `{}` ({in_features} floats)", layer.path);
             let (bytes, limit) = (in_features as u64 * 4, self.binding_limit as u64);
-            let (span, fix) = (Some(layer.span), "run it on the CPU (--cpu)");
+            let (span, fix) = (Some(layer.span), "run it on the CPU (`--cpu` of cnnc run and cnnc eval)");
             return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
         }
         let input = self.buffer_of(layer.inputs[0].value);

@@ -503,14 +503,15 @@ pub fn check_binding_limits(graph: &Graph, batch: usize, limit: u64) -> Result<(
         let bytes = node.shape.elements() * batch as u64 * 4;
         if bytes > limit {
             let what = format!("the value of `{}` at batch {batch} (training keeps it whole)", node.path);
-            let fix = "train with a smaller --batch, or on the CPU (--cpu)";
+            let fix = "train with a smaller --batch, or on the CPU (`--cpu` of cnnc train and cnnc grad)";
             return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
         }
         for p in &node.params {
             let bytes = p.shape.iter().product::<usize>() as u64 * 4;
             if bytes > limit {
                 let what = format!("weight `{}`", p.name);
-                let fix = "train on the CPU (--cpu): the GPU trainer binds every weight whole";
+                let fix =
+                    "train on the CPU (`--cpu` of cnnc train and cnnc grad): the GPU trainer binds every weight whole";
                 return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
             }
         }
