@@ -100,7 +100,17 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODED_BYTES * 2);
     reader.limits(limits);
-    let img = eight_bit_as_pil_reads_it(reader.decode().map_err(|e| bad(e.to_string()))?).to_rgb8();
+    let mut img = reader.decode().map_err(|e| bad(e.to_string()))?;
+    if let image::DynamicImage::ImageLumaA16(b) = &img {
+        if is_sixteen_bit_grayscale_png(path) {
+            // The decoder made its transparency chunk an alpha channel; PIL keeps it as a note on an
+            // `I;16` image, which converts as plain 16-bit grayscale.
+            img = image::DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(b.width(), b.height(), |x, y| {
+                image::Luma([b.get_pixel(x, y)[0]])
+            }));
+        }
+    }
+    let img = eight_bit_as_pil_reads_it(img).to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let rgb = img.into_raw();
     let planar = if channels == 1 {
@@ -111,12 +121,23 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
     Ok((planar, [channels, h, w]))
 }
 
+/// Whether `path` is a PNG of 16-bit grayscale without an alpha channel (colour type 0), read from
+/// its header (the IHDR chunk, which comes first): the decoder turns such an image's transparency
+/// chunk into alpha, which PIL does not.
+fn is_sixteen_bit_grayscale_png(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 26];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header));
+    read.is_ok() && header.starts_with(b"\x89PNG\r\n\x1a\n") && &header[12..16] == b"IHDR" && header[24..26] == [16, 0]
+}
+
 /// A 16-bit image reduced to 8 bits as PIL, and so torchvision's image loaders, reduce it: a 16-bit
 /// grayscale PNG opens as mode `I;16`, whose conversion to `RGB` or `L` clips every value above 255
 /// to 255 (it does not scale); 16-bit colour and grayscale-with-alpha PNGs open as 8-bit `RGB`,
 /// `RGBA` or `LA`, keeping each sample's high byte. Alpha is dropped later, as `convert("RGB")`
-/// drops it. Other images pass unchanged. (A 16-bit grayscale PNG with a transparency chunk reaches
-/// here as grayscale-with-alpha and keeps its high byte, where PIL clips it.)
+/// drops it. Other images pass unchanged. (A 16-bit grayscale PNG with a transparency chunk
+/// reaches here as 16-bit grayscale, its alpha dropped by [`decode`], and is clipped as PIL clips
+/// it.)
 fn eight_bit_as_pil_reads_it(img: image::DynamicImage) -> image::DynamicImage {
     use image::{DynamicImage, ImageBuffer};
     let high = |v: u16| (v >> 8) as u8;
