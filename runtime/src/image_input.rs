@@ -100,16 +100,24 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODED_BYTES * 2);
     reader.limits(limits);
-    let mut img = reader.decode().map_err(|e| bad(e.to_string()))?;
-    if let image::DynamicImage::ImageLumaA16(b) = &img {
-        if is_sixteen_bit_grayscale_png(path) {
-            // The decoder made its transparency chunk an alpha channel; PIL keeps it as a note on an
-            // `I;16` image, which converts as plain 16-bit grayscale.
-            img = image::DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(b.width(), b.height(), |x, y| {
-                image::Luma([b.get_pixel(x, y)[0]])
-            }));
+    let format = reader.format();
+    let img = match reader.decode().map_err(|e| bad(e.to_string()))? {
+        // The decoder made the transparency chunk of a 16-bit grayscale PNG an alpha channel; PIL
+        // keeps it as a note on an `I;16` image, which converts as plain 16-bit grayscale.
+        image::DynamicImage::ImageLumaA16(b) if is_sixteen_bit_grayscale_png(path) => {
+            let (w, h) = b.dimensions();
+            let gray = b.into_raw().chunks(2).map(|p| p[0]).collect();
+            image::DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, gray).expect("one sample per pixel"))
         }
-    }
+        // PIL reads a 16-bit PPM as 8-bit RGB, rounding each sample (`round(v · 255 / 65535)`,
+        // never a tie), where it keeps a 16-bit PNG's high byte.
+        image::DynamicImage::ImageRgb16(b) if format == Some(image::ImageFormat::Pnm) => {
+            let (w, h) = b.dimensions();
+            let bytes = b.into_raw().into_iter().map(|v| ((u32::from(v) + 128) / 257) as u8).collect();
+            image::DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(w, h, bytes).expect("three samples per pixel"))
+        }
+        img => img,
+    };
     let img = eight_bit_as_pil_reads_it(img).to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let rgb = img.into_raw();
