@@ -1,7 +1,8 @@
 //! Images prepared as torchvision prepares them: `Resize`, `CenterCrop` (padding with zeros when
 //! the image is smaller), `ToTensor` and `Normalize` on images of several sizes, aspect ratios and
 //! modes (RGB, grayscale, RGBA, palette, 16-bit grayscale and colour PNGs; 8- and 16-bit PGM and
-//! PPM files; baseline, progressive, CMYK and EXIF-rotated JPEGs), against torchvision's own output
+//! PPM files; 24-bit, grayscale and palette BMPs; baseline, progressive, CMYK and EXIF-rotated
+//! JPEGs), against torchvision's own output
 //! (`tests/fixtures/generate_preprocess.py`).
 
 use std::path::Path;
