@@ -4,14 +4,17 @@
 // order:
 // MODE 0, the input gradient `dx[r, k] = Σ_o dy[r, o] · w[o, k]` (`other` is w; A = R, S = OUT);
 // MODE 1, the weight gradient `dw[o, k] = Σ_r dy[r, o] · x[r, k]` (`other` is x; A = OUT, S = R).
+// With BIAS (MODE 1) the invocations of the first column tile also write the bias gradient
+// `db[o] = Σ_r dy[r, o]` into `bias_grad`, summed in the same order.
 // Where K (VEC_K) and OUT (VEC_OUT) are multiples of 4, four consecutive floats are one vec4 load
 // (on CPU drivers every storage load is a loop over the lanes, so fewer loads is most of the speed).
 //
-// Baked constants: MODE, VEC_K, VEC_OUT; extents in `shape`: R, K, OUT.
+// Baked constants: MODE, BIAS, VEC_K, VEC_OUT; extents in `shape`: R, K, OUT.
 
 @group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> other: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> result: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bias_grad: array<f32>;
 
 fn dy_at(i: u32) -> f32 {
     return dy[i / 4u][i % 4u];
@@ -64,6 +67,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    var bias_acc = vec4<f32>(0.0);
+    let sums_bias = BIAS && k0 == 0u;
     if (MODE == 0u && VEC_OUT) {
         // Four sums at a time: each row of dy is read as vec4s along s.
         let o = shape.OUT / 4u;
@@ -84,6 +89,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var s = 0u; s < sums; s++) {
             let b = other4(s * shape.K, k0, k);
             let l = lhs4(a0, a, s);
+            if (sums_bias) {
+                bias_acc += l;
+            }
             acc0 += l.x * b;
             acc1 += l.y * b;
             acc2 += l.z * b;
@@ -91,6 +99,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    if (sums_bias) {
+        for (var i = 0u; i < min(4u, rows - a0); i++) {
+            bias_grad[a0 + i] = bias_acc[i];
+        }
+    }
     for (var i = 0u; i < min(4u, rows - a0); i++) {
         for (var j = 0u; j < min(4u, shape.K - k0); j++) {
             result[(a0 + i) * shape.K + k0 + j] = accs[i][j];

@@ -216,12 +216,15 @@ pub struct LinearGrad {
     pub in_features: usize,
     pub out_features: usize,
     pub weight: bool,
+    /// With `weight`: also the bias gradient `[OUT]`, into the fourth binding.
+    pub bias: bool,
 }
 
 impl KernelParams for LinearGrad {
     fn kernel(&self) -> Kernel {
         let mut consts = vec![
             ("MODE", Const::U(u32::from(self.weight))),
+            ("BIAS", Const::B(self.weight && self.bias)),
             ("VEC_K", Const::B(self.in_features.is_multiple_of(4))),
             ("VEC_OUT", Const::B(self.out_features.is_multiple_of(4))),
             ("R", dim(self.rows)),
@@ -238,7 +241,13 @@ impl KernelParams for LinearGrad {
     fn samples() -> Vec<LinearGrad> {
         // Extents that are and are not multiples of 4 (the vec4 paths and the scalar ones).
         [(false, 7, 5), (true, 7, 5), (false, 8, 12), (true, 8, 12)]
-            .map(|(weight, in_features, out_features)| LinearGrad { rows: 3, in_features, out_features, weight })
+            .map(|(weight, in_features, out_features)| LinearGrad {
+                rows: 3,
+                in_features,
+                out_features,
+                weight,
+                bias: weight,
+            })
             .to_vec()
     }
 }

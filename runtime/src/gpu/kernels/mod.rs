@@ -198,11 +198,11 @@ impl Family {
             }
             Family::Linear => &[Read, Read, Read, Output],
             Family::Conv2dUnrolled => &[Read, Uniform, Read, Output],
+            Family::LinearGrad => &[Read, Read, Output, Output, Uniform],
             Family::ConvGradWeightUnrolled => &[Read, Read, Output],
             Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => &[Read, Output],
             Family::ConvGradInput
             | Family::ConvGradWeight
-            | Family::LinearGrad
             | Family::ActivationGrad
             | Family::PoolGrad
             | Family::Dropout

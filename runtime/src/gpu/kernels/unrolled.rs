@@ -269,6 +269,9 @@ pub struct UnrolledWeightGrad {
     pub positions: usize,
     /// Output rows per invocation.
     pub rows: usize,
+    /// Also the bias gradient `Σ dy` per output channel, as `OC` more results after the weights'
+    /// (`dW` is `[OC·IC·KH·KW]` results, `db` the next `OC`).
+    pub bias: bool,
 }
 
 impl UnrolledWeightGrad {
@@ -281,8 +284,8 @@ impl UnrolledWeightGrad {
         let (blocks, oh) = (conv.out_channels.div_ceil(channels), output[1].max(1));
         let chunks = MIN_INVOCATIONS.div_ceil(blocks * n.max(1)).clamp(1, oh);
         let rows = oh.div_ceil(chunks);
-        let grad = UnrolledWeightGrad { n, input, output, conv: conv.clone(), channels, positions, rows };
-        (weights * grad.partials() <= MAX_PARTIALS).then_some(grad)
+        let grad = UnrolledWeightGrad { n, input, output, conv: conv.clone(), channels, positions, rows, bias: false };
+        ((weights + conv.out_channels) * grad.partials() <= MAX_PARTIALS).then_some(grad)
     }
 
     fn chunks(&self) -> usize {
@@ -324,6 +327,9 @@ impl UnrolledWeightGrad {
         for e in 0..ob * ic * kh * kw {
             let _ = writeln!(s, "    var a{e} = 0.0;");
         }
+        for o in (0..ob).filter(|_| self.bias) {
+            let _ = writeln!(s, "    var b{o} = 0.0;");
+        }
         let _ = writeln!(s, "    for (var oy = first_row; oy < min(first_row + {rows}u, {oh}u); oy++) {{");
         let _ = writeln!(s, "    let y0 = i32(oy * {sy}u) - {top};");
         let _ = writeln!(s, "    let dy_row = (n * {oc}u + o0) * {}u + oy * {ow}u;", oh * ow);
@@ -335,6 +341,11 @@ impl UnrolledWeightGrad {
                 (0..p).map(|j| (format!("g{o}_{j}"), j, format!("o0 + {o}u < {oc}u && ox + {j}u < {ow}u"))).collect();
             let start = format!("i32(dy_row + {}u + ox)", o * oh * ow);
             aligned_loads(&mut s, "        ", &format!("g{o}"), "dy", &start, &loads, out_len);
+            if self.bias {
+                // In position order; positions past the row add zero.
+                let sums: String = (0..p).map(|j| format!(" b{o} += g{o}_{j};")).collect();
+                let _ = writeln!(s, "       {sums}");
+            }
         }
         let window = window_setup(&mut s, "        ", &window_columns(p, kw, sx, dx), iw);
         for ci in 0..ic {
@@ -364,6 +375,10 @@ impl UnrolledWeightGrad {
                 let e = o * ic * kh * kw + k;
                 let _ = writeln!(s, "        partials[(first + {e}u) * {parts}u + part] = a{e};");
             }
+            if self.bias {
+                let row = oc * ic * kh * kw;
+                let _ = writeln!(s, "        partials[({row}u + o0 + {o}u) * {parts}u + part] = b{o};");
+            }
             let _ = writeln!(s, "    }}");
         }
         debug_assert!(per_block <= MAX_SUMS);
@@ -390,10 +405,12 @@ impl KernelParams for UnrolledWeightGrad {
             groups: 1,
             bias: false,
         };
-        [(conv(1, 0, 1), [3, 5, 6]), (conv(2, 1, 2), [3, 3, 4])]
+        let mut samples: Vec<UnrolledWeightGrad> = [(conv(1, 0, 1), [3, 5, 6]), (conv(2, 1, 2), [3, 3, 4])]
             .into_iter()
             .filter_map(|(c, output)| UnrolledWeightGrad::fits(2, [2, 7, 7], output, &c))
-            .collect()
+            .collect();
+        samples[0].bias = true;
+        samples
     }
 }
 

@@ -27,6 +27,8 @@ impl Lowering<'_> {
             self.batch_norm_backward(step, node, eps, param_grads);
             return;
         }
+        // A convolution's or linear layer's bias gradient, when its weight gradient's kernel sums it.
+        let mut bias_summed = false;
         for p in &step.param_grads {
             let buffer = (self.param_grad)(&p.name);
             param_grads.push((p.name.clone(), buffer));
@@ -38,15 +40,29 @@ impl Lowering<'_> {
                     let xv = self.value(x);
                     let len = p.shape.iter().product();
                     let binds = |to| [Bind::Buffer(dy), Bind::Buffer(xv), Bind::Buffer(to)];
-                    match UnrolledWeightGrad::fits(n, self.chw(x), self.chw(id), c) {
-                        Some(unrolled) => self.summed(buffer, len, unrolled.partials(), |l, to| {
+                    let bias = step.param_grads.iter().find(|b| b.kind == ParamKind::Bias);
+                    match (UnrolledWeightGrad::fits(n, self.chw(x), self.chw(id), c), bias) {
+                        (Some(unrolled), Some(bias)) => {
+                            let unrolled = UnrolledWeightGrad { bias: true, ..unrolled };
+                            let (oc, parts) = (c.out_channels, unrolled.partials());
+                            let scratch = self.arena.activation_buffer((len + oc) * parts * 4, "partial sums");
+                            self.dispatch(&unrolled, &binds(scratch));
+                            let bias_grad = (self.param_grad)(&bias.name);
+                            for (to, results, offset) in [(buffer, len, 0), (bias_grad, oc, len)] {
+                                let reduce = ReducePartials { results, partials: parts, offset };
+                                self.dispatch(&reduce, &[Bind::Buffer(scratch), Bind::Buffer(to)]);
+                            }
+                            bias_summed = true;
+                        }
+                        (Some(unrolled), None) => self.summed(buffer, len, unrolled.partials(), |l, to| {
                             l.dispatch(&unrolled, &binds(to));
                         }),
-                        None => self.summed(buffer, len, params.partials(), |l, to| {
+                        (None, _) => self.summed(buffer, len, params.partials(), |l, to| {
                             l.dispatch(&params, &binds(to));
                         }),
                     }
                 }
+                (Op::Conv2d(_), _) if bias_summed => {}
                 (Op::Conv2d(c), _) => {
                     let [_, oh, ow] = self.chw(id);
                     let params = ChannelSum { n, channels: c.out_channels, positions: oh * ow };
@@ -58,10 +74,16 @@ impl Lowering<'_> {
                     let x = node.inputs[0];
                     let rows = self.elements(x) / in_features;
                     if kind == ParamKind::Weight {
-                        let params =
-                            LinearGrad { rows, in_features: *in_features, out_features: *out_features, weight: true };
-                        self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(self.value(x)), Bind::Buffer(buffer)]);
-                    } else {
+                        // The bias gradient comes out of the same kernel where the bias trains too.
+                        let bias = step.param_grads.iter().find(|b| b.kind == ParamKind::Bias);
+                        let bias_grad = bias.map(|b| (self.param_grad)(&b.name));
+                        let (in_features, out_features) = (*in_features, *out_features);
+                        let params = LinearGrad { rows, in_features, out_features, weight: true, bias: bias.is_some() };
+                        let binds =
+                            [Bind::Buffer(dy), Bind::Buffer(self.value(x)), Bind::Buffer(buffer), bias_grad.into()];
+                        self.dispatch(&params, &binds);
+                        bias_summed = bias.is_some();
+                    } else if !bias_summed {
                         let params = ChannelSum { n: rows, channels: *out_features, positions: 1 };
                         self.summed(buffer, *out_features, params.partials(), |l, to| {
                             l.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(to)]);
@@ -110,12 +132,10 @@ impl Lowering<'_> {
                 }
                 Op::Linear { in_features, out_features, .. } => {
                     let rows = self.elements(input) / in_features;
-                    let params =
-                        LinearGrad { rows, in_features: *in_features, out_features: *out_features, weight: false };
-                    self.dispatch(
-                        &params,
-                        &[Bind::Buffer(dy), Bind::Buffer(self.param(node, ParamKind::Weight)), Bind::Buffer(target)],
-                    );
+                    let (in_features, out_features) = (*in_features, *out_features);
+                    let params = LinearGrad { rows, in_features, out_features, weight: false, bias: false };
+                    let weight = Bind::Buffer(self.param(node, ParamKind::Weight));
+                    self.dispatch(&params, &[Bind::Buffer(dy), weight, Bind::Buffer(target), Bind::Unused]);
                 }
                 Op::Activation(a) => {
                     let params = ActivationGrad { len: self.elements(input), activation: Some(*a) };
