@@ -41,11 +41,24 @@ fn slope(v: f32) -> f32 {
     }
 }
 
+// Where PyTorch's backward writes 0 whatever the incoming gradient (an infinite or NaN one too):
+// relu's `x <= 0`, relu6's outside (0, 6), hardsigmoid's outside (-3, 3), hardswish's `x < -3`.
+fn blocks(v: f32) -> bool {
+    switch ACT {
+        case 1u: { return v <= 0.0; }
+        case 2u: { return v <= 0.0 || v >= 6.0; }
+        case 6u: { return v < -3.0; }
+        case 7u: { return !(v > -3.0 && v < 3.0); }
+        default: { return false; }
+    }
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let index = gid.x + gid.y * 65535u * 64u;
     if (index >= shape.LEN) {
         return;
     }
-    dx[index] = dy[index] * slope(x[index]);
+    let v = x[index];
+    dx[index] = select(dy[index] * slope(v), 0.0, blocks(v));
 }

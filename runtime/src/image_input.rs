@@ -101,7 +101,18 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
     limits.max_alloc = Some(MAX_DECODED_BYTES * 2);
     reader.limits(limits);
     let format = reader.format();
-    let img = match reader.decode().map_err(|e| bad(e.to_string()))? {
+    let pil_pnm = match format {
+        Some(image::ImageFormat::Pnm) => {
+            let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            crate::pnm::decode_as_pil(&bytes).map_err(bad)?
+        }
+        _ => None,
+    };
+    let decoded = match pil_pnm {
+        Some(img) => img,
+        None => reader.decode().map_err(|e| bad(e.to_string()))?,
+    };
+    let img = match decoded {
         // The decoder made the transparency chunk of a 16-bit grayscale PNG an alpha channel; PIL
         // keeps it as a note on an `I;16` image, which converts as plain 16-bit grayscale.
         image::DynamicImage::ImageLumaA16(b) if is_sixteen_bit_grayscale_png(path) => {

@@ -20,6 +20,7 @@ pub mod gpu;
 pub mod image_input;
 pub mod npy;
 pub mod plan;
+pub mod pnm;
 pub mod resample;
 pub mod synthetic;
 pub mod tensor;

@@ -175,9 +175,24 @@ pub fn activation_slope(a: Activation, x: f64) -> f64 {
     }
 }
 
-/// `∂L/∂x` of an activation: `dy · f′(x)`.
+/// Whether PyTorch's backward of `a` writes 0 at `x` whatever the incoming gradient, an infinite or
+/// NaN one too (`threshold_backward`, `hardtanh_backward`, `hardsigmoid_backward` and
+/// `hardswish_backward` select 0 there rather than multiply).
+pub fn blocks_gradient(a: Activation, x: f64) -> bool {
+    match a {
+        Activation::Relu => x <= 0.0,
+        Activation::Relu6 => x <= 0.0 || x >= 6.0,
+        Activation::HardSwish => x < -3.0,
+        Activation::HardSigmoid => x <= -3.0 || x >= 3.0 || x.is_nan(),
+        _ => false,
+    }
+}
+
+/// `∂L/∂x` of an activation: `dy · f′(x)`, or 0 where the activation blocks the gradient
+/// ([`blocks_gradient`]).
 pub fn activation(dy: &T64, x: &T64, a: Activation) -> T64 {
-    Tensor::new(x.shape.clone(), dy.data.iter().zip(&x.data).map(|(g, v)| g * activation_slope(a, *v)).collect())
+    let dx = |(g, v): (&f64, &f64)| if blocks_gradient(a, *v) { 0.0 } else { g * activation_slope(a, *v) };
+    Tensor::new(x.shape.clone(), dy.data.iter().zip(&x.data).map(dx).collect())
 }
 
 /// `∂L/∂x` of max pooling: each output's gradient goes to the first largest input of its window in
@@ -435,6 +450,13 @@ mod tests {
         assert_eq!(slopes(Activation::LeakyRelu { slope: 0.1 }), [0.1, 0.1, 0.1, 1.0, 1.0, 0.1, 1.0, 1.0]);
         assert_eq!(slopes(Activation::HardSigmoid)[0], 0.0);
         assert_eq!(slopes(Activation::HardSwish)[0], 1.0);
+        // Where the gradient is blocked, an infinite or NaN gradient gives 0, not NaN.
+        let dy = Tensor::new(vec![3], vec![f64::INFINITY, NAN, f64::NEG_INFINITY]);
+        let below = Tensor::new(vec![3], vec![-1.0, 0.0, -5.0]);
+        assert_eq!(activation(&dy, &below, Activation::Relu).data, [0.0; 3]);
+        assert_eq!(activation(&dy, &below, Activation::Relu6).data, [0.0; 3]);
+        assert_eq!(activation(&dy, &Tensor::new(vec![3], vec![-4.0; 3]), Activation::HardSwish).data, [0.0; 3]);
+        assert_eq!(activation(&dy, &Tensor::new(vec![3], vec![3.0; 3]), Activation::HardSigmoid).data, [0.0; 3]);
 
         // Max pooling: a window's gradient goes to its last NaN.
         let pool = |data: Vec<f64>, h: usize, w: usize, p: Pool2d| {

@@ -1,0 +1,108 @@
+//! Binary PGM and PPM files (`P5`, `P6`) read as PIL reads them, so as torchvision saw them: PIL
+//! scales each sample from the file's maximum value to the full range of the image mode it opens
+//! (`round(v · 255 / maxval)` for 8-bit `L` and `RGB`, which a 16-bit PPM becomes too, and
+//! `round(v · 65535 / maxval)` for a 16-bit PGM, mode `I`), rounding halves to even as Python's
+//! `round` does (Pillow's `PpmDecoder`). The `image` crate rounds halves away from zero and rounds a
+//! 16-bit PPM twice, so these two formats are decoded here.
+
+use image::{DynamicImage, ImageBuffer};
+
+/// The image in a binary PGM or PPM file's `bytes`, as PIL opens it: `Ok(None)` for other files
+/// (other PNM kinds too, which the `image` crate decodes), `Err` with the reason for a binary PGM or
+/// PPM that is cut short or has a malformed header.
+pub fn decode_as_pil(bytes: &[u8]) -> Result<Option<DynamicImage>, String> {
+    let channels = match bytes.get(..2) {
+        Some(b"P5") => 1,
+        Some(b"P6") => 3,
+        _ => return Ok(None),
+    };
+    let mut at = 2;
+    let mut field = |name: &str| header_number(bytes, &mut at).ok_or(format!("the PNM header has no valid {name}"));
+    let (width, height, maxval) = (field("width")?, field("height")?, field("maximum value")?);
+    if width == 0 || height == 0 || !(1..=65535).contains(&maxval) {
+        return Err(format!("a PNM of {width}×{height} samples with maximum value {maxval}"));
+    }
+    at += 1; // The single whitespace byte after the maximum value.
+    let wide = maxval > 255;
+    let samples = width as usize * height as usize * channels;
+    let data = bytes.get(at..).unwrap_or_default();
+    if data.len() < samples * if wide { 2 } else { 1 } {
+        return Err(format!("the PNM holds fewer than the {samples} samples its header declares"));
+    }
+    let sample = |i: usize| {
+        let v = if wide { u64::from(u16::from_be_bytes([data[2 * i], data[2 * i + 1]])) } else { u64::from(data[i]) };
+        v.min(u64::from(maxval))
+    };
+    let (w, h) = (width, height);
+    let image = if channels == 1 && wide {
+        let values = (0..samples).map(|i| scale(sample(i), 65535, maxval) as u16).collect();
+        DynamicImage::ImageLuma16(ImageBuffer::from_raw(w, h, values).expect("one sample per pixel"))
+    } else {
+        let values: Vec<u8> = (0..samples).map(|i| scale(sample(i), 255, maxval) as u8).collect();
+        if channels == 1 {
+            DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, values).expect("one sample per pixel"))
+        } else {
+            DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, values).expect("three samples per pixel"))
+        }
+    };
+    Ok(Some(image))
+}
+
+/// `round(v · full / maxval)` with halves to even, in integers.
+fn scale(v: u64, full: u64, maxval: u32) -> u64 {
+    let (num, den) = (v * full, u64::from(maxval));
+    let (q, r) = (num / den, num % den);
+    match (2 * r).cmp(&den) {
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q % 2),
+        std::cmp::Ordering::Less => q,
+    }
+}
+
+/// The next decimal number of a PNM header from `at`, past whitespace and `#` comments.
+fn header_number(bytes: &[u8], at: &mut usize) -> Option<u32> {
+    loop {
+        match bytes.get(*at)? {
+            b'#' => {
+                while *bytes.get(*at)? != b'\n' {
+                    *at += 1;
+                }
+            }
+            c if c.is_ascii_whitespace() => *at += 1,
+            _ => break,
+        }
+    }
+    let start = *at;
+    while bytes.get(*at).is_some_and(u8::is_ascii_digit) {
+        *at += 1;
+    }
+    std::str::from_utf8(&bytes[start..*at]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The values are Pillow 13's (`Image.open(...).convert("RGB")`, and `getdata()` of mode `I`).
+    #[test]
+    fn samples_scale_as_pil_scales_them() {
+        let ppm = [b"P6\n# a comment\n2 1\n1000\n".as_slice(), &[1, 44, 2, 188, 3, 232, 0, 0, 0, 2, 1, 244]].concat();
+        let Some(DynamicImage::ImageRgb8(rgb)) = decode_as_pil(&ppm).unwrap() else { panic!("an RGB image") };
+        assert_eq!(rgb.into_raw(), [76, 178, 255, 0, 1, 128]);
+        let pgm = [b"P5 3 1 1000 ".as_slice(), &[0, 1, 0, 3, 0, 5]].concat();
+        let Some(DynamicImage::ImageLuma16(gray)) = decode_as_pil(&pgm).unwrap() else { panic!("mode I") };
+        assert_eq!(gray.into_raw(), [66, 197, 328]);
+        let small = [b"P5\n4 1\n100\n".as_slice(), &[10, 30, 50, 100]].concat();
+        let Some(DynamicImage::ImageLuma8(gray)) = decode_as_pil(&small).unwrap() else { panic!("mode L") };
+        assert_eq!(gray.into_raw(), [26, 76, 128, 255]);
+    }
+
+    #[test]
+    fn malformed_files_are_refused_with_the_reason() {
+        assert!(decode_as_pil(b"\x89PNG").unwrap().is_none());
+        assert!(decode_as_pil(b"P6\n2 1\n255\n\x01\x02").unwrap_err().contains("fewer than the 6 samples"));
+        assert!(decode_as_pil(b"P5\n2 x\n255\n").unwrap_err().contains("height"));
+        assert!(decode_as_pil(b"P5\n2 1\n0\n\x00\x00").unwrap_err().contains("maximum value 0"));
+        assert!(decode_as_pil(b"P5\n99999999999 1\n255\n").is_err());
+    }
+}
