@@ -24,11 +24,12 @@ pub fn decode_as_pil(bytes: &[u8]) -> Result<Option<DynamicImage>, String> {
     }
     at += 1; // The single whitespace byte after the maximum value.
     let wide = maxval > 255;
-    let samples = width as usize * height as usize * channels;
+    let samples = u128::from(width) * u128::from(height) * channels as u128;
     let data = bytes.get(at..).unwrap_or_default();
-    if data.len() < samples * if wide { 2 } else { 1 } {
+    if (data.len() as u128) < samples * if wide { 2 } else { 1 } {
         return Err(format!("the PNM holds fewer than the {samples} samples its header declares"));
     }
+    let samples = samples as usize;
     let sample = |i: usize| {
         let v = if wide { u64::from(u16::from_be_bytes([data[2 * i], data[2 * i + 1]])) } else { u64::from(data[i]) };
         v.min(u64::from(maxval))
@@ -104,5 +105,7 @@ mod tests {
         assert!(decode_as_pil(b"P5\n2 x\n255\n").unwrap_err().contains("height"));
         assert!(decode_as_pil(b"P5\n2 1\n0\n\x00\x00").unwrap_err().contains("maximum value 0"));
         assert!(decode_as_pil(b"P5\n99999999999 1\n255\n").is_err());
+        // The largest header the numbers allow is refused for its missing samples, without overflow.
+        assert!(decode_as_pil(b"P6\n4294967295 4294967295\n65535\n").unwrap_err().contains("fewer than"));
     }
 }
