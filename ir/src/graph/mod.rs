@@ -258,8 +258,18 @@ impl Graph {
 
     /// For each node, the inference nodes that read it, in order.
     pub fn readers(&self) -> Vec<Vec<NodeId>> {
+        self.readers_among(self.inference_nodes())
+    }
+
+    /// For each node, the [training nodes](Graph::training_nodes) that read it, in order
+    /// (auxiliary heads included).
+    pub fn training_readers(&self) -> Vec<Vec<NodeId>> {
+        self.readers_among(self.training_nodes())
+    }
+
+    fn readers_among<'a>(&'a self, nodes: impl Iterator<Item = (NodeId, &'a Node)>) -> Vec<Vec<NodeId>> {
         let mut readers = vec![Vec::new(); self.nodes.len()];
-        for (id, node) in self.inference_nodes() {
+        for (id, node) in nodes {
             for input in &node.inputs {
                 readers[input.index()].push(id);
             }

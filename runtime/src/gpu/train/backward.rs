@@ -29,6 +29,7 @@ impl Lowering<'_> {
         }
         // A convolution's or linear layer's bias gradient, when its weight gradient's kernel sums it.
         let mut bias_summed = false;
+        let bias = step.param_grads.iter().find(|b| b.kind == ParamKind::Bias);
         for p in &step.param_grads {
             let buffer = (self.param_grad)(&p.name);
             param_grads.push((p.name.clone(), buffer));
@@ -40,7 +41,6 @@ impl Lowering<'_> {
                     let xv = self.value(x);
                     let len = p.shape.iter().product();
                     let binds = |to| [Bind::Buffer(dy), Bind::Buffer(xv), Bind::Buffer(to)];
-                    let bias = step.param_grads.iter().find(|b| b.kind == ParamKind::Bias);
                     match (UnrolledWeightGrad::fits(n, self.chw(x), self.chw(id), c), bias) {
                         (Some(unrolled), Some(bias)) => {
                             let unrolled = UnrolledWeightGrad { bias: true, ..unrolled };
@@ -75,7 +75,6 @@ impl Lowering<'_> {
                     let rows = self.elements(x) / in_features;
                     if kind == ParamKind::Weight {
                         // The bias gradient comes out of the same kernel where the bias trains too.
-                        let bias = step.param_grads.iter().find(|b| b.kind == ParamKind::Bias);
                         let bias_grad = bias.map(|b| (self.param_grad)(&b.name));
                         let (in_features, out_features) = (*in_features, *out_features);
                         let params = LinearGrad { rows, in_features, out_features, weight: true, bias: bias.is_some() };

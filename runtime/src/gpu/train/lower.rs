@@ -240,10 +240,7 @@ impl Lowering<'_> {
 /// gradient reads the ReLU's result too (`threshold_backward(grad, result, 0)`), so the gradient is
 /// unchanged, NaN included.
 pub(super) fn fused_relus(graph: &Graph, losses: &[NodeId]) -> Vec<bool> {
-    let mut readers = vec![Vec::new(); graph.len()];
-    for (id, node) in graph.training_nodes() {
-        node.inputs.iter().for_each(|input| readers[input.index()].push(id));
-    }
+    let readers = graph.training_readers();
     let mut fused = vec![false; graph.len()];
     for (id, node) in graph.training_nodes() {
         let relu_reader = match readers[id.index()][..] {
