@@ -147,11 +147,14 @@ fn lenet_sgd_follows_the_reference_step_by_step() {
     }
 }
 
-/// Adam on the GPU against PyTorch's float64 run (`tests/fixtures/train.json`): the first steps agree
-/// to float32 precision and the run learns as PyTorch's does. Step by step the two part later: Adam
-/// divides each gradient by its running magnitude, so float32 noise in gradients near zero (ε =
-/// 1e-8) becomes a visible difference in the update, and once a ReLU input near zero changes side
-/// the trajectories go their own ways (measured in README.md).
+/// Adam on the GPU against PyTorch's float64 run (`tests/fixtures/train.json`): the bar of
+/// every step's loss within 1e-3 relative, the first ten within 1e-5, and the final weights within
+/// 1e-3 relative L2 of the CPU reference's, which follows PyTorch's float64 run within 1e-6
+/// (`tests/train.rs`). Adam divides each gradient by its running magnitude, so float32 noise in
+/// gradients near zero (ε = 1e-8) becomes a visible difference in the update, and once a ReLU input
+/// near zero changes side the trajectories part: PyTorch's own float32 run misses this bar from some
+/// other starting points (measured in README.md), and cnnc's missed it from this one while it rounded
+/// 1 − β₂ in float32.
 #[test]
 fn lenet_adam_learns_as_pytorch_does_and_repeats_bit_for_bit() {
     let fixtures: serde_json::Value =
@@ -160,13 +163,31 @@ fn lenet_adam_learns_as_pytorch_does_and_repeats_bit_for_bit() {
     let steps = want["steps"].as_u64().unwrap() as usize;
     let (losses, trainer) = train_lenet(steps, adam());
     assert_eq!(losses.len(), steps);
-    for (step, loss) in losses.iter().enumerate().take(10) {
+    for (step, loss) in losses.iter().enumerate() {
         let theirs = want["losses"][step].as_f64().unwrap();
-        assert!((*loss as f64 - theirs).abs() <= 1e-5 * theirs, "step {step}: loss {loss}, PyTorch {theirs}");
+        let tolerance = if step < 10 { 1e-5 } else { 1e-3 };
+        assert!((*loss as f64 - theirs).abs() <= tolerance * theirs, "step {step}: loss {loss}, PyTorch {theirs}");
     }
-    let theirs_final = want["losses"][steps - 1].as_f64().unwrap();
-    let ours_final = losses[steps - 1] as f64;
-    assert!(ours_final < 3.0 * theirs_final && ours_final < 0.01, "final loss {ours_final}, PyTorch {theirs_final}");
+    let graph = lenet();
+    let mut reference =
+        train::CpuTrainer::new(&graph, &synthetic::weights(&graph, 0), |_| true, adam(), StepOptions::default())
+            .unwrap();
+    for step in 0..steps {
+        let (x, y) = batch(step, 8);
+        reference.step(&x, &y).unwrap();
+    }
+    let ours = trainer.weights().unwrap();
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for name in ours.names() {
+        let theirs = reference.params().get(name).unwrap();
+        for (a, b) in ours.get(name).unwrap().data.iter().zip(&theirs.data) {
+            diff += (f64::from(*a) - b).powi(2);
+            norm += b * b;
+        }
+    }
+    let relative = (diff / norm).sqrt();
+    println!("final weights {relative:.1e} from the reference's (relative L2)");
+    assert!(relative <= 1e-3, "final weights {relative:.1e} from the reference's (relative L2)");
     // It learned: a fresh batch is classified as well as the reference classifies it.
     let (x, y) = batch(steps, 8);
     let weights = trainer.weights().unwrap();
@@ -184,6 +205,58 @@ fn lenet_adam_learns_as_pytorch_does_and_repeats_bit_for_bit() {
     for name in a.names() {
         assert_eq!(a.get(name).unwrap().data, b.get(name).unwrap().data, "{name}");
     }
+}
+
+/// Every optimizer and schedule of `tests/fixtures/optim.json` (SGD with momentum, dampening,
+/// Nesterov and weight decay; Adam with weight decay and other betas; AdamW; step, multi-step, cosine
+/// and one-cycle schedules) updates LeNet on the GPU as the CPU reference does, whose optimizers equal
+/// `torch.optim`'s within 1e-9 (`tests/optim.rs`): every step's loss within 1e-5, and the final
+/// weights within 1e-6 relative L2 after SGD and 4e-5 after Adam (measured: 7e-8 and 8e-6), whose
+/// division by each gradient's running magnitude turns float32 rounding in near-zero gradients into
+/// visible differences in their updates.
+#[test]
+fn every_optimizer_and_schedule_steps_on_the_gpu_as_the_reference_does() {
+    const STEPS: u64 = 6;
+    let fixtures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/fixtures/optim.json").unwrap()).unwrap();
+    let graph = lenet();
+    let weights = synthetic::weights(&graph, 0);
+    let gpu = gpu::open(None).unwrap();
+    let mut wrong = Vec::new();
+    for name in fixtures.as_object().unwrap().keys() {
+        let optimizer = || common::optimizer_case(name, STEPS);
+        let options = StepOptions::default();
+        let mut ours = GpuTrainer::new(&gpu, &graph, &weights, |_| true, optimizer(), &options, 8).unwrap();
+        let mut reference = train::CpuTrainer::new(&graph, &weights, |_| true, optimizer(), options).unwrap();
+        let mut theirs = Vec::new();
+        for step in 0..STEPS as usize {
+            let (x, y) = batch(step, 8);
+            ours.step(&x, &y).unwrap();
+            theirs.push(reference.step(&x, &y).unwrap());
+        }
+        for (step, (a, b)) in ours.losses().unwrap().iter().zip(&theirs).enumerate() {
+            if (f64::from(*a) - b).abs() > 1e-5 * b.abs() {
+                wrong.push(format!("{name}: step {step} loss {a}, reference {b}"));
+            }
+        }
+        let got = ours.weights().unwrap();
+        let (mut diff, mut norm) = (0f64, 0f64);
+        for tensor in got.names() {
+            let want = reference.params().get(tensor).unwrap();
+            for (a, b) in got.get(tensor).unwrap().data.iter().zip(&want.data) {
+                diff += (f64::from(*a) - b).powi(2);
+                norm += b * b;
+            }
+        }
+        let relative = (diff / norm).sqrt();
+        println!("{name}: final weights {relative:.1e} from the reference's");
+        let tolerance = if name.starts_with("sgd") { 1e-6 } else { 4e-5 };
+        if relative > tolerance {
+            wrong.push(format!("{name}: final weights {relative:.1e} from the reference's (relative L2)"));
+        }
+    }
+    assert_eq!(fixtures.as_object().unwrap().len(), 8, "every case of generate_optim.py is run");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// Whole zoo models under the conditions of `tests/fixtures/grads.json` (batch 4, the deterministic

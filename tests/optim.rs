@@ -4,8 +4,12 @@
 //! bar is 1e-6; both sides compute in float64, so agreement is far closer).
 
 use cnnc::runtime::train::{Optimizer, OptimizerState, Schedule};
+
+mod common;
+
 use cnnc::runtime::weights::Weights;
 use cnnc::runtime::{synthetic, Tensor};
+use common::optimizer_case as case;
 
 const STEPS: u64 = 20;
 const SHAPES: [(&str, &[usize]); 2] = [("a", &[3, 4]), ("b", &[5])];
@@ -13,37 +17,6 @@ const SHAPES: [(&str, &[usize]); 2] = [("a", &[3, 4]), ("b", &[5])];
 fn tensor(name: &str, shape: &[usize]) -> Tensor<f64> {
     let n = shape.iter().product();
     Tensor::new(shape.to_vec(), synthetic::values(0, name, n, -1.0, 1.0).into_iter().map(f64::from).collect())
-}
-
-/// The Rust spelling of each case of `generate_optim.py`.
-fn case(name: &str) -> OptimizerState {
-    let sgd =
-        |momentum, dampening, nesterov, weight_decay| Optimizer::Sgd { momentum, dampening, nesterov, weight_decay };
-    match name {
-        "sgd" => OptimizerState::new(Optimizer::sgd(), 0.1, Schedule::Constant),
-        "sgd_momentum_dampening_decay" => OptimizerState::new(sgd(0.9, 0.1, false, 1e-2), 0.05, Schedule::Constant),
-        "sgd_nesterov_step" => {
-            OptimizerState::new(sgd(0.9, 0.0, true, 5e-4), 0.1, Schedule::Step { step_size: 5, gamma: 0.5 })
-        }
-        "adam_multistep" => {
-            OptimizerState::new(Optimizer::adam(), 1e-2, Schedule::MultiStep { milestones: vec![5, 12], gamma: 0.3 })
-        }
-        "adam_decay_betas" => OptimizerState::new(
-            Optimizer::Adam { betas: (0.8, 0.99), eps: 1e-6, weight_decay: 1e-2, decoupled: false },
-            1e-2,
-            Schedule::Constant,
-        ),
-        "adamw_cosine" => OptimizerState::new(
-            Optimizer::Adam { betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.05, decoupled: true },
-            1e-2,
-            Schedule::Cosine { t_max: 20, eta_min: 1e-4 },
-        ),
-        "sgd_momentum_one_cycle" => {
-            OptimizerState::new(sgd(0.9, 0.0, false, 0.0), 0.1, Schedule::one_cycle(0.5, STEPS))
-        }
-        "adamw_one_cycle" => OptimizerState::new(Optimizer::adamw(), 1e-3, Schedule::one_cycle(0.05, STEPS)),
-        other => panic!("no Rust spelling for case {other}"),
-    }
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -56,7 +29,7 @@ fn every_optimizer_and_schedule_follows_torch_optim() {
         serde_json::from_str(&std::fs::read_to_string("tests/fixtures/optim.json").unwrap()).unwrap();
     let mut wrong = Vec::new();
     for (name, want) in fixtures.as_object().unwrap() {
-        let mut opt = case(name);
+        let mut opt = case(name, STEPS);
         let mut params = Weights::default();
         for (p, shape) in SHAPES {
             params.insert(p.to_string(), tensor(&format!("param:{p}"), shape));

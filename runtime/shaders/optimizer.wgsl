@@ -1,10 +1,11 @@
 // One optimizer step over a parameter tensor, one invocation per element, with torch.optim's
 // formulas (see `runtime/src/train/optim.rs`). KIND 0 is SGD (state1: momentum buffer), KIND 1 Adam
-// or AdamW (state1, state2: first and second moments). The step's values come in `hyper`:
-// [slot, lr, momentum or β₁, 1 − β₁ᵗ, √(1 − β₂ᵗ), first step (1 or 0)].
+// or AdamW (state1, state2: first and second moments). The step's values come in `hyper`, each
+// computed in f64 on the host and rounded once, as torch.optim's Python scalars are:
+// [slot, lr, momentum or β₁, lr / (1 − β₁ᵗ), √(1 − β₂ᵗ), first step (1 or 0), 1 − β₁, 1 − lr·wd].
 //
-// Baked constants: KIND, NESTEROV, DECOUPLED, MOMENTUM_ON, WD, DAMPENING, BETA2, EPS_ADAM; extents
-// in `shape`: LEN.
+// Baked constants: KIND, NESTEROV, DECOUPLED, MOMENTUM_ON, WD, ONE_MINUS_DAMPENING, BETA2,
+// ONE_MINUS_BETA2, EPS_ADAM; extents in `shape`: LEN.
 
 @group(0) @binding(0) var<storage, read> grad: array<f32>;
 @group(0) @binding(1) var<storage, read> hyper: array<f32>;
@@ -26,7 +27,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (MOMENTUM_ON) {
             var b = d;
             if (hyper[5] == 0.0) {
-                b = mu * state1[i] + (1.0 - DAMPENING) * d;
+                b = mu * state1[i] + ONE_MINUS_DAMPENING * d;
             }
             state1[i] = b;
             d = select(b, d + mu * b, NESTEROV);
@@ -36,13 +37,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var g = grad[i];
     if (DECOUPLED) {
-        p = p * (1.0 - lr * WD);
+        p = p * hyper[7];
     } else {
         g = g + WD * p;
     }
-    let m = mu * state1[i] + (1.0 - mu) * g;
-    let v = BETA2 * state2[i] + (1.0 - BETA2) * g * g;
+    // exp_avg.lerp_(grad, 1 − β₁), in the two forms of PyTorch's lerp (ATen's `lerp`).
+    let w = hyper[6];
+    let m0 = state1[i];
+    let m = select(g - (g - m0) * (1.0 - w), m0 + w * (g - m0), w < 0.5);
+    let v = BETA2 * state2[i] + ONE_MINUS_BETA2 * g * g;
     state1[i] = m;
     state2[i] = v;
-    param[i] = p - lr / hyper[3] * m / (sqrt(v) / hyper[4] + EPS_ADAM);
+    param[i] = p - hyper[3] * m / (sqrt(v) / hyper[4] + EPS_ADAM);
 }

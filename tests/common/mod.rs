@@ -1,7 +1,9 @@
 //! Helpers the training tests share: the training batches of `tests/fixtures/generate_train.py`, its
-//! ResNet-18 at 64×64, and the digest `generate_grads.py` stores for each tensor.
+//! ResNet-18 at 64×64, the digest `generate_grads.py` stores for each tensor, and the optimizer cases
+//! of `generate_optim.py`.
 #![allow(dead_code)] // each test crate uses some of them
 
+use cnnc::runtime::train::{Optimizer, OptimizerState, Schedule};
 use cnnc::runtime::{synthetic, Tensor};
 
 /// Batch `step` of `generate_train.py` for LeNet ([3, 32, 32] items, 10 classes).
@@ -58,4 +60,35 @@ pub fn digest_close(ours: &[f64; 3], theirs: &[f64], len: usize, tolerance: f64,
 pub fn grads_fixture() -> String {
     let path = std::env::var("CNNC_GRADS").unwrap_or_else(|_| "tests/fixtures/grads.json".to_string());
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The Rust spelling of each case of `generate_optim.py` (one-cycle schedules span `steps`).
+pub fn optimizer_case(name: &str, steps: u64) -> OptimizerState {
+    let sgd =
+        |momentum, dampening, nesterov, weight_decay| Optimizer::Sgd { momentum, dampening, nesterov, weight_decay };
+    match name {
+        "sgd" => OptimizerState::new(Optimizer::sgd(), 0.1, Schedule::Constant),
+        "sgd_momentum_dampening_decay" => OptimizerState::new(sgd(0.9, 0.1, false, 1e-2), 0.05, Schedule::Constant),
+        "sgd_nesterov_step" => {
+            OptimizerState::new(sgd(0.9, 0.0, true, 5e-4), 0.1, Schedule::Step { step_size: 5, gamma: 0.5 })
+        }
+        "adam_multistep" => {
+            OptimizerState::new(Optimizer::adam(), 1e-2, Schedule::MultiStep { milestones: vec![5, 12], gamma: 0.3 })
+        }
+        "adam_decay_betas" => OptimizerState::new(
+            Optimizer::Adam { betas: (0.8, 0.99), eps: 1e-6, weight_decay: 1e-2, decoupled: false },
+            1e-2,
+            Schedule::Constant,
+        ),
+        "adamw_cosine" => OptimizerState::new(
+            Optimizer::Adam { betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.05, decoupled: true },
+            1e-2,
+            Schedule::Cosine { t_max: 20, eta_min: 1e-4 },
+        ),
+        "sgd_momentum_one_cycle" => {
+            OptimizerState::new(sgd(0.9, 0.0, false, 0.0), 0.1, Schedule::one_cycle(0.5, steps))
+        }
+        "adamw_one_cycle" => OptimizerState::new(Optimizer::adamw(), 1e-3, Schedule::one_cycle(0.05, steps)),
+        other => panic!("no Rust spelling for case {other}"),
+    }
 }

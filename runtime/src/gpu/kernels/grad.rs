@@ -474,8 +474,11 @@ impl KernelParams for OptimizerKernel {
             ("DECOUPLED", Const::B(decoupled)),
             ("MOMENTUM_ON", Const::B(momentum)),
             ("WD", Const::F(wd as f32)),
-            ("DAMPENING", Const::F(dampening as f32)),
+            // 1 − d and 1 − β₂ in f64, then rounded once as torch.optim passes them: f32(1 − f32(0.999))
+            // is 1.3e-5 below 0.001, which would bias every second moment.
+            ("ONE_MINUS_DAMPENING", Const::F((1.0 - dampening) as f32)),
             ("BETA2", Const::F(beta2 as f32)),
+            ("ONE_MINUS_BETA2", Const::F((1.0 - beta2) as f32)),
             ("EPS_ADAM", Const::F(eps as f32)),
             ("LEN", dim(self.len)),
         ];

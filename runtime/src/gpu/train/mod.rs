@@ -329,17 +329,27 @@ impl GpuTrainer {
     fn write_hyper(&self, slot: usize) {
         let t = self.optimizer.steps + 1;
         let lr = self.optimizer.current_lr();
-        let (momentum, c1, c2) = match self.optimizer.optimizer {
+        let (momentum, step_size, c2, decay) = match self.optimizer.optimizer {
             crate::train::Optimizer::Sgd { momentum, .. } => {
-                (self.optimizer.schedule.momentum(self.optimizer.steps).unwrap_or(momentum), 1.0, 1.0)
+                (self.optimizer.schedule.momentum(self.optimizer.steps).unwrap_or(momentum), lr, 1.0, 1.0)
             }
-            crate::train::Optimizer::Adam { betas: (b1, b2), .. } => {
+            crate::train::Optimizer::Adam { betas: (b1, b2), weight_decay, .. } => {
                 let b1 = self.optimizer.schedule.momentum(self.optimizer.steps).unwrap_or(b1);
-                (b1, 1.0 - b1.powi(t as i32), (1.0 - b2.powi(t as i32)).sqrt())
+                (b1, lr / (1.0 - b1.powi(t as i32)), (1.0 - b2.powi(t as i32)).sqrt(), 1.0 - lr * weight_decay)
             }
         };
         let first = if t == 1 { 1.0 } else { 0.0 };
-        let hyper = [f32::from_bits(slot as u32), lr as f32, momentum as f32, c1 as f32, c2 as f32, first, 0.0, 0.0];
+        // Every rate is computed here in f64 and rounded once (see optimizer.wgsl).
+        let hyper = [
+            f32::from_bits(slot as u32),
+            lr as f32,
+            momentum as f32,
+            step_size as f32,
+            c2 as f32,
+            first,
+            (1.0 - momentum) as f32,
+            decay as f32,
+        ];
         self.gpu.queue.write_buffer(&self.hyper, 0, bytemuck::cast_slice(&hyper));
         if !self.key_nodes.is_empty() {
             let step = self.options.step + self.optimizer.steps;
