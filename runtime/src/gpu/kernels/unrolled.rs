@@ -305,10 +305,9 @@ impl UnrolledWeightGrad {
     fn body(&self) -> String {
         let ([ic, ih, iw], [oc, oh, ow]) = (self.input, self.output);
         let c = &self.conv;
-        let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
-        let Pad4 { top, left, .. } = c.padding;
+        let ([kh, kw], [sy, _]) = (c.kernel, c.stride);
+        let Pad4 { top, .. } = c.padding;
         let (p, ob) = (self.positions, self.channels);
-        let (in_len, out_len) = (self.n * ic * ih * iw, self.n * oc * oh * ow);
         let parts = self.partials();
         let mut s = String::new();
         let _ = writeln!(s, "@group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>;");
@@ -333,39 +332,21 @@ impl UnrolledWeightGrad {
         let _ = writeln!(s, "    for (var oy = first_row; oy < min(first_row + {rows}u, {oh}u); oy++) {{");
         let _ = writeln!(s, "    let y0 = i32(oy * {sy}u) - {top};");
         let _ = writeln!(s, "    let dy_row = (n * {oc}u + o0) * {}u + oy * {ow}u;", oh * ow);
-        let _ = writeln!(s, "    for (var ox = 0u; ox < {ow}u; ox += {p}u) {{");
-        let _ = writeln!(s, "        let x0 = i32(ox * {sx}u) - {left};");
-        for o in 0..ob {
-            // Channels past the last (a partial block) and positions past the row read as zero.
-            let loads: Vec<(String, usize, String)> =
-                (0..p).map(|j| (format!("g{o}_{j}"), j, format!("o0 + {o}u < {oc}u && ox + {j}u < {ow}u"))).collect();
-            let start = format!("i32(dy_row + {}u + ox)", o * oh * ow);
-            aligned_loads(&mut s, "        ", &format!("g{o}"), "dy", &start, &loads, out_len);
-            if self.bias {
-                // In position order; positions past the row add zero.
-                let sums: String = (0..p).map(|j| format!(" b{o} += g{o}_{j};")).collect();
-                let _ = writeln!(s, "       {sums}");
-            }
+        // Whole groups of `p` positions, then the row's last `ow mod p` as a group of their own: a
+        // position past the row would multiply a zero gradient by a real input column, and 0 · ∞ is
+        // NaN where PyTorch never forms that product.
+        let (whole, tail) = (ow - ow % p, ow % p);
+        if whole > 0 {
+            let _ = writeln!(s, "    for (var ox = 0u; ox < {whole}u; ox += {p}u) {{");
+            self.position_group(&mut s, p);
+            let _ = writeln!(s, "    }}");
         }
-        let window = window_setup(&mut s, "        ", &window_columns(p, kw, sx, dx), iw);
-        for ci in 0..ic {
-            for y in 0..kh {
-                let _ = writeln!(s, "        {{");
-                row_window(&mut s, "            ", "x", (ci, y * dy), self.input, &window, in_len);
-                for xk in 0..kw {
-                    for o in 0..ob {
-                        let e = ((o * ic + ci) * kh + y) * kw + xk;
-                        let _ = write!(s, "           ");
-                        for j in 0..p {
-                            let _ = write!(s, " a{e} += g{o}_{j} * v{};", j * sx + xk * dx);
-                        }
-                        let _ = writeln!(s);
-                    }
-                }
-                let _ = writeln!(s, "        }}");
-            }
+        if tail > 0 {
+            let _ = writeln!(s, "    {{");
+            let _ = writeln!(s, "        let ox = {whole}u;");
+            self.position_group(&mut s, tail);
+            let _ = writeln!(s, "    }}");
         }
-        let _ = writeln!(s, "    }}");
         let _ = writeln!(s, "    }}");
         let per_block = ob * ic * kh * kw;
         let _ = writeln!(s, "    let first = o0 * {}u;", ic * kh * kw);
@@ -384,6 +365,50 @@ impl UnrolledWeightGrad {
         debug_assert!(per_block <= MAX_SUMS);
         s.push_str("}\n");
         s
+    }
+
+    /// Writes the sums of one group of `p` consecutive output positions from `ox` of the row at
+    /// `dy_row` (`y0` its first input row): the output gradients of each channel of the block, then
+    /// per input row of the window its loads, each used for every tap and channel that reads it.
+    fn position_group(&self, s: &mut String, p: usize) {
+        let ([ic, ih, iw], [oc, oh, ow]) = (self.input, self.output);
+        let c = &self.conv;
+        let ([kh, kw], [sx, _], [dy, dx]) = (c.kernel, c.stride, c.dilation);
+        debug_assert!(p <= self.positions);
+        let Pad4 { left, .. } = c.padding;
+        let ob = self.channels;
+        let (in_len, out_len) = (self.n * ic * ih * iw, self.n * oc * oh * ow);
+        let _ = writeln!(s, "        let x0 = i32(ox * {sx}u) - {left};");
+        for o in 0..ob {
+            // Channels past the last (a partial block) read as zero; their sums are not written.
+            let loads: Vec<(String, usize, String)> =
+                (0..p).map(|j| (format!("g{o}_{j}"), j, format!("o0 + {o}u < {oc}u"))).collect();
+            let start = format!("i32(dy_row + {}u + ox)", o * oh * ow);
+            aligned_loads(s, "        ", &format!("g{o}"), "dy", &start, &loads, out_len);
+            if self.bias {
+                // In position order.
+                let sums: String = (0..p).map(|j| format!(" b{o} += g{o}_{j};")).collect();
+                let _ = writeln!(s, "       {sums}");
+            }
+        }
+        let window = window_setup(s, "        ", &window_columns(p, kw, sx, dx), iw);
+        for ci in 0..ic {
+            for y in 0..kh {
+                let _ = writeln!(s, "        {{");
+                row_window(s, "            ", "x", (ci, y * dy), self.input, &window, in_len);
+                for xk in 0..kw {
+                    for o in 0..ob {
+                        let e = ((o * ic + ci) * kh + y) * kw + xk;
+                        let _ = write!(s, "           ");
+                        for j in 0..p {
+                            let _ = write!(s, " a{e} += g{o}_{j} * v{};", j * sx + xk * dx);
+                        }
+                        let _ = writeln!(s);
+                    }
+                }
+                let _ = writeln!(s, "        }}");
+            }
+        }
     }
 }
 
