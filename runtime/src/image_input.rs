@@ -120,13 +120,6 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
             let gray = b.into_raw().chunks(2).map(|p| p[0]).collect();
             image::DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, gray).expect("one sample per pixel"))
         }
-        // PIL reads a 16-bit PPM as 8-bit RGB, rounding each sample (`round(v · 255 / 65535)`,
-        // never a tie), where it keeps a 16-bit PNG's high byte.
-        image::DynamicImage::ImageRgb16(b) if format == Some(image::ImageFormat::Pnm) => {
-            let (w, h) = b.dimensions();
-            let bytes = b.into_raw().into_iter().map(|v| ((u32::from(v) + 128) / 257) as u8).collect();
-            image::DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(w, h, bytes).expect("three samples per pixel"))
-        }
         img => img,
     };
     let img = eight_bit_as_pil_reads_it(img).to_rgb8();
