@@ -28,13 +28,27 @@ fn training_names_what_exceeds_a_storage_binding_and_where_the_spec_declares_it(
         }
         other => panic!("expected BindingLimit, got {other:?}"),
     }
-    // The linear layer's weight is 10·256·4 = 10,240 bytes; every value at batch 1 fits.
-    match gpu::check_binding_limits(&graph, 1, 10_000) {
+    // The linear layer's weight is 10·256·4 = 10,240 bytes, bound in blocks of rows; every value at
+    // batch 1 fits.
+    assert!(gpu::check_binding_limits(&graph, 1, 10_000).is_ok());
+    // A convolution's weight is bound whole: 8·4·3·3·4 = 1,152 bytes.
+    let graph = compile("input: [4, 2, 2]\nbody: [conv(8, 3, pad=1), flatten, linear(2)]");
+    match gpu::check_binding_limits(&graph, 1, 1_000) {
         Err(e @ RuntimeError::BindingLimit { .. }) => {
             let text = e.to_string();
             // The way out names the commands that take --cpu (`cnnc bench` measures the GPU only).
-            assert!(text.contains("`3.weight`") && text.contains("`--cpu` of cnnc train"), "{text}");
+            assert!(text.contains("weight `0.weight`") && text.contains("`--cpu` of cnnc train"), "{text}");
             assert!(e.span().is_some(), "the error points at the layer in the spec");
+        }
+        other => panic!("expected BindingLimit, got {other:?}"),
+    }
+    // Blocks of a linear weight start at 256-byte offsets: rows of 250 floats (1,000 bytes) go in
+    // blocks of 32 (32,000 bytes), more than 10,000.
+    let graph = compile("input: [10, 5, 5]\nbody: [flatten, linear(40)]");
+    match gpu::check_binding_limits(&graph, 1, 10_000) {
+        Err(e @ RuntimeError::BindingLimit { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("a block of 32 rows of weight `1.weight`") && text.contains("32000"), "{text}");
         }
         other => panic!("expected BindingLimit, got {other:?}"),
     }

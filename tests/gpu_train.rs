@@ -119,6 +119,57 @@ fn an_infinity_read_only_by_dropped_positions_spoils_only_its_taps() {
     }
 }
 
+/// A linear weight larger than one storage binding (AlexNet's and VGG's first classifier layers on
+/// devices that bind 128 MiB) trains a block of rows at a time: on a device that binds 40,000 bytes,
+/// LeNet's `fc1.weight` (192,000 bytes) goes in five blocks of 24 rows and `fc2.weight` (40,320) in
+/// two, and the optimizer updates their packs in chunks. The gradients are the reference's, and five
+/// Adam steps give the weights the unsplit trainer gives.
+#[test]
+fn linear_weights_larger_than_a_binding_train_in_blocks_of_rows() {
+    let graph = lenet();
+    let weights = synthetic::weights(&graph, 0);
+    let gpu = gpu::open(None).unwrap();
+    let mut small = gpu.clone();
+    small.limits.max_storage_buffer_binding_size = 40_000;
+    let options = StepOptions { dropout: false, ..StepOptions::default() };
+    let mut split = GpuTrainer::new(&small, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
+    let (x, y) = batch(0, 2);
+    let profile = split.profile(&x, &y).unwrap();
+    let count = |family: &str| profile.dispatches.iter().filter(|(_, f, _)| *f == family).count();
+    // fc1, fc2 and fc3 forward in 5 + 2 + 1 dispatches, and their input and weight gradients alike.
+    assert_eq!(count("linear"), 8, "{:?}", profile.dispatches);
+    assert_eq!(count("linear_grad"), 16, "{:?}", profile.dispatches);
+    assert!(count("optimizer") > 1, "{:?}", profile.dispatches);
+    // A profiled step is a step: the gradients are taken by a fresh trainer.
+    let mut split = GpuTrainer::new(&small, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
+    let (loss, ours) = split.gradients(&x, &y).unwrap();
+    let backward = differentiate(&graph, |_| true).unwrap();
+    let reference = train::step(&graph, &backward, &weights.convert(), &x.convert(), &y, &options).unwrap();
+    assert!((f64::from(loss) - reference.loss).abs() <= 1e-5 * reference.loss);
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for name in reference.gradients.names() {
+        for (a, b) in ours.get(name).unwrap().data.iter().zip(&reference.gradients.get(name).unwrap().data) {
+            diff += (f64::from(*a) - b).powi(2);
+            norm += b * b;
+        }
+    }
+    assert!((diff / norm).sqrt() <= 1e-5, "gradients {:.1e} from the reference's", (diff / norm).sqrt());
+    let mut split = GpuTrainer::new(&small, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
+    let mut whole = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
+    for step in 0..5 {
+        let (x, y) = batch(step, 2);
+        split.step(&x, &y).unwrap();
+        whole.step(&x, &y).unwrap();
+    }
+    let (a, b) = (split.weights().unwrap(), whole.weights().unwrap());
+    for name in b.names() {
+        let (a, b) = (&a.get(name).unwrap().data, &b.get(name).unwrap().data);
+        let diff: f64 = a.iter().zip(b).map(|(p, q)| f64::from(p - q).powi(2)).sum();
+        let norm: f64 = b.iter().map(|q| f64::from(*q).powi(2)).sum();
+        assert!((diff / norm).sqrt() <= 1e-5, "{name}: {:.1e} from the unsplit trainer's", (diff / norm).sqrt());
+    }
+}
+
 #[test]
 fn an_op_without_gpu_training_kernels_is_named() {
     let (mut m, x) = Net::new(&[3, 4, 4]);

@@ -1,15 +1,20 @@
-// Gradients of a linear layer `[R, K] → [R, OUT]`, as a product `[A, S] · [S, K]` whose every
-// invocation computes a 4 × 4 tile of the `[A, K]` result (each operand loaded once for four
-// products; elements past the edges are clamped and not written), each element summed over s in
-// order:
-// MODE 0, the input gradient `dx[r, k] = Σ_o dy[r, o] · w[o, k]` (`other` is w; A = R, S = OUT);
-// MODE 1, the weight gradient `dw[o, k] = Σ_r dy[r, o] · x[r, k]` (`other` is x; A = OUT, S = R).
+// Gradients of a linear layer `[R, K] → [R, OUT]`, for the PART output features from ROW0 (all of
+// them, or one block of rows of a weight too large for one binding), as a product `[A, S] · [S, K]`
+// whose every invocation computes a 4 × 4 tile of the `[A, K]` result (each operand loaded once for
+// four products; elements past the edges are clamped and not written), each element summed over s
+// in order:
+// MODE 0, the input gradient `dx[r, k] = Σ_o dy[r, ROW0 + o] · w[o, k]` over the block's rows o
+// (`other` is the block of w; A = R, S = PART), added to `result` with ACCUMULATE (the blocks after
+// the first, in order);
+// MODE 1, the weight gradient `dw[o, k] = Σ_r dy[r, ROW0 + o] · x[r, k]` of the block (`other` is x;
+// A = PART, S = R).
 // With BIAS (MODE 1) the invocations of the first column tile also write the bias gradient
-// `db[o] = Σ_r dy[r, o]` into `bias_grad`, summed in the same order.
-// Where K (VEC_K) and OUT (VEC_OUT) are multiples of 4, four consecutive floats are one vec4 load
-// (on CPU drivers every storage load is a loop over the lanes, so fewer loads is most of the speed).
+// `db[ROW0 + o] = Σ_r dy[r, ROW0 + o]` into `bias_grad`, summed in the same order.
+// Where K (VEC_K) and OUT, ROW0 and PART (VEC_OUT) are multiples of 4, four consecutive floats are
+// one vec4 load (on CPU drivers every storage load is a loop over the lanes, so fewer loads is most
+// of the speed).
 //
-// Baked constants: MODE, BIAS, VEC_K, VEC_OUT; extents in `shape`: R, K, OUT.
+// Baked constants: MODE, BIAS, ACCUMULATE, VEC_K, VEC_OUT; extents in `shape`: R, K, OUT, ROW0, PART.
 
 @group(0) @binding(0) var<storage, read> dy: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> other: array<vec4<f32>>;
@@ -37,12 +42,13 @@ fn other4(row: u32, k0: u32, k: vec4<u32>) -> vec4<f32> {
 fn lhs4(a0: u32, a: vec4<u32>, s: u32) -> vec4<f32> {
     if (MODE == 0u) {
         let o = shape.OUT;
-        return vec4<f32>(dy_at(a.x * o + s), dy_at(a.y * o + s), dy_at(a.z * o + s), dy_at(a.w * o + s));
+        let t = shape.ROW0 + s;
+        return vec4<f32>(dy_at(a.x * o + t), dy_at(a.y * o + t), dy_at(a.z * o + t), dy_at(a.w * o + t));
     }
     if (VEC_OUT) {
-        return dy[(s * shape.OUT + a0) / 4u];
+        return dy[(s * shape.OUT + shape.ROW0 + a0) / 4u];
     }
-    let row = s * shape.OUT;
+    let row = s * shape.OUT + shape.ROW0;
     return vec4<f32>(dy_at(row + a.x), dy_at(row + a.y), dy_at(row + a.z), dy_at(row + a.w));
 }
 
@@ -50,9 +56,9 @@ fn lhs4(a0: u32, a: vec4<u32>, s: u32) -> vec4<f32> {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let index = gid.x + gid.y * 65535u * 64u;
     var rows = shape.R;
-    var sums = shape.OUT;
+    var sums = shape.PART;
     if (MODE == 1u) {
-        rows = shape.OUT;
+        rows = shape.PART;
         sums = shape.R;
     }
     let col_tiles = (shape.K + 3u) / 4u;
@@ -72,11 +78,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (MODE == 0u && VEC_OUT) {
         // Four sums at a time: each row of dy is read as vec4s along s.
         let o = shape.OUT / 4u;
+        let first = shape.ROW0 / 4u;
         for (var s = 0u; s < sums; s += 4u) {
-            let l0 = dy[a.x * o + s / 4u];
-            let l1 = dy[a.y * o + s / 4u];
-            let l2 = dy[a.z * o + s / 4u];
-            let l3 = dy[a.w * o + s / 4u];
+            let l0 = dy[a.x * o + first + s / 4u];
+            let l1 = dy[a.y * o + first + s / 4u];
+            let l2 = dy[a.z * o + first + s / 4u];
+            let l3 = dy[a.w * o + first + s / 4u];
             for (var t = 0u; t < 4u; t++) {
                 let b = other4((s + t) * shape.K, k0, k);
                 acc0 += l0[t] * b;
@@ -101,12 +108,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let accs = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     if (sums_bias) {
         for (var i = 0u; i < min(4u, rows - a0); i++) {
-            bias_grad[a0 + i] = bias_acc[i];
+            bias_grad[shape.ROW0 + a0 + i] = bias_acc[i];
         }
     }
     for (var i = 0u; i < min(4u, rows - a0); i++) {
         for (var j = 0u; j < min(4u, shape.K - k0); j++) {
-            result[(a0 + i) * shape.K + k0 + j] = accs[i][j];
+            let at = (a0 + i) * shape.K + k0 + j;
+            if (ACCUMULATE) {
+                result[at] += accs[i][j];
+            } else {
+                result[at] = accs[i][j];
+            }
         }
     }
 }

@@ -101,17 +101,17 @@ impl Arena {
         BufferId(self.regions.len() - 1)
     }
 
-    /// `floats` floats of the whole buffer `of` from float `start`, bound as a buffer of its own.
-    /// `start` must keep the view at the device's binding-offset alignment
-    /// ([`Arena::view_alignment`]); the bound size is rounded up to 16 bytes, so the view must be
-    /// followed by that much room.
+    /// `floats` floats of `of` (a buffer, or a view of one) from its float `start`, bound as a
+    /// buffer of its own. The view's start in its buffer must be at the device's binding-offset
+    /// alignment ([`Arena::view_alignment`]); the bound size is rounded up to 16 bytes, so the view
+    /// must be followed by that much room.
     pub fn view(&mut self, of: BufferId, start: usize, floats: usize) -> BufferId {
-        let whole = self.regions[of.0];
-        debug_assert!(whole.size.is_none(), "views are of whole buffers");
-        let offset = start as u64 * 4;
+        let outer = self.regions[of.0];
+        let offset = outer.offset + start as u64 * 4;
         debug_assert_eq!(offset % (self.view_alignment() as u64 * 4), 0, "views are aligned");
         let size = (floats.max(4) as u64 * 4).next_multiple_of(16);
-        self.regions.push(Region { buffer: whole.buffer, offset, size: Some(size) });
+        debug_assert!(outer.size.is_none_or(|s| start as u64 * 4 + size <= s), "a view lies inside its region");
+        self.regions.push(Region { buffer: outer.buffer, offset, size: Some(size) });
         BufferId(self.regions.len() - 1)
     }
 

@@ -209,46 +209,60 @@ impl KernelParams for ChannelSum {
     }
 }
 
-/// A linear layer's input gradient (`weight: false`) or weight gradient, over `rows` rows.
+/// A linear layer's input gradient (`weight: false`) or weight gradient, over `rows` rows, for the
+/// `part` output features from `row0` (all `out_features` from 0, or one block of the rows of a
+/// weight too large for one storage binding, whose block alone the weight binding then holds).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearGrad {
     pub rows: usize,
     pub in_features: usize,
     pub out_features: usize,
     pub weight: bool,
-    /// With `weight`: also the bias gradient `[OUT]`, into the fourth binding.
+    /// With `weight`: also the bias gradient `[OUT]` (the block's entries), into the fourth binding.
     pub bias: bool,
+    pub row0: usize,
+    pub part: usize,
+    /// Without `weight`: adds to the input gradient instead of writing it (a block after the first).
+    pub accumulate: bool,
+}
+
+impl LinearGrad {
+    /// The gradient over all of a linear layer's output features.
+    pub fn whole(rows: usize, in_features: usize, out_features: usize, weight: bool, bias: bool) -> LinearGrad {
+        LinearGrad { rows, in_features, out_features, weight, bias, row0: 0, part: out_features, accumulate: false }
+    }
 }
 
 impl KernelParams for LinearGrad {
     fn kernel(&self) -> Kernel {
+        let vec_out = [self.out_features, self.row0, self.part].iter().all(|v| v.is_multiple_of(4));
         let mut consts = vec![
             ("MODE", Const::U(u32::from(self.weight))),
             ("BIAS", Const::B(self.weight && self.bias)),
+            ("ACCUMULATE", Const::B(!self.weight && self.accumulate)),
             ("VEC_K", Const::B(self.in_features.is_multiple_of(4))),
-            ("VEC_OUT", Const::B(self.out_features.is_multiple_of(4))),
+            ("VEC_OUT", Const::B(vec_out)),
             ("R", dim(self.rows)),
             ("K", dim(self.in_features)),
             ("OUT", dim(self.out_features)),
+            ("ROW0", dim(self.row0)),
+            ("PART", dim(self.part)),
         ];
         consts.extend(activation_consts(None));
         // One invocation per 4 × 4 tile of the result.
-        let rows = if self.weight { self.out_features } else { self.rows };
+        let rows = if self.weight { self.part } else { self.rows };
         let tiles = rows.div_ceil(4) * self.in_features.div_ceil(4);
         Kernel::new(Family::LinearGrad, consts, grid_1d(tiles as u64))
     }
 
     fn samples() -> Vec<LinearGrad> {
-        // Extents that are and are not multiples of 4 (the vec4 paths and the scalar ones).
-        [(false, 7, 5), (true, 7, 5), (false, 8, 12), (true, 8, 12)]
-            .map(|(weight, in_features, out_features)| LinearGrad {
-                rows: 3,
-                in_features,
-                out_features,
-                weight,
-                bias: weight,
-            })
-            .to_vec()
+        // Extents that are and are not multiples of 4 (the vec4 paths and the scalar ones), and a
+        // block of rows added to an input gradient.
+        let mut samples: Vec<LinearGrad> = [(false, 7, 5), (true, 7, 5), (false, 8, 12), (true, 8, 12)]
+            .map(|(weight, in_features, out_features)| LinearGrad::whole(3, in_features, out_features, weight, weight))
+            .to_vec();
+        samples.push(LinearGrad { row0: 4, part: 4, accumulate: true, ..LinearGrad::whole(3, 8, 12, false, false) });
+        samples
     }
 }
 

@@ -77,10 +77,16 @@ impl Lowering<'_> {
                         // The bias gradient comes out of the same kernel where the bias trains too.
                         let bias_grad = bias.map(|b| (self.param_grad)(&b.name));
                         let (in_features, out_features) = (*in_features, *out_features);
-                        let params = LinearGrad { rows, in_features, out_features, weight: true, bias: bias.is_some() };
-                        let binds =
-                            [Bind::Buffer(dy), Bind::Buffer(self.value(x)), Bind::Buffer(buffer), bias_grad.into()];
-                        self.dispatch(&params, &binds);
+                        let whole = LinearGrad::whole(rows, in_features, out_features, true, bias.is_some());
+                        // A weight too large for one binding gets its gradient a block of rows at a time.
+                        let blocks = self.row_blocks(in_features, out_features);
+                        for (i, &(row0, part)) in blocks.iter().enumerate() {
+                            let params = LinearGrad { row0, part, ..whole.clone() };
+                            let to = self.weight_rows(buffer, in_features, &blocks, i);
+                            let binds =
+                                [Bind::Buffer(dy), Bind::Buffer(self.value(x)), Bind::Buffer(to), bias_grad.into()];
+                            self.dispatch(&params, &binds);
+                        }
                         bias_summed = bias.is_some();
                     } else if !bias_summed {
                         let params = ChannelSum { n: rows, channels: *out_features, positions: 1 };
@@ -132,9 +138,15 @@ impl Lowering<'_> {
                 Op::Linear { in_features, out_features, .. } => {
                     let rows = self.elements(input) / in_features;
                     let (in_features, out_features) = (*in_features, *out_features);
-                    let params = LinearGrad { rows, in_features, out_features, weight: false, bias: false };
-                    let weight = Bind::Buffer(self.param(node, ParamKind::Weight));
-                    self.dispatch(&params, &[Bind::Buffer(dy), weight, Bind::Buffer(target), Bind::Unused]);
+                    let whole = LinearGrad::whole(rows, in_features, out_features, false, false);
+                    let weight = self.param(node, ParamKind::Weight);
+                    // Block by block, each after the first adding to the gradient, in order.
+                    let blocks = self.row_blocks(in_features, out_features);
+                    for (i, &(row0, part)) in blocks.iter().enumerate() {
+                        let params = LinearGrad { row0, part, accumulate: i > 0, ..whole.clone() };
+                        let w = Bind::Buffer(self.weight_rows(weight, in_features, &blocks, i));
+                        self.dispatch(&params, &[Bind::Buffer(dy), w, Bind::Buffer(target), Bind::Unused]);
+                    }
                 }
                 Op::Activation(a) => {
                     let params = ActivationGrad { len: self.elements(input), activation: Some(*a) };

@@ -45,23 +45,24 @@ impl Lowering<'_> {
             Op::Linear { in_features, out_features, bias } => {
                 let x = node.inputs[0];
                 let rows = self.elements(x) / in_features;
-                let params = Linear {
-                    n: rows,
-                    in_features: *in_features,
-                    out_features: *out_features,
-                    row0: 0,
-                    rows: *out_features,
-                    has_bias: *bias,
-                    activation,
-                };
                 let b = bias.then(|| self.param(node, ParamKind::Bias));
-                let binds = [
-                    Bind::Buffer(self.value(x)),
-                    Bind::Buffer(self.param(node, ParamKind::Weight)),
-                    b.into(),
-                    Bind::Buffer(out),
-                ];
-                self.dispatch(&params, &binds);
+                let weight = self.param(node, ParamKind::Weight);
+                // A weight too large for one binding is applied a block of rows at a time.
+                let blocks = self.row_blocks(*in_features, *out_features);
+                for (i, &(row0, block)) in blocks.iter().enumerate() {
+                    let params = Linear {
+                        n: rows,
+                        in_features: *in_features,
+                        out_features: *out_features,
+                        row0,
+                        rows: block,
+                        has_bias: *bias,
+                        activation,
+                    };
+                    let part = self.weight_rows(weight, *in_features, &blocks, i);
+                    let binds = [Bind::Buffer(self.value(x)), Bind::Buffer(part), b.into(), Bind::Buffer(out)];
+                    self.dispatch(&params, &binds);
+                }
             }
             Op::Activation(a) => {
                 let c = self.chw(id)[0];

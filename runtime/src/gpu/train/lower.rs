@@ -229,9 +229,72 @@ impl Lowering<'_> {
                 UpdateRule::Adam { beta2: betas.1, eps, weight_decay, decoupled }
             }
         };
-        let state = |i: usize| pack.states.get(i).map_or(Bind::Unused, |b| Bind::Buffer(*b));
-        let binds = [Bind::Buffer(pack.grads), Bind::Buffer(hyper), Bind::Buffer(pack.params), state(0), state(1)];
-        self.dispatch(&OptimizerKernel { len: pack.floats, rule }, &binds);
+        // A pack larger than one binding (a single tensor too large for one) is updated in chunks.
+        let align = self.arena.view_alignment();
+        let limit = (self.arena.gpu.limits.max_storage_buffer_binding_size / 4) as usize / align * align;
+        let chunk = if pack.floats <= limit { pack.floats } else { limit };
+        for start in (0..pack.floats).step_by(chunk) {
+            let len = chunk.min(pack.floats - start);
+            let mut view = |b: BufferId| if chunk == pack.floats { b } else { self.arena.view(b, start, len) };
+            let (grads, params) = (view(pack.grads), view(pack.params));
+            let states: Vec<BufferId> = pack.states.iter().map(|b| view(*b)).collect();
+            let state = |i: usize| states.get(i).map_or(Bind::Unused, |b| Bind::Buffer(*b));
+            let binds = [Bind::Buffer(grads), Bind::Buffer(hyper), Bind::Buffer(params), state(0), state(1)];
+            self.dispatch(&OptimizerKernel { len, rule: rule.clone() }, &binds);
+        }
+    }
+
+    /// Block `i` of `blocks`, the row blocks of the linear weight `weight` (`in_features` floats a
+    /// row), bound on its own; the weight itself when one block holds it all.
+    pub(super) fn weight_rows(
+        &mut self,
+        weight: BufferId,
+        in_features: usize,
+        blocks: &[(usize, usize)],
+        i: usize,
+    ) -> BufferId {
+        match blocks {
+            [_] => weight,
+            _ => {
+                let (row0, rows) = blocks[i];
+                self.arena.view(weight, row0 * in_features, rows * in_features)
+            }
+        }
+    }
+
+    /// The row blocks of a linear layer's weight on this device ([`weight_row_blocks`]).
+    pub(super) fn row_blocks(&self, in_features: usize, out_features: usize) -> Vec<(usize, usize)> {
+        let limit = self.arena.gpu.limits.max_storage_buffer_binding_size;
+        weight_row_blocks(in_features, out_features, limit, self.arena.view_alignment())
+            .expect("check_binding_limits refused weights whose rows do not fit")
+    }
+}
+
+/// The blocks of rows `(row0, rows)` in which a linear weight `[out_features, in_features]` is
+/// bound: the whole weight where it fits one storage binding of `limit` bytes, else as many rows per
+/// block as fit, a multiple of the rows that keep each block's start at `align` floats (the
+/// binding-offset alignment). `None` when no such block fits.
+pub(crate) fn weight_row_blocks(
+    in_features: usize,
+    out_features: usize,
+    limit: u64,
+    align: usize,
+) -> Option<Vec<(usize, usize)>> {
+    let row = in_features as u64 * 4;
+    if row * out_features as u64 <= limit {
+        return Some(vec![(0, out_features)]);
+    }
+    let step = align.max(1) / gcd(in_features, align.max(1));
+    let per_block = (limit / row) as usize / step * step;
+    (per_block > 0)
+        .then(|| (0..out_features).step_by(per_block).map(|row0| (row0, per_block.min(out_features - row0))).collect())
+}
+
+pub(super) fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 

@@ -20,7 +20,7 @@ mod lower;
 mod pack;
 
 use cnnc_ir::autodiff::{differentiate, Backward};
-use cnnc_ir::graph::{Graph, Param};
+use cnnc_ir::graph::{Graph, Op, Param, ParamKind};
 
 use self::lower::{fused_relus, relus_masked_by_pools, supported, Io, Lowering};
 use self::pack::Packed;
@@ -92,6 +92,15 @@ impl GpuTrainer {
         let backward = differentiate(graph, trainable)?;
         supported(graph)?;
         check_binding_limits(graph, batch, gpu.limits.max_storage_buffer_binding_size)?;
+        let largest = gpu.limits.max_buffer_size;
+        let too_large = graph
+            .training_nodes()
+            .find_map(|(_, n)| n.params.iter().find(|p| numel(p) as u64 * 4 > largest).map(|p| (n, p)));
+        if let Some((node, p)) = too_large {
+            let (what, span, bytes) = (format!("weight `{}`", p.name), Some(node.span), numel(p) as u64 * 4);
+            let fix = "train on the CPU (`--cpu` of cnnc train and cnnc grad): the device's buffers are smaller";
+            return Err(RuntimeError::BindingLimit { what, span, bytes, limit: largest, fix });
+        }
         let mut arena = Arena::new(gpu);
         let all: Vec<&Param> = graph.training_nodes().flat_map(|(_, n)| &n.params).collect();
         for p in &all {
@@ -501,8 +510,10 @@ fn layer_name(node: &cnnc_ir::graph::Node) -> String {
 }
 
 /// Whether `graph` can train at `batch` on a device whose storage bindings hold at most `limit`
-/// bytes: the GPU trainer binds every value, gradient and weight of a step whole, so each must fit
-/// one binding ([`GpuTrainer::new`] checks this first).
+/// bytes: the GPU trainer binds every value and gradient of a step whole, and every weight whole
+/// but a linear layer's, which it binds in blocks of rows where it is larger ([`GpuTrainer::new`]
+/// checks this first). A block's start must be aligned to the device's binding offsets, taken here
+/// as 256 bytes, the most WebGPU allows a device to ask.
 ///
 /// # Errors
 /// [`RuntimeError::BindingLimit`] for the first value or weight that does not fit, naming it, with
@@ -518,12 +529,19 @@ pub fn check_binding_limits(graph: &Graph, batch: usize, limit: u64) -> Result<(
         }
         for p in &node.params {
             let bytes = p.shape.iter().product::<usize>() as u64 * 4;
-            if bytes > limit {
-                let what = format!("weight `{}`", p.name);
-                let fix =
-                    "train on the CPU (`--cpu` of cnnc train and cnnc grad): the GPU trainer binds every weight whole";
-                return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
-            }
+            let (what, bytes) = match (&node.op, p.kind) {
+                (Op::Linear { in_features, out_features, .. }, ParamKind::Weight) => {
+                    if lower::weight_row_blocks(*in_features, *out_features, limit, 64).is_some() {
+                        continue;
+                    }
+                    let rows = 64 / lower::gcd(*in_features, 64);
+                    (format!("a block of {rows} rows of weight `{}`", p.name), (rows * in_features * 4) as u64)
+                }
+                _ if bytes > limit => (format!("weight `{}`", p.name), bytes),
+                _ => continue,
+            };
+            let fix = "train on the CPU (`--cpu` of cnnc train and cnnc grad): the GPU trainer binds this whole";
+            return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
         }
     }
     Ok(())
