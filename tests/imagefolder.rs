@@ -106,6 +106,72 @@ fn a_folder_of_images_of_many_sizes_trains_and_evaluates() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A split too large to hold decoded (here: any, with a limit of 0 MiB) is decoded batch by batch
+/// from its files, and gives the batches, and so the training run, of one held in memory; an image
+/// whose header reads but whose pixels do not is named when a batch takes it.
+#[test]
+fn a_folder_too_large_to_hold_is_decoded_batch_by_batch_alike() {
+    use cnnc::runtime::data::{open, Augment, Images, ReadOptions, Split, Transform};
+    let dir = folder("stream", 5);
+    let held = open(&data(&dir), Split::Train, ReadOptions::new(3)).unwrap();
+    let streamed =
+        open(&data(&dir), Split::Train, ReadOptions { max_decoded_bytes: 0, ..ReadOptions::new(3) }).unwrap();
+    assert!(matches!(held.images, Images::Each(_)) && matches!(streamed.images, Images::Files { .. }));
+    assert_eq!(
+        (&held.labels, &held.image_files, &held.label_files),
+        (&streamed.labels, &streamed.image_files, &streamed.label_files)
+    );
+    assert_eq!(held.images.shapes(), streamed.images.shapes());
+    let transform = Transform {
+        input: [3, 16, 16],
+        augment: vec![Augment::RandomResizedCrop { size: 16 }, Augment::HorizontalFlip],
+        resize: Some(18),
+        centre_crop: true,
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+    };
+    let order = [7, 2, 9, 0, 4, 1, 8];
+    let (a, b) = (held.batch(&order, &transform, 11, 3).unwrap(), streamed.batch(&order, &transform, 11, 3).unwrap());
+    assert!(a == b, "a batch decoded from the files differs from the one held in memory");
+
+    // Through the command line: one epoch from the files gives the weights of one from memory.
+    let spec = spec(&dir, 2);
+    let train = |out: &str, memory: Option<&str>| {
+        let out = dir.join(out);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cnnc"));
+        command.args(["train", spec.to_str().unwrap(), "--data", &data(&dir), "--batch", "4", "--epochs", "1"]);
+        command.args(["--augment", "random_resized_crop(16), hflip", "--out", out.to_str().unwrap()]);
+        if let Some(mib) = memory {
+            command.env("CNNC_DATASET_MEMORY_MIB", mib);
+        }
+        let o = command.output().unwrap();
+        (o.status.code(), text(&o), out.join("last.safetensors"))
+    };
+    let (code, log, from_memory) = train("held", None);
+    assert_eq!(code, Some(0), "{log}");
+    let (code, log, from_files) = train("streamed", Some("0"));
+    assert_eq!(code, Some(0), "{log}");
+    let (a, b) = (std::fs::read(from_memory).unwrap(), std::fs::read(from_files).unwrap());
+    let (a, b) =
+        (safetensors::SafeTensors::deserialize(&a).unwrap(), safetensors::SafeTensors::deserialize(&b).unwrap());
+    assert_eq!(a.len(), b.len());
+    for (name, tensor) in a.tensors() {
+        assert_eq!(tensor.data(), b.tensor(&name).unwrap().data(), "{name}");
+    }
+    let (code, log, _) = train("bad-setting", Some("lots"));
+    assert_ne!(code, Some(0));
+    assert!(log.contains("CNNC_DATASET_MEMORY_MIB=lots is not a whole number of MiB"), "{log}");
+
+    // A PNG cut short after its header: its size reads, its pixels do not.
+    let cut = dir.join("train/red/002.png");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, log, _) = train("cut", Some("0"));
+    assert_ne!(code, Some(0));
+    assert!(log.contains("train/red/002.png"), "{log}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn folder_faults_are_named_and_bad_images_can_be_skipped() {
     let dir = folder("faults", 3);

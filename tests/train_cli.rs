@@ -222,7 +222,7 @@ fn the_bundled_model_and_images_are_what_they_claim() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["correct"].as_u64(), v["images"].as_u64()), (Some(8813), Some(10_000)), "README.md says 88.13 %");
-    let options = cnnc::runtime::data::ReadOptions { channels: 1, skip_bad: false };
+    let options = cnnc::runtime::data::ReadOptions::new(1);
     let test = cnnc::runtime::data::open(&fashion(), cnnc::runtime::data::Split::Test, options).unwrap();
     let (_, model) = cnnc::compiler::compile_model_path(Path::new("specs/lenet_fashion.yaml")).unwrap();
     let mut meta = model.unwrap().graph.meta;
@@ -236,7 +236,7 @@ fn the_bundled_model_and_images_are_what_they_claim() {
         let index: usize = name[..4].parse().unwrap();
         let x = cnnc::runtime::image_input::load_batch_for(&[&path], &meta, &[1, 28, 28]).unwrap();
         let bytes: Vec<u8> = x.data.iter().map(|v| (v * 255.0).round() as u8).collect();
-        assert!(bytes == test.images.get(index).0, "{name} is not test image {index}");
+        assert!(bytes[..] == *test.images.get(index).unwrap().0, "{name} is not test image {index}");
     }
 }
 
@@ -312,12 +312,12 @@ fn cifar10_python_batches_read_as_the_binary_ones() {
     use cnnc::runtime::data::{open, ReadOptions, Split};
     let binary = cifar_dir("cifar-bin-twin", 6);
     let python = cifar_python_dir(&binary, "cifar-py");
-    let options = ReadOptions { channels: 3, skip_bad: false };
+    let options = ReadOptions::new(3);
     for split in [Split::Train, Split::Test] {
         let a = open(&format!("cifar10:{}", binary.display()), split, options).unwrap();
         let b = open(&format!("cifar10:{}", python.display()), split, options).unwrap();
         assert_eq!((a.len(), &a.labels, &a.class_names), (b.len(), &b.labels, &b.class_names));
-        assert!((0..a.len()).all(|i| a.images.get(i) == b.images.get(i)), "{split:?} images differ");
+        assert!((0..a.len()).all(|i| a.images.get(i).unwrap() == b.images.get(i).unwrap()), "{split:?} images differ");
     }
     let data = format!("cifar10:{}", python.display());
     let out = scratch("cifar-py-out");

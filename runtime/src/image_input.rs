@@ -73,6 +73,21 @@ fn load(
 /// header before any pixel is decoded.
 pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 
+/// An image file's width and height, from its header alone.
+///
+/// # Errors
+/// [`RuntimeError::Image`] naming the file, when it cannot be read or its header is not an image's.
+pub fn dimensions(path: &Path) -> Result<(usize, usize), RuntimeError> {
+    let bad = |message: String| RuntimeError::Image { path: path.to_path_buf(), message };
+    let reader = image::ImageReader::open(path).map_err(|e| bad(e.to_string()))?;
+    let (w, h) = reader
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?
+        .into_dimensions()
+        .map_err(|e| bad(e.to_string()))?;
+    Ok((w as usize, h as usize))
+}
+
 /// Decodes an image file (PNG or JPEG) as planar bytes `[C, H, W]`: RGB for `channels` 3, or the
 /// luma of each pixel for 1 (grayscale first, as a dataset of `L` images is resized).
 ///

@@ -147,7 +147,7 @@ pub fn evaluate(
     let mut loss = 0.0;
     let indices: Vec<usize> = (0..dataset.len()).collect();
     for chunk in indices.chunks(batch.max(1)) {
-        let (x, labels) = dataset.batch(chunk, transform, 0, 0);
+        let (x, labels) = dataset.batch(chunk, transform, 0, 0)?;
         let logits = engine.run(&x)?;
         for ((row, &label), &index) in logits.data.chunks(classes).zip(&labels).zip(chunk) {
             if let Some(v) = row.iter().find(|v| !v.is_finite()) {
@@ -183,6 +183,21 @@ pub fn transform(model: &Model, augment: Vec<Augment>) -> Result<Transform, Runt
     Ok(Transform { input: [channels, h, w], augment, resize: meta.resize, centre_crop: meta.crop.is_some(), mean, std })
 }
 
+/// The environment variable that sets how many MiB of decoded images a split may hold in memory
+/// before an image folder is decoded batch by batch instead.
+pub const DATASET_MEMORY_VAR: &str = "CNNC_DATASET_MEMORY_MIB";
+
+/// [`ReadOptions::max_decoded_bytes`] from [`DATASET_MEMORY_VAR`], or the default (2 GiB).
+fn dataset_memory(name: &str) -> Result<u64, RuntimeError> {
+    let Ok(text) = std::env::var(DATASET_MEMORY_VAR) else { return Ok(ReadOptions::DEFAULT_MAX_DECODED_BYTES) };
+    text.trim().parse::<u64>().ok().and_then(|mib| mib.checked_mul(1 << 20)).ok_or_else(|| RuntimeError::Dataset {
+        path: name.split_once(':').map_or(name, |(_, path)| path).into(),
+        message: format!(
+            "{DATASET_MEMORY_VAR}={text} is not a whole number of MiB (0 decodes every batch from the files)"
+        ),
+    })
+}
+
 /// Reads split `split` of the dataset `name` (`FORMAT:PATH`) for `model`, keeping `limit` images
 /// spread over it, and checks that `transform` brings every image to the model's input and that
 /// its labels are among the model's `classes` (warning when it names another number of classes).
@@ -197,7 +212,9 @@ pub fn read_dataset(
     transform: &Transform,
     classes: usize,
 ) -> Result<Dataset, RuntimeError> {
-    let mut dataset = data::open(name, split, ReadOptions { channels: transform.input[0], skip_bad })?;
+    let max_decoded_bytes = dataset_memory(name)?;
+    let options = ReadOptions { skip_bad, max_decoded_bytes, ..ReadOptions::new(transform.input[0]) };
+    let mut dataset = data::open(name, split, options)?;
     if let Some(n) = limit {
         dataset.subset(n as usize);
     }

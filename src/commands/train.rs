@@ -444,7 +444,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
             bar.set_position(position.batches);
         }
         for (i, chunk) in order.chunks_exact(r.batch).enumerate().skip(skip) {
-            let (x, labels) = train.batch(chunk, &train_transform, draws, i * r.batch);
+            let (x, labels) = train.batch(chunk, &train_transform, draws, i * r.batch)?;
             trainer.step(&x, &labels)?;
             position.steps += 1;
             position.batches += 1;

@@ -2,12 +2,14 @@
 //! when there is no `val`), one folder per class, the classes sorted by name, each class's image
 //! files found at any depth below its folder in torchvision's order. Files whose extension is not
 //! an image's (torchvision's `IMG_EXTENSIONS`) are passed over, as torchvision does; images are
-//! decoded as RGB (grayscale for a one-channel model) and held in memory. PNG, JPEG, BMP and PNM
-//! decode; a TIFF or WebP file is an error naming it (or, with `--skip-bad`, skipped and counted).
+//! decoded as RGB (grayscale for a one-channel model) and held in memory, or, when that would take
+//! more than [`ReadOptions::max_decoded_bytes`] (their sizes read from their headers first), decoded
+//! for each batch that takes them. PNG, JPEG, BMP and PNM decode; a TIFF or WebP file is an error
+//! naming it (or, with `--skip-bad`, skipped and counted).
 
 use std::path::{Path, PathBuf};
 
-use super::{Dataset, Images, Split};
+use super::{Dataset, Images, ReadOptions, Split};
 use crate::{image_input, RuntimeError};
 
 /// torchvision's `IMG_EXTENSIONS`.
@@ -59,14 +61,17 @@ fn image_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), RuntimeError>
     Ok(())
 }
 
-/// Reads one split of an image folder, decoding each image with `channels` 3 (RGB) or 1
-/// (grayscale); with `skip_bad`, an image that cannot be decoded is left out and listed in
-/// [`Dataset::skipped`] instead of stopping the read.
+/// Reads one split of an image folder, decoding each image with `options.channels` 3 (RGB) or 1
+/// (grayscale); with `options.skip_bad`, an image that cannot be decoded is left out and listed in
+/// [`Dataset::skipped`] instead of stopping the read. Where the split's decoded images would take
+/// more than `options.max_decoded_bytes`, only their headers are read here ([`Images::Files`]): an
+/// image whose header reads but whose pixels do not is then an error when a batch takes it.
 ///
 /// # Errors
 /// [`RuntimeError::Dataset`] for a missing split folder, no class folders, or a class folder with no
 /// image; [`RuntimeError::Image`] naming an image that cannot be decoded (without `skip_bad`).
-pub fn read(dir: &Path, split: Split, channels: usize, skip_bad: bool) -> Result<Dataset, RuntimeError> {
+pub fn read(dir: &Path, split: Split, options: ReadOptions) -> Result<Dataset, RuntimeError> {
+    let channels = if options.channels == 1 { 1 } else { 3 };
     let root = split_folder(dir, split)?;
     let classes: Vec<PathBuf> = entries(&root)?.into_iter().filter(|p| p.is_dir()).collect();
     if classes.is_empty() {
@@ -82,8 +87,10 @@ pub fn read(dir: &Path, split: Split, channels: usize, skip_bad: bool) -> Result
         skipped: Vec::new(),
         split: root.file_name().unwrap_or_default().to_string_lossy().into_owned(),
     };
-    let Images::Each(images) = &mut dataset.images else { unreachable!("made as Each above") };
-    for (label, class) in classes.iter().enumerate() {
+    // Each class's image files with their headers' sizes, the unreadable ones skipped or refused.
+    let mut found: Vec<Vec<(PathBuf, [usize; 3])>> = Vec::new();
+    let mut total = 0u64;
+    for class in &classes {
         let mut files = Vec::new();
         image_files(class, &mut files)?;
         if files.is_empty() {
@@ -95,8 +102,34 @@ pub fn read(dir: &Path, split: Split, channels: usize, skip_bad: bool) -> Result
                 ),
             ));
         }
-        let mut kept = 0;
+        let mut sized = Vec::with_capacity(files.len());
         for file in files {
+            match image_input::dimensions(&file) {
+                Ok((w, h)) => {
+                    total += (channels * w * h) as u64;
+                    sized.push((file, [channels, h, w]));
+                }
+                Err(RuntimeError::Image { path, message }) if options.skip_bad => dataset.skipped.push((path, message)),
+                Err(e) => return Err(e),
+            }
+        }
+        found.push(sized);
+    }
+    if total > options.max_decoded_bytes {
+        let mut all = Vec::new();
+        for (label, (class, files)) in classes.iter().zip(found).enumerate() {
+            dataset.label_files.push((class.clone(), files.len()));
+            dataset.labels.extend(std::iter::repeat_n(label as u32, files.len()));
+            dataset.image_files.extend(files.iter().map(|(path, _)| path.clone()));
+            all.extend(files);
+        }
+        dataset.images = Images::Files { files: all, channels };
+        return Ok(dataset);
+    }
+    let Images::Each(images) = &mut dataset.images else { unreachable!("made as Each above") };
+    for (label, (class, files)) in classes.iter().zip(found).enumerate() {
+        let mut kept = 0;
+        for (file, _) in files {
             match image_input::decode(&file, channels) {
                 Ok(image) => {
                     images.push(image);
@@ -104,7 +137,7 @@ pub fn read(dir: &Path, split: Split, channels: usize, skip_bad: bool) -> Result
                     dataset.image_files.push(file);
                     kept += 1;
                 }
-                Err(RuntimeError::Image { path, message }) if skip_bad => dataset.skipped.push((path, message)),
+                Err(RuntimeError::Image { path, message }) if options.skip_bad => dataset.skipped.push((path, message)),
                 Err(e) => return Err(e),
             }
         }

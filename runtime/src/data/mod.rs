@@ -3,8 +3,9 @@
 //!
 //! A dataset is named as `FORMAT:PATH`; the formats are `idx:DIR` (MNIST, Fashion-MNIST: `idx.rs`),
 //! `cifar10:DIR` (CIFAR-10's binary batches: `cifar10.rs`) and `imagefolder:DIR` (torchvision's
-//! `ImageFolder` layout: `imagefolder.rs`). `transform.rs` turns images into model input, with the
-//! training augmentation of `augment.rs`.
+//! `ImageFolder` layout: `imagefolder.rs`, whose images are decoded once and held, or, past
+//! [`ReadOptions::max_decoded_bytes`], decoded for each batch that takes them). `transform.rs` turns
+//! images into model input, with the training augmentation of `augment.rs`.
 
 pub mod augment;
 pub mod cifar10;
@@ -12,6 +13,7 @@ pub mod idx;
 pub mod imagefolder;
 pub mod transform;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 pub use augment::Augment;
@@ -44,6 +46,9 @@ pub enum Images {
     Same { bytes: Vec<u8>, shape: [usize; 3] },
     /// Images of their own shapes (an image folder).
     Each(Vec<(Vec<u8>, [usize; 3])>),
+    /// Image files decoded when a batch takes them (an image folder too large to hold decoded), each
+    /// with the `[C, H, W]` its header gives, decoded with `channels` channels.
+    Files { files: Vec<(PathBuf, [usize; 3])>, channels: usize },
 }
 
 impl Images {
@@ -52,6 +57,7 @@ impl Images {
         match self {
             Images::Same { bytes, shape } => bytes.len() / shape.iter().product::<usize>().max(1),
             Images::Each(items) => items.len(),
+            Images::Files { files, .. } => files.len(),
         }
     }
 
@@ -60,34 +66,47 @@ impl Images {
         self.len() == 0
     }
 
-    /// Image `i`'s bytes and `[C, H, W]`.
+    /// Image `i`'s bytes and `[C, H, W]`, decoded from its file for [`Images::Files`].
+    ///
+    /// # Errors
+    /// [`RuntimeError::Image`] naming the file of an [`Images::Files`] image that no longer decodes
+    /// (or that decodes to another size than its header gave).
     ///
     /// # Panics
     /// When `i` is out of range.
-    pub fn get(&self, i: usize) -> (&[u8], [usize; 3]) {
+    pub fn get(&self, i: usize) -> Result<(Cow<'_, [u8]>, [usize; 3]), RuntimeError> {
         match self {
             Images::Same { bytes, shape } => {
                 let len = shape.iter().product();
-                (&bytes[i * len..][..len], *shape)
+                Ok((Cow::Borrowed(&bytes[i * len..][..len]), *shape))
             }
-            Images::Each(items) => (&items[i].0, items[i].1),
+            Images::Each(items) => Ok((Cow::Borrowed(&items[i].0), items[i].1)),
+            Images::Files { files, channels } => {
+                let (path, shape) = &files[i];
+                let (bytes, decoded) = crate::image_input::decode(path, *channels)?;
+                if decoded != *shape {
+                    let message = format!("it decodes to {decoded:?}, where its header gave {shape:?}");
+                    return Err(RuntimeError::Image { path: path.clone(), message });
+                }
+                Ok((Cow::Owned(bytes), decoded))
+            }
         }
     }
 
     /// The distinct shapes, each with the first image that has it.
     pub fn shapes(&self) -> Vec<([usize; 3], usize)> {
-        match self {
-            Images::Same { shape, .. } => vec![(*shape, 0)],
-            Images::Each(items) => {
-                let mut seen: Vec<([usize; 3], usize)> = Vec::new();
-                for (i, (_, shape)) in items.iter().enumerate() {
-                    if !seen.iter().any(|(s, _)| s == shape) {
-                        seen.push((*shape, i));
-                    }
-                }
-                seen
+        let each: Vec<[usize; 3]> = match self {
+            Images::Same { shape, .. } => return vec![(*shape, 0)],
+            Images::Each(items) => items.iter().map(|(_, shape)| *shape).collect(),
+            Images::Files { files, .. } => files.iter().map(|(_, shape)| *shape).collect(),
+        };
+        let mut seen: Vec<([usize; 3], usize)> = Vec::new();
+        for (i, shape) in each.iter().enumerate() {
+            if !seen.iter().any(|(s, _)| s == shape) {
+                seen.push((*shape, i));
             }
         }
+        seen
     }
 }
 
@@ -157,6 +176,9 @@ impl Dataset {
                 }
             }
             Images::Each(items) => Images::Each(kept.iter().map(|&i| items[i].clone()).collect()),
+            Images::Files { files, channels } => {
+                Images::Files { files: kept.iter().map(|&i| files[i].clone()).collect(), channels: *channels }
+            }
         };
         if !self.image_files.is_empty() {
             self.image_files = kept.iter().map(|&i| self.image_files[i].clone()).collect();
@@ -210,20 +232,65 @@ impl Dataset {
     }
 
     /// The images at `indices` through `transform`, as floats `[n, C, H, W]`, and their labels; the
-    /// `i`-th index is item `first + i` of its epoch for the augmentation's draws from `key`.
+    /// `i`-th index is item `first + i` of its epoch for the augmentation's draws from `key`. Images
+    /// decoded from their files ([`Images::Files`]) are decoded on as many threads as the machine
+    /// has cores.
+    ///
+    /// # Errors
+    /// An [`Images::Files`] image that no longer decodes ([`RuntimeError::Image`], naming it).
     ///
     /// # Panics
     /// When an index is out of range, or an image does not fit (see [`Dataset::check_fits`]).
-    pub fn batch(&self, indices: &[usize], transform: &Transform, key: u32, first: usize) -> (Tensor, Vec<usize>) {
-        let mut data = Vec::with_capacity(indices.len() * transform.input.iter().product::<usize>());
-        for (n, &i) in indices.iter().enumerate() {
-            let (image, shape) = self.images.get(i);
-            transform.apply(image, shape, key, first + n, &mut data);
-        }
+    pub fn batch(
+        &self,
+        indices: &[usize],
+        transform: &Transform,
+        key: u32,
+        first: usize,
+    ) -> Result<(Tensor, Vec<usize>), RuntimeError> {
+        let item: usize = transform.input.iter().product();
+        let prepare = |n: usize, out: &mut Vec<f32>| -> Result<(), RuntimeError> {
+            let (image, shape) = self.images.get(indices[n])?;
+            transform.apply(&image, shape, key, first + n, out);
+            Ok(())
+        };
+        let data = match self.images {
+            Images::Files { .. } => {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(indices.len()).max(1);
+                let per_thread = indices.len().div_ceil(threads);
+                let parts: Vec<Result<Vec<f32>, RuntimeError>> = std::thread::scope(|scope| {
+                    let workers: Vec<_> = (0..indices.len())
+                        .step_by(per_thread)
+                        .map(|start| {
+                            scope.spawn(move || {
+                                let mut out = Vec::with_capacity(per_thread * item);
+                                for n in start..(start + per_thread).min(indices.len()) {
+                                    prepare(n, &mut out)?;
+                                }
+                                Ok(out)
+                            })
+                        })
+                        .collect();
+                    workers.into_iter().map(|w| w.join().expect("a decoding thread panicked")).collect()
+                });
+                let mut data = Vec::with_capacity(indices.len() * item);
+                for part in parts {
+                    data.extend(part?);
+                }
+                data
+            }
+            _ => {
+                let mut data = Vec::with_capacity(indices.len() * item);
+                for n in 0..indices.len() {
+                    prepare(n, &mut data)?;
+                }
+                data
+            }
+        };
         let labels = indices.iter().map(|&i| self.labels[i] as usize).collect();
         let mut shape = vec![indices.len()];
         shape.extend(transform.input);
-        (Tensor::new(shape, data), labels)
+        Ok((Tensor::new(shape, data), labels))
     }
 }
 
@@ -234,6 +301,19 @@ pub struct ReadOptions {
     pub channels: usize,
     /// Leave out images that cannot be decoded, listing them in [`Dataset::skipped`].
     pub skip_bad: bool,
+    /// The most bytes a split's decoded images may take to be held in memory; a larger split is
+    /// decoded batch by batch from its files ([`Images::Files`]).
+    pub max_decoded_bytes: u64,
+}
+
+impl ReadOptions {
+    /// [`ReadOptions::max_decoded_bytes`] by default: 2 GiB.
+    pub const DEFAULT_MAX_DECODED_BYTES: u64 = 2 << 30;
+
+    /// Images of `channels` channels, bad ones an error, held in memory up to the default size.
+    pub fn new(channels: usize) -> ReadOptions {
+        ReadOptions { channels, skip_bad: false, max_decoded_bytes: Self::DEFAULT_MAX_DECODED_BYTES }
+    }
 }
 
 /// Reads split `split` of the dataset `FORMAT:PATH` names.
@@ -258,7 +338,7 @@ pub fn open(name: &str, split: Split, options: ReadOptions) -> Result<Dataset, R
     let dataset = match format {
         "idx" => idx::read(folder, split)?,
         "cifar10" => cifar10::read(folder, split)?,
-        _ => imagefolder::read(folder, split, if options.channels == 1 { 1 } else { 3 }, options.skip_bad)?,
+        _ => imagefolder::read(folder, split, options)?,
     };
     if dataset.is_empty() {
         return Err(RuntimeError::Dataset { path: dataset.source, message: "it holds no images".into() });
