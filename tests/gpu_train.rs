@@ -170,6 +170,20 @@ fn linear_weights_larger_than_a_binding_train_in_blocks_of_rows() {
     }
 }
 
+/// Small convolutions with unequal strides (and a dilation along one side) run the unrolled
+/// kernels, whose rows step by the vertical stride and positions by the horizontal one; the
+/// gradients are the reference's.
+#[test]
+fn unrolled_convolutions_with_unequal_strides_keep_the_gradients() {
+    let (mut m, x) = Net::new(&[3, 11, 13]);
+    let y = m.apply(x, Op::Conv2d(Conv2d { stride: [1, 2], ..net::conv(4, 3) }));
+    let y = m.apply(y, Op::Conv2d(Conv2d { stride: [2, 1], dilation: [1, 2], ..net::conv(5, 2) }));
+    let y = m.apply(y, Op::Flatten);
+    let out = m.apply(y, net::linear(3, true));
+    let graph = m.finish(out);
+    compare_gradients("unequal strides", &graph, 2, &CrossEntropy::default(), false);
+}
+
 #[test]
 fn an_op_without_gpu_training_kernels_is_named() {
     let (mut m, x) = Net::new(&[3, 4, 4]);

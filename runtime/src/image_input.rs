@@ -76,16 +76,22 @@ pub const MAX_DECODED_BYTES: u64 = 256 << 20;
 /// An image file's width and height, from its header alone.
 ///
 /// # Errors
-/// [`RuntimeError::Image`] naming the file, when it cannot be read or its header is not an image's.
+/// [`RuntimeError::Image`] naming the file, when it cannot be read, its header is not an image's, or
+/// it would take more than [`MAX_DECODED_BYTES`] decoded.
 pub fn dimensions(path: &Path) -> Result<(usize, usize), RuntimeError> {
     let bad = |message: String| RuntimeError::Image { path: path.to_path_buf(), message };
     let reader = image::ImageReader::open(path).map_err(|e| bad(e.to_string()))?;
-    let (w, h) = reader
-        .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?
-        .into_dimensions()
-        .map_err(|e| bad(e.to_string()))?;
-    Ok((w as usize, h as usize))
+    let reader = reader.with_guessed_format().map_err(|e| bad(e.to_string()))?;
+    let (width, height) = reader.into_dimensions().map_err(|e| bad(e.to_string()))?;
+    let bytes = u64::from(width) * u64::from(height) * 4;
+    if bytes > MAX_DECODED_BYTES {
+        return Err(bad(format!(
+            "it is {width}×{height} pixels, {} MiB decoded; cnnc decodes images of up to {} MiB (about 8,000 × 8,000 pixels)",
+            bytes >> 20,
+            MAX_DECODED_BYTES >> 20
+        )));
+    }
+    Ok((width as usize, height as usize))
 }
 
 /// Decodes an image file (PNG or JPEG) as planar bytes `[C, H, W]`: RGB for `channels` 3, or the
@@ -102,15 +108,7 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, [usize; 3]), Run
             .map_err(|e| bad(e.to_string()))
     };
     // The size from the header first, so that no pixel memory is allocated for an image too large.
-    let (width, height) = open()?.into_dimensions().map_err(|e| bad(e.to_string()))?;
-    let bytes = u64::from(width) * u64::from(height) * 4;
-    if bytes > MAX_DECODED_BYTES {
-        return Err(bad(format!(
-            "it is {width}×{height} pixels, {} MiB decoded; cnnc decodes images of up to {} MiB (about 8,000 × 8,000 pixels)",
-            bytes >> 20,
-            MAX_DECODED_BYTES >> 20
-        )));
-    }
+    dimensions(path)?;
     let mut reader = open()?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODED_BYTES * 2);

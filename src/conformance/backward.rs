@@ -97,6 +97,11 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.apply(x, c(6, 5, 1, Pad4::default(), 1, 1, true));
             head(n, y)
         }),
+        case("conv_grad", "unequal strides, dilation along one side (unrolled)", &[3, 11, 13], 2, |n, x| {
+            let y = n.apply(x, Op::Conv2d(Conv2d { stride: [1, 2], bias: true, ..conv(4, 3) }));
+            let y = n.apply(y, Op::Conv2d(Conv2d { stride: [2, 1], dilation: [1, 2], ..conv(5, 2) }));
+            flat_head(n, y)
+        }),
         case("linear_grad", "two layers, with and without bias", &[12], 3, |n, x| {
             let y = n.apply(x, linear(7, true));
             let y = n.apply(y, act(Activation::Tanh));

@@ -257,7 +257,7 @@ impl Dataset {
         let data = match self.images {
             Images::Files { .. } => {
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(indices.len()).max(1);
-                let per_thread = indices.len().div_ceil(threads);
+                let per_thread = indices.len().div_ceil(threads).max(1);
                 let parts: Vec<Result<Vec<f32>, RuntimeError>> = std::thread::scope(|scope| {
                     let workers: Vec<_> = (0..indices.len())
                         .step_by(per_thread)
@@ -271,7 +271,7 @@ impl Dataset {
                             })
                         })
                         .collect();
-                    workers.into_iter().map(|w| w.join().expect("a decoding thread panicked")).collect()
+                    workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
                 });
                 let mut data = Vec::with_capacity(indices.len() * item);
                 for part in parts {
@@ -415,7 +415,7 @@ mod tests {
             std: vec![0.5, 1.0],
         };
         let t = plain([2, 1, 2], vec![]);
-        let (x, y) = d.batch(&[1, 0], &t, 0, 0);
+        let (x, y) = d.batch(&[1, 0], &t, 0, 0).unwrap();
         assert_eq!(x.shape, vec![2, 2, 1, 2]);
         assert_eq!(y, vec![1, 3]);
         assert_eq!(x.data, vec![1.0, -1.0, 0.0, 0.0, -1.0, 1.0, 0.2, 0.4]);
@@ -437,7 +437,7 @@ mod tests {
         assert!(d.check_fits(&plain([2, 1, 2], vec![Augment::HorizontalFlip]), 4).is_ok());
         let crop = plain([2, 1, 1], vec![Augment::RandomCrop { size: 1, pad: 0 }]);
         assert!(d.check_fits(&crop, 4).is_ok());
-        assert_eq!(d.batch(&[1, 0], &t, 9, 0).0, x);
+        assert_eq!(d.batch(&[1, 0], &t, 9, 0).unwrap().0, x);
     }
 
     #[test]

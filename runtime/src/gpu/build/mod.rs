@@ -19,7 +19,7 @@ mod choice;
 mod conv;
 mod copy;
 mod elementwise;
-mod linear;
+pub(crate) mod linear;
 mod norm;
 mod pool;
 mod relayout;

@@ -373,7 +373,7 @@ impl UnrolledWeightGrad {
     fn position_group(&self, s: &mut String, p: usize) {
         let ([ic, ih, iw], [oc, oh, ow]) = (self.input, self.output);
         let c = &self.conv;
-        let ([kh, kw], [sx, _], [dy, dx]) = (c.kernel, c.stride, c.dilation);
+        let ([kh, kw], [_, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
         debug_assert!(p <= self.positions);
         let Pad4 { left, .. } = c.padding;
         let ob = self.channels;

@@ -13,6 +13,7 @@ use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind};
 
 use super::pack::Pack;
 use crate::gpu::build::arena::{Arena, Bind, BufferId};
+use crate::gpu::build::linear::weight_row_blocks;
 use crate::gpu::kernels::{
     ActivationGrad, CrossEntropyKernel, Elementwise, ElementwiseOp, KernelParams, LossSum, OptimizerKernel,
     ReducePartials, UpdateRule,
@@ -231,8 +232,11 @@ impl Lowering<'_> {
         };
         // A pack larger than one binding (a single tensor too large for one) is updated in chunks.
         let align = self.arena.view_alignment();
-        let limit = (self.arena.gpu.limits.max_storage_buffer_binding_size / 4) as usize / align * align;
-        let chunk = if pack.floats <= limit { pack.floats } else { limit };
+        let binding = self.arena.gpu.limits.max_storage_buffer_binding_size;
+        let chunk = match pack.floats as u64 * 4 <= binding {
+            true => pack.floats,
+            false => (binding / 4) as usize / align * align,
+        };
         for start in (0..pack.floats).step_by(chunk) {
             let len = chunk.min(pack.floats - start);
             let mut view = |b: BufferId| if chunk == pack.floats { b } else { self.arena.view(b, start, len) };
@@ -267,34 +271,6 @@ impl Lowering<'_> {
         let limit = self.arena.gpu.limits.max_storage_buffer_binding_size;
         weight_row_blocks(in_features, out_features, limit, self.arena.view_alignment())
             .expect("check_binding_limits refused weights whose rows do not fit")
-    }
-}
-
-/// The blocks of rows `(row0, rows)` in which a linear weight `[out_features, in_features]` is
-/// bound: the whole weight where it fits one storage binding of `limit` bytes, else as many rows per
-/// block as fit, a multiple of the rows that keep each block's start at `align` floats (the
-/// binding-offset alignment). `None` when no such block fits.
-pub(crate) fn weight_row_blocks(
-    in_features: usize,
-    out_features: usize,
-    limit: u64,
-    align: usize,
-) -> Option<Vec<(usize, usize)>> {
-    let row = in_features as u64 * 4;
-    if row * out_features as u64 <= limit {
-        return Some(vec![(0, out_features)]);
-    }
-    let step = align.max(1) / gcd(in_features, align.max(1));
-    let per_block = (limit / row) as usize / step * step;
-    (per_block > 0)
-        .then(|| (0..out_features).step_by(per_block).map(|row0| (row0, per_block.min(out_features - row0))).collect())
-}
-
-pub(super) fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
     }
 }
 

@@ -25,6 +25,7 @@ use cnnc_ir::graph::{Graph, Op, Param, ParamKind};
 use self::lower::{fused_relus, relus_masked_by_pools, supported, Io, Lowering};
 use self::pack::Packed;
 use super::build::arena::{Arena, BufferId};
+use super::build::linear;
 use super::program::{read_buffer, read_buffer_at};
 use super::record::{can_time_dispatches, time_dispatches, time_submissions, Recorder, Step};
 use super::{Gpu, StepTiming};
@@ -529,18 +530,24 @@ pub fn check_binding_limits(graph: &Graph, batch: usize, limit: u64) -> Result<(
         }
         for p in &node.params {
             let bytes = p.shape.iter().product::<usize>() as u64 * 4;
-            let (what, bytes) = match (&node.op, p.kind) {
+            let (what, bytes, fix) = match (&node.op, p.kind) {
                 (Op::Linear { in_features, out_features, .. }, ParamKind::Weight) => {
-                    if lower::weight_row_blocks(*in_features, *out_features, limit, 64).is_some() {
+                    if linear::weight_row_blocks(*in_features, *out_features, limit, 64).is_some() {
                         continue;
                     }
-                    let rows = 64 / lower::gcd(*in_features, 64);
-                    (format!("a block of {rows} rows of weight `{}`", p.name), (rows * in_features * 4) as u64)
+                    let rows = 64 / linear::gcd(*in_features, 64);
+                    let what = format!("a block of {rows} rows of weight `{}`", p.name);
+                    let fix = "train on the CPU (`--cpu` of cnnc train and cnnc grad): the GPU trainer binds a large \
+                               linear weight in blocks of rows that start at 256-byte offsets, and one block must fit";
+                    (what, (rows * in_features * 4) as u64, fix)
                 }
-                _ if bytes > limit => (format!("weight `{}`", p.name), bytes),
+                _ if bytes > limit => {
+                    let fix = "train on the CPU (`--cpu` of cnnc train and cnnc grad): the GPU trainer binds this \
+                               weight whole";
+                    (format!("weight `{}`", p.name), bytes, fix)
+                }
                 _ => continue,
             };
-            let fix = "train on the CPU (`--cpu` of cnnc train and cnnc grad): the GPU trainer binds this whole";
             return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
         }
     }
