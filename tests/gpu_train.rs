@@ -17,6 +17,7 @@ use cnnc::conformance::net::{self, Net};
 use cnnc::runtime::gpu::{self, GpuTrainer};
 use cnnc::runtime::synthetic;
 use cnnc::runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions};
+use cnnc::runtime::weights::Weights;
 use common::lenet_batch as batch;
 
 fn lenet() -> Graph {
@@ -40,6 +41,21 @@ fn compare_gradients(name: &str, graph: &Graph, batch: usize, loss: &CrossEntrop
     assert!(e.loss <= 1e-5, "{name}: loss relative difference {:.1e}", e.loss);
     assert!(e.running <= 1e-5, "{name}: running statistics relative L2 {:.1e}", e.running);
     assert!(e.gradients <= 1e-4, "{name}: gradients relative L2 error {:.1e}", e.gradients);
+}
+
+/// `‖ours − theirs‖ / ‖theirs‖` over every tensor of `theirs` together.
+fn relative_l2<T: cnnc::runtime::tensor::Element + Into<f64>>(ours: &Weights, theirs: &Weights<T>) -> f64 {
+    let (mut diff, mut norm) = (0f64, 0f64);
+    for name in theirs.names() {
+        let want = &theirs.get(name).unwrap().data;
+        let got = &ours.get(name).unwrap_or_else(|| panic!("no {name}")).data;
+        for (a, b) in got.iter().zip(want) {
+            let b: f64 = (*b).into();
+            diff += (f64::from(*a) - b).powi(2);
+            norm += b * b;
+        }
+    }
+    (diff / norm).sqrt()
 }
 
 #[test]
@@ -146,14 +162,8 @@ fn linear_weights_larger_than_a_binding_train_in_blocks_of_rows() {
     let backward = differentiate(&graph, |_| true).unwrap();
     let reference = train::step(&graph, &backward, &weights.convert(), &x.convert(), &y, &options).unwrap();
     assert!((f64::from(loss) - reference.loss).abs() <= 1e-5 * reference.loss);
-    let (mut diff, mut norm) = (0f64, 0f64);
-    for name in reference.gradients.names() {
-        for (a, b) in ours.get(name).unwrap().data.iter().zip(&reference.gradients.get(name).unwrap().data) {
-            diff += (f64::from(*a) - b).powi(2);
-            norm += b * b;
-        }
-    }
-    assert!((diff / norm).sqrt() <= 1e-5, "gradients {:.1e} from the reference's", (diff / norm).sqrt());
+    let relative = relative_l2(&ours, &reference.gradients);
+    assert!(relative <= 1e-5, "gradients {relative:.1e} from the reference's");
     let mut split = GpuTrainer::new(&small, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
     let mut whole = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
     for step in 0..5 {
@@ -161,13 +171,8 @@ fn linear_weights_larger_than_a_binding_train_in_blocks_of_rows() {
         split.step(&x, &y).unwrap();
         whole.step(&x, &y).unwrap();
     }
-    let (a, b) = (split.weights().unwrap(), whole.weights().unwrap());
-    for name in b.names() {
-        let (a, b) = (&a.get(name).unwrap().data, &b.get(name).unwrap().data);
-        let diff: f64 = a.iter().zip(b).map(|(p, q)| f64::from(p - q).powi(2)).sum();
-        let norm: f64 = b.iter().map(|q| f64::from(*q).powi(2)).sum();
-        assert!((diff / norm).sqrt() <= 1e-5, "{name}: {:.1e} from the unsplit trainer's", (diff / norm).sqrt());
-    }
+    let relative = relative_l2(&split.weights().unwrap(), &whole.weights().unwrap());
+    assert!(relative <= 1e-5, "weights {relative:.1e} from the unsplit trainer's");
 }
 
 /// Small convolutions with unequal strides (and a dilation along one side) run the unrolled
@@ -291,16 +296,7 @@ fn lenet_adam_learns_as_pytorch_does_and_repeats_bit_for_bit() {
         let (x, y) = batch(step, 8);
         reference.step(&x, &y).unwrap();
     }
-    let ours = trainer.weights().unwrap();
-    let (mut diff, mut norm) = (0f64, 0f64);
-    for name in ours.names() {
-        let theirs = reference.params().get(name).unwrap();
-        for (a, b) in ours.get(name).unwrap().data.iter().zip(&theirs.data) {
-            diff += (f64::from(*a) - b).powi(2);
-            norm += b * b;
-        }
-    }
-    let relative = (diff / norm).sqrt();
+    let relative = relative_l2(&trainer.weights().unwrap(), reference.params());
     println!("final weights {relative:.1e} from the reference's (relative L2)");
     assert!(relative <= 1e-3, "final weights {relative:.1e} from the reference's (relative L2)");
     // It learned: a fresh batch is classified as well as the reference classifies it.
@@ -354,16 +350,7 @@ fn every_optimizer_and_schedule_steps_on_the_gpu_as_the_reference_does() {
                 wrong.push(format!("{name}: step {step} loss {a}, reference {b}"));
             }
         }
-        let got = ours.weights().unwrap();
-        let (mut diff, mut norm) = (0f64, 0f64);
-        for tensor in got.names() {
-            let want = reference.params().get(tensor).unwrap();
-            for (a, b) in got.get(tensor).unwrap().data.iter().zip(&want.data) {
-                diff += (f64::from(*a) - b).powi(2);
-                norm += b * b;
-            }
-        }
-        let relative = (diff / norm).sqrt();
+        let relative = relative_l2(&ours.weights().unwrap(), reference.params());
         println!("{name}: final weights {relative:.1e} from the reference's");
         let tolerance = if name.starts_with("sgd") { 1e-6 } else { 4e-5 };
         if relative > tolerance {
