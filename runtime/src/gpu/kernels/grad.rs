@@ -252,7 +252,10 @@ impl KernelParams for LinearGrad {
         // One invocation per 4 × 4 tile of the result.
         let rows = if self.weight { self.part } else { self.rows };
         let tiles = rows.div_ceil(4) * self.in_features.div_ceil(4);
-        Kernel::new(Family::LinearGrad, consts, grid_1d(tiles as u64))
+        // Extents baked: with them in the `shape` uniform, lavapipe (Mesa 22.3) made a new variant of
+        // this shader at every dispatch, about 0.4 MB more memory and 2 ms more each time, so a long
+        // run grew without bound (`tests/memory.rs`). A model has few linear layers, so few pipelines.
+        Kernel { bake_shape: true, ..Kernel::new(Family::LinearGrad, consts, grid_1d(tiles as u64)) }
     }
 
     fn samples() -> Vec<LinearGrad> {
