@@ -47,7 +47,9 @@ pub struct Args {
     /// The dataset, as FORMAT:PATH: `idx:DIR` (MNIST and Fashion-MNIST files, gzipped or not),
     /// `cifar10:DIR` (CIFAR-10's Python batches, `cifar-10-batches-py`, or binary ones) or
     /// `imagefolder:DIR`
-    /// (`DIR/train/<class>/*.jpg` and `DIR/val/<class>/*.jpg`, as torchvision's ImageFolder).
+    /// (`DIR/train/<class>/*.jpg` and `DIR/val/<class>/*.jpg`, as torchvision's ImageFolder; a
+    /// split whose decoded images take more than 2 GiB, or CNNC_DATASET_MEMORY_MIB, is decoded batch
+    /// by batch).
     #[arg(long, value_name = "FORMAT:PATH")]
     data: String,
     /// Which split to evaluate.

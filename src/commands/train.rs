@@ -40,8 +40,9 @@ pub struct Args {
     /// such as /usr/share/datasets/fashion-mnist from Debian's `dataset-fashion-mnist`),
     /// `cifar10:DIR` (CIFAR-10's Python batches, `cifar-10-batches-py`, or binary ones) or
     /// `imagefolder:DIR`
-    /// (`DIR/train/<class>/*.jpg` and `DIR/val/<class>/*.jpg`, as torchvision's ImageFolder; the
-    /// images are held in memory).
+    /// (`DIR/train/<class>/*.jpg` and `DIR/val/<class>/*.jpg`, as torchvision's ImageFolder; a
+    /// split whose decoded images take up to 2 GiB is held in memory, a larger one decoded batch by
+    /// batch: the environment variable CNNC_DATASET_MEMORY_MIB sets that limit).
     #[arg(long, value_name = "FORMAT:PATH")]
     data: String,
     /// Where to write `last.safetensors` (after every epoch), `best.safetensors` (the epoch with the
