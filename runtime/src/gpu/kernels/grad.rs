@@ -406,7 +406,9 @@ impl KernelParams for CrossEntropyKernel {
             ("OFFSET", dim(self.offset)),
         ];
         consts.extend(activation_consts(None));
-        Kernel::new(Family::CrossEntropy, consts, grid_1d(self.n as u64))
+        // Extents baked, as `LinearGrad`'s are: lavapipe made a shader variant at every dispatch of
+        // the smoothed and weighted loss otherwise (`tests/memory.rs`).
+        Kernel { bake_shape: true, ..Kernel::new(Family::CrossEntropy, consts, grid_1d(self.n as u64)) }
     }
 
     fn samples() -> Vec<CrossEntropyKernel> {
