@@ -583,6 +583,8 @@ fn a_resumed_run_is_the_uninterrupted_run() {
     for file in ["last.safetensors", "train_state.safetensors"] {
         assert!(checkpoint(&whole.join(file)) == checkpoint(&half.join(file)), "{file} differs after resuming");
     }
+    let bytes = |d: &Path| std::fs::read(d.join("last.safetensors")).unwrap();
+    assert!(bytes(&whole) == bytes(&half), "the checkpoints' bytes differ (metadata included)");
     assert_eq!(epochs(&half).len(), 2, "the metrics log goes on");
     assert_eq!(epochs(&half)[1]["accuracy"], epochs(&whole)[1]["accuracy"]);
 

@@ -96,19 +96,36 @@ pub fn read_with_metadata(
     Ok((weights, header.metadata().clone().unwrap_or_default()))
 }
 
-/// Writes `views` with `metadata` to `path`, a failure as [`RuntimeError::Write`].
+/// Writes `views` with `metadata` to `path`, a failure as [`RuntimeError::Write`]. The same tensors
+/// and metadata give the same bytes: the metadata's keys are written sorted (the `safetensors`
+/// crate writes them in a `HashMap`'s order, which changes from run to run).
 fn serialize<'a>(
     path: &Path,
     views: impl IntoIterator<Item = (&'a str, TensorView<'a>)>,
     metadata: Option<std::collections::HashMap<String, String>>,
 ) -> Result<(), RuntimeError> {
-    safetensors::serialize_to_file(views, metadata, path).map_err(|e| RuntimeError::Write {
-        path: path.to_path_buf(),
-        source: match e {
-            safetensors::SafeTensorError::IoError(io) => io,
-            other => std::io::Error::other(other.to_string()),
-        },
-    })
+    let write_error = |source| RuntimeError::Write { path: path.to_path_buf(), source };
+    let bytes = safetensors::serialize(views, None).map_err(|e| write_error(std::io::Error::other(e.to_string())))?;
+    let bytes = match metadata {
+        Some(metadata) => with_sorted_metadata(&bytes, &metadata.into_iter().collect()),
+        None => bytes,
+    };
+    std::fs::write(path, bytes).map_err(write_error)
+}
+
+/// A safetensors file `bytes` (written without metadata) with `metadata` as its header's
+/// `__metadata__`, first, as the `safetensors` crate places it; the header padded with spaces to a
+/// multiple of 8 bytes, as that crate pads it.
+fn with_sorted_metadata(bytes: &[u8], metadata: &std::collections::BTreeMap<String, String>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("a safetensors length")) as usize;
+    let (header, data) = bytes[8..].split_at(n);
+    let tensors = std::str::from_utf8(header).expect("safetensors writes UTF-8").trim_end();
+    let entries = tensors.strip_prefix('{').and_then(|t| t.strip_suffix('}')).expect("a JSON object");
+    let metadata = serde_json::to_string(metadata).expect("strings serialize");
+    let separator = if entries.is_empty() { "" } else { "," };
+    let mut header = format!("{{\"__metadata__\":{metadata}{separator}{entries}}}").into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    [&(header.len() as u64).to_le_bytes()[..], &header, data].concat()
 }
 
 /// Writes a model's weights as a PyTorch-loadable checkpoint: every tensor of `weights` in float32
@@ -176,5 +193,30 @@ mod tests {
         assert_eq!(back.len(), 3);
         assert_eq!(back.get("fc.weight").unwrap().data, vec![3.0, 4.0]);
         std::fs::remove_file(path).ok();
+    }
+
+    /// The same tensors and metadata give the same bytes, whatever order the metadata's map holds
+    /// its keys in (each `HashMap` iterates in an order of its own), and read back.
+    #[test]
+    fn a_checkpoint_is_the_same_bytes_every_time() {
+        let mut w = Weights::default();
+        w.insert("conv.weight".into(), Tensor::new(vec![1, 1, 1, 3], vec![1.0, -2.0, 0.25]));
+        let metadata: Vec<(String, String)> =
+            (0..12).map(|i| (format!("key{i}"), format!("value \"{i}\"\n"))).collect();
+        let dir = std::env::temp_dir();
+        let paths = [0, 1].map(|i| dir.join(format!("cnnc-same-bytes-{}-{i}.safetensors", std::process::id())));
+        for path in &paths {
+            write_checkpoint(path, &w, 3, &metadata).unwrap();
+        }
+        let [a, b] = paths.clone().map(|p| std::fs::read(p).unwrap());
+        assert_eq!(a, b);
+        let (back, info) = read_with_metadata(&paths[0]).unwrap();
+        assert_eq!(back.get("conv.weight").unwrap().data, vec![1.0, -2.0, 0.25]);
+        assert_eq!((info.len(), info["key7"].as_str(), info["format"].as_str()), (13, "value \"7\"\n", "pt"));
+        let (_, header) = SafeTensors::read_metadata(&a).unwrap();
+        assert_eq!(header.metadata().as_ref().unwrap().len(), 13);
+        for path in paths {
+            std::fs::remove_file(path).ok();
+        }
     }
 }
