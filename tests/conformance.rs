@@ -10,7 +10,7 @@ use cnnc::conformance::problems::{
     LrnProblem, PoolProblem, Pooling, SoftmaxProblem,
 };
 use cnnc::conformance::{self, backward, Case, Problem};
-use cnnc::runtime::gpu::{self, Gpu, PlanOptions};
+use cnnc::runtime::gpu::{self, Gpu, PlanOptions, UnrolledPolicy};
 use cnnc::runtime::weights::Weights;
 use cnnc::runtime::Tensor;
 use proptest::prelude::*;
@@ -166,6 +166,17 @@ fn check_family<P: Problem + Clone + 'static>(
     cases: u32,
     strategy: impl Strategy<Value = P>,
 ) {
+    check_variant(gpu, family, cases, strategy, PlanOptions::default());
+}
+
+/// [`check_family`] with planning options of its own.
+fn check_variant<P: Problem + Clone + 'static>(
+    gpu: &Gpu,
+    family: impl Fn(&P) -> &'static str,
+    cases: u32,
+    strategy: impl Strategy<Value = P>,
+    options: PlanOptions,
+) {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(cases);
     let config = Config { cases, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
@@ -175,7 +186,7 @@ fn check_family<P: Problem + Clone + 'static>(
             name: format!("{problem:?}"),
             problem: std::rc::Rc::new(problem),
             batch,
-            options: PlanOptions::default(),
+            options,
         };
         for variant in conformance::both_variants(case) {
             let outcome = conformance::run_case(gpu, &variant);
@@ -351,6 +362,17 @@ fn drawn_problems_match_the_cpu_reference() {
     let device = gpu::open(None).unwrap_or_else(|e| panic!("{e}"));
     check_family(&device, conv_family, 16, any_convolution());
     check_family(&device, conv_family, 8, residual_convolution());
+    // Inference writes small convolutions of one group out for large batches only: drawn ones run
+    // written out at any batch.
+    let written_out =
+        any_convolution().prop_filter("one group, a window", |p| p.conv.groups == 1 && p.conv.kernel != [1, 1]);
+    check_variant(
+        &device,
+        |_| "conv2d_unrolled",
+        12,
+        written_out,
+        PlanOptions { unrolled: UnrolledPolicy::Always, ..PlanOptions::default() },
+    );
     check_family(&device, |_| "pool", 16, any_pooling());
     check_family(&device, |_| "linear", 8, any_linear());
     check_family(&device, |_| "activation", 8, any_activation());

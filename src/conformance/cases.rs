@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use cnnc_compiler::graph::{Activation, Conv2d, Op, Pad4, Pool2d};
-use cnnc_runtime::gpu::PlanOptions;
+use cnnc_runtime::gpu::{PlanOptions, UnrolledPolicy};
 
 use super::net::{act, bn, conv, max_pool, spelled, window, window_3x3_same, ACTIVATIONS};
 use super::problems::{
@@ -142,6 +142,55 @@ pub(super) fn convolutions() -> Vec<Case> {
             "1x1 with many input channels",
             ConvProblem { activation: Some(Activation::Relu6), ..convolution([96, 4, 4], conv(40, 1)) },
             1,
+        ),
+    ]
+}
+
+/// Small convolutions of one group, written out for their shapes (`conv2d_unrolled`), which
+/// inference takes for large batches and training always: here at any batch.
+pub(super) fn unrolled() -> Vec<Case> {
+    let relu = Some(Activation::Relu);
+    let unrolled = |name: &str, problem: ConvProblem, batch: usize| Case {
+        options: PlanOptions { unrolled: UnrolledPolicy::Always, ..PlanOptions::default() },
+        ..case("conv2d_unrolled", name, problem, batch)
+    };
+    vec![
+        unrolled("LeNet's first: 3 -> 6, 5x5", convolution([3, 14, 14], c(6, 5, 1, 0, 1)), 2),
+        unrolled("LeNet's second: 6 -> 16, 5x5 (2,400 weights)", convolution([6, 10, 10], c(16, 5, 1, 0, 1)), 2),
+        unrolled("1x1 input, 3x3 kernel, padding 1", convolution([3, 1, 1], c(8, 3, 1, 1, 1)), 1),
+        unrolled("odd sizes, stride 2", convolution([3, 13, 11], c(12, 3, 2, 0, 1)), 3),
+        unrolled("padding at its maximum", convolution([2, 5, 5], c(4, 5, 1, 4, 1)), 1),
+        unrolled(
+            "asymmetric padding, unequal strides",
+            convolution(
+                [3, 9, 8],
+                Conv2d { stride: [2, 1], padding: Pad4 { top: 0, bottom: 2, left: 1, right: 0 }, ..c(8, 3, 2, 0, 1) },
+            ),
+            2,
+        ),
+        unrolled(
+            "\"same\" padding, stride 2",
+            ConvProblem { same: true, ..convolution([3, 10, 7], c(8, 3, 2, 0, 1)) },
+            1,
+        ),
+        unrolled("dilation 2", convolution([4, 12, 12], Conv2d { dilation: [2, 2], ..c(8, 3, 1, 2, 1) }), 1),
+        unrolled(
+            "rectangular kernel",
+            convolution(
+                [4, 9, 9],
+                Conv2d { kernel: [1, 7], padding: Pad4 { top: 0, bottom: 0, left: 3, right: 3 }, ..conv(8, 1) },
+            ),
+            1,
+        ),
+        unrolled("output channels not a multiple of 4", convolution([3, 8, 8], c(5, 3, 1, 1, 1)), 3),
+        unrolled(
+            "folded batch-norm and ReLU, no bias",
+            ConvProblem {
+                batch_norm: true,
+                activation: relu,
+                ..convolution([3, 8, 8], Conv2d { bias: false, ..conv(8, 3) })
+            },
+            2,
         ),
     ]
 }

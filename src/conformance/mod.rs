@@ -49,7 +49,7 @@ const TWO_VARIANTS: [(&str, &str); 2] = [("conv2d", "conv2d_tex"), ("pointwise",
 
 /// Every named case of the suite; the convolution families' cases run on both of their variants.
 pub fn cases() -> Vec<Case> {
-    cases::convolutions().into_iter().chain(cases::others()).flat_map(both_variants).collect()
+    cases::convolutions().into_iter().chain(cases::unrolled()).chain(cases::others()).flat_map(both_variants).collect()
 }
 
 /// The case as given, and for a convolution family also on its other variant: the texture kernels
@@ -103,7 +103,8 @@ fn run_both(gpu: &Gpu, case: &Case) -> Result<(Tensor, Tensor), String> {
     let plan = inference_plan(&graph).map_err(|e| failed(e.into()))?;
     let prepared = Prepared::with_options(gpu, &plan, &weights, case.batch, case.options).map_err(failed)?;
     // A convolution case must have run the variant it names, or it proves nothing about it.
-    let targeted = TWO_VARIANTS.iter().any(|(plain, tex)| case.family == *plain || case.family == *tex);
+    let targeted = TWO_VARIANTS.iter().any(|(plain, tex)| case.family == *plain || case.family == *tex)
+        || case.family == "conv2d_unrolled";
     // (`conv2d_tex` cases are met by either of its epilogues, `conv2d_tex_vec4` included.)
     let runs_it = |family: &str| family == case.family || family.strip_prefix(case.family) == Some("_vec4");
     if targeted && !prepared.step_labels.iter().any(|(_, family)| runs_it(family)) {

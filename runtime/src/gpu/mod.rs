@@ -11,7 +11,7 @@ mod record;
 pub mod train;
 mod upload;
 
-pub use build::{build, Built, PlanOptions};
+pub use build::{build, Built, PlanOptions, UnrolledPolicy};
 pub use device::{adapters, open, AdapterSummary, Gpu};
 pub use executor::{Prepared, StepTiming};
 pub use program::Program;

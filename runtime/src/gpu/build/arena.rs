@@ -150,6 +150,15 @@ impl Arena {
         self.push_buffer(buffer)
     }
 
+    /// A buffer holding `data` (padded with zeros to whole vec4s) that kernels bind as a uniform
+    /// buffer of vec4s (the unrolled convolution's weights).
+    pub fn uniform_data_buffer(&mut self, data: &[f32], label: &str) -> BufferId {
+        let mut padded = data.to_vec();
+        padded.resize(data.len().next_multiple_of(4), 0.0);
+        let buffer = self.uploads.buffer(bytemuck::cast_slice(&padded), wgpu::BufferUsages::UNIFORM, label);
+        self.push_buffer(buffer)
+    }
+
     pub fn new_texture(&mut self, texels: usize, format: TexelFormat, label: &str) -> TextureId {
         let texture = self.gpu.device.create_texture(&wgpu::TextureDescriptor {
             label: Some(label),

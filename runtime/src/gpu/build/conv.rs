@@ -9,7 +9,7 @@ use super::choice::{choose_conv, ConvChoice, ConvShape};
 use super::relayout::{pointwise_weights, tiled_weights};
 use super::{image, Builder};
 use crate::fold;
-use crate::gpu::kernels::{DirectConv, DirectVariant, ElementwiseOp, Epilogue, Pointwise};
+use crate::gpu::kernels::{DirectConv, DirectVariant, ElementwiseOp, Epilogue, Pointwise, UnrolledConv};
 use crate::gpu::record::TexelFormat;
 use crate::RuntimeError;
 
@@ -43,10 +43,28 @@ impl Builder<'_> {
         };
         let residual = layer.residual.then(|| self.buffer_of(layer.inputs[layer.inputs.len() - 1].value));
         let bias = bias.as_ref().map(|b| self.arena.data_buffer(b, "bias"));
-        match choose_conv(&shape, self.textures) {
+        match choose_conv(&shape, self.textures, self.unrolled.allows(self.chunk)) {
             ConvChoice::Pointwise { textured, subsample } => {
                 let out = ConvOutput { bias, residual, out: self.output_for(layer) };
                 self.pointwise_conv(layer, &shape, &weight, textured, subsample, out);
+            }
+            ConvChoice::Unrolled => {
+                let params = UnrolledConv::fits(shape.chunk, shape.input, shape.output, c)
+                    .expect("the choice checked that it fits");
+                // A folded batch-norm brings a bias the convolution itself may not have.
+                let conv = Conv2d { bias: bias.is_some(), ..params.conv.clone() };
+                let params = UnrolledConv { activation: layer.activation, conv, ..params };
+                let weight = self.arena.uniform_data_buffer(&weight, &format!("{}.weight", layer.path));
+                let out = self.output_for(layer);
+                self.dispatch(
+                    &params,
+                    &[
+                        Bind::Buffer(self.buffer_of(layer.inputs[0].value)),
+                        Bind::Buffer(weight),
+                        bias.into(),
+                        Bind::Buffer(out),
+                    ],
+                );
             }
             ConvChoice::Direct { variant, oc_tile, bake_shape, separate_residual } => {
                 let (out_c, out_offset) = layer.out_channels();

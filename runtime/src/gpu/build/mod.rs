@@ -47,11 +47,42 @@ pub struct PlanOptions {
     /// Whether convolutions may read their input and weights through textures (the fast path);
     /// `false` runs the storage-buffer kernels everywhere.
     pub textures: bool,
+    /// When small convolutions run written out for their shapes (`kernels::UnrolledConv`).
+    pub unrolled: UnrolledPolicy,
 }
 
 impl Default for PlanOptions {
     fn default() -> PlanOptions {
-        PlanOptions { binding_limit: None, textures: true }
+        PlanOptions { binding_limit: None, textures: true, unrolled: UnrolledPolicy::LargeBatches }
+    }
+}
+
+/// When a small convolution of one group runs written out for its shape (`kernels::UnrolledConv`)
+/// instead of through the direct kernel. The written-out kernel is several times faster on CPU
+/// drivers (LeNet's forward at batch 64: 11,000 images/s against 2,950 on lavapipe) but takes about
+/// a second to compile there, which pays off only over many images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnrolledPolicy {
+    /// For batches of at least [`UnrolledPolicy::LARGE_BATCH`] items (evaluation, benchmarks),
+    /// not for a few images (`cnnc run` on a handful of files).
+    LargeBatches,
+    /// Wherever the convolution fits.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl UnrolledPolicy {
+    /// The smallest batch [`UnrolledPolicy::LargeBatches`] writes convolutions out for.
+    pub const LARGE_BATCH: usize = 32;
+
+    /// Whether a convolution over `batch` items may run written out.
+    pub fn allows(self, batch: usize) -> bool {
+        match self {
+            UnrolledPolicy::LargeBatches => batch >= Self::LARGE_BATCH,
+            UnrolledPolicy::Always => true,
+            UnrolledPolicy::Never => false,
+        }
     }
 }
 
@@ -137,6 +168,7 @@ struct Builder<'w> {
     /// The largest storage binding to plan for.
     binding_limit: usize,
     textures: TextureLimits,
+    unrolled: UnrolledPolicy,
     places: Vec<Option<Place>>,
     /// The buffer made for each slot, once made.
     slot_buffers: Vec<Option<BufferId>>,
@@ -175,6 +207,7 @@ impl<'w> Builder<'w> {
             chunk: batch.clamp(1, (limit / largest).max(1)),
             binding_limit: limit,
             textures: TextureLimits { enabled: options.textures, max_dimension },
+            unrolled: options.unrolled,
             places: vec![None; layout.values],
             slot_buffers: vec![None; layout.slot_elements.len()],
             mirrors: HashMap::new(),
