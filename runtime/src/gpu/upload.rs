@@ -20,9 +20,10 @@ impl Uploads {
         Uploads { device: device.clone(), encoder, failed: None }
     }
 
-    /// A buffer of `usage` that will hold `bytes` (a multiple of 4 bytes long).
+    /// A buffer of `usage` that will hold `bytes` (a multiple of 4 bytes long), in whole 16-byte
+    /// vec4s (zeros after `bytes`), so that kernels may read it as an `array<vec4<f32>>`.
     pub fn buffer(&mut self, bytes: &[u8], usage: wgpu::BufferUsages, label: &str) -> wgpu::Buffer {
-        let size = bytes.len().max(16) as u64;
+        let size = bytes.len().max(16).next_multiple_of(16) as u64;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size,

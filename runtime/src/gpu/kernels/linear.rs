@@ -6,7 +6,8 @@ use super::{activation_consts, u, Const, Family, Kernel, KernelParams};
 
 /// Rows `row0..row0 + rows` of a linear layer `[N, K] → [N, OUT]`, with weights in a buffer of
 /// their own (a layer whose weights exceed one storage binding is split by rows); each invocation
-/// computes 4 outputs of 4 items.
+/// computes 4 outputs of 4 items, reading vec4s where `in_features` is a multiple of 4. The input
+/// and weight buffers are bound as `array<vec4<f32>>`, so their sizes must be whole vec4s.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear {
     pub n: usize,
@@ -27,6 +28,7 @@ impl KernelParams for Linear {
             ("ROW0", u(self.row0)),
             ("ROWS", u(self.rows)),
             ("HAS_BIAS", Const::B(self.has_bias)),
+            ("VEC_K", Const::B(self.in_features.is_multiple_of(4))),
         ];
         consts.extend(activation_consts(self.activation));
         let workgroups = [self.rows.div_ceil(4).div_ceil(64) as u32, self.n.div_ceil(4) as u32, 1];
@@ -34,7 +36,7 @@ impl KernelParams for Linear {
     }
 
     fn samples() -> Vec<Linear> {
-        vec![Linear {
+        let scalar = Linear {
             n: 5,
             in_features: 37,
             out_features: 10,
@@ -42,6 +44,7 @@ impl KernelParams for Linear {
             rows: 6,
             has_bias: true,
             activation: Some(Activation::Relu),
-        }]
+        };
+        vec![Linear { in_features: 40, has_bias: false, activation: None, ..scalar.clone() }, scalar]
     }
 }
