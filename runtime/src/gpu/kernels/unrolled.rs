@@ -135,7 +135,11 @@ impl UnrolledConv {
     /// The unrolled kernel for this convolution, if it is small enough and of one group.
     pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledConv> {
         let weights = unrollable_weights(conv).filter(|_| conv.out_channels <= MAX_CHANNELS)?;
-        let positions = (MAX_UNROLLED / weights).clamp(1, MAX_POSITIONS).min(output[2].max(1));
+        let cap = (MAX_UNROLLED / weights).clamp(1, MAX_POSITIONS);
+        // As few groups per row as the cap allows, as even as they can be, so that few positions
+        // are computed past the row's end (LeNet's first: 4 groups of 7, not of 8).
+        let ow = output[2].max(1);
+        let positions = ow.div_ceil(ow.div_ceil(cap));
         Some(UnrolledConv { n, input, output, conv: conv.clone(), positions, activation: None })
     }
 
