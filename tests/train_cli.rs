@@ -628,4 +628,25 @@ fn a_diverging_run_names_the_first_non_finite_layer() {
     assert!(t.contains("the loss became") && t.contains("the first layer with non-finite values is `"), "{t}");
     assert!(t.contains("no checkpoint of this run was written"), "{t}");
     std::fs::remove_dir_all(&out).ok();
+
+    // A run that diverges in its second epoch (StepLR multiplies the rate by 1e30 after the first)
+    // names a step of that epoch and keeps the first epoch's checkpoint, untouched.
+    let args = ["--optimizer", "sgd", "--lr", "0.01", "--epochs", "2", "--log-every", "5"];
+    let (out, o) = train("diverges-later", 200, &[&args[..], &["--schedule", "step(1, gamma=1e30)"]].concat());
+    assert_ne!(o.status.code(), Some(0));
+    let t = text(&o);
+    let last = out.join("last.safetensors");
+    assert!(t.contains(&format!("{} is the last good checkpoint", last.display())), "{t}");
+    let step: u64 = t
+        .split("at step ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((26..=50).contains(&step), "25 steps an epoch; the loss went bad in the second: {t}");
+    let (weights, info) = cnnc::runtime::weights::read_with_metadata(&last).unwrap();
+    assert_eq!((info["epoch"].as_str(), info["step"].as_str()), ("1", "25"), "{t}");
+    assert!(weights.names().iter().all(|n| weights.get(n).unwrap().data.iter().all(|v| v.is_finite())));
+    std::fs::remove_dir_all(&out).ok();
 }

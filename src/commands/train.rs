@@ -461,7 +461,12 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
                         _ => "no checkpoint of this run was written".to_string(),
                     };
                     let weights: Weights = state(&trainer)?.0.convert();
-                    let culprit = match cpu::first_non_finite(graph, &weights, &x)? {
+                    // The batch of the first step whose loss was not finite (the losses read back
+                    // are this epoch's last steps, up to this one), made again from the epoch's order.
+                    let first_bad = i + 1 + bad - losses.len();
+                    let bad_chunk = &order[first_bad * r.batch..(first_bad + 1) * r.batch];
+                    let (bad_x, _) = train.batch(bad_chunk, &train_transform, draws, first_bad * r.batch)?;
+                    let culprit = match cpu::first_non_finite(graph, &weights, &bad_x)? {
                         Some((layer, what)) => {
                             format!("; the first layer with non-finite values is `{layer}` ({what})")
                         }
