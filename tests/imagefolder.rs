@@ -209,6 +209,34 @@ fn folder_faults_are_named_and_bad_images_can_be_skipped() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(v["images"], 5);
 
+    // The same for a training image: named before any step, skipped and counted with --skip-bad.
+    let train = |spec: &Path, out: &str, extra: &[&str]| {
+        let (out, folder) = (dir.join(out), data(&dir));
+        let mut args = vec!["train", spec.to_str().unwrap(), "--data", &folder, "--batch", "2"];
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        cnnc(&args)
+    };
+    let bad_train = dir.join("train/blue/002.png");
+    let good_train = std::fs::read(&bad_train).unwrap();
+    std::fs::write(&bad_train, b"not a png either").unwrap();
+    let o = train(&spec2, "bad-train", &[]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("train/blue/002.png") && !text(&o).contains("epoch 1/1:"), "{}", text(&o));
+    let o = train(&spec2, "skipped-train", &["--skip-bad"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("skipped 1 unreadable image(s)"), "{}", text(&o));
+    assert!(text(&o).contains("train/blue/002.png"), "the skipped image is named: {}", text(&o));
+    std::fs::write(&bad_train, good_train).unwrap();
+
+    // Without a resize, an image of another size than the model's input is named before training.
+    let fixed = dir.join("fixed.yaml");
+    let body = "body:\n  - conv(4, 3, pad=1)\n  - relu\n  - maxpool(4)\n  - flatten\n  - linear(2)\n";
+    std::fs::write(&fixed, format!("model: fixed\ninput: [3, 20, 20]\n{body}")).unwrap();
+    let o = train(&fixed, "wrong-size", &[]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o).contains("001.png") && text(&o).contains("27"), "{}", text(&o));
+
     // A class folder with no image, and a folder with no `val`.
     std::fs::remove_file(&bad).unwrap();
     std::fs::create_dir_all(dir.join("val/green")).unwrap();
