@@ -619,6 +619,37 @@ fn a_resumed_run_is_the_uninterrupted_run() {
     }
 }
 
+/// `--optimizer adamw --weight-decay W --schedule cosine` from the command line: every logged
+/// step's rate is the cosine schedule's over the run's 20 steps (PyTorch's `CosineAnnealingLR`
+/// stepped per batch, `T_max` = 20), and the decay changes the weights.
+#[test]
+fn adamw_with_a_cosine_schedule_runs_from_the_command_line() {
+    let run = |name: &str, decay: &str| {
+        let args = ["--optimizer", "adamw", "--lr", "0.01", "--schedule", "cosine", "--epochs", "2"];
+        let (out, o) = train(name, 80, &[&args[..], &["--weight-decay", decay, "--log-every", "3"]].concat());
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        out
+    };
+    let (decayed, plain) = (run("adamw-decay", "0.05"), run("adamw-no-decay", "0"));
+    let log = std::fs::read_to_string(decayed.join("metrics.jsonl")).unwrap();
+    let steps: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "step")
+        .collect();
+    assert!(steps.len() >= 6, "{log}");
+    for v in &steps {
+        let step = v["step"].as_u64().unwrap() as f64;
+        let want = 0.01 * (1.0 + (std::f64::consts::PI * (step - 1.0) / 20.0).cos()) / 2.0;
+        assert!((v["lr"].as_f64().unwrap() - want).abs() < 1e-12, "step {step}: {v}");
+    }
+    let last = |d: &Path| checkpoint(&d.join("last.safetensors"));
+    assert!(last(&decayed) != last(&plain), "weight decay changed nothing");
+    for d in [decayed, plain] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
 /// A loss that overflows stops training, naming the step and the first layer gone non-finite.
 #[test]
 fn a_diverging_run_names_the_first_non_finite_layer() {
