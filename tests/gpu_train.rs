@@ -207,7 +207,9 @@ fn an_op_without_gpu_training_kernels_is_named() {
     assert!(e.to_string().contains("`l2`") && e.to_string().contains("per-channel gate"), "{e}");
 }
 
-fn train_lenet(steps: usize, optimizer: OptimizerState) -> (Vec<f32>, GpuTrainer) {
+/// `steps` steps of LeNet from seed-0 weights on the synthetic batches: each step's loss and the
+/// items it classified right, and the trainer.
+fn train_lenet_counted(steps: usize, optimizer: OptimizerState) -> (Vec<(f32, usize)>, GpuTrainer) {
     let graph = lenet();
     let gpu = gpu::open(None).unwrap();
     let mut trainer =
@@ -218,7 +220,12 @@ fn train_lenet(steps: usize, optimizer: OptimizerState) -> (Vec<f32>, GpuTrainer
         trainer.step(&x, &y).unwrap();
     }
     assert_eq!(trainer.steps(), steps as u64);
-    (trainer.losses().unwrap(), trainer)
+    (trainer.step_results().unwrap(), trainer)
+}
+
+fn train_lenet(steps: usize, optimizer: OptimizerState) -> (Vec<f32>, GpuTrainer) {
+    let (results, trainer) = train_lenet_counted(steps, optimizer);
+    (results.into_iter().map(|(loss, _)| loss).collect(), trainer)
 }
 
 /// A profiled step is an ordinary step: its loss is kept, and the run goes on as an unprofiled one.
@@ -248,23 +255,29 @@ fn a_profiled_step_is_a_step() {
     assert_eq!(profiled.losses().unwrap(), plain.losses().unwrap());
 }
 
-/// With SGD (momentum 0.9) the GPU follows the CPU reference's float64 trajectory step by step.
+/// With SGD (momentum 0.9) the GPU follows the CPU reference's float64 trajectory step by step,
+/// and counts the items each step classifies right as the reference does.
 #[test]
 fn lenet_sgd_follows_the_reference_step_by_step() {
     let sgd = || {
         let rule = Optimizer::Sgd { momentum: 0.9, dampening: 0.0, nesterov: false, weight_decay: 0.0 };
         OptimizerState::new(rule, 0.01, Schedule::Constant)
     };
-    let (losses, _) = train_lenet(120, sgd());
+    let (results, _) = train_lenet_counted(120, sgd());
     let graph = lenet();
     let mut reference =
         train::CpuTrainer::new(&graph, &synthetic::weights(&graph, 0), |_| true, sgd(), StepOptions::default())
             .unwrap();
-    for (step, loss) in losses.iter().enumerate() {
+    let mut right = 0;
+    for (step, (loss, correct)) in results.iter().enumerate() {
         let (x, y) = batch(step, 8);
         let theirs = reference.step(&x, &y).unwrap();
         assert!((*loss as f64 - theirs).abs() <= 1e-4 * theirs, "step {step}: loss {loss}, reference {theirs}");
+        assert_eq!(*correct, reference.last_correct(), "step {step}: items classified right");
+        right += correct;
     }
+    // The count is a real one: neither none nor all of the 960 items.
+    assert!((100..900).contains(&right), "{right} of 960 right");
 }
 
 /// Adam on the GPU against PyTorch's float64 run (`tests/fixtures/train.json`): the bar of

@@ -61,7 +61,7 @@ fn epochs(out: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn lenet_learns_fashion_mnist_and_its_checkpoint_evaluates_the_same() {
-    let (out, o) = train("learns", 2000, &[]);
+    let (out, o) = train("learns", 2000, &["--log-every", "50"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("250 steps per epoch"), "{}", text(&o));
     let epoch = &epochs(&out)[0];
@@ -71,6 +71,15 @@ fn lenet_learns_fashion_mnist_and_its_checkpoint_evaluates_the_same() {
     for field in ["epoch", "step", "loss", "test_loss", "lr", "images_per_s", "seconds"] {
         assert!(epoch[field].is_number(), "no {field} in {epoch}");
     }
+    // Step lines carry the training batches' accuracy since the previous log, which climbs too.
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let steps: Vec<f64> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| v["accuracy"].as_f64().unwrap())
+        .collect();
+    assert!(steps.len() == 5 && steps[0] < steps[4] && steps[4] > 0.5, "{steps:?}");
     let best = out.join("best.safetensors");
     assert!(out.join("last.safetensors").is_file() && best.is_file());
     let o = cnnc(&["eval", "specs/lenet_fashion.yaml", "--weights", best.to_str().unwrap(), "--data", &fashion()]);

@@ -2,8 +2,10 @@
 // optional class weights (PyTorch's `cross_entropy`), times the head's weight in the loss (1 for the
 // output, the declared `loss_weight` for an auxiliary head): one invocation per item writes its share
 // of the loss at `shares[OFFSET + n]` and its row of dlogits (`loss_sum` then adds the shares).
+// With COUNT_HITS (the output's head) it also writes at `shares[HITS + n]` whether the item's
+// largest logit (the first, on ties, as `argmax` picks it) is its label's: 1 or 0.
 //
-// Baked constants: EPS, HAS_WEIGHTS, WEIGHT; extents in `shape`: N, K, OFFSET.
+// Baked constants: EPS, HAS_WEIGHTS, WEIGHT, COUNT_HITS; extents in `shape`: N, K, OFFSET, HITS.
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
@@ -31,8 +33,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let row = n * shape.K;
     let y = labels[n];
     var m = -3.402823466e+38;
+    var best = 0u;
     for (var c = 0u; c < shape.K; c++) {
-        m = max(m, logits[row + c]);
+        let v = logits[row + c];
+        if (v > logits[row + best]) {
+            best = c;
+        }
+        m = max(m, v);
+    }
+    if (COUNT_HITS) {
+        shares[shape.HITS + n] = select(0.0, 1.0, best == y);
     }
     var sum = 0.0;
     for (var c = 0u; c < shape.K; c++) {

@@ -127,8 +127,9 @@ enum Command {
     /// Every epoch writes OUT/last.safetensors, OUT/best.safetensors when the test accuracy is the
     /// best so far (both with PyTorch's state_dict names, written atomically),
     /// OUT/train_state.safetensors (what --resume continues from) and OUT/metrics.jsonl (one JSON
-    /// object per logged step and per epoch: kind, epoch, step, loss, test_loss, accuracy, lr,
-    /// images_per_s, seconds; `cnnc plot OUT` draws it). Images are resized, cropped and
+    /// object per logged step and per epoch: kind, epoch, step, loss, test_loss, accuracy (of the
+    /// training batches on step lines, of the test split on epoch lines), lr, images_per_s,
+    /// seconds; `cnnc plot OUT` draws it). Images are resized, cropped and
     /// normalised as the spec's `preprocess` says. Ctrl-C writes a checkpoint and stops; a loss
     /// that becomes NaN or infinite stops training, naming the first layer gone non-finite.
     ///

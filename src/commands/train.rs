@@ -72,8 +72,8 @@ pub struct Args {
     /// instead of stopping at the first.
     #[arg(long)]
     skip_bad: bool,
-    /// Log the mean training loss every N steps (to metrics.jsonl, and as a line when stderr is not
-    /// a terminal).
+    /// Log the mean training loss and accuracy of the last N steps every N steps (to metrics.jsonl,
+    /// on the progress bar, and as a line when stderr is not a terminal).
     #[arg(long, default_value_t = 500, value_name = "N")]
     log_every: u64,
     /// Train on the CPU reference executor (float64) instead of the GPU.
@@ -107,24 +107,28 @@ pub fn run(args: Args) -> ExitCode {
 /// Either executor's trainer.
 enum Trainer<'g> {
     Gpu(Box<GpuTrainer>),
-    Cpu(Box<CpuTrainer<'g>>, Vec<f32>),
+    /// The CPU trainer and its steps' losses and right answers not yet handed out.
+    Cpu(Box<CpuTrainer<'g>>, Vec<(f32, usize)>),
 }
 
 impl Trainer<'_> {
     fn step(&mut self, x: &Tensor, labels: &[usize]) -> Result<(), RuntimeError> {
         match self {
             Trainer::Gpu(t) => t.step(x, labels),
-            Trainer::Cpu(t, losses) => {
-                losses.push(t.step(x, labels)? as f32);
+            Trainer::Cpu(t, results) => {
+                let loss = t.step(x, labels)? as f32;
+                results.push((loss, t.last_correct()));
                 Ok(())
             }
         }
     }
 
-    fn losses(&mut self) -> Result<Vec<f32>, RuntimeError> {
+    /// Each step's loss and the items its training-mode forward classified right, since the last
+    /// call.
+    fn step_results(&mut self) -> Result<Vec<(f32, usize)>, RuntimeError> {
         match self {
-            Trainer::Gpu(t) => t.losses(),
-            Trainer::Cpu(_, losses) => Ok(std::mem::take(losses)),
+            Trainer::Gpu(t) => t.step_results(),
+            Trainer::Cpu(_, results) => Ok(std::mem::take(results)),
         }
     }
 
@@ -454,7 +458,8 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
             let end_of_epoch = i as u64 + 1 == steps_per_epoch;
             let stopping = train_state::interrupted();
             if step.is_multiple_of(args.log_every) || end_of_epoch || stopping {
-                let losses = trainer.losses()?;
+                let results = trainer.step_results()?;
+                let losses: Vec<f32> = results.iter().map(|(loss, _)| *loss).collect();
                 if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
                     let kept = match out.join("last.safetensors") {
                         last if last.exists() => format!("{} is the last good checkpoint", last.display()),
@@ -481,17 +486,28 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
                 }
                 let sum = losses.iter().map(|l| f64::from(*l)).sum::<f64>();
                 let mean_loss = sum / losses.len().max(1) as f64;
+                // Of the training batches since the last log, in training mode (dropout on), as
+                // the book's loops count it.
+                let right: usize = results.iter().map(|(_, correct)| correct).sum();
+                let accuracy = right as f64 / (results.len() * r.batch).max(1) as f64;
                 position.loss_sum += sum;
                 position.loss_count += losses.len() as u64;
                 let rate = (window.1 * r.batch as u64) as f64 / window.0.elapsed().as_secs_f64();
                 window = (Instant::now(), 0);
                 metrics.log(serde_json::json!({
-                    "kind": "step", "epoch": epoch, "step": step, "loss": mean_loss, "lr": trainer.last_lr(),
+                    "kind": "step", "epoch": epoch, "step": step, "loss": mean_loss, "accuracy": accuracy,
+                    "lr": trainer.last_lr(),
                     "images_per_s": rate, "seconds": started.elapsed().as_secs_f64(),
                 }))?;
                 match &bar {
-                    Some(bar) => bar.set_message(format!("loss {mean_loss:.4}, {rate:.0} images/s")),
-                    None => eprintln!("epoch {epoch} step {step}: loss {mean_loss:.4}, {rate:.0} images/s"),
+                    Some(bar) => bar.set_message(format!(
+                        "loss {mean_loss:.4}, accuracy {:.2} %, {rate:.0} images/s",
+                        100.0 * accuracy
+                    )),
+                    None => eprintln!(
+                        "epoch {epoch} step {step}: loss {mean_loss:.4}, accuracy {:.2} %, {rate:.0} images/s",
+                        100.0 * accuracy
+                    ),
                 }
             }
             if let Some(bar) = &bar {

@@ -26,6 +26,23 @@ pub struct CpuTrainer<'g> {
     params: Weights<f64>,
     optimizer: OptimizerState,
     options: StepOptions,
+    /// Items the last step classified right.
+    last_correct: usize,
+}
+
+/// How many rows of `logits` `[N, K]` have their largest value (the first one on ties, as
+/// PyTorch's `argmax`) at the item's label.
+fn correct(logits: &Tensor<f64>, labels: &[usize]) -> usize {
+    let k = logits.item_len();
+    labels
+        .iter()
+        .enumerate()
+        .filter(|(b, y)| {
+            let row = &logits.data[b * k..][..k];
+            let best = row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
+            best == **y
+        })
+        .count()
 }
 
 impl<'g> CpuTrainer<'g> {
@@ -47,7 +64,7 @@ impl<'g> CpuTrainer<'g> {
         if let Some(p) = graph.training_nodes().flat_map(|(_, n)| &n.params).find(|p| weights.get(&p.name).is_none()) {
             return Err(RuntimeError::MissingWeight { name: p.name.clone() });
         }
-        Ok(CpuTrainer { graph, backward, params: weights.convert(), optimizer, options })
+        Ok(CpuTrainer { graph, backward, params: weights.convert(), optimizer, options, last_correct: 0 })
     }
 
     /// One training step on `input` `[N, ...item]` with one class label per item: forward, loss,
@@ -63,7 +80,14 @@ impl<'g> CpuTrainer<'g> {
             self.params.insert(name.to_string(), result.running.get(name).expect("listed").clone());
         }
         self.options.step += 1;
+        self.last_correct = correct(&result.logits, labels);
         Ok(result.loss)
+    }
+
+    /// How many items of the last [`CpuTrainer::step`]'s batch its training-mode forward classified
+    /// right (the largest logit is the label's; the first one on ties, as `argmax`).
+    pub fn last_correct(&self) -> usize {
+        self.last_correct
     }
 
     /// The loss and accuracy on a batch in inference mode (running statistics, no dropout).
@@ -73,17 +97,7 @@ impl<'g> CpuTrainer<'g> {
     pub fn evaluate(&self, input: &Tensor, labels: &[usize]) -> Result<Evaluation, RuntimeError> {
         let logits: Tensor<f64> = cpu::run(self.graph, &self.weights(), input)?.convert();
         let (loss, _) = self.options.loss.loss_and_grad(&logits, labels)?;
-        let k = logits.item_len();
-        let correct = labels
-            .iter()
-            .enumerate()
-            .filter(|(b, y)| {
-                let row = &logits.data[b * k..][..k];
-                let best = row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
-                best == **y
-            })
-            .count();
-        Ok(Evaluation { loss, correct, items: labels.len() })
+        Ok(Evaluation { loss, correct: correct(&logits, labels), items: labels.len() })
     }
 
     /// The current weights (parameters and running statistics), as f32 under their names.

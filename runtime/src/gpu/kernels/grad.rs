@@ -393,6 +393,8 @@ pub struct CrossEntropyKernel {
     pub weight: f64,
     /// Where the head's `n` shares start in the shares buffer.
     pub offset: usize,
+    /// Where the items' hits go in the shares buffer (the output's head only).
+    pub hits: Option<usize>,
 }
 
 impl KernelParams for CrossEntropyKernel {
@@ -404,6 +406,8 @@ impl KernelParams for CrossEntropyKernel {
             ("N", dim(self.n)),
             ("K", dim(self.classes)),
             ("OFFSET", dim(self.offset)),
+            ("COUNT_HITS", Const::B(self.hits.is_some())),
+            ("HITS", dim(self.hits.unwrap_or(0))),
         ];
         consts.extend(activation_consts(None));
         // Extents baked, as `LinearGrad`'s are: lavapipe made a shader variant at every dispatch of
@@ -420,6 +424,7 @@ impl KernelParams for CrossEntropyKernel {
                 class_weights,
                 weight: 0.3,
                 offset: 4,
+                hits: class_weights.then_some(8),
             })
             .to_vec()
     }
@@ -428,18 +433,24 @@ impl KernelParams for CrossEntropyKernel {
 /// The step's loss: the shares (items × heads) added in order into the loss history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LossSum {
+    /// Shares to add: items × heads.
     pub n: usize,
+    /// Items whose hits follow the shares, from `hits`.
+    pub m: usize,
+    pub hits: usize,
+    /// Slots of the history's loss half; the hit counts fill the half after it.
+    pub cap: usize,
 }
 
 impl KernelParams for LossSum {
     fn kernel(&self) -> Kernel {
-        let mut consts = vec![("N", dim(self.n))];
+        let mut consts = vec![("N", dim(self.n)), ("M", dim(self.m)), ("HITS", dim(self.hits)), ("CAP", dim(self.cap))];
         consts.extend(activation_consts(None));
         Kernel::new(Family::LossSum, consts, [1, 1, 1])
     }
 
     fn samples() -> Vec<LossSum> {
-        vec![LossSum { n: 4 }]
+        vec![LossSum { n: 4, m: 2, hits: 4, cap: 64 }]
     }
 }
 

@@ -137,6 +137,7 @@ impl Lowering<'_> {
                 class_weights: loss.class_weights.is_some(),
                 weight: *weight,
                 offset: h * self.batch,
+                hits: (h == 0).then_some(losses.len() * self.batch),
             };
             let binds = [
                 Bind::Buffer(self.value(*head)),
@@ -148,7 +149,12 @@ impl Lowering<'_> {
             self.dispatch(&params, &binds);
         }
         self.dispatch(
-            &LossSum { n: self.batch * losses.len() },
+            &LossSum {
+                n: self.batch * losses.len(),
+                m: self.batch,
+                hits: losses.len() * self.batch,
+                cap: super::HISTORY,
+            },
             &[Bind::Buffer(io.shares), Bind::Buffer(io.hyper), Bind::Buffer(io.history)],
         );
     }

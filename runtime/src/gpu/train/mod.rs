@@ -33,7 +33,7 @@ use crate::train::{rng, OptimizerState, StepOptions};
 use crate::weights::Weights;
 use crate::{RuntimeError, Tensor};
 
-/// Steps whose losses the device holds before they must be read back.
+/// Steps whose losses (and hit counts) the device holds before they must be read back.
 const HISTORY: usize = 64;
 
 /// A model being trained on the GPU.
@@ -62,7 +62,7 @@ pub struct GpuTrainer {
     /// Losses of steps run since the last read, still on the device.
     pending: usize,
     /// Losses already read back and not yet handed out.
-    losses: Vec<f32>,
+    losses: Vec<(f32, usize)>,
     keys: wgpu::Buffer,
     /// The nodes whose dropout keys are written before each step, in key order.
     key_nodes: Vec<usize>,
@@ -133,8 +133,9 @@ impl GpuTrainer {
                 arena.data_buffer(&w, "class weights")
             }),
             hyper: arena.activation_buffer(8 * 4, "hyper"),
-            shares: arena.activation_buffer(batch * backward.losses.len() * 4, "loss shares"),
-            history: arena.activation_buffer(HISTORY * 4, "loss history"),
+            // Each head's shares, then the output's hits.
+            shares: arena.activation_buffer(batch * (backward.losses.len() + 1) * 4, "loss shares"),
+            history: arena.activation_buffer(2 * HISTORY * 4, "loss history"),
         };
         let dropouts = graph
             .training_nodes()
@@ -398,8 +399,9 @@ impl GpuTrainer {
 
     fn read_losses(&mut self) -> Result<(), RuntimeError> {
         if self.pending > 0 {
-            let history = read_buffer(&self.gpu, &self.history, self.pending)?;
-            self.losses.extend(history);
+            let history = read_buffer(&self.gpu, &self.history, 2 * HISTORY)?;
+            let hits = history[HISTORY..][..self.pending].iter().map(|h| *h as usize);
+            self.losses.extend(history[..self.pending].iter().copied().zip(hits));
             self.pending = 0;
         }
         Ok(())
@@ -410,6 +412,16 @@ impl GpuTrainer {
     /// # Errors
     /// A device error while reading back.
     pub fn losses(&mut self) -> Result<Vec<f32>, RuntimeError> {
+        Ok(self.step_results()?.into_iter().map(|(loss, _)| loss).collect())
+    }
+
+    /// The loss of each step run since the last call, in order, with how many of its items the
+    /// step's training-mode forward classified right (the largest logit of the output is the
+    /// label's; the first one on ties, as `argmax`); waits for them.
+    ///
+    /// # Errors
+    /// A device error while reading back.
+    pub fn step_results(&mut self) -> Result<Vec<(f32, usize)>, RuntimeError> {
         self.read_losses()?;
         Ok(std::mem::take(&mut self.losses))
     }
