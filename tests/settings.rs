@@ -17,7 +17,9 @@ fn classes(model: &cnnc::compiler::Model) -> u64 {
 
 #[test]
 fn a_zoo_models_head_and_lets_are_set_from_the_command_line() {
-    for spec in ["specs/alexnet.yaml", "specs/mobilenet_v2.yaml", "specs/resnet18.yaml", "specs/vgg11.yaml"] {
+    let specs = ["alexnet", "mobilenet_v2", "resnet18", "vgg11", "squeezenet1_0", "squeezenet1_1", "lenet"];
+    for spec in specs.map(|name| format!("specs/{name}.yaml")) {
+        let spec = spec.as_str();
         let model = set(spec, &[("num_classes", "2")]).unwrap_or_else(|d| panic!("{spec}: {d:?}"));
         assert_eq!(classes(&model), 2, "{spec}");
         assert!(model.graph.meta.labels.is_none(), "{spec}: ImageNet's labels no longer fit");
@@ -34,6 +36,34 @@ fn a_zoo_models_head_and_lets_are_set_from_the_command_line() {
     // Dropout given positionally or not, the setting wins.
     let model = set("specs/alexnet.yaml", &[("dropout", "0.25")]).unwrap();
     assert!(format!("{:?}", model.graph.nodes().map(|(_, n)| &n.op).collect::<Vec<_>>()).contains("0.25"));
+}
+
+/// A fine-tuning spec is four lines: the library, a name, the input, the zoo module with a new head;
+/// its weights keep torchvision's state_dict names (`tests/reference/torchvision_facts.json`), the
+/// last layer two-way.
+#[test]
+fn a_fine_tuning_spec_is_four_lines() {
+    let dir = std::env::temp_dir().join(format!("cnnc-four-lines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("ants_bees.yaml");
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/lib/alexnet.yaml");
+    let text =
+        format!("import: {}\nmodel: ants_bees\ninput: [3, 224, 224]\nbody: alexnet(num_classes=2)\n", lib.display());
+    std::fs::write(&spec, text).unwrap();
+    let model = set(spec.to_str().unwrap(), &[]).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(classes(&model), 2);
+    let facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("tests/reference/torchvision_facts.json").unwrap()).unwrap();
+    let state = facts["alexnet"]["state_dict"].as_object().unwrap();
+    let params = model.graph.weight_table().params;
+    let mut names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    let mut want: Vec<&str> = state.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(names, want);
+    let head = params.iter().find(|p| p.name == "classifier.6.weight").unwrap();
+    assert_eq!(head.shape, [2, 4096]);
+    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
