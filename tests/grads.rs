@@ -84,7 +84,12 @@ fn slow_cpu_reference_gives_pytorchs_gradients() {
 
 /// A `.npy` int64 vector, as `np.save(path, np.array(labels))` writes it.
 fn write_labels(path: &Path, labels: &[i64]) {
-    let mut header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({},), }}", labels.len());
+    write_npy_labels(path, "<i8", &labels.iter().flat_map(|l| l.to_le_bytes()).collect::<Vec<u8>>(), labels.len());
+}
+
+/// A `.npy` vector of `n` labels of NumPy type `descr` whose little-endian bytes are `data`.
+fn write_npy_labels(path: &Path, descr: &str, data: &[u8], n: usize) {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({n},), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -92,8 +97,56 @@ fn write_labels(path: &Path, labels: &[i64]) {
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend((header.len() as u16).to_le_bytes());
     bytes.extend(header.as_bytes());
-    bytes.extend(labels.iter().flat_map(|l| l.to_le_bytes()));
+    bytes.extend(data);
     std::fs::write(path, bytes).unwrap();
+}
+
+/// On a model with batch-norm and int32 labels (`np.int32`), `cnnc grad` also writes each
+/// batch-norm's running statistics after the step, equal to the library's reference step.
+#[test]
+fn cnnc_grad_writes_running_statistics_and_takes_int32_labels() {
+    use cnnc::runtime::{npy, weights};
+    let dir = std::env::temp_dir().join(format!("cnnc-grad-bn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("bn.yaml");
+    let body =
+        "body:\n  - c: conv(4, 3, pad=1, bias=false)\n  - bn: batchnorm\n  - relu\n  - flatten\n  - fc: linear(3)\n";
+    std::fs::write(&spec, format!("model: bn\ninput: [2, 5, 5]\n{body}")).unwrap();
+    let (x, y, out) = (dir.join("x.npy"), dir.join("y.npy"), dir.join("g.safetensors"));
+    let input = synthetic::input(1, vec![3, 2, 5, 5]);
+    npy::write(&x, &input).unwrap();
+    let labels: [i32; 3] = [2, 0, 1];
+    write_npy_labels(&y, "<i4", &labels.iter().flat_map(|l| l.to_le_bytes()).collect::<Vec<u8>>(), 3);
+    let args = ["grad", spec.to_str().unwrap(), "--seed", "0", "--cpu", "--input", x.to_str().unwrap()];
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(args)
+        .args(["--labels", y.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("and 2 running statistics"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let (_, model) = cnnc::compiler::compile_model_path(&spec).unwrap();
+    let graph = model.unwrap().graph;
+    let backward = differentiate(&graph, |_| true).unwrap();
+    let want = train::step(
+        &graph,
+        &backward,
+        &synthetic::weights(&graph, 0).convert(),
+        &input.convert(),
+        &[2, 0, 1],
+        &StepOptions::default(),
+    )
+    .unwrap();
+    let file = weights::read(&out).unwrap();
+    for name in ["bn.running_mean", "bn.running_var"] {
+        assert_eq!(file.get(name).unwrap(), &want.running.get(name).unwrap().convert::<f32>(), "{name}");
+    }
+    assert_eq!(file.get("loss").unwrap().data, vec![want.loss as f32]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
