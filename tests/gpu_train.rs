@@ -380,7 +380,8 @@ fn every_optimizer_and_schedule_steps_on_the_gpu_as_the_reference_does() {
 /// get depends on the model: batch-norm's backward cancels large terms, and PyTorch's own float32
 /// gradients are from 3e-7 (LeNet) to 1e-2 (GoogLeNet) away from its float64 ones on these inputs
 /// (`float32_error` in the fixture, the larger of PyTorch's two float32 convolution paths). The GPU's
-/// must be within a small multiple of that floor, overall and per tensor. CI checks lenet, resnet18,
+/// must be within a small multiple of that floor, overall and per tensor, and every batch-norm's
+/// running statistics after the step within 1e-5 of the reference's. CI checks lenet, resnet18,
 /// googlenet and efficientnet_b0; `CNNC_ZOO=mobilenet_v2,densenet121` checks others that have
 /// fixtures (`CNNC_VERBOSE=1` prints every tensor's error; README.md records where they stand).
 #[test]
@@ -433,6 +434,16 @@ fn slow_zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
         );
         if err > 4.0 * pytorch + 1e-6 {
             failures.push(format!("{name}: gradients relative L2 {err:.1e}, PyTorch float32 {pytorch:.1e}"));
+        }
+        // Every batch-norm's running mean and variance after the step: the batch's statistics
+        // blended in with the layer's momentum (the unbiased variance), as the reference does.
+        let after = trainer.weights().unwrap();
+        for running in reference.running.names() {
+            let (ours, theirs) = (after.get(running).unwrap(), reference.running.get(running).unwrap());
+            let err = cnnc::runtime::tensor::relative_l2(&ours.data, &theirs.data);
+            if err > 1e-5 {
+                failures.push(format!("{name}: {running} relative L2 {err:.1e} from the reference"));
+            }
         }
         // GoogLeNet's loss includes its auxiliary heads' (weighted 0.3 each).
         if (gpu_loss as f64 - reference.loss).abs() > 1e-5 * reference.loss {
