@@ -1,18 +1,23 @@
-//! The backward sweep: convolutions and poolings with attributes drawn from a fixed stream, each one
-//! step of a small model, so that the backward kernels meet shapes no one wrote down by hand. The
+//! The backward sweep: convolutions, poolings, linear layers and batch-norms with attributes drawn
+//! from a fixed stream, each one step of a small model, so that the backward kernels meet shapes no
+//! one wrote down by hand. The
 //! stream is fixed (not proptest's) because the cases are also exported to PyTorch
 //! (`cnnc conformance --export-backward`) and compared with its float64 steps, so they must be the
 //! same cases on every run.
 
-use cnnc_compiler::graph::{Conv2d, Op, Pad4, Pool2d};
+use cnnc_compiler::graph::{Activation, Conv2d, Op, Pad4, Pool2d};
 
 use super::backward::{case, flat_head, BackwardCase};
-use super::net::{conv, max_pool};
+use super::net::{act, conv, linear, max_pool, ACTIVATIONS};
 
 /// Convolution cases drawn.
 const CONVOLUTIONS: u64 = 16;
 /// Pooling cases drawn (windowed and adaptive).
 const POOLINGS: u64 = 12;
+/// Linear cases drawn.
+const LINEARS: u64 = 6;
+/// Batch-norm cases drawn.
+const BATCH_NORMS: u64 = 6;
 
 /// SplitMix64: a small fixed stream of draws.
 struct Draws(u64);
@@ -37,11 +42,58 @@ impl Draws {
 }
 
 /// Every sweep case: convolutions (a trainable 1×1 convolution before each, so its input gradient
-/// is needed too) and poolings (after a trainable 1×1 convolution), each under a flat linear head.
+/// is needed too), poolings and batch-norms (after a trainable 1×1 convolution), each under a flat
+/// linear head, and stacks of two linear layers.
 pub fn cases() -> Vec<BackwardCase> {
     let mut cases: Vec<BackwardCase> = (0..CONVOLUTIONS).map(convolution).collect();
     cases.extend((0..POOLINGS).map(pooling));
+    cases.extend((0..LINEARS).map(linear_layers));
+    cases.extend((0..BATCH_NORMS).map(batch_norm));
     cases
+}
+
+/// Two linear layers of drawn widths (multiples of 4, for the vec4 loads, or not), each with or
+/// without a bias, an activation drawn between them, at batches of 1 to 5.
+fn linear_layers(index: u64) -> BackwardCase {
+    let mut d = Draws(0x11EA + index);
+    let (input, hidden, classes) = (d.range(1, 24), d.range(1, 24), d.range(2, 7));
+    let (bias1, bias2) = (d.flip(), d.flip());
+    let a = ACTIVATIONS[d.range(0, ACTIVATIONS.len() - 1)];
+    let batch = d.range(1, 5);
+    let name = format!(
+        "sweep {index}: linear {input} -> {hidden}{} -> {classes}{}, {a:?} between, batch {batch}",
+        if bias1 { " (bias)" } else { "" },
+        if bias2 { " (bias)" } else { "" }
+    );
+    case("linear_grad", &name, &[input], batch, move |n, x| {
+        let y = n.apply(x, linear(hidden, bias1));
+        let y = n.apply(y, act(a));
+        n.apply(y, linear(classes, bias2))
+    })
+}
+
+/// Batch-norm in training mode over drawn channels and extents (at least two values per channel),
+/// with drawn `eps` and `momentum`, a ReLU after it or not.
+fn batch_norm(index: u64) -> BackwardCase {
+    let mut d = Draws(0xB0B0 + index);
+    let (channels, h, w) = (d.range(1, 6), d.range(1, 7), d.range(1, 7));
+    let batch = d.range(2, 4);
+    let eps = [1e-5, 1e-3, 0.1][d.range(0, 2)];
+    let momentum = [0.1, 0.01, 0.5, 1.0][d.range(0, 3)];
+    let relu = d.flip();
+    let name = format!(
+        "sweep {index}: batch-norm of {channels} channels on {h}x{w}, batch {batch}, eps {eps}, momentum \
+         {momentum}{}",
+        if relu { ", then ReLU" } else { "" }
+    );
+    case("batch_norm_grad", &name, &[channels, h, w], batch, move |n, x| {
+        let y = n.apply(x, Op::Conv2d(conv(channels, 1)));
+        let mut y = n.apply(y, Op::BatchNorm { channels: 0, eps, momentum });
+        if relu {
+            y = n.apply(y, act(Activation::Relu));
+        }
+        flat_head(n, y)
+    })
 }
 
 /// Groups (or depthwise), rectangular kernels, strides, dilation, asymmetric padding, bias.
