@@ -66,6 +66,32 @@ fn a_fine_tuning_spec_is_four_lines() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `specs/lib/lenet.yaml`'s module is the zoo's LeNet: `lenet()` compiles to `specs/lenet.yaml`'s
+/// graph and `lenet(padding=2)` to `specs/lenet_fashion.yaml`'s (which list their layers, as the
+/// book does).
+#[test]
+fn the_lenet_module_is_the_zoos_lenet() {
+    let dir = std::env::temp_dir().join(format!("cnnc-lenet-module-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/lib/lenet.yaml");
+    for (zoo, input, call) in
+        [("lenet", "[3, 32, 32]", "lenet()"), ("lenet_fashion", "[1, 28, 28]", "lenet(padding=2)")]
+    {
+        let spec = dir.join(format!("{zoo}.yaml"));
+        let text = format!("import: {}\nmodel: {zoo}\ninput: {input}\nbody: {call}\n", lib.display());
+        std::fs::write(&spec, text).unwrap();
+        let module = set(spec.to_str().unwrap(), &[]).unwrap_or_else(|d| panic!("{d:?}")).graph;
+        let listed = set(&format!("specs/{zoo}.yaml"), &[]).unwrap().graph;
+        let layers = |g: &cnnc::compiler::graph::Graph| -> Vec<String> {
+            g.nodes().map(|(_, n)| format!("{} {:?} {:?}", n.path, n.op, n.shape)).collect()
+        };
+        assert_eq!(layers(&module), layers(&listed), "{call}");
+        let two = set(spec.to_str().unwrap(), &[("num_classes", "2")]).unwrap();
+        assert_eq!(classes(&two), 2);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn settings_that_do_not_fit_are_located_diagnostics() {
     let codes = |r: Result<cnnc::compiler::Model, Vec<cnnc::Diagnostic>>| -> Vec<String> {

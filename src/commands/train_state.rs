@@ -232,4 +232,33 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
         assert!(read(&dir, &recipe).err().unwrap().to_string().contains("no train_state.safetensors"));
     }
+
+    /// A write that fails part-way (here the checkpoint writer's own error on a full disk,
+    /// `/dev/full`) leaves the previous file as it was and no temporary file; a temporary file left
+    /// by a crash is replaced by the next write.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_write_leaves_the_previous_file() {
+        let dir = std::env::temp_dir().join(format!("cnnc-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("last.safetensors");
+        let mut w = Weights::default();
+        w.insert("fc.weight".into(), Tensor::new(vec![3], vec![1.0f32, 2.0, 3.0]));
+        cnnc::runtime::weights::write_checkpoint(&path, &w, 1, &[]).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = atomically(&path, |partial| {
+            std::fs::write(partial, &before[..before.len() / 2]).unwrap();
+            cnnc::runtime::weights::write_checkpoint(Path::new("/dev/full"), &w, 2, &[])
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("/dev/full"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the previous checkpoint is untouched");
+        assert!(!path.with_extension("partial").exists(), "no temporary file is left");
+        // A crash between writing and renaming leaves a temporary file: the next write replaces it.
+        std::fs::write(path.with_extension("partial"), b"half of a checkpoint").unwrap();
+        atomically(&path, |partial| cnnc::runtime::weights::write_checkpoint(partial, &w, 3, &[])).unwrap();
+        assert!(!path.with_extension("partial").exists());
+        assert_eq!(cnnc::runtime::weights::read(&path).unwrap().get("fc.weight").unwrap().data, vec![1.0, 2.0, 3.0]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
