@@ -17,7 +17,8 @@ fn classes(model: &cnnc::compiler::Model) -> u64 {
 
 #[test]
 fn a_zoo_models_head_and_lets_are_set_from_the_command_line() {
-    let specs = ["alexnet", "mobilenet_v2", "resnet18", "vgg11", "squeezenet1_0", "squeezenet1_1", "lenet"];
+    let specs =
+        ["alexnet", "mobilenet_v2", "resnet18", "vgg11", "squeezenet1_0", "squeezenet1_1", "lenet", "googlenet"];
     for spec in specs.map(|name| format!("specs/{name}.yaml")) {
         let spec = spec.as_str();
         let model = set(spec, &[("num_classes", "2")]).unwrap_or_else(|d| panic!("{spec}: {d:?}"));
@@ -33,6 +34,13 @@ fn a_zoo_models_head_and_lets_are_set_from_the_command_line() {
     assert_eq!(classes(&model), 3);
     let plain = set("specs/inception_v3.yaml", &[]).unwrap();
     assert_eq!(model.graph.len(), plain.graph.len() + 1, "transform_input adds its affine layer");
+    // GoogLeNet without its auxiliary classifiers (torchvision's `aux_logits=False`): no training
+    // branch is left, and the inference graph is the same.
+    let with = set("specs/googlenet.yaml", &[]).unwrap().graph;
+    let without = set("specs/googlenet.yaml", &[("aux_logits", "false")]).unwrap().graph;
+    let aux = |g: &cnnc::compiler::graph::Graph| g.nodes().filter(|(_, n)| n.training_only).count();
+    assert!(aux(&with) > 0 && aux(&without) == 0 && without.aux_losses.is_empty());
+    assert_eq!(with.inference_nodes().count(), without.inference_nodes().count());
     // Dropout given positionally or not, the setting wins.
     let model = set("specs/alexnet.yaml", &[("dropout", "0.25")]).unwrap();
     assert!(format!("{:?}", model.graph.nodes().map(|(_, n)| &n.op).collect::<Vec<_>>()).contains("0.25"));
