@@ -29,18 +29,20 @@ fn a_zoo_models_head_and_lets_are_set_from_the_command_line() {
         let plain: Vec<String> = plain.graph.weight_table().params.iter().map(|p| p.name.clone()).collect();
         assert_eq!(names, plain, "{spec}: the state_dict names stay torchvision's");
     }
-    // A `let` binding (Inception v3 declares num_classes and transform_input as lets).
+    // Two parameters at once (Inception v3's num_classes and transform_input); LeNet, above, sets a `let`.
     let model = set("specs/inception_v3.yaml", &[("num_classes", "3"), ("transform_input", "true")]).unwrap();
     assert_eq!(classes(&model), 3);
     let plain = set("specs/inception_v3.yaml", &[]).unwrap();
     assert_eq!(model.graph.len(), plain.graph.len() + 1, "transform_input adds its affine layer");
-    // GoogLeNet without its auxiliary classifiers (torchvision's `aux_logits=False`): no training
-    // branch is left, and the inference graph is the same.
-    let with = set("specs/googlenet.yaml", &[]).unwrap().graph;
-    let without = set("specs/googlenet.yaml", &[("aux_logits", "false")]).unwrap().graph;
-    let aux = |g: &cnnc::compiler::graph::Graph| g.nodes().filter(|(_, n)| n.training_only).count();
-    assert!(aux(&with) > 0 && aux(&without) == 0 && without.aux_losses.is_empty());
-    assert_eq!(with.inference_nodes().count(), without.inference_nodes().count());
+    // GoogLeNet and Inception v3 without their auxiliary classifiers (torchvision's
+    // `aux_logits=False`): no training branch is left, and the inference graph is the same.
+    for spec in ["specs/googlenet.yaml", "specs/inception_v3.yaml"] {
+        let with = set(spec, &[]).unwrap().graph;
+        let without = set(spec, &[("aux_logits", "false")]).unwrap().graph;
+        let aux = |g: &cnnc::compiler::graph::Graph| g.nodes().filter(|(_, n)| n.training_only).count();
+        assert!(aux(&with) > 0 && aux(&without) == 0 && without.aux_losses.is_empty(), "{spec}");
+        assert_eq!(with.inference_nodes().count(), without.inference_nodes().count(), "{spec}");
+    }
     // Dropout given positionally or not, the setting wins.
     let model = set("specs/alexnet.yaml", &[("dropout", "0.25")]).unwrap();
     assert!(format!("{:?}", model.graph.nodes().map(|(_, n)| &n.op).collect::<Vec<_>>()).contains("0.25"));
