@@ -25,8 +25,9 @@ pub struct SpecialCase {
 }
 
 /// Every case: the activations that clamp (relu, relu6, hardsigmoid, hardswish), relu fused into a
-/// convolution's epilogue, and max pooling (plain and adaptive) over windows of NaN among numbers,
-/// all -inf and all NaN.
+/// convolution's epilogue, max pooling (plain and adaptive) over windows of NaN among numbers,
+/// all -inf and all NaN, and softmax over rows holding NaN, +inf, only -inf, or -inf among numbers
+/// (PyTorch: NaN everywhere in the first three, zero where -inf in the last).
 pub fn cases() -> Vec<SpecialCase> {
     let third = 1.0 / 3.0;
     let windows = [NAN, 3.0, -INF, -INF, NAN, NAN];
@@ -40,6 +41,14 @@ pub fn cases() -> Vec<SpecialCase> {
         case("conv(1, 1, bias=false); relu", ROW, vec![NAN, 0.0, INF, 0.0, 0.0, 2.0]),
         case("maxpool([1, 2])", windows, vec![NAN, -INF, NAN]),
         case("adaptive_maxpool([1, 3])", windows, vec![NAN, -INF, NAN]),
+        case("flatten; softmax", ROW, vec![NAN; 6]),
+        case("flatten; softmax", [-INF; 6], vec![NAN; 6]),
+        case("flatten; softmax", [INF, 1.0, 2.0, 3.0, -INF, 0.0], vec![NAN; 6]),
+        case(
+            "flatten; softmax",
+            [-INF, -INF, 0.0, 1.0, 2.0, -INF],
+            vec![0.0, 0.0, 0.090_030_57, 0.244_728_48, 0.665_240_94, 0.0],
+        ),
     ]
 }
 
