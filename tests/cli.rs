@@ -23,6 +23,21 @@ fn check_prints_ok_and_a_summary_line_per_file() {
     assert!(out.contains("ok  specs/resnet50.cnn: model `resnet50`"), "{out}");
 }
 
+/// `check` and `summary` take `--set` as `train` does, so a changed head can be looked at first.
+#[test]
+fn check_and_summary_take_settings() {
+    let o = cnnc(&["check", "specs/alexnet.yaml", "specs/squeezenet1_1.yaml", "--set", "num_classes=2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ok  specs/alexnet.yaml: model `alexnet`, [3, 224, 224] → [2]"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("specs/squeezenet1_1.yaml: model `squeezenet1_1`, [3, 224, 224] → [2]"));
+    let o = cnnc(&["summary", "specs/googlenet.yaml", "--json", "--set", "num_classes=3"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["output"], serde_json::json!([3]), "{v}");
+    let o = cnnc(&["check", "specs/lenet.yaml", "--set", "nope=2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("settable here: `num_classes`"), "{}", stderr(&o));
+}
+
 #[test]
 fn spec_errors_exit_1_and_usage_errors_exit_2() {
     let o = cnnc(&["check", "tests/bad/lenet_fc1_in_features.yaml"]);

@@ -5,19 +5,23 @@ use std::process::ExitCode;
 
 use cnnc::compiler::summary::summarize;
 
-use super::{compile, group, Compiled, SpecPath};
+use super::{compile_with, group, Compiled, SpecPath};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Spec files to check (YAML `.yaml` or DSL `.cnn`).
     #[arg(required = true, value_name = "SPEC")]
     specs: Vec<SpecPath>,
+    /// Give one of the spec's `let` bindings, or a parameter of the module its body calls, a value
+    /// of the spec language: `--set num_classes=2` makes a zoo model's head two-way.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = super::parse_setting)]
+    set: Vec<(String, String)>,
 }
 
 pub fn run(args: Args) -> ExitCode {
     let mut worst = 0u8;
     for path in &args.specs {
-        match compile(path) {
+        match compile_with(path, &args.set) {
             Compiled::Model(model, _) => {
                 let s = summarize(&model, 1);
                 outln!(

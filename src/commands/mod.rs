@@ -176,11 +176,6 @@ pub enum Compiled {
     Failed(u8),
 }
 
-/// Compiles `path`, printing any errors to stderr.
-pub fn compile(path: &Path) -> Compiled {
-    compile_with(path, &[])
-}
-
 /// Compiles `path` with `--set` settings, printing any errors to stderr.
 pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
     let compilation = match cnnc::compiler::compile_path_with(path, settings) {

@@ -7,7 +7,7 @@ use cnnc::compiler::attributes::Attribute;
 use cnnc::compiler::summary::{summarize, train_summary, Summary, TrainSummary};
 use serde_json::{json, Map, Value};
 
-use super::{compile_model, group, SpecPath};
+use super::{compile_model_set, group, SpecPath};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,11 +24,15 @@ pub struct Args {
     /// and the activation memory of forward and backward planned together.
     #[arg(long)]
     train: bool,
+    /// Give one of the spec's `let` bindings, or a parameter of the module its body calls, a value
+    /// of the spec language: `--set num_classes=2` makes a zoo model's head two-way.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = super::parse_setting)]
+    set: Vec<(String, String)>,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let model = match compile_model(&args.spec) {
-        Ok(model) => model,
+    let model = match compile_model_set(&args.spec, &args.set) {
+        Ok((model, _)) => model,
         Err(code) => return code,
     };
     let summary = summarize(&model, args.batch);
