@@ -24,6 +24,8 @@ pub struct Runs {
 /// What one training benchmark measured.
 struct Measured {
     first_step_s: f64,
+    /// Bytes of device memory the trainer holds.
+    device_bytes: u64,
     /// Seconds per step, sorted.
     steps: Vec<f64>,
     /// One more step, dispatch by dispatch (with `--layers`).
@@ -68,7 +70,7 @@ fn measure(gpu: &Gpu, graph: &Graph, runs: &Runs) -> Result<Measured, RuntimeErr
     } else {
         None
     };
-    Ok(Measured { first_step_s, steps, profile })
+    Ok(Measured { first_step_s, device_bytes: trainer.device_bytes(), steps, profile })
 }
 
 /// Each kernel family's total seconds and dispatches in a profile, slowest first.
@@ -112,6 +114,7 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
             "step_ms_min": m.steps[0] * 1e3,
             "step_ms_max": m.steps[m.steps.len() - 1] * 1e3,
             "first_step_s": m.first_step_s,
+            "device_bytes": m.device_bytes,
             "adapter": adapter,
         });
         if let Some(p) = &m.profile {
@@ -134,6 +137,10 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
             m.steps.len()
         );
         outln!("  first step:        {:.2} s  (pipelines, weights, one step)", m.first_step_s);
+        outln!(
+            "  device memory:     {:.1} MiB (parameters, gradients, Adam's state, every value and gradient of a step)",
+            m.device_bytes as f64 / (1 << 20) as f64
+        );
         if let Some(p) = &m.profile {
             let total: f64 = p.dispatches.iter().map(|d| d.2).sum();
             let (n, how) = (p.dispatches.len(), timing_name(p.timing));

@@ -63,6 +63,8 @@ pub struct GpuTrainer {
     pending: usize,
     /// Losses already read back and not yet handed out.
     losses: Vec<(f32, usize)>,
+    /// Bytes of every buffer the trainer holds on the device.
+    device_bytes: u64,
     keys: wgpu::Buffer,
     /// The nodes whose dropout keys are written before each step, in key order.
     key_nodes: Vec<usize>,
@@ -216,7 +218,7 @@ impl GpuTrainer {
         let params: Vec<(Param, Placed)> = params.iter().map(|(p, b)| (p.clone(), place(*b))).collect();
         let grads: Vec<(String, Placed)> = param_grads.iter().map(|(n, b)| (n.clone(), place(*b))).collect();
         let states = state_buffers.into_iter().map(|(n, shape, b)| (n, shape, place(b))).collect();
-        let (buffers, _, _) = arena.finish()?;
+        let (buffers, _, device_bytes) = arena.finish()?;
         // Pipelines are warmed up on their real bindings while the model is built, so parameters
         // and optimizer state are written only now, after the warm-ups.
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("clear") });
@@ -247,6 +249,7 @@ impl GpuTrainer {
             classes,
             pending: 0,
             losses: Vec::new(),
+            device_bytes,
             keys,
             key_nodes,
             options: options.clone(),
@@ -405,6 +408,12 @@ impl GpuTrainer {
             self.pending = 0;
         }
         Ok(())
+    }
+
+    /// Bytes of device memory the trainer's buffers take: parameters, gradients, optimizer state,
+    /// every forward value and gradient of a step, and the scratch of split reductions.
+    pub fn device_bytes(&self) -> u64 {
+        self.device_bytes
     }
 
     /// The losses of the steps run since the last call, in order (waits for them).
