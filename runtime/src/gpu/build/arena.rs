@@ -21,7 +21,13 @@ struct Region {
     buffer: usize,
     offset: u64,
     size: Option<u64>,
+    /// The transient buffer ([`Arena::transient_buffer`]) the region lies in, whose device buffer
+    /// (`buffer`) is chosen by [`Arena::place_transients`].
+    transient: Option<usize>,
 }
+
+/// No device buffer yet: a transient region before [`Arena::place_transients`].
+const UNPLACED: usize = usize::MAX;
 
 /// A texture of the arena (with its view).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -60,6 +66,8 @@ pub(crate) struct Arena {
     uploads: Uploads,
     /// The thread submitting warm-up dispatches, once started.
     warm_up: Option<WarmUp>,
+    /// Each transient buffer's size in bytes.
+    transients: Vec<u64>,
 }
 
 impl Arena {
@@ -82,11 +90,13 @@ impl Arena {
             dummy,
             uploads: Uploads::new(&gpu.device),
             warm_up: None,
+            transients: Vec::new(),
         }
     }
 
     /// The device buffer `id` lies in.
     pub fn buffer(&self, id: BufferId) -> &wgpu::Buffer {
+        debug_assert_ne!(self.regions[id.0].buffer, UNPLACED, "a transient region is placed before use");
         &self.buffers[self.regions[id.0].buffer]
     }
 
@@ -97,7 +107,7 @@ impl Arena {
 
     fn push_buffer(&mut self, buffer: wgpu::Buffer) -> BufferId {
         self.buffers.push(buffer);
-        self.regions.push(Region { buffer: self.buffers.len() - 1, offset: 0, size: None });
+        self.regions.push(Region { buffer: self.buffers.len() - 1, offset: 0, size: None, transient: None });
         BufferId(self.regions.len() - 1)
     }
 
@@ -111,7 +121,7 @@ impl Arena {
         debug_assert_eq!(offset % (self.view_alignment() as u64 * 4), 0, "views are aligned");
         let size = (floats.max(4) as u64 * 4).next_multiple_of(16);
         debug_assert!(outer.size.is_none_or(|s| start as u64 * 4 + size <= s), "a view lies inside its region");
-        self.regions.push(Region { buffer: outer.buffer, offset, size: Some(size) });
+        self.regions.push(Region { buffer: outer.buffer, offset, size: Some(size), transient: outer.transient });
         BufferId(self.regions.len() - 1)
     }
 
@@ -125,6 +135,53 @@ impl Arena {
     /// A buffer of at least `bytes` that kernels write.
     pub fn activation_buffer(&mut self, bytes: usize, label: &str) -> BufferId {
         self.writable_buffer(bytes, label, wgpu::BufferUsages::empty())
+    }
+
+    /// A buffer of at least `bytes` that kernels write within one submission only, so that it may
+    /// share device memory with others whose uses do not overlap its own: it has no device buffer
+    /// until [`Arena::place_transients`] gives it one, and nothing may be bound to it before.
+    pub fn transient_buffer(&mut self, bytes: usize) -> BufferId {
+        self.transients.push((bytes.max(16) as u64).next_multiple_of(16));
+        let transient = Some(self.transients.len() - 1);
+        self.regions.push(Region { buffer: UNPLACED, offset: 0, size: None, transient });
+        BufferId(self.regions.len() - 1)
+    }
+
+    /// The transient buffer `id` lies in, if any.
+    pub fn transient_of(&self, id: BufferId) -> Option<usize> {
+        self.regions[id.0].transient
+    }
+
+    /// The size in bytes of each transient buffer made so far.
+    pub fn transient_sizes(&self) -> &[u64] {
+        &self.transients
+    }
+
+    /// Makes the device buffers of the transient buffers: transient `t` lies at the start of shared
+    /// buffer `shared[t]`, which is as large as the largest transient placed in it.
+    pub fn place_transients(&mut self, shared: &[usize]) {
+        let count = shared.iter().map(|s| s + 1).max().unwrap_or(0);
+        let mut sizes = vec![0u64; count];
+        for (t, s) in shared.iter().enumerate() {
+            sizes[*s] = sizes[*s].max(self.transients[t]);
+        }
+        let buffers: Vec<usize> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let id = self.writable_buffer(
+                    *bytes as usize,
+                    &format!("shared transient {i}"),
+                    wgpu::BufferUsages::empty(),
+                );
+                self.regions[id.0].buffer
+            })
+            .collect();
+        for region in &mut self.regions {
+            if let Some(t) = region.transient {
+                region.buffer = buffers[shared[t]];
+            }
+        }
     }
 
     /// A buffer of weights that kernels write (the optimizer) and that small kernels may also bind

@@ -45,7 +45,7 @@ impl Lowering<'_> {
                         (Some(unrolled), Some(bias)) => {
                             let unrolled = UnrolledWeightGrad { bias: true, ..unrolled };
                             let (oc, parts) = (c.out_channels, unrolled.partials());
-                            let scratch = self.arena.activation_buffer((len + oc) * parts * 4, "partial sums");
+                            let scratch = self.transient((len + oc) * parts);
                             self.dispatch(&unrolled, &binds(scratch));
                             let bias_grad = (self.param_grad)(&bias.name);
                             for (to, results, offset) in [(buffer, len, 0), (bias_grad, oc, len)] {
@@ -278,7 +278,7 @@ impl Lowering<'_> {
         let pass = move |pass| BatchNormKernel { pass, n: batch, channels: c, positions: h * w, eps, momentum: 0.0 };
         let stats = self.stats[id.index()].expect("the forward kept the statistics");
         let m = pass(BatchNormPass::BackwardPartials).partials();
-        let partials = self.arena.activation_buffer(2 * c * m * 4, "batch-norm partial sums");
+        let partials = self.transient(2 * c * m);
         let (xb, dyb, statsb) = (Bind::Buffer(self.value(x)), Bind::Buffer(dy), Bind::Buffer(stats));
         self.dispatch(&pass(BatchNormPass::BackwardPartials), &[xb, dyb, statsb, Bind::Buffer(partials)]);
         // Rows 0..C of the partial sums are dβ's, rows C..2C dγ's.
@@ -290,7 +290,7 @@ impl Lowering<'_> {
                     param_grads.push((p.name.clone(), buffer));
                     buffer
                 }
-                None => self.arena.activation_buffer(c * 4, "batch-norm gradient"),
+                None => self.transient(c),
             };
             let reduce = ReducePartials { results: c, partials: m, offset };
             self.dispatch(&reduce, &[Bind::Buffer(partials), Bind::Buffer(buffer)]);

@@ -1,5 +1,6 @@
-//! The training-mode forward of each op: every value in a buffer of its own, kept for the backward
-//! pass (a convolution or linear layer that only a ReLU reads applies it, and the two share one);
+//! The training-mode forward of each op: every value in a transient buffer of its own, kept until
+//! its last reader in the backward pass (a convolution or linear layer that only a ReLU reads
+//! applies it, and the two share one);
 //! batch-norm with batch statistics, dropout and stochastic depth with the step's masks.
 
 use cnnc_ir::graph::{Activation, Conv2d, Node, NodeId, Op, ParamKind};
@@ -28,7 +29,7 @@ impl Lowering<'_> {
         }
         let out = match node.op {
             Op::Input => io.input,
-            _ => self.arena.activation_buffer(self.elements(id) * 4, &node.path),
+            _ => self.transient(self.elements(id)),
         };
         self.values[id.index()] = Some(out);
         let n = self.batch;
@@ -150,11 +151,7 @@ impl Lowering<'_> {
                 let (first, rest) = node.inputs.split_first().expect("add has inputs");
                 let mut acc = self.value(*first);
                 for (i, other) in rest.iter().enumerate() {
-                    let to = if i + 1 == rest.len() {
-                        out
-                    } else {
-                        self.arena.activation_buffer(self.elements(id) * 4, "partial sum")
-                    };
+                    let to = if i + 1 == rest.len() { out } else { self.transient(self.elements(id)) };
                     let binds = [
                         Bind::Buffer(acc),
                         Bind::Buffer(self.value(*other)),
@@ -171,11 +168,9 @@ impl Lowering<'_> {
                 let [c, h, w] = self.chw(x);
                 let pass =
                     |pass| BatchNormKernel { pass, n, channels: c, positions: h * w, eps: *eps, momentum: *momentum };
-                let stats = self.arena.activation_buffer(4 * c * 4, "batch statistics");
+                let stats = self.transient(4 * c);
                 self.stats[id.index()] = Some(stats);
-                let partials = self
-                    .arena
-                    .activation_buffer(2 * c * pass(BatchNormPass::Stats).partials() * 4, "batch-norm partial sums");
+                let partials = self.transient(2 * c * pass(BatchNormPass::Stats).partials());
                 let xb = Bind::Buffer(self.value(x));
                 self.dispatch(&pass(BatchNormPass::ForwardPartials), &[xb, xb, xb, Bind::Buffer(partials)]);
                 let binds = [

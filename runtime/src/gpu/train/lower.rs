@@ -15,7 +15,7 @@ use super::pack::Pack;
 use crate::gpu::build::arena::{Arena, Bind, BufferId};
 use crate::gpu::build::linear::weight_row_blocks;
 use crate::gpu::kernels::{
-    ActivationGrad, CrossEntropyKernel, Elementwise, ElementwiseOp, KernelParams, LossSum, OptimizerKernel,
+    ActivationGrad, CrossEntropyKernel, Elementwise, ElementwiseOp, Kernel, KernelParams, LossSum, OptimizerKernel,
     ReducePartials, UpdateRule,
 };
 use crate::gpu::record::Step;
@@ -53,8 +53,10 @@ pub(super) struct Lowering<'a> {
     pub relu_masks: Vec<Option<NodeId>>,
     /// The gradient of each node's output, once its first contribution is placed.
     pub grads: Vec<Option<BufferId>>,
-    pub steps: Vec<Step>,
-    /// For each of `steps`: what it does (`forward conv1`, `backward conv1`, `loss`, `optimizer
+    /// The step's dispatches, in order: kernels and bindings, made into [`Step`]s by
+    /// [`Lowering::finish`] once the transient buffers have device memory.
+    pub pending: Vec<(Kernel, Vec<Bind>)>,
+    /// For each of `pending`: what it does (`forward conv1`, `backward conv1`, `loss`, `optimizer
     /// conv1.weight`) and its kernel family.
     pub labels: Vec<(String, &'static str)>,
     /// The label of the work being lowered.
@@ -85,9 +87,63 @@ impl Lowering<'_> {
 
     pub(super) fn dispatch(&mut self, params: &impl KernelParams, binds: &[Bind]) {
         let kernel = params.kernel();
-        let step = self.arena.dispatch(&kernel, binds);
-        self.steps.push(step);
         self.labels.push((self.doing.clone(), kernel.family.name()));
+        self.pending.push((kernel, binds.to_vec()));
+    }
+
+    /// A buffer for one step's value, gradient or scratch: it shares device memory with others
+    /// whose uses in the step do not overlap its own ([`Lowering::finish`]).
+    pub(super) fn transient(&mut self, floats: usize) -> BufferId {
+        self.arena.transient_buffer(floats * 4)
+    }
+
+    /// The step's dispatches, after giving the transient buffers device memory: each is live from
+    /// the first dispatch that binds it to the last, and takes a shared buffer none of whose
+    /// earlier tenants is still live (the closest in size that is large enough, else the largest,
+    /// which grows), in order of first use. No kernel reads a transient buffer before the step
+    /// writes it, so what an earlier tenant left there is never seen.
+    /// Also returns the bytes the transient buffers take shared, and would take each in a buffer of
+    /// its own.
+    pub(super) fn finish(&mut self) -> (Vec<Step>, u64, u64) {
+        let sizes = self.arena.transient_sizes().to_vec();
+        let mut live: Vec<Option<(usize, usize)>> = vec![None; sizes.len()];
+        for (i, (_, binds)) in self.pending.iter().enumerate() {
+            for bind in binds {
+                if let Some(t) = match bind {
+                    Bind::Buffer(b) => self.arena.transient_of(*b),
+                    _ => None,
+                } {
+                    let (first, last) = live[t].unwrap_or((i, i));
+                    live[t] = Some((first.min(i), last.max(i)));
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..sizes.len()).collect();
+        order.sort_by_key(|t| live[*t].map_or(usize::MAX, |(first, _)| first));
+        // Each shared buffer's size so far and the last dispatch of its current tenant.
+        let mut shared: Vec<(u64, usize)> = Vec::new();
+        let mut placed = vec![0usize; sizes.len()];
+        for t in order {
+            // A transient no dispatch binds keeps a buffer of its own.
+            let (first, last) = live[t].unwrap_or((usize::MAX, usize::MAX));
+            let free = |(_, busy): &(u64, usize)| *busy < first;
+            let fitting =
+                shared.iter().enumerate().filter(|(_, s)| free(s) && s.0 >= sizes[t]).min_by_key(|(_, s)| s.0);
+            let growing = || shared.iter().enumerate().filter(|(_, s)| free(s)).max_by_key(|(_, s)| s.0);
+            let at = match fitting.or_else(growing) {
+                Some((at, _)) => at,
+                None => {
+                    shared.push((0, 0));
+                    shared.len() - 1
+                }
+            };
+            shared[at] = (shared[at].0.max(sizes[t]), last);
+            placed[t] = at;
+        }
+        self.arena.place_transients(&placed);
+        let pending = std::mem::take(&mut self.pending);
+        let steps = pending.iter().map(|(kernel, binds)| self.arena.dispatch(kernel, binds)).collect();
+        (steps, shared.iter().map(|(bytes, _)| bytes).sum(), sizes.iter().sum())
     }
 
     /// `[C, H, W]` of a node's output, or `[F, 1, 1]` for features.
@@ -128,7 +184,7 @@ impl Lowering<'_> {
     pub fn loss(&mut self, loss: &CrossEntropy, losses: &[(NodeId, f64)], io: &Io) {
         for (h, (head, weight)) in losses.iter().enumerate() {
             let classes = self.graph.node(*head).shape.elements() as usize;
-            let dlogits = self.arena.activation_buffer(self.elements(*head) * 4, "dlogits");
+            let dlogits = self.transient(self.elements(*head));
             self.grads[head.index()] = Some(dlogits);
             let params = CrossEntropyKernel {
                 n: self.batch,
@@ -173,7 +229,7 @@ impl Lowering<'_> {
             produce(self, dest);
             return;
         }
-        let scratch = self.arena.activation_buffer(results * partials * 4, "partial sums");
+        let scratch = self.transient(results * partials);
         produce(self, scratch);
         self.dispatch(&ReducePartials { results, partials, offset: 0 }, &[Bind::Buffer(scratch), Bind::Buffer(dest)]);
     }
@@ -183,11 +239,11 @@ impl Lowering<'_> {
     pub(super) fn target(&mut self, input: NodeId) -> (BufferId, bool) {
         match self.grads[input.index()] {
             None => {
-                let b = self.arena.activation_buffer(self.elements(input) * 4, "gradient");
+                let b = self.transient(self.elements(input));
                 self.grads[input.index()] = Some(b);
                 (b, false)
             }
-            Some(_) => (self.arena.activation_buffer(self.elements(input) * 4, "gradient part"), true),
+            Some(_) => (self.transient(self.elements(input)), true),
         }
     }
 
@@ -196,7 +252,7 @@ impl Lowering<'_> {
     pub(super) fn accumulate(&mut self, input: NodeId, part: BufferId) {
         let acc = self.grads[input.index()].expect("the first contribution is placed");
         let len = self.elements(input);
-        let sum = self.arena.activation_buffer(len * 4, "gradient sum");
+        let sum = self.transient(len);
         let add = Elementwise {
             op: ElementwiseOp::Add,
             n: 1,

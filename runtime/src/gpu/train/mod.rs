@@ -3,7 +3,9 @@
 //! submission. The step's loss goes to a history buffer on the device, read back only when asked
 //! for (or when the history is full), so steps do not wait for each other. Every gradient element
 //! is written by one invocation summing in a fixed order, so two runs from the same weights give
-//! bit-identical results on one adapter.
+//! bit-identical results on one adapter. Values, gradients and scratch are transient buffers that
+//! share device memory wherever their lives in the step (first to last dispatch binding them) do
+//! not overlap (`Lowering::finish`): ResNet-18 at batch 8 holds 579 MiB instead of 1,068 MiB.
 //!
 //! The kernels read storage buffers; the convolution and linear gradients work on tiles (several
 //! channels or a 4 × 4 block per invocation, each element still summed by one invocation in a fixed
@@ -65,6 +67,9 @@ pub struct GpuTrainer {
     losses: Vec<(f32, usize)>,
     /// Bytes of every buffer the trainer holds on the device.
     device_bytes: u64,
+    /// What they would be with every value, gradient and scratch buffer of a step in a buffer of
+    /// its own.
+    unshared_bytes: u64,
     keys: wgpu::Buffer,
     /// The nodes whose dropout keys are written before each step, in key order.
     key_nodes: Vec<usize>,
@@ -164,7 +169,7 @@ impl GpuTrainer {
             relu_masks: Vec::new(),
             fused_relu: fused_relus(graph, &backward.losses.iter().map(|(node, _)| *node).collect::<Vec<_>>()),
             grads: vec![None; graph.len()],
-            steps: Vec::new(),
+            pending: Vec::new(),
             labels: Vec::new(),
             doing: String::new(),
             stats: vec![None; graph.len()],
@@ -192,7 +197,7 @@ impl GpuTrainer {
             lowering.doing = format!("backward {}", layer_name(graph.node(step.node)));
             lowering.backward(step, &contributions, &mut param_grads);
         }
-        let optimizer_start = lowering.steps.len();
+        let optimizer_start = lowering.pending.len();
         for pack in 0..packed.packs.len() {
             lowering.doing = format!("optimizer ({})", packed.contents(pack));
             lowering.optimizer(&optimizer.optimizer, &packed.packs[pack], io.hyper);
@@ -204,11 +209,11 @@ impl GpuTrainer {
                 state_buffers.push((format!("{name}.{state}"), p.shape.clone(), packed.state(name, i)));
             }
         }
+        let (steps, shared_bytes, unshared_bytes) = lowering.finish();
         if let Some(e) = pollster::block_on(scope.pop()) {
             let (layer, span) = (graph.meta.name.clone(), graph.node(graph.output).span);
             return Err(RuntimeError::Kernel { layer, span, message: format!("training step: {e}") });
         }
-        let steps = std::mem::take(&mut lowering.steps);
         let step_labels = std::mem::take(&mut lowering.labels);
         let key_nodes: Vec<usize> = lowering.keys.iter().map(|id| id.index()).collect();
         let keep = |b: BufferId| arena.buffer(b).clone();
@@ -250,6 +255,7 @@ impl GpuTrainer {
             pending: 0,
             losses: Vec::new(),
             device_bytes,
+            unshared_bytes: device_bytes - shared_bytes + unshared_bytes,
             keys,
             key_nodes,
             options: options.clone(),
@@ -414,6 +420,12 @@ impl GpuTrainer {
     /// every forward value and gradient of a step, and the scratch of split reductions.
     pub fn device_bytes(&self) -> u64 {
         self.device_bytes
+    }
+
+    /// What [`GpuTrainer::device_bytes`] would be without sharing: every value, gradient and
+    /// scratch buffer of a step in a buffer of its own.
+    pub fn unshared_device_bytes(&self) -> u64 {
+        self.unshared_bytes
     }
 
     /// The losses of the steps run since the last call, in order (waits for them).
