@@ -141,9 +141,11 @@ impl Arena {
     /// share device memory with others whose uses do not overlap its own: it has no device buffer
     /// until [`Arena::place_transients`] gives it one, and nothing may be bound to it before.
     pub fn transient_buffer(&mut self, bytes: usize) -> BufferId {
-        self.transients.push((bytes.max(16) as u64).next_multiple_of(16));
+        let bytes = (bytes.max(16) as u64).next_multiple_of(16);
+        self.transients.push(bytes);
         let transient = Some(self.transients.len() - 1);
-        self.regions.push(Region { buffer: UNPLACED, offset: 0, size: None, transient });
+        // Bound as large as the transient itself, not the buffer it comes to share.
+        self.regions.push(Region { buffer: UNPLACED, offset: 0, size: Some(bytes), transient });
         BufferId(self.regions.len() - 1)
     }
 

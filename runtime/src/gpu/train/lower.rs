@@ -1,5 +1,5 @@
-//! Lowering a training step to dispatches: the training-mode forward (every value in a buffer of its
-//! own, kept for the backward pass; `forward.rs`), the loss, the backward steps `cnnc_ir::autodiff`
+//! Lowering a training step to dispatches: the training-mode forward (every value in a transient
+//! buffer of its own, kept until its last reader in the backward pass; `forward.rs`), the loss, the backward steps `cnnc_ir::autodiff`
 //! planned (`backward.rs`), and one optimizer dispatch per pack of trainable tensors (`pack.rs`). This file holds the
 //! state they share, the placing of gradients, the loss, the optimizer and what is supported.
 //!
@@ -124,8 +124,12 @@ impl Lowering<'_> {
         let mut shared: Vec<(u64, usize)> = Vec::new();
         let mut placed = vec![0usize; sizes.len()];
         for t in order {
-            // A transient no dispatch binds keeps a buffer of its own.
-            let (first, last) = live[t].unwrap_or((usize::MAX, usize::MAX));
+            let Some((first, last)) = live[t] else {
+                // A transient no dispatch binds gets a buffer of its own, which nothing shares.
+                shared.push((sizes[t], usize::MAX));
+                placed[t] = shared.len() - 1;
+                continue;
+            };
             let free = |(_, busy): &(u64, usize)| *busy < first;
             let fitting =
                 shared.iter().enumerate().filter(|(_, s)| free(s) && s.0 >= sizes[t]).min_by_key(|(_, s)| s.0);
