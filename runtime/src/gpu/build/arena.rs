@@ -209,12 +209,10 @@ impl Arena {
         self.push_buffer(buffer)
     }
 
-    /// A buffer holding `data` (padded with zeros to whole vec4s) that kernels bind as a uniform
-    /// buffer of vec4s (the unrolled convolution's weights).
+    /// A buffer holding `data` that kernels bind as a uniform buffer of vec4s (the unrolled
+    /// convolution's weights); uploads come in whole vec4s, zeros after `data`.
     pub fn uniform_data_buffer(&mut self, data: &[f32], label: &str) -> BufferId {
-        let mut padded = data.to_vec();
-        padded.resize(data.len().next_multiple_of(4), 0.0);
-        let buffer = self.uploads.buffer(bytemuck::cast_slice(&padded), wgpu::BufferUsages::UNIFORM, label);
+        let buffer = self.uploads.buffer(bytemuck::cast_slice(data), wgpu::BufferUsages::UNIFORM, label);
         self.push_buffer(buffer)
     }
 
