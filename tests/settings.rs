@@ -48,18 +48,18 @@ fn a_zoo_models_head_and_lets_are_set_from_the_command_line() {
     assert!(format!("{:?}", model.graph.nodes().map(|(_, n)| &n.op).collect::<Vec<_>>()).contains("0.25"));
 }
 
-/// A fine-tuning spec is four lines: the library, a name, the input, the zoo module with a new head;
-/// its weights keep torchvision's state_dict names (`tests/reference/torchvision_facts.json`), the
-/// last layer two-way.
+/// A fine-tuning spec is three lines: the library, a name, the zoo module with a new head. The
+/// input and preprocessing come from the module; its weights keep torchvision's state_dict names
+/// (`tests/reference/torchvision_facts.json`), the last layer two-way. The DSL spelling is the same
+/// model.
 #[test]
-fn a_fine_tuning_spec_is_four_lines() {
-    let dir = std::env::temp_dir().join(format!("cnnc-four-lines-{}", std::process::id()));
+fn a_fine_tuning_spec_is_three_lines() {
+    let dir = std::env::temp_dir().join(format!("cnnc-three-lines-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let spec = dir.join("ants_bees.yaml");
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/lib/alexnet.yaml");
-    let text =
-        format!("import: {}\nmodel: ants_bees\ninput: [3, 224, 224]\nbody: alexnet(num_classes=2)\n", lib.display());
-    std::fs::write(&spec, text).unwrap();
+    let spec = dir.join("ants_bees.yaml");
+    std::fs::write(&spec, format!("import: {}\nmodel: ants_bees\nbody: alexnet(num_classes=2)\n", lib.display()))
+        .unwrap();
     let model = set(spec.to_str().unwrap(), &[]).unwrap_or_else(|d| panic!("{d:?}"));
     assert_eq!(classes(&model), 2);
     let facts: serde_json::Value =
@@ -73,6 +73,94 @@ fn a_fine_tuning_spec_is_four_lines() {
     assert_eq!(names, want);
     let head = params.iter().find(|p| p.name == "classifier.6.weight").unwrap();
     assert_eq!(head.shape, [2, 4096]);
+    // Input and preprocessing are the zoo spec's (torchvision's AlexNet_Weights transforms).
+    let zoo = set("specs/alexnet.yaml", &[("num_classes", "2")]).unwrap().graph;
+    assert_eq!(model.graph.node(model.graph.input).shape, zoo.node(zoo.input).shape);
+    let pre = |g: &cnnc::compiler::graph::Graph| (g.meta.resize, g.meta.crop, g.meta.mean.clone(), g.meta.std.clone());
+    assert_eq!(pre(&model.graph), pre(&zoo));
+    assert_eq!(pre(&zoo), (Some(256), Some(224), Some(vec![0.485, 0.456, 0.406]), Some(vec![0.229, 0.224, 0.225])));
+    let dsl = dir.join("ants_bees.cnn");
+    let lib = lib.with_extension("cnn");
+    let lib = if lib.exists() { lib } else { lib.with_extension("yaml") };
+    std::fs::write(&dsl, format!("import {:?}\nmodel ants_bees {{ body alexnet(num_classes=2) }}\n", lib.display()))
+        .unwrap();
+    let spelled = set(dsl.to_str().unwrap(), &[]).unwrap_or_else(|d| panic!("{d:?}")).graph;
+    let layers = |g: &cnnc::compiler::graph::Graph| -> Vec<String> {
+        g.nodes().map(|(_, n)| format!("{} {:?} {:?}", n.path, n.op, n.shape)).collect()
+    };
+    assert_eq!(layers(&spelled), layers(&model.graph));
+    assert_eq!(pre(&spelled), pre(&zoo));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Every library module that declares an input and preprocessing declares the ones of the zoo
+/// specs that call it (torchvision's weights' transforms), and such a zoo spec without its own
+/// `input:` and `preprocess:` compiles to the same model. A model's own `input:` wins over the
+/// module's, and takes none of the module's preprocessing with it.
+#[test]
+fn zoo_modules_declare_the_input_and_preprocessing_of_their_weights() {
+    let dir = std::env::temp_dir().join(format!("cnnc-module-input-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut declared = 0;
+    for entry in std::fs::read_dir("specs").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Some(import) = text.lines().find_map(|l| l.strip_prefix("import: ")) else { continue };
+        let stripped: String = text
+            .lines()
+            .filter(|l| !l.starts_with("input:") && !l.starts_with("preprocess:") && !l.starts_with('#'))
+            .map(|l| match l.strip_prefix("import: ") {
+                Some(_) => {
+                    format!("import: {}", Path::new(env!("CARGO_MANIFEST_DIR")).join("specs").join(import).display())
+                }
+                None => l.replace("labels: labels/", &format!("labels: {}/specs/labels/", env!("CARGO_MANIFEST_DIR"))),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let copy = dir.join(path.file_name().unwrap());
+        std::fs::write(&copy, stripped).unwrap();
+        let zoo = set(path.to_str().unwrap(), &[]).unwrap().graph;
+        let Ok(bare) = set(copy.to_str().unwrap(), &[]) else { continue };
+        declared += 1;
+        let bare = bare.graph;
+        let facts = |g: &cnnc::compiler::graph::Graph| {
+            (
+                g.node(g.input).shape.clone(),
+                g.meta.resize,
+                g.meta.crop,
+                g.meta.mean.clone(),
+                g.meta.std.clone(),
+                g.len(),
+            )
+        };
+        assert_eq!(facts(&bare), facts(&zoo), "{}", path.display());
+    }
+    // All but EfficientNet (whose variants differ in input size) declare theirs.
+    assert!(declared >= 38, "{declared} zoo specs took their module's input");
+    // The model's own input wins, without the module's preprocessing (AlexNet at 256 pixels, whose
+    // module crops to 224).
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/lib/alexnet.yaml");
+    let spec = dir.join("own_input.yaml");
+    std::fs::write(&spec, format!("import: {}\nmodel: m\ninput: [3, 256, 256]\nbody: alexnet()\n", lib.display()))
+        .unwrap();
+    let own = set(spec.to_str().unwrap(), &[]).unwrap().graph;
+    assert_eq!(own.node(own.input).shape.dims(), [3, 256, 256]);
+    assert_eq!((own.meta.resize, own.meta.crop), (None, None));
+    // A module that declares no input: the error says so, at the model and at the module.
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/lib/efficientnet.yaml");
+    let spec = dir.join("no_input.yaml");
+    let text = format!(
+        "import: {}\nmodel: m\nbody: efficientnet(width_mult=1.0, depth_mult=1.0, dropout=0.2)\n",
+        lib.display()
+    );
+    std::fs::write(&spec, text).unwrap();
+    let diags = set(spec.to_str().unwrap(), &[]).expect_err("no input");
+    assert_eq!(diags.len(), 1);
+    assert!(diags[0].message.contains("has no `input:`"), "{:?}", diags[0]);
+    assert!(format!("{:?}", diags[0]).contains("module `efficientnet` declares no input"), "{:?}", diags[0]);
     std::fs::remove_dir_all(dir).ok();
 }
 

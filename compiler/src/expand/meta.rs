@@ -9,7 +9,7 @@ use crate::check;
 use crate::diagnostic::Diagnostic;
 use crate::graph::{Meta, Shape};
 use crate::source::SourceMap;
-use crate::spec::ast::{Expr, ModelDef};
+use crate::spec::ast::{Expr, ModelDef, ModuleDef, Preprocess};
 
 /// The most labels a label file may hold.
 const MAX_LABELS: usize = 1_000_000;
@@ -38,18 +38,34 @@ pub fn input_shape(expr: &Expr, env: &Env) -> Result<Shape, Diagnostic> {
     }
 }
 
-/// Evaluates preprocessing, labels and checkpoint options; `input` and `output` are the model's
-/// input and output shapes (without the batch).
+/// The error for a model with no `input:` whose body is not one call of a module that declares one.
+pub fn missing_input(model: &ModelDef, module: Option<&ModuleDef>) -> Diagnostic {
+    let d = Diagnostic::error("cnnc::spec::missing_key", format!("model `{}` has no `input:`", model.name.name))
+        .at(model.span, "model defined here");
+    match module {
+        Some(m) => d.also(m.name.span, format!("module `{}` declares no input of its own", m.name.name)).help(
+            "add the input shape without the batch, e.g. `input: [3, 224, 224]` (`input [3, 224, 224]` in the DSL)",
+        ),
+        None => d.help(
+            "add the input shape without the batch, e.g. `input: [3, 224, 224]` (`input [3, 224, 224]` in the DSL); \
+             a model whose body is one call of a module that declares `input:` takes the module's",
+        ),
+    }
+}
+
+/// Evaluates preprocessing (`pre`, the model's own or the one its module declares, with the
+/// environment it is evaluated in), labels and checkpoint options; `input` and `output` are the
+/// model's input and output shapes (without the batch).
 pub fn evaluate(
     model: &ModelDef,
-    env: &Env,
+    pre: Option<(&Preprocess, &Env)>,
     input: &Shape,
     output: &Shape,
     sources: &SourceMap,
 ) -> Result<Meta, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut meta = Meta { name: model.name.name.clone(), ..Meta::default() };
-    if let Some(pre) = &model.preprocess {
+    if let Some((pre, env)) = pre {
         meta.resize = size(pre.resize.as_ref(), env, &mut diags);
         meta.crop = size(pre.crop.as_ref(), env, &mut diags);
         meta.mean = floats(pre.mean.as_ref(), env, &mut diags);

@@ -82,7 +82,23 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
             Err(d) => x.diags.push(d),
         }
     }
-    let input = meta::input_shape(&model.input, &env);
+    // A model without `input:` takes its module's, with the module's preprocessing unless it has
+    // its own; both are constants of the module, evaluated without the model's bindings.
+    let module = model.body_call().and_then(|call| x.modules.get(call.func.name.as_str()).copied());
+    let module_env = Env::default();
+    let (input_expr, input_env, preprocess) = match (&model.input, module.and_then(|m| m.input.as_ref())) {
+        (Some(own), _) => (own, &env, model.preprocess.as_ref().map(|p| (p, &env))),
+        (None, Some(declared)) => {
+            let own = model.preprocess.as_ref().map(|p| (p, &env));
+            let theirs = module.and_then(|m| m.preprocess.as_ref()).map(|p| (p, &module_env));
+            (declared, &module_env, own.or(theirs))
+        }
+        (None, None) => {
+            x.diags.push(meta::missing_input(model, module));
+            return Err(x.diags);
+        }
+    };
+    let input = meta::input_shape(input_expr, input_env);
     let input = match input {
         Ok(shape) => shape,
         Err(d) => {
@@ -90,7 +106,7 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
             return Err(x.diags);
         }
     };
-    x.graph = Some(Graph::new(input.clone(), model.input.span));
+    x.graph = Some(Graph::new(input.clone(), input_expr.span));
     let start = Flow { node: NodeId::INPUT, shape: Some(input) };
     let out = x.run_body(&model.body, &env, "", start);
     let mut graph = x.graph.take().expect("graph was created above");
@@ -120,7 +136,7 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
     }
     if let Some(shape) = &out.shape {
         let input = graph.node(graph.input).shape.clone();
-        match meta::evaluate(model, &env, &input, shape, sources) {
+        match meta::evaluate(model, preprocess, &input, shape, sources) {
             Ok(meta) => graph.meta = meta,
             Err(mut ds) => x.diags.append(&mut ds),
         }

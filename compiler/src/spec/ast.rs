@@ -177,6 +177,13 @@ pub struct ModuleDef {
     pub params: Vec<ParamDef>,
     pub lets: Vec<LetBinding>,
     pub body: Body,
+    /// The input shape the module expects when it is a model's whole body (`[3, 224, 224]` for
+    /// AlexNet): a model without `input:` whose body is one call of this module takes it. A
+    /// constant: it may not refer to the module's parameters.
+    pub input: Option<Expr>,
+    /// Its pretrained weights' preprocessing (torchvision's `weights.transforms()`), taken the same
+    /// way by a model without `preprocess:`.
+    pub preprocess: Option<Preprocess>,
     pub span: Span,
 }
 
@@ -217,7 +224,8 @@ pub struct Alias {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelDef {
     pub name: Ident,
-    pub input: Expr,
+    /// `None` when the spec leaves it to the module its body calls (see [`ModuleDef::input`]).
+    pub input: Option<Expr>,
     pub lets: Vec<LetBinding>,
     pub body: Body,
     pub preprocess: Option<Preprocess>,
@@ -227,6 +235,40 @@ pub struct ModelDef {
     pub training_weights: Option<(bool, Span)>,
     pub aliases: Vec<Alias>,
     pub span: Span,
+}
+
+impl ModelDef {
+    /// The call that is the model's whole body (`body: alexnet(num_classes=2)`, or a one-item
+    /// sequence of it), if it is one: the call whose module parameters `--set` may give and whose
+    /// module's `input`/`preprocess` a model without its own takes.
+    pub fn body_call(&self) -> Option<&Call> {
+        match &self.body {
+            Body::Single(item) => match &item.kind {
+                ItemKind::Layer(call) => Some(call),
+                _ => None,
+            },
+            Body::Seq(items) if items.len() == 1 => match &items[0].kind {
+                ItemKind::Layer(call) => Some(call),
+                _ => None,
+            },
+            Body::Seq(_) => None,
+        }
+    }
+
+    /// [`ModelDef::body_call`], to change its arguments.
+    pub fn body_call_mut(&mut self) -> Option<&mut Call> {
+        match &mut self.body {
+            Body::Single(item) => match &mut item.kind {
+                ItemKind::Layer(call) => Some(call),
+                _ => None,
+            },
+            Body::Seq(items) if items.len() == 1 => match &mut items[0].kind {
+                ItemKind::Layer(call) => Some(call),
+                _ => None,
+            },
+            Body::Seq(_) => None,
+        }
+    }
 }
 
 /// One piece of a name template: literal text or an interpolated `{expr}`.

@@ -92,15 +92,18 @@ impl Cx {
         let mut inner = parts(pair);
         let name = lower_ident(inner.next()?, self.at);
         let (mut params, mut lets, mut body) = (Vec::new(), Vec::new(), None);
+        let (mut input, mut preprocess) = (None, None);
         for p in inner {
             match p.as_rule() {
                 Rule::dsl_params => params = p.into_inner().filter_map(|p| self.param(p)).collect(),
                 Rule::dsl_let => lets.push(self.binding(p)),
+                Rule::dsl_input => input = Some(lower_expr(first(p), self.at)),
+                Rule::dsl_preprocess => preprocess = Some(self.preprocess(p)),
                 Rule::dsl_body => body = Some(self.body(first(p))),
                 _ => {}
             }
         }
-        Some(ModuleDef { name, params, lets, body: body?, span })
+        Some(ModuleDef { name, params, lets, body: body?, input, preprocess, span })
     }
 
     fn param(&mut self, pair: Pair<'_, Rule>) -> Option<ParamDef> {
@@ -164,24 +167,10 @@ impl Cx {
                 .at(name.span, "model defined here")
                 .help(format!("add `{what} {example}` inside the braces"))
         };
-        if input.is_none() {
-            self.diags.push(missing("input", "[3, 224, 224]"));
-        }
         if body.is_none() {
             self.diags.push(missing("body", "[...layers...]"));
         }
-        Some(ModelDef {
-            name,
-            input: input?,
-            lets,
-            body: body?,
-            preprocess,
-            train,
-            labels,
-            training_weights,
-            aliases,
-            span,
-        })
+        Some(ModelDef { name, input, lets, body: body?, preprocess, train, labels, training_weights, aliases, span })
     }
 
     /// `train { optimizer: "sgd", lr: 0.001, batch: 8 }`: each value an expression.

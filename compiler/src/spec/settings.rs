@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::ast::{Arg, Body, Ident, ItemKind, SpecFile};
+use super::ast::{Arg, Ident, SpecFile};
 use super::expr::{parse_expr, TextAt};
 use crate::diagnostic::Diagnostic;
 use crate::source::{SourceMap, Span};
@@ -47,17 +47,8 @@ pub fn apply(files: &mut [SpecFile], settings: &[(String, String)], sources: &mu
             binding.value = expr;
             continue;
         }
-        let call = match &mut model.body {
-            Body::Single(item) => match &mut item.kind {
-                ItemKind::Layer(call) => Some(call),
-                _ => None,
-            },
-            Body::Seq(items) if items.len() == 1 => match &mut items[0].kind {
-                ItemKind::Layer(call) => Some(call),
-                _ => None,
-            },
-            Body::Seq(_) => None,
-        };
+        let lets: Vec<String> = model.lets.iter().map(|b| b.name.name.clone()).collect();
+        let call = model.body_call_mut();
         let params = call.as_ref().and_then(|c| modules.iter().find(|(m, _)| *m == c.func.name)).map(|(_, p)| p);
         match (call, params) {
             (Some(call), Some(params)) if params.contains(name) => {
@@ -73,7 +64,6 @@ pub fn apply(files: &mut [SpecFile], settings: &[(String, String)], sources: &mu
                 }
             }
             (call, params) => {
-                let lets: Vec<&str> = model.lets.iter().map(|b| b.name.name.as_str()).collect();
                 let mut known = lets.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>();
                 if let (Some(call), Some(params)) = (&call, params) {
                     known.extend(params.iter().map(|p| format!("`{p}` (of `{}`)", call.func.name)));

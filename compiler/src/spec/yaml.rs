@@ -20,7 +20,7 @@ const MODEL_KEYS: &[&str] = &[
     "training_weights",
     "aliases",
 ];
-const MODULE_KEYS: &[&str] = &["params", "let", "body"];
+const MODULE_KEYS: &[&str] = &["params", "let", "input", "preprocess", "body"];
 const PREPROCESS_KEYS: &[&str] = &["resize", "crop", "mean", "std"];
 
 /// Parses a YAML spec. Errors in independent parts are all reported.
@@ -138,7 +138,8 @@ impl Cx<'_> {
             }
             found
         };
-        let input = required(self, "input", "[3, 224, 224]").and_then(|n| self.expr(n));
+        // Without `input:`, the model takes the one its body's module declares (checked when expanded).
+        let input = get("input").and_then(|(_, v)| self.expr(v));
         let body = required(self, "body", "[...layers...]").and_then(|n| self.body(n));
         let lets = get("let").map(|(_, v)| self.lets(v)).unwrap_or_default();
         let preprocess = get("preprocess").and_then(|(_, v)| self.preprocess(v));
@@ -149,7 +150,7 @@ impl Cx<'_> {
         Some(ModelDef {
             span: model_key.span().to(name.span),
             name,
-            input: input?,
+            input,
             lets,
             body: body?,
             preprocess,
@@ -233,11 +234,14 @@ impl Cx<'_> {
     fn module(&mut self, name: Ident, node: &Node) -> Option<ModuleDef> {
         let entries = self.entries(node, "a module definition with `params:`, `let:` and `body:`")?;
         let (mut params, mut lets, mut body) = (Vec::new(), Vec::new(), None);
+        let (mut input, mut preprocess) = (None, None);
         for (key, value) in entries {
             let Some(k) = self.key(key) else { continue };
             match k {
                 "params" => params = self.params(value),
                 "let" => lets = self.lets(value),
+                "input" => input = self.expr(value),
+                "preprocess" => preprocess = self.preprocess(value),
                 "body" => body = self.body(value),
                 other => self.unknown_key(other, key.span(), MODULE_KEYS, "a module"),
             }
@@ -250,7 +254,7 @@ impl Cx<'_> {
             );
             return None;
         };
-        Some(ModuleDef { span: name.span.to(node.span()), name, params, lets, body })
+        Some(ModuleDef { span: name.span.to(node.span()), name, params, lets, body, input, preprocess })
     }
 
     fn params(&mut self, node: &Node) -> Vec<ParamDef> {

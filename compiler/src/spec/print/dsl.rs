@@ -39,6 +39,8 @@ fn module(m: &ModuleDef) -> Vec<String> {
         .collect();
     let head = if params.is_empty() { m.name.name.clone() } else { format!("{}({})", m.name.name, params.join(", ")) };
     let mut inner: Vec<String> = m.lets.iter().map(|l| format!("let {} = {}", l.name.name, expr(&l.value))).collect();
+    inner.extend(m.input.as_ref().map(|i| format!("input {}", expr(i))));
+    inner.extend(m.preprocess.as_ref().map(preprocess));
     inner.extend(body(&m.body));
     let mut lines = vec![format!("module {head} {{")];
     lines.extend(indent(inner, 2));
@@ -47,13 +49,8 @@ fn module(m: &ModuleDef) -> Vec<String> {
 }
 
 fn model(m: &ModelDef) -> Vec<String> {
-    let mut inner = vec![format!("input {}", expr(&m.input))];
-    if let Some(p) = &m.preprocess {
-        let fields = [("resize", &p.resize), ("crop", &p.crop), ("mean", &p.mean), ("std", &p.std)];
-        let entries: Vec<String> =
-            fields.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {}", expr(v)))).collect();
-        inner.push(format!("preprocess {{ {} }}", entries.join(", ")));
-    }
+    let mut inner: Vec<String> = m.input.iter().map(|i| format!("input {}", expr(i))).collect();
+    inner.extend(m.preprocess.as_ref().map(preprocess));
     if let Some(t) = &m.train {
         let entries: Vec<String> = t.entries.iter().map(|(k, v)| format!("{}: {}", k.name, expr(v))).collect();
         inner.push(format!("train {{ {} }}", entries.join(", ")));
@@ -75,6 +72,13 @@ fn model(m: &ModelDef) -> Vec<String> {
     lines.extend(indent(inner, 2));
     lines.push("}".into());
     lines
+}
+
+fn preprocess(p: &Preprocess) -> String {
+    let fields = [("resize", &p.resize), ("crop", &p.crop), ("mean", &p.mean), ("std", &p.std)];
+    let entries: Vec<String> =
+        fields.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}: {}", expr(v)))).collect();
+    format!("preprocess {{ {} }}", entries.join(", "))
 }
 
 fn body(b: &Body) -> Vec<String> {

@@ -25,12 +25,11 @@ pub fn to_yaml(spec: &SpecFile) -> String {
     }
     if let Some(m) = &spec.model {
         top.push(("model".into(), Y::Raw(m.name.name.clone())));
-        top.push(("input".into(), value(&m.input)));
+        if let Some(input) = &m.input {
+            top.push(("input".into(), value(input)));
+        }
         if let Some(p) = &m.preprocess {
-            let fields = [("resize", &p.resize), ("crop", &p.crop), ("mean", &p.mean), ("std", &p.std)];
-            let entries =
-                fields.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), value(v)))).collect();
-            top.push(("preprocess".into(), Y::Map(entries)));
+            top.push(("preprocess".into(), preprocess(p)));
         }
         if let Some(t) = &m.train {
             let entries = t.entries.iter().map(|(k, v)| (k.name.clone(), value(v))).collect();
@@ -75,8 +74,19 @@ fn module(m: &ModuleDef) -> Y {
     if !m.lets.is_empty() {
         entries.push(("let".into(), lets(&m.lets)));
     }
+    if let Some(input) = &m.input {
+        entries.push(("input".into(), value(input)));
+    }
+    if let Some(p) = &m.preprocess {
+        entries.push(("preprocess".into(), preprocess(p)));
+    }
     entries.push(("body".into(), body(&m.body)));
     Y::Map(entries)
+}
+
+fn preprocess(p: &Preprocess) -> Y {
+    let fields = [("resize", &p.resize), ("crop", &p.crop), ("mean", &p.mean), ("std", &p.std)];
+    Y::Map(fields.into_iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), value(v)))).collect())
 }
 
 fn lets(lets: &[LetBinding]) -> Y {
