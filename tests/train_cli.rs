@@ -690,3 +690,42 @@ fn a_diverging_run_names_the_first_non_finite_layer() {
     assert!(weights.names().iter().all(|n| weights.get(n).unwrap().data.iter().all(|v| v.is_finite())));
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// On a terminal, training draws a progress bar (epoch, steps, loss, accuracy, images/s, ETA) that
+/// follows the steps to the end of the epoch; through a pipe there is none, only plain lines. The
+/// terminal is a pseudo-terminal from util-linux's `script` (Debian's essential `bsdutils`).
+#[test]
+fn a_terminal_shows_a_progress_bar_and_a_pipe_plain_lines() {
+    let out = scratch("progress");
+    let command = format!(
+        "'{}' train specs/lenet_fashion.yaml --data '{}' --limit 160 --batch 8 --log-every 5 --out '{}'",
+        env!("CARGO_BIN_EXE_cnnc"),
+        fashion(),
+        out.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("util-linux's `script` runs (apt-get install bsdutils)");
+    let screen = text(&o);
+    assert!(o.status.success(), "{screen}");
+    // The bar is redrawn in place: split its frames at the carriage returns and line clears.
+    let frames: Vec<&str> =
+        screen.split(['\r', '\n']).flat_map(|l| l.split("\x1b[2K")).filter(|f| f.contains(" steps, ")).collect();
+    let steps = |f: &str| -> Option<u64> { f.split_once("] ")?.1.split('/').next()?.parse().ok() };
+    assert!(frames.iter().any(|f| f.contains("epoch 1/1 [") && f.contains("(ETA ")), "{screen}");
+    let logged = frames.iter().find(|f| f.contains(", loss ")).unwrap_or_else(|| panic!("no loss shown: {screen}"));
+    assert!(logged.contains("accuracy ") && logged.contains(" images/s"), "{logged}");
+    let counts: Vec<u64> = frames.iter().filter_map(|f| steps(f)).collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "the bar goes forward: {counts:?}");
+    assert_eq!(counts.last(), Some(&20), "the bar reaches the epoch's 20 steps: {screen}");
+    assert!(screen.contains("epoch 1/1: train loss"), "{screen}");
+    std::fs::remove_dir_all(&out).ok();
+    // Through a pipe: the log lines instead of a bar.
+    let (out, o) = train("progress-pipe", 160, &["--batch", "8", "--log-every", "5"]);
+    let piped = text(&o);
+    assert!(o.status.success(), "{piped}");
+    assert!(!piped.contains("(ETA ") && !piped.contains('\r'), "{piped}");
+    assert_eq!(piped.matches("epoch 1 step ").count(), 4, "{piped}");
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use cnnc::compiler::graph::Graph;
 use cnnc::compiler::Model;
+use cnnc::runtime::data::prefetch::prefetch;
 use cnnc::runtime::data::{self, Augment, Dataset, ReadOptions, Split, Transform};
 use cnnc::runtime::gpu::{self, Gpu, Prepared};
 use cnnc::runtime::weights::{self, Weights};
@@ -148,24 +149,29 @@ pub fn evaluate(
     let mut confusion = vec![vec![0u64; classes]; classes];
     let mut loss = 0.0;
     let indices: Vec<usize> = (0..dataset.len()).collect();
-    for chunk in indices.chunks(batch.max(1)) {
-        let (x, labels) = dataset.batch(chunk, transform, 0, 0)?;
-        let logits = engine.run(&x)?;
-        for ((row, &label), &index) in logits.data.chunks(classes).zip(&labels).zip(chunk) {
-            if let Some(v) = row.iter().find(|v| !v.is_finite()) {
-                return Err(RuntimeError::NonFinite {
-                    what: format!("the model's output for image {index}"),
-                    value: *v,
-                });
+    // Each batch is made on a thread of its own while the one before it runs.
+    let plan: Vec<(usize, &[usize])> = indices.chunks(batch.max(1)).map(|chunk| (0, chunk)).collect();
+    prefetch(dataset, transform, 0, &plan, |batches| {
+        for (made, (_, chunk)) in batches.zip(&plan) {
+            let (x, labels) = made?;
+            let logits = engine.run(&x)?;
+            for ((row, &label), &index) in logits.data.chunks(classes).zip(&labels).zip(chunk.iter()) {
+                if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+                    return Err(RuntimeError::NonFinite {
+                        what: format!("the model's output for image {index}"),
+                        value: *v,
+                    });
+                }
+                let predicted = (0..classes).fold(0, |best, i| if row[i] > row[best] { i } else { best });
+                confusion[label][predicted] += 1;
+                // Cross-entropy through a log-sum-exp shifted by the largest logit.
+                let top = f64::from(row[predicted]);
+                let sum: f64 = row.iter().map(|v| (f64::from(*v) - top).exp()).sum();
+                loss += top + sum.ln() - f64::from(row[label]);
             }
-            let predicted = (0..classes).fold(0, |best, i| if row[i] > row[best] { i } else { best });
-            confusion[label][predicted] += 1;
-            // Cross-entropy through a log-sum-exp shifted by the largest logit.
-            let top = f64::from(row[predicted]);
-            let sum: f64 = row.iter().map(|v| (f64::from(*v) - top).exp()).sum();
-            loss += top + sum.ln() - f64::from(row[label]);
         }
-    }
+        Ok(())
+    })?;
     Ok(Evaluation { loss: loss / dataset.len().max(1) as f64, confusion })
 }
 

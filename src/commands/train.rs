@@ -446,91 +446,102 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         if let Some(bar) = &bar {
             bar.reset();
             bar.set_prefix(format!("epoch {epoch}/{}", r.epochs));
+            bar.set_message("waiting for the first losses");
             bar.set_position(position.batches);
         }
-        for (i, chunk) in order.chunks_exact(r.batch).enumerate().skip(skip) {
-            let (x, labels) = train.batch(chunk, &train_transform, draws, i * r.batch)?;
-            trainer.step(&x, &labels)?;
-            position.steps += 1;
-            position.batches += 1;
-            window.1 += 1;
-            let step = position.steps;
-            let end_of_epoch = i as u64 + 1 == steps_per_epoch;
-            let stopping = train_state::interrupted();
-            if step.is_multiple_of(args.log_every) || end_of_epoch || stopping {
-                let results = trainer.step_results()?;
-                let losses: Vec<f32> = results.iter().map(|(loss, _)| *loss).collect();
-                if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
-                    let kept = match out.join("last.safetensors") {
-                        last if last.exists() => format!("{} is the last good checkpoint", last.display()),
-                        _ => "no checkpoint of this run was written".to_string(),
-                    };
-                    let weights: Weights = state(&trainer)?.0.convert();
-                    // The batch of the first step whose loss was not finite (the losses read back
-                    // are this epoch's last steps, up to this one), made again from the epoch's order.
-                    let first_bad = i + 1 + bad - losses.len();
-                    let bad_chunk = &order[first_bad * r.batch..(first_bad + 1) * r.batch];
-                    let (bad_x, _) = train.batch(bad_chunk, &train_transform, draws, first_bad * r.batch)?;
-                    let culprit = match cpu::first_non_finite(graph, &weights, &bad_x)? {
-                        Some((layer, what)) => {
-                            format!("; the first layer with non-finite values is `{layer}` ({what})")
-                        }
-                        None => String::new(),
-                    };
-                    return Err(format!(
+        // Each batch is made on a thread of its own while the step before it runs.
+        let plan: Vec<(usize, &[usize])> =
+            order.chunks_exact(r.batch).enumerate().skip(skip).map(|(i, chunk)| (i * r.batch, chunk)).collect();
+        let consume =
+            |batches: &mut dyn Iterator<Item = data::prefetch::Batch>| -> Result<bool, Box<dyn std::error::Error>> {
+                for (i, made) in (skip..).zip(batches) {
+                    let (x, labels) = made?;
+                    trainer.step(&x, &labels)?;
+                    position.steps += 1;
+                    position.batches += 1;
+                    window.1 += 1;
+                    let step = position.steps;
+                    let end_of_epoch = i as u64 + 1 == steps_per_epoch;
+                    let stopping = train_state::interrupted();
+                    if step.is_multiple_of(args.log_every) || end_of_epoch || stopping {
+                        let results = trainer.step_results()?;
+                        let losses: Vec<f32> = results.iter().map(|(loss, _)| *loss).collect();
+                        if let Some(bad) = losses.iter().position(|l| !l.is_finite()) {
+                            let kept = match out.join("last.safetensors") {
+                                last if last.exists() => format!("{} is the last good checkpoint", last.display()),
+                                _ => "no checkpoint of this run was written".to_string(),
+                            };
+                            let weights: Weights = state(&trainer)?.0.convert();
+                            // The batch of the first step whose loss was not finite (the losses read back
+                            // are this epoch's last steps, up to this one), made again from the epoch's order.
+                            let first_bad = i + 1 + bad - losses.len();
+                            let bad_chunk = &order[first_bad * r.batch..(first_bad + 1) * r.batch];
+                            let (bad_x, _) = train.batch(bad_chunk, &train_transform, draws, first_bad * r.batch)?;
+                            let culprit = match cpu::first_non_finite(graph, &weights, &bad_x)? {
+                                Some((layer, what)) => {
+                                    format!("; the first layer with non-finite values is `{layer}` ({what})")
+                                }
+                                None => String::new(),
+                            };
+                            return Err(format!(
                         "the loss became {} at step {}{culprit}; training stopped ({kept}). A smaller --lr often helps",
                         losses[bad],
                         step - losses.len() as u64 + bad as u64 + 1,
                     )
-                    .into());
-                }
-                let sum = losses.iter().map(|l| f64::from(*l)).sum::<f64>();
-                let mean_loss = sum / losses.len().max(1) as f64;
-                // Of the training batches since the last log, in training mode (dropout on), as
-                // the book's loops count it.
-                let right: usize = results.iter().map(|(_, correct)| correct).sum();
-                let accuracy = right as f64 / (results.len() * r.batch).max(1) as f64;
-                position.loss_sum += sum;
-                position.loss_count += losses.len() as u64;
-                let rate = (window.1 * r.batch as u64) as f64 / window.0.elapsed().as_secs_f64();
-                window = (Instant::now(), 0);
-                metrics.log(serde_json::json!({
-                    "kind": "step", "epoch": epoch, "step": step, "loss": mean_loss, "accuracy": accuracy,
-                    "lr": trainer.last_lr(),
-                    "images_per_s": rate, "seconds": started.elapsed().as_secs_f64(),
-                }))?;
-                match &bar {
-                    Some(bar) => bar.set_message(format!(
-                        "loss {mean_loss:.4}, accuracy {:.2} %, {rate:.0} images/s",
-                        100.0 * accuracy
-                    )),
-                    None => eprintln!(
-                        "epoch {epoch} step {step}: loss {mean_loss:.4}, accuracy {:.2} %, {rate:.0} images/s",
-                        100.0 * accuracy
-                    ),
-                }
-            }
-            if let Some(bar) = &bar {
-                bar.inc(1);
-            }
-            if stopping && !end_of_epoch {
-                let (params, optimizer) = state(&trainer)?;
-                checkpoint(&params.convert(), &position, None, "last.safetensors")?;
-                position.metrics_bytes = metrics.bytes;
-                train_state::write(out, &params, &optimizer, &position, &recipe, trainer.is_gpu())?;
-                train_state::mark_stopped();
-                if let Some(bar) = &bar {
-                    bar.finish_and_clear();
-                }
-                eprintln!(
+                            .into());
+                        }
+                        let sum = losses.iter().map(|l| f64::from(*l)).sum::<f64>();
+                        let mean_loss = sum / losses.len().max(1) as f64;
+                        // Of the training batches since the last log, in training mode (dropout on), as
+                        // the book's loops count it.
+                        let right: usize = results.iter().map(|(_, correct)| correct).sum();
+                        let accuracy = right as f64 / (results.len() * r.batch).max(1) as f64;
+                        position.loss_sum += sum;
+                        position.loss_count += losses.len() as u64;
+                        let rate = (window.1 * r.batch as u64) as f64 / window.0.elapsed().as_secs_f64();
+                        window = (Instant::now(), 0);
+                        metrics.log(serde_json::json!({
+                            "kind": "step", "epoch": epoch, "step": step, "loss": mean_loss, "accuracy": accuracy,
+                            "lr": trainer.last_lr(),
+                            "images_per_s": rate, "seconds": started.elapsed().as_secs_f64(),
+                        }))?;
+                        match &bar {
+                            Some(bar) => bar.set_message(format!(
+                                "loss {mean_loss:.4}, accuracy {:.2} %, {rate:.0} images/s",
+                                100.0 * accuracy
+                            )),
+                            None => eprintln!(
+                                "epoch {epoch} step {step}: loss {mean_loss:.4}, accuracy {:.2} %, {rate:.0} images/s",
+                                100.0 * accuracy
+                            ),
+                        }
+                    }
+                    if let Some(bar) = &bar {
+                        bar.inc(1);
+                    }
+                    if stopping && !end_of_epoch {
+                        let (params, optimizer) = state(&trainer)?;
+                        checkpoint(&params.convert(), &position, None, "last.safetensors")?;
+                        position.metrics_bytes = metrics.bytes;
+                        train_state::write(out, &params, &optimizer, &position, &recipe, trainer.is_gpu())?;
+                        train_state::mark_stopped();
+                        if let Some(bar) = &bar {
+                            bar.finish_and_clear();
+                        }
+                        eprintln!(
                     "interrupted at epoch {epoch}, step {} of {}: wrote {}; continue with the same command and --resume {}",
                     position.batches,
                     steps_per_epoch,
                     out.join("last.safetensors").display(),
                     out.display()
                 );
-                return Ok(());
-            }
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            };
+        if data::prefetch::prefetch(&train, &train_transform, draws, &plan, consume)? {
+            return Ok(());
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();
         if let Some(bar) = &bar {

@@ -5,12 +5,14 @@
 //! `cifar10:DIR` (CIFAR-10's binary batches: `cifar10.rs`) and `imagefolder:DIR` (torchvision's
 //! `ImageFolder` layout: `imagefolder.rs`, whose images are decoded once and held, or, past
 //! [`ReadOptions::max_decoded_bytes`], decoded for each batch that takes them). `transform.rs` turns
-//! images into model input, with the training augmentation of `augment.rs`.
+//! images into model input, with the training augmentation of `augment.rs`; `prefetch.rs` makes
+//! batches on a thread of their own, ahead of the step that takes them.
 
 pub mod augment;
 pub mod cifar10;
 pub mod idx;
 pub mod imagefolder;
+pub mod prefetch;
 pub mod transform;
 
 use std::borrow::Cow;
