@@ -554,3 +554,68 @@ fn slow_resnet18_adam_with_batch_norm_follows_pytorch_as_closely_as_its_float32(
         "final tensors {ours_tensors:.1e} on average, PyTorch float32 {f32_tensors:.1e}"
     );
 }
+
+/// A trainer holding the training images as bytes makes each step's batch on the device
+/// (`batch_from_bytes`) exactly as the host makes it: random crops of the padded images and
+/// mirrors, normalised per channel; two runs, one on host batches and one on held images, give the
+/// same losses and weights bit for bit. Steps on held images are refused by a trainer without them,
+/// and an image index past the held ones is refused.
+#[test]
+fn held_images_make_the_batches_the_host_makes() {
+    use cnnc::runtime::data::{augment, Dataset, Images, Transform};
+    use cnnc::runtime::gpu::HeldImages;
+    use cnnc::runtime::RuntimeError;
+
+    let gpu = gpu::open(None).unwrap();
+    let graph = lenet();
+    let weights = synthetic::weights(&graph, 4);
+    let count = 37;
+    let images =
+        Images::Same { bytes: (0..count * 3 * 32 * 32).map(|i| (i * 7919 % 251) as u8).collect(), shape: [3, 32, 32] };
+    let data = Dataset {
+        images,
+        labels: (0..count as u32).map(|i| i * 7 % 10).collect(),
+        class_names: None,
+        source: "bytes".into(),
+        label_files: Vec::new(),
+        image_files: Vec::new(),
+        skipped: Vec::new(),
+        split: "train".into(),
+    };
+    let Images::Same { bytes, shape } = &data.images else { unreachable!() };
+    let transform = Transform {
+        input: [3, 32, 32],
+        augment: augment::parse("random_crop(32, pad=4), hflip").unwrap(),
+        resize: None,
+        centre_crop: false,
+        mean: vec![0.4914, 0.4822, 0.4465],
+        std: vec![0.247, 0.243, 0.261],
+    };
+    let table = transform.normalized_bytes();
+    let held = HeldImages { bytes, shape: *shape, table: &table };
+    let options = StepOptions::default();
+    let mut host = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, 8).unwrap();
+    let mut device = GpuTrainer::holding(&gpu, &graph, &weights, |_| true, adam(), &options, 8, &held).unwrap();
+    let order = cnnc::runtime::data::shuffled(count, 3, 1);
+    let key = cnnc::runtime::train::rng::key(3, 1, 77);
+    for (i, chunk) in order.chunks_exact(8).enumerate() {
+        let (x, labels) = data.batch(chunk, &transform, key, i * 8).unwrap();
+        host.step(&x, &labels).unwrap();
+        let items: Vec<(usize, augment::Placement)> =
+            chunk.iter().enumerate().map(|(n, &j)| (j, transform.placement(*shape, key, i * 8 + n).unwrap())).collect();
+        device.step_held(&items, &labels).unwrap();
+    }
+    let bits = |losses: Vec<f32>| losses.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(device.losses().unwrap()), bits(host.losses().unwrap()));
+    let (a, b) = (host.weights().unwrap(), device.weights().unwrap());
+    for name in a.names() {
+        let bits = |w: &Weights| w.get(name).unwrap().data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&b), bits(&a), "{name}");
+    }
+    let at = augment::Placement { top: 0, left: 0, step: 1 };
+    assert!(matches!(host.step_held(&[(0, at); 8], &[0; 8]), Err(RuntimeError::NotHolding)));
+    let past = device.step_held(&[(count, at); 8], &[0; 8]).unwrap_err().to_string();
+    assert!(past.contains("image 37 (of 37)"), "{past}");
+    let short = HeldImages { table: &table[..256], ..held };
+    assert!(GpuTrainer::holding(&gpu, &graph, &weights, |_| true, adam(), &options, 8, &short).is_err());
+}

@@ -64,6 +64,8 @@ fn lenet_learns_fashion_mnist_and_its_checkpoint_evaluates_the_same() {
     let (out, o) = train("learns", 2000, &["--log-every", "50"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("250 steps per epoch"), "{}", text(&o));
+    // Fashion-MNIST's 2,000 images (1.6 MB) are held on the GPU, batches made there.
+    assert!(text(&o).contains("the training images stay on the GPU as bytes (1.6 MB)"), "{}", text(&o));
     let epoch = &epochs(&out)[0];
     let accuracy = epoch["accuracy"].as_f64().unwrap();
     // Ten classes: chance is 10 %; 250 steps of Adam reach about 70 %.
@@ -364,6 +366,8 @@ fn lenet_trains_on_cifar10_binary_batches_with_augmentation() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("200 training and 40 test images"), "{}", text(&o));
+    // Crops and flips only move pixels: the images stay on the GPU, each batch made there.
+    assert!(text(&o).contains("the training images stay on the GPU as bytes (0.6 MB)"), "{}", text(&o));
     let accuracy = epochs(&out)[5]["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.3, "test accuracy {accuracy} on colours that tell the classes apart");
     let last = out.join("last.safetensors");

@@ -89,6 +89,9 @@ pub enum RuntimeError {
     NotAnImageModel { input: Vec<usize> },
     #[error("wrong input: no images given")]
     NoImages,
+    /// A step on held images asked of a GPU trainer built without them.
+    #[error("this trainer holds no images: build it with GpuTrainer::holding to make batches on the device")]
+    NotHolding,
     /// An image that cannot be opened or decoded.
     #[error("wrong input: `{path}` is not a usable image: {message}")]
     Image { path: PathBuf, message: String },

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use cnnc::compiler::graph::Param;
 use cnnc::compiler::{Model, SourceMap};
-use cnnc::runtime::data::{self, Dataset, Split};
-use cnnc::runtime::gpu::{self, GpuTrainer};
+use cnnc::runtime::data::augment::Placement;
+use cnnc::runtime::data::{self, Dataset, Split, Transform};
+use cnnc::runtime::gpu::{self, Gpu, GpuTrainer, HeldImages};
 use cnnc::runtime::train::{
     freeze_batch_norms, rng, CpuTrainer, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions,
 };
@@ -104,6 +105,22 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
+/// A step's input: floats made on the host, or the indices and placements of images the GPU
+/// trainer holds.
+enum Made {
+    Floats(Tensor),
+    Held(Vec<(usize, Placement)>),
+}
+
+/// The training split's images and their `[C, H, W]`, when the GPU trainer can hold them as bytes
+/// and make each batch itself: images of one shape, whose transform only moves pixels (crops and
+/// flips, no resampling), within one storage binding.
+fn held_images<'d>(gpu: Option<&Gpu>, train: &'d Dataset, transform: &Transform) -> Option<([usize; 3], &'d [u8])> {
+    let (Some(gpu), data::Images::Same { bytes, shape }) = (gpu, &train.images) else { return None };
+    transform.placement(*shape, 0, 0)?;
+    GpuTrainer::can_hold(gpu, bytes.len()).then_some((*shape, bytes.as_slice()))
+}
+
 /// Either executor's trainer.
 enum Trainer<'g> {
     Gpu(Box<GpuTrainer>),
@@ -120,6 +137,16 @@ impl Trainer<'_> {
                 results.push((loss, t.last_correct()));
                 Ok(())
             }
+        }
+    }
+
+    /// A step on `made`: floats on either trainer, held images' placements on the GPU trainer that
+    /// holds them.
+    fn step_on(&mut self, made: &Made, labels: &[usize]) -> Result<(), RuntimeError> {
+        match (self, made) {
+            (Trainer::Gpu(t), Made::Held(items)) => t.step_held(items, labels),
+            (Trainer::Cpu(..), Made::Held(_)) => Err(RuntimeError::NotHolding),
+            (trainer, Made::Floats(x)) => trainer.step(x, labels),
         }
     }
 
@@ -353,8 +380,15 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     let loss = CrossEntropy { label_smoothing: r.label_smoothing, ..CrossEntropy::default() };
     let options = StepOptions { seed: r.seed, loss, ..StepOptions::default() };
-    let mut trainer = match &gpu {
-        Some(gpu) => Trainer::Gpu(Box::new(GpuTrainer::new(
+    let on_device = held_images(gpu.as_ref(), &train, &train_transform);
+    let mut trainer = match (&gpu, on_device) {
+        (Some(gpu), Some((shape, bytes))) => {
+            let table = train_transform.normalized_bytes();
+            let images = HeldImages { bytes, shape, table: &table };
+            let t = GpuTrainer::holding(gpu, &train_graph, &initial, trainable, optimizer, &options, r.batch, &images)?;
+            Trainer::Gpu(Box::new(t))
+        }
+        (Some(gpu), None) => Trainer::Gpu(Box::new(GpuTrainer::new(
             gpu,
             &train_graph,
             &initial,
@@ -363,7 +397,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
             &options,
             r.batch,
         )?)),
-        None => {
+        (None, _) => {
             let trainer = CpuTrainer::new(&train_graph, &initial, trainable, optimizer, options)?;
             Trainer::Cpu(Box::new(trainer), Vec::new())
         }
@@ -405,6 +439,12 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
     );
     if let Some(text) = r.augment.as_deref().filter(|_| !train_transform.augment.is_empty()) {
         outln!("augmenting the training images: {text}");
+    }
+    if let Some((_, bytes)) = on_device {
+        outln!(
+            "the training images stay on the GPU as bytes ({:.1} MB); each step's batch is made there",
+            bytes.len() as f64 / 1e6
+        );
     }
     if args.resume.is_some() {
         outln!(
@@ -452,11 +492,24 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         // Each batch is made on a thread of its own while the step before it runs.
         let plan: Vec<(usize, &[usize])> =
             order.chunks_exact(r.batch).enumerate().skip(skip).map(|(i, chunk)| (i * r.batch, chunk)).collect();
+        // Held images need only their indices and placements; others are made into floats here.
+        let make = |first: usize, chunk: &[usize]| -> Result<(Made, Vec<usize>), RuntimeError> {
+            match on_device {
+                Some((shape, _)) => {
+                    let place = |(n, &i): (usize, &usize)| {
+                        (i, train_transform.placement(shape, draws, first + n).expect("held images are placed"))
+                    };
+                    let labels = chunk.iter().map(|&i| train.labels[i] as usize).collect();
+                    Ok((Made::Held(chunk.iter().enumerate().map(place).collect()), labels))
+                }
+                None => train.batch(chunk, &train_transform, draws, first).map(|(x, labels)| (Made::Floats(x), labels)),
+            }
+        };
         let consume =
-            |batches: &mut dyn Iterator<Item = data::prefetch::Batch>| -> Result<bool, Box<dyn std::error::Error>> {
+            |batches: &mut dyn Iterator<Item = Result<(Made, Vec<usize>), RuntimeError>>| -> Result<bool, Box<dyn std::error::Error>> {
                 for (i, made) in (skip..).zip(batches) {
-                    let (x, labels) = made?;
-                    trainer.step(&x, &labels)?;
+                    let (made, labels) = made?;
+                    trainer.step_on(&made, &labels)?;
                     position.steps += 1;
                     position.batches += 1;
                     window.1 += 1;
@@ -540,7 +593,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
                 }
                 Ok(false)
             };
-        if data::prefetch::prefetch(&train, &train_transform, draws, &plan, consume)? {
+        if data::prefetch::prefetch_with(&plan, make, consume)? {
             return Ok(());
         }
         let train_seconds = epoch_started.elapsed().as_secs_f64();

@@ -133,9 +133,7 @@ pub fn apply(steps: &[Augment], image: &[u8], shape: [usize; 3], key: u32, item:
         match step {
             Augment::RandomCrop { size, pad } => {
                 let [c, h, w] = shape;
-                // torch.randint(0, h + 2·pad − size + 1): a uniform offset.
-                let top = (draw(0) * (h + 2 * pad - size + 1) as f64) as usize;
-                let left = (draw(1) * (w + 2 * pad - size + 1) as f64) as usize;
+                let (top, left) = crop_offsets(draw, h, w, *size, *pad);
                 image = crop(&image, shape, *pad, top, left, *size);
                 shape = [c, *size, *size];
             }
@@ -146,7 +144,7 @@ pub fn apply(steps: &[Augment], image: &[u8], shape: [usize; 3], key: u32, item:
                 shape = [shape[0], *size, *size];
             }
             Augment::HorizontalFlip => {
-                if draw(0) < 0.5 {
+                if flips(draw) {
                     for row in image.chunks_mut(shape[2]) {
                         row.reverse();
                     }
@@ -155,6 +153,82 @@ pub fn apply(steps: &[Augment], image: &[u8], shape: [usize; 3], key: u32, item:
         }
     }
     (image, shape)
+}
+
+/// `RandomCrop`'s offsets in the image padded by `pad`: torch.randint(0, h + 2·pad − size + 1),
+/// and the same across.
+fn crop_offsets(draw: impl Fn(usize) -> f64, h: usize, w: usize, size: usize, pad: usize) -> (usize, usize) {
+    let top = (draw(0) * (h + 2 * pad - size + 1) as f64) as usize;
+    let left = (draw(1) * (w + 2 * pad - size + 1) as f64) as usize;
+    (top, left)
+}
+
+/// Whether `RandomHorizontalFlip` (p = ½) mirrors the image.
+fn flips(draw: impl Fn(usize) -> f64) -> bool {
+    draw(0) < 0.5
+}
+
+/// Where the pixels of an augmented image come from, when its steps only move them (at most one
+/// `random_crop`, and any `hflip`s): pixel (y, x) of every channel of the result is pixel
+/// (`top + y`, `left + step·x`) of the image, or a zero (the crop's padding) where that lies outside
+/// it. A batch can then be made from images held as bytes anywhere (the GPU trainer's
+/// `batch_from_bytes` kernel) with the draws made here.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub top: i64,
+    pub left: i64,
+    /// 1, or −1 for a mirror image.
+    pub step: i64,
+}
+
+/// `steps` on an image of `shape` as a [`Placement`], with the draws [`apply`] makes for `item`;
+/// `None` when they resample (`random_resized_crop`) or crop more than once (a second crop's
+/// padding is not a rectangle of the image).
+pub fn placement(steps: &[Augment], shape: [usize; 3], key: u32, item: usize) -> Option<Placement> {
+    if steps.iter().filter(|s| s.crops()).count() > 1 {
+        return None;
+    }
+    let (mut h, mut w) = (shape[1], shape[2]);
+    let mut at = Placement { top: 0, left: 0, step: 1 };
+    for (s, step) in steps.iter().enumerate() {
+        let draw = |k: usize| rng::uniform(key, (item * steps.len() + s) * DRAWS + k);
+        match step {
+            Augment::RandomCrop { size, pad } => {
+                let (top, left) = crop_offsets(draw, h, w, *size, *pad);
+                at.top += top as i64 - *pad as i64;
+                at.left += at.step * (left as i64 - *pad as i64);
+                (h, w) = (*size, *size);
+            }
+            Augment::HorizontalFlip => {
+                if flips(draw) {
+                    at.left += at.step * (w as i64 - 1);
+                    at.step = -at.step;
+                }
+            }
+            Augment::RandomResizedCrop { .. } => return None,
+        }
+    }
+    Some(at)
+}
+
+/// The `[C, out_h, out_w]` image `at` places from `image` (`[C, H, W]` bytes).
+pub fn place(image: &[u8], [c, h, w]: [usize; 3], at: Placement, out_h: usize, out_w: usize) -> Vec<u8> {
+    let mut out = vec![0u8; c * out_h * out_w];
+    for ch in 0..c {
+        for y in 0..out_h {
+            let sy = at.top + y as i64;
+            if !(0..h as i64).contains(&sy) {
+                continue;
+            }
+            for x in 0..out_w {
+                let sx = at.left + at.step * x as i64;
+                if (0..w as i64).contains(&sx) {
+                    out[(ch * out_h + y) * out_w + x] = image[(ch * h + sy as usize) * w + sx as usize];
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `RandomResizedCrop.get_params` (torchvision 0.20) for an `h`×`w` image: (top, left, height,
@@ -277,6 +351,35 @@ mod tests {
         // 3 × 3 offsets, each flipped or not, some coinciding on a 2×2 image: many distinct results.
         assert!(seen.len() >= 12, "{}", seen.len());
         assert_eq!(apply(&steps, &image, [1, 2, 2], key, 5), apply(&steps, &image, [1, 2, 2], key, 5));
+    }
+
+    /// A placement moves the pixels exactly as the steps do, for crops and flips in any order, on
+    /// images of several shapes.
+    #[test]
+    fn placements_are_the_augmented_images() {
+        let lists = [
+            "random_crop(5, pad=2), hflip",
+            "hflip, random_crop(4, pad=3)",
+            "hflip, hflip",
+            "random_crop(6)",
+            "hflip, random_crop(3, pad=1), hflip",
+            "",
+        ];
+        for (l, list) in lists.iter().enumerate() {
+            let steps = parse(list).unwrap();
+            for (i, shape) in [[1, 6, 6], [3, 7, 9], [2, 8, 6]].into_iter().enumerate() {
+                let image: Vec<u8> = (0..shape.iter().product::<usize>()).map(|v| (v * 31 % 250 + 1) as u8).collect();
+                let key = rng::key(l as u64, i as u64, 9);
+                for item in 0..60 {
+                    let Ok([_, oh, ow]) = output_shape(&steps, shape) else { continue };
+                    let (want, _) = apply(&steps, &image, shape, key, item);
+                    let at = placement(&steps, shape, key, item).expect("crops and flips place");
+                    assert_eq!(place(&image, shape, at, oh, ow), want, "{list} on {shape:?}, item {item}");
+                }
+            }
+        }
+        assert_eq!(placement(&parse("random_resized_crop(4)").unwrap(), [1, 6, 6], 0, 0), None);
+        assert_eq!(placement(&parse("random_crop(4), random_crop(3, pad=1)").unwrap(), [1, 6, 6], 0, 0), None);
     }
 
     #[test]

@@ -15,10 +15,8 @@ pub const DEPTH: usize = 2;
 /// One batch as [`Dataset::batch`] makes it: floats `[n, C, H, W]` and a label per item.
 pub type Batch = Result<(Tensor, Vec<usize>), RuntimeError>;
 
-/// Runs `consume` on the batches of `plan`, in order: `(first, indices)` is
-/// `dataset.batch(indices, transform, key, first)`. They are made on a thread of their own, at most
-/// [`DEPTH`] ahead of `consume`; when `consume` returns early, making them stops at the batch under
-/// way. The same batches come out as made one by one, so results do not depend on the thread.
+/// [`prefetch_with`] making each batch with [`Dataset::batch`]: `(first, indices)` of `plan` is
+/// `dataset.batch(indices, transform, key, first)`.
 ///
 /// # Panics
 /// Where [`Dataset::batch`] panics (an index out of range), on the calling thread.
@@ -29,42 +27,50 @@ pub fn prefetch<R>(
     plan: &[(usize, &[usize])],
     consume: impl FnOnce(&mut dyn Iterator<Item = Batch>) -> R,
 ) -> R {
+    prefetch_with(plan, |first, indices| dataset.batch(indices, transform, key, first), consume)
+}
+
+/// Runs `consume` on `make(first, indices)` for each `(first, indices)` of `plan`, in order. They
+/// are made on a thread of their own, at most [`DEPTH`] ahead of `consume`; when `consume` returns
+/// early, making them stops at the one under way. The same values come out as made one by one, so
+/// results do not depend on the thread.
+///
+/// # Panics
+/// Where `make` panics, on the calling thread.
+pub fn prefetch_with<T: Send, R>(
+    plan: &[(usize, &[usize])],
+    make: impl Fn(usize, &[usize]) -> T + Sync,
+    consume: impl FnOnce(&mut dyn Iterator<Item = T>) -> R,
+) -> R {
     std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::sync_channel::<Batch>(DEPTH.saturating_sub(1));
+        let (sender, receiver) = mpsc::sync_channel::<T>(DEPTH.saturating_sub(1));
+        let make = &make;
         let maker = std::thread::Builder::new()
             .name("cnnc-batches".into())
             .spawn_scoped(scope, move || {
                 for (first, indices) in plan {
-                    let failed = {
-                        let batch = dataset.batch(indices, transform, key, *first);
-                        let failed = batch.is_err();
-                        // The receiver is gone when `consume` returned early: stop.
-                        if sender.send(batch).is_err() {
-                            return;
-                        }
-                        failed
-                    };
-                    if failed {
+                    // The receiver is gone when `consume` returned early: stop.
+                    if sender.send(make(*first, indices)).is_err() {
                         return;
                     }
                 }
             })
             .expect("spawning a thread to make batches");
-        let mut batches = Received { receiver: Some(receiver), maker: Some(maker) };
-        let result = consume(&mut batches);
-        batches.finish();
+        let mut made = Received { receiver: Some(receiver), maker: Some(maker) };
+        let result = consume(&mut made);
+        made.finish();
         result
     })
 }
 
 /// The batches as they arrive; a panic of the maker is raised here rather than ending the batches
 /// early, which would silently shorten an epoch.
-struct Received<'scope> {
-    receiver: Option<mpsc::Receiver<Batch>>,
+struct Received<'scope, T> {
+    receiver: Option<mpsc::Receiver<T>>,
     maker: Option<std::thread::ScopedJoinHandle<'scope, ()>>,
 }
 
-impl Received<'_> {
+impl<T> Received<'_, T> {
     /// Stops the maker (its next send fails) and waits for it, raising its panic.
     fn finish(&mut self) {
         self.receiver = None;
@@ -76,10 +82,10 @@ impl Received<'_> {
     }
 }
 
-impl Iterator for Received<'_> {
-    type Item = Batch;
+impl<T> Iterator for Received<'_, T> {
+    type Item = T;
 
-    fn next(&mut self) -> Option<Batch> {
+    fn next(&mut self) -> Option<T> {
         match self.receiver.as_ref()?.recv() {
             Ok(batch) => Some(batch),
             Err(mpsc::RecvError) => {

@@ -78,8 +78,30 @@ impl Transform {
         }
         assert_eq!(shape, self.input, "checked by output_shape");
         for (c, plane) in bytes.chunks(h * w).enumerate() {
-            let (m, s) = (self.mean[c], self.std[c]);
-            out.extend(plane.iter().map(|p| ((f64::from(*p) / 255.0 - m) / s) as f32));
+            out.extend(plane.iter().map(|p| self.normalize(c, *p)));
         }
+    }
+
+    /// Byte `value` of channel `c` as the model takes it: `ToTensor` then `Normalize`.
+    fn normalize(&self, c: usize, value: u8) -> f32 {
+        ((f64::from(value) / 255.0 - self.mean[c]) / self.std[c]) as f32
+    }
+
+    /// Every byte of every channel as the model takes it: entry `c·256 + v` is byte `v` of channel
+    /// `c` after `ToTensor` and `Normalize`, exactly as [`Transform::apply`] makes it.
+    pub fn normalized_bytes(&self) -> Vec<f32> {
+        (0..self.input[0]).flat_map(|c| (0..=255u8).map(move |v| (c, v))).map(|(c, v)| self.normalize(c, v)).collect()
+    }
+
+    /// Where training image `item` (of `shape`) takes its pixels from, when this transform only
+    /// moves them: no resampling (the spec's resize and centre crop, unless an augmentation crops
+    /// instead) and crops and flips alone ([`augment::placement`]). With the result and
+    /// [`Transform::normalized_bytes`], a batch can be made from the images' bytes where they are
+    /// held.
+    pub fn placement(&self, shape: [usize; 3], key: u32, item: usize) -> Option<augment::Placement> {
+        if self.fits_first() && (self.resize.is_some() || self.centre_crop) {
+            return None;
+        }
+        augment::placement(&self.augment, shape, key, item)
     }
 }

@@ -16,4 +16,4 @@ pub use device::{adapters, open, AdapterSummary, Gpu};
 pub use executor::{Prepared, StepTiming};
 pub use program::Program;
 pub use record::{GpuLayer, Recorder};
-pub use train::{check_binding_limits, GpuTrainer, StepProfile};
+pub use train::{check_binding_limits, GpuTrainer, HeldImages, StepProfile};

@@ -203,6 +203,13 @@ impl Arena {
         id
     }
 
+    /// A read-only storage buffer holding `bytes` (read as `u32` words, four bytes to a word, the
+    /// first in the lowest bits; zeros after the last).
+    pub fn byte_buffer(&mut self, bytes: &[u8], label: &str) -> BufferId {
+        let buffer = self.uploads.buffer(bytes, wgpu::BufferUsages::STORAGE, label);
+        self.push_buffer(buffer)
+    }
+
     /// A read-only storage buffer holding `data`.
     pub fn data_buffer(&mut self, data: &[f32], label: &str) -> BufferId {
         let buffer = self.uploads.buffer(bytemuck::cast_slice(data), wgpu::BufferUsages::STORAGE, label);

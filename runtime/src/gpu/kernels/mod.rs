@@ -6,6 +6,7 @@
 //! layers that differ only in size share one compiled pipeline. On CPU drivers every distinct
 //! pipeline costs a fraction of a second of compiling before its first result.
 
+mod batch;
 mod conv;
 mod copy;
 mod elementwise;
@@ -19,6 +20,7 @@ use std::fmt::Write as _;
 
 use cnnc_ir::graph::Activation;
 
+pub use batch::BatchFromBytes;
 pub use conv::{DirectConv, DirectVariant, Epilogue, Pointwise};
 pub use copy::{ChannelCopy, ChunkGrad};
 pub use elementwise::{Elementwise, ElementwiseOp};
@@ -94,11 +96,13 @@ pub enum Family {
     Conv2dUnrolled,
     /// A small convolution's weight gradient written out for its shape ([`UnrolledWeightGrad`]).
     ConvGradWeightUnrolled,
+    /// A training batch made from images held on the device as bytes ([`BatchFromBytes`]).
+    BatchFromBytes,
 }
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 35] = [
+    pub const ALL: [Family; 36] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -134,6 +138,7 @@ impl Family {
         Family::ConvFlip,
         Family::Conv2dUnrolled,
         Family::ConvGradWeightUnrolled,
+        Family::BatchFromBytes,
     ];
 
     /// The family's WGSL file.
@@ -171,6 +176,7 @@ impl Family {
             Family::LrnGrad => include_str!("../../../shaders/lrn_grad.wgsl"),
             Family::AdaptivePoolGrad => include_str!("../../../shaders/adaptive_pool_grad.wgsl"),
             Family::ConvFlip => include_str!("../../../shaders/conv_flip.wgsl"),
+            Family::BatchFromBytes => include_str!("../../../shaders/batch_from_bytes.wgsl"),
             // Generated for each shape: `Kernel::generated`.
             Family::Conv2dUnrolled | Family::ConvGradWeightUnrolled => "",
         }
@@ -197,6 +203,7 @@ impl Family {
                 &[Texture, Texture, Read, Read, Output, Uniform]
             }
             Family::Linear => &[Read, Read, Read, Output],
+            Family::BatchFromBytes => &[Read, Read, Read, Output, Uniform],
             Family::Conv2dUnrolled => &[Read, Uniform, Read, Output],
             Family::LinearGrad => &[Read, Read, Output, Output, Uniform],
             Family::ConvGradWeightUnrolled => &[Read, Read, Output],
@@ -261,6 +268,7 @@ impl Family {
             Family::ConvFlip => "conv_flip",
             Family::Conv2dUnrolled => "conv2d_unrolled",
             Family::ConvGradWeightUnrolled => "conv_grad_weight_unrolled",
+            Family::BatchFromBytes => "batch_from_bytes",
         }
     }
 }
@@ -462,6 +470,7 @@ pub fn samples() -> Vec<Kernel> {
         of::<ConvFlip>(),
         of::<UnrolledConv>(),
         of::<UnrolledWeightGrad>(),
+        of::<BatchFromBytes>(),
     ]
     .concat()
 }

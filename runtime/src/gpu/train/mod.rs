@@ -26,11 +26,13 @@ use cnnc_ir::graph::{Graph, Op, Param, ParamKind};
 
 use self::lower::{fused_relus, relus_masked_by_pools, supported, Io, Lowering};
 use self::pack::Packed;
-use super::build::arena::{Arena, BufferId};
+use super::build::arena::{Arena, Bind, BufferId};
 use super::build::linear;
+use super::kernels::{BatchFromBytes, KernelParams};
 use super::program::{read_buffer, read_buffer_at};
 use super::record::{can_time_dispatches, time_dispatches, time_submissions, Recorder, Step};
 use super::{Gpu, StepTiming};
+use crate::data::augment::Placement;
 use crate::train::{rng, OptimizerState, StepOptions};
 use crate::weights::Weights;
 use crate::{RuntimeError, Tensor};
@@ -74,7 +76,67 @@ pub struct GpuTrainer {
     /// The nodes whose dropout keys are written before each step, in key order.
     key_nodes: Vec<usize>,
     options: StepOptions,
+    /// The images held on the device, when built [`GpuTrainer::holding`] them.
+    held: Option<Held>,
     _buffers: Vec<wgpu::Buffer>,
+}
+
+/// A training split's images for [`GpuTrainer::holding`]: bytes (0–255), image after image.
+pub struct HeldImages<'a> {
+    /// The images, each `[C, H, W]` planar.
+    pub bytes: &'a [u8],
+    /// Each image's `[C, H, W]`.
+    pub shape: [usize; 3],
+    /// Byte `v` of channel `c` as the model takes it, at `c·256 + v`
+    /// ([`crate::data::Transform::normalized_bytes`]).
+    pub table: &'a [f32],
+}
+
+/// The held images' batch-making dispatch and where each step's placements go.
+struct Held {
+    step: Step,
+    placements: wgpu::Buffer,
+    /// Images held.
+    count: usize,
+}
+
+/// The most bytes of images one storage binding holds on `gpu`.
+fn hold_limit(gpu: &Gpu) -> u64 {
+    gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size)
+}
+
+/// Uploads `images` and records the dispatch that makes a batch of them into `input`; returns it,
+/// the placements buffer it reads and the number of images.
+fn hold(
+    arena: &mut Arena,
+    images: &HeldImages<'_>,
+    batch: usize,
+    item_shape: &[usize],
+    input: BufferId,
+) -> Result<(Step, BufferId, usize), RuntimeError> {
+    let [channels, h, w] = images.shape;
+    let image_bytes = channels * h * w;
+    let (&[c, out_h, out_w], true) = (item_shape, images.table.len() == channels * 256) else {
+        return Err(RuntimeError::InputShape { item: item_shape.to_vec(), found: images.shape.to_vec() });
+    };
+    if c != channels || image_bytes == 0 || !images.bytes.len().is_multiple_of(image_bytes) {
+        return Err(RuntimeError::InputShape { item: item_shape.to_vec(), found: images.shape.to_vec() });
+    }
+    if !GpuTrainer::can_hold(&arena.gpu, images.bytes.len()) {
+        return Err(RuntimeError::BindingLimit {
+            what: "the training images".into(),
+            span: None,
+            bytes: images.bytes.len() as u64,
+            limit: hold_limit(&arena.gpu),
+            fix: "make the batches on the host (GpuTrainer::step)",
+        });
+    }
+    let words = arena.byte_buffer(images.bytes, "held images");
+    let placements = arena.activation_buffer(batch * 16, "placements");
+    let table = arena.data_buffer(images.table, "byte table");
+    let kernel = BatchFromBytes { n: batch, channels, h, w, out_h, out_w }.kernel();
+    let binds = [Bind::Buffer(words), Bind::Buffer(placements), Bind::Buffer(table), Bind::Buffer(input)];
+    Ok((arena.dispatch(&kernel, &binds), placements, images.bytes.len() / image_bytes))
 }
 
 impl GpuTrainer {
@@ -95,6 +157,48 @@ impl GpuTrainer {
         optimizer: OptimizerState,
         options: &StepOptions,
         batch: usize,
+    ) -> Result<GpuTrainer, RuntimeError> {
+        Self::build(gpu, graph, weights, trainable, optimizer, options, batch, None)
+    }
+
+    /// [`GpuTrainer::new`], holding a training split's images on the device as bytes: each step
+    /// of [`GpuTrainer::step_held`] makes its batch there (`batch_from_bytes`), from the images'
+    /// indices and placements, instead of uploading floats.
+    ///
+    /// # Errors
+    /// Those of [`GpuTrainer::new`]; [`RuntimeError::InputShape`] when the images' channels or the
+    /// table's length do not fit the model's input; [`RuntimeError::BindingLimit`] when the images
+    /// take more bytes than one storage binding holds (then train with [`GpuTrainer::step`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn holding(
+        gpu: &Gpu,
+        graph: &Graph,
+        weights: &Weights,
+        trainable: impl Fn(&Param) -> bool,
+        optimizer: OptimizerState,
+        options: &StepOptions,
+        batch: usize,
+        images: &HeldImages<'_>,
+    ) -> Result<GpuTrainer, RuntimeError> {
+        Self::build(gpu, graph, weights, trainable, optimizer, options, batch, Some(images))
+    }
+
+    /// Whether `bytes` of images can be held for [`GpuTrainer::holding`] on `gpu`: one storage
+    /// binding must hold them, with every byte's index a `u32`.
+    pub fn can_hold(gpu: &Gpu, bytes: usize) -> bool {
+        (bytes as u64).next_multiple_of(16) <= hold_limit(gpu) && bytes < u32::MAX as usize
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        gpu: &Gpu,
+        graph: &Graph,
+        weights: &Weights,
+        trainable: impl Fn(&Param) -> bool,
+        optimizer: OptimizerState,
+        options: &StepOptions,
+        batch: usize,
+        held: Option<&HeldImages<'_>>,
     ) -> Result<GpuTrainer, RuntimeError> {
         let loss = &options.loss;
         let backward = differentiate(graph, trainable)?;
@@ -210,12 +314,16 @@ impl GpuTrainer {
             }
         }
         let (steps, shared_bytes, unshared_bytes) = lowering.finish();
+        let step_labels = std::mem::take(&mut lowering.labels);
+        let key_nodes: Vec<usize> = lowering.keys.iter().map(|id| id.index()).collect();
+        let held = match held {
+            Some(images) => Some(hold(&mut arena, images, batch, &item_shape, io.input)?),
+            None => None,
+        };
         if let Some(e) = pollster::block_on(scope.pop()) {
             let (layer, span) = (graph.meta.name.clone(), graph.node(graph.output).span);
             return Err(RuntimeError::Kernel { layer, span, message: format!("training step: {e}") });
         }
-        let step_labels = std::mem::take(&mut lowering.labels);
-        let key_nodes: Vec<usize> = lowering.keys.iter().map(|id| id.index()).collect();
         let keep = |b: BufferId| arena.buffer(b).clone();
         let place = |b: BufferId| Placed { buffer: arena.buffer(b).clone(), offset: arena.offset(b) };
         let (input, labels, hyper, history) = (keep(io.input), keep(io.labels), keep(io.hyper), keep(io.history));
@@ -223,6 +331,7 @@ impl GpuTrainer {
         let params: Vec<(Param, Placed)> = params.iter().map(|(p, b)| (p.clone(), place(*b))).collect();
         let grads: Vec<(String, Placed)> = param_grads.iter().map(|(n, b)| (n.clone(), place(*b))).collect();
         let states = state_buffers.into_iter().map(|(n, shape, b)| (n, shape, place(b))).collect();
+        let held = held.map(|(step, placements, count)| Held { step, placements: keep(placements), count });
         let (buffers, _, device_bytes) = arena.finish()?;
         // Pipelines are warmed up on their real bindings while the model is built, so parameters
         // and optimizer state are written only now, after the warm-ups.
@@ -259,6 +368,7 @@ impl GpuTrainer {
             keys,
             key_nodes,
             options: options.clone(),
+            held,
             _buffers: buffers,
         })
     }
@@ -330,6 +440,12 @@ impl GpuTrainer {
         if input.shape != want {
             return Err(RuntimeError::InputShape { item: self.item_shape.clone(), found: input.shape.clone() });
         }
+        self.upload_labels(labels)?;
+        self.gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(&input.data));
+        Ok(())
+    }
+
+    fn upload_labels(&self, labels: &[usize]) -> Result<(), RuntimeError> {
         if labels.len() != self.batch {
             return Err(RuntimeError::Labels(format!("{} labels for a batch of {}", labels.len(), self.batch)));
         }
@@ -340,7 +456,6 @@ impl GpuTrainer {
             )));
         }
         let labels: Vec<u32> = labels.iter().map(|y| *y as u32).collect();
-        self.gpu.queue.write_buffer(&self.input, 0, bytemuck::cast_slice(&input.data));
         self.gpu.queue.write_buffer(&self.labels, 0, bytemuck::cast_slice(&labels));
         Ok(())
     }
@@ -379,10 +494,15 @@ impl GpuTrainer {
     }
 
     fn submit(&self, steps: &[Step]) {
+        self.submit_after(None, steps);
+    }
+
+    /// Submits `first` (making the batch) and `steps` as one command buffer.
+    fn submit_after(&self, first: Option<&Step>, steps: &[Step]) {
         let mut encoder =
             self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train") });
         let mut recorder = Recorder::new(&mut encoder, None);
-        for step in steps {
+        for step in first.into_iter().chain(steps) {
             recorder.step(step);
         }
         recorder.finish();
@@ -401,6 +521,51 @@ impl GpuTrainer {
         self.upload(input, labels)?;
         self.write_hyper(self.pending);
         self.submit(&self.steps);
+        self.pending += 1;
+        self.optimizer.steps += 1;
+        Ok(())
+    }
+
+    /// One training step on held images ([`GpuTrainer::holding`]): item `i` of the batch is held
+    /// image `items[i].0` placed as `items[i].1` (see [`crate::data::augment::Placement`]), of class
+    /// `labels[i]`. The batch is made on the device in the step's submission.
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotHolding`] for a trainer that holds no images; [`RuntimeError::Labels`]
+    /// for a wrong count of items or labels, an image index out of range or a label that is not a
+    /// class; a device error while reading back a full loss history.
+    pub fn step_held(&mut self, items: &[(usize, Placement)], labels: &[usize]) -> Result<(), RuntimeError> {
+        let Some(held) = &self.held else {
+            return Err(RuntimeError::NotHolding);
+        };
+        if items.len() != self.batch {
+            return Err(RuntimeError::Labels(format!("{} images for a batch of {}", items.len(), self.batch)));
+        }
+        let mut placements = Vec::with_capacity(4 * items.len());
+        for (i, (image, at)) in items.iter().enumerate() {
+            let fits = |v: i64| i32::try_from(v).ok();
+            let placed = [
+                i64::try_from(*image).ok().filter(|_| *image < held.count),
+                Some(at.top),
+                Some(at.left),
+                Some(at.step),
+            ];
+            let Some(placed) = placed.into_iter().map(|v| v.and_then(fits)).collect::<Option<Vec<i32>>>() else {
+                return Err(RuntimeError::Labels(format!(
+                    "item {i} places image {image} (of {}) at {at:?}, outside what is held",
+                    held.count
+                )));
+            };
+            placements.extend(placed);
+        }
+        if self.pending == HISTORY {
+            self.read_losses()?;
+        }
+        self.upload_labels(labels)?;
+        let held = self.held.as_ref().expect("checked above");
+        self.gpu.queue.write_buffer(&held.placements, 0, bytemuck::cast_slice(&placements));
+        self.write_hyper(self.pending);
+        self.submit_after(Some(&held.step), &self.steps);
         self.pending += 1;
         self.optimizer.steps += 1;
         Ok(())
