@@ -733,3 +733,19 @@ fn a_terminal_shows_a_progress_bar_and_a_pipe_plain_lines() {
     assert_eq!(piped.matches("epoch 1 step ").count(), 4, "{piped}");
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// Batches made on the GPU from the held images and batches made on the host
+/// (`--host-batches`) are the same, crops and flips included: the two runs write the same
+/// checkpoint, bit for bit, and only the first says its images stay on the GPU.
+#[test]
+fn batches_made_on_the_gpu_are_the_hosts() {
+    let augment = ["--augment", "random_crop(28, pad=3), hflip", "--batch", "16"];
+    let (held, o) = train("held-batches", 480, &augment);
+    assert!(o.status.success() && text(&o).contains("stay on the GPU as bytes"), "{}", text(&o));
+    let (host, o) = train("host-batches", 480, &[&augment[..], &["--host-batches"]].concat());
+    assert!(o.status.success() && !text(&o).contains("stay on the GPU"), "{}", text(&o));
+    assert!(checkpoint(&held.join("last.safetensors")) == checkpoint(&host.join("last.safetensors")));
+    for dir in [held, host] {
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -80,6 +80,11 @@ pub struct Args {
     /// Train on the CPU reference executor (float64) instead of the GPU.
     #[arg(long)]
     cpu: bool,
+    /// Make every batch on the host and upload it, even when the training images could stay on
+    /// the GPU as bytes with each batch made there (images of one size whose augmentation only
+    /// crops and flips, within one storage binding). Both give the same batches, bit for bit.
+    #[arg(long)]
+    host_batches: bool,
     /// The GPU adapter to use: part of its name, or a backend; see `cnnc devices`.
     #[arg(long, value_name = "NAME")]
     adapter: Option<String>,
@@ -380,7 +385,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     let loss = CrossEntropy { label_smoothing: r.label_smoothing, ..CrossEntropy::default() };
     let options = StepOptions { seed: r.seed, loss, ..StepOptions::default() };
-    let on_device = held_images(gpu.as_ref(), &train, &train_transform);
+    let on_device = held_images(gpu.as_ref().filter(|_| !args.host_batches), &train, &train_transform);
     let mut trainer = match (&gpu, on_device) {
         (Some(gpu), Some((shape, bytes))) => {
             let table = train_transform.normalized_bytes();
