@@ -88,11 +88,11 @@ pub fn conv1_conv() -> Layer {
 #[test]
 fn googlenet_maxpool1() {
     insta::assert_snapshot!(layer_fn(&GOOGLENET, "maxpool1"), @r#"
-/// `maxpool1` (googlenet.yaml:45:19): maxpool → [64, 56, 56]
+/// `maxpool1` (googlenet.yaml:47:19): maxpool → [64, 56, 56]
 pub fn maxpool1() -> Layer {
     Layer {
         path: "maxpool1".to_string(),
-        span: Span::new(FileId::new(1), 1529, 1565),
+        span: Span::new(FileId::new(1), 1652, 1688),
         op: Op::MaxPool(Pool2d {
             kernel: [3, 3],
             stride: [2, 2],
@@ -241,11 +241,11 @@ pub fn inception3a() -> Layer {
 #[test]
 fn googlenet_avgpool() {
     insta::assert_snapshot!(layer_fn(&GOOGLENET, "avgpool"), @r#"
-/// `avgpool` (googlenet.yaml:70:18): adaptive_avgpool → [1024, 1, 1]
+/// `avgpool` (googlenet.yaml:72:18): adaptive_avgpool → [1024, 1, 1]
 pub fn avgpool() -> Layer {
     Layer {
         path: "avgpool".to_string(),
-        span: Span::new(FileId::new(1), 2663, 2682),
+        span: Span::new(FileId::new(1), 2786, 2805),
         op: Op::AdaptiveAvgPool {
             size: [1, 1],
         },
@@ -266,11 +266,11 @@ pub fn avgpool() -> Layer {
 #[test]
 fn googlenet_layer_19() {
     insta::assert_snapshot!(layer_fn(&GOOGLENET, "layer_19"), @r#"
-/// `19` (googlenet.yaml:71:9): flatten → [1024]
+/// `19` (googlenet.yaml:73:9): flatten → [1024]
 pub fn layer_19() -> Layer {
     Layer {
         path: "19".to_string(),
-        span: Span::new(FileId::new(1), 2691, 2698),
+        span: Span::new(FileId::new(1), 2814, 2821),
         op: Op::Flatten,
         inputs: Vec::from([Operand::new(AVGPOOL, &[1024, 1, 1])]),
         value: LAYER_19,
@@ -289,11 +289,11 @@ pub fn layer_19() -> Layer {
 #[test]
 fn googlenet_fc() {
     insta::assert_snapshot!(layer_fn(&GOOGLENET, "fc"), @r#"
-/// `fc` (googlenet.yaml:73:13): linear 1024→1000 → [1000]
+/// `fc` (googlenet.yaml:75:13): linear 1024→1000 → [1000]
 pub fn fc() -> Layer {
     Layer {
         path: "fc".to_string(),
-        span: Span::new(FileId::new(1), 2745, 2764),
+        span: Span::new(FileId::new(1), 2868, 2887),
         op: Op::Linear {
             in_features: 1024,
             out_features: 1000,

@@ -619,3 +619,63 @@ fn held_images_make_the_batches_the_host_makes() {
     let short = HeldImages { table: &table[..256], ..held };
     assert!(GpuTrainer::holding(&gpu, &graph, &weights, |_| true, adam(), &options, 8, &short).is_err());
 }
+
+/// Held images whose bytes are not a whole number of words (five 3×3 grayscale images, 45 bytes)
+/// upload padded, and the batches made from them are the host's.
+#[test]
+fn held_images_of_any_byte_count_make_the_hosts_batches() {
+    use cnnc::runtime::data::{augment, Dataset, Images, Transform};
+    use cnnc::runtime::gpu::HeldImages;
+
+    let dir = std::env::temp_dir().join(format!("cnnc-odd-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("tiny.yaml");
+    std::fs::write(&spec, "model: tiny\ninput: [1, 3, 3]\nbody: [conv(2, 2), relu, flatten, linear(3)]\n").unwrap();
+    let (_, model) = cnnc::compiler::compile_model_path(&spec).unwrap();
+    let graph = model.unwrap().graph;
+    std::fs::remove_dir_all(dir).ok();
+    let gpu = gpu::open(None).unwrap();
+    let weights = synthetic::weights(&graph, 2);
+    let data = Dataset {
+        images: Images::Same { bytes: (0..45).map(|i| (i * 37 % 256) as u8).collect(), shape: [1, 3, 3] },
+        labels: vec![0, 1, 2, 1, 0],
+        class_names: None,
+        source: "bytes".into(),
+        label_files: Vec::new(),
+        image_files: Vec::new(),
+        skipped: Vec::new(),
+        split: "train".into(),
+    };
+    let Images::Same { bytes, shape } = &data.images else { unreachable!() };
+    let transform = Transform {
+        input: [1, 3, 3],
+        augment: augment::parse("hflip, random_crop(3, pad=1)").unwrap(),
+        resize: None,
+        centre_crop: false,
+        mean: vec![0.3],
+        std: vec![0.2],
+    };
+    let table = transform.normalized_bytes();
+    let held = HeldImages { bytes, shape: *shape, table: &table };
+    let options = StepOptions::default();
+    let mut host = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
+    let mut device = GpuTrainer::holding(&gpu, &graph, &weights, |_| true, adam(), &options, 2, &held).unwrap();
+    // The last image (bytes 36..45) is in every other batch: its last word is the padded one.
+    for (step, chunk) in [[4, 0], [1, 2], [3, 4], [4, 4]].iter().enumerate() {
+        let (x, labels) = data.batch(chunk, &transform, 9, step * 2).unwrap();
+        host.step(&x, &labels).unwrap();
+        let items: Vec<(usize, augment::Placement)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(n, &j)| (j, transform.placement(*shape, 9, step * 2 + n).unwrap()))
+            .collect();
+        device.step_held(&items, &labels).unwrap();
+    }
+    let bits = |losses: Vec<f32>| losses.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(device.losses().unwrap()), bits(host.losses().unwrap()));
+    let (a, b) = (host.weights().unwrap(), device.weights().unwrap());
+    for name in a.names() {
+        let bits = |w: &Weights| w.get(name).unwrap().data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&b), bits(&a), "{name}");
+    }
+}

@@ -15,6 +15,7 @@
 pub mod backward;
 mod cases;
 pub mod export;
+pub mod held;
 pub mod net;
 pub mod problems;
 pub mod special;
@@ -128,9 +129,11 @@ fn relative_error(reference: &Tensor, got: &Tensor) -> f64 {
     worst / scale
 }
 
-/// Runs every case, and the special-value cases ([`special`]).
+/// Runs every case, the special-value cases ([`special`]) and the held-image batches
+/// ([`held`]).
 pub fn run_all(gpu: &Gpu) -> Vec<Outcome> {
     let mut outcomes: Vec<Outcome> = cases().iter().map(|c| run_case(gpu, c)).collect();
     outcomes.extend(special::run_all(gpu));
+    outcomes.extend(held::run_all(gpu));
     outcomes
 }

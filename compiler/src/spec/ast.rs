@@ -177,12 +177,13 @@ pub struct ModuleDef {
     pub params: Vec<ParamDef>,
     pub lets: Vec<LetBinding>,
     pub body: Body,
-    /// The input shape the module expects when it is a model's whole body (`[3, 224, 224]` for
+    /// The input shape the module is written for when it is a model's whole body (`[3, 224, 224]` for
     /// AlexNet): a model without `input:` whose body is one call of this module takes it. A
     /// constant: it may not refer to the module's parameters.
     pub input: Option<Expr>,
-    /// Its pretrained weights' preprocessing (torchvision's `weights.transforms()`), taken the same
-    /// way by a model without `preprocess:`.
+    /// The preprocessing that input is made with (for a zoo family, torchvision's
+    /// `weights.transforms()`), taken with it by a model that takes the module's `input`, unless the
+    /// model has a `preprocess:` of its own.
     pub preprocess: Option<Preprocess>,
     pub span: Span,
 }

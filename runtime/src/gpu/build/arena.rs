@@ -206,7 +206,10 @@ impl Arena {
     /// A read-only storage buffer holding `bytes` (read as `u32` words, four bytes to a word, the
     /// first in the lowest bits; zeros after the last).
     pub fn byte_buffer(&mut self, bytes: &[u8], label: &str) -> BufferId {
-        let buffer = self.uploads.buffer(bytes, wgpu::BufferUsages::STORAGE, label);
+        // Uploads copy whole words: pad the last one with zeros.
+        let mut words = bytes.to_vec();
+        words.resize(bytes.len().next_multiple_of(4), 0);
+        let buffer = self.uploads.buffer(&words, wgpu::BufferUsages::STORAGE, label);
         self.push_buffer(buffer)
     }
 

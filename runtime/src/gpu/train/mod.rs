@@ -535,6 +535,39 @@ impl GpuTrainer {
     /// for a wrong count of items or labels, an image index out of range or a label that is not a
     /// class; a device error while reading back a full loss history.
     pub fn step_held(&mut self, items: &[(usize, Placement)], labels: &[usize]) -> Result<(), RuntimeError> {
+        let placements = self.placements(items)?;
+        if self.pending == HISTORY {
+            self.read_losses()?;
+        }
+        self.upload_labels(labels)?;
+        let held = self.held.as_ref().expect("placements checked it");
+        self.gpu.queue.write_buffer(&held.placements, 0, bytemuck::cast_slice(&placements));
+        self.write_hyper(self.pending);
+        self.submit_after(Some(&held.step), &self.steps);
+        self.pending += 1;
+        self.optimizer.steps += 1;
+        Ok(())
+    }
+
+    /// The batch [`GpuTrainer::step_held`] would train on for `items`, made on the device and read
+    /// back, `[batch, ...item]`; no step is taken (for checking `batch_from_bytes` against the host's
+    /// batches, as `cnnc conformance` does).
+    ///
+    /// # Errors
+    /// Those of [`GpuTrainer::step_held`] about `items`; a device error while reading back.
+    pub fn held_batch(&mut self, items: &[(usize, Placement)]) -> Result<Tensor, RuntimeError> {
+        let placements = self.placements(items)?;
+        let held = self.held.as_ref().expect("placements checked it");
+        self.gpu.queue.write_buffer(&held.placements, 0, bytemuck::cast_slice(&placements));
+        self.submit_after(Some(&held.step), &[]);
+        let mut shape = vec![self.batch];
+        shape.extend(&self.item_shape);
+        let data = read_buffer(&self.gpu, &self.input, shape.iter().product())?;
+        Ok(Tensor::new(shape, data))
+    }
+
+    /// `items` as the `batch_from_bytes` kernel reads them: image, top, left, step, as `i32`s.
+    fn placements(&self, items: &[(usize, Placement)]) -> Result<Vec<i32>, RuntimeError> {
         let Some(held) = &self.held else {
             return Err(RuntimeError::NotHolding);
         };
@@ -558,17 +591,7 @@ impl GpuTrainer {
             };
             placements.extend(placed);
         }
-        if self.pending == HISTORY {
-            self.read_losses()?;
-        }
-        self.upload_labels(labels)?;
-        let held = self.held.as_ref().expect("checked above");
-        self.gpu.queue.write_buffer(&held.placements, 0, bytemuck::cast_slice(&placements));
-        self.write_hyper(self.pending);
-        self.submit_after(Some(&held.step), &self.steps);
-        self.pending += 1;
-        self.optimizer.steps += 1;
-        Ok(())
+        Ok(placements)
     }
 
     fn read_losses(&mut self) -> Result<(), RuntimeError> {
