@@ -555,6 +555,17 @@ fn slow_resnet18_adam_with_batch_norm_follows_pytorch_as_closely_as_its_float32(
     );
 }
 
+/// Two trainers' losses and weights are the same, bit for bit.
+fn assert_trained_alike(host: &mut GpuTrainer, device: &mut GpuTrainer) {
+    let bits = |losses: Vec<f32>| losses.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(device.losses().unwrap()), bits(host.losses().unwrap()));
+    let (a, b) = (host.weights().unwrap(), device.weights().unwrap());
+    for name in a.names() {
+        let bits = |w: &Weights| w.get(name).unwrap().data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&b), bits(&a), "{name}");
+    }
+}
+
 /// A trainer holding the training images as bytes makes each step's batch on the device
 /// (`batch_from_bytes`) exactly as the host makes it: random crops of the padded images and
 /// mirrors, normalised per channel; two runs, one on host batches and one on held images, give the
@@ -570,18 +581,9 @@ fn held_images_make_the_batches_the_host_makes() {
     let graph = lenet();
     let weights = synthetic::weights(&graph, 4);
     let count = 37;
-    let images =
-        Images::Same { bytes: (0..count * 3 * 32 * 32).map(|i| (i * 7919 % 251) as u8).collect(), shape: [3, 32, 32] };
-    let data = Dataset {
-        images,
-        labels: (0..count as u32).map(|i| i * 7 % 10).collect(),
-        class_names: None,
-        source: "bytes".into(),
-        label_files: Vec::new(),
-        image_files: Vec::new(),
-        skipped: Vec::new(),
-        split: "train".into(),
-    };
+    let bytes = (0..count * 3 * 32 * 32).map(|i| (i * 7919 % 251) as u8).collect();
+    let labels = (0..count as u32).map(|i| i * 7 % 10).collect();
+    let data = Dataset::from_memory(Images::Same { bytes, shape: [3, 32, 32] }, labels, "bytes");
     let Images::Same { bytes, shape } = &data.images else { unreachable!() };
     let transform = Transform {
         input: [3, 32, 32],
@@ -605,13 +607,7 @@ fn held_images_make_the_batches_the_host_makes() {
             chunk.iter().enumerate().map(|(n, &j)| (j, transform.placement(*shape, key, i * 8 + n).unwrap())).collect();
         device.step_held(&items, &labels).unwrap();
     }
-    let bits = |losses: Vec<f32>| losses.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(device.losses().unwrap()), bits(host.losses().unwrap()));
-    let (a, b) = (host.weights().unwrap(), device.weights().unwrap());
-    for name in a.names() {
-        let bits = |w: &Weights| w.get(name).unwrap().data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&b), bits(&a), "{name}");
-    }
+    assert_trained_alike(&mut host, &mut device);
     let at = augment::Placement { top: 0, left: 0, step: 1 };
     assert!(matches!(host.step_held(&[(0, at); 8], &[0; 8]), Err(RuntimeError::NotHolding)));
     let past = device.step_held(&[(count, at); 8], &[0; 8]).unwrap_err().to_string();
@@ -636,16 +632,8 @@ fn held_images_of_any_byte_count_make_the_hosts_batches() {
     std::fs::remove_dir_all(dir).ok();
     let gpu = gpu::open(None).unwrap();
     let weights = synthetic::weights(&graph, 2);
-    let data = Dataset {
-        images: Images::Same { bytes: (0..45).map(|i| (i * 37 % 256) as u8).collect(), shape: [1, 3, 3] },
-        labels: vec![0, 1, 2, 1, 0],
-        class_names: None,
-        source: "bytes".into(),
-        label_files: Vec::new(),
-        image_files: Vec::new(),
-        skipped: Vec::new(),
-        split: "train".into(),
-    };
+    let bytes = (0..45).map(|i| (i * 37 % 256) as u8).collect();
+    let data = Dataset::from_memory(Images::Same { bytes, shape: [1, 3, 3] }, vec![0, 1, 2, 1, 0], "bytes");
     let Images::Same { bytes, shape } = &data.images else { unreachable!() };
     let transform = Transform {
         input: [1, 3, 3],
@@ -671,11 +659,5 @@ fn held_images_of_any_byte_count_make_the_hosts_batches() {
             .collect();
         device.step_held(&items, &labels).unwrap();
     }
-    let bits = |losses: Vec<f32>| losses.iter().map(|l| l.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(device.losses().unwrap()), bits(host.losses().unwrap()));
-    let (a, b) = (host.weights().unwrap(), device.weights().unwrap());
-    for name in a.names() {
-        let bits = |w: &Weights| w.get(name).unwrap().data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&b), bits(&a), "{name}");
-    }
+    assert_trained_alike(&mut host, &mut device);
 }

@@ -72,16 +72,8 @@ impl HeldCase {
     pub fn run(&self, gpu: &Gpu) -> Result<(), String> {
         let [c, h, w] = self.shape;
         let bytes: Vec<u8> = (0..self.count * c * h * w).map(|i| (i * 131 % 256) as u8).collect();
-        let data = Dataset {
-            images: Images::Same { bytes: bytes.clone(), shape: self.shape },
-            labels: vec![0; self.count],
-            class_names: None,
-            source: "held".into(),
-            label_files: Vec::new(),
-            image_files: Vec::new(),
-            skipped: Vec::new(),
-            split: "train".into(),
-        };
+        let data =
+            Dataset::from_memory(Images::Same { bytes: bytes.clone(), shape: self.shape }, vec![0; self.count], "held");
         let transform = Transform {
             input: self.input,
             augment: augment::parse(self.augment)?,

@@ -133,6 +133,21 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// `images` held in memory with one label each (a training split made by a program, not read
+    /// from files); `source` names them in messages.
+    pub fn from_memory(images: Images, labels: Vec<u32>, source: &str) -> Dataset {
+        Dataset {
+            images,
+            label_files: vec![(source.into(), labels.len())],
+            labels,
+            class_names: None,
+            source: source.into(),
+            image_files: Vec::new(),
+            skipped: Vec::new(),
+            split: Split::Train.name().to_string(),
+        }
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.labels.len()

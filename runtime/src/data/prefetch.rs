@@ -102,16 +102,8 @@ mod tests {
     use crate::data::{Augment, Images};
 
     fn digits(n: usize) -> Dataset {
-        Dataset {
-            images: Images::Same { bytes: (0..n * 4).map(|i| (i * 37 % 256) as u8).collect(), shape: [1, 2, 2] },
-            labels: (0..n as u32).map(|l| l % 3).collect(),
-            class_names: None,
-            source: "digits".into(),
-            label_files: Vec::new(),
-            image_files: Vec::new(),
-            skipped: Vec::new(),
-            split: "train".into(),
-        }
+        let bytes = (0..n * 4).map(|i| (i * 37 % 256) as u8).collect();
+        Dataset::from_memory(Images::Same { bytes, shape: [1, 2, 2] }, (0..n as u32).map(|l| l % 3).collect(), "digits")
     }
 
     fn transform() -> Transform {
