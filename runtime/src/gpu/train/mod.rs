@@ -116,11 +116,11 @@ fn hold(
 ) -> Result<(Step, BufferId, usize), RuntimeError> {
     let [channels, h, w] = images.shape;
     let image_bytes = channels * h * w;
-    let (&[c, out_h, out_w], true) = (item_shape, images.table.len() == channels * 256) else {
-        return Err(RuntimeError::InputShape { item: item_shape.to_vec(), found: images.shape.to_vec() });
-    };
-    if c != channels || image_bytes == 0 || !images.bytes.len().is_multiple_of(image_bytes) {
-        return Err(RuntimeError::InputShape { item: item_shape.to_vec(), found: images.shape.to_vec() });
+    let misfit = || RuntimeError::InputShape { item: item_shape.to_vec(), found: images.shape.to_vec() };
+    let &[c, out_h, out_w] = item_shape else { return Err(misfit()) };
+    let whole = image_bytes > 0 && images.bytes.len().is_multiple_of(image_bytes);
+    if c != channels || images.table.len() != channels * 256 || !whole {
+        return Err(misfit());
     }
     if !GpuTrainer::can_hold(&arena.gpu, images.bytes.len()) {
         return Err(RuntimeError::BindingLimit {
@@ -535,14 +535,13 @@ impl GpuTrainer {
     /// for a wrong count of items or labels, an image index out of range or a label that is not a
     /// class; a device error while reading back a full loss history.
     pub fn step_held(&mut self, items: &[(usize, Placement)], labels: &[usize]) -> Result<(), RuntimeError> {
-        let placements = self.placements(items)?;
+        self.upload_placements(items)?;
         if self.pending == HISTORY {
             self.read_losses()?;
         }
         self.upload_labels(labels)?;
-        let held = self.held.as_ref().expect("placements checked it");
-        self.gpu.queue.write_buffer(&held.placements, 0, bytemuck::cast_slice(&placements));
         self.write_hyper(self.pending);
+        let held = self.held.as_ref().expect("upload_placements checked it");
         self.submit_after(Some(&held.step), &self.steps);
         self.pending += 1;
         self.optimizer.steps += 1;
@@ -556,9 +555,7 @@ impl GpuTrainer {
     /// # Errors
     /// Those of [`GpuTrainer::step_held`] about `items`; a device error while reading back.
     pub fn held_batch(&mut self, items: &[(usize, Placement)]) -> Result<Tensor, RuntimeError> {
-        let placements = self.placements(items)?;
-        let held = self.held.as_ref().expect("placements checked it");
-        self.gpu.queue.write_buffer(&held.placements, 0, bytemuck::cast_slice(&placements));
+        let held = self.upload_placements(items)?;
         self.submit_after(Some(&held.step), &[]);
         let mut shape = vec![self.batch];
         shape.extend(&self.item_shape);
@@ -566,8 +563,9 @@ impl GpuTrainer {
         Ok(Tensor::new(shape, data))
     }
 
-    /// `items` as the `batch_from_bytes` kernel reads them: image, top, left, step, as `i32`s.
-    fn placements(&self, items: &[(usize, Placement)]) -> Result<Vec<i32>, RuntimeError> {
+    /// Writes `items` where the `batch_from_bytes` kernel reads them (image, top, left, step, as
+    /// `i32`s); returns the held images.
+    fn upload_placements(&self, items: &[(usize, Placement)]) -> Result<&Held, RuntimeError> {
         let Some(held) = &self.held else {
             return Err(RuntimeError::NotHolding);
         };
@@ -576,22 +574,18 @@ impl GpuTrainer {
         }
         let mut placements = Vec::with_capacity(4 * items.len());
         for (i, (image, at)) in items.iter().enumerate() {
-            let fits = |v: i64| i32::try_from(v).ok();
-            let placed = [
-                i64::try_from(*image).ok().filter(|_| *image < held.count),
-                Some(at.top),
-                Some(at.left),
-                Some(at.step),
-            ];
-            let Some(placed) = placed.into_iter().map(|v| v.and_then(fits)).collect::<Option<Vec<i32>>>() else {
+            let index = Some(*image).filter(|image| *image < held.count).and_then(|image| i32::try_from(image).ok());
+            let moves = [at.top, at.left, at.step].map(|v| i32::try_from(v).ok());
+            let (Some(index), [Some(top), Some(left), Some(step)]) = (index, moves) else {
                 return Err(RuntimeError::Labels(format!(
                     "item {i} places image {image} (of {}) at {at:?}, outside what is held",
                     held.count
                 )));
             };
-            placements.extend(placed);
+            placements.extend([index, top, left, step]);
         }
-        Ok(placements)
+        self.gpu.queue.write_buffer(&held.placements, 0, bytemuck::cast_slice(&placements));
+        Ok(held)
     }
 
     fn read_losses(&mut self) -> Result<(), RuntimeError> {
