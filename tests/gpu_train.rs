@@ -14,6 +14,7 @@ mod common;
 
 use cnnc::conformance::backward::{self, BackwardCase};
 use cnnc::conformance::net::{self, Net};
+use cnnc::runtime::gpu::kernels::UnrolledWeightGrad;
 use cnnc::runtime::gpu::{self, GpuTrainer};
 use cnnc::runtime::synthetic;
 use cnnc::runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions};
@@ -89,33 +90,41 @@ fn relus_applied_by_their_layers_keep_the_gradients() {
 /// loss stays finite, and as in PyTorch the taps that multiply it by that position's zero gradient
 /// get NaN (0 · ∞) while every other weight gradient stays a number. On each weight-gradient path:
 /// unrolled (whose 11 output columns end in a partial group of positions, which must not multiply
-/// the infinity too), grouped, depthwise and direct.
+/// the infinity too; at batch 256 it takes two output rows a step, which must not reach past the
+/// invocation's rows), grouped, depthwise and direct.
 #[test]
 fn an_infinity_read_only_by_dropped_positions_spoils_only_its_taps() {
     let gpu = gpu::open(None).unwrap();
-    // (input channels, output channels, groups, NaN gradients: the 3 taps (ky, 2) of each output
-    // channel that reads input channel 0).
-    for (channels, out, groups, spoiled) in [(1, 2, 1, 6), (2, 4, 2, 6), (2, 2, 2, 3), (1, 300, 1, 900)] {
+    // (batch, input channels, output channels, groups, NaN gradients: the 3 taps (ky, 2) of each
+    // output channel that reads input channel 0).
+    let cases = [(2, 1, 2, 1, 6), (256, 1, 2, 1, 6), (2, 2, 4, 2, 6), (2, 2, 2, 2, 3), (2, 1, 300, 1, 900)];
+    for (batch, channels, out, groups, spoiled) in cases {
         let (mut m, x) = Net::new(&[channels, 6, 13]);
-        let y = m.apply(x, Op::Conv2d(Conv2d { groups, ..net::conv(out, 3) }));
+        let conv = Conv2d { groups, ..net::conv(out, 3) };
+        if batch == 256 {
+            let conv = Conv2d { in_channels: 1, ..conv.clone() };
+            let unrolled = UnrolledWeightGrad::fits(batch, [1, 6, 13], [2, 4, 11], &conv).expect("unrolls");
+            assert_eq!((unrolled.rows, unrolled.step_rows), (2, 2));
+        }
+        let y = m.apply(x, Op::Conv2d(conv));
         // [out, 4, 11] → [out, 2, 5]: the pooling drops output column 10.
         let y = m.apply(y, net::max_pool(net::window(2)));
         let y = m.apply(y, Op::Flatten);
         let logits = m.apply(y, net::linear(3, true));
         let graph = m.finish(logits);
         let weights = synthetic::weights(&graph, 0);
-        let mut data = synthetic::values(1, "input", 2 * channels * 6 * 13, -1.0, 1.0);
+        let mut data = synthetic::values(1, "input", batch * channels * 6 * 13, -1.0, 1.0);
         // Item 0, channel 0, row 2, column 12: read only by output column 10 (taps kx = 2).
         data[2 * 13 + 12] = f32::INFINITY;
-        let input = cnnc::runtime::Tensor::new(vec![2, channels, 6, 13], data);
-        let labels = [1, 2];
+        let input = cnnc::runtime::Tensor::new(vec![batch, channels, 6, 13], data);
+        let labels: Vec<usize> = (0..batch).map(|i| 1 + i % 2).collect();
         let options = StepOptions { dropout: false, ..StepOptions::default() };
-        let mut trainer = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
+        let mut trainer = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, batch).unwrap();
         let (loss, ours) = trainer.gradients(&input, &labels).unwrap();
         let backward = differentiate(&graph, |_| true).unwrap();
         let reference =
             train::step(&graph, &backward, &weights.convert(), &input.convert(), &labels, &options).unwrap();
-        let case = format!("{channels} → {out} channels in {groups} groups");
+        let case = format!("{channels} → {out} channels in {groups} groups, batch {batch}");
         assert!(loss.is_finite() && (f64::from(loss) - reference.loss).abs() <= 1e-5 * reference.loss, "{case}");
         let mut nan = 0;
         for name in reference.gradients.names() {

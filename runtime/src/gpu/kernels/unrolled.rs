@@ -1,11 +1,11 @@
 //! The unrolled convolutions (`conv2d_unrolled`, `conv_grad_weight_unrolled`): for a small
 //! convolution of one group (LeNet's, and the input gradients of such layers run as forward
 //! convolutions), the whole tap loop is written out as WGSL for its exact shape. Each invocation
-//! computes a row of [`UnrolledConv::positions`] outputs of one item for every output channel: per
-//! input row of its window it loads the inputs once, as the few aligned vec4s that cover them, and
-//! uses each for every tap and output channel that reads it, and every weight is read at a constant
-//! offset of a uniform buffer. The weight gradient ([`UnrolledWeightGrad`]) is written out the same
-//! way.
+//! computes [`UnrolledConv::rows`] rows of [`UnrolledConv::positions`] outputs of one item for every
+//! output channel: per input row its windows read it loads the inputs once, as the few aligned
+//! vec4s that cover them, and uses each for every tap, output row and output channel that reads it,
+//! and every weight is read at a constant offset of a uniform buffer. The weight gradient
+//! ([`UnrolledWeightGrad`]) is written out the same way.
 //!
 //! Why: on CPU drivers (lavapipe) a storage-buffer load inside a loop runs one lane at a time and a
 //! uniform load at a run-time offset is a gather, while a uniform load at a constant offset is one
@@ -13,8 +13,9 @@
 //! and an input for every multiply-add. On GPUs constant-offset uniform loads come from the
 //! constant cache. The price is compile time, which grows with the unrolled code: the kernels are
 //! taken only for windows larger than 1×1 with at most [`MAX_WEIGHTS`] weights (the forward for at
-//! most 16 output channels), with positions per invocation cut to keep the code under
-//! [`MAX_UNROLLED`] multiply-adds.
+//! most 16 output channels), and the positions and rows per invocation are those that load the
+//! fewest vec4s while the code stays under [`MAX_UNROLLED`] multiply-adds: on lavapipe a load costs
+//! as much as a few hundred multiply-adds, so the loads, not the arithmetic, set the time.
 
 use std::fmt::Write as _;
 
@@ -26,11 +27,14 @@ use super::{activation_consts, grid_1d, Family, Kernel, KernelParams};
 /// far below the 64 KiB every WebGPU adapter binds.
 pub const MAX_WEIGHTS: usize = 2_400;
 
-/// The most multiply-adds written out in one kernel (weights × positions per invocation).
+/// The most multiply-adds written out in one kernel (weights × positions × rows per invocation).
 pub const MAX_UNROLLED: usize = 12_000;
 
 /// The most output positions one invocation computes.
 const MAX_POSITIONS: usize = 8;
+
+/// The most output rows one invocation of the unrolled forward computes.
+const MAX_ROWS: usize = 8;
 
 /// The most output channels the unrolled forward keeps sums for (times its positions).
 const MAX_CHANNELS: usize = 16;
@@ -50,6 +54,20 @@ fn window_columns(positions: usize, kw: usize, sx: usize, dx: usize) -> Vec<usiz
     columns.sort_unstable();
     columns.dedup();
     columns
+}
+
+/// The offsets from an invocation's first input row of the input rows its `rows` output rows read
+/// (`row · SY + y · DY`), each once, in order.
+fn row_offsets(rows: usize, kh: usize, sy: usize, dy: usize) -> Vec<usize> {
+    let mut offsets: Vec<usize> = (0..rows).flat_map(|row| (0..kh).map(move |y| row * sy + y * dy)).collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    offsets
+}
+
+/// The vec4 loads [`aligned_loads`] makes for a row's window of `positions` positions.
+fn vec4_loads(positions: usize, kw: usize, sx: usize, dx: usize) -> usize {
+    ((positions - 1) * sx + (kw - 1) * dx).div_ceil(4) + 1
 }
 
 /// Writes, at `indent`, the columns of a row's window (`c{j}`, relative to `x0`) and whether each
@@ -127,6 +145,8 @@ pub struct UnrolledConv {
     pub conv: Conv2d,
     /// Consecutive output positions of one row per invocation.
     pub positions: usize,
+    /// Consecutive output rows per invocation (each input row is loaded once for all of them).
+    pub rows: usize,
     /// Applied to each output (after the bias), as `common.wgsl`'s `activate` does.
     pub activation: Option<Activation>,
 }
@@ -135,17 +155,30 @@ impl UnrolledConv {
     /// The unrolled kernel for this convolution, if it is small enough and of one group.
     pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledConv> {
         let weights = unrollable_weights(conv).filter(|_| conv.out_channels <= MAX_CHANNELS)?;
-        let cap = (MAX_UNROLLED / weights).clamp(1, MAX_POSITIONS);
-        // As few groups per row as the cap allows, as even as they can be, so that few positions
-        // are computed past the row's end (LeNet's first: 4 groups of 7, not of 8).
-        let ow = output[2].max(1);
-        let positions = ow.div_ceil(ow.div_ceil(cap));
-        Some(UnrolledConv { n, input, output, conv: conv.clone(), positions, activation: None })
+        let ([kh, kw], [sy, sx], [dy, dx]) = (conv.kernel, conv.stride, conv.dilation);
+        let (oh, ow) = (output[1].max(1), output[2].max(1));
+        // The (positions, rows) a kernel of at most MAX_UNROLLED multiply-adds can take that load
+        // the fewest vec4s over the whole convolution; ties go to fewer rows (smaller code).
+        let mut best: Option<(usize, usize, usize)> = None;
+        for rows in 1..=MAX_ROWS.min(oh) {
+            for positions in 1..=MAX_POSITIONS.min(ow) {
+                if weights * positions * rows > MAX_UNROLLED && (positions, rows) != (1, 1) {
+                    continue;
+                }
+                let invocations = ow.div_ceil(positions) * oh.div_ceil(rows);
+                let loads = invocations * row_offsets(rows, kh, sy, dy).len() * vec4_loads(positions, kw, sx, dx);
+                if best.is_none_or(|(fewest, _, _)| loads < fewest) {
+                    best = Some((loads, positions, rows));
+                }
+            }
+        }
+        let (_, positions, rows) = best?;
+        Some(UnrolledConv { n, input, output, conv: conv.clone(), positions, rows, activation: None })
     }
 
     fn invocations(&self) -> usize {
         let [_, oh, ow] = self.output;
-        self.n * oh * ow.div_ceil(self.positions)
+        self.n * oh.div_ceil(self.rows) * ow.div_ceil(self.positions)
     }
 
     /// The kernel's WGSL body, every extent and weight offset written in.
@@ -154,8 +187,9 @@ impl UnrolledConv {
         let c = &self.conv;
         let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
         let Pad4 { top, left, .. } = c.padding;
-        let p = self.positions;
+        let (p, r) = (self.positions, self.rows);
         let per_row = ow.div_ceil(p);
+        let row_groups = oh.div_ceil(r);
         let in_len = self.n * ic * ih * iw;
         let weights = oc * ic * kh * kw;
         let mut s = String::new();
@@ -167,45 +201,69 @@ impl UnrolledConv {
         let _ = writeln!(s, "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{");
         let _ = writeln!(s, "    let q = gid.x + gid.y * {}u;", 65_535 * 64);
         let _ = writeln!(s, "    if (q >= {}u) {{ return; }}", self.invocations());
-        let _ = writeln!(s, "    let n = q / {}u;", oh * per_row);
-        let _ = writeln!(s, "    let oy = (q / {per_row}u) % {oh}u;");
+        let _ = writeln!(s, "    let n = q / {}u;", row_groups * per_row);
+        let _ = writeln!(s, "    let oy = ((q / {per_row}u) % {row_groups}u) * {r}u;");
         let _ = writeln!(s, "    let ox = (q % {per_row}u) * {p}u;");
         let _ = writeln!(s, "    let y0 = i32(oy * {sy}u) - {top};");
         let _ = writeln!(s, "    let x0 = i32(ox * {sx}u) - {left};");
         let _ = writeln!(s, "    let item = i32(n * {}u);", ic * ih * iw);
         let window = window_setup(&mut s, "    ", &window_columns(p, kw, sx, dx), iw);
         for o in 0..oc {
-            for j in 0..p {
-                let _ = writeln!(s, "    var a{o}_{j} = 0.0;");
+            for row in 0..r {
+                for j in 0..p {
+                    let _ = writeln!(s, "    var a{o}_{row}_{j} = 0.0;");
+                }
             }
         }
+        // Each input row the window's rows of the invocation's output rows read, once: the output
+        // row `row`'s tap row `y` reads input row `y0 + row·SY + y·DY`. For one output row the
+        // taps are added in (ci, y, x) order, as with one row per invocation.
         for ci in 0..ic {
-            for y in 0..kh {
+            for offset in row_offsets(r, kh, sy, dy) {
                 let _ = writeln!(s, "    {{");
-                row_window(&mut s, "        ", "input", (ci, y * dy), self.input, &window, in_len);
-                for x in 0..kw {
-                    for o in 0..oc {
-                        let e = ((o * ic + ci) * kh + y) * kw + x;
-                        let _ = write!(s, "        {{ let w = weight[{}u].{};", e / 4, ['x', 'y', 'z', 'w'][e % 4]);
-                        for j in 0..p {
-                            let _ = write!(s, " a{o}_{j} += v{} * w;", j * sx + x * dx);
+                row_window(&mut s, "        ", "input", (ci, offset), self.input, &window, in_len);
+                for row in 0..r {
+                    for y in (0..kh).filter(|y| row * sy + y * dy == offset) {
+                        for x in 0..kw {
+                            for o in 0..oc {
+                                let e = ((o * ic + ci) * kh + y) * kw + x;
+                                let _ =
+                                    write!(s, "        {{ let w = weight[{}u].{};", e / 4, ['x', 'y', 'z', 'w'][e % 4]);
+                                for j in 0..p {
+                                    let _ = write!(s, " a{o}_{row}_{j} += v{} * w;", j * sx + x * dx);
+                                }
+                                let _ = writeln!(s, " }}");
+                            }
                         }
-                        let _ = writeln!(s, " }}");
                     }
                 }
                 let _ = writeln!(s, "    }}");
             }
         }
         let _ = writeln!(s, "    let base = n * {}u + oy * {ow}u + ox;", oc * oh * ow);
-        for j in 0..p {
-            // Positions past the row's end (a last partial group) are computed and not stored.
-            let guard = if ow.is_multiple_of(p) { String::new() } else { format!("if (ox + {j}u < {ow}u) ") };
-            let _ = writeln!(s, "    {guard}{{");
-            for o in 0..oc {
-                let b = if self.conv.bias { format!(" + bias[{o}u]") } else { String::new() };
-                let _ = writeln!(s, "        output[base + {}u] = activate(a{o}_{j}{b});", o * oh * ow + j);
+        for row in 0..r {
+            for j in 0..p {
+                // Positions past the row's end (a last partial group) and rows past the last are
+                // computed and not stored.
+                let mut guards = Vec::new();
+                if !ow.is_multiple_of(p) {
+                    guards.push(format!("ox + {j}u < {ow}u"));
+                }
+                if !oh.is_multiple_of(r) {
+                    guards.push(format!("oy + {row}u < {oh}u"));
+                }
+                let guard = if guards.is_empty() { String::new() } else { format!("if ({}) ", guards.join(" && ")) };
+                let _ = writeln!(s, "    {guard}{{");
+                for o in 0..oc {
+                    let b = if self.conv.bias { format!(" + bias[{o}u]") } else { String::new() };
+                    let _ = writeln!(
+                        s,
+                        "        output[base + {}u] = activate(a{o}_{row}_{j}{b});",
+                        o * oh * ow + row * ow + j
+                    );
+                }
+                let _ = writeln!(s, "    }}");
             }
-            let _ = writeln!(s, "    }}");
         }
         s.push_str("}\n");
         s
@@ -242,6 +300,11 @@ impl KernelParams for UnrolledConv {
 /// The most weight-gradient sums one invocation of [`UnrolledWeightGrad`] keeps.
 const MAX_SUMS: usize = 600;
 
+/// The most multiply-adds written out for one step of an [`UnrolledWeightGrad`]: its code is
+/// compiled with that many sums live, which costs a CPU driver's compiler far more time per line than
+/// the forward's.
+const MAX_STEP_CODE: usize = 4_800;
+
 /// The most partial sums an [`UnrolledWeightGrad`] writes (64 MiB of scratch).
 const MAX_PARTIALS: usize = 16 << 20;
 
@@ -273,6 +336,9 @@ pub struct UnrolledWeightGrad {
     pub positions: usize,
     /// Output rows per invocation.
     pub rows: usize,
+    /// Output rows per step of an invocation (a divisor of `rows` and of `OH`): each input row
+    /// their windows read is loaded once for all of them.
+    pub step_rows: usize,
     /// Also the bias gradient `Σ dy` per output channel, as `OC` more results after the weights'
     /// (`dW` is `[OC·IC·KH·KW]` results, `db` the next `OC`).
     pub bias: bool,
@@ -284,11 +350,42 @@ impl UnrolledWeightGrad {
         let per_channel = conv.in_channels * conv.kernel[0] * conv.kernel[1];
         let weights = unrollable_weights(conv).filter(|_| per_channel <= MAX_SUMS)?;
         let channels = (MAX_SUMS / per_channel).min(conv.out_channels);
-        let positions = (MAX_SUMS * 4 / (channels * per_channel)).clamp(1, MAX_POSITIONS).min(output[2].max(1));
-        let (blocks, oh) = (conv.out_channels.div_ceil(channels), output[1].max(1));
+        let (blocks, oh, ow) = (conv.out_channels.div_ceil(channels), output[1].max(1), output[2].max(1));
         let chunks = MIN_INVOCATIONS.div_ceil(blocks * n.max(1)).clamp(1, oh);
         let rows = oh.div_ceil(chunks);
-        let grad = UnrolledWeightGrad { n, input, output, conv: conv.clone(), channels, positions, rows, bias: false };
+        // The (positions, rows) per step that load the fewest vec4s per output row within
+        // MAX_UNROLLED multiply-adds of code per step; rows per step divide the chunks' rows, so
+        // that no step reaches past its chunk (a row of zero gradient times an infinite input
+        // would make NaN). Ties go to fewer rows, then fewer positions (smaller code).
+        let ([kh, kw], [sy, sx], [dy, dx]) = (conv.kernel, conv.stride, conv.dilation);
+        let sums = channels * per_channel;
+        let mut best: Option<(usize, usize, usize)> = None;
+        for step_rows in (1..=rows).filter(|r| rows % r == 0 && oh % r == 0) {
+            for positions in 1..=MAX_POSITIONS.min(ow) {
+                if sums * positions * step_rows > MAX_STEP_CODE.max(sums) {
+                    continue;
+                }
+                let per_step = channels * step_rows * vec4_loads(positions, 1, 1, 1)
+                    + conv.in_channels * row_offsets(step_rows, kh, sy, dy).len() * vec4_loads(positions, kw, sx, dx);
+                // Loads per output row, in thousandths.
+                let loads = ow.div_ceil(positions) * per_step * 1000 / step_rows;
+                if best.is_none_or(|(fewest, _, _)| loads < fewest) {
+                    best = Some((loads, positions, step_rows));
+                }
+            }
+        }
+        let (_, positions, step_rows) = best?;
+        let grad = UnrolledWeightGrad {
+            n,
+            input,
+            output,
+            conv: conv.clone(),
+            channels,
+            positions,
+            rows,
+            step_rows,
+            bias: false,
+        };
         ((weights + conv.out_channels) * grad.partials() <= MAX_PARTIALS).then_some(grad)
     }
 
@@ -333,7 +430,8 @@ impl UnrolledWeightGrad {
         for o in (0..ob).filter(|_| self.bias) {
             let _ = writeln!(s, "    var b{o} = 0.0;");
         }
-        let _ = writeln!(s, "    for (var oy = first_row; oy < min(first_row + {rows}u, {oh}u); oy++) {{");
+        let r = self.step_rows;
+        let _ = writeln!(s, "    for (var oy = first_row; oy < min(first_row + {rows}u, {oh}u); oy += {r}u) {{");
         let _ = writeln!(s, "    let y0 = i32(oy * {sy}u) - {top};");
         let _ = writeln!(s, "    let dy_row = (n * {oc}u + o0) * {}u + oy * {ow}u;", oh * ow);
         // Whole groups of `p` positions, then the row's last `ow mod p` as a group of their own: a
@@ -383,31 +481,38 @@ impl UnrolledWeightGrad {
         let ob = self.channels;
         let (in_len, out_len) = (self.n * ic * ih * iw, self.n * oc * oh * ow);
         let _ = writeln!(s, "        let x0 = i32(ox * {sx}u) - {left};");
+        let r = self.step_rows;
         for o in 0..ob {
-            // Channels past the last (a partial block) read as zero; their sums are not written.
-            let loads: Vec<(String, usize, String)> =
-                (0..p).map(|j| (format!("g{o}_{j}"), j, format!("o0 + {o}u < {oc}u"))).collect();
-            let start = format!("i32(dy_row + {}u + ox)", o * oh * ow);
-            aligned_loads(s, "        ", &format!("g{o}"), "dy", &start, &loads, out_len);
-            if self.bias {
-                // In position order.
-                let sums: String = (0..p).map(|j| format!(" b{o} += g{o}_{j};")).collect();
-                let _ = writeln!(s, "       {sums}");
+            for row in 0..r {
+                // Channels past the last (a partial block) read as zero; their sums are not written.
+                let loads: Vec<(String, usize, String)> =
+                    (0..p).map(|j| (format!("g{o}_{row}_{j}"), j, format!("o0 + {o}u < {oc}u"))).collect();
+                let start = format!("i32(dy_row + {}u + ox)", o * oh * ow + row * ow);
+                aligned_loads(s, "        ", &format!("g{o}_{row}"), "dy", &start, &loads, out_len);
+                if self.bias {
+                    // In position order.
+                    let sums: String = (0..p).map(|j| format!(" b{o} += g{o}_{row}_{j};")).collect();
+                    let _ = writeln!(s, "       {sums}");
+                }
             }
         }
         let window = window_setup(s, "        ", &window_columns(p, kw, sx, dx), iw);
         for ci in 0..ic {
-            for y in 0..kh {
+            for offset in row_offsets(r, kh, c.stride[0], dy) {
                 let _ = writeln!(s, "        {{");
-                row_window(s, "            ", "x", (ci, y * dy), self.input, &window, in_len);
-                for xk in 0..kw {
-                    for o in 0..ob {
-                        let e = ((o * ic + ci) * kh + y) * kw + xk;
-                        let _ = write!(s, "           ");
-                        for j in 0..p {
-                            let _ = write!(s, " a{e} += g{o}_{j} * v{};", j * sx + xk * dx);
+                row_window(s, "            ", "x", (ci, offset), self.input, &window, in_len);
+                for row in 0..r {
+                    for y in (0..kh).filter(|y| row * c.stride[0] + y * dy == offset) {
+                        for xk in 0..kw {
+                            for o in 0..ob {
+                                let e = ((o * ic + ci) * kh + y) * kw + xk;
+                                let _ = write!(s, "           ");
+                                for j in 0..p {
+                                    let _ = write!(s, " a{e} += g{o}_{row}_{j} * v{};", j * sx + xk * dx);
+                                }
+                                let _ = writeln!(s);
+                            }
                         }
-                        let _ = writeln!(s);
                     }
                 }
                 let _ = writeln!(s, "        }}");
@@ -463,25 +568,33 @@ mod tests {
     #[test]
     fn only_small_convolutions_of_one_group_unroll() {
         // LeNet's: 450 and 2,400 weights.
+        // 450 weights: 5 × 5 outputs an invocation, 9 input rows of 3 vec4s per input channel.
         let first = UnrolledConv::fits(64, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).expect("unrolls");
-        assert_eq!(first.positions, 7, "28 positions a row in four even groups");
+        assert_eq!((first.positions, first.rows), (5, 5));
+        // 2,400 weights leave room for 5 outputs: half a row each, whose windows load fewest.
         let second = UnrolledConv::fits(64, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
-        assert_eq!(second.positions, 5);
+        assert_eq!((second.positions, second.rows), (5, 1));
         assert!(UnrolledConv::fits(1, [64, 56, 56], [64, 56, 56], &conv(64, 64, 3, 1)).is_none());
         assert!(UnrolledConv::fits(1, [4, 8, 8], [4, 6, 6], &conv(4, 4, 3, 2)).is_none());
         assert!(UnrolledConv::fits(1, [16, 8, 8], [16, 8, 8], &conv(16, 16, 1, 1)).is_none());
         assert!(UnrolledConv::fits(1, [3, 9, 9], [32, 7, 7], &conv(3, 32, 3, 1)).is_none());
         // Never more positions than the row has.
         assert_eq!(UnrolledConv::fits(1, [1, 5, 3], [1, 3, 1], &conv(1, 1, 3, 1)).unwrap().positions, 1);
+        // Never more rows than the output has.
+        assert_eq!(UnrolledConv::fits(1, [1, 3, 9], [1, 1, 7], &conv(1, 1, 3, 1)).unwrap().rows, 1);
     }
 
     #[test]
     fn weight_gradients_split_output_channels_to_bound_the_sums() {
         let first = UnrolledWeightGrad::fits(64, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).expect("unrolls");
-        // Four rows per invocation: 7 chunks of 28 rows, 448 invocations.
+        // Four rows per invocation (7 chunks of 28 rows, 448 invocations), two at a step.
         assert_eq!((first.channels, first.positions, first.rows, first.partials()), (6, 5, 4, 64 * 7));
+        assert_eq!(first.step_rows, 2);
         let second = UnrolledWeightGrad::fits(64, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
-        assert_eq!((second.channels, second.blocks(), second.rows), (4, 4, 5));
+        assert_eq!((second.channels, second.blocks(), second.rows, second.step_rows), (4, 4, 5, 1));
+        // Rows per step divide the rows per invocation and the output's rows.
+        let odd = UnrolledWeightGrad::fits(128, [1, 15, 15], [1, 12, 12], &conv(1, 1, 4, 1)).expect("unrolls");
+        assert_eq!((odd.rows, odd.step_rows), (3, 3));
         // Too few items and rows for the invocations wanted: one row each.
         assert_eq!(UnrolledWeightGrad::fits(2, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).unwrap().rows, 1);
         assert!(UnrolledWeightGrad::fits(1, [16, 8, 8], [16, 8, 8], &conv(16, 16, 1, 1)).is_none());
