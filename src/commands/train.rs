@@ -541,12 +541,8 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
                                 }
                                 None => String::new(),
                             };
-                            return Err(format!(
-                        "the loss became {} at step {}{culprit}; training stopped ({kept}). A smaller --lr often helps",
-                        losses[bad],
-                        step - losses.len() as u64 + bad as u64 + 1,
-                    )
-                            .into());
+                            let bad_step = step - losses.len() as u64 + bad as u64 + 1;
+                            return Err(diverged(losses[bad], bad_step, &culprit, &kept).into());
                         }
                         let sum = losses.iter().map(|l| f64::from(*l)).sum::<f64>();
                         let mean_loss = sum / losses.len().max(1) as f64;
@@ -586,13 +582,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
                         if let Some(bar) = &bar {
                             bar.finish_and_clear();
                         }
-                        eprintln!(
-                    "interrupted at epoch {epoch}, step {} of {}: wrote {}; continue with the same command and --resume {}",
-                    position.batches,
-                    steps_per_epoch,
-                    out.join("last.safetensors").display(),
-                    out.display()
-                );
+                        eprintln!("{}", interrupted(epoch, position.batches, steps_per_epoch, out));
                         return Ok(true);
                     }
                 }
@@ -665,6 +655,22 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         out.join("metrics.jsonl").display()
     );
     Ok(())
+}
+
+/// Why a run stopped at the step whose loss was `loss` (not finite): where, the layer `culprit`
+/// names, which checkpoint is `kept`, and what usually helps.
+fn diverged(loss: f32, step: u64, culprit: &str, kept: &str) -> String {
+    format!("the loss became {loss} at step {step}{culprit}; training stopped ({kept}). A smaller --lr often helps")
+}
+
+/// What Ctrl-C in the middle of an epoch left in `out`, and how to continue.
+fn interrupted(epoch: u64, batches: u64, steps_per_epoch: u64, out: &Path) -> String {
+    format!(
+        "interrupted at epoch {epoch}, step {batches} of {steps_per_epoch}: wrote {}; continue with the same command and \
+         --resume {}",
+        out.join("last.safetensors").display(),
+        out.display()
+    )
 }
 
 /// What a resumed run must share with the run it continues, for its steps to be the same.
