@@ -346,6 +346,55 @@ fn a_closed_pipe_or_a_full_disk_ends_a_verb_without_a_panic() {
     }
 }
 
+/// A spec in a file of its own under the system's temporary directory.
+fn spec_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cnnc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A spec's diagnostics go to standard error, and 2,000 of them (about 800 kB) outlast a reader
+/// that takes one line (`cnnc check spec 2>&1 | head -1`): the verb ends quietly with status 141.
+#[test]
+fn a_closed_pipe_on_standard_error_ends_a_verb_without_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let layers: String = (0..2_000).map(|i| format!("  - rleu{i}\n")).collect();
+    let spec = spec_file("many_errors.yaml", &format!("model: m\ninput: [3, 8, 8]\nbody:\n{layers}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["check", spec.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stderr.take().unwrap().read_exact(&mut first).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(141));
+}
+
+/// A mistake past column 65,535 of a line (within the 8 MiB a spec may have) is located by
+/// `file:line:column` without an excerpt of the line, in both spellings, instead of the renderer
+/// failing on the column.
+#[test]
+fn a_mistake_far_along_a_long_line_is_located_without_an_excerpt() {
+    let padding = " ".repeat(70_000);
+    let yaml =
+        spec_file("long_line.yaml", &format!("model: m\ninput: [1, 8, 8]\nbody:\n  - conv(1, 1{padding}, bogus=1)\n"));
+    let dsl =
+        spec_file("long_line.cnn", &format!("model m {{\n  input [1, 8, 8]\n  body [\n    {padding}rleu\n  ]\n}}\n"));
+    for (path, at) in [(yaml, ":4:70016: "), (dsl, ":4:70005: ")] {
+        let o = cnnc(&["check", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        // The help wraps at 100 columns.
+        let text = stderr(&o).split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(text.contains(at) && text.contains("(the line is too long to show)"), "{text}");
+        assert!(text.len() < 2_000, "{text}");
+    }
+}
+
 /// `summary` shows what the checker resolved: kernel, stride, the four paddings after "same" (the
 /// odd pixel after), dilation, groups, eps and momentum, in the table and in `--json`.
 #[test]

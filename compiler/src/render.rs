@@ -10,6 +10,11 @@ use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, S
 /// Width the renderer wraps at, fixed so output is the same on every terminal.
 const WIDTH: usize = 100;
 
+/// The longest source line shown in an excerpt, in bytes: a diagnostic on a longer line gives its
+/// `file:line:column` without the excerpt (the renderer cannot place columns past 65,535, and a
+/// megabyte line is no help to read).
+const MAX_EXCERPT_LINE: usize = 1_000;
+
 /// Renders one diagnostic; `color` selects ANSI colours.
 pub fn render(diag: &SpecDiagnostic, sources: &SourceMap, color: bool) -> String {
     let report = Report::new(diag, sources);
@@ -54,6 +59,15 @@ impl Report {
             return Report { code: diag.code, message, source: None, labels: Vec::new(), help };
         };
         let file = sources.file(primary.span.file);
+        let spans = std::iter::once(primary.span).chain(diag.secondary.iter().map(|s| s.span));
+        if spans.filter(|s| s.file == primary.span.file).any(|s| line_length(&file.text, s) > MAX_EXCERPT_LINE) {
+            let at = format!("{}: {} (the line is too long to show)", sources.location(primary.span), primary.text);
+            help = Some(match help {
+                Some(h) => format!("{at}\n{h}"),
+                None => at,
+            });
+            return Report { code: diag.code, message, source: None, labels: Vec::new(), help };
+        }
         let source = NamedSource::new(file.name.clone(), file.text.as_str().to_owned());
         let mut labels =
             vec![LabeledSpan::new_primary_with_span(Some(primary.text.clone()), source_span(primary.span))];
@@ -70,6 +84,14 @@ impl Report {
         }
         Report { code: diag.code, message, source: Some(source), labels, help }
     }
+}
+
+/// The length in bytes of the longest line `span` touches in `text`.
+fn line_length(text: &str, span: Span) -> usize {
+    let (start, end) = (span.start.min(text.len()), (span.start + span.len()).min(text.len()));
+    let first = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let last = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    text[first..last].split('\n').map(str::len).max().unwrap_or(0)
 }
 
 fn source_span(span: Span) -> SourceSpan {

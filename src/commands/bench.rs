@@ -1,5 +1,6 @@
 //! `cnnc bench`: throughput and latency of a model on the GPU.
 
+use super::stdout::errln;
 use super::stdout::outln;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -56,7 +57,7 @@ pub fn run(args: Args) -> ExitCode {
     let device = match gpu::open(args.adapter.as_deref()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(1);
         }
     };
@@ -76,7 +77,7 @@ pub fn run(args: Args) -> ExitCode {
     let prepared = match result {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(1);
         }
     };
@@ -84,7 +85,7 @@ pub fn run(args: Args) -> ExitCode {
     progress.stage("warming up");
     for _ in 0..args.warmup {
         if let Err(e) = prepared.run(&input) {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(1);
         }
     }
@@ -93,7 +94,7 @@ pub fn run(args: Args) -> ExitCode {
         progress.stage(format!("timing forward pass {} of {}", i + 1, args.iters));
         let t = Instant::now();
         if let Err(e) = prepared.run(&input) {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(1);
         }
         times.push(t.elapsed().as_secs_f64());

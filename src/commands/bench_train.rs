@@ -1,5 +1,6 @@
 //! `cnnc bench --train`: training steps per second on the GPU.
 
+use super::stdout::errln;
 use super::stdout::outln;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -95,7 +96,7 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
     let m = match measure(gpu, graph, runs) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(1);
         }
     };

@@ -1,5 +1,6 @@
 //! `cnnc conformance`: the shader conformance suite on this machine's adapter.
 
+use super::stdout::errln;
 use super::stdout::outln;
 use std::process::ExitCode;
 
@@ -30,7 +31,7 @@ pub fn run(args: Args) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: cannot write {}: {e}", path.display());
+                errln!("error: cannot write {}: {e}", path.display());
                 ExitCode::from(1)
             }
         };
@@ -38,7 +39,7 @@ pub fn run(args: Args) -> ExitCode {
     let device = match gpu::open(args.adapter.as_deref()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(1);
         }
     };

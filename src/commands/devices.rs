@@ -1,5 +1,6 @@
 //! `cnnc devices`: the GPU adapters wgpu can use, with the limits that matter to cnnc.
 
+use super::stdout::errln;
 use super::stdout::outln;
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ pub struct Args {}
 pub fn run(_: Args) -> ExitCode {
     let adapters = cnnc::runtime::gpu::adapters();
     if adapters.is_empty() {
-        eprintln!(
+        errln!(
             "error: wgpu found no Vulkan, Metal or DX12 adapter. On Linux without a GPU, install Mesa's software \
              Vulkan driver: apt-get install mesa-vulkan-drivers"
         );

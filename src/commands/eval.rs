@@ -1,6 +1,7 @@
 //! `cnnc eval`: a model's accuracy and loss on a dataset split, per class and as a confusion matrix.
 //! Training evaluates each epoch with the same code ([`evaluate`]).
 
+use super::stdout::errln;
 use super::stdout::{out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -228,10 +229,10 @@ pub fn read_dataset(
     }
     dataset.check_fits(transform, classes)?;
     if let Some(note) = dataset.class_count_note(classes) {
-        eprintln!("warning: {note}");
+        errln!("warning: {note}");
     }
     if let Some((path, message)) = dataset.skipped.first() {
-        eprintln!(
+        errln!(
             "skipped {} unreadable image(s) of the {} split (the first: {}: {message})",
             dataset.skipped.len(),
             split.name(),

@@ -1,5 +1,6 @@
 //! `cnnc fmt`: print a spec in canonical form, in either spelling.
 
+use super::stdout::{err, errln};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,11 +34,11 @@ pub fn run(args: Args) -> ExitCode {
     let mut sources = SourceMap::default();
     let spec = match parse_one(&args.spec, &mut sources) {
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
         Ok(Err(diags)) => {
-            eprint!("{}", cnnc::render::render_all(&diags, &sources, std::io::stderr().is_terminal()));
+            err!("{}", cnnc::render::render_all(&diags, &sources, std::io::stderr().is_terminal()));
             return ExitCode::from(EXIT_SPEC_ERROR);
         }
         Ok(Ok(spec)) => spec,

@@ -1,6 +1,7 @@
 //! `cnnc grad`: one training-mode forward and backward on a batch; writes the loss, every trainable
 //! parameter's gradient and the batch-norm running statistics after the step.
 
+use super::stdout::errln;
 use super::stdout::outln;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,7 +65,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     if !(0.0..=1.0).contains(&args.label_smoothing) {
-        eprintln!("error: --label-smoothing must be in [0, 1], not {}", args.label_smoothing);
+        errln!("error: --label-smoothing must be in [0, 1], not {}", args.label_smoothing);
         return ExitCode::from(super::EXIT_USAGE);
     }
     super::with_model(&args.spec, |model| execute(&args, model))

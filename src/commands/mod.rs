@@ -1,6 +1,7 @@
 //! One module per verb of the command line.
 
 use stdout::out;
+use stdout::{err, errln};
 mod bench;
 mod bench_train;
 mod build;
@@ -181,7 +182,7 @@ pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
     let compilation = match cnnc::compiler::compile_path_with(path, settings) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return Compiled::Failed(EXIT_USAGE);
         }
     };
@@ -190,14 +191,14 @@ pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
             Ok(model) => Compiled::Model(Box::new(model), compilation.sources),
             Err(d) => {
                 let color = std::io::stderr().is_terminal();
-                eprint!("{}", cnnc::render::render_all(&[d], &compilation.sources, color));
+                err!("{}", cnnc::render::render_all(&[d], &compilation.sources, color));
                 Compiled::Failed(EXIT_SPEC_ERROR)
             }
         },
         Ok(Expanded::Library(names)) => Compiled::Library(names),
         Err(diags) => {
             let color = std::io::stderr().is_terminal();
-            eprint!("{}", cnnc::render::render_all(&diags, &compilation.sources, color));
+            err!("{}", cnnc::render::render_all(&diags, &compilation.sources, color));
             Compiled::Failed(EXIT_SPEC_ERROR)
         }
     }
@@ -208,7 +209,7 @@ pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
 pub fn read_weights(path: &Path) -> Result<cnnc::runtime::weights::Weights, cnnc::runtime::RuntimeError> {
     let weights = cnnc::runtime::weights::read(path)?;
     if let Some(origin) = weights.origin() {
-        eprintln!("note: using the state_dict under `{origin}` in {}", path.display());
+        errln!("note: using the state_dict under `{origin}` in {}", path.display());
     }
     Ok(weights)
 }
@@ -229,10 +230,7 @@ pub fn compile_model_set(path: &Path, settings: &[(String, String)]) -> Result<(
     match compile_with(path, settings) {
         Compiled::Model(model, sources) => Ok((*model, sources)),
         Compiled::Library(_) => {
-            eprintln!(
-                "error: `{}` is a library of modules, not a model (a spec with `model:` is needed)",
-                path.display()
-            );
+            errln!("error: `{}` is a library of modules, not a model (a spec with `model:` is needed)", path.display());
             Err(ExitCode::from(EXIT_SPEC_ERROR))
         }
         Compiled::Failed(code) => Err(ExitCode::from(code)),
@@ -261,7 +259,7 @@ pub fn with_model_set<E: std::fmt::Display + 'static>(
     match execute(&model) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             print_layer_location((&e as &dyn std::any::Any).downcast_ref::<RuntimeError>(), &sources);
             ExitCode::from(1)
         }
@@ -272,7 +270,7 @@ pub fn with_model_set<E: std::fmt::Display + 'static>(
 /// itself).
 pub fn print_layer_location(error: Option<&RuntimeError>, sources: &SourceMap) {
     if let Some(span) = error.and_then(RuntimeError::span).filter(|s| s.file.index() < sources.len()) {
-        eprintln!("  --> {} (the layer in the spec)", sources.location(span));
+        errln!("  --> {} (the layer in the spec)", sources.location(span));
     }
 }
 
@@ -293,7 +291,7 @@ pub fn emit(output: Option<&Path>, text: &str) -> ExitCode {
         Some(path) => {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             if let Err(e) = parent.map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(path, text)) {
-                eprintln!("error: cannot write `{}`: {e}", path.display());
+                errln!("error: cannot write `{}`: {e}", path.display());
                 return ExitCode::from(EXIT_USAGE);
             }
         }

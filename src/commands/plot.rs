@@ -2,6 +2,7 @@
 //! every few steps and each epoch's test loss against steps, and each epoch's test accuracy against
 //! epochs.
 
+use super::stdout::errln;
 use super::stdout::outln;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -110,7 +111,7 @@ pub fn run(args: Args) -> ExitCode {
     let curves = match read(&metrics) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -128,7 +129,7 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: cannot write `{}`: {e}", output.display());
+            errln!("error: cannot write `{}`: {e}", output.display());
             ExitCode::from(EXIT_USAGE)
         }
     }

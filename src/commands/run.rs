@@ -1,5 +1,6 @@
 //! `cnnc run`: run a model on a batch and print or save its outputs.
 
+use super::stdout::errln;
 use super::stdout::out;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -80,12 +81,12 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
             let file = super::read_weights(path)?;
             let mut bound = weights::bind(&graph.weight_table(), file, args.strict)?;
             if !bound.tolerated.is_clean() {
-                eprintln!(
+                errln!(
                     "warning: the checkpoint does not match the spec exactly (allowed by --strict false):\n{}",
                     bound.tolerated
                 );
                 if !bound.tolerated.missing.is_empty() {
-                    eprintln!(
+                    errln!(
                         "warning: {} missing tensors are initialised pseudo-randomly",
                         bound.tolerated.missing.len()
                     );
@@ -107,7 +108,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
         }
     };
     if input.data.iter().any(|v| !v.is_finite()) {
-        eprintln!("warning: the input holds NaN or infinite values; they flow through the model as in PyTorch");
+        errln!("warning: the input holds NaN or infinite values; they flow through the model as in PyTorch");
     }
     let output = if args.cpu {
         progress.stage(format!("running {} input(s) on the CPU", input.batch()));
@@ -119,7 +120,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
         let prepared = gpu::Prepared::new(&gpu, &model.plan, &weights, input.batch())?;
         progress.stage(format!("running {} input(s) on {}", input.batch(), gpu.info.name));
         let output = prepared.run(&input)?;
-        eprintln!("ran on {} ({:?})", gpu.info.name, gpu.info.backend);
+        errln!("ran on {} ({:?})", gpu.info.name, gpu.info.backend);
         output
     };
     drop(progress);

@@ -1,5 +1,6 @@
 //! `cnnc summary`: a torchinfo-style table, or JSON.
 
+use super::stdout::errln;
 use super::stdout::{out, outln};
 use std::process::ExitCode;
 
@@ -39,7 +40,7 @@ pub fn run(args: Args) -> ExitCode {
     let train = match args.train.then(|| train_summary(&model.graph, args.batch)).transpose() {
         Ok(train) => train,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::from(1);
         }
     };

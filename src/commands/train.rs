@@ -1,6 +1,7 @@
 //! `cnnc train`: trains a model on a dataset, evaluates it on the test split after every epoch, and
 //! writes checkpoints and a metrics log.
 
+use super::stdout::errln;
 use super::stdout::outln;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -95,7 +96,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok((model, sources)) => match execute(&args, &model, &sources) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 super::print_layer_location(e.downcast_ref::<RuntimeError>(), &sources);
                 ExitCode::from(1)
             }
@@ -564,7 +565,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
                                 "loss {mean_loss:.4}, accuracy {:.2} %, {rate:.0} images/s",
                                 100.0 * accuracy
                             )),
-                            None => eprintln!(
+                            None => errln!(
                                 "epoch {epoch} step {step}: loss {mean_loss:.4}, accuracy {:.2} %, {rate:.0} images/s",
                                 100.0 * accuracy
                             ),
@@ -582,7 +583,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
                         if let Some(bar) = &bar {
                             bar.finish_and_clear();
                         }
-                        eprintln!("{}", interrupted(epoch, position.batches, steps_per_epoch, out));
+                        errln!("{}", interrupted(epoch, position.batches, steps_per_epoch, out));
                         return Ok(true);
                     }
                 }
@@ -637,7 +638,7 @@ fn execute(args: &Args, model: &Model, sources: &SourceMap) -> Result<(), Box<dy
         }
         if train_state::interrupted() && epoch < r.epochs {
             train_state::mark_stopped();
-            eprintln!("interrupted after epoch {epoch}; continue with the same command and --resume {}", out.display());
+            errln!("interrupted after epoch {epoch}; continue with the same command and --resume {}", out.display());
             return Ok(());
         }
     }
@@ -723,15 +724,15 @@ fn initial_weights(args: &Args, seed: u64, model: &Model) -> Result<Weights, Box
     }
     let mut weights = bound.weights;
     let report = bound.tolerated;
-    eprintln!("loaded {} of the spec's {} tensors from {}", weights.len(), table.params.len(), path.display());
+    errln!("loaded {} of the spec's {} tensors from {}", weights.len(), table.params.len(), path.display());
     for (name, want, found) in &report.wrong_shape {
-        eprintln!("  initialised as PyTorch does: {name} {want:?} (the checkpoint's is {found:?})");
+        errln!("  initialised as PyTorch does: {name} {want:?} (the checkpoint's is {found:?})");
     }
     for (name, shape) in &report.missing {
-        eprintln!("  initialised as PyTorch does: {name} {shape:?} (not in the checkpoint)");
+        errln!("  initialised as PyTorch does: {name} {shape:?} (not in the checkpoint)");
     }
     for (name, shape) in &report.unexpected {
-        eprintln!("  ignored: {name} {shape:?} (not in the spec)");
+        errln!("  ignored: {name} {shape:?} (not in the spec)");
     }
     // The whole table is drawn so that a bias gets its weight's fan-in, as PyTorch initialises it.
     let fresh = synthetic::pytorch_init(&table.params, seed);

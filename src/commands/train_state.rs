@@ -7,6 +7,7 @@
 //! follows. A resumed run checks the recipe and takes the very steps the uninterrupted run would
 //! have taken: the sample order, augmentation and dropout are keyed by seed, epoch and step.
 
+use super::stdout::errln;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -171,10 +172,10 @@ pub fn catch_interrupt() {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)");
+        errln!("\nstopping after this step and writing a checkpoint (Ctrl-C again to quit at once)");
     });
     if let Err(e) = installed {
-        eprintln!("warning: Ctrl-C will stop training without a checkpoint ({e})");
+        errln!("warning: Ctrl-C will stop training without a checkpoint ({e})");
     }
 }
 
