@@ -395,6 +395,37 @@ fn a_mistake_far_along_a_long_line_is_located_without_an_excerpt() {
     }
 }
 
+/// A value over the size limit is refused where it is made, and `CNNC_MAX_VALUE_SIZE` raises the
+/// limit: ten times as large a value is made four bindings later.
+#[test]
+fn a_value_over_the_size_limit_is_refused_and_the_limit_can_be_raised() {
+    let spec = "tests/bad/let_doubling.yaml";
+    let o = cnnc(&["check", spec]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cnnc::limit::value") && stderr(&o).contains(&format!("[{spec}:25:8]")));
+    let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["check", spec])
+        .env("CNNC_MAX_VALUE_SIZE", "10000000")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("[{spec}:29:8]")), "{}", stderr(&o));
+}
+
+/// Work grows with the spec, not with its square: 100,000 `let` bindings (2 MB of YAML) compile in
+/// well under the generous bound, where looking up each key among those before it took minutes.
+#[test]
+fn a_hundred_thousand_bindings_compile_quickly() {
+    let lets: String = (0..100_000)
+        .map(|i| format!("  v{i}: {}\n", if i == 0 { "1".into() } else { format!("v{} + 1", i - 1) }))
+        .collect();
+    let spec = spec_file("bindings.yaml", &format!("model: m\ninput: [3, 8, 8]\nlet:\n{lets}body:\n  - relu\n"));
+    let started = std::time::Instant::now();
+    let o = cnnc(&["check", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(started.elapsed().as_secs_f64() < 30.0, "{:?}", started.elapsed());
+}
+
 /// `summary` shows what the checker resolved: kernel, stride, the four paddings after "same" (the
 /// odd pixel after), dilation, groups, eps and momentum, in the table and in `--json`.
 #[test]

@@ -88,10 +88,12 @@ impl Report {
 
 /// The length in bytes of the longest line `span` touches in `text`.
 fn line_length(text: &str, span: Span) -> usize {
-    let (start, end) = (span.start.min(text.len()), (span.start + span.len()).min(text.len()));
-    let first = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let last = text[end..].find('\n').map_or(text.len(), |i| end + i);
-    text[first..last].split('\n').map(str::len).max().unwrap_or(0)
+    // Bytes, not chars: a span may end inside a character the reader replaced.
+    let bytes = text.as_bytes();
+    let (start, end) = (span.start.min(bytes.len()), span.end.min(bytes.len()));
+    let first = bytes[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let last = bytes[end..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| end + i);
+    bytes[first..last].split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap_or(0)
 }
 
 fn source_span(span: Span) -> SourceSpan {

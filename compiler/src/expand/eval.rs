@@ -11,6 +11,54 @@ pub const FUNCTIONS: &[&str] =
 
 type EvalResult = Result<Value, Diagnostic>;
 
+/// The largest value ([`Value::size`]) an expression may make: a list or string that doubles
+/// itself in 30 bindings would otherwise take gigabytes before anything checked it;
+/// `CNNC_MAX_VALUE_SIZE` raises it. No zoo model makes one of 100.
+pub const MAX_VALUE_SIZE: usize = 1_000_000;
+
+/// [`MAX_VALUE_SIZE`], or the positive number in `CNNC_MAX_VALUE_SIZE`.
+fn value_size_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("CNNC_MAX_VALUE_SIZE")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(MAX_VALUE_SIZE)
+    })
+}
+
+/// `Ok(size)` when a value of `size` is within [`value_size_limit`], else the located error.
+fn within_size_limit(size: usize, span: Span) -> Result<usize, Diagnostic> {
+    let limit = value_size_limit();
+    if size <= limit {
+        return Ok(size);
+    }
+    Err(Diagnostic::error("cnnc::limit::value", format!("this value would hold more than {limit} items"))
+        .at(span, "made here")
+        .help(format!(
+            "a list or string made of two copies of the one before doubles with each binding; if the spec means \
+             a value this large, raise the limit with CNNC_MAX_VALUE_SIZE={}",
+            limit.saturating_mul(10)
+        )))
+}
+
+/// Whether `expr` reads any of `names`: bindings that failed, whose readers are not evaluated, so
+/// that one mistake is reported once and not again as an undefined name in every binding after it.
+pub fn reads_any(expr: &Expr, names: &std::collections::HashSet<&str>) -> bool {
+    if names.is_empty() {
+        return false;
+    }
+    match &expr.kind {
+        ExprKind::Var(name) => names.contains(name.as_str()),
+        ExprKind::List(items) => items.iter().any(|e| reads_any(e, names)),
+        ExprKind::Call(call) => call.args.iter().any(|a| reads_any(&a.value, names)),
+        ExprKind::Unary(_, inner) => reads_any(inner, names),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => reads_any(a, names) || reads_any(b, names),
+        _ => false,
+    }
+}
+
 /// Evaluates `expr` in `env`.
 pub fn eval(expr: &Expr, env: &Env) -> EvalResult {
     match &expr.kind {
@@ -22,7 +70,11 @@ pub fn eval(expr: &Expr, env: &Env) -> EvalResult {
         ExprKind::Bool(b) => Ok(Value::Bool(*b)),
         ExprKind::Str(s) => Ok(Value::Str(s.clone())),
         ExprKind::None => Ok(Value::None),
-        ExprKind::List(items) => items.iter().map(|e| eval(e, env)).collect::<Result<_, _>>().map(Value::List),
+        ExprKind::List(items) => {
+            let items: Vec<Value> = items.iter().map(|e| eval(e, env)).collect::<Result<_, _>>()?;
+            within_size_limit(items.iter().fold(1usize, |n, v| n.saturating_add(v.size())), expr.span)?;
+            Ok(Value::List(items))
+        }
         ExprKind::Var(name) => env.get(name).cloned().ok_or_else(|| undefined(name, expr.span, env)),
         ExprKind::Call(call) => call_function(call, env),
         ExprKind::Unary(op, inner) => {
@@ -126,8 +178,14 @@ fn binary(op: BinOp, lhs: &Expr, rhs: &Expr, span: Span, env: &Env) -> EvalResul
         (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
             float_op(op, a.as_float().unwrap_or(0.0), b.as_float().unwrap_or(0.0), span, rhs.span)
         }
-        (Value::List(x), Value::List(y)) if op == BinOp::Add => Ok(Value::List(x.iter().chain(y).cloned().collect())),
-        (Value::Str(x), Value::Str(y)) if op == BinOp::Add => Ok(Value::Str(format!("{x}{y}"))),
+        (Value::List(x), Value::List(y)) if op == BinOp::Add => {
+            within_size_limit(a.size().saturating_add(b.size()), span)?;
+            Ok(Value::List(x.iter().chain(y).cloned().collect()))
+        }
+        (Value::Str(x), Value::Str(y)) if op == BinOp::Add => {
+            within_size_limit(x.len().saturating_add(y.len()), span)?;
+            Ok(Value::Str(format!("{x}{y}")))
+        }
         _ => Err(Diagnostic::error(
             "cnnc::expr::operand_types",
             format!("cannot apply `{}` to {} and {}", op.symbol(), a.type_name(), b.type_name()),

@@ -14,7 +14,7 @@ pub mod recipe;
 use std::collections::{HashMap, HashSet};
 
 use self::args::bind;
-use self::eval::eval;
+use self::eval::{eval, reads_any};
 use self::layers::{Built, LayerArgs};
 use self::value::{Env, Value};
 use crate::check::{self, Blame, ShapeError};
@@ -76,10 +76,18 @@ pub fn expand(files: &[SpecFile], sources: &SourceMap) -> Result<Expanded, Vec<D
     };
 
     let mut env = Env::default();
+    let mut failed = HashSet::new();
     for binding in &model.lets {
+        if reads_any(&binding.value, &failed) {
+            failed.insert(binding.name.name.as_str());
+            continue;
+        }
         match eval(&binding.value, &env) {
             Ok(v) => env = env.bind(binding.name.name.clone(), v),
-            Err(d) => x.diags.push(d),
+            Err(d) => {
+                x.diags.push(d);
+                failed.insert(binding.name.name.as_str());
+            }
         }
     }
     // A model without `input:` takes its module's, with the module's preprocessing unless it has
@@ -828,11 +836,17 @@ impl<'a> Expander<'a> {
                 }
             }
         }
+        let mut failed = HashSet::new();
         for binding in &def.lets {
+            if reads_any(&binding.value, &failed) {
+                failed.insert(binding.name.name.as_str());
+                continue;
+            }
             match eval(&binding.value, &menv) {
                 Ok(v) => menv = menv.bind(binding.name.name.clone(), v),
                 Err(d) => {
                     self.diags.push(d.in_layer(path));
+                    failed.insert(binding.name.name.as_str());
                     ok = false;
                 }
             }

@@ -15,6 +15,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// How much the value holds: one per number, bool or none, one per byte of a string, and a
+    /// list's items plus one. [`eval`](super::eval::eval) refuses values larger than
+    /// [`MAX_VALUE_SIZE`](super::eval::MAX_VALUE_SIZE).
+    pub fn size(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len().max(1),
+            Value::List(items) => items.iter().fold(1usize, |n, v| n.saturating_add(v.size())),
+            _ => 1,
+        }
+    }
+
     /// The type's name as messages show it.
     pub fn type_name(&self) -> &'static str {
         match self {

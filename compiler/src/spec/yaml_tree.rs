@@ -4,6 +4,7 @@
 //! "billion laughs" bombs), nesting depth is bounded, and duplicate keys are errors.
 
 use saphyr_parser::{Event, Parser, ScalarStyle};
+use std::collections::HashMap;
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Span};
@@ -90,7 +91,9 @@ struct Builder<'t> {
 
 enum Open {
     Seq(Vec<Node>, Span),
-    Map(Vec<(Node, Node)>, Option<Node>, Span),
+    /// Entries, the key waiting for its value, where the mapping starts, and the index of each
+    /// scalar key's entry (so that a duplicate is found in constant time, not by a scan).
+    Map(Vec<(Node, Node)>, Option<Node>, Span, HashMap<String, usize>),
 }
 
 impl Builder<'_> {
@@ -129,7 +132,7 @@ impl Builder<'_> {
             }
             Event::MappingStart(anchor, _) => {
                 self.refuse_anchor(anchor, span)?;
-                self.open(Open::Map(Vec::new(), None, span))?;
+                self.open(Open::Map(Vec::new(), None, span, HashMap::new()))?;
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
@@ -137,7 +140,7 @@ impl Builder<'_> {
                         let flow = self.text.get(start.start..).is_some_and(|t| t.starts_with('['));
                         Node::Seq { items, flow, span: start.to(span) }
                     }
-                    Some(Open::Map(entries, _, start)) => Node::Map { entries, span: start.to(span) },
+                    Some(Open::Map(entries, _, start, _)) => Node::Map { entries, span: start.to(span) },
                     None => return Ok(()),
                 };
                 self.push(node)?;
@@ -159,7 +162,7 @@ impl Builder<'_> {
     fn open(&mut self, open: Open) -> Result<(), Diagnostic> {
         if self.stack.len() >= MAX_DEPTH {
             let span = match &open {
-                Open::Seq(_, s) | Open::Map(_, _, s) => *s,
+                Open::Seq(_, s) | Open::Map(_, _, s, _) => *s,
             };
             return Err(Diagnostic::error(
                 "cnnc::limit::yaml_depth",
@@ -176,22 +179,28 @@ impl Builder<'_> {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Open::Seq(items, _)) => items.push(node),
-            Some(Open::Map(entries, pending, _)) => match pending.take() {
+            Some(Open::Map(entries, pending, _, keys)) => match pending.take() {
                 None => {
                     if let Some(key) = node.as_scalar() {
-                        if let Some((first, _)) = entries.iter().find(|(k, _)| k.as_scalar() == Some(key)) {
+                        if let Some(&first) = keys.get(key) {
+                            let first: &(Node, Node) = &entries[first];
                             return Err(Diagnostic::error(
                                 "cnnc::yaml::duplicate_key",
                                 format!("duplicate key `{key}`"),
                             )
                             .at(node.span(), "repeated here")
-                            .also(first.span(), "first defined here")
+                            .also(first.0.span(), "first defined here")
                             .help("each key may appear once in a mapping"));
                         }
                     }
                     *pending = Some(node);
                 }
-                Some(key) => entries.push((key, node)),
+                Some(key) => {
+                    if let Some(name) = key.as_scalar() {
+                        keys.insert(name.to_string(), entries.len());
+                    }
+                    entries.push((key, node));
+                }
             },
         }
         Ok(())
