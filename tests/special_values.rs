@@ -1,6 +1,7 @@
 //! NaN and infinities flow through both executors as they do in PyTorch: relu, relu6, hardsigmoid
 //! and hardswish keep NaN (fused into a convolution too), max pooling returns NaN for a window
-//! holding one and -inf for a window of -inf. The cases and PyTorch's values are in
+//! holding one and -inf for a window of -inf, and float32's largest values overflow to ∞ where
+//! PyTorch's float32 arithmetic does (hard-swish, average pooling). The cases and PyTorch's values are in
 //! `cnnc::conformance::special`, which `cnnc conformance` also runs on the user's GPU.
 
 use cnnc::conformance::special;

@@ -14,6 +14,7 @@ use super::Outcome;
 
 const NAN: f32 = f32::NAN;
 const INF: f32 = f32::INFINITY;
+const MAX: f32 = f32::MAX;
 /// NaN, both infinities, a negative, zero and a positive number.
 const ROW: [f32; 6] = [NAN, -INF, INF, -1.0, 0.0, 2.0];
 
@@ -26,11 +27,15 @@ pub struct SpecialCase {
 
 /// Every case: the activations that clamp (relu, relu6, hardsigmoid, hardswish), relu fused into a
 /// convolution's epilogue, max pooling (plain and adaptive) over windows of NaN among numbers,
-/// all -inf and all NaN, and softmax over rows holding NaN, +inf, only -inf, or -inf among numbers
-/// (PyTorch: NaN everywhere in the first three, zero where -inf in the last).
+/// all -inf and all NaN, softmax over rows holding NaN, +inf, only -inf, or -inf among numbers
+/// (PyTorch: NaN everywhere in the first three, zero where -inf in the last), and float32's
+/// largest values, where PyTorch's float32 arithmetic overflows: hard-swish (`x · 6` before `/ 6`,
+/// plain and fused) and average pooling (plain, adaptive, global) of `FLT_MAX`s give ∞.
 pub fn cases() -> Vec<SpecialCase> {
     let third = 1.0 / 3.0;
     let windows = [NAN, 3.0, -INF, -INF, NAN, NAN];
+    let extremes = [MAX, -MAX, MAX, MAX, 1.0, -1.0];
+    let sums = [MAX, MAX, MAX, -MAX, 1.0, 3.0];
     let case = |body, input, pytorch| SpecialCase { body, input, pytorch };
     vec![
         case("relu", ROW, vec![NAN, 0.0, INF, 0.0, 0.0, 2.0]),
@@ -49,6 +54,11 @@ pub fn cases() -> Vec<SpecialCase> {
             [-INF, -INF, 0.0, 1.0, 2.0, -INF],
             vec![0.0, 0.0, 0.090_030_57, 0.244_728_48, 0.665_240_94, 0.0],
         ),
+        case("hardswish", extremes, vec![INF, 0.0, INF, INF, 2.0 / 3.0, -third]),
+        case("conv(1, 1, bias=false); hardswish", extremes, vec![INF, 0.0, INF, INF, 2.0 / 3.0, -third]),
+        case("avgpool([1, 2])", sums, vec![INF, 0.0, 2.0]),
+        case("adaptive_avgpool([1, 3])", sums, vec![INF, 0.0, 2.0]),
+        case("global_avgpool", [MAX; 6], vec![INF]),
     ]
 }
 

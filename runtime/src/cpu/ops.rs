@@ -115,14 +115,17 @@ pub fn batch_norm<T: Element>(
         .enumerate()
         .map(|(i, v)| {
             let ch = (i / plane) % c;
-            let inv = 1.0 / (var.data[ch].to_f64() + eps).sqrt();
-            T::from_f64((v.to_f64() - mean.data[ch].to_f64()) * inv * w.data[ch].to_f64() + b.data[ch].to_f64())
+            // Folded as PyTorch's inference kernel folds it (`x · α + β`), so that a zero variance
+            // with eps 0 gives its NaN (0 · ∞ in β), not ∞.
+            let alpha = w.data[ch].to_f64() / (var.data[ch].to_f64() + eps).sqrt();
+            let beta = b.data[ch].to_f64() - mean.data[ch].to_f64() * alpha;
+            T::from_f64(v.to_f64() * alpha + beta)
         })
         .collect();
     Tensor::new(x.shape.clone(), data)
 }
 
-/// The larger of `a` and `b`, NaN when either is NaN, as PyTorch's relu and max pooling give it
+/// The larger of `a` and `b`, NaN when either is NaN, as PyTorch's max pooling gives it
 /// (`f64::max` returns the other operand).
 pub fn max_nan(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
@@ -136,7 +139,14 @@ pub fn max_nan(a: f64, b: f64) -> f64 {
 pub fn activate(a: Activation, x: f64) -> f64 {
     let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
     match a {
-        Activation::Relu => max_nan(x, 0.0),
+        // `x` itself where not negative: NaN stays NaN and −0.0 stays −0.0, as in PyTorch.
+        Activation::Relu => {
+            if x < 0.0 {
+                0.0
+            } else {
+                x
+            }
+        }
         Activation::Relu6 => x.clamp(0.0, 6.0),
         Activation::LeakyRelu { slope } => {
             if x >= 0.0 {
@@ -154,8 +164,27 @@ pub fn activate(a: Activation, x: f64) -> f64 {
     }
 }
 
+/// `a` over `x`. Hard-swish multiplies before it divides, as PyTorch does, and the product is
+/// rounded to the data's type first, so that `FLT_MAX · 6` overflows to ∞ in float32 data as it does
+/// in PyTorch instead of coming back to `FLT_MAX` in f64.
 pub fn activation<T: Element>(x: &Tensor<T>, a: Activation) -> Tensor<T> {
-    Tensor::new(x.shape.clone(), x.data.iter().map(|v| T::from_f64(activate(a, v.to_f64()))).collect())
+    let apply = |x: f64| match a {
+        Activation::HardSwish => overflowed::<T>(x * (x + 3.0).clamp(0.0, 6.0)) / 6.0,
+        _ => activate(a, x),
+    };
+    Tensor::new(x.shape.clone(), x.data.iter().map(|v| T::from_f64(apply(v.to_f64()))).collect())
+}
+
+/// `v` (computed in f64), or ±∞ where `T`'s arithmetic would have overflowed: PyTorch's float32
+/// kernels sum and multiply in float32, so a sum of `FLT_MAX`s is ∞ there, and an average of
+/// them too.
+pub fn overflowed<T: Element>(v: f64) -> f64 {
+    let rounded = T::from_f64(v).to_f64();
+    if rounded.is_infinite() {
+        rounded
+    } else {
+        v
+    }
 }
 
 pub(super) fn pooled<T>(x: &Tensor<T>, p: &Pool2d) -> (usize, usize) {
@@ -220,7 +249,7 @@ pub fn avg_pool<T: Element>(x: &Tensor<T>, p: &Pool2d) -> Tensor<T> {
                     }
                 }
                 let count = if p.count_include_pad { (y1 - y0) * (x1 - x0) } else { (ye - ys) * (xe - xs) };
-                dst[oy * ow + ox] = T::from_f64(sum / count.max(1) as f64);
+                dst[oy * ow + ox] = T::from_f64(overflowed::<T>(sum) / count.max(1) as f64);
             }
         }
     });
@@ -242,7 +271,7 @@ pub fn adaptive_pool<T: Element>(x: &Tensor<T>, size: [usize; 2], max: bool) -> 
                 dst[oy * ow + ox] = T::from_f64(if max {
                     cells.fold(f64::NEG_INFINITY, max_nan)
                 } else {
-                    cells.sum::<f64>() / ((ye - ys) * (xe - xs)) as f64
+                    overflowed::<T>(cells.sum::<f64>()) / ((ye - ys) * (xe - xs)) as f64
                 });
             }
         }
@@ -414,6 +443,29 @@ mod tests {
 
     fn t(shape: &[usize], data: &[f32]) -> Tensor {
         Tensor::new(shape.to_vec(), data.to_vec())
+    }
+
+    /// Signed zeros and a zero variance as PyTorch gives them (torch 2.x): `relu(-0.0)` is −0.0,
+    /// and eval batch-norm with variance 0 and eps 0 is NaN (its folded shift is `0 · ∞`).
+    #[test]
+    fn relu_keeps_negative_zero_and_batch_norm_folds_as_pytorch() {
+        let relu = activation(&t(&[3], &[-0.0, 0.0, -2.0]), Activation::Relu);
+        assert_eq!(
+            relu.data.iter().map(|v| v.is_sign_negative()).collect::<Vec<_>>(),
+            [true, false, false],
+            "{:?}",
+            relu.data
+        );
+        let one = t(&[1], &[1.0]);
+        let bn = batch_norm(
+            &t(&[1, 1, 1, 2], &[1.0, -1.0]),
+            &one,
+            &t(&[1], &[0.0]),
+            &t(&[1], &[0.0]),
+            &t(&[1], &[0.0]),
+            0.0,
+        );
+        assert!(bn.data.iter().all(|v| v.is_nan()), "{:?}", bn.data);
     }
 
     #[test]
