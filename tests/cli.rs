@@ -426,6 +426,27 @@ fn a_hundred_thousand_bindings_compile_quickly() {
     assert!(started.elapsed().as_secs_f64() < 30.0, "{:?}", started.elapsed());
 }
 
+/// `cnnc check` reads a spec's `train: schedule` and `train: augment` as `cnnc train` would, and
+/// refuses each it cannot read with its place in the spec.
+#[test]
+fn check_refuses_a_schedule_or_augmentation_training_could_not_read() {
+    let spec = spec_file(
+        "train_strings.yaml",
+        "model: t\ninput: [1, 8, 8]\ntrain: {schedule: \"cosin\", augment: \"hflp\"}\nbody:\n  - flatten\n  - linear(2)\n",
+    );
+    let o = cnnc(&["check", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = stderr(&o);
+    assert!(text.contains("`train: augment` (") && text.contains("train_strings.yaml:3:37): `hflp`"), "{text}");
+    assert!(text.contains("`train: schedule` (") && text.contains("train_strings.yaml:3:19): `cosin`"), "{text}");
+    let fixed = spec_file(
+        "train_strings_ok.yaml",
+        &std::fs::read_to_string(&spec).unwrap().replace("cosin", "cosine").replace("hflp", "hflip"),
+    );
+    let o = cnnc(&["check", fixed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 /// `summary` shows what the checker resolved: kernel, stride, the four paddings after "same" (the
 /// odd pixel after), dilation, groups, eps and momentum, in the table and in `--json`.
 #[test]

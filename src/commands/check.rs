@@ -4,8 +4,12 @@ use super::stdout::outln;
 use std::process::ExitCode;
 
 use cnnc::compiler::summary::summarize;
+use cnnc::compiler::SourceMap;
+use cnnc::runtime::data;
 
-use super::{compile_with, group, Compiled, SpecPath};
+use super::recipe::{Given, Recipe};
+use super::stdout::errln;
+use super::{compile_with, group, schedule, Compiled, Model, SpecPath, EXIT_SPEC_ERROR};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,7 +26,15 @@ pub fn run(args: Args) -> ExitCode {
     let mut worst = 0u8;
     for path in &args.specs {
         match compile_with(path, &args.set) {
-            Compiled::Model(model, _) => {
+            Compiled::Model(model, sources) => {
+                let problems = train_strings(&model, &sources);
+                if !problems.is_empty() {
+                    for problem in problems {
+                        errln!("error: {problem}");
+                    }
+                    worst = worst.max(EXIT_SPEC_ERROR);
+                    continue;
+                }
                 let s = summarize(&model, 1);
                 outln!(
                     "ok  {}: model `{}`, {} → {}, {} params, {} MACs, {} layers",
@@ -42,4 +54,21 @@ pub fn run(args: Args) -> ExitCode {
         }
     }
     ExitCode::from(worst)
+}
+
+/// The spec's `train:` strings that only the trainer reads (`schedule`, `augment`), read here as
+/// `cnnc train` reads them, so that `cnnc check` refuses what training would: one message each,
+/// naming the key and its place.
+fn train_strings(model: &Model, sources: &SourceMap) -> Vec<String> {
+    let Some(spec) = model.graph.train.as_ref() else { return Vec::new() };
+    let r = Recipe::resolve(&Given::default(), Some(spec));
+    let origin = |key: &str| r.origin(key, Some(spec), sources);
+    let mut problems = Vec::new();
+    if let Some(Err(e)) = spec.augment.as_deref().map(data::augment::parse) {
+        problems.push(format!("{}: {e}", origin("augment")));
+    }
+    if let Some(Err(e)) = spec.schedule.as_deref().map(|text| schedule::parse(text, r.epochs, 1, r.lr)) {
+        problems.push(format!("{}: {e}", origin("schedule")));
+    }
+    problems
 }
