@@ -142,6 +142,16 @@ fn checkpoints_in_the_layouts_people_save_load() {
         assert!(cnnc::runtime::tensor::relative_l2(&read_npy(&out), &want) < 1e-5, "{file}");
     }
 
+    // A state_dict entry that is not a tensor is named as such, not only as missing.
+    let file = "tests/fixtures/checkpoints/not_a_tensor.pth";
+    let o = cnnc(&["run", "specs/lenet.yaml", "--weights", file, "--random-input", "--cpu"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("missing     fc3.bias [10]: the checkpoint holds `list` there, not a tensor"),
+        "{}",
+        text(&o)
+    );
+
     let o =
         cnnc(&["run", "specs/lenet.yaml", "--weights", "tests/fixtures/checkpoints/no_weights.pth", "--random-input"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

@@ -22,11 +22,14 @@ pub struct Weights<T = f32> {
     tensors: HashMap<String, Tensor<T>>,
     /// Where in the file the tensors were found, when not at its top level (`model_state_dict`).
     origin: Option<String>,
+    /// Entries of the file's state_dict that hold something else than a tensor: name and what
+    /// they hold (`a list`), so that a name the spec misses there is reported as such.
+    not_tensors: Vec<(String, String)>,
 }
 
 impl<T> Default for Weights<T> {
     fn default() -> Weights<T> {
-        Weights { tensors: HashMap::new(), origin: None }
+        Weights { tensors: HashMap::new(), origin: None, not_tensors: Vec::new() }
     }
 }
 
@@ -51,6 +54,7 @@ impl<T: Element> Weights<T> {
         Weights {
             tensors: self.tensors.iter().map(|(k, v)| (k.clone(), v.convert())).collect(),
             origin: self.origin.clone(),
+            not_tensors: self.not_tensors.clone(),
         }
     }
 
@@ -101,6 +105,8 @@ pub struct WeightReport {
     pub wrong_shape: Vec<(String, Vec<usize>, Vec<usize>)>,
     /// Tensors with NaN or infinite values.
     pub non_finite: Vec<String>,
+    /// Missing names the file holds something else under: name and what (`a list`, `None`).
+    pub not_tensors: Vec<(String, String)>,
 }
 
 impl WeightReport {
@@ -166,7 +172,13 @@ impl fmt::Display for WeightReport {
             )?;
         } else {
             for (name, shape) in &self.missing {
-                writeln!(f, "  missing     {name} {shape:?}")?;
+                match self.not_tensors.iter().find(|(n, _)| n == name) {
+                    Some((_, what)) => writeln!(
+                        f,
+                        "  missing     {name} {shape:?}: the checkpoint holds `{what}` there, not a tensor"
+                    )?,
+                    None => writeln!(f, "  missing     {name} {shape:?}")?,
+                }
             }
             for (name, shape) in &self.unexpected {
                 writeln!(f, "  unexpected  {name} {shape:?}")?;
@@ -225,6 +237,9 @@ fn match_names(table: &WeightTable, file: Weights) -> (Weights, WeightReport) {
     let mut names: Vec<String> = file.tensors.keys().cloned().collect();
     names.sort_unstable();
     let mut tensors = file.tensors;
+    let rename = |key: &str| table.aliases.iter().fold(key.to_string(), |k, (from, to)| k.replace(from.as_str(), to));
+    let not_tensors: Vec<(String, String)> =
+        file.not_tensors.iter().map(|(k, what)| (rename(k), what.clone())).collect();
     for key in names {
         let tensor = tensors.remove(&key).expect("key listed above");
         let name = table.aliases.iter().fold(key.clone(), |k, (from, to)| k.replace(from.as_str(), to));
@@ -253,6 +268,9 @@ fn match_names(table: &WeightTable, file: Weights) -> (Weights, WeightReport) {
             && !report.non_finite.contains(&p.name)
         {
             report.missing.push((p.name.clone(), p.shape.clone()));
+            if let Some(found) = not_tensors.iter().find(|(n, _)| *n == p.name) {
+                report.not_tensors.push(found.clone());
+            }
         }
     }
     (bound, report)

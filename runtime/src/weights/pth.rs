@@ -23,7 +23,11 @@ pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
     };
     let mut weights = Weights::default();
     for (key, value) in dict {
-        let (Value::Str(name), Value::Tensor(t)) = (key, value) else { continue };
+        let Value::Str(name) = key else { continue };
+        let Value::Tensor(t) = value else {
+            weights.not_tensors.push((name.clone(), type_name(value)));
+            continue;
+        };
         if name.ends_with("num_batches_tracked") {
             continue;
         }
