@@ -39,7 +39,7 @@ pub enum RuntimeError {
     #[error("`{path}` is not a usable weights file: {message}")]
     WeightsFile { path: PathBuf, message: String },
     #[error("the weights do not fit the spec:\n{0}")]
-    Weights(WeightReport),
+    Weights(Box<WeightReport>),
     /// No adapter matching `requested` (or none at all) among those wgpu found (`found`: each
     /// adapter's name and backend).
     #[error(

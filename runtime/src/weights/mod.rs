@@ -210,7 +210,7 @@ pub struct Bound {
 pub fn bind(table: &WeightTable, file: Weights, strict: bool) -> Result<Bound, RuntimeError> {
     let (weights, report) = match_names(table, file);
     if report.blocks_loading(strict) {
-        return Err(RuntimeError::Weights(report));
+        return Err(RuntimeError::Weights(Box::new(report)));
     }
     Ok(Bound { weights, tolerated: report })
 }
@@ -222,7 +222,10 @@ pub fn bind(table: &WeightTable, file: Weights, strict: bool) -> Result<Bound, R
 pub fn bind_matching(table: &WeightTable, file: Weights) -> Result<Bound, RuntimeError> {
     let (weights, report) = match_names(table, file);
     if !report.non_finite.is_empty() {
-        return Err(RuntimeError::Weights(WeightReport { non_finite: report.non_finite, ..WeightReport::default() }));
+        return Err(RuntimeError::Weights(Box::new(WeightReport {
+            non_finite: report.non_finite,
+            ..WeightReport::default()
+        })));
     }
     Ok(Bound { weights, tolerated: report })
 }
@@ -293,7 +296,7 @@ pub fn check(table: &WeightTable, weights: &Weights) -> Result<(), RuntimeError>
     if report.is_clean() {
         Ok(())
     } else {
-        Err(RuntimeError::Weights(report))
+        Err(RuntimeError::Weights(Box::new(report)))
     }
 }
 
