@@ -127,32 +127,47 @@ impl WeightReport {
 }
 
 impl WeightReport {
-    /// A renaming that explains every missing and unexpected tensor at once: each unexpected name
-    /// is a missing one (of the same shape) with the leading `from` in place of `to`, both whole
-    /// dotted segments — DataParallel's `module.`, Lightning's `model.`, or `_blocks.` where the
-    /// spec says `blocks.`. `None` when there is no such single renaming.
+    /// A renaming that explains every missing tensor at once: each missing name is an unexpected
+    /// one (of the same shape) with the leading `from` in place of `to`, both whole dotted segments
+    /// — DataParallel's `module.`, Lightning's `model.`, or `_blocks.` where the spec says
+    /// `blocks.`. Unexpected names it does not explain (extra keys) may remain
+    /// ([`WeightReport::unexplained`]). `None` when there is no such single renaming.
     pub fn renamed_prefix(&self) -> Option<(String, String)> {
-        if self.missing.is_empty() || self.missing.len() != self.unexpected.len() || !self.wrong_shape.is_empty() {
+        if self.missing.is_empty() || self.unexpected.len() < self.missing.len() || !self.wrong_shape.is_empty() {
             return None;
         }
         let mut missing = self.missing.clone();
-        let mut unexpected = self.unexpected.clone();
         missing.sort();
-        unexpected.sort();
-        let (u, m) = (&unexpected[0].0, &missing[0].0);
+        let m = &missing[0].0;
         // The longest common suffix that starts a segment in both names.
         let at_segment = |s: &str, len: usize| len == s.len() || s.as_bytes()[s.len() - len - 1] == b'.';
-        let common = u.bytes().rev().zip(m.bytes().rev()).take_while(|(a, b)| a == b).count();
-        let suffix = (1..=common.min(u.len().saturating_sub(1)).min(m.len()))
-            .rev()
-            .find(|&l| at_segment(u, l) && at_segment(m, l))?;
-        let (from, to) = (&u[..u.len() - suffix], &m[..m.len() - suffix]);
+        let candidate = |u: &str| {
+            let common = u.bytes().rev().zip(m.bytes().rev()).take_while(|(a, b)| a == b).count();
+            let suffix = (1..=common.min(u.len().saturating_sub(1)).min(m.len()))
+                .rev()
+                .find(|&l| at_segment(u, l) && at_segment(m, l))?;
+            Some((u[..u.len() - suffix].to_string(), m[..m.len() - suffix].to_string()))
+        };
         // Aliases rewrite every occurrence (`str::replace`): the suggestion must hold as such.
-        let explained = unexpected
+        let explains = |(from, to): &(String, String)| {
+            missing.iter().all(|(m, shape)| {
+                self.unexpected
+                    .iter()
+                    .any(|(u, us)| us == shape && u.starts_with(from.as_str()) && u.replace(from.as_str(), to) == *m)
+            })
+        };
+        let mut unexpected = self.unexpected.clone();
+        unexpected.sort();
+        unexpected.iter().filter_map(|(u, _)| candidate(u)).find(|c| explains(c))
+    }
+
+    /// The unexpected tensors that the renaming `from` → `to` does not turn into missing ones.
+    pub fn unexplained(&self, from: &str, to: &str) -> Vec<&(String, Vec<usize>)> {
+        let renamed = |u: &str| u.starts_with(from).then(|| u.replace(from, to));
+        self.unexpected
             .iter()
-            .zip(&missing)
-            .all(|((u, us), (m, ms))| us == ms && u.starts_with(from) && u.replace(from, to) == *m);
-        explained.then(|| (from.to_string(), to.to_string()))
+            .filter(|(u, _)| !renamed(u).is_some_and(|m| self.missing.iter().any(|(n, _)| *n == m)))
+            .collect()
     }
 }
 
@@ -164,12 +179,16 @@ impl fmt::Display for WeightReport {
             } else {
                 format!("with `{from}` where the spec says `{to}`")
             };
+            let extra = self.unexplained(&from, &to);
             writeln!(
                 f,
                 "  the checkpoint's {} unmatched names are the spec's missing ones {change}: add \
                  `aliases: {{\"{from}\": \"{to}\"}}` to the spec",
-                self.unexpected.len()
+                self.unexpected.len() - extra.len()
             )?;
+            for (name, shape) in extra {
+                writeln!(f, "  unexpected  {name} {shape:?} (which that renaming does not explain)")?;
+            }
         } else {
             for (name, shape) in &self.missing {
                 match self.not_tensors.iter().find(|(n, _)| n == name) {
@@ -319,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn a_renamed_prefix_is_found_only_when_it_explains_everything() {
+    fn a_renamed_prefix_is_found_only_when_it_explains_every_missing_name() {
         let r = report(
             &["blocks.0.conv.weight", "blocks.1.bn.running_mean"],
             &["_blocks.0.conv.weight", "_blocks.1.bn.running_mean"],
@@ -336,5 +355,14 @@ mod tests {
         let mut r = report(&["fc.weight"], &["module.fc.weight"]);
         r.unexpected[0].1 = vec![5];
         assert_eq!(r.renamed_prefix(), None, "shapes differ");
+        // A key the prefix does not explain is listed beside the suggestion.
+        let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "module.fc.weight", "module.extra"]);
+        assert_eq!(r.renamed_prefix(), Some(("module.".into(), String::new())));
+        assert_eq!(r.unexplained("module.", ""), [&("module.extra".to_string(), vec![4])]);
+        let shown = r.to_string();
+        assert!(
+            shown.contains("2 unmatched names") && shown.contains("unexpected  module.extra [4] (which"),
+            "{shown}"
+        );
     }
 }
