@@ -28,11 +28,11 @@ fn value_size_limit() -> usize {
     })
 }
 
-/// `Ok(size)` when a value of `size` is within [`value_size_limit`], else the located error.
-fn within_size_limit(size: usize, span: Span) -> Result<usize, Diagnostic> {
+/// The located error when a value of `size` would pass [`value_size_limit`].
+fn within_size_limit(size: usize, span: Span) -> Result<(), Diagnostic> {
     let limit = value_size_limit();
     if size <= limit {
-        return Ok(size);
+        return Ok(());
     }
     Err(Diagnostic::error("cnnc::limit::value", format!("this value would hold more than {limit} items"))
         .at(span, "made here")
@@ -71,9 +71,9 @@ pub fn eval(expr: &Expr, env: &Env) -> EvalResult {
         ExprKind::Str(s) => Ok(Value::Str(s.clone())),
         ExprKind::None => Ok(Value::None),
         ExprKind::List(items) => {
-            let items: Vec<Value> = items.iter().map(|e| eval(e, env)).collect::<Result<_, _>>()?;
-            within_size_limit(items.iter().fold(1usize, |n, v| n.saturating_add(v.size())), expr.span)?;
-            Ok(Value::List(items))
+            let list = Value::List(items.iter().map(|e| eval(e, env)).collect::<Result<_, _>>()?);
+            within_size_limit(list.size(), expr.span)?;
+            Ok(list)
         }
         ExprKind::Var(name) => env.get(name).cloned().ok_or_else(|| undefined(name, expr.span, env)),
         ExprKind::Call(call) => call_function(call, env),

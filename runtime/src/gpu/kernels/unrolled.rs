@@ -65,6 +65,12 @@ fn row_offsets(rows: usize, kh: usize, sy: usize, dy: usize) -> Vec<usize> {
     offsets
 }
 
+/// The (output row, tap row) pairs among `rows` output rows whose window row is the input row at
+/// `offset` (one of [`row_offsets`]), in output-row order.
+fn taps_reading(offset: usize, rows: usize, kh: usize, sy: usize, dy: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..rows).flat_map(move |row| (0..kh).filter(move |y| row * sy + y * dy == offset).map(move |y| (row, y)))
+}
+
 /// The vec4 loads [`aligned_loads`] makes for a row's window of `positions` positions.
 fn vec4_loads(positions: usize, kw: usize, sx: usize, dx: usize) -> usize {
     ((positions - 1) * sx + (kw - 1) * dx).div_ceil(4) + 1
@@ -222,18 +228,15 @@ impl UnrolledConv {
             for offset in row_offsets(r, kh, sy, dy) {
                 let _ = writeln!(s, "    {{");
                 row_window(&mut s, "        ", "input", (ci, offset), self.input, &window, in_len);
-                for row in 0..r {
-                    for y in (0..kh).filter(|y| row * sy + y * dy == offset) {
-                        for x in 0..kw {
-                            for o in 0..oc {
-                                let e = ((o * ic + ci) * kh + y) * kw + x;
-                                let _ =
-                                    write!(s, "        {{ let w = weight[{}u].{};", e / 4, ['x', 'y', 'z', 'w'][e % 4]);
-                                for j in 0..p {
-                                    let _ = write!(s, " a{o}_{row}_{j} += v{} * w;", j * sx + x * dx);
-                                }
-                                let _ = writeln!(s, " }}");
+                for (row, y) in taps_reading(offset, r, kh, sy, dy) {
+                    for x in 0..kw {
+                        for o in 0..oc {
+                            let e = ((o * ic + ci) * kh + y) * kw + x;
+                            let _ = write!(s, "        {{ let w = weight[{}u].{};", e / 4, ['x', 'y', 'z', 'w'][e % 4]);
+                            for j in 0..p {
+                                let _ = write!(s, " a{o}_{row}_{j} += v{} * w;", j * sx + x * dx);
                             }
+                            let _ = writeln!(s, " }}");
                         }
                     }
                 }
@@ -300,9 +303,9 @@ impl KernelParams for UnrolledConv {
 /// The most weight-gradient sums one invocation of [`UnrolledWeightGrad`] keeps.
 const MAX_SUMS: usize = 600;
 
-/// The most multiply-adds written out for one step of an [`UnrolledWeightGrad`]: its code is
-/// compiled with that many sums live, which costs a CPU driver's compiler far more time per line than
-/// the forward's.
+/// The most multiply-adds written out for one step of an [`UnrolledWeightGrad`]: its sums stay
+/// live through the whole step, and a step of 12,000 (LeNet's first convolution at 4 rows a step)
+/// made lavapipe's first training step take 55 s to compile instead of about 46 s.
 const MAX_STEP_CODE: usize = 4_800;
 
 /// The most partial sums an [`UnrolledWeightGrad`] writes (64 MiB of scratch).
@@ -354,7 +357,7 @@ impl UnrolledWeightGrad {
         let chunks = MIN_INVOCATIONS.div_ceil(blocks * n.max(1)).clamp(1, oh);
         let rows = oh.div_ceil(chunks);
         // The (positions, rows) per step that load the fewest vec4s per output row within
-        // MAX_UNROLLED multiply-adds of code per step; rows per step divide the chunks' rows, so
+        // MAX_STEP_CODE multiply-adds of code per step; rows per step divide the chunks' rows, so
         // that no step reaches past its chunk (a row of zero gradient times an infinite input
         // would make NaN). Ties go to fewer rows, then fewer positions (smaller code).
         let ([kh, kw], [sy, sx], [dy, dx]) = (conv.kernel, conv.stride, conv.dilation);
@@ -475,7 +478,7 @@ impl UnrolledWeightGrad {
     fn position_group(&self, s: &mut String, p: usize) {
         let ([ic, ih, iw], [oc, oh, ow]) = (self.input, self.output);
         let c = &self.conv;
-        let ([kh, kw], [_, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
+        let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
         debug_assert!(p <= self.positions);
         let Pad4 { left, .. } = c.padding;
         let ob = self.channels;
@@ -498,20 +501,18 @@ impl UnrolledWeightGrad {
         }
         let window = window_setup(s, "        ", &window_columns(p, kw, sx, dx), iw);
         for ci in 0..ic {
-            for offset in row_offsets(r, kh, c.stride[0], dy) {
+            for offset in row_offsets(r, kh, sy, dy) {
                 let _ = writeln!(s, "        {{");
                 row_window(s, "            ", "x", (ci, offset), self.input, &window, in_len);
-                for row in 0..r {
-                    for y in (0..kh).filter(|y| row * c.stride[0] + y * dy == offset) {
-                        for xk in 0..kw {
-                            for o in 0..ob {
-                                let e = ((o * ic + ci) * kh + y) * kw + xk;
-                                let _ = write!(s, "           ");
-                                for j in 0..p {
-                                    let _ = write!(s, " a{e} += g{o}_{row}_{j} * v{};", j * sx + xk * dx);
-                                }
-                                let _ = writeln!(s);
+                for (row, y) in taps_reading(offset, r, kh, sy, dy) {
+                    for xk in 0..kw {
+                        for o in 0..ob {
+                            let e = ((o * ic + ci) * kh + y) * kw + xk;
+                            let _ = write!(s, "           ");
+                            for j in 0..p {
+                                let _ = write!(s, " a{e} += g{o}_{row}_{j} * v{};", j * sx + xk * dx);
                             }
+                            let _ = writeln!(s);
                         }
                     }
                 }
