@@ -127,43 +127,78 @@ impl WeightReport {
 }
 
 impl WeightReport {
-    /// A renaming that explains every missing tensor at once: each missing name is an unexpected
-    /// one (of the same shape) with the leading `from` in place of `to`, both whole dotted segments
-    /// — DataParallel's `module.`, Lightning's `model.`, or `_blocks.` where the spec says
-    /// `blocks.`. Unexpected names it does not explain (extra keys) may remain
-    /// ([`WeightReport::unexplained`]). `None` when there is no such single renaming.
-    pub fn renamed_prefix(&self) -> Option<(String, String)> {
+    /// Renamings that together explain every missing tensor: each missing name is an unexpected
+    /// one (of the same shape) with a leading `from` in place of `to`, both whole dotted segments
+    /// — DataParallel's `module.`, Lightning's `model.`, `_blocks.` where the spec says `blocks.`,
+    /// or several of them at once (`_blocks.` → `blocks.` and `head.` → `classifier.`). Applied
+    /// in order as the spec's `aliases:` apply them (every occurrence, one after the other).
+    /// Unexpected names they do not explain (extra keys) may remain
+    /// ([`WeightReport::unexplained`]). `None` when no such renamings exist, or more than
+    /// [`MAX_RENAMINGS`] would be needed.
+    pub fn renamed_prefixes(&self) -> Option<Vec<(String, String)>> {
         if self.missing.is_empty() || self.unexpected.len() < self.missing.len() || !self.wrong_shape.is_empty() {
             return None;
         }
         let mut missing = self.missing.clone();
         missing.sort();
-        let m = &missing[0].0;
+        let mut unexpected = self.unexpected.clone();
+        unexpected.sort();
         // The longest common suffix that starts a segment in both names.
         let at_segment = |s: &str, len: usize| len == s.len() || s.as_bytes()[s.len() - len - 1] == b'.';
-        let candidate = |u: &str| {
+        let candidate = |u: &str, m: &str| {
             let common = u.bytes().rev().zip(m.bytes().rev()).take_while(|(a, b)| a == b).count();
             let suffix = (1..=common.min(u.len().saturating_sub(1)).min(m.len()))
                 .rev()
                 .find(|&l| at_segment(u, l) && at_segment(m, l))?;
             Some((u[..u.len() - suffix].to_string(), m[..m.len() - suffix].to_string()))
         };
-        // Aliases rewrite every occurrence (`str::replace`): the suggestion must hold as such.
-        let explains = |(from, to): &(String, String)| {
-            missing.iter().all(|(m, shape)| {
-                self.unexpected
-                    .iter()
-                    .any(|(u, us)| us == shape && u.starts_with(from.as_str()) && u.replace(from.as_str(), to) == *m)
-            })
+        // Aliases rewrite every occurrence (`str::replace`), one after another: the suggestion
+        // must hold as such.
+        let explained = |renamings: &[(String, String)]| -> Vec<bool> {
+            let renamed: Vec<(String, &Vec<usize>)> = unexpected
+                .iter()
+                .filter(|(u, _)| renamings.iter().any(|(from, _)| u.starts_with(from.as_str())))
+                .map(|(u, shape)| {
+                    (renamings.iter().fold(u.clone(), |k, (from, to)| k.replace(from.as_str(), to)), shape)
+                })
+                .collect();
+            missing.iter().map(|(m, shape)| renamed.iter().any(|(r, rs)| r == m && *rs == shape)).collect()
         };
-        let mut unexpected = self.unexpected.clone();
-        unexpected.sort();
-        unexpected.iter().filter_map(|(u, _)| candidate(u)).find(|c| explains(c))
+        let mut renamings: Vec<(String, String)> = Vec::new();
+        while renamings.len() < MAX_RENAMINGS {
+            let done = explained(&renamings);
+            let Some((m, shape)) = missing.iter().zip(&done).find(|(_, d)| !**d).map(|(m, _)| m) else {
+                return Some(renamings);
+            };
+            // Of the renamings that would explain `m`, the one that keeps the longest part of the
+            // name (so that two tensors of one shape are not paired across layers), then the one
+            // that explains the most.
+            let before = done.iter().filter(|d| **d).count();
+            let best = unexpected
+                .iter()
+                .filter(|(_, us)| us == shape)
+                .filter_map(|(u, _)| candidate(u, m).map(|c| (u.len() - c.0.len(), c)))
+                .filter_map(|(kept, c)| {
+                    let mut with = renamings.clone();
+                    with.push(c.clone());
+                    let count = explained(&with).iter().filter(|d| **d).count();
+                    (count > before).then_some(((kept, count), c))
+                })
+                .max_by_key(|(key, _)| *key)?;
+            renamings.push(best.1);
+        }
+        explained(&renamings).iter().all(|d| *d).then_some(renamings)
     }
 
-    /// The unexpected tensors that the renaming `from` → `to` does not turn into missing ones.
-    pub fn unexplained(&self, from: &str, to: &str) -> Vec<&(String, Vec<usize>)> {
-        let renamed = |u: &str| u.starts_with(from).then(|| u.replace(from, to));
+    /// The unexpected tensors that the renamings (`from` → `to`, applied in order) do not turn
+    /// into missing ones.
+    pub fn unexplained(&self, renamings: &[(String, String)]) -> Vec<&(String, Vec<usize>)> {
+        let renamed = |u: &str| {
+            renamings
+                .iter()
+                .any(|(from, _)| u.starts_with(from.as_str()))
+                .then(|| renamings.iter().fold(u.to_string(), |k, (from, to)| k.replace(from.as_str(), to)))
+        };
         self.unexpected
             .iter()
             .filter(|(u, _)| !renamed(u).is_some_and(|m| self.missing.iter().any(|(n, _)| *n == m)))
@@ -171,23 +206,37 @@ impl WeightReport {
     }
 }
 
+/// The most prefix renamings [`WeightReport::renamed_prefixes`] looks for: beyond a few, a list of
+/// the mismatches says more than an `aliases:` line.
+pub const MAX_RENAMINGS: usize = 4;
+
 impl fmt::Display for WeightReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some((from, to)) = self.renamed_prefix() {
-            let change = if to.is_empty() {
-                format!("with the prefix `{from}`")
-            } else {
-                format!("with `{from}` where the spec says `{to}`")
+        if let Some(renamings) = self.renamed_prefixes() {
+            let change = |(from, to): &(String, String)| {
+                if to.is_empty() {
+                    format!("the prefix `{from}`")
+                } else {
+                    format!("`{from}` where the spec says `{to}`")
+                }
             };
-            let extra = self.unexplained(&from, &to);
+            let changes: Vec<String> = renamings.iter().map(change).collect();
+            let aliases: Vec<String> = renamings.iter().map(|(from, to)| format!("\"{from}\": \"{to}\"")).collect();
+            let extra = self.unexplained(&renamings);
             writeln!(
                 f,
-                "  the checkpoint's {} unmatched names are the spec's missing ones {change}: add \
-                 `aliases: {{\"{from}\": \"{to}\"}}` to the spec",
-                self.unexpected.len() - extra.len()
+                "  the checkpoint's {} unmatched names are the spec's missing ones with {}: add \
+                 `aliases: {{{}}}` to the spec",
+                self.unexpected.len() - extra.len(),
+                changes.join(" and "),
+                aliases.join(", ")
             )?;
             for (name, shape) in extra {
-                writeln!(f, "  unexpected  {name} {shape:?} (which that renaming does not explain)")?;
+                writeln!(
+                    f,
+                    "  unexpected  {name} {shape:?} (which {} not explain)",
+                    if renamings.len() == 1 { "that renaming does" } else { "those renamings do" }
+                )?;
             }
         } else {
             for (name, shape) in &self.missing {
@@ -343,26 +392,50 @@ mod tests {
             &["blocks.0.conv.weight", "blocks.1.bn.running_mean"],
             &["_blocks.0.conv.weight", "_blocks.1.bn.running_mean"],
         );
-        assert_eq!(r.renamed_prefix(), Some(("_blocks.".into(), "blocks.".into())), "whole segments, not `_`");
+        let one = |from: &str, to: &str| Some(vec![(from.to_string(), to.to_string())]);
+        assert_eq!(r.renamed_prefixes(), one("_blocks.", "blocks."), "whole segments, not `_`");
         let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "module.fc.weight"]);
-        assert_eq!(r.renamed_prefix(), Some(("module.".into(), String::new())));
+        assert_eq!(r.renamed_prefixes(), one("module.", ""));
         let r = report(&["sub_module.w", "fc.w"], &["module.sub_module.w", "module.fc.w"]);
-        assert_eq!(r.renamed_prefix(), None, "replacing `module.` everywhere would break `sub_module.`");
-        let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "head.fc.weight"]);
-        assert_eq!(r.renamed_prefix(), None, "two different prefixes");
+        assert_eq!(r.renamed_prefixes(), None, "replacing `module.` everywhere would break `sub_module.`");
         let r = report(&["model.fc.weight", "model.conv1.weight"], &["fc.weight", "conv1.weight"]);
-        assert_eq!(r.renamed_prefix(), None, "a prefix the checkpoint lacks is no substring alias");
+        assert_eq!(r.renamed_prefixes(), None, "a prefix the checkpoint lacks is no substring alias");
         let mut r = report(&["fc.weight"], &["module.fc.weight"]);
         r.unexpected[0].1 = vec![5];
-        assert_eq!(r.renamed_prefix(), None, "shapes differ");
+        assert_eq!(r.renamed_prefixes(), None, "shapes differ");
         // A key the prefix does not explain is listed beside the suggestion.
         let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "module.fc.weight", "module.extra"]);
-        assert_eq!(r.renamed_prefix(), Some(("module.".into(), String::new())));
-        assert_eq!(r.unexplained("module.", ""), [&("module.extra".to_string(), vec![4])]);
+        assert_eq!(r.renamed_prefixes(), one("module.", ""));
+        let renamings = r.renamed_prefixes().unwrap();
+        assert_eq!(r.unexplained(&renamings), [&("module.extra".to_string(), vec![4])]);
         let shown = r.to_string();
         assert!(
             shown.contains("2 unmatched names") && shown.contains("unexpected  module.extra [4] (which"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn several_renamed_prefixes_are_found_together() {
+        let pairs = |p: &[(&str, &str)]| Some(p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect());
+        // Same-shaped tensors are renamed by the longest shared name, not paired across layers.
+        let r = report(&["fc.weight", "conv1.weight"], &["module.conv1.weight", "head.fc.weight"]);
+        assert_eq!(r.renamed_prefixes(), pairs(&[("module.", ""), ("head.", "")]));
+        let r = report(
+            &["blocks.0.conv.weight", "blocks.1.conv.weight", "classifier.weight", "classifier.bias"],
+            &["_blocks.0.conv.weight", "_blocks.1.conv.weight", "_fc.weight", "_fc.bias"],
+        );
+        assert_eq!(r.renamed_prefixes(), pairs(&[("_blocks.", "blocks."), ("_fc.", "classifier.")]));
+        let shown = r.to_string();
+        assert!(
+            shown.contains("4 unmatched names")
+                && shown.contains("`aliases: {\"_blocks.\": \"blocks.\", \"_fc.\": \"classifier.\"}`"),
+            "{shown}"
+        );
+        // Five prefixes are past MAX_RENAMINGS: the mismatches are listed instead.
+        let missing = ["a.w", "b.w", "c.w", "d.w", "e.w"];
+        let unexpected = ["xa.w", "xb.w", "xc.w", "xd.w", "xe.w"];
+        assert_eq!(report(&missing, &unexpected).renamed_prefixes(), None);
+        assert!(report(&missing[..4], &unexpected[..4]).renamed_prefixes().is_some());
     }
 }
