@@ -125,7 +125,7 @@ fn a_folder_too_large_to_hold_is_decoded_batch_by_batch_alike() {
     let transform = Transform {
         input: [3, 16, 16],
         augment: vec![Augment::RandomResizedCrop { size: 16 }, Augment::HorizontalFlip],
-        resize: Some(18),
+        resize: Some(cnnc::compiler::graph::Resize::ShorterSide(18)),
         centre_crop: true,
         mean: vec![0.5; 3],
         std: vec![0.25; 3],

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use cnnc::compiler::graph::Meta;
+use cnnc::compiler::graph::{Meta, Resize};
 use cnnc::runtime::{image_input, npy};
 use serde_json::Value;
 
@@ -17,15 +17,18 @@ fn images_are_prepared_exactly_as_torchvisions_transforms_prepare_them() {
         serde_json::from_str(&std::fs::read_to_string("tests/fixtures/preprocess/cases.json").unwrap()).unwrap();
     assert!(cases.len() >= 20, "{} cases", cases.len());
     let floats = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect::<Vec<f64>>();
-    let size = |v: &Value| v.as_u64().map(|n| n as usize);
+    // `n` or `[h, w]`, as the spec and torchvision's Resize and CenterCrop take them.
+    let pair = |v: &Value| v.as_array().map(|hw| [hw[0].as_u64().unwrap() as usize, hw[1].as_u64().unwrap() as usize]);
+    let resize = |v: &Value| v.as_u64().map(|n| Resize::ShorterSide(n as usize)).or(pair(v).map(Resize::Exact));
+    let crop = |v: &Value| v.as_u64().map(|n| [n as usize; 2]).or(pair(v));
     for case in &cases {
         let image = case["image"].as_str().unwrap();
         let expected = npy::read(Path::new(case["expected"].as_str().unwrap())).unwrap();
         let input: Vec<usize> =
             case["input"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
         let meta = Meta {
-            resize: size(&case["resize"]),
-            crop: size(&case["crop"]),
+            resize: resize(&case["resize"]),
+            crop: crop(&case["crop"]),
             mean: Some(floats(&case["mean"])),
             std: Some(floats(&case["std"])),
             ..Meta::default()

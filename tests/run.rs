@@ -162,13 +162,17 @@ fn checkpoints_in_the_layouts_people_save_load() {
 
 #[test]
 fn images_are_decoded_cropped_and_scaled() {
-    // tiny.png is 40×36; lenet takes 3×32×32 with no resize, normalised by mean 0.5 and std 0.5, so
-    // the input is the centre crop scaled to [0, 1] (tiny_input.npy, made from the same pixels by
-    // NumPy), then normalised.
+    // tiny.png is 40 wide and 36 high; lenet takes 3×32×32. Cropped to 32 without a resize and
+    // normalised by mean 0.5 and std 0.5, the input is the centre crop scaled to [0, 1]
+    // (tiny_input.npy, made from the same pixels by NumPy), then normalised.
     let (a, b, x) = (temp("from_image.npy"), temp("from_npy.npy"), temp("normalised.npy"));
     let pixels = read_npy(Path::new("tests/fixtures/tiny_input.npy"));
     write_npy(&x, &[1, 3, 32, 32], pixels.iter().map(|v| ((f64::from(*v) - 0.5) / 0.5) as f32).collect());
-    let common = ["run", "specs/lenet.yaml", "--seed", "3", "--cpu", "--output"];
+    let lenet = std::fs::read_to_string("specs/lenet.yaml").unwrap();
+    let cropped = temp("lenet_crop32.yaml");
+    let labels = format!("labels: {}/specs/labels/", env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(&cropped, lenet.replace("{mean:", "{crop: 32, mean:").replace("labels: labels/", &labels)).unwrap();
+    let common = ["run", cropped.to_str().unwrap(), "--seed", "3", "--cpu", "--output"];
     let o = cnnc(&[&common[..], &[a.to_str().unwrap(), "--image", "tests/fixtures/tiny.png"]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = cnnc(&[&common[..], &[b.to_str().unwrap(), "--input", x.to_str().unwrap()]].concat());
@@ -178,6 +182,22 @@ fn images_are_decoded_cropped_and_scaled() {
     assert_eq!(from_image.len(), 10);
     for (p, q) in from_image.iter().zip(&from_npy) {
         assert!((p - q).abs() <= 1e-6 * q.abs().max(1.0), "{from_image:?} against {from_npy:?}");
+    }
+
+    // Without the crop, an image of another size is refused, naming it and the fix, not cropped.
+    let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "3", "--cpu", "--image", "tests/fixtures/tiny.png"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    for part in ["tiny.png", "36×40 pixels (height × width)", "32×32", "preprocess: {resize: 32, crop: 32}"] {
+        assert!(text(&o).contains(part), "{part}: {}", text(&o));
+    }
+    // With `resize: 32` alone its shorter side is 32, not all of it.
+    let resized = temp("lenet_resize32.yaml");
+    std::fs::write(&resized, lenet.replace("{mean:", "{resize: 32, mean:").replace("labels: labels/", &labels))
+        .unwrap();
+    let o = cnnc(&["run", resized.to_str().unwrap(), "--seed", "3", "--cpu", "--image", "tests/fixtures/tiny.png"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    for part in ["`resize: 32` makes 32×35", "add `crop: 32`"] {
+        assert!(text(&o).contains(part), "{part}: {}", text(&o));
     }
 
     let broken = temp("broken.png");

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use cnnc::compiler::compile_model_path_with;
+use cnnc::compiler::graph::Resize;
 
 fn set(spec: &str, settings: &[(&str, &str)]) -> Result<cnnc::compiler::Model, Vec<cnnc::Diagnostic>> {
     let settings: Vec<(String, String)> = settings.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
@@ -78,7 +79,8 @@ fn a_fine_tuning_spec_is_three_lines() {
     assert_eq!(model.graph.node(model.graph.input).shape, zoo.node(zoo.input).shape);
     let pre = |g: &cnnc::compiler::graph::Graph| (g.meta.resize, g.meta.crop, g.meta.mean.clone(), g.meta.std.clone());
     assert_eq!(pre(&model.graph), pre(&zoo));
-    assert_eq!(pre(&zoo), (Some(256), Some(224), Some(vec![0.485, 0.456, 0.406]), Some(vec![0.229, 0.224, 0.225])));
+    let (resize, crop) = (Some(Resize::ShorterSide(256)), Some([224, 224]));
+    assert_eq!(pre(&zoo), (resize, crop, Some(vec![0.485, 0.456, 0.406]), Some(vec![0.229, 0.224, 0.225])));
     let dsl = dir.join("ants_bees.cnn");
     let lib = lib.with_extension("cnn");
     let lib = if lib.exists() { lib } else { lib.with_extension("yaml") };
@@ -212,4 +214,34 @@ fn settings_that_do_not_fit_are_located_diagnostics() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is not NAME=VALUE"));
+}
+
+/// `preprocess` takes the sizes and numbers torchvision's transforms take: `resize: [H, W]`
+/// (`Resize((H, W))`), `crop: [H, W]` (`CenterCrop((H, W))`) and one mean or std for every channel
+/// (`Normalize(0.5, 0.5)`), in both spellings.
+#[test]
+fn preprocessing_takes_torchvisions_forms() {
+    let dir = std::env::temp_dir().join(format!("cnnc-preprocess-forms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = dir.join("m.yaml");
+    std::fs::write(
+        &yaml,
+        "model: m\ninput: [3, 20, 36]\npreprocess: {resize: [24, 40], crop: [20, 36], mean: 0.5, std: 0.25}\n\
+         body:\n  - flatten\n  - linear(10)\n",
+    )
+    .unwrap();
+    let dsl = dir.join("m.cnn");
+    std::fs::write(
+        &dsl,
+        "model m {\n  input [3, 20, 36]\n  preprocess { resize: [24, 40], crop: [20, 36], mean: 0.5, std: 0.25 }\n  \
+         body [\n    flatten\n    linear(10)\n  ]\n}\n",
+    )
+    .unwrap();
+    for spec in [&yaml, &dsl] {
+        let meta = set(spec.to_str().unwrap(), &[]).unwrap_or_else(|d| panic!("{}: {d:?}", spec.display())).graph.meta;
+        assert_eq!(meta.resize, Some(Resize::Exact([24, 40])));
+        assert_eq!(meta.crop, Some([20, 36]));
+        assert_eq!(meta.normalisation(3), Some((vec![0.5; 3], vec![0.25; 3])));
+    }
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -58,7 +58,8 @@ fn load(
     w: usize,
 ) -> Result<Vec<f32>, RuntimeError> {
     let (image, shape) = decode(path, channels)?;
-    if let Some(message) = meta.resize.and_then(|size| resample::refuse_resize(shape, size)) {
+    let refused = meta.resize.and_then(|size| resample::refuse_resize(shape, size));
+    if let Some(message) = refused.or_else(|| resample::misfit(shape, meta.resize, meta.crop.is_some(), h, w)) {
         return Err(RuntimeError::Image { path: path.to_path_buf(), message });
     }
     let image = resample::fit(image, shape, meta.resize, meta.crop.is_some(), h, w);

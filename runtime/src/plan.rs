@@ -3,7 +3,7 @@
 
 pub use cnnc_ir::graph::{
     Activation, AuxLoss, Conv2d, FoldedBatchNorm, Fused, Graph, Meta, Node, NodeId, Op, Pad4, Param, ParamKind, Pool2d,
-    Shape, WeightTable,
+    Resize, Shape, WeightTable,
 };
 pub use cnnc_ir::plan::{ConcatTarget, Layer, LayerPlan, Operand, PlanError, SlotId, ValidPlan, ValueId, ValueLayout};
 pub use cnnc_ir::span::{FileId, Span};

@@ -3,6 +3,8 @@
 //! (the shorter side becomes `size`) and `CenterCrop`. Both `cnnc run`'s image input and the
 //! datasets' transforms use these, so an image is prepared the same way everywhere.
 
+use cnnc_ir::graph::Resize;
+
 /// PIL's filter weights for one output pixel of a resampling pass: the first input index and the
 /// normalised weights of the triangle (bilinear) filter, widened by the scale when shrinking.
 fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<f64>)> {
@@ -118,23 +120,31 @@ pub fn crop(image: &[u8], [c, ih, iw]: [usize; 3], top: usize, left: usize, h: u
 /// The most bytes a resized image may take (256 MiB, as a decoded one).
 pub const MAX_RESIZED_BYTES: u64 = 256 << 20;
 
-/// `(height, width)` of an `h`×`w` image whose shorter side `Resize(size)` makes `size` (the longer
-/// side keeps the aspect ratio, truncated); `None` when that image would take more than
-/// [`MAX_RESIZED_BYTES`] with `c` channels (a 1×100,000 strip resized to 256, say).
-pub fn resized([c, h, w]: [usize; 3], size: usize) -> Option<(usize, usize)> {
-    let (long, short) = (h.max(w) as u64, h.min(w).max(1) as u64);
-    let longer = (size as u64).checked_mul(long)? / short;
-    (longer.checked_mul(size as u64)?.checked_mul(c as u64)? <= MAX_RESIZED_BYTES).then_some(())?;
-    let longer = longer as usize;
-    Some(if w <= h { (longer, size) } else { (size, longer) })
+/// `(height, width)` of an `h`×`w` image after `resize`: with [`Resize::ShorterSide`] the shorter
+/// side becomes `size` and the longer keeps the aspect ratio, truncated (torchvision's
+/// `Resize(size)`); with [`Resize::Exact`] the size given. `None` when that image would take more
+/// than [`MAX_RESIZED_BYTES`] with `c` channels (a 1×100,000 strip resized to 256, say).
+pub fn resized([c, h, w]: [usize; 3], resize: Resize) -> Option<(usize, usize)> {
+    let (nh, nw) = match resize {
+        Resize::ShorterSide(size) => {
+            let (long, short) = (h.max(w) as u64, h.min(w).max(1) as u64);
+            let longer = usize::try_from((size as u64).checked_mul(long)? / short).ok()?;
+            if w <= h {
+                (longer, size)
+            } else {
+                (size, longer)
+            }
+        }
+        Resize::Exact([rh, rw]) => (rh, rw),
+    };
+    ((nh as u64).checked_mul(nw as u64)?.checked_mul(c as u64)? <= MAX_RESIZED_BYTES).then_some((nh, nw))
 }
 
-/// Why an image of `shape` cannot be resized to a shorter side of `size` ([`resized`]), or `None`
-/// when it can.
-pub fn refuse_resize(shape: [usize; 3], size: usize) -> Option<String> {
-    resized(shape, size).is_none().then(|| {
+/// Why an image of `shape` cannot be resized by `resize` ([`resized`]), or `None` when it can.
+pub fn refuse_resize(shape: [usize; 3], resize: Resize) -> Option<String> {
+    resized(shape, resize).is_none().then(|| {
         format!(
-            "it is {}×{} pixels, and resizing its shorter side to {size} would take more than {} MiB",
+            "it is {}×{} pixels, and `resize: {resize}` would make it take more than {} MiB",
             shape[1],
             shape[2],
             MAX_RESIZED_BYTES >> 20
@@ -142,19 +152,52 @@ pub fn refuse_resize(shape: [usize; 3], size: usize) -> Option<String> {
     })
 }
 
+/// Why an image of `shape` does not come out `h`×`w` through `resize` and no centre crop, or
+/// `None` when it does (or when a centre crop follows, which always makes `h`×`w`).
+///
+/// With `resize: N` alone only images of the input's aspect ratio fit; without `resize` only
+/// images of the input's size. Others are refused rather than cropped: torchvision's transforms
+/// would hand the model a tensor of another size.
+pub fn misfit(shape: [usize; 3], resize: Option<Resize>, centre_crop: bool, h: usize, w: usize) -> Option<String> {
+    if centre_crop {
+        return None;
+    }
+    let (ih, iw) = match resize {
+        Some(r) => resized(shape, r)?,
+        None => (shape[1], shape[2]),
+    };
+    if (ih, iw) == (h, w) {
+        return None;
+    }
+    let size = if h == w { h.to_string() } else { format!("[{h}, {w}]") };
+    Some(match resize {
+        Some(r) => format!(
+            "it is {}×{} pixels (height × width), which `resize: {r}` makes {ih}×{iw}, but the model takes {h}×{w}; \
+             add `crop: {size}` to the spec's `preprocess` (torchvision's CenterCrop), or resize to exactly \
+             `[{h}, {w}]`",
+            shape[1], shape[2]
+        ),
+        None => format!(
+            "it is {ih}×{iw} pixels (height × width), but the model takes {h}×{w}; give the spec `preprocess: \
+             {{resize: {}, crop: {size}}}` (torchvision's Resize and CenterCrop), or resize the image",
+            h.min(w)
+        ),
+    })
+}
+
 /// Prepares an image for a model whose items are `[C, h, w]`, as torchvision's evaluation
-/// transforms do: with `resize`, the shorter side becomes `resize` pixels and the longer keeps the
-/// aspect ratio (truncated, as `Resize(size)`); then, when `centre_crop` is set or the size is not
-/// `h`×`w`, the centre `h`×`w` window as `CenterCrop` takes it: offsets rounded half to even (its
-/// Python `round`), and an image smaller than the window padded with zeros first, the odd pixel
-/// of padding after the image (`(size - side) // 2` before, the rest after).
+/// transforms do: with `resize`, the size [`resized`] gives; then, when `centre_crop` is set, the
+/// centre `h`×`w` window as `CenterCrop` takes it: offsets rounded half to even (its Python
+/// `round`), and an image smaller than the window padded with zeros first, the odd pixel of
+/// padding after the image (`(size - side) // 2` before, the rest after).
 ///
 /// # Panics
-/// When [`resized`] refuses the image's resize; callers check it first.
+/// When [`resized`] refuses the image's resize, or without a centre crop the image does not come
+/// out `h`×`w` ([`misfit`]); callers check both first.
 pub fn fit(
     image: Vec<u8>,
     shape: [usize; 3],
-    resize_to: Option<usize>,
+    resize_to: Option<Resize>,
     centre_crop: bool,
     h: usize,
     w: usize,
@@ -166,7 +209,7 @@ pub fn fit(
         image = resize(&image, [c, ih, iw], nh, nw);
         (ih, iw) = (nh, nw);
     }
-    if centre_crop || ih != h || iw != w {
+    if centre_crop {
         if ih < h || iw < w {
             let (nh, nw) = (ih.max(h), iw.max(w));
             image = pad(&image, [c, ih, iw], (nh - ih) / 2, (nw - iw) / 2, nh, nw);
@@ -175,6 +218,8 @@ pub fn fit(
         let top = ((ih - h) as f64 / 2.0).round_ties_even() as usize;
         let left = ((iw - w) as f64 / 2.0).round_ties_even() as usize;
         image = crop(&image, [c, ih, iw], top, left, h, w);
+    } else {
+        assert_eq!((ih, iw), (h, w), "the caller checked the size (`misfit`)");
     }
     image
 }
@@ -222,23 +267,41 @@ mod tests {
     fn fitting_resizes_the_shorter_side_then_takes_the_centre() {
         // 1×4×6: resize(2) makes it 2×3, then the centre 2×2 (left offset Python's round(0.5) = 0).
         let image: Vec<u8> = (0..24).collect();
-        let out = fit(image.clone(), [1, 4, 6], Some(2), true, 2, 2);
+        let out = fit(image.clone(), [1, 4, 6], Some(Resize::ShorterSide(2)), true, 2, 2);
         let small = resize(&image, [1, 4, 6], 2, 3);
         assert_eq!(out, vec![small[0], small[1], small[3], small[4]]);
         // 1×1×8 to width 5: left offset round(1.5) = 2, as torchvision's CenterCrop takes it.
         let row: Vec<u8> = (0..8).collect();
         assert_eq!(fit(row, [1, 1, 8], None, true, 1, 5), vec![2, 3, 4, 5, 6]);
         assert_eq!(fit(image.clone(), [1, 4, 6], None, false, 4, 6), image, "a fitting image is kept");
+        let exact = fit(image.clone(), [1, 4, 6], Some(Resize::Exact([3, 2])), false, 3, 2);
+        assert_eq!(exact, resize(&image, [1, 4, 6], 3, 2), "Resize((3, 2)) ignores the aspect ratio");
         assert_eq!(crop(&image, [1, 4, 6], 1, 2, 2, 3), vec![8, 9, 10, 14, 15, 16]);
         assert_eq!(fit(vec![9; 4], [1, 2, 2], None, true, 3, 3), vec![9, 9, 0, 9, 9, 0, 0, 0, 0], "zeros after");
     }
 
     #[test]
+    fn an_image_that_would_not_come_out_at_the_input_size_is_refused() {
+        let shorter = Some(Resize::ShorterSide(32));
+        assert_eq!(misfit([3, 32, 48], shorter, true, 32, 32), None, "a centre crop makes any image fit");
+        assert_eq!(misfit([3, 64, 64], shorter, false, 32, 32), None, "the input's aspect ratio");
+        let why = misfit([3, 40, 60], shorter, false, 32, 32).unwrap();
+        assert!(why.contains("40×60") && why.contains("32×48") && why.contains("`crop: 32`"), "{why}");
+        let why = misfit([3, 40, 60], None, false, 32, 32).unwrap();
+        assert!(why.contains("40×60") && why.contains("resize: 32, crop: 32"), "{why}");
+        assert_eq!(misfit([3, 40, 60], Some(Resize::Exact([32, 16])), false, 32, 16), None);
+        assert_eq!(misfit([1, 32, 32], None, false, 32, 32), None);
+    }
+
+    #[test]
     fn a_resize_is_bounded_before_it_is_done() {
-        assert_eq!(resized([3, 480, 640], 256), Some((256, 341)), "torchvision's int(256 * 640 / 480)");
-        assert_eq!(resized([3, 640, 480], 256), Some((341, 256)));
-        assert_eq!(resized([3, 1, 100_000], 256), None, "a strip would become 256 × 25,600,000");
-        assert_eq!(resized([3, 7, 7], usize::MAX), None, "no overflow");
+        let shorter = Resize::ShorterSide;
+        assert_eq!(resized([3, 480, 640], shorter(256)), Some((256, 341)), "torchvision's int(256 * 640 / 480)");
+        assert_eq!(resized([3, 640, 480], shorter(256)), Some((341, 256)));
+        assert_eq!(resized([3, 1, 100_000], shorter(256)), None, "a strip would become 256 × 25,600,000");
+        assert_eq!(resized([3, 7, 7], shorter(usize::MAX)), None, "no overflow");
+        assert_eq!(resized([3, 480, 640], Resize::Exact([224, 200])), Some((224, 200)));
+        assert_eq!(resized([3, 7, 7], Resize::Exact([usize::MAX, 2])), None, "no overflow");
     }
 
     #[test]

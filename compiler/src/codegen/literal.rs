@@ -6,7 +6,8 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{quote, ToTokens};
 
 use crate::graph::{
-    Activation, Conv2d, FoldedBatchNorm, Fused, Graph, Meta, Op, Pad4, Param, ParamKind, Pool2d, Shape, WeightTable,
+    Activation, Conv2d, FoldedBatchNorm, Fused, Graph, Meta, Op, Pad4, Param, ParamKind, Pool2d, Resize, Shape,
+    WeightTable,
 };
 use cnnc_ir::plan::{Layer, Operand, SlotId, ValueId, ValueLayout};
 use cnnc_ir::span::Span;
@@ -300,8 +301,20 @@ pub fn weight_table(t: &WeightTable) -> TokenStream {
 /// The metadata, with `labels` as the expression for its label list.
 pub fn meta(m: &Meta, labels: TokenStream) -> TokenStream {
     let name = string(&m.name);
-    let resize = option(&m.resize, |v| usize(*v).into_token_stream());
-    let crop = option(&m.crop, |v| usize(*v).into_token_stream());
+    let resize = option(&m.resize, |v| match *v {
+        Resize::ShorterSide(n) => {
+            let n = usize(n);
+            quote!(Resize::ShorterSide(#n))
+        }
+        Resize::Exact([h, w]) => {
+            let (h, w) = (usize(h), usize(w));
+            quote!(Resize::Exact([#h, #w]))
+        }
+    });
+    let crop = option(&m.crop, |&[h, w]| {
+        let (h, w) = (usize(h), usize(w));
+        quote!([#h, #w])
+    });
     let mean = option(&m.mean, |v| floats(v));
     let std = option(&m.std, |v| floats(v));
     let training_weights = m.training_weights;

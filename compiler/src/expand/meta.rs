@@ -7,7 +7,7 @@ use super::preprocess;
 use super::value::{Env, Value};
 use crate::check;
 use crate::diagnostic::Diagnostic;
-use crate::graph::{Meta, Shape};
+use crate::graph::{Meta, Resize, Shape};
 use crate::source::SourceMap;
 use crate::spec::ast::{Expr, ModelDef, ModuleDef, Preprocess};
 
@@ -66,8 +66,14 @@ pub fn evaluate(
     let mut diags = Vec::new();
     let mut meta = Meta { name: model.name.name.clone(), ..Meta::default() };
     if let Some((pre, env)) = pre {
-        meta.resize = size(pre.resize.as_ref(), env, &mut diags);
-        meta.crop = size(pre.crop.as_ref(), env, &mut diags);
+        meta.resize = size(pre.resize.as_ref(), "resize", env, &mut diags).map(|(size, pair)| {
+            if pair {
+                Resize::Exact(size)
+            } else {
+                Resize::ShorterSide(size[0])
+            }
+        });
+        meta.crop = size(pre.crop.as_ref(), "crop", env, &mut diags).map(|(size, _)| size);
         meta.mean = floats(pre.mean.as_ref(), env, &mut diags);
         meta.std = floats(pre.std.as_ref(), env, &mut diags);
         if diags.is_empty() {
@@ -110,19 +116,36 @@ pub fn evaluate(
     }
 }
 
-fn size(expr: Option<&Expr>, env: &Env, diags: &mut Vec<Diagnostic>) -> Option<usize> {
+/// A `resize:` or `crop:` size (`key`): one positive whole number `n` (`[n, n]`, and `false`)
+/// or `[height, width]` (and `true`), as torchvision's `Resize` and `CenterCrop` take them.
+fn size(expr: Option<&Expr>, key: &str, env: &Env, diags: &mut Vec<Diagnostic>) -> Option<([usize; 2], bool)> {
     let expr = expr?;
+    let positive = |v: &Value| v.as_int().filter(|i| *i >= 1).and_then(|i| usize::try_from(i).ok());
     match eval(expr, env) {
-        Ok(v) => match v.as_int().filter(|i| *i >= 1) {
-            Some(i) => usize::try_from(i).ok(),
-            None => {
+        Ok(v) => {
+            let size = match &v {
+                Value::List(items) if items.len() == 2 => match (positive(&items[0]), positive(&items[1])) {
+                    (Some(h), Some(w)) => Some(([h, w], true)),
+                    _ => None,
+                },
+                v => positive(v).map(|n| ([n, n], false)),
+            };
+            if size.is_none() {
+                let meaning = if key == "resize" {
+                    "`resize: N` makes the shorter side N pixels (torchvision's Resize(N)); `resize: [H, W]` makes \
+                     the image exactly H×W"
+                } else {
+                    "`crop: N` takes the centre N×N pixels (torchvision's CenterCrop(N)); `crop: [H, W]` the centre \
+                     H×W"
+                };
                 diags.push(
                     Diagnostic::error("cnnc::meta::size", format!("expected a positive size, found {v}"))
-                        .at(expr.span, "not a size"),
+                        .at(expr.span, "not a size")
+                        .help(meaning),
                 );
-                None
             }
-        },
+            size
+        }
         Err(d) => {
             diags.push(d);
             None
@@ -136,10 +159,13 @@ fn floats(expr: Option<&Expr>, env: &Env, diags: &mut Vec<Diagnostic>) -> Option
         Ok(Value::List(items)) if items.iter().all(|v| v.as_float().is_some()) => {
             Some(items.iter().filter_map(Value::as_float).collect())
         }
+        // One number for every channel, as torchvision's Normalize(0.5, 0.5) broadcasts it.
+        Ok(v) if v.as_float().is_some() => v.as_float().map(|f| vec![f]),
         Ok(v) => {
             diags.push(
-                Diagnostic::error("cnnc::meta::numbers", format!("expected a list of numbers, found {v}"))
-                    .at(expr.span, "not a list of numbers"),
+                Diagnostic::error("cnnc::meta::numbers", format!("expected a number or a list of numbers, found {v}"))
+                    .at(expr.span, "not a list of numbers")
+                    .help("give one number per channel (`[0.485, 0.456, 0.406]`), or one for all (`0.5`)"),
             );
             None
         }

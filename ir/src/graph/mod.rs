@@ -92,12 +92,35 @@ pub struct FoldedBatchNorm {
     pub params: Vec<Param>,
 }
 
+/// How an image is resized before its centre crop, as torchvision's `Resize(size)` takes `size`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resize {
+    /// `Resize(n)`: the shorter side becomes `n` pixels and the longer keeps the aspect ratio
+    /// (truncated).
+    ShorterSide(usize),
+    /// `Resize((height, width))`: exactly `height`×`width` pixels, whatever the aspect ratio.
+    Exact([usize; 2]),
+}
+
+impl std::fmt::Display for Resize {
+    /// As the spec writes it: `256` or `[224, 224]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Resize::ShorterSide(n) => write!(f, "{n}"),
+            Resize::Exact([h, w]) => write!(f, "[{h}, {w}]"),
+        }
+    }
+}
+
 /// Model metadata carried along with the graph.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Meta {
     pub name: String,
-    pub resize: Option<usize>,
-    pub crop: Option<usize>,
+    /// torchvision's `Resize`, applied first (`preprocess: {resize: ...}`).
+    pub resize: Option<Resize>,
+    /// torchvision's `CenterCrop((height, width))`, applied after the resize (`preprocess:
+    /// {crop: N}` is `[N, N]`).
+    pub crop: Option<[usize; 2]>,
     pub mean: Option<Vec<f64>>,
     pub std: Option<Vec<f64>>,
     /// The label list, one class name per output.

@@ -5,6 +5,7 @@
 
 use super::augment::{self, Augment};
 use crate::resample;
+use cnnc_ir::graph::Resize;
 
 /// The steps from an image's bytes to one item of a model's input.
 #[derive(Clone, Debug, PartialEq)]
@@ -13,9 +14,9 @@ pub struct Transform {
     pub input: [usize; 3],
     /// Training augmentation, in order (empty for evaluation).
     pub augment: Vec<Augment>,
-    /// The shorter side becomes this many pixels first (`preprocess: {resize: N}`).
-    pub resize: Option<usize>,
-    /// The centre `H`×`W` window is taken (`preprocess: {crop: N}`).
+    /// The image is resized first (`preprocess: {resize: N}` or `{resize: [H, W]}`).
+    pub resize: Option<Resize>,
+    /// The centre `H`×`W` window is taken (`preprocess: {crop: N}` or `{crop: [H, W]}`).
     pub centre_crop: bool,
     /// Per-channel mean and standard deviation of `Normalize`, on the 0–1 scale.
     pub mean: Vec<f64>,
@@ -48,6 +49,9 @@ impl Transform {
             return Err(format!("one of its images cannot be prepared: {why}"));
         }
         let sized = self.fits_first() && (self.resize.is_some() || self.centre_crop);
+        if let Some(why) = resample::misfit(shape, self.resize, self.centre_crop, h, w).filter(|_| sized) {
+            return Err(format!("one of its images does not fit: {why}"));
+        }
         let before = if sized { self.input } else { shape };
         let after = augment::output_shape(&self.augment, before)?;
         if after != self.input {
