@@ -300,3 +300,28 @@ fn bad_files_get_clear_errors() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("warning: the input holds NaN or infinite values"), "{}", text(&o));
 }
+
+/// Host memory the machine cannot give is an error naming what needed it, not an abort: a layer's
+/// output on the CPU executor (with its place in the spec), and pseudo-random weights. Both sizes
+/// are beyond any machine's address space (128 TiB), so the refusal does not depend on its memory.
+#[test]
+fn memory_no_machine_has_is_refused_naming_what_needs_it() {
+    let spec = temp("padded_far.yaml");
+    let body =
+        "model: m\ninput: [1, 8, 8]\nbody:\n  - big: conv(1000, 1, pad=16496)\n  - global_avgpool\n  - flatten\n";
+    std::fs::write(&spec, body).unwrap();
+    let o = cnnc(&["run", spec.to_str().unwrap(), "--seed", "1", "--random-input", "--batch", "40", "--cpu"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    for part in
+        ["out of memory: the output of layer `big` ([1000, 33000, 33000] for a batch of 40)", ":4:10", "smaller batch"]
+    {
+        assert!(text(&o).contains(part), "{part}: {}", text(&o));
+    }
+    // Forty 10⁶ × 10⁶ linear layers: each is within the compiler's per-tensor limit, together 160 TB.
+    let spec = temp("wide.yaml");
+    std::fs::write(&spec, format!("model: m\ninput: [1000000]\nbody:\n{}", "  - linear(1000000)\n".repeat(40)))
+        .unwrap();
+    let o = cnnc(&["run", spec.to_str().unwrap(), "--seed", "1", "--random-input", "--cpu"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("out of memory: the model's weights (the largest, `39.weight`"), "{}", text(&o));
+}

@@ -62,6 +62,10 @@ pub enum RuntimeError {
     /// place in the spec where one layer is to blame, and `fix` the way out.
     #[error("GPU error: {what} needs {bytes} bytes, more than the device's {limit}-byte storage binding limit; {fix}")]
     BindingLimit { what: String, span: Option<Span>, bytes: u64, limit: u64, fix: &'static str },
+    /// Host memory the machine cannot allocate: what needed it (a layer's output on the CPU, the
+    /// weights), in bytes; `span` is the layer's place in the spec where one layer is to blame.
+    #[error("out of memory: {what} needs {bytes} bytes, more than this machine can allocate; {fix}")]
+    HostMemory { what: String, span: Option<Span>, bytes: u64, fix: &'static str },
     /// A layer whose output, for a single input, is larger than one storage binding of the device.
     #[error(
         "GPU error: the output of layer `{layer}` ({shape} per input) needs {bytes} bytes, more than the \
@@ -118,7 +122,7 @@ impl RuntimeError {
             | RuntimeError::ActivationTooLarge { span, .. }
             | RuntimeError::Unsupported { span, .. }
             | RuntimeError::BatchTooSmall { span, .. } => Some(*span),
-            RuntimeError::BindingLimit { span, .. } => *span,
+            RuntimeError::BindingLimit { span, .. } | RuntimeError::HostMemory { span, .. } => *span,
             _ => None,
         }
     }

@@ -9,7 +9,8 @@
 //! - [`gpu`]: the wgpu executor and the layer-level API generated models build on ([`plan`]
 //!   re-exports the layer descriptions they are built from);
 //! - [`train`]: cross-entropy and the CPU reference training step (forward, loss, backward in f64);
-//! - [`npy`]: float32 `.npy` input and output; [`tensor`]: the host tensor type.
+//! - [`npy`]: float32 `.npy` input and output; [`tensor`]: the host tensor type;
+//! - [`memory`]: host allocations checked before they are made, naming what needs them.
 
 pub mod classify;
 pub mod cpu;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod fold;
 pub mod gpu;
 pub mod image_input;
+pub mod memory;
 pub mod npy;
 pub mod plan;
 pub mod pnm;

@@ -69,6 +69,10 @@ pub fn run(args: Args) -> ExitCode {
     let mut shape = vec![batch];
     shape.extend(graph.node(graph.input).shape.dims());
     let input = synthetic::input(0, shape);
+    if let Err(e) = cnnc::runtime::memory::reserve_weights(&graph.weight_table().params) {
+        errln!("error: {e}");
+        return ExitCode::from(1);
+    }
     let weights = synthetic::weights(&graph, 0);
     // Time to first result: pipelines and buffers created, weights uploaded, one forward read back.
     let progress = Progress::start("preparing kernels, uploading weights, first forward pass");

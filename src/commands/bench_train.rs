@@ -47,6 +47,7 @@ fn measure(gpu: &Gpu, graph: &Graph, runs: &Runs) -> Result<Measured, RuntimeErr
     let progress = Progress::start("preparing the training step, first step");
     let start = Instant::now();
     let options = StepOptions::default();
+    cnnc::runtime::memory::reserve_weights(&graph.weight_table().params)?;
     let mut trainer = GpuTrainer::new(gpu, graph, &synthetic::weights(graph, 0), |_| true, adam, &options, batch)?;
     trainer.step(&input, &labels)?;
     trainer.losses()?;

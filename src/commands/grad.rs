@@ -77,7 +77,10 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
     let progress = Progress::start("loading weights");
     let weights = match &args.weights {
         Some(path) => weights::bind(&graph.weight_table(), super::read_weights(path)?, true)?.weights,
-        None => synthetic::weights(graph, args.seed.unwrap_or(0)),
+        None => {
+            cnnc::runtime::memory::reserve_weights(&graph.weight_table().params)?;
+            synthetic::weights(graph, args.seed.unwrap_or(0))
+        }
     };
     progress.stage("reading the batch");
     let input: Tensor<f64> = npy::read(&args.input)?.convert();

@@ -95,7 +95,11 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
             }
             bound.weights
         }
-        (None, seed) => synthetic::pytorch_init(&graph.weight_table().params, seed.unwrap_or(0)),
+        (None, seed) => {
+            let params = graph.weight_table().params;
+            cnnc::runtime::memory::reserve_weights(&params)?;
+            synthetic::pytorch_init(&params, seed.unwrap_or(0))
+        }
     };
     progress.stage("reading the input");
     let input = match &args.source.input {

@@ -705,7 +705,10 @@ fn under(name: &str, path: &str) -> bool {
 /// (with `--strict false`, what matches of it, the rest initialised as PyTorch does and reported).
 fn initial_weights(args: &Args, seed: u64, model: &Model) -> Result<Weights, Box<dyn std::error::Error>> {
     let table = model.graph.weight_table();
-    let Some(path) = &args.weights else { return Ok(synthetic::pytorch_init(&table.params, seed)) };
+    let Some(path) = &args.weights else {
+        cnnc::runtime::memory::reserve_weights(&table.params)?;
+        return Ok(synthetic::pytorch_init(&table.params, seed));
+    };
     let file = super::read_weights(path)?;
     if args.strict {
         return weights::bind(&table, file, true).map(|b| b.weights).map_err(|e| {

@@ -64,6 +64,7 @@ fn run_inspecting(
     let last_use = graph.last_uses();
     let mut values: Vec<Option<Tensor>> = vec![None; graph.len()];
     for (id, node) in graph.inference_nodes() {
+        crate::memory::reserve_output::<f32>(node, input.shape[0])?;
         let inputs: Vec<&Tensor> =
             node.inputs.iter().map(|i| values[i.index()].as_ref().expect("inputs run before their users")).collect();
         let param = |suffix: &str| {

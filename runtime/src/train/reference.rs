@@ -104,6 +104,7 @@ impl Forward {
         let mut values: Vec<Option<T64>> = vec![None; graph.len()];
         let mut stats: Vec<Option<BatchStats>> = (0..graph.len()).map(|_| None).collect();
         for (id, node) in graph.training_nodes() {
+            crate::memory::reserve_output::<f64>(node, input.shape[0])?;
             let x: Vec<&T64> =
                 node.inputs.iter().map(|i| values[i.index()].as_ref().expect("inputs run first")).collect();
             let out = match &node.op {
