@@ -30,7 +30,8 @@ fn neg_inf() -> f32 {
 fn activate(x: f32) -> f32 {
     switch ACT {
         case 1u: { return select(x, 0.0, x < 0.0); }
-        case 2u: { return select(clamp(x, 0.0, 6.0), x, is_nan(x)); }
+        // Selects, not clamp: clamp(-0.0, 0.0, 6.0) may give +0.0, and PyTorch keeps -0.0.
+        case 2u: { return select(select(x, 0.0, x < 0.0), 6.0, x > 6.0); }
         case 3u: { return select(x * ACT_ARG, x, x >= 0.0); }
         case 4u: { return x / (1.0 + exp(-x)); }
         case 5u: { return 1.0 / (1.0 + exp(-x)); }

@@ -2,6 +2,7 @@
 //   OP 0: y = act(x · scale[c] + shift[c])           (inference batch-norm, channel affine, activation)
 //   OP 1: y = act(x + other)                          (residual add of equal shapes)
 //   OP 2: y = act(x · other[n, c, p or 0])            (broadcast multiply, OTHER_P = P or 1; squeeze-excitation)
+//   OP 3: y = act(x)                                  (a lone activation: x · 1 + 0 would turn -0.0 into +0.0)
 // Each invocation handles 4 consecutive elements.
 //
 // Baked constants: N, C, P, OP, OTHER_P, ACT, ACT_ARG.
@@ -28,6 +29,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         switch OP {
             case 0u: { v = x * scale[c] + shift[c]; }
             case 1u: { v = x + other[index]; }
+            case 3u: { v = x; }
             default: {
                 let n = index / (C * P);
                 let p = index % P;

@@ -1,4 +1,4 @@
-//! Special values through the kernels: NaN and infinities give PyTorch's results (its outputs for
+//! Special values through the kernels: NaN, infinities and −0.0 give PyTorch's results (its outputs for
 //! the same inputs, `torch.nn.functional` in torch 2.x, are the expected values), on the GPU and on
 //! the CPU reference alike. Some drivers flush or reorder special values; `cnnc conformance` shows
 //! such a driver as a failed `special_values` case, naming the op and what it gave.
@@ -25,7 +25,12 @@ pub struct SpecialCase {
     pub pytorch: Vec<f32>,
 }
 
-/// Every case: the activations that clamp (relu, relu6, hardsigmoid, hardswish), relu fused into a
+/// NaN, both infinities, −0.0 and float32's largest values of both signs.
+const EDGES: [f32; 6] = [NAN, -INF, INF, -0.0, MAX, -MAX];
+
+/// Every case: every activation over [`EDGES`] (PyTorch keeps −0.0 where its formula does: relu,
+/// relu6, leaky relu, silu, hardswish, tanh and gelu of −0.0 are −0.0), the activations that clamp (relu,
+/// relu6, hardsigmoid, hardswish) over numbers too, relu fused into a
 /// convolution's epilogue, max pooling (plain and adaptive) over windows of NaN among numbers,
 /// all -inf and all NaN, softmax over rows holding NaN, +inf, only -inf, or -inf among numbers
 /// (PyTorch: NaN everywhere in the first three, zero where -inf in the last), and float32's
@@ -37,8 +42,21 @@ pub fn cases() -> Vec<SpecialCase> {
     let extremes = [MAX, -MAX, MAX, MAX, 1.0, -1.0];
     let sums = [MAX, MAX, MAX, -MAX, 1.0, 3.0];
     let case = |body, input, pytorch| SpecialCase { body, input, pytorch };
+    let half_max = MAX / 2.0;
     vec![
         case("relu", ROW, vec![NAN, 0.0, INF, 0.0, 0.0, 2.0]),
+        case("relu", EDGES, vec![NAN, 0.0, INF, -0.0, MAX, 0.0]),
+        case("relu6", EDGES, vec![NAN, 0.0, 6.0, -0.0, 6.0, 0.0]),
+        case("leaky_relu(0.5)", EDGES, vec![NAN, -INF, INF, -0.0, MAX, -half_max]),
+        case("sigmoid", EDGES, vec![NAN, 0.0, 1.0, 0.5, 1.0, 0.0]),
+        case("silu", EDGES, vec![NAN, NAN, INF, -0.0, MAX, -0.0]),
+        case("tanh", EDGES, vec![NAN, -1.0, 1.0, -0.0, 1.0, -1.0]),
+        // PyTorch's float64 and CUDA kernels, x · ½ · (1 + erf(x/√2)). Its float32 CPU kernel,
+        // through a vectorised erf, gives NaN at +∞ and ∞ at FLT_MAX instead.
+        case("gelu", EDGES, vec![NAN, NAN, INF, -0.0, MAX, -0.0]),
+        case("hardsigmoid", EDGES, vec![NAN, 0.0, 1.0, 0.5, 1.0, 0.0]),
+        case("hardswish", EDGES, vec![NAN, NAN, INF, -0.0, INF, -0.0]),
+        case("conv(1, 1, bias=false); relu6", EDGES, vec![NAN, 0.0, 6.0, 0.0, 6.0, 0.0]),
         case("relu6", ROW, vec![NAN, 0.0, 6.0, 0.0, 0.0, 2.0]),
         case("hardsigmoid", ROW, vec![NAN, 0.0, 1.0, third, 0.5, 5.0 / 6.0]),
         case("hardswish", ROW, vec![NAN, NAN, INF, -third, 0.0, 5.0 / 3.0]),
@@ -54,8 +72,8 @@ pub fn cases() -> Vec<SpecialCase> {
             [-INF, -INF, 0.0, 1.0, 2.0, -INF],
             vec![0.0, 0.0, 0.090_030_57, 0.244_728_48, 0.665_240_94, 0.0],
         ),
-        case("hardswish", extremes, vec![INF, 0.0, INF, INF, 2.0 / 3.0, -third]),
-        case("conv(1, 1, bias=false); hardswish", extremes, vec![INF, 0.0, INF, INF, 2.0 / 3.0, -third]),
+        case("hardswish", extremes, vec![INF, -0.0, INF, INF, 2.0 / 3.0, -third]),
+        case("conv(1, 1, bias=false); hardswish", extremes, vec![INF, -0.0, INF, INF, 2.0 / 3.0, -third]),
         case("avgpool([1, 2])", sums, vec![INF, 0.0, 2.0]),
         case("adaptive_avgpool([1, 3])", sums, vec![INF, 0.0, 2.0]),
         case("global_avgpool", [MAX; 6], vec![INF]),
@@ -86,12 +104,15 @@ impl SpecialCase {
         Tensor::new(vec![1, 1, 1, 6], self.input.to_vec())
     }
 
-    /// Whether `output` is PyTorch's: NaN where NaN, infinities exactly, the rest to float32
-    /// rounding.
+    /// Whether `output` is PyTorch's: NaN where NaN, infinities exactly, zero with its sign, the
+    /// rest to float32 rounding.
     pub fn matches(&self, output: &[f32]) -> bool {
         output.len() == self.pytorch.len()
             && output.iter().zip(&self.pytorch).all(|(a, b)| {
-                (a.is_nan() && b.is_nan()) || (a.is_infinite() && a == b) || (a.is_finite() && (a - b).abs() <= 1e-6)
+                let zero_sign = *b != 0.0 || a.is_sign_negative() == b.is_sign_negative();
+                (a.is_nan() && b.is_nan())
+                    || (a.is_infinite() && a == b)
+                    || (a.is_finite() && (a - b).abs() <= 1e-6 * b.abs().max(1.0) && zero_sign)
             })
     }
 

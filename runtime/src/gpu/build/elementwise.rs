@@ -19,10 +19,18 @@ impl Builder<'_> {
         self.affine(layer, &scale, &shift);
     }
 
-    /// An activation on its own: the identity affine with the activation applied.
+    /// An activation on its own (or a sum of one value, then its fused activation): the value
+    /// itself with the activation applied.
     pub(super) fn activation(&mut self, layer: &Layer) {
-        let (c, _) = layer.shape.channels_positions();
-        self.affine(layer, &vec![1.0; c], &vec![0.0; c]);
+        let (c, p) = layer.shape.channels_positions();
+        let src = self.buffer_of(layer.inputs[0].value);
+        let own = match layer.op {
+            Op::Activation(a) => Some(a),
+            _ => None,
+        };
+        let out = self.output_for(layer);
+        let params = self.elementwise(ElementwiseOp::Identity, c, p, p, own.or(layer.activation));
+        self.dispatch(&params, &[Bind::Buffer(src), Bind::Unused, Bind::Unused, Bind::Unused, Bind::Buffer(out)]);
     }
 
     /// `y = act(x · scale[c] + shift[c])`, with the layer's own activation or the fused one.
@@ -49,8 +57,8 @@ impl Builder<'_> {
         let (c, p) = layer.shape.channels_positions();
         let last = layer.inputs.len() - 1;
         if last == 0 {
-            // A sum of one value: the identity (then the fused activation), as an affine pass.
-            return self.affine(layer, &vec![1.0; c], &vec![0.0; c]);
+            // A sum of one value: the identity, then the fused activation.
+            return self.activation(layer);
         }
         let mut acc = self.buffer_of(layer.inputs[0].value);
         for (i, input) in layer.inputs.iter().enumerate().skip(1) {

@@ -14,6 +14,8 @@ pub enum ElementwiseOp {
     Add = 1,
     /// `x · other`, `other` broadcast over positions when it has one per channel.
     Mul = 2,
+    /// `x` itself (a lone activation): unlike `x · 1 + 0`, it keeps −0.0, as PyTorch does.
+    Identity = 3,
 }
 
 /// One elementwise pass over `[N, C, P]`, four elements per invocation.
@@ -51,6 +53,11 @@ impl KernelParams for Elementwise {
             other_positions,
             activation: Some(Activation::Relu),
         };
-        vec![sample(ElementwiseOp::Affine, 10), sample(ElementwiseOp::Add, 10), sample(ElementwiseOp::Mul, 1)]
+        vec![
+            sample(ElementwiseOp::Affine, 10),
+            sample(ElementwiseOp::Add, 10),
+            sample(ElementwiseOp::Mul, 1),
+            sample(ElementwiseOp::Identity, 10),
+        ]
     }
 }
