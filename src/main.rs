@@ -13,7 +13,18 @@ const STACK_BYTES: usize = 64 << 20;
 
 fn main() -> ExitCode {
     quiet_runtime_dir();
-    let cli = commands::Cli::parse();
+    let cli = match commands::Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors go to standard error (clap ignores a failure to write them: there is
+        // nowhere left to report it), with status 2.
+        Err(e) if e.use_stderr() => e.exit(),
+        // --help, --version and `help VERB` are output: a write error ends with status 1 and a
+        // closed pipe with 141, as for every verb's output.
+        Err(e) => {
+            commands::write_help(&e);
+            return ExitCode::SUCCESS;
+        }
+    };
     let verb =
         std::thread::Builder::new().name("cnnc".into()).stack_size(STACK_BYTES).spawn(move || commands::run(cli));
     match verb.map(std::thread::JoinHandle::join) {

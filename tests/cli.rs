@@ -343,6 +343,21 @@ fn a_closed_pipe_or_a_full_disk_ends_a_verb_without_a_panic() {
             .unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         assert!(stderr(&o).starts_with("error: cannot write to standard output"), "{}", stderr(&o));
+        // Help is output too, and a failing standard error as well is no panic.
+        for args in [&["--help"][..], &["check", "--help"], &["help", "run"], &["--version"]] {
+            let full = std::fs::File::create("/dev/full").unwrap();
+            let o = Command::new(env!("CARGO_BIN_EXE_cnnc")).args(args).stdout(full).output().unwrap();
+            assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+            assert!(stderr(&o).starts_with("error: cannot write to standard output"), "{args:?}: {}", stderr(&o));
+        }
+        let (out, err) = (std::fs::File::create("/dev/full").unwrap(), std::fs::File::create("/dev/full").unwrap());
+        let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["summary", "specs/lenet.yaml"])
+            .stdout(out)
+            .stderr(err)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "both streams full");
     }
 }
 

@@ -325,3 +325,28 @@ fn memory_no_machine_has_is_refused_naming_what_needs_it() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("out of memory: the model's weights (the largest, `39.weight`"), "{}", text(&o));
 }
+
+/// With `ceil_mode`, a pooling window may be larger than its input by less than a stride, as in
+/// PyTorch: `max_pool2d(arange(4).view(1, 1, 2, 2), 3, 2, ceil_mode=True)` is `[[3.]]` and
+/// `avg_pool2d` of it `[[1.5]]`, on both executors.
+#[test]
+fn a_ceil_mode_window_may_pass_its_input() {
+    let x = temp("arange4.npy");
+    write_npy(&x, &[1, 1, 2, 2], vec![0.0f32, 1.0, 2.0, 3.0]);
+    for (pool, want) in [("maxpool", 3.0), ("avgpool", 1.5)] {
+        let spec = temp(&format!("{pool}_past.yaml"));
+        std::fs::write(&spec, format!("model: m\ninput: [1, 2, 2]\nbody:\n  - {pool}(3, stride=2, ceil_mode=true)\n"))
+            .unwrap();
+        for cpu in [true, false] {
+            let out = temp(&format!("{pool}_past_{cpu}.npy"));
+            let mut args = vec!["run", spec.to_str().unwrap(), "--seed", "0", "--input", x.to_str().unwrap()];
+            args.extend(["--output", out.to_str().unwrap()]);
+            if cpu {
+                args.push("--cpu");
+            }
+            let o = cnnc(&args);
+            assert_eq!(o.status.code(), Some(0), "{pool} (cpu {cpu}): {}", text(&o));
+            assert_eq!(read_npy(&out), [want], "{pool} (cpu {cpu})");
+        }
+    }
+}

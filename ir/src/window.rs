@@ -13,7 +13,8 @@ pub fn effective_kernel(kernel: usize, dilation: usize) -> usize {
 }
 
 /// Output length of a window sliding over one dim, as PyTorch computes it (including `ceil_mode`,
-/// where the last window must start inside the input or its leading padding).
+/// where the last window must start inside the input or its leading padding, and a window up to
+/// `stride - 1` longer than the padded input still gives one output, as in PyTorch's pooling).
 pub fn output_len(
     input: usize,
     kernel: usize,
@@ -25,6 +26,10 @@ pub fn output_len(
     let effective_kernel = effective_kernel(kernel, dilation);
     let padded_input = input.saturating_add(pad.0).saturating_add(pad.1);
     if effective_kernel > padded_input {
+        // PyTorch: (padded - kernel + stride - 1) / stride + 1, rounded down, is 1 here.
+        if ceil_mode && effective_kernel - padded_input < stride {
+            return Ok(1);
+        }
         return Err(WindowError::KernelTooLarge { effective_kernel, padded_input });
     }
     let room = padded_input - effective_kernel;
@@ -64,6 +69,8 @@ mod tests {
             ((1, 1, 1, (0, 0), 1, false), 1),
             ((5, 3, 4, (1, 1), 1, true), 2), // stride larger than kernel
             ((6, 3, 3, (1, 1), 1, true), 3), // last window would start in the right padding: dropped
+            ((2, 3, 2, (0, 0), 1, true), 1), // a window past the input, within a stride: one output
+            ((1, 4, 4, (0, 0), 1, true), 1),
         ];
         for ((i, k, s, p, d, c), want) in cases {
             assert_eq!(output_len(i, k, s, p, d, c), Ok(want), "in={i} k={k} s={s} p={p:?} d={d} ceil={c}");
@@ -81,6 +88,11 @@ mod tests {
             Err(WindowError::KernelTooLarge { effective_kernel: 5, padded_input: 4 })
         );
         assert_eq!(output_len(4, 5, 1, (1, 0), 1, false), Ok(1));
+        // With ceil_mode a window may pass the input by less than a stride (PyTorch: 1 output).
+        assert_eq!(
+            output_len(1, 3, 2, (0, 0), 1, true),
+            Err(WindowError::KernelTooLarge { effective_kernel: 3, padded_input: 1 })
+        );
     }
 
     #[test]

@@ -16,10 +16,21 @@ fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
-// max that returns NaN when either operand is NaN, as PyTorch's relu and max pooling do (WGSL's
-// `max` may return the other operand).
+// ±∞, tested by its bits like NaN.
+fn is_inf(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
+}
+
+// A quiet NaN, made from its bits.
+fn nan() -> f32 {
+    return bitcast<f32>(0x7fc00000u);
+}
+
+// A running max as PyTorch's pooling takes it: `b` replaces `a` when `b > a` or `b` is NaN, so NaN
+// stays once seen and of equal values the first is kept (-0.0 before 0.0 stays -0.0); WGSL's `max`
+// may return either operand.
 fn max_nan(a: f32, b: f32) -> f32 {
-    return select(max(a, b), a + b, is_nan(a) || is_nan(b));
+    return select(a, b, b > a || is_nan(b));
 }
 
 // -inf, the start of a max over a window (a window of -inf gives -inf, as in PyTorch).

@@ -1,5 +1,5 @@
 // Local response normalisation across channels (PyTorch's local_response_norm):
-// y = x / (K + ALPHA / SIZE · Σ x²)^BETA over channels [c − SIZE/2, c + (SIZE−1)/2].
+// y = x / (K + ALPHA · Σ x² / SIZE)^BETA over channels [c − SIZE/2, c + (SIZE−1)/2].
 //
 // Baked constants: N, C, P, SIZE, ALPHA, BETA, K, ACT, ACT_ARG.
 
@@ -22,5 +22,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let v = input[(n * C + u32(cc)) * P + p];
         sum += v * v;
     }
-    output[index] = activate(input[index] / pow(K + ALPHA * sum / f32(SIZE), BETA));
+    // In PyTorch's order: the average of the squares, · ALPHA + K, then the power.
+    let base = (sum / f32(SIZE)) * ALPHA + K;
+    let x = input[index];
+    var y = x / pow(base, BETA);
+    // pow is exp2(β·log2(b)) on some drivers, which loses NaN and infinity: x / NaN is NaN, and
+    // x / ∞ is ±0, or NaN for an infinite x.
+    if (is_nan(base) || is_nan(x)) {
+        y = nan();
+    } else if (is_inf(base)) {
+        y = select(x / base, nan(), is_inf(x));
+    }
+    output[index] = activate(y);
 }

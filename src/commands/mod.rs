@@ -151,6 +151,19 @@ enum Command {
 }
 
 /// Runs the parsed command line.
+/// Prints clap's help or version text (`e` is of kind `DisplayHelp` or `DisplayVersion`) to
+/// standard output as every verb prints: coloured on a terminal, and a write error ends the program
+/// with status 1 (141 on a closed pipe).
+pub fn write_help(e: &clap::Error) {
+    use std::io::IsTerminal;
+    let text = e.render();
+    if std::io::stdout().is_terminal() {
+        out!("{}", text.ansi());
+    } else {
+        out!("{text}");
+    }
+}
+
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),

@@ -18,7 +18,8 @@ pub fn write(args: std::fmt::Arguments) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(BROKEN_PIPE_STATUS);
         }
-        eprintln!("error: cannot write to standard output: {e}");
+        // Through write_err: eprintln! would panic when standard error fails too.
+        write_err(format_args!("error: cannot write to standard output: {e}\n"));
         std::process::exit(1);
     }
 }

@@ -32,13 +32,17 @@ const EDGES: [f32; 6] = [NAN, -INF, INF, -0.0, MAX, -MAX];
 /// relu6, leaky relu, silu, hardswish, tanh and gelu of −0.0 are −0.0), the activations that clamp (relu,
 /// relu6, hardsigmoid, hardswish) over numbers too, relu fused into a
 /// convolution's epilogue, max pooling (plain and adaptive) over windows of NaN among numbers,
-/// all -inf and all NaN, softmax over rows holding NaN, +inf, only -inf, or -inf among numbers
+/// all -inf and all NaN, and of −0.0 and 0.0 (the first of equals kept; average pooling of −0.0s
+/// is +0.0), softmax over rows holding NaN, +inf, only -inf, or -inf among numbers
 /// (PyTorch: NaN everywhere in the first three, zero where -inf in the last), and float32's
 /// largest values, where PyTorch's float32 arithmetic overflows: hard-swish (`x · 6` before `/ 6`,
-/// plain and fused) and average pooling (plain, adaptive, global) of `FLT_MAX`s give ∞.
+/// plain and fused), average pooling (plain, adaptive, global) of `FLT_MAX`s, even when later
+/// values cancel them, give ∞, and local response normalisation of `FLT_MAX` gives 0.
 pub fn cases() -> Vec<SpecialCase> {
     let third = 1.0 / 3.0;
     let windows = [NAN, 3.0, -INF, -INF, NAN, NAN];
+    let zeros = [-0.0, 0.0, 0.0, -0.0, -0.0, -0.0];
+    let cancelling = [MAX, MAX, -MAX, -MAX, 1.0, 1.0];
     let extremes = [MAX, -MAX, MAX, MAX, 1.0, -1.0];
     let sums = [MAX, MAX, MAX, -MAX, 1.0, 3.0];
     let case = |body, input, pytorch| SpecialCase { body, input, pytorch };
@@ -63,6 +67,11 @@ pub fn cases() -> Vec<SpecialCase> {
         // A 1×1 convolution of weight 1, so the relu runs in the convolution's epilogue.
         case("conv(1, 1, bias=false); relu", ROW, vec![NAN, 0.0, INF, 0.0, 0.0, 2.0]),
         case("maxpool([1, 2])", windows, vec![NAN, -INF, NAN]),
+        // Of equal values the first is kept (PyTorch's `val > max`): −0.0 before 0.0 stays −0.0.
+        case("maxpool([1, 2])", zeros, vec![-0.0, 0.0, -0.0]),
+        case("adaptive_maxpool([1, 3])", zeros, vec![-0.0, 0.0, -0.0]),
+        // Sums start at +0.0, so an average of −0.0s is +0.0.
+        case("avgpool([1, 2])", zeros, vec![0.0, 0.0, 0.0]),
         case("adaptive_maxpool([1, 3])", windows, vec![NAN, -INF, NAN]),
         case("flatten; softmax", ROW, vec![NAN; 6]),
         case("flatten; softmax", [-INF; 6], vec![NAN; 6]),
@@ -77,6 +86,13 @@ pub fn cases() -> Vec<SpecialCase> {
         case("avgpool([1, 2])", sums, vec![INF, 0.0, 2.0]),
         case("adaptive_avgpool([1, 3])", sums, vec![INF, 0.0, 2.0]),
         case("global_avgpool", [MAX; 6], vec![INF]),
+        // Windows add their values in order in float32, as PyTorch's pooling does.
+        case("avgpool([1, 4])", cancelling, vec![INF]),
+        case("adaptive_avgpool([1, 2])", cancelling, vec![INF, -1.134_274_5e38]),
+        // Local response normalisation as PyTorch composes it: x / (k + alpha · avg(x²))^beta,
+        // each step in float32 (FLT_MAX² is ∞, and FLT_MAX / ∞ is 0).
+        case("lrn(3)", EDGES, vec![NAN, NAN, NAN, -0.0, 0.0, -0.0]),
+        case("lrn(2, alpha=1.0, beta=0.5, k=0.0)", EDGES, vec![NAN, NAN, NAN, NAN, 0.0, -0.0]),
     ]
 }
 

@@ -214,7 +214,11 @@ fn int_op(op: BinOp, x: i64, y: i64, span: Span, rhs_span: Span) -> EvalResult {
             let q = x.checked_div(y).ok_or_else(|| overflow(span))?;
             Value::Int(if x % y != 0 && ((x < 0) != (y < 0)) { q - 1 } else { q })
         }
-        BinOp::Rem => Value::Int(((x % y) + y) % y),
+        // Python's remainder, the sign of the divisor (i64::MIN % -1 is 0, not an overflow).
+        BinOp::Rem => {
+            let r = x.wrapping_rem(y);
+            Value::Int(if r != 0 && ((r < 0) != (y < 0)) { r + y } else { r })
+        }
         BinOp::Lt => Value::Bool(x < y),
         BinOp::Le => Value::Bool(x <= y),
         BinOp::Gt => Value::Bool(x > y),
@@ -427,6 +431,10 @@ mod tests {
             ("7 // 2", Value::Int(3)),
             ("-7 // 2", Value::Int(-4)),
             ("-7 % 3", Value::Int(2)),
+            ("7 % -3", Value::Int(-2)),
+            ("(-9223372036854775807 - 1) % -1", Value::Int(0)),
+            ("-1 % (-9223372036854775807 - 1)", Value::Int(-1)),
+            ("1 % (-9223372036854775807 - 1)", Value::Int(-9223372036854775807)),
             ("7 // -2", Value::Int(-4)),
             ("64 / 64 * 4", Value::Float(4.0)),
             ("c * 2 + 1", Value::Int(65)),

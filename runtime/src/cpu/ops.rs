@@ -187,6 +187,22 @@ pub fn overflowed<T: Element>(v: f64) -> f64 {
     }
 }
 
+/// The sum of `values` in f64, or, where adding them in order in `T`'s arithmetic overflows, that
+/// sum (±∞ or NaN): PyTorch's float32 pooling adds a window's values in float32, so `FLT_MAX,
+/// FLT_MAX, -FLT_MAX, -FLT_MAX` averages to ∞ there, not to 0.
+pub fn summed<T: Element>(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut wide, mut narrow) = (0f64, 0f64);
+    for v in values {
+        wide += v;
+        narrow = T::from_f64(narrow + v).to_f64();
+    }
+    if wide.is_finite() && !narrow.is_finite() {
+        narrow
+    } else {
+        wide
+    }
+}
+
 pub(super) fn pooled<T>(x: &Tensor<T>, p: &Pool2d) -> (usize, usize) {
     let (_, _, h, w) = nchw(x);
     let dim = |len: usize, k: usize, s: usize, lo: usize, hi: usize, d: usize| {
@@ -242,12 +258,8 @@ pub fn avg_pool<T: Element>(x: &Tensor<T>, p: &Pool2d) -> Tensor<T> {
                 let x0 = (ox * p.stride[1]) as isize - p.padding.left as isize;
                 let x1 = (x0 + p.kernel[1] as isize).min((w + p.padding.right) as isize);
                 let (xs, xe) = (x0.max(0), x1.min(w as isize));
-                let mut sum = 0f64;
-                for iy in ys..ye {
-                    for ix in xs..xe {
-                        sum += src[iy as usize * w + ix as usize].to_f64();
-                    }
-                }
+                let cells = (ys..ye).flat_map(|iy| (xs..xe).map(move |ix| src[iy as usize * w + ix as usize].to_f64()));
+                let sum = summed::<T>(cells);
                 let count = if p.count_include_pad { (y1 - y0) * (x1 - x0) } else { (ye - ys) * (xe - xs) };
                 dst[oy * ow + ox] = T::from_f64(overflowed::<T>(sum) / count.max(1) as f64);
             }
@@ -271,7 +283,7 @@ pub fn adaptive_pool<T: Element>(x: &Tensor<T>, size: [usize; 2], max: bool) -> 
                 dst[oy * ow + ox] = T::from_f64(if max {
                     cells.fold(f64::NEG_INFINITY, max_nan)
                 } else {
-                    overflowed::<T>(cells.sum::<f64>()) / ((ye - ys) * (xe - xs)) as f64
+                    overflowed::<T>(summed::<T>(cells)) / ((ye - ys) * (xe - xs)) as f64
                 });
             }
         }
@@ -396,9 +408,13 @@ pub fn lrn<T: Element>(x: &Tensor<T>, size: usize, alpha: f64, beta: f64, k: f64
             let lo = ch.saturating_sub(size / 2);
             let hi = (ch + (size - 1) / 2 + 1).min(c);
             for p in 0..plane {
-                let sum: f64 = (lo..hi).map(|cc| (x.data[(b * c + cc) * plane + p].to_f64()).powi(2)).sum();
+                // As PyTorch's local_response_norm composes it in float32: squares, their average
+                // over the window, · alpha + k, ^ beta; each step overflows where T's would.
+                let squares = (lo..hi).map(|cc| overflowed::<T>(x.data[(b * c + cc) * plane + p].to_f64().powi(2)));
+                let average = overflowed::<T>(summed::<T>(squares)) / size as f64;
+                let base = overflowed::<T>(overflowed::<T>(average * alpha) + k);
                 let v = x.data[(b * c + ch) * plane + p].to_f64();
-                out[(b * c + ch) * plane + p] = T::from_f64(v / (k + alpha * sum / size as f64).powf(beta));
+                out[(b * c + ch) * plane + p] = T::from_f64(v / overflowed::<T>(base.powf(beta)));
             }
         }
     }
