@@ -67,6 +67,7 @@ pub fn parse_bytes(
         return Err(vec![problem.0.at(Span::new(id, at, at + 1), "here")]);
     }
     let text = sources.file(id).text.clone();
+    super::tokens::check(&text, id).map_err(|d| vec![d])?;
     match syntax_of(path) {
         Some(Syntax::Yaml) => yaml::parse(&text, id),
         Some(Syntax::Dsl) => dsl::parse(&text, id),

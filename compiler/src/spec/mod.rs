@@ -6,5 +6,6 @@ pub mod expr;
 pub mod load;
 pub mod print;
 pub mod settings;
+pub mod tokens;
 pub mod yaml;
 pub mod yaml_tree;
