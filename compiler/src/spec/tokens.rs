@@ -1,6 +1,6 @@
 //! A spec file's size in tokens, counted before it is parsed: the parsers and the trees they build
 //! take time and memory per token (a 6 MB list of 3,000,000 numbers took 8 s and 1.5 GB), so a
-//! file of more than [`MAX_TOKENS`] is refused at once. The largest zoo file has about 2,000.
+//! file of more than [`MAX_TOKENS`] is refused at once. The largest zoo file has about 1,000.
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, Span};
