@@ -116,6 +116,21 @@ fn checkpoints_in_the_layouts_people_save_load() {
     let (o, err) = lenet_against_pytorch("tests/fixtures/checkpoints/tutorial.pth");
     assert!(err < 1e-5, "relative L2 error {err}");
     assert!(text(&o).contains("note: using the state_dict under `model_state_dict`"), "{}", text(&o));
+    // Of two state_dicts, the one that names the spec's tensors, though another key comes first.
+    let (o, err) = lenet_against_pytorch("tests/fixtures/checkpoints/two_candidates.pth");
+    assert!(err < 1e-5, "relative L2 error {err}");
+    let note = "using the state_dict under `model_state_dict` in tests/fixtures/checkpoints/two_candidates.pth, the \
+                one that names the most of the spec's tensors; the checkpoint also holds `state_dict`";
+    assert!(text(&o).contains(note), "{}", text(&o));
+    // Two levels down, under keys of no convention.
+    let (o, err) = lenet_against_pytorch("tests/fixtures/checkpoints/nested.pth");
+    assert!(err < 1e-5, "relative L2 error {err}");
+    assert!(text(&o).contains("note: using the state_dict under `checkpoint.model`"), "{}", text(&o));
+    // float8 weights (saved through _rebuild_tensor_v3) are named by their dtype.
+    let file = "tests/fixtures/checkpoints/float8.pth";
+    let o = cnnc(&["run", "specs/lenet.yaml", "--weights", file, "--random-input", "--cpu"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("dtype float8_e4m3fn is not supported"), "{}", text(&o));
 
     for (file, from) in [
         ("tests/fixtures/checkpoints/data_parallel.pth", "module."),

@@ -276,7 +276,8 @@ fn execute(args: &Args, model: &Model) -> Result<(), Box<dyn std::error::Error>>
     let transform = transform(model, Vec::new())?;
     let dataset = read_dataset(&args.data, args.split.into(), args.limit, args.skip_bad, &transform, classes)?;
     progress.stage("loading weights");
-    let weights = weights::bind(&graph.weight_table(), super::read_weights(&args.weights)?, true)?.weights;
+    let weights =
+        weights::bind(&graph.weight_table(), super::read_weights(&args.weights, &graph.weight_table())?, true)?.weights;
     let gpu = if args.cpu { None } else { Some(gpu::open(args.adapter.as_deref())?) };
     progress.stage(format!("evaluating {} images", group(dataset.len() as u64)));
     let batch = eval_batch(graph, args.batch).min(dataset.len());

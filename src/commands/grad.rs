@@ -76,7 +76,9 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
     let backward = autodiff::differentiate(graph, |_| true)?;
     let progress = Progress::start("loading weights");
     let weights = match &args.weights {
-        Some(path) => weights::bind(&graph.weight_table(), super::read_weights(path)?, true)?.weights,
+        Some(path) => {
+            weights::bind(&graph.weight_table(), super::read_weights(path, &graph.weight_table())?, true)?.weights
+        }
         None => {
             cnnc::runtime::memory::reserve_weights(&graph.weight_table().params)?;
             synthetic::weights(graph, args.seed.unwrap_or(0))

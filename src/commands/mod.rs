@@ -219,10 +219,21 @@ pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
 
 /// Reads a checkpoint as `weights::read` does, saying on stderr where in the file its state_dict
 /// was found when that was not the top level (`model_state_dict`, Lightning's `state_dict`, …).
-pub fn read_weights(path: &Path) -> Result<cnnc::runtime::weights::Weights, cnnc::runtime::RuntimeError> {
-    let weights = cnnc::runtime::weights::read(path)?;
-    if let Some(origin) = weights.origin() {
-        errln!("note: using the state_dict under `{origin}` in {}", path.display());
+pub fn read_weights(
+    path: &Path,
+    table: &cnnc::compiler::graph::WeightTable,
+) -> Result<cnnc::runtime::weights::Weights, cnnc::runtime::RuntimeError> {
+    let weights = cnnc::runtime::weights::read_for(path, table)?;
+    let others = weights.alternatives().iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
+    match (weights.origin(), others.is_empty()) {
+        (Some(origin), true) => errln!("note: using the state_dict under `{origin}` in {}", path.display()),
+        (origin, false) => errln!(
+            "note: using the state_dict under `{}` in {}, the one that names the most of the spec's tensors; the \
+             checkpoint also holds {others}",
+            origin.unwrap_or("(the top level)"),
+            path.display()
+        ),
+        (None, true) => {}
     }
     Ok(weights)
 }

@@ -78,7 +78,7 @@ fn execute(args: &Args, model: &Model) -> Result<(), RuntimeError> {
     let weights = match (&args.weights, args.seed) {
         (Some(path), _) => {
             progress.stage(format!("reading {}", path.display()));
-            let file = super::read_weights(path)?;
+            let file = super::read_weights(path, &graph.weight_table())?;
             let mut bound = weights::bind(&graph.weight_table(), file, args.strict)?;
             if !bound.tolerated.is_clean() {
                 errln!(

@@ -709,7 +709,7 @@ fn initial_weights(args: &Args, seed: u64, model: &Model) -> Result<Weights, Box
         cnnc::runtime::memory::reserve_weights(&table.params)?;
         return Ok(synthetic::pytorch_init(&table.params, seed));
     };
-    let file = super::read_weights(path)?;
+    let file = super::read_weights(path, &table)?;
     if args.strict {
         return weights::bind(&table, file, true).map(|b| b.weights).map_err(|e| {
             format!("{e}(to start from what matches and initialise the rest, add --strict false)").into()

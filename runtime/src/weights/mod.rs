@@ -25,11 +25,13 @@ pub struct Weights<T = f32> {
     /// Entries of the file's state_dict that hold something else than a tensor: name and what
     /// they hold (`a list`), so that a name the spec misses there is reported as such.
     not_tensors: Vec<(String, String)>,
+    /// The key paths of the file's other state_dicts, not used (`ema`, when `model` was).
+    alternatives: Vec<String>,
 }
 
 impl<T> Default for Weights<T> {
     fn default() -> Weights<T> {
-        Weights { tensors: HashMap::new(), origin: None, not_tensors: Vec::new() }
+        Weights { tensors: HashMap::new(), origin: None, not_tensors: Vec::new(), alternatives: Vec::new() }
     }
 }
 
@@ -55,6 +57,7 @@ impl<T: Element> Weights<T> {
             tensors: self.tensors.iter().map(|(k, v)| (k.clone(), v.convert())).collect(),
             origin: self.origin.clone(),
             not_tensors: self.not_tensors.clone(),
+            alternatives: self.alternatives.clone(),
         }
     }
 
@@ -62,6 +65,12 @@ impl<T: Element> Weights<T> {
     /// that held them, such as `model_state_dict` (PyTorch's tutorial layout).
     pub fn origin(&self) -> Option<&str> {
         self.origin.as_deref()
+    }
+
+    /// The key paths of the checkpoint's other dicts of tensors, which were not used (`(the top
+    /// level)` for the file's own).
+    pub fn alternatives(&self) -> &[String] {
+        &self.alternatives
     }
 
     /// Number of tensors.
@@ -79,6 +88,21 @@ impl<T: Element> Weights<T> {
         let mut names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+}
+
+/// Reads a checkpoint for `table`: as [`read`], choosing, where a PyTorch checkpoint holds several
+/// state_dicts (`model` and `ema`, a tutorial dict beside a Lightning one), the one that names the
+/// most of the table's tensors (after its aliases).
+pub fn read_for(path: &Path, table: &WeightTable) -> Result<Weights, RuntimeError> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("pth" | "pt" | "bin" | "ckpt") => {
+            let wanted: std::collections::HashSet<&str> = table.params.iter().map(|p| p.name.as_str()).collect();
+            let rename =
+                |key: &str| table.aliases.iter().fold(key.to_string(), |k, (from, to)| k.replace(from.as_str(), to));
+            pth::read_preferring(path, |key| wanted.contains(rename(key).as_str()))
+        }
+        _ => read(path),
     }
 }
 

@@ -313,6 +313,33 @@ fn call(callable: Value, args: Value) -> Result<Value, String> {
             Some(Value::Str(code)) => Ok(Value::Str(code.clone())),
             _ => Ok(Value::Opaque),
         },
+        // Newer dtypes (float8, …): (untyped storage, offset, size, stride, requires_grad,
+        // hooks, dtype, …). The dtype's name stands for the storage class, so that reading the
+        // tensor names it as unsupported.
+        ("torch._utils", "_rebuild_tensor_v3") => {
+            let (Some(Value::Storage { key, .. }), Some(Value::Int(offset)), Some(size), Some(stride)) =
+                (args.first(), args.get(1), args.get(2).and_then(dims), args.get(3).and_then(dims))
+            else {
+                return Err("a tensor's rebuild arguments are malformed (corrupt file)".into());
+            };
+            let type_name = match args.get(6) {
+                Some(Value::Global(_, dtype)) => match dtype.as_str() {
+                    "float32" | "float" => "FloatStorage".to_string(),
+                    "float16" | "half" => "HalfStorage".to_string(),
+                    "bfloat16" => "BFloat16Storage".to_string(),
+                    "float64" | "double" => "DoubleStorage".to_string(),
+                    other => other.to_string(),
+                },
+                _ => return Err("a tensor's dtype is missing from its rebuild arguments (corrupt file)".into()),
+            };
+            Ok(Value::Tensor(TensorRef {
+                type_name,
+                key: key.clone(),
+                offset: usize::try_from(*offset).map_err(|_| "negative storage offset")?,
+                shape: size,
+                stride,
+            }))
+        }
         ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
             Ok(args.into_iter().next().unwrap_or(Value::Opaque))
         }

@@ -13,15 +13,35 @@ use crate::{RuntimeError, Tensor};
 /// Reads a `.pth` / `.pt` state_dict, or a training checkpoint dict holding one under a key
 /// common tools use (see [`STATE_DICT_KEYS`]; [`Weights::origin`] names the one used).
 pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
+    read_preferring(path, |_| false)
+}
+
+/// As [`read`], choosing among the checkpoint's state_dicts (see [`state_dicts`]) the one with
+/// the most tensors `wanted` accepts by name, the first found on a tie; the others are named in
+/// [`Weights::alternatives`].
+pub fn read_preferring(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Weights, RuntimeError> {
     let bad = |message: String| RuntimeError::WeightsFile { path: path.to_path_buf(), message };
     let data = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_path_buf(), source })?;
     let (root, storages) =
         if data.starts_with(b"PK") { zip_format(&data).map_err(bad)? } else { legacy_format(&data).map_err(bad)? };
-    let found = state_dict(&root, &mut Vec::new());
-    let Some((dict, at)) = found else {
+    let mut found = Vec::new();
+    state_dicts(&root, &mut Vec::new(), &mut found);
+    let matches = |dict: &[Entry]| {
+        dict.iter().filter(|(k, v)| matches!(v, Value::Tensor(_)) && matches!(k, Value::Str(k) if wanted(k))).count()
+    };
+    // The first of the most matches (max_by_key would take the last).
+    let best = (0..found.len()).rev().max_by_key(|&i| matches(found[i].0));
+    let Some(best) = best else {
         return Err(bad(format!("no state_dict of tensors found in the checkpoint; {}", describe_top_level(&root))));
     };
+    let (dict, at) = found[best].clone();
     let mut weights = Weights::default();
+    weights.alternatives = found
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != best)
+        .map(|(_, (_, at))| if at.is_empty() { "(the top level)".to_string() } else { at.join(".") })
+        .collect();
     for (key, value) in dict {
         let Value::Str(name) = key else { continue };
         let Value::Tensor(t) = value else {
@@ -50,24 +70,31 @@ pub const STATE_DICT_KEYS: &[&str] =
 /// A pickled dict's entry.
 type Entry = (Value, Value);
 
-/// The state_dict, a dict with tensor values: `value` itself, or the first found under
-/// [`STATE_DICT_KEYS`], searched depth-first; `at` receives the keys leading to it.
-fn state_dict<'v>(value: &'v Value, at: &mut Vec<String>) -> Option<(&'v [Entry], Vec<String>)> {
-    let Value::Dict(entries) = value else { return None };
+/// How deep under the top level a state_dict is looked for (`{"checkpoint": {"model": sd}}` is 2).
+const MAX_STATE_DICT_DEPTH: usize = 3;
+
+/// Every dict with tensor values in `value`, in the order they are preferred: `value` itself, then
+/// those under [`STATE_DICT_KEYS`] in that order, then under any other key in the file's order,
+/// each searched depth-first, at most [`MAX_STATE_DICT_DEPTH`] keys down; `at` holds the keys
+/// leading to `value`.
+fn state_dicts<'v>(value: &'v Value, at: &mut Vec<String>, out: &mut Vec<(&'v [Entry], Vec<String>)>) {
+    let Value::Dict(entries) = value else { return };
     if entries.iter().any(|(_, v)| matches!(v, Value::Tensor(_))) {
-        return Some((entries, at.clone()));
+        out.push((entries, at.clone()));
+        return;
     }
-    for key in STATE_DICT_KEYS {
-        let inner = entries.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key));
-        if let Some((_, inner)) = inner {
-            at.push((*key).to_string());
-            if let Some(found) = state_dict(inner, at) {
-                return Some(found);
-            }
-            at.pop();
-        }
+    if at.len() >= MAX_STATE_DICT_DEPTH {
+        return;
     }
-    None
+    let named = |key: &str| entries.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key));
+    let known = STATE_DICT_KEYS.iter().filter_map(|key| named(key));
+    let others = entries.iter().filter(|(k, _)| !matches!(k, Value::Str(s) if STATE_DICT_KEYS.contains(&s.as_str())));
+    for (key, inner) in known.chain(others) {
+        let Value::Str(key) = key else { continue };
+        at.push(key.clone());
+        state_dicts(inner, at, out);
+        at.pop();
+    }
 }
 
 /// What the checkpoint holds at its top level, for an error when no state_dict is found there:
@@ -86,7 +113,8 @@ fn describe_top_level(root: &Value) -> String {
         .collect();
     let more = if entries.len() > 20 { format!(" and {} more", entries.len() - 20) } else { String::new() };
     format!(
-        "its top-level keys are {}{more}; cnnc looks for tensors at the top level or under {}",
+        "its top-level keys are {}{more}; cnnc looks for a dict of tensors at the top level and up to \
+         {MAX_STATE_DICT_DEPTH} keys down, first under {}",
         keys.join(", "),
         STATE_DICT_KEYS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
     )
@@ -201,7 +229,11 @@ fn materialise(t: &TensorRef, storages: &Storages) -> Result<Tensor, String> {
         "HalfStorage" => |b| half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
         "BFloat16Storage" => |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
         "DoubleStorage" => |b| f64::from_le_bytes(b[..8].try_into().expect("8 bytes")) as f32,
-        other => return Err(format!("dtype {other} is not a float type; weights must be f32, f16, bf16 or f64")),
+        other => {
+            return Err(format!(
+                "dtype {other} is not supported; weights must be f32, f16, bf16 or f64 (`.float()` them before saving)"
+            ))
+        }
     };
     let size = element_size(&t.type_name)?;
     let numel: usize = t.shape.iter().product();
