@@ -291,8 +291,8 @@ fn bad_files_get_clear_errors() {
     assert!(text(&o).contains("not float32; convert it with x.astype(np.float32)"), "{}", text(&o));
 
     // A PNG whose header says 30,000 × 30,000 pixels (8.8 kB on disk, 3.4 GB decoded) is refused
-    // from its header, and an empty file is no image; a 1×1 image is centre-cropped as torchvision
-    // does (padded with zeros to 32×32).
+    // from its header, and an empty file is no image; a 1×1 image is refused without a crop, and
+    // with `crop: 32` padded with zeros to 32×32, as torchvision's CenterCrop does.
     let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--image", "tests/fixtures/huge_header.png", "--cpu"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("it is 30000×30000 pixels"), "{}", text(&o));
@@ -304,6 +304,13 @@ fn bad_files_get_clear_errors() {
     let tiny = temp("one_pixel.png");
     image::RgbImage::from_pixel(1, 1, image::Rgb([10, 200, 30])).save(&tiny).unwrap();
     let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "1", "--image", tiny.to_str().unwrap(), "--cpu"]);
+    assert_eq!(o.status.code(), Some(1), "without a crop, an image of another size is refused: {}", text(&o));
+    assert!(text(&o).contains("one_pixel.png` is not a usable image: it is 1×1 pixels"), "{}", text(&o));
+    let lenet = std::fs::read_to_string("specs/lenet.yaml").unwrap();
+    let labels = format!("labels: {}/specs/labels/", env!("CARGO_MANIFEST_DIR"));
+    let cropped = temp("lenet_crop32_tiny.yaml");
+    std::fs::write(&cropped, lenet.replace("{mean:", "{crop: 32, mean:").replace("labels: labels/", &labels)).unwrap();
+    let o = cnnc(&["run", cropped.to_str().unwrap(), "--seed", "1", "--image", tiny.to_str().unwrap(), "--cpu"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
     // NaN in the input gives NaN logits, as in PyTorch, with a warning.

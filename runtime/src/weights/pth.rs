@@ -35,13 +35,13 @@ pub fn read_preferring(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Wei
         return Err(bad(format!("no state_dict of tensors found in the checkpoint; {}", describe_top_level(&root))));
     };
     let (dict, at) = found[best].clone();
-    let mut weights = Weights::default();
-    weights.alternatives = found
+    let alternatives = found
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != best)
         .map(|(_, (_, at))| if at.is_empty() { "(the top level)".to_string() } else { at.join(".") })
         .collect();
+    let mut weights = Weights { alternatives, ..Weights::default() };
     for (key, value) in dict {
         let Value::Str(name) = key else { continue };
         let Value::Tensor(t) = value else {
