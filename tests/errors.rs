@@ -113,6 +113,17 @@ fn the_gpu_builder_names_weights_limits_and_input_shapes() {
         Ok(_) => panic!("expected ActivationTooLarge, got a model"),
     }
 
+    // An input past the limit is named as the input, not as a layer.
+    let limit = PlanOptions { binding_limit: Some(700), ..PlanOptions::default() };
+    match Prepared::with_options(&device, &grown, &synthetic::weights(&graph, 0), 1, limit) {
+        Err(e @ RuntimeError::BindingLimit { .. }) => {
+            assert!(e.to_string().contains("the model's input ([3, 8, 8] per input) needs 768 bytes"), "{e}");
+            assert!(e.span().is_some(), "the error points at the spec's input");
+        }
+        Err(e) => panic!("expected BindingLimit, got {e:?}"),
+        Ok(_) => panic!("expected BindingLimit, got a model"),
+    }
+
     let prepared = Prepared::new(&device, &plan, &weights, 1).expect("builds");
     match prepared.run(&synthetic::input(0, vec![1, 3, 4, 4])) {
         Err(RuntimeError::InputShape { item, found }) => assert_eq!((item, found), (vec![3, 8, 8], vec![1, 3, 4, 4])),

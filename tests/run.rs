@@ -202,7 +202,7 @@ fn images_are_decoded_cropped_and_scaled() {
     // Without the crop, an image of another size is refused, naming it and the fix, not cropped.
     let o = cnnc(&["run", "specs/lenet.yaml", "--seed", "3", "--cpu", "--image", "tests/fixtures/tiny.png"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    for part in ["tiny.png", "36×40 pixels (height × width)", "32×32", "preprocess: {resize: 32, crop: 32}"] {
+    for part in ["tiny.png", "36×40 pixels (height × width)", "32×32", "add `resize: 32, crop: 32` to the spec's"] {
         assert!(text(&o).contains(part), "{part}: {}", text(&o));
     }
     // With `resize: 32` alone its shorter side is 32, not all of it.

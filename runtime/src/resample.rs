@@ -178,8 +178,8 @@ pub fn misfit(shape: [usize; 3], resize: Option<Resize>, centre_crop: bool, h: u
             shape[1], shape[2]
         ),
         None => format!(
-            "it is {ih}×{iw} pixels (height × width), but the model takes {h}×{w}; give the spec `preprocess: \
-             {{resize: {}, crop: {size}}}` (torchvision's Resize and CenterCrop), or resize the image",
+            "it is {ih}×{iw} pixels (height × width), but the model takes {h}×{w}; add `resize: {}, crop: {size}` to \
+             the spec's `preprocess` (torchvision's Resize and CenterCrop), or resize the image",
             h.min(w)
         ),
     })
@@ -288,7 +288,10 @@ mod tests {
         let why = misfit([3, 40, 60], shorter, false, 32, 32).unwrap();
         assert!(why.contains("40×60") && why.contains("32×48") && why.contains("`crop: 32`"), "{why}");
         let why = misfit([3, 40, 60], None, false, 32, 32).unwrap();
-        assert!(why.contains("40×60") && why.contains("resize: 32, crop: 32"), "{why}");
+        assert!(
+            why.contains("40×60") && why.contains("add `resize: 32, crop: 32` to the spec's `preprocess`"),
+            "{why}"
+        );
         assert_eq!(misfit([3, 40, 60], Some(Resize::Exact([32, 16])), false, 32, 16), None);
         assert_eq!(misfit([1, 32, 32], None, false, 32, 32), None);
     }

@@ -70,7 +70,7 @@ pub fn run(args: Args) -> ExitCode {
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
         if let Err(e) = written {
             errln!("error: cannot write `{}`: {e}", path.display());
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::FAILURE;
         }
     }
     // The checkout's lock file, so the crate builds against the dependency versions cnnc was
@@ -79,7 +79,7 @@ pub fn run(args: Args) -> ExitCode {
     if !lock.exists() {
         if let Err(e) = std::fs::write(&lock, CNNC_LOCK) {
             errln!("error: cannot write `{}`: {e}", lock.display());
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::FAILURE;
         }
     }
     errln!(

@@ -316,7 +316,7 @@ pub fn emit(output: Option<&Path>, text: &str) -> ExitCode {
             let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
             if let Err(e) = parent.map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(path, text)) {
                 errln!("error: cannot write `{}`: {e}", path.display());
-                return ExitCode::from(EXIT_USAGE);
+                return ExitCode::FAILURE;
             }
         }
     }

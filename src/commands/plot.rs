@@ -130,7 +130,7 @@ pub fn run(args: Args) -> ExitCode {
         }
         Err(e) => {
             errln!("error: cannot write `{}`: {e}", output.display());
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::FAILURE
         }
     }
 }

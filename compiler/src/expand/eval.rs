@@ -244,7 +244,9 @@ fn float_op(op: BinOp, x: f64, y: f64, span: Span, rhs_span: Span) -> EvalResult
         BinOp::And | BinOp::Or | BinOp::Eq | BinOp::Ne => unreachable!("handled by the caller"),
     };
     match v {
-        Value::Float(f) if !f.is_finite() => Err(overflow(span)),
+        Value::Float(f) if !f.is_finite() => Err(Diagnostic::error("cnnc::expr::overflow", "number overflow")
+            .at(span, "this is beyond a 64-bit float")
+            .help("the numbers in this spec are far too large")),
         v => Ok(v),
     }
 }
@@ -393,7 +395,8 @@ fn call_function(call: &Call, env: &Env) -> EvalResult {
 }
 
 fn to_int(x: f64, span: Span) -> EvalResult {
-    if x.is_finite() && x.abs() < 9.0e18 {
+    // i64's range, -2⁶³ ≤ x < 2⁶³, both bounds exact in f64.
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&x) {
         Ok(Value::Int(x as i64))
     } else {
         Err(overflow(span))
@@ -433,6 +436,7 @@ mod tests {
             ("-7 % 3", Value::Int(2)),
             ("7 % -3", Value::Int(-2)),
             ("(-9223372036854775807 - 1) % -1", Value::Int(0)),
+            ("int(-9.223372036854775808e18)", Value::Int(i64::MIN)),
             ("-1 % (-9223372036854775807 - 1)", Value::Int(-1)),
             ("1 % (-9223372036854775807 - 1)", Value::Int(-9223372036854775807)),
             ("7 // -2", Value::Int(-4)),

@@ -108,6 +108,12 @@ pub fn check(pre: &Preprocess, meta: &Meta, input: &Shape, diags: &mut Vec<Diagn
             "smaller than the crop",
             format!("the crop would be padded with zeros; resize to at least [{ch}, {cw}]"),
         )),
+        (Some(Resize::Exact([rh, rw])), Some([ch, cw])) if rh > 8 * ch || rw > 8 * cw => diags.push(error(
+            format!("`resize: [{rh}, {rw}]` is more than 8 times `crop: {}` on a side", written(ch, cw)),
+            resize_at(),
+            "resize far beyond the crop",
+            format!("resize to a little more than the crop, at most [{}, {}]", 8 * ch, 8 * cw),
+        )),
         (Some(Resize::ShorterSide(n)), None) if n != h.min(w) => diags.push(error(
             format!("`resize: {n}` makes the shorter side {n}, but the input is {h}×{w}"),
             resize_at(),

@@ -137,6 +137,15 @@ fn check_activation_sizes(gpu: &Gpu, plan: &ValidPlan, options: PlanOptions) -> 
     let limit = binding_limit(gpu, options);
     for layer in plan.layers().iter().filter(|l| l.slot.is_some()) {
         let bytes = layer.shape.elements() as usize * 4;
+        if bytes > limit && matches!(layer.op, Op::Input) {
+            return Err(RuntimeError::BindingLimit {
+                what: format!("the model's input ({} per input)", layer.shape),
+                span: Some(layer.span),
+                bytes: bytes as u64,
+                limit: limit as u64,
+                fix: "run it on the CPU (`--cpu` of cnnc run and cnnc eval), or give the model smaller inputs",
+            });
+        }
         if bytes > limit {
             return Err(RuntimeError::ActivationTooLarge {
                 layer: if layer.path.is_empty() { "(model)".into() } else { layer.path.clone() },
