@@ -27,7 +27,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let c = (index / P) % C;
         var v = x;
         switch OP {
-            case 0u: { v = x * scale[c] + shift[c]; }
+            // As PyTorch's inference batch-norm computes it, one fused multiply-add: a finite x · α
+            // past float32 plus an infinite β is that β, not NaN (tested by bits: a driver may
+            // neither fuse nor keep infinities through `fma`).
+            case 0u: {
+                let a = scale[c];
+                let b = shift[c];
+                v = select(x * a + b, b, is_inf(b) && !is_inf(x) && !is_nan(x) && !is_inf(a));
+            }
             case 1u: { v = x + other[index]; }
             case 3u: { v = x; }
             default: {

@@ -4,6 +4,7 @@
 
 use cnnc_ir::graph::{FoldedBatchNorm, Param};
 
+use crate::cpu::ops::overflowed;
 use crate::weights::Weights;
 use crate::Tensor;
 
@@ -11,8 +12,9 @@ use crate::Tensor;
 pub fn batch_norm_affine(w: &Tensor, b: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> (Vec<f64>, Vec<f64>) {
     (0..w.len())
         .map(|c| {
-            let s = w.data[c] as f64 / (var.data[c] as f64 + eps).sqrt();
-            (s, b.data[c] as f64 - mean.data[c] as f64 * s)
+            // α and β overflow where PyTorch's float32 arithmetic does (cpu::ops::batch_norm).
+            let s = overflowed::<f32>(w.data[c] as f64 / (var.data[c] as f64 + eps).sqrt());
+            (s, overflowed::<f32>(b.data[c] as f64 - overflowed::<f32>(mean.data[c] as f64 * s)))
         })
         .unzip()
 }

@@ -93,6 +93,9 @@ pub fn cases() -> Vec<SpecialCase> {
         // each step in float32 (FLT_MAX² is ∞, and FLT_MAX / ∞ is 0).
         case("lrn(3)", EDGES, vec![NAN, NAN, NAN, -0.0, 0.0, -0.0]),
         case("lrn(2, alpha=1.0, beta=0.5, k=0.0)", EDGES, vec![NAN, NAN, NAN, NAN, 0.0, -0.0]),
+        // Inference batch-norm as PyTorch's kernel: α and β in float32 (β = 0 - 1e38 · 632.5 is
+        // -∞), then x · α + β fused, so FLT_MAX · α past float32 plus -∞ is -∞, not NaN.
+        case("bn(eps=1e-05)", EDGES, vec![NAN, -INF, NAN, -INF, -INF, -INF]),
     ]
 }
 
@@ -107,11 +110,19 @@ impl SpecialCase {
         }
     }
 
-    /// Its weights: a convolution's single weight is 1.
+    /// Its weights: a convolution's single weight is 1; a batch-norm's channel has weight 2, bias 0,
+    /// running mean 1e38 and running variance 1e-30, so that its folded shift `bias - mean · α` is
+    /// past float32's range.
     pub fn weights(&self) -> Weights {
         let mut weights = Weights::default();
+        let one = |v: f32| Tensor::new(vec![1], vec![v]);
         if self.body.starts_with("conv") {
             weights.insert("0.weight".into(), Tensor::new(vec![1, 1, 1, 1], vec![1.0]));
+        }
+        if self.body.starts_with("bn") {
+            for (name, value) in [("weight", 2.0), ("bias", 0.0), ("running_mean", 1e38), ("running_var", 1e-30)] {
+                weights.insert(format!("0.{name}"), one(value));
+            }
         }
         weights
     }

@@ -115,10 +115,11 @@ pub fn batch_norm<T: Element>(
         .enumerate()
         .map(|(i, v)| {
             let ch = (i / plane) % c;
-            // Folded as PyTorch's inference kernel folds it (`x · α + β`), so that a zero variance
-            // with eps 0 gives its NaN (0 · ∞ in β), not ∞.
-            let alpha = w.data[ch].to_f64() / (var.data[ch].to_f64() + eps).sqrt();
-            let beta = b.data[ch].to_f64() - mean.data[ch].to_f64() * alpha;
+            // Folded as PyTorch's inference kernel folds it (`x · α + β`, α and β in the data's
+            // type, then one fused multiply-add), so that a zero variance with eps 0 gives its NaN
+            // (0 · ∞ in β), not ∞, and a β past float32's range is ∞ as there.
+            let alpha = overflowed::<T>(w.data[ch].to_f64() / (var.data[ch].to_f64() + eps).sqrt());
+            let beta = overflowed::<T>(b.data[ch].to_f64() - overflowed::<T>(mean.data[ch].to_f64() * alpha));
             T::from_f64(v.to_f64() * alpha + beta)
         })
         .collect();
