@@ -122,6 +122,14 @@ fn checkpoints_in_the_layouts_people_save_load() {
     let note = "using the state_dict under `model_state_dict` in tests/fixtures/checkpoints/two_candidates.pth, the \
                 one that names the most of the spec's tensors; the checkpoint also holds `state_dict`";
     assert!(text(&o).contains(note), "{}", text(&o));
+    // pytorch/examples' ImageNet checkpoint: a tensor (`best_acc1`) beside the `state_dict`.
+    let (o, err) = lenet_against_pytorch("tests/fixtures/checkpoints/imagenet_example.pth.tar");
+    assert!(err < 1e-5, "relative L2 error {err}");
+    assert!(
+        text(&o).contains("under `state_dict`") && text(&o).contains("also holds `(the top level)`"),
+        "{}",
+        text(&o)
+    );
     // Two levels down, under keys of no convention.
     let (o, err) = lenet_against_pytorch("tests/fixtures/checkpoints/nested.pth");
     assert!(err < 1e-5, "relative L2 error {err}");

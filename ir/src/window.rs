@@ -88,7 +88,8 @@ mod tests {
             Err(WindowError::KernelTooLarge { effective_kernel: 5, padded_input: 4 })
         );
         assert_eq!(output_len(4, 5, 1, (1, 0), 1, false), Ok(1));
-        // With ceil_mode a window may pass the input by less than a stride (PyTorch: 1 output).
+        // With ceil_mode a window may pass the input by less than a stride (PyTorch: 1 output), not
+        // by a whole one.
         assert_eq!(
             output_len(1, 3, 2, (0, 0), 1, true),
             Err(WindowError::KernelTooLarge { effective_kernel: 3, padded_input: 1 })

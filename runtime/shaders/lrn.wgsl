@@ -26,12 +26,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let base = (sum / f32(SIZE)) * ALPHA + K;
     let x = input[index];
     var y = x / pow(base, BETA);
-    // pow is exp2(β·log2(b)) on some drivers, which loses NaN and infinity: x / NaN is NaN, and
-    // x / ∞ is ±0, or NaN for an infinite x.
-    if (is_nan(base) || is_nan(x)) {
+    // pow is exp2(β·log2(b)) on some drivers, which loses NaN and infinity. PyTorch's pow: b⁰ is
+    // 1 for every b; NaN^β is NaN; ∞^β is ∞ for β > 0 (x / ∞: ±0, NaN for an infinite x) and 0
+    // for β < 0 (x / 0: ±∞, NaN for a zero x).
+    if (BETA == 0.0) {
+        y = x;
+    } else if (is_nan(base) || is_nan(x)) {
         y = nan();
-    } else if (is_inf(base)) {
+    } else if (is_inf(base) && BETA > 0.0) {
         y = select(x / base, nan(), is_inf(x));
+    } else if (is_inf(base)) {
+        y = select(sign(x) * bitcast<f32>(0x7f800000u), nan(), x == 0.0);
     }
     output[index] = activate(y);
 }

@@ -1,7 +1,8 @@
 //! Resizing and cropping of planar 8-bit images `[C, H, W]` as torchvision does it on PIL images:
 //! PIL's antialiased bilinear filter (`Image.resize(..., BILINEAR)`), torchvision's `Resize(size)`
-//! (the shorter side becomes `size`) and `CenterCrop`. Both `cnnc run`'s image input and the
-//! datasets' transforms use these, so an image is prepared the same way everywhere.
+//! (the shorter side becomes `size`) or `Resize((h, w))` (exactly h×w), and `CenterCrop`. Both
+//! `cnnc run`'s image input and the datasets' transforms use these, so an image is prepared the
+//! same way everywhere.
 
 use cnnc_ir::graph::Resize;
 
@@ -177,10 +178,15 @@ pub fn misfit(shape: [usize; 3], resize: Option<Resize>, centre_crop: bool, h: u
              `[{h}, {w}]`",
             shape[1], shape[2]
         ),
+        // A square input: resize the shorter side and take the centre. Another: resize to it
+        // exactly, since a centre crop of another shape would pad most images with zeros.
+        None if h == w => format!(
+            "it is {ih}×{iw} pixels (height × width), but the model takes {h}×{w}; add `resize: {h}, crop: {h}` to \
+             the spec's `preprocess` (torchvision's Resize and CenterCrop), or resize the image"
+        ),
         None => format!(
-            "it is {ih}×{iw} pixels (height × width), but the model takes {h}×{w}; add `resize: {}, crop: {size}` to \
-             the spec's `preprocess` (torchvision's Resize and CenterCrop), or resize the image",
-            h.min(w)
+            "it is {ih}×{iw} pixels (height × width), but the model takes {h}×{w}; add `resize: [{h}, {w}]` to the \
+             spec's `preprocess` (torchvision's Resize((h, w))), or resize the image"
         ),
     })
 }
@@ -293,6 +299,8 @@ mod tests {
             "{why}"
         );
         assert_eq!(misfit([3, 40, 60], Some(Resize::Exact([32, 16])), false, 32, 16), None);
+        let why = misfit([3, 40, 60], None, false, 20, 36).unwrap();
+        assert!(why.contains("add `resize: [20, 36]`"), "a non-square input is resized to, not padded: {why}");
         assert_eq!(misfit([1, 32, 32], None, false, 32, 32), None);
     }
 

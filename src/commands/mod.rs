@@ -150,7 +150,6 @@ enum Command {
     Plot(plot::Args),
 }
 
-/// Runs the parsed command line.
 /// Prints clap's help or version text (`e` is of kind `DisplayHelp` or `DisplayVersion`) to
 /// standard output as every verb prints: coloured on a terminal, and a write error ends the program
 /// with status 1 (141 on a closed pipe).
@@ -164,6 +163,7 @@ pub fn write_help(e: &clap::Error) {
     }
 }
 
+/// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
@@ -217,8 +217,9 @@ pub fn compile_with(path: &Path, settings: &[(String, String)]) -> Compiled {
     }
 }
 
-/// Reads a checkpoint as `weights::read` does, saying on stderr where in the file its state_dict
-/// was found when that was not the top level (`model_state_dict`, Lightning's `state_dict`, …).
+/// Reads a checkpoint for `table` as `weights::read_for` does, saying on stderr where in the file
+/// its state_dict was found when that was not the top level (`model_state_dict`, Lightning's
+/// `state_dict`, …) and which others the file holds.
 pub fn read_weights(
     path: &Path,
     table: &cnnc::compiler::graph::WeightTable,

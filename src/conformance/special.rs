@@ -93,6 +93,9 @@ pub fn cases() -> Vec<SpecialCase> {
         // each step in float32 (FLT_MAX² is ∞, and FLT_MAX / ∞ is 0).
         case("lrn(3)", EDGES, vec![NAN, NAN, NAN, -0.0, 0.0, -0.0]),
         case("lrn(2, alpha=1.0, beta=0.5, k=0.0)", EDGES, vec![NAN, NAN, NAN, NAN, 0.0, -0.0]),
+        // beta 0: the power is 1, whatever the base; beta < 0: ∞ to it is 0.
+        case("lrn(3, beta=0.0)", EDGES, vec![NAN, -INF, INF, -0.0, MAX, -MAX]),
+        case("lrn(3, beta=-0.5)", EDGES, vec![NAN, -INF, INF, -0.0, INF, -INF]),
         // Inference batch-norm as PyTorch's kernel: α and β in float32 (β = 0 - 1e38 · 632.5 is
         // -∞), then x · α + β fused, so FLT_MAX · α past float32 plus -∞ is -∞, not NaN.
         case("bn(eps=1e-05)", EDGES, vec![NAN, -INF, NAN, -INF, -INF, -INF]),

@@ -1,6 +1,6 @@
 //! `preprocess:` checked against the model's input when the spec is checked: torchvision's
-//! `Resize(size)` (the shorter side becomes `size`), `CenterCrop(size)` and `Normalize(mean, std)`,
-//! in that order, must produce the input's size. (With `resize: N` and no `crop`, only images of
+//! `Resize(size)` (the shorter side becomes `size`) or `Resize((h, w))`, `CenterCrop(size)` or
+//! `CenterCrop((h, w))`, and `Normalize(mean, std)`, in that order, must produce the input's size. (With `resize: N` and no `crop`, only images of
 //! the input's aspect ratio come out at its size; any other is refused, naming it, at run time.)
 
 use crate::diagnostic::Diagnostic;
@@ -52,7 +52,8 @@ pub fn check(pre: &Preprocess, meta: &Meta, input: &Shape, diags: &mut Vec<Diagn
             .iter()
             .zip(&stds)
             .position(|(m, s)| m.is_finite() && *s > 0.0 && (m.abs().max((1.0 - m).abs()) / s) as f32 == f32::INFINITY);
-        if let (Some(c), Some(at)) = (overflows, span(&pre.std).or(span(&pre.mean))) {
+        let at = pre.std.as_ref().or(pre.mean.as_ref()).map(|e| e.span).or(pre.span);
+        if let (Some(c), Some(at)) = (overflows, at) {
             diags.push(
                 Diagnostic::error(
                     "cnnc::meta::preprocess",

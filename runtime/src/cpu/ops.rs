@@ -126,13 +126,14 @@ pub fn batch_norm<T: Element>(
     Tensor::new(x.shape.clone(), data)
 }
 
-/// The larger of `a` and `b`, NaN when either is NaN, as PyTorch's max pooling gives it
-/// (`f64::max` returns the other operand).
+/// A running max as PyTorch's max pooling takes it: `b` replaces `a` when `b > a` or `b` is NaN,
+/// so NaN stays once seen and of equal values the first is kept (−0.0 before 0.0 stays −0.0;
+/// `f64::max` returns the other operand for NaN and either zero for ±0.0).
 pub fn max_nan(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
+    if b > a || b.is_nan() {
+        b
     } else {
-        a.max(b)
+        a
     }
 }
 
@@ -197,10 +198,12 @@ pub fn summed<T: Element>(values: impl Iterator<Item = f64>) -> f64 {
         wide += v;
         narrow = T::from_f64(narrow + v).to_f64();
     }
-    if wide.is_finite() && !narrow.is_finite() {
-        narrow
-    } else {
+    // Where T's sum is not finite it is PyTorch's (∞, or NaN from ∞ − ∞ on the way), even when
+    // the f64 sum is infinite too with another sign or value.
+    if narrow.is_finite() {
         wide
+    } else {
+        narrow
     }
 }
 

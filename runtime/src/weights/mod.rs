@@ -96,7 +96,7 @@ impl<T: Element> Weights<T> {
 /// most of the table's tensors (after its aliases).
 pub fn read_for(path: &Path, table: &WeightTable) -> Result<Weights, RuntimeError> {
     match path.extension().and_then(|e| e.to_str()) {
-        Some("pth" | "pt" | "bin" | "ckpt") => {
+        Some("pth" | "pt" | "bin" | "ckpt" | "tar") => {
             let wanted: std::collections::HashSet<&str> = table.params.iter().map(|p| p.name.as_str()).collect();
             let rename =
                 |key: &str| table.aliases.iter().fold(key.to_string(), |k, (from, to)| k.replace(from.as_str(), to));
@@ -110,10 +110,12 @@ pub fn read_for(path: &Path, table: &WeightTable) -> Result<Weights, RuntimeErro
 pub fn read(path: &Path) -> Result<Weights, RuntimeError> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("safetensors") => safetensors_file::read(path),
-        Some("pth" | "pt" | "bin" | "ckpt") => pth::read(path),
+        Some("pth" | "pt" | "bin" | "ckpt" | "tar") => pth::read(path),
         _ => Err(RuntimeError::WeightsFile {
             path: path.to_path_buf(),
-            message: "unknown extension; weights are read from .safetensors and PyTorch .pth/.pt files".into(),
+            message: "unknown extension; weights are read from .safetensors and PyTorch .pth, .pt, .bin, .ckpt and \
+                      .pth.tar files"
+                .into(),
         }),
     }
 }

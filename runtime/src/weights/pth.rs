@@ -73,15 +73,16 @@ type Entry = (Value, Value);
 /// How deep under the top level a state_dict is looked for (`{"checkpoint": {"model": sd}}` is 2).
 const MAX_STATE_DICT_DEPTH: usize = 3;
 
-/// Every dict with tensor values in `value`, in the order they are preferred: `value` itself, then
-/// those under [`STATE_DICT_KEYS`] in that order, then under any other key in the file's order,
-/// each searched depth-first, at most [`MAX_STATE_DICT_DEPTH`] keys down; `at` holds the keys
-/// leading to `value`.
+/// Every dict with a tensor value in `value`, in the order they are preferred: `value` itself,
+/// then those under [`STATE_DICT_KEYS`] in that order, then under any other key in the file's
+/// order, each searched depth-first, at most [`MAX_STATE_DICT_DEPTH`] keys down; `at` holds the
+/// keys leading to `value`.
 fn state_dicts<'v>(value: &'v Value, at: &mut Vec<String>, out: &mut Vec<(&'v [Entry], Vec<String>)>) {
     let Value::Dict(entries) = value else { return };
+    // A dict with a tensor is a candidate, and its dicts are searched too: pytorch/examples'
+    // ImageNet script keeps `best_acc1` as a tensor beside its `state_dict`.
     if entries.iter().any(|(_, v)| matches!(v, Value::Tensor(_))) {
         out.push((entries, at.clone()));
-        return;
     }
     if at.len() >= MAX_STATE_DICT_DEPTH {
         return;
@@ -230,9 +231,21 @@ fn materialise(t: &TensorRef, storages: &Storages) -> Result<Tensor, String> {
         "BFloat16Storage" => |b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32(),
         "DoubleStorage" => |b| f64::from_le_bytes(b[..8].try_into().expect("8 bytes")) as f32,
         other => {
+            // PyTorch's name for the dtype of a typed storage class.
+            let dtype = match other {
+                "CharStorage" => "int8",
+                "ByteStorage" => "uint8",
+                "ShortStorage" => "int16",
+                "IntStorage" => "int32",
+                "LongStorage" => "int64",
+                "BoolStorage" => "bool",
+                "ComplexFloatStorage" => "complex64",
+                "ComplexDoubleStorage" => "complex128",
+                other => other,
+            };
             return Err(format!(
-                "dtype {other} is not supported; weights must be f32, f16, bf16 or f64 (`.float()` them before saving)"
-            ))
+                "dtype {dtype} is not supported; weights must be f32, f16, bf16 or f64 (`.float()` them before saving)"
+            ));
         }
     };
     let size = element_size(&t.type_name)?;
