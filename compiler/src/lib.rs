@@ -16,6 +16,7 @@ pub mod check;
 pub mod codegen;
 pub mod diagnostic;
 pub mod expand;
+pub mod limit;
 /// The static graph: defined in `cnnc-ir`, re-exported as the compiler's fourth stage.
 pub use cnnc_ir::graph;
 pub mod passes;

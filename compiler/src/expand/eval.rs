@@ -19,13 +19,7 @@ pub const MAX_VALUE_SIZE: usize = 1_000_000;
 /// [`MAX_VALUE_SIZE`], or the positive number in `CNNC_MAX_VALUE_SIZE`.
 fn value_size_limit() -> usize {
     static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("CNNC_MAX_VALUE_SIZE")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(MAX_VALUE_SIZE)
-    })
+    crate::limit::from_env(&LIMIT, "CNNC_MAX_VALUE_SIZE", MAX_VALUE_SIZE)
 }
 
 /// The located error when a value of `size` would pass [`value_size_limit`].

@@ -36,11 +36,8 @@ pub const MAX_EXPANSION: usize = 500_000;
 
 /// [`MAX_EXPANSION`], or the positive number in `CNNC_MAX_EXPANSION`.
 fn expansion_budget() -> usize {
-    std::env::var("CNNC_MAX_EXPANSION")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(MAX_EXPANSION)
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    crate::limit::from_env(&LIMIT, "CNNC_MAX_EXPANSION", MAX_EXPANSION)
 }
 
 /// What a spec file turned out to define.

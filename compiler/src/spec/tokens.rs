@@ -11,13 +11,7 @@ pub const MAX_TOKENS: usize = 250_000;
 /// [`MAX_TOKENS`], or the positive number in `CNNC_MAX_TOKENS`.
 fn token_limit() -> usize {
     static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("CNNC_MAX_TOKENS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or(MAX_TOKENS)
-    })
+    crate::limit::from_env(&LIMIT, "CNNC_MAX_TOKENS", MAX_TOKENS)
 }
 
 /// Whether `b` belongs to a name or a number (`conv2`, `0.5`, `1e-3`).
