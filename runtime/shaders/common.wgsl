@@ -21,6 +21,14 @@ fn is_inf(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u;
 }
 
+// A sum that starts at +0.0, as every convolution's and linear layer's does (PyTorch's too), is
+// never -0.0 (-0 + +0 is +0); a driver that assumes no signed zeros may fold the first `0 + x` to
+// `x`, so a zero sum's sign is cleared by its bits.
+fn sum_sign(x: f32) -> f32 {
+    let bits = bitcast<u32>(x);
+    return bitcast<f32>(select(bits, 0u, bits == 0x80000000u));
+}
+
 // A quiet NaN, made from its bits.
 fn nan() -> f32 {
     return bitcast<f32>(0x7fc00000u);

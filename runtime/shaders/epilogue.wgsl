@@ -3,7 +3,8 @@
 // at HIGH), so layers that differ only in those share one compiled pipeline; any other activation is
 // baked in (`activate`).
 
-fn finish(x: f32) -> f32 {
+fn finish(sum: f32) -> f32 {
+    let x = sum_sign(sum);
     if (ACT == 10u) {
         let low = select(x, max(x, shape.LOW), (shape.BOUNDS & 1u) != 0u);
         let bounded = select(low, min(low, shape.HIGH), (shape.BOUNDS & 2u) != 0u);

@@ -74,7 +74,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             if (n >= N) {
                 break;
             }
-            output[n * OUT + o] = activate(acc[i][j] + b);
+            output[n * OUT + o] = activate(sum_sign(acc[i][j] + b));
         }
     }
 }

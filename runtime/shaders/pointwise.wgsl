@@ -28,7 +28,7 @@ fn store(n: u32, oc: u32, p4: u32, value: vec4<f32>) {
         v += residual[(n * OC + oc) * P4 + p4];
     }
     let at = (n * OUT_C + OUT_OFFSET + oc) * P4 + p4;
-    output[at] = vec4<f32>(activate(v.x), activate(v.y), activate(v.z), activate(v.w));
+    output[at] = vec4<f32>(activate(sum_sign(v.x)), activate(sum_sign(v.y)), activate(sum_sign(v.z)), activate(sum_sign(v.w)));
 }
 
 @compute @workgroup_size(64)

@@ -99,6 +99,12 @@ pub fn cases() -> Vec<SpecialCase> {
         // Inference batch-norm as PyTorch's kernel: α and β in float32 (β = 0 - 1e38 · 632.5 is
         // -∞), then x · α + β fused, so FLT_MAX · α past float32 plus -∞ is -∞, not NaN.
         case("bn(eps=1e-05)", EDGES, vec![NAN, -INF, NAN, -INF, -INF, -INF]),
+        // Sums start at +0.0, so products of −0.0 sum to +0.0, as in PyTorch.
+        case("conv(1, 1, bias=false)", [-0.0; 6], vec![0.0; 6]),
+        case("flatten; linear(1, bias=false)", [-0.0; 6], vec![0.0]),
+        case("conv(1, 1, bias=false); conv(1, 1, bias=false)", EDGES, vec![NAN, -INF, INF, 0.0, MAX, -MAX]),
+        // Constants are float32, as a PyTorch model holds them: a scale of 1e39 is ∞.
+        case("channel_affine([1e39], [0])", EDGES, vec![NAN, -INF, INF, NAN, INF, -INF]),
     ]
 }
 
@@ -113,14 +119,20 @@ impl SpecialCase {
         }
     }
 
-    /// Its weights: a convolution's single weight is 1; a batch-norm's channel has weight 2, bias 0,
+    /// Its weights: a convolution's single weight is 1, a linear layer's six weights are 1; a
+    /// batch-norm's channel has weight 2, bias 0,
     /// running mean 1e38 and running variance 1e-30, so that its folded shift `bias - mean · α` is
     /// past float32's range.
     pub fn weights(&self) -> Weights {
         let mut weights = Weights::default();
         let one = |v: f32| Tensor::new(vec![1], vec![v]);
-        if self.body.starts_with("conv") {
-            weights.insert("0.weight".into(), Tensor::new(vec![1, 1, 1, 1], vec![1.0]));
+        for (i, item) in self.body.split("; ").enumerate() {
+            if item.starts_with("conv") {
+                weights.insert(format!("{i}.weight"), Tensor::new(vec![1, 1, 1, 1], vec![1.0]));
+            }
+        }
+        if self.body.starts_with("flatten; linear") {
+            weights.insert("1.weight".into(), Tensor::new(vec![1, 6], vec![1.0; 6]));
         }
         if self.body.starts_with("bn") {
             for (name, value) in [("weight", 2.0), ("bias", 0.0), ("running_mean", 1e38), ("running_var", 1e-30)] {

@@ -447,6 +447,9 @@ pub fn softmax<T: Element>(x: &Tensor<T>) -> Tensor<T> {
 pub fn channel_affine<T: Element>(x: &Tensor<T>, scale: &[f64], shift: &[f64]) -> Tensor<T> {
     let (_, c, h, w) = nchw(x);
     let plane = h * w;
+    // The constants in the data's type, as a float32 model holds them (a scale of 1e39 is ∞).
+    let narrow = |v: &[f64]| v.iter().map(|s| T::from_f64(*s).to_f64()).collect::<Vec<f64>>();
+    let (scale, shift) = (narrow(scale), narrow(shift));
     let data = x
         .data
         .iter()

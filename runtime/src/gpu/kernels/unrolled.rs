@@ -261,7 +261,7 @@ impl UnrolledConv {
                     let b = if self.conv.bias { format!(" + bias[{o}u]") } else { String::new() };
                     let _ = writeln!(
                         s,
-                        "        output[base + {}u] = activate(a{o}_{row}_{j}{b});",
+                        "        output[base + {}u] = activate(sum_sign(a{o}_{row}_{j}{b}));",
                         o * oh * ow + row * ow + j
                     );
                 }
