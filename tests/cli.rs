@@ -46,6 +46,20 @@ fn spec_errors_exit_1_and_usage_errors_exit_2() {
     assert_eq!(cnnc(&["check", "no/such/spec.yaml"]).status.code(), Some(2));
     assert_eq!(cnnc(&["summary", "specs/lenet.yaml", "--batch", "0"]).status.code(), Some(2));
     assert_eq!(cnnc(&["frobnicate"]).status.code(), Some(2));
+    // Training options out of range are usage errors too, before any data is read.
+    for bad in [["--batch", "0"], ["--epochs", "0"], ["--lr", "inf"], ["--lr", "nan"], ["--log-every", "0"]] {
+        let o = cnnc(
+            &[&["train", "specs/lenet.yaml", "--data", "idx:/no/such/folder", "--out", "/tmp/unused"][..], &bad]
+                .concat(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(bad[0]), "{bad:?}: {}", stderr(&o));
+    }
+    // A call cut in two by a YAML flow mapping's comma is explained.
+    let spec = spec_file("flow_let.yaml", "model: m\ninput: [3, 8, 8]\nlet: {x: max(10, 0)}\nbody:\n  - relu\n");
+    let o = cnnc(&["check", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("`0)` is not valid as a binding name") && stderr(&o).contains("a comma ends a value"));
 }
 
 #[test]

@@ -12,22 +12,38 @@ pub enum OptimizerArg {
     Adamw,
 }
 
+/// A count of at least 1 (`--batch`), as clap reads a value: a usage error otherwise.
+fn positive_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
+}
+
+/// A positive finite number (`--lr`), as clap reads a value: a usage error otherwise.
+fn positive_number(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{text}` is not a positive finite number")),
+    }
+}
+
 /// The command line's recipe options (`cnnc train`'s), each `None` (or empty) where it says nothing.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct Given {
     /// Passes over the training split [default: the spec's `train: epochs`, else 1].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub epochs: Option<u64>,
     /// Images per training step [default: the spec's `train: batch`, else 8]. Each epoch's last
     /// images that do not fill a batch are left out (PyTorch's `drop_last=True`).
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", value_parser = positive_count)]
     pub batch: Option<usize>,
     /// The optimizer, with PyTorch's semantics (`torch.optim.SGD`, `Adam`, `AdamW`) [default: the
     /// spec's `train: optimizer`, else adam].
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
     /// Learning rate [default: the spec's `train: lr`, else 0.001].
-    #[arg(long, value_name = "LR")]
+    #[arg(long, value_name = "LR", value_parser = positive_number)]
     pub lr: Option<f64>,
     /// Learning-rate schedule, its periods in epochs: `step(E, gamma=G)` (StepLR), `multistep(E1,
     /// E2, gamma=G)` (MultiStepLR), `cosine(eta_min=M)` (CosineAnnealingLR over the run, every

@@ -28,6 +28,9 @@ pub fn parse(text: &str, epochs: u64, steps_per_epoch: u64, lr: f64) -> Result<S
     let mut named = Vec::new();
     for arg in args.split(',').map(str::trim).filter(|a| !a.is_empty()) {
         match arg.split_once('=') {
+            Some((k, _)) if named.iter().any(|(n, _)| *n == k.trim()) => {
+                return Err(format!("`{text}`: `{}` is given twice", k.trim()));
+            }
             Some((k, v)) => named.push((k.trim(), v.trim())),
             None => positional.push(arg),
         }
@@ -100,6 +103,7 @@ mod tests {
         assert!(parse("step", 2, 5, 0.1).unwrap_err().contains("is not a schedule"));
         assert!(parse("step(0)", 2, 5, 0.1).unwrap_err().contains("whole number of epochs"));
         assert!(parse("step(2, gama=0.1)", 2, 5, 0.1).unwrap_err().contains("`gama` is not an option of step"));
+        assert!(parse("step(1, gamma=0.5, gamma=0.1)", 2, 5, 0.1).unwrap_err().contains("`gamma` is given twice"));
         assert!(parse("cosine(eta_min=-1)", 2, 5, 0.1).unwrap_err().contains("number of 0 or more"));
         assert!(parse("step(2", 2, 5, 0.1).unwrap_err().contains("`)` is missing"));
     }

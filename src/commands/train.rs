@@ -76,7 +76,7 @@ pub struct Args {
     skip_bad: bool,
     /// Log the mean training loss and accuracy of the last N steps every N steps (to metrics.jsonl,
     /// on the progress bar, and as a line when stderr is not a terminal).
-    #[arg(long, default_value_t = 500, value_name = "N")]
+    #[arg(long, default_value_t = 500, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     log_every: u64,
     /// Train on the CPU reference executor (float64) instead of the GPU.
     #[arg(long)]

@@ -365,9 +365,14 @@ impl Cx<'_> {
             Some(Ident { name: text.to_string(), span: Span::new(self.file, offset, offset + text.len()) })
         } else {
             self.diags.push(
-                Diagnostic::error("cnnc::syntax::name", format!("`{text}` is not a valid {what}"))
+                Diagnostic::error("cnnc::syntax::name", format!("`{text}` is not valid as {what}"))
                     .at(node.span(), "invalid name")
-                    .help("names start with a letter or `_` and contain letters, digits and `_`"),
+                    .help(if text.contains([')', ']', '(']) {
+                        "inside a YAML `{...}`, a comma ends a value, so `f(a, b)` is cut in two: write the \
+                         mapping one `key: value` per line"
+                    } else {
+                        "names start with a letter or `_` and contain letters, digits and `_`"
+                    }),
             );
             None
         }

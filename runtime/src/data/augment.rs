@@ -63,11 +63,19 @@ pub fn parse(text: &str) -> Result<Vec<Augment>, String> {
         }
     }
     parts.push(&text[start..]);
+    if parts.len() > 1 && parts.iter().any(|p| p.trim().is_empty()) {
+        return Err(format!("`{text}` has an empty step between its commas"));
+    }
     for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
         let call = |name: &str| {
             part.strip_prefix(name).map(str::trim_start).and_then(|a| a.strip_prefix('(')?.strip_suffix(')'))
         };
-        let number = |v: &str| v.parse::<usize>().map_err(|_| format!("`{part}`: `{v}` is not a whole number"));
+        let number = |v: &str| {
+            v.parse::<usize>().map_err(|_| match v.parse::<i64>() {
+                Ok(n) if n < 0 => format!("`{part}`: `{v}` is negative; sizes and padding are 0 or more"),
+                _ => format!("`{part}`: `{v}` is not a whole number"),
+            })
+        };
         let step = if part == "hflip" {
             Augment::HorizontalFlip
         } else if let Some(size) = call("random_resized_crop") {
@@ -300,6 +308,9 @@ mod tests {
             .contains("larger than its 32×32 images"));
         assert_eq!(output_shape(&parse("random_resized_crop(224), hflip").unwrap(), [3, 500, 375]), Ok([3, 224, 224]));
         assert!(parse("random_resized_crop(0)").is_err());
+        assert!(parse("hflip,,").unwrap_err().contains("empty step"));
+        assert!(parse(",hflip").unwrap_err().contains("empty step"));
+        assert!(parse("random_crop(28, pad=-1)").unwrap_err().contains("`-1` is negative"));
         assert!(parse("random_resized_crop()").unwrap_err().contains("not a whole number"));
         assert!(parse("random_crop(32, pad=18446744073709551615)").unwrap_err().contains("at most 65536"));
         assert_eq!(output_shape(&parse("random_crop(32, pad=4),hflip").unwrap(), [3, 32, 32]), Ok([3, 32, 32]));

@@ -78,7 +78,9 @@ pub fn parse(path: &Path, bytes: &[u8], rank: usize) -> Result<(Vec<usize>, Vec<
             Err(invalid(path, format!("truncated: {found} bytes of data, the header's dims {dims:?} need {n}")))
         }
         Some(n) => {
-            Err(invalid(path, format!("{} bytes after the data the header's dims {dims:?} describe", found - n)))
+            let extra = found - n;
+            let unit = if extra == 1 { "byte" } else { "bytes" };
+            Err(invalid(path, format!("{extra} {unit} after the data the header's dims {dims:?} describe")))
         }
         None => Err(invalid(path, format!("impossible dims {dims:?}"))),
     }

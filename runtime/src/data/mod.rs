@@ -402,7 +402,7 @@ mod tests {
             "{}",
             err(idx_bytes(&[2, 2, 3], &[7; 11]), 3)
         );
-        assert!(err(idx_bytes(&[2, 2, 3], &[7; 13]), 3).contains("1 bytes after the data"));
+        assert!(err(idx_bytes(&[2, 2, 3], &[7; 13]), 3).contains("1 byte after the data"));
         assert!(err(idx_bytes(&[2], &[7; 2]), 3).contains("1 dimensions, expected 3"));
         assert!(err(b"\x1f\x8b\x08\x00".to_vec(), 1).contains("starts with 1f 8b 08 00"));
         let mut floats = idx_bytes(&[1], &[0; 4]);
