@@ -221,7 +221,8 @@ fn bad_datasets_are_refused_naming_the_file() {
     let o = cnnc(&["train", "specs/lenet.yaml", "--data", &fashion(), "--out", "/tmp/x", "--limit", "8"]);
     assert!(text(&o).contains("its images are 1×28×28 and the model takes 3×32×32"), "{}", text(&o));
     let o = cnnc(&["train", "specs/lenet_fashion.yaml", "--data", &fashion(), "--out", "/tmp/x", "--lr=-1"]);
-    assert!(text(&o).contains("--lr must be a positive number"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "a usage error: {}", text(&o));
+    assert!(text(&o).contains("for '--lr <LR>': `-1` is not a positive finite number"), "{}", text(&o));
 }
 
 /// The bundled LeNet of the quick start: its test accuracy is the one its README states, and its
