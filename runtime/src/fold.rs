@@ -5,16 +5,24 @@
 use cnnc_ir::graph::{FoldedBatchNorm, Param};
 
 use crate::cpu::ops::overflowed;
+use crate::tensor::Element;
 use crate::weights::Weights;
 use crate::Tensor;
 
-/// `(scale, shift)` per channel of `y = (x − mean) / √(var + eps) · weight + bias`.
-pub fn batch_norm_affine(w: &Tensor, b: &Tensor, mean: &Tensor, var: &Tensor, eps: f64) -> (Vec<f64>, Vec<f64>) {
+/// `(scale, shift)` per channel of `y = (x − mean) / √(var + eps) · weight + bias`, as PyTorch's
+/// inference kernel folds it (`x · α + β`): α and β overflow where `T`'s arithmetic does, so a
+/// zero variance with eps 0 gives its NaN (0 · ∞ in β), not ∞, and a β past float32's range is ∞.
+pub fn batch_norm_affine<T: Element>(
+    w: &Tensor<T>,
+    b: &Tensor<T>,
+    mean: &Tensor<T>,
+    var: &Tensor<T>,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>) {
     (0..w.len())
         .map(|c| {
-            // α and β overflow where PyTorch's float32 arithmetic does (cpu::ops::batch_norm).
-            let s = overflowed::<f32>(w.data[c] as f64 / (var.data[c] as f64 + eps).sqrt());
-            (s, overflowed::<f32>(b.data[c] as f64 - overflowed::<f32>(mean.data[c] as f64 * s)))
+            let s = overflowed::<T>(w.data[c].to_f64() / (var.data[c].to_f64() + eps).sqrt());
+            (s, overflowed::<T>(b.data[c].to_f64() - overflowed::<T>(mean.data[c].to_f64() * s)))
         })
         .unzip()
 }

@@ -1,7 +1,8 @@
 //! `preprocess:` checked against the model's input when the spec is checked: torchvision's
 //! `Resize(size)` (the shorter side becomes `size`) or `Resize((h, w))`, `CenterCrop(size)` or
-//! `CenterCrop((h, w))`, and `Normalize(mean, std)`, in that order, must produce the input's size. (With `resize: N` and no `crop`, only images of
-//! the input's aspect ratio come out at its size; any other is refused, naming it, at run time.)
+//! `CenterCrop((h, w))`, and `Normalize(mean, std)`, in that order, must produce the input's size.
+//! (With `resize: N` and no `crop`, only images of the input's aspect ratio come out at its size;
+//! any other is refused, naming it, at run time.)
 
 use crate::diagnostic::Diagnostic;
 use crate::graph::{Meta, Resize, Shape};

@@ -109,18 +109,16 @@ pub fn batch_norm<T: Element>(
 ) -> Tensor<T> {
     let (_, c, h, wd) = nchw(x);
     let plane = h * wd;
+    // Folded per channel as PyTorch's inference kernel folds it, then one multiply-add in f64 (as
+    // exact as its fused one).
+    let (alpha, beta) = crate::fold::batch_norm_affine(w, b, mean, var, eps);
     let data = x
         .data
         .iter()
         .enumerate()
         .map(|(i, v)| {
             let ch = (i / plane) % c;
-            // Folded as PyTorch's inference kernel folds it (`x · α + β`, α and β in the data's
-            // type, then one fused multiply-add), so that a zero variance with eps 0 gives its NaN
-            // (0 · ∞ in β), not ∞, and a β past float32's range is ∞ as there.
-            let alpha = overflowed::<T>(w.data[ch].to_f64() / (var.data[ch].to_f64() + eps).sqrt());
-            let beta = overflowed::<T>(b.data[ch].to_f64() - overflowed::<T>(mean.data[ch].to_f64() * alpha));
-            T::from_f64(v.to_f64() * alpha + beta)
+            T::from_f64(v.to_f64() * alpha[ch] + beta[ch])
         })
         .collect();
     Tensor::new(x.shape.clone(), data)
