@@ -4,9 +4,9 @@
 // [IC][OC8] (OC padded to a multiple of 16), so one input channel's 16 weights are four vec4 loads.
 // Used when groups = 1 and positions per image are a multiple of 4.
 //
-// Baked constants: N, IC, OC, OC8 (OC rounded up to 16), P (positions per image), OUT_C,
-// OUT_OFFSET (the output's channels and this result's first one: a concat's slice, or OC and 0),
-// HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG.
+// Baked constants: HAS_BIAS, HAS_RESIDUAL, ACT, ACT_ARG; extents in `shape`: N, IC, OC, OC8 (OC
+// rounded up to 16), P4 (positions per image / 4), OUT_C, OUT_OFFSET (the output's channels and this
+// result's first one: a concat's slice, or OC and 0).
 
 @group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> weight: array<vec4<f32>>;
@@ -14,10 +14,8 @@
 @group(0) @binding(3) var<storage, read> residual: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> output: array<vec4<f32>>;
 
-const P4: u32 = P / 4u;
-
 fn store(n: u32, oc: u32, p4: u32, value: vec4<f32>) {
-    if (oc >= OC) {
+    if (oc >= shape.OC) {
         return;
     }
     var v = value;
@@ -25,22 +23,22 @@ fn store(n: u32, oc: u32, p4: u32, value: vec4<f32>) {
         v += vec4<f32>(bias[oc]);
     }
     if (HAS_RESIDUAL) {
-        v += residual[(n * OC + oc) * P4 + p4];
+        v += residual[(n * shape.OC + oc) * shape.P4 + p4];
     }
-    let at = (n * OUT_C + OUT_OFFSET + oc) * P4 + p4;
+    let at = (n * shape.OUT_C + shape.OUT_OFFSET + oc) * shape.P4 + p4;
     output[at] = vec4<f32>(activate(sum_sign(v.x)), activate(sum_sign(v.y)), activate(sum_sign(v.z)), activate(sum_sign(v.w)));
 }
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let tile = gid.x;
-    if (tile >= N * P4) {
+    if (tile >= shape.N * shape.P4) {
         return;
     }
-    let n = tile / P4;
-    let p4 = tile % P4;
+    let n = tile / shape.P4;
+    let p4 = tile % shape.P4;
     let oc0 = gid.y * 16u;
-    let src = n * IC * P4 + p4;
+    let src = n * shape.IC * shape.P4 + p4;
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
@@ -57,12 +55,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var a13 = vec4<f32>(0.0);
     var a14 = vec4<f32>(0.0);
     var a15 = vec4<f32>(0.0);
-    for (var ci = 0u; ci < IC; ci++) {
-        let v = input[src + ci * P4];
-        let wa = weight[(ci * OC8 + oc0) / 4u];
-        let wb = weight[(ci * OC8 + oc0) / 4u + 1u];
-        let wc = weight[(ci * OC8 + oc0) / 4u + 2u];
-        let wd = weight[(ci * OC8 + oc0) / 4u + 3u];
+    for (var ci = 0u; ci < shape.IC; ci++) {
+        let v = input[src + ci * shape.P4];
+        let wa = weight[(ci * shape.OC8 + oc0) / 4u];
+        let wb = weight[(ci * shape.OC8 + oc0) / 4u + 1u];
+        let wc = weight[(ci * shape.OC8 + oc0) / 4u + 2u];
+        let wd = weight[(ci * shape.OC8 + oc0) / 4u + 3u];
         a0 += v * wa.x;
         a1 += v * wa.y;
         a2 += v * wa.z;

@@ -93,6 +93,25 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.apply(y, c(4, 1, 1, Pad4::default(), 1, 1, true));
             flat_head(n, y)
         }),
+        case("pointwise_grad", "1x1 GEMMs: channels not multiples of 4, bias, ReLU", &[6, 4, 6], 3, |n, x| {
+            let y = n.apply(x, c(10, 1, 1, Pad4::default(), 1, 1, true));
+            let y = n.apply(y, act(Activation::Relu));
+            let y = n.apply(y, c(7, 1, 1, Pad4::default(), 1, 1, false));
+            flat_head(n, y)
+        }),
+        case("pointwise_grad", "1x1 on 7x7: positions not a multiple of 4", &[5, 7, 7], 2, |n, x| {
+            let y = n.apply(x, c(6, 1, 1, Pad4::default(), 1, 1, true));
+            let y = n.apply(y, c(3, 1, 1, Pad4::default(), 1, 1, true));
+            flat_head(n, y)
+        }),
+        case("pointwise_grad", "1x1 over two chunks of positions, quads and not", &[3, 64, 65], 2, |n, x| {
+            let y = n.apply(x, c(5, 1, 1, Pad4::default(), 1, 1, true));
+            let y = n.apply(y, c(4, 1, 1, Pad4::default(), 1, 1, false));
+            let z =
+                n.apply(y, Op::Conv2d(Conv2d { padding: Pad4 { top: 0, bottom: 1, left: 0, right: 0 }, ..conv(4, 1) }));
+            let z = n.apply(z, c(2, 1, 1, Pad4::default(), 1, 1, true));
+            head(n, z)
+        }),
         case("conv_grad", "5x5 on 3 channels (LeNet's first)", &[3, 14, 14], 4, |n, x| {
             let y = n.apply(x, c(6, 5, 1, Pad4::default(), 1, 1, true));
             head(n, y)

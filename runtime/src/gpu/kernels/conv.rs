@@ -174,14 +174,16 @@ impl KernelParams for Pointwise {
             consts.extend(epilogue_consts(self.epilogue.activation, self.epilogue.residual));
             Family::PointwiseTex
         } else {
+            // Extents in the `shape` uniform: one pipeline for every layer with the same epilogue
+            // (training lays out and runs every 1×1 convolution and its input gradient this way).
             consts = vec![
-                ("N", u(self.n)),
-                ("IC", u(ic)),
-                ("OC", u(oc)),
-                ("P", u(self.positions)),
-                ("OC8", u(oc16)),
-                ("OUT_C", u(self.out_c)),
-                ("OUT_OFFSET", u(self.out_offset)),
+                ("N", dim(self.n)),
+                ("IC", dim(ic)),
+                ("OC", dim(oc)),
+                ("P4", dim(self.positions / 4)),
+                ("OC8", dim(oc16)),
+                ("OUT_C", dim(self.out_c)),
+                ("OUT_OFFSET", dim(self.out_offset)),
                 ("HAS_BIAS", Const::B(self.has_bias)),
                 ("HAS_RESIDUAL", Const::B(self.epilogue.residual)),
             ];

@@ -592,14 +592,32 @@ impl KernelParams for BatchNormKernel {
             BatchNormPass::Apply => (Family::BatchNormApply, n * c * p),
             BatchNormPass::InputGrad => (Family::BatchNormGrad, n * c * p),
         };
+        if matches!(self.pass, BatchNormPass::Apply | BatchNormPass::InputGrad) {
+            // (positions, channels, items) where the grid allows: no divisions per element.
+            let grid3 = p.div_ceil(64) <= 65_535 && c <= 65_535 && n <= 65_535;
+            consts.push(("GRID3", Const::B(grid3)));
+            if grid3 {
+                return Kernel::new(family, consts, [p.div_ceil(64) as u32, c as u32, n as u32]);
+            }
+        }
         Kernel::new(family, consts, grid_1d(results as u64))
     }
 
     fn samples() -> Vec<BatchNormKernel> {
         use BatchNormPass::*;
-        [ForwardPartials, Stats, Apply, BackwardPartials, InputGrad]
+        let mut samples: Vec<BatchNormKernel> = [ForwardPartials, Stats, Apply, BackwardPartials, InputGrad]
             .map(|pass| BatchNormKernel { pass, n: 2, channels: 3, positions: 5000, eps: 1e-5, momentum: 0.1 })
-            .to_vec()
+            .to_vec();
+        // More channels than the grid holds along y: the one-dimensional grid.
+        samples.extend([Apply, InputGrad].map(|pass| BatchNormKernel {
+            pass,
+            n: 2,
+            channels: 70_000,
+            positions: 1,
+            eps: 1e-5,
+            momentum: 0.1,
+        }));
+        samples
     }
 }
 

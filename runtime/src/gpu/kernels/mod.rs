@@ -13,6 +13,7 @@ mod elementwise;
 mod grad;
 mod linear;
 mod norm;
+mod pointwise_grad;
 mod pool;
 mod unrolled;
 
@@ -30,6 +31,7 @@ pub use grad::{
 };
 pub use linear::Linear;
 pub use norm::{Lrn, LrnGrad, Softmax, SoftmaxGrad};
+pub use pointwise_grad::{is_pointwise, PointwiseGradWeight, PointwiseWeights};
 pub use pool::{AdaptivePool, AdaptivePoolGrad, Pool};
 pub use unrolled::{UnrolledConv, UnrolledWeightGrad};
 
@@ -98,11 +100,15 @@ pub enum Family {
     ConvGradWeightUnrolled,
     /// A training batch made from images held on the device as bytes ([`BatchFromBytes`]).
     BatchFromBytes,
+    /// A 1×1 convolution's weights laid out for [`Family::Pointwise`] at each training step.
+    PointwiseWeights,
+    /// A 1×1 convolution's weight gradient as a GEMM.
+    PointwiseGradWeight,
 }
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 36] = [
+    pub const ALL: [Family; 38] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -139,6 +145,8 @@ impl Family {
         Family::Conv2dUnrolled,
         Family::ConvGradWeightUnrolled,
         Family::BatchFromBytes,
+        Family::PointwiseWeights,
+        Family::PointwiseGradWeight,
     ];
 
     /// The family's WGSL file.
@@ -177,6 +185,8 @@ impl Family {
             Family::AdaptivePoolGrad => include_str!("../../../shaders/adaptive_pool_grad.wgsl"),
             Family::ConvFlip => include_str!("../../../shaders/conv_flip.wgsl"),
             Family::BatchFromBytes => include_str!("../../../shaders/batch_from_bytes.wgsl"),
+            Family::PointwiseWeights => include_str!("../../../shaders/pointwise_weights.wgsl"),
+            Family::PointwiseGradWeight => include_str!("../../../shaders/pointwise_grad_weight.wgsl"),
             // Generated for each shape: `Kernel::generated`.
             Family::Conv2dUnrolled | Family::ConvGradWeightUnrolled => "",
         }
@@ -198,7 +208,8 @@ impl Family {
         use Slot::*;
         match self {
             Family::Conv2d => &[Read, Read, Read, Read, Output, Uniform],
-            Family::Pointwise | Family::Elementwise => &[Read, Read, Read, Read, Output],
+            Family::Pointwise => &[Read, Read, Read, Read, Output, Uniform],
+            Family::Elementwise => &[Read, Read, Read, Read, Output],
             Family::Conv2dTex | Family::Conv2dTexVec4 | Family::PointwiseTex => {
                 &[Texture, Texture, Read, Read, Output, Uniform]
             }
@@ -217,11 +228,14 @@ impl Family {
             | Family::SoftmaxGrad
             | Family::LrnGrad
             | Family::AdaptivePoolGrad
+            | Family::PointwiseGradWeight
             | Family::LossSum
             | Family::BatchNormApply => &[Read, Read, Output, Uniform],
-            Family::ChannelSum | Family::ReducePartials | Family::ChunkGrad | Family::ConvFlip => {
-                &[Read, Output, Uniform]
-            }
+            Family::ChannelSum
+            | Family::ReducePartials
+            | Family::ChunkGrad
+            | Family::ConvFlip
+            | Family::PointwiseWeights => &[Read, Output, Uniform],
             Family::CrossEntropy => &[Read, Read, Read, Output, Output, Uniform],
             Family::Optimizer => &[Read, Read, Output, Output, Output, Uniform],
             Family::BatchNormPartials => &[Read, Read, Read, Output, Uniform],
@@ -269,6 +283,8 @@ impl Family {
             Family::Conv2dUnrolled => "conv2d_unrolled",
             Family::ConvGradWeightUnrolled => "conv_grad_weight_unrolled",
             Family::BatchFromBytes => "batch_from_bytes",
+            Family::PointwiseWeights => "pointwise_weights",
+            Family::PointwiseGradWeight => "pointwise_grad_weight",
         }
     }
 }
@@ -471,6 +487,8 @@ pub fn samples() -> Vec<Kernel> {
         of::<UnrolledConv>(),
         of::<UnrolledWeightGrad>(),
         of::<BatchFromBytes>(),
+        of::<PointwiseWeights>(),
+        of::<PointwiseGradWeight>(),
     ]
     .concat()
 }

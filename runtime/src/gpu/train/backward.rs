@@ -7,9 +7,9 @@ use cnnc_ir::graph::{Node, Op, ParamKind};
 use super::lower::Lowering;
 use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
-    ActivationGrad, AdaptivePoolGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ChunkGrad, ConvFlip,
-    ConvGrad, Elementwise, ElementwiseOp, GateGrad, LinearGrad, LrnGrad, PoolGrad, ReducePartials, SoftmaxGrad,
-    UnrolledWeightGrad,
+    is_pointwise, ActivationGrad, AdaptivePoolGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ChunkGrad,
+    ConvFlip, ConvGrad, Elementwise, ElementwiseOp, GateGrad, LinearGrad, LrnGrad, PointwiseGradWeight,
+    PointwiseWeights, PoolGrad, ReducePartials, SoftmaxGrad, UnrolledWeightGrad,
 };
 
 impl Lowering<'_> {
@@ -41,6 +41,14 @@ impl Lowering<'_> {
                     let xv = self.value(x);
                     let len = p.shape.iter().product();
                     let binds = |to| [Bind::Buffer(dy), Bind::Buffer(xv), Bind::Buffer(to)];
+                    let [_, oh, ow] = self.chw(id);
+                    let (in_channels, out_channels) = (c.in_channels, c.out_channels);
+                    let gemm = PointwiseGradWeight { n, in_channels, out_channels, positions: oh * ow };
+                    // A workgroup per item and chunk: within the grid's 65,535 along z.
+                    if is_pointwise(c) && gemm.partials() <= 65_535 {
+                        self.summed(buffer, len, gemm.partials(), |l, to| l.dispatch(&gemm, &binds(to)));
+                        continue;
+                    }
                     match (UnrolledWeightGrad::fits(n, self.chw(x), self.chw(id), c), bias) {
                         (Some(unrolled), Some(bias)) => {
                             let unrolled = UnrolledWeightGrad { bias: true, ..unrolled };
@@ -120,18 +128,27 @@ impl Lowering<'_> {
                     let params =
                         ConvGrad { n, input: self.chw(input), output: self.chw(id), conv: c.clone(), weight: false };
                     let weight = self.param(node, ParamKind::Weight);
-                    match params.as_forward() {
-                        // Stride 1: a forward convolution of dy with the flipped weights.
-                        Some(transposed) => {
-                            let len = c.in_channels * (c.out_channels / c.groups) * c.kernel[0] * c.kernel[1];
-                            let flipped = self.arena.weight_buffer(len * 4, "flipped weights");
-                            let flip = ConvFlip { conv: c.clone() };
-                            self.dispatch(&flip, &[Bind::Buffer(weight), Bind::Buffer(flipped)]);
-                            let (out_chw, in_chw) = (self.chw(id), self.chw(input));
-                            self.convolution(dy, out_chw, &transposed, flipped, None, (target, in_chw), None);
-                        }
-                        None => {
-                            self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(weight), Bind::Buffer(target)]);
+                    if self.gemm_fits(c, self.chw(id)) {
+                        // dx = Wᵀ · dy, a GEMM from the output gradient's channels to the input's.
+                        let (ic, oc) = (c.in_channels, c.out_channels);
+                        let layout = PointwiseWeights { out_channels: oc, in_channels: ic, transpose: false };
+                        let laid = self.transient(layout.floats());
+                        self.dispatch(&layout, &[Bind::Buffer(weight), Bind::Buffer(laid)]);
+                        self.gemm(dy, laid, None, (target, ic), oc, self.chw(input), None);
+                    } else {
+                        match params.as_forward() {
+                            // Stride 1: a forward convolution of dy with the flipped weights.
+                            Some(transposed) => {
+                                let len = c.in_channels * (c.out_channels / c.groups) * c.kernel[0] * c.kernel[1];
+                                let flipped = self.arena.weight_buffer(len * 4, "flipped weights");
+                                let flip = ConvFlip { conv: c.clone() };
+                                self.dispatch(&flip, &[Bind::Buffer(weight), Bind::Buffer(flipped)]);
+                                let (out_chw, in_chw) = (self.chw(id), self.chw(input));
+                                self.convolution(dy, out_chw, &transposed, flipped, None, (target, in_chw), None);
+                            }
+                            None => {
+                                self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(weight), Bind::Buffer(target)]);
+                            }
                         }
                     }
                 }

@@ -8,8 +8,8 @@ use cnnc_ir::graph::{Activation, Conv2d, Node, NodeId, Op, ParamKind};
 use super::lower::{Io, Lowering};
 use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
-    AdaptivePool, BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel, Elementwise,
-    ElementwiseOp, Epilogue, Linear, Lrn, Pool, Softmax, UnrolledConv,
+    is_pointwise, AdaptivePool, BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel,
+    Elementwise, ElementwiseOp, Epilogue, Linear, Lrn, Pointwise, PointwiseWeights, Pool, Softmax, UnrolledConv,
 };
 use crate::RuntimeError;
 
@@ -249,7 +249,8 @@ impl Lowering<'_> {
     /// A convolution: `input` (`[N, ...input_chw]`) convolved with `weight` (`[OC, IC / groups, KH,
     /// KW]`, a [`Arena::weight_buffer`](crate::gpu::build::arena::Arena::weight_buffer) or a view
     /// of one) plus `bias` into `output` (`out` `[N, ...output_chw]`), then `activation`. A small
-    /// one of one group runs unrolled for its shape ([`UnrolledConv`]); others run the direct
+    /// one of one group runs unrolled for its shape ([`UnrolledConv`]); a 1×1 one as a GEMM
+    /// ([`Lowering::gemm_fits`]), its weights laid out for it first; others run the direct
     /// convolution from storage buffers, where four output channels per invocation share each input
     /// load where groups allow (one group may end in a partial tile) and short convolutions
     /// (depthwise) bake their extents, as inference does.
@@ -270,6 +271,14 @@ impl Lowering<'_> {
             self.dispatch(&params, &binds);
             return;
         }
+        if self.gemm_fits(conv, output_chw) {
+            let (ic, oc) = (conv.in_channels, conv.out_channels);
+            let layout = PointwiseWeights { out_channels: oc, in_channels: ic, transpose: true };
+            let laid = self.transient(layout.floats());
+            self.dispatch(&layout, &[Bind::Buffer(weight), Bind::Buffer(laid)]);
+            self.gemm(input, laid, bias, (out, oc), ic, output_chw, activation);
+            return;
+        }
         let params = DirectConv {
             variant: DirectVariant::Buffer,
             n: self.batch,
@@ -284,6 +293,42 @@ impl Lowering<'_> {
             bake_shape: (conv.in_channels / conv.groups) * conv.kernel[0] * conv.kernel[1] <= 32,
         };
         let binds = [Bind::Buffer(input), Bind::Buffer(weight), bias.into(), Bind::Unused, Bind::Buffer(out)];
+        self.dispatch(&params, &binds);
+    }
+
+    /// Whether a convolution with `output_chw` runs as the pointwise GEMM, forward and input gradient:
+    /// a 1×1 window, stride 1, no padding, one group ([`is_pointwise`]), positions per item a multiple
+    /// of 4 (the GEMM's vec4 loads) and few enough quads for its grid.
+    pub(super) fn gemm_fits(&self, conv: &Conv2d, output_chw: [usize; 3]) -> bool {
+        let positions = output_chw[1] * output_chw[2];
+        is_pointwise(conv) && positions.is_multiple_of(4) && (self.batch * positions / 4).div_ceil(64) <= 65_535
+    }
+
+    /// The pointwise GEMM: `input` (`[N, in_channels, P]`, P from `chw`) times `laid` (weights laid
+    /// out by [`PointwiseWeights`]) plus `bias`, then `activation`, into `out` (`[N, channels, P]`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gemm(
+        &mut self,
+        input: BufferId,
+        laid: BufferId,
+        bias: Option<BufferId>,
+        (out, channels): (BufferId, usize),
+        in_channels: usize,
+        chw: [usize; 3],
+        activation: Option<Activation>,
+    ) {
+        let params = Pointwise {
+            textured: false,
+            n: self.batch,
+            in_channels,
+            out_channels: channels,
+            positions: chw[1] * chw[2],
+            out_c: channels,
+            out_offset: 0,
+            has_bias: bias.is_some(),
+            epilogue: Epilogue { activation, residual: false },
+        };
+        let binds = [Bind::Buffer(input), Bind::Buffer(laid), bias.into(), Bind::Unused, Bind::Buffer(out)];
         self.dispatch(&params, &binds);
     }
 
