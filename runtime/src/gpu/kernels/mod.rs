@@ -31,7 +31,7 @@ pub use grad::{
 };
 pub use linear::Linear;
 pub use norm::{Lrn, LrnGrad, Softmax, SoftmaxGrad};
-pub use pointwise_grad::{is_pointwise, PointwiseGradWeight, PointwiseWeights};
+pub use pointwise_grad::{is_pointwise, PointwiseGradWeight, PointwiseRows, PointwiseWeights};
 pub use pool::{AdaptivePool, AdaptivePoolGrad, Pool};
 pub use unrolled::{UnrolledConv, UnrolledWeightGrad};
 
@@ -104,11 +104,13 @@ pub enum Family {
     PointwiseWeights,
     /// A 1×1 convolution's weight gradient as a GEMM.
     PointwiseGradWeight,
+    /// The pointwise GEMM for positions per item that are not a multiple of 4 ([`PointwiseRows`]).
+    PointwiseRows,
 }
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 38] = [
+    pub const ALL: [Family; 39] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -147,6 +149,7 @@ impl Family {
         Family::BatchFromBytes,
         Family::PointwiseWeights,
         Family::PointwiseGradWeight,
+        Family::PointwiseRows,
     ];
 
     /// The family's WGSL file.
@@ -187,6 +190,7 @@ impl Family {
             Family::BatchFromBytes => include_str!("../../../shaders/batch_from_bytes.wgsl"),
             Family::PointwiseWeights => include_str!("../../../shaders/pointwise_weights.wgsl"),
             Family::PointwiseGradWeight => include_str!("../../../shaders/pointwise_grad_weight.wgsl"),
+            Family::PointwiseRows => include_str!("../../../shaders/pointwise_rows.wgsl"),
             // Generated for each shape: `Kernel::generated`.
             Family::Conv2dUnrolled | Family::ConvGradWeightUnrolled => "",
         }
@@ -214,6 +218,7 @@ impl Family {
                 &[Texture, Texture, Read, Read, Output, Uniform]
             }
             Family::Linear => &[Read, Read, Read, Output],
+            Family::PointwiseRows => &[Read, Read, Read, Output, Uniform],
             Family::BatchFromBytes => &[Read, Read, Read, Output, Uniform],
             Family::Conv2dUnrolled => &[Read, Uniform, Read, Output],
             Family::LinearGrad => &[Read, Read, Output, Output, Uniform],
@@ -285,6 +290,7 @@ impl Family {
             Family::BatchFromBytes => "batch_from_bytes",
             Family::PointwiseWeights => "pointwise_weights",
             Family::PointwiseGradWeight => "pointwise_grad_weight",
+            Family::PointwiseRows => "pointwise_rows",
         }
     }
 }
@@ -489,6 +495,7 @@ pub fn samples() -> Vec<Kernel> {
         of::<BatchFromBytes>(),
         of::<PointwiseWeights>(),
         of::<PointwiseGradWeight>(),
+        of::<PointwiseRows>(),
     ]
     .concat()
 }

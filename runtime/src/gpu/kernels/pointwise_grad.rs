@@ -1,13 +1,14 @@
 //! Training's 1×1 convolutions (stride 1, no padding, one group) as GEMMs: their weights laid out
 //! on the device for the pointwise kernel ([`PointwiseWeights`]), which then runs the forward and
-//! the input gradient, and the weight gradient ([`PointwiseGradWeight`]). On lavapipe these layers
+//! the input gradient (or [`PointwiseRows`], where positions per item are not a multiple of 4), and
+//! the weight gradient ([`PointwiseGradWeight`]). On lavapipe these layers
 //! took 70 % of MobileNetV2's training step through the generic convolution kernels, which load a
 //! value for every multiply-add or two.
 
-use cnnc_ir::graph::{Conv2d, Pad4};
+use cnnc_ir::graph::{Activation, Conv2d, Pad4};
 
 use super::grad::{chunks, CHUNK};
-use super::{activation_consts, dim, u, Const, Family, Kernel, KernelParams};
+use super::{activation_consts, dim, grid_1d, u, Const, Family, Kernel, KernelParams};
 
 /// Whether a training convolution runs as a GEMM: a 1×1 window, stride 1, no padding and one group.
 pub fn is_pointwise(conv: &Conv2d) -> bool {
@@ -51,7 +52,7 @@ impl KernelParams for PointwiseWeights {
             ("LEN", dim(self.floats())),
         ];
         consts.extend(activation_consts(None));
-        Kernel::new(Family::PointwiseWeights, consts, super::grid_1d(self.floats() as u64))
+        Kernel::new(Family::PointwiseWeights, consts, grid_1d(self.floats() as u64))
     }
 
     fn samples() -> Vec<PointwiseWeights> {
@@ -106,5 +107,50 @@ impl KernelParams for PointwiseGradWeight {
                 positions,
             })
             .to_vec()
+    }
+}
+
+/// The pointwise GEMM for any number of positions per item (`pointwise_rows.wgsl`): input
+/// `[N, in_channels, P]`, weights laid out by [`PointwiseWeights`] (transposed), plus `bias` where
+/// there is one, then `activation`, into `[N, out_channels, P]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointwiseRows {
+    pub n: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub positions: usize,
+    pub has_bias: bool,
+    pub activation: Option<Activation>,
+}
+
+impl KernelParams for PointwiseRows {
+    fn kernel(&self) -> Kernel {
+        let mut consts = vec![
+            ("HAS_BIAS", Const::B(self.has_bias)),
+            ("N", dim(self.n)),
+            ("IC", dim(self.in_channels)),
+            ("OC", dim(self.out_channels)),
+            ("OC8", dim(self.out_channels.next_multiple_of(16))),
+            ("P", dim(self.positions)),
+        ];
+        consts.extend(activation_consts(self.activation));
+        // One invocation per 4 positions, by tiles of 16 output channels.
+        let quads = (self.n * self.positions).div_ceil(4);
+        Kernel::new(
+            Family::PointwiseRows,
+            consts,
+            [quads.div_ceil(64) as u32, self.out_channels.div_ceil(16) as u32, 1],
+        )
+    }
+
+    fn samples() -> Vec<PointwiseRows> {
+        vec![PointwiseRows {
+            n: 3,
+            in_channels: 5,
+            out_channels: 20,
+            positions: 7,
+            has_bias: true,
+            activation: Some(Activation::Relu),
+        }]
     }
 }

@@ -9,7 +9,8 @@ use super::lower::{Io, Lowering};
 use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
     is_pointwise, AdaptivePool, BatchNormKernel, BatchNormPass, ChannelCopy, DirectConv, DirectVariant, DropoutKernel,
-    Elementwise, ElementwiseOp, Epilogue, Linear, Lrn, Pointwise, PointwiseWeights, Pool, Softmax, UnrolledConv,
+    Elementwise, ElementwiseOp, Epilogue, Linear, Lrn, Pointwise, PointwiseRows, PointwiseWeights, Pool, Softmax,
+    UnrolledConv,
 };
 use crate::RuntimeError;
 
@@ -297,15 +298,16 @@ impl Lowering<'_> {
     }
 
     /// Whether a convolution with `output_chw` runs as the pointwise GEMM, forward and input gradient:
-    /// a 1×1 window, stride 1, no padding, one group ([`is_pointwise`]), positions per item a multiple
-    /// of 4 (the GEMM's vec4 loads) and few enough quads for its grid.
+    /// a 1×1 window, stride 1, no padding, one group ([`is_pointwise`]), and few enough quads of
+    /// positions for the GEMM's grid.
     pub(super) fn gemm_fits(&self, conv: &Conv2d, output_chw: [usize; 3]) -> bool {
         let positions = output_chw[1] * output_chw[2];
-        is_pointwise(conv) && positions.is_multiple_of(4) && (self.batch * positions / 4).div_ceil(64) <= 65_535
+        is_pointwise(conv) && (self.batch * positions).div_ceil(4).div_ceil(64) <= 65_535
     }
 
     /// The pointwise GEMM: `input` (`[N, in_channels, P]`, P from `chw`) times `laid` (weights laid
-    /// out by [`PointwiseWeights`]) plus `bias`, then `activation`, into `out` (`[N, channels, P]`).
+    /// out by [`PointwiseWeights`]) plus `bias`, then `activation`, into `out` (`[N, channels, P]`):
+    /// [`Pointwise`] with vec4 loads where P is a multiple of 4, else [`PointwiseRows`].
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gemm(
         &mut self,
@@ -317,12 +319,25 @@ impl Lowering<'_> {
         chw: [usize; 3],
         activation: Option<Activation>,
     ) {
+        let positions = chw[1] * chw[2];
+        if !positions.is_multiple_of(4) {
+            let params = PointwiseRows {
+                n: self.batch,
+                in_channels,
+                out_channels: channels,
+                positions,
+                has_bias: bias.is_some(),
+                activation,
+            };
+            self.dispatch(&params, &[Bind::Buffer(input), Bind::Buffer(laid), bias.into(), Bind::Buffer(out)]);
+            return;
+        }
         let params = Pointwise {
             textured: false,
             n: self.batch,
             in_channels,
             out_channels: channels,
-            positions: chw[1] * chw[2],
+            positions,
             out_c: channels,
             out_offset: 0,
             has_bias: bias.is_some(),
