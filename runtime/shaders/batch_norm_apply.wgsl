@@ -1,8 +1,6 @@
 // Batch-norm's normalisation, one invocation per element of `[N, C, P]`: `y = x·scale + shift` with
-// the per-channel values of `stats` ([mean | var | scale | shift]). With GRID3 the grid is
-// (positions, channels, items), so that an invocation finds its element without dividing (on CPU
-// drivers a division by a run-time extent is a scalar division per SIMD lane) and a channel's values
-// are the same for the whole workgroup; else (extents past the grid's limits) it is one-dimensional.
+// the per-channel values of `stats` ([mean | var | scale | shift]), the element and its channel
+// found by `channel_element.wgsl`.
 //
 // Baked constants: GRID3; extents in `shape`: N, C, P.
 
@@ -12,20 +10,9 @@
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    var index: u32;
-    var c: u32;
-    if (GRID3) {
-        if (gid.x >= shape.P) {
-            return;
-        }
-        c = gid.y;
-        index = (gid.z * shape.C + c) * shape.P + gid.x;
-    } else {
-        index = gid.x + gid.y * 65535u * 64u;
-        if (index >= shape.N * shape.C * shape.P) {
-            return;
-        }
-        c = (index / shape.P) % shape.C;
+    let e = channel_element(gid);
+    if (e.x == NO_ELEMENT) {
+        return;
     }
-    y[index] = x[index] * stats[2u * shape.C + c] + stats[3u * shape.C + c];
+    y[e.x] = x[e.x] * stats[2u * shape.C + e.y] + stats[3u * shape.C + e.y];
 }

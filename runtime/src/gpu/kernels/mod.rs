@@ -41,6 +41,7 @@ const EPILOGUE: &str = include_str!("../../../shaders/epilogue.wgsl");
 const WINDOW_SOURCE: &str = include_str!("../../../shaders/window_source.wgsl");
 const CONV_STORE: &str = include_str!("../../../shaders/conv_store.wgsl");
 const CONV_STORE_VEC4: &str = include_str!("../../../shaders/conv_store_vec4.wgsl");
+const CHANNEL_ELEMENT: &str = include_str!("../../../shaders/channel_element.wgsl");
 
 /// What a kernel binds at one slot of its bind group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -202,6 +203,7 @@ impl Family {
             Family::Conv2d | Family::Conv2dTex => &[EPILOGUE, CONV_TAPS, CONV_STORE],
             Family::Conv2dTexVec4 => &[EPILOGUE, CONV_TAPS, CONV_STORE_VEC4],
             Family::PointwiseTex => &[EPILOGUE],
+            Family::BatchNormApply | Family::BatchNormGrad => &[CHANNEL_ELEMENT],
             Family::ConvGradInput | Family::PoolGrad => &[WINDOW_SOURCE],
             _ => &[],
         }
