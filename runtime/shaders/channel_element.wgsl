@@ -2,7 +2,8 @@
 // its channel, as (index, channel), or (NO_ELEMENT, 0) past the end. With GRID3 the grid is
 // (positions, channels, items), so that an invocation finds its element without dividing (on CPU
 // drivers a division by a run-time extent is a scalar division per SIMD lane) and a channel's values
-// are the same for the whole workgroup; else (extents past the grid's limits) it is one-dimensional.
+// are the same for the whole workgroup; else (fewer than 16 positions, or extents past the grid's
+// limits) it is one-dimensional.
 
 const NO_ELEMENT: u32 = 0xffffffffu;
 

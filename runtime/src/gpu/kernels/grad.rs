@@ -593,8 +593,9 @@ impl KernelParams for BatchNormKernel {
             BatchNormPass::InputGrad => (Family::BatchNormGrad, n * c * p),
         };
         if matches!(self.pass, BatchNormPass::Apply | BatchNormPass::InputGrad) {
-            // (positions, channels, items) where the grid allows: no divisions per element.
-            let grid3 = p.div_ceil(64) <= 65_535 && c <= 65_535 && n <= 65_535;
+            // (positions, channels, items) where the grid allows and a workgroup's 64 invocations
+            // are at least a quarter busy (not after a linear layer, P = 1): no divisions per element.
+            let grid3 = p >= 16 && p.div_ceil(64) <= 65_535 && c <= 65_535 && n <= 65_535;
             consts.push(("GRID3", Const::B(grid3)));
             if grid3 {
                 return Kernel::new(family, consts, [p.div_ceil(64) as u32, c as u32, n as u32]);

@@ -111,8 +111,9 @@ impl KernelParams for PointwiseGradWeight {
 }
 
 /// The pointwise GEMM for any number of positions per item (`pointwise_rows.wgsl`): input
-/// `[N, in_channels, P]`, weights laid out by [`PointwiseWeights`] (transposed), plus `bias` where
-/// there is one, then `activation`, into `[N, out_channels, P]`.
+/// `[N, in_channels, P]`, weights `[in_channels][out_channels rounded up to 16]` as
+/// [`PointwiseWeights`] lays them out (transposed for a forward, as they are for an input gradient),
+/// plus `bias` where there is one, then `activation`, into `[N, out_channels, P]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointwiseRows {
     pub n: usize,
