@@ -28,9 +28,18 @@ pub struct PointwiseWeights {
 impl PointwiseWeights {
     /// The laid-out weights' rows and padded columns.
     pub fn extents(&self) -> (usize, usize) {
-        let (rows, cols) =
-            if self.transpose { (self.in_channels, self.out_channels) } else { (self.out_channels, self.in_channels) };
+        let (rows, cols) = self.gemm_channels();
         (rows, cols.next_multiple_of(16))
+    }
+
+    /// The GEMM these weights serve: its input and output channels (the output gradient's `OC` in and
+    /// the input's `IC` out, for the input gradient).
+    pub fn gemm_channels(&self) -> (usize, usize) {
+        if self.transpose {
+            (self.in_channels, self.out_channels)
+        } else {
+            (self.out_channels, self.in_channels)
+        }
     }
 
     /// Floats of the laid-out weights.
@@ -42,8 +51,7 @@ impl PointwiseWeights {
 
 impl KernelParams for PointwiseWeights {
     fn kernel(&self) -> Kernel {
-        let (rows, cols16) = self.extents();
-        let cols = if self.transpose { self.out_channels } else { self.in_channels };
+        let ((rows, cols), cols16) = (self.gemm_channels(), self.extents().1);
         let mut consts = vec![
             ("TRANSPOSE", Const::B(self.transpose)),
             ("ROWS", dim(rows)),

@@ -42,10 +42,14 @@ impl Lowering<'_> {
                     let len = p.shape.iter().product();
                     let binds = |to| [Bind::Buffer(dy), Bind::Buffer(xv), Bind::Buffer(to)];
                     let [_, oh, ow] = self.chw(id);
-                    let (in_channels, out_channels) = (c.in_channels, c.out_channels);
-                    let gemm = PointwiseGradWeight { n, in_channels, out_channels, positions: oh * ow };
+                    let gemm = is_pointwise(c).then(|| PointwiseGradWeight {
+                        n,
+                        in_channels: c.in_channels,
+                        out_channels: c.out_channels,
+                        positions: oh * ow,
+                    });
                     // A workgroup per item and chunk: within the grid's 65,535 along z.
-                    if is_pointwise(c) && gemm.partials() <= 65_535 {
+                    if let Some(gemm) = gemm.filter(|g| g.partials() <= 65_535) {
                         self.summed(buffer, len, gemm.partials(), |l, to| l.dispatch(&gemm, &binds(to)));
                         continue;
                     }
@@ -132,9 +136,7 @@ impl Lowering<'_> {
                         // dx = Wᵀ · dy, a GEMM from the output gradient's channels to the input's.
                         let (ic, oc) = (c.in_channels, c.out_channels);
                         let layout = PointwiseWeights { out_channels: oc, in_channels: ic, transpose: false };
-                        let laid = self.transient(layout.floats());
-                        self.dispatch(&layout, &[Bind::Buffer(weight), Bind::Buffer(laid)]);
-                        self.gemm(dy, laid, None, (target, ic), oc, self.chw(input), None);
+                        self.gemm(dy, (weight, layout), None, target, self.chw(input), None);
                     } else {
                         match params.as_forward() {
                             // Stride 1: a forward convolution of dy with the flipped weights.

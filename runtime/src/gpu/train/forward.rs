@@ -275,9 +275,7 @@ impl Lowering<'_> {
         if self.gemm_fits(conv, output_chw) {
             let (ic, oc) = (conv.in_channels, conv.out_channels);
             let layout = PointwiseWeights { out_channels: oc, in_channels: ic, transpose: true };
-            let laid = self.transient(layout.floats());
-            self.dispatch(&layout, &[Bind::Buffer(weight), Bind::Buffer(laid)]);
-            self.gemm(input, laid, bias, (out, oc), ic, output_chw, activation);
+            self.gemm(input, (weight, layout), bias, out, output_chw, activation);
             return;
         }
         let params = DirectConv {
@@ -305,20 +303,22 @@ impl Lowering<'_> {
         is_pointwise(conv) && (self.batch * positions).div_ceil(4).div_ceil(64) <= 65_535
     }
 
-    /// The pointwise GEMM: `input` (`[N, in_channels, P]`, P from `chw`) times `laid` (weights laid
-    /// out by [`PointwiseWeights`]) plus `bias`, then `activation`, into `out` (`[N, channels, P]`):
-    /// [`Pointwise`] with vec4 loads where P is a multiple of 4, else [`PointwiseRows`].
-    #[allow(clippy::too_many_arguments)]
+    /// The pointwise GEMM: `input` (`[N, C, P]`, P from `chw`) times `weight` (`[OC][IC]`, laid out
+    /// first into a transient buffer as `layout` says, which also gives the GEMM's channels in and
+    /// out) plus `bias`, then `activation`, into `out`: [`Pointwise`] with vec4 loads where P is a
+    /// multiple of 4, else [`PointwiseRows`].
     pub(super) fn gemm(
         &mut self,
         input: BufferId,
-        laid: BufferId,
+        (weight, layout): (BufferId, PointwiseWeights),
         bias: Option<BufferId>,
-        (out, channels): (BufferId, usize),
-        in_channels: usize,
+        out: BufferId,
         chw: [usize; 3],
         activation: Option<Activation>,
     ) {
+        let laid = self.transient(layout.floats());
+        self.dispatch(&layout, &[Bind::Buffer(weight), Bind::Buffer(laid)]);
+        let (in_channels, channels) = layout.gemm_channels();
         let positions = chw[1] * chw[2];
         if !positions.is_multiple_of(4) {
             let params = PointwiseRows {
