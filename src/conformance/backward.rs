@@ -126,6 +126,22 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.apply(y, act(Activation::Tanh));
             n.apply(y, linear(5, false))
         }),
+        case("linear_grad", "37 rows of weight gradient", &[5], 2, |n, x| {
+            let y = n.apply(x, linear(40, true));
+            let y = n.apply(y, act(Activation::Tanh));
+            n.apply(y, linear(37, true))
+        }),
+        case("linear_grad", "output gradient past 64 KiB (a storage binding)", &[6], 2, |n, x| {
+            // The last layer's output gradient, 2 × 8,200 floats, is past one uniform binding.
+            let y = n.apply(x, linear(7, true));
+            let y = n.apply(y, act(Activation::Tanh));
+            n.apply(y, linear(8200, true))
+        }),
+        case("linear_grad", "18 rows of input gradient", &[6], 18, |n, x| {
+            let y = n.apply(x, linear(9, true));
+            let y = n.apply(y, act(Activation::Tanh));
+            n.apply(y, linear(5, true))
+        }),
         case("linear_grad", "widths of multiples of four (vec4 loads)", &[16], 4, |n, x| {
             let y = n.apply(x, linear(8, true));
             let y = n.apply(y, act(Activation::Tanh));

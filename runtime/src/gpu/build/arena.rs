@@ -134,7 +134,7 @@ impl Arena {
 
     /// A buffer of at least `bytes` that kernels write.
     pub fn activation_buffer(&mut self, bytes: usize, label: &str) -> BufferId {
-        self.writable_buffer(bytes, label, wgpu::BufferUsages::empty())
+        self.writable_buffer(bytes, label)
     }
 
     /// A buffer of at least `bytes` that kernels write within one submission only, so that it may
@@ -171,11 +171,7 @@ impl Arena {
             .iter()
             .enumerate()
             .map(|(i, bytes)| {
-                let id = self.writable_buffer(
-                    *bytes as usize,
-                    &format!("shared transient {i}"),
-                    wgpu::BufferUsages::empty(),
-                );
+                let id = self.writable_buffer(*bytes as usize, &format!("shared transient {i}"));
                 self.regions[id.0].buffer
             })
             .collect();
@@ -189,14 +185,19 @@ impl Arena {
     /// A buffer of weights that kernels write (the optimizer) and that small kernels may also bind
     /// as a uniform buffer (the unrolled convolution).
     pub fn weight_buffer(&mut self, bytes: usize, label: &str) -> BufferId {
-        self.writable_buffer(bytes, label, wgpu::BufferUsages::UNIFORM)
+        self.writable_buffer(bytes, label)
     }
 
-    fn writable_buffer(&mut self, bytes: usize, label: &str, usage: wgpu::BufferUsages) -> BufferId {
+    /// A buffer kernels write, which kernels may also bind as a uniform buffer where it fits one
+    /// binding (the unrolled convolution's weights, the linear gradients' output gradient).
+    fn writable_buffer(&mut self, bytes: usize, label: &str) -> BufferId {
         let id = self.push_buffer(self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (bytes.max(16) as u64).next_multiple_of(16),
-            usage: usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::UNIFORM
+                | wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         }));
         self.activation_buffers.push(self.regions[id.0].buffer);

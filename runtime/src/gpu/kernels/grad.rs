@@ -224,24 +224,42 @@ pub struct LinearGrad {
     pub part: usize,
     /// Without `weight`: adds to the input gradient instead of writing it (a block after the first).
     pub accumulate: bool,
+    /// Binds the output gradient `[rows, out_features]` as a uniform buffer
+    /// ([`Family::LinearGradUniformDy`]); only where it fits one uniform binding.
+    pub uniform_dy: bool,
 }
 
 impl LinearGrad {
     /// The gradient over all of a linear layer's output features.
     pub fn whole(rows: usize, in_features: usize, out_features: usize, weight: bool, bias: bool) -> LinearGrad {
-        LinearGrad { rows, in_features, out_features, weight, bias, row0: 0, part: out_features, accumulate: false }
+        let (row0, part) = (0, out_features);
+        LinearGrad { rows, in_features, out_features, weight, bias, row0, part, accumulate: false, uniform_dy: false }
+    }
+
+    /// The result's rows: the block's output features (weight gradient) or the input's rows.
+    fn result_rows(&self) -> usize {
+        if self.weight {
+            self.part
+        } else {
+            self.rows
+        }
+    }
+
+    /// Result rows per workgroup: 16, or all of them if fewer.
+    fn tile(&self) -> usize {
+        self.result_rows().clamp(1, 16)
     }
 }
 
 impl KernelParams for LinearGrad {
     fn kernel(&self) -> Kernel {
-        let vec_out = [self.out_features, self.row0, self.part].iter().all(|v| v.is_multiple_of(4));
         let mut consts = vec![
             ("MODE", Const::U(u32::from(self.weight))),
             ("BIAS", Const::B(self.weight && self.bias)),
             ("ACCUMULATE", Const::B(!self.weight && self.accumulate)),
             ("VEC_K", Const::B(self.in_features.is_multiple_of(4))),
-            ("VEC_OUT", Const::B(vec_out)),
+            ("TILE", u(self.tile())),
+            ("DY4", u((self.rows * self.out_features).div_ceil(4))),
             ("R", dim(self.rows)),
             ("K", dim(self.in_features)),
             ("OUT", dim(self.out_features)),
@@ -249,13 +267,14 @@ impl KernelParams for LinearGrad {
             ("PART", dim(self.part)),
         ];
         consts.extend(activation_consts(None));
-        // One invocation per 4 × 4 tile of the result.
-        let rows = if self.weight { self.part } else { self.rows };
-        let tiles = rows.div_ceil(4) * self.in_features.div_ceil(4);
+        // One invocation per 4 columns of `tile` rows of the result, a workgroup's 64 sharing the rows.
+        let workgroups =
+            [self.in_features.div_ceil(4).div_ceil(64) as u32, self.result_rows().div_ceil(self.tile()) as u32, 1];
         // Extents baked: with them in the `shape` uniform, lavapipe (Mesa 22.3) made a new variant of
         // this shader at every dispatch, about 0.4 MB more memory and 2 ms more each time, so a long
         // run grew without bound (`tests/memory.rs`). A model has few linear layers, so few pipelines.
-        Kernel { bake_shape: true, ..Kernel::new(Family::LinearGrad, consts, grid_1d(tiles as u64)) }
+        let family = if self.uniform_dy { Family::LinearGradUniformDy } else { Family::LinearGrad };
+        Kernel { bake_shape: true, ..Kernel::new(family, consts, workgroups) }
     }
 
     fn samples() -> Vec<LinearGrad> {
@@ -265,6 +284,8 @@ impl KernelParams for LinearGrad {
             .map(|(weight, in_features, out_features)| LinearGrad::whole(3, in_features, out_features, weight, weight))
             .to_vec();
         samples.push(LinearGrad { row0: 4, part: 4, accumulate: true, ..LinearGrad::whole(3, 8, 12, false, false) });
+        let uniform: Vec<LinearGrad> = samples.iter().map(|s| LinearGrad { uniform_dy: true, ..s.clone() }).collect();
+        samples.extend(uniform);
         samples
     }
 }

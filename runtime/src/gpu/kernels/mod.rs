@@ -42,6 +42,8 @@ const WINDOW_SOURCE: &str = include_str!("../../../shaders/window_source.wgsl");
 const CONV_STORE: &str = include_str!("../../../shaders/conv_store.wgsl");
 const CONV_STORE_VEC4: &str = include_str!("../../../shaders/conv_store_vec4.wgsl");
 const CHANNEL_ELEMENT: &str = include_str!("../../../shaders/channel_element.wgsl");
+const LINEAR_GRAD_DY_STORAGE: &str = include_str!("../../../shaders/linear_grad_dy_storage.wgsl");
+const LINEAR_GRAD_DY_UNIFORM: &str = include_str!("../../../shaders/linear_grad_dy_uniform.wgsl");
 
 /// What a kernel binds at one slot of its bind group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -78,6 +80,9 @@ pub enum Family {
     ConvGradWeight,
     ChannelSum,
     LinearGrad,
+    /// [`Family::LinearGrad`] with the output gradient bound as a uniform buffer (where it fits one
+    /// uniform binding): lavapipe loads it once for a whole workgroup, not once per invocation.
+    LinearGradUniformDy,
     ActivationGrad,
     PoolGrad,
     CrossEntropy,
@@ -111,7 +116,7 @@ pub enum Family {
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 39] = [
+    pub const ALL: [Family; 40] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -128,6 +133,7 @@ impl Family {
         Family::ConvGradWeight,
         Family::ChannelSum,
         Family::LinearGrad,
+        Family::LinearGradUniformDy,
         Family::ActivationGrad,
         Family::PoolGrad,
         Family::CrossEntropy,
@@ -170,7 +176,7 @@ impl Family {
             Family::ConvGradInput => include_str!("../../../shaders/conv_grad_input.wgsl"),
             Family::ConvGradWeight => include_str!("../../../shaders/conv_grad_weight.wgsl"),
             Family::ChannelSum => include_str!("../../../shaders/channel_sum.wgsl"),
-            Family::LinearGrad => include_str!("../../../shaders/linear_grad.wgsl"),
+            Family::LinearGrad | Family::LinearGradUniformDy => include_str!("../../../shaders/linear_grad.wgsl"),
             Family::ActivationGrad => include_str!("../../../shaders/activation_grad.wgsl"),
             Family::PoolGrad => include_str!("../../../shaders/pool_grad.wgsl"),
             Family::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
@@ -205,6 +211,8 @@ impl Family {
             Family::PointwiseTex => &[EPILOGUE],
             Family::BatchNormApply | Family::BatchNormGrad => &[CHANNEL_ELEMENT],
             Family::ConvGradInput | Family::PoolGrad => &[WINDOW_SOURCE],
+            Family::LinearGrad => &[LINEAR_GRAD_DY_STORAGE],
+            Family::LinearGradUniformDy => &[LINEAR_GRAD_DY_UNIFORM],
             _ => &[],
         }
     }
@@ -224,6 +232,7 @@ impl Family {
             Family::BatchFromBytes => &[Read, Read, Read, Output, Uniform],
             Family::Conv2dUnrolled => &[Read, Uniform, Read, Output],
             Family::LinearGrad => &[Read, Read, Output, Output, Uniform],
+            Family::LinearGradUniformDy => &[Uniform, Read, Output, Output, Uniform],
             Family::ConvGradWeightUnrolled => &[Read, Read, Output],
             Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => &[Read, Output],
             Family::ConvGradInput
@@ -269,7 +278,7 @@ impl Family {
             Family::ConvGradInput => "conv_grad_input",
             Family::ConvGradWeight => "conv_grad_weight",
             Family::ChannelSum => "channel_sum",
-            Family::LinearGrad => "linear_grad",
+            Family::LinearGrad | Family::LinearGradUniformDy => "linear_grad",
             Family::ActivationGrad => "activation_grad",
             Family::PoolGrad => "pool_grad",
             Family::CrossEntropy => "cross_entropy",

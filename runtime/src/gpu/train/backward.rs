@@ -89,7 +89,10 @@ impl Lowering<'_> {
                         // The bias gradient comes out of the same kernel where the bias trains too.
                         let bias_grad = bias.map(|b| (self.param_grad)(&b.name));
                         let (in_features, out_features) = (*in_features, *out_features);
-                        let whole = LinearGrad::whole(rows, in_features, out_features, true, bias.is_some());
+                        let whole = LinearGrad {
+                            uniform_dy: self.fits_uniform(rows * out_features),
+                            ..LinearGrad::whole(rows, in_features, out_features, true, bias.is_some())
+                        };
                         // A weight too large for one binding gets its gradient a block of rows at a time.
                         let blocks = self.row_blocks(in_features, out_features);
                         for (i, &(row0, part)) in blocks.iter().enumerate() {
@@ -157,7 +160,10 @@ impl Lowering<'_> {
                 Op::Linear { in_features, out_features, .. } => {
                     let rows = self.elements(input) / in_features;
                     let (in_features, out_features) = (*in_features, *out_features);
-                    let whole = LinearGrad::whole(rows, in_features, out_features, false, false);
+                    let whole = LinearGrad {
+                        uniform_dy: self.fits_uniform(rows * out_features),
+                        ..LinearGrad::whole(rows, in_features, out_features, false, false)
+                    };
                     let weight = self.param(node, ParamKind::Weight);
                     // Block by block, each after the first adding to the gradient, in order.
                     let blocks = self.row_blocks(in_features, out_features);
