@@ -306,7 +306,7 @@ const MAX_SUMS: usize = 600;
 /// The most multiply-adds written out for one step of an [`UnrolledWeightGrad`]: its sums stay
 /// live through the whole step, and a step of 12,000 (LeNet's first convolution at 4 rows a step)
 /// made lavapipe's first training step take 55 s to compile instead of about 46 s.
-const MAX_STEP_CODE: usize = 4_800;
+const MAX_STEP_CODE: usize = 6_000;
 
 /// The most partial sums an [`UnrolledWeightGrad`] writes (64 MiB of scratch).
 const MAX_PARTIALS: usize = 16 << 20;
@@ -314,7 +314,7 @@ const MAX_PARTIALS: usize = 16 << 20;
 /// Invocations an [`UnrolledWeightGrad`] aims for (as far as the rows allow), so that every core of
 /// a CPU driver and several of a GPU's get work; each takes as many rows as that leaves, and fewer
 /// partial sums remain to add.
-const MIN_INVOCATIONS: usize = 512;
+const MIN_INVOCATIONS: usize = 256;
 
 /// The weight gradient of a small convolution of one group, unrolled for its shape: from the input
 /// `x` `[N, IC, IH, IW]` and the output gradient `dy` `[N, OC, OH, OW]`, partial sums of
@@ -354,30 +354,41 @@ impl UnrolledWeightGrad {
         let weights = unrollable_weights(conv).filter(|_| per_channel <= MAX_SUMS)?;
         let channels = (MAX_SUMS / per_channel).min(conv.out_channels);
         let (blocks, oh, ow) = (conv.out_channels.div_ceil(channels), output[1].max(1), output[2].max(1));
-        let chunks = MIN_INVOCATIONS.div_ceil(blocks * n.max(1)).clamp(1, oh);
-        let rows = oh.div_ceil(chunks);
-        // The (positions, rows) per step that load the fewest vec4s per output row within
-        // MAX_STEP_CODE multiply-adds of code per step; rows per step divide the chunks' rows, so
-        // that no step reaches past its chunk (a row of zero gradient times an infinite input
-        // would make NaN). Ties go to fewer rows, then fewer positions (smaller code).
+        // Invocations wanted: MIN_INVOCATIONS, or one per output row of each item and block if fewer.
+        let wanted = MIN_INVOCATIONS.min(blocks * n.max(1) * oh);
+        // The rows per invocation, rows per step and positions per step that load the fewest vec4s
+        // over the whole gradient, with at least `wanted` invocations and MAX_STEP_CODE multiply-adds
+        // of code per step; rows per step divide the invocation's rows and the output's rows, so that
+        // no step reaches past its chunk (a row of zero gradient times an infinite input would make
+        // NaN). Ties go to more rows per invocation (fewer partial sums to add), then fewer rows a
+        // step and fewer positions (smaller code).
         let ([kh, kw], [sy, sx], [dy, dx]) = (conv.kernel, conv.stride, conv.dilation);
         let sums = channels * per_channel;
-        let mut best: Option<(usize, usize, usize)> = None;
-        for step_rows in (1..=rows).filter(|r| rows % r == 0 && oh % r == 0) {
-            for positions in 1..=MAX_POSITIONS.min(ow) {
-                if sums * positions * step_rows > MAX_STEP_CODE.max(sums) {
-                    continue;
-                }
-                let per_step = channels * step_rows * vec4_loads(positions, 1, 1, 1)
-                    + conv.in_channels * row_offsets(step_rows, kh, sy, dy).len() * vec4_loads(positions, kw, sx, dx);
-                // Loads per output row, in thousandths.
-                let loads = ow.div_ceil(positions) * per_step * 1000 / step_rows;
-                if best.is_none_or(|(fewest, _, _)| loads < fewest) {
-                    best = Some((loads, positions, step_rows));
+        let mut best: Option<(usize, usize, usize, usize)> = None;
+        for rows in (1..=oh).rev() {
+            let invocations = blocks * n.max(1) * oh.div_ceil(rows);
+            if invocations < wanted {
+                continue;
+            }
+            for step_rows in (1..=rows).filter(|r| rows % r == 0 && oh % r == 0) {
+                for positions in 1..=MAX_POSITIONS.min(ow) {
+                    if sums * positions * step_rows > MAX_STEP_CODE.max(sums) {
+                        continue;
+                    }
+                    let per_step = channels * step_rows * vec4_loads(positions, 1, 1, 1)
+                        + conv.in_channels
+                            * row_offsets(step_rows, kh, sy, dy).len()
+                            * vec4_loads(positions, kw, sx, dx);
+                    // Steps over all chunks of an item and block (rows a step divide every chunk).
+                    let steps = oh / step_rows * ow.div_ceil(positions);
+                    let loads = blocks * n.max(1) * steps * per_step;
+                    if best.is_none_or(|(fewest, ..)| loads < fewest) {
+                        best = Some((loads, rows, positions, step_rows));
+                    }
                 }
             }
         }
-        let (_, positions, step_rows) = best?;
+        let (_, rows, positions, step_rows) = best?;
         let grad = UnrolledWeightGrad {
             n,
             input,
@@ -588,14 +599,17 @@ mod tests {
     #[test]
     fn weight_gradients_split_output_channels_to_bound_the_sums() {
         let first = UnrolledWeightGrad::fits(64, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).expect("unrolls");
-        // Four rows per invocation (7 chunks of 28 rows, 448 invocations), two at a step.
-        assert_eq!((first.channels, first.positions, first.rows, first.partials()), (6, 5, 4, 64 * 7));
+        // Eight rows per invocation (4 chunks of 28 rows, 256 invocations), two at a step.
+        assert_eq!((first.channels, first.positions, first.rows, first.partials()), (6, 5, 8, 64 * 4));
         assert_eq!(first.step_rows, 2);
         let second = UnrolledWeightGrad::fits(64, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
-        assert_eq!((second.channels, second.blocks(), second.rows, second.step_rows), (4, 4, 5, 1));
-        // Rows per step divide the rows per invocation and the output's rows.
-        let odd = UnrolledWeightGrad::fits(128, [1, 15, 15], [1, 12, 12], &conv(1, 1, 4, 1)).expect("unrolls");
-        assert_eq!((odd.rows, odd.step_rows), (3, 3));
+        // Four blocks of 4 channels: 256 invocations of all 10 rows, 2 a step (6 input rows loaded
+        // for 2 output rows, where 1 a step loads 5 for 1).
+        assert_eq!((second.channels, second.blocks(), second.rows, second.step_rows), (4, 4, 10, 2));
+        // Rows per step divide the rows per invocation and the output's rows: 86 items want 3 chunks
+        // of at most 4 of the 10 rows, and 4 rows a step would not divide 10.
+        let odd = UnrolledWeightGrad::fits(86, [1, 13, 13], [1, 10, 10], &conv(1, 1, 4, 1)).expect("unrolls");
+        assert_eq!((odd.rows, odd.step_rows), (4, 2));
         // Too few items and rows for the invocations wanted: one row each.
         assert_eq!(UnrolledWeightGrad::fits(2, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).unwrap().rows, 1);
         assert!(UnrolledWeightGrad::fits(1, [16, 8, 8], [16, 8, 8], &conv(16, 16, 1, 1)).is_none());
