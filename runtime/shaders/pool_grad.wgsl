@@ -60,7 +60,8 @@ fn divisor(oy: u32, ox: u32) -> f32 {
 }
 
 // The window `window` of a tiling pooling: its gradient to its first largest element (max) or
-// shared equally (average), zero elsewhere.
+// shared equally (average), zero elsewhere. With RELU_MASK a max window's one receiving element is
+// masked by its own value, the maximum already loaded: the window's inputs are read once.
 fn tiled_window(window: u32) {
     let ox = window % shape.OW;
     let oy = (window / shape.OW) % shape.OH;
@@ -68,6 +69,7 @@ fn tiled_window(window: u32) {
     let g = dy[window];
     let base = (plane * shape.IH + oy * KH) * shape.IW + ox * KW;
     var at = 0u;
+    var receives = g;
     if (MAX) {
         var best = x[base];
         for (var ky = 0u; ky < KH; ky++) {
@@ -79,14 +81,18 @@ fn tiled_window(window: u32) {
                 }
             }
         }
+        if (RELU_MASK) {
+            receives = select(g, 0.0, best <= 0.0);
+        }
     }
     for (var ky = 0u; ky < KH; ky++) {
         for (var kx = 0u; kx < KW; kx++) {
-            var v = g / f32(KH * KW);
+            let i = base + ky * shape.IW + kx;
             if (MAX) {
-                v = select(0.0, g, ky * KW + kx == at);
+                dx[i] = select(0.0, receives, ky * KW + kx == at);
+            } else {
+                dx[i] = masked(g / f32(KH * KW), i);
             }
-            dx[base + ky * shape.IW + kx] = masked(v, base + ky * shape.IW + kx);
         }
     }
 }

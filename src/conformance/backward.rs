@@ -170,6 +170,12 @@ pub fn cases() -> Vec<BackwardCase> {
             let (a, b) = (flat_head(n, a), flat_head(n, b));
             n.join(Op::Add, &[a, b])
         }),
+        case("pool_grad", "after a ReLU: max 2x2 tiling (LeNet's)", &[4, 8, 6], 3, |n, x| {
+            let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
+            let y = n.apply(y, act(Activation::Relu));
+            let y = n.apply(y, max_pool(pool_window(2, 2, 0, false, false)));
+            flat_head(n, y)
+        }),
         case("pool_grad", "max and average 2x2 stride 2, tiling the input", &[4, 8, 6], 2, |n, x| {
             let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
             let a = n.apply(y, max_pool(pool_window(2, 2, 0, false, false)));
