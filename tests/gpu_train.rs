@@ -90,18 +90,18 @@ fn relus_applied_by_their_layers_keep_the_gradients() {
 /// loss stays finite, and as in PyTorch the taps that multiply it by that position's zero gradient
 /// get NaN (0 · ∞) while every other weight gradient stays a number. On each weight-gradient path:
 /// unrolled (whose 11 output columns end in a partial group of positions, which must not multiply
-/// the infinity too; at batch 256 it takes two output rows a step, which must not reach past the
+/// the infinity too; at batch 128 it takes two output rows a step, which must not reach past the
 /// invocation's rows), grouped, depthwise and direct.
 #[test]
 fn an_infinity_read_only_by_dropped_positions_spoils_only_its_taps() {
     let gpu = gpu::open(None).unwrap();
     // (batch, input channels, output channels, groups, NaN gradients: the 3 taps (ky, 2) of each
     // output channel that reads input channel 0).
-    let cases = [(2, 1, 2, 1, 6), (256, 1, 2, 1, 6), (2, 2, 4, 2, 6), (2, 2, 2, 2, 3), (2, 1, 300, 1, 900)];
+    let cases = [(2, 1, 2, 1, 6), (128, 1, 2, 1, 6), (2, 2, 4, 2, 6), (2, 2, 2, 2, 3), (2, 1, 300, 1, 900)];
     for (batch, channels, out, groups, spoiled) in cases {
         let (mut m, x) = Net::new(&[channels, 6, 13]);
         let conv = Conv2d { groups, ..net::conv(out, 3) };
-        if batch == 256 {
+        if batch == 128 {
             let conv = Conv2d { in_channels: 1, ..conv.clone() };
             let unrolled = UnrolledWeightGrad::fits(batch, [1, 6, 13], [2, 4, 11], &conv).expect("unrolls");
             assert_eq!((unrolled.rows, unrolled.step_rows), (2, 2));
@@ -241,8 +241,10 @@ fn train_lenet(steps: usize, optimizer: OptimizerState) -> (Vec<f32>, GpuTrainer
 /// overlap. LeNet at batch 64 then holds less than `cnnc summary --train` plans (the activations of
 /// forward and backward together, parameters, gradients and Adam's two moments); ResNet-18 (64×64,
 /// batch 4) holds more than the plan, for the scratch of its split weight-gradient sums. Beside
-/// parameters, gradients and Adam's state, each holds under 65 % of what a buffer for every value,
-/// gradient and scratch would take (58 % and 51 % measured).
+/// parameters, gradients and Adam's state, each holds under 70 % of what a buffer for every value,
+/// gradient and scratch would take (67 % and 51 % measured; LeNet's was 58 % before its weight
+/// gradients came to write half as many partial sums, which shrank the total without sharing and
+/// left what it holds unchanged).
 #[test]
 fn a_step_shares_device_memory_between_buffers_whose_lives_do_not_overlap() {
     let gpu = gpu::open(None).unwrap();
@@ -262,7 +264,7 @@ fn a_step_shares_device_memory_between_buffers_whose_lives_do_not_overlap() {
         );
         let persistent = plan.trainable_params * 4 * 4;
         let (step, unshared_step) = (held - persistent, unshared - persistent);
-        assert!(step * 100 < 65 * unshared_step, "{name}: {step} bytes for the step, {unshared_step} without sharing");
+        assert!(step * 100 < 70 * unshared_step, "{name}: {step} bytes for the step, {unshared_step} without sharing");
         if name == "lenet" {
             assert!(held < planned, "{name}: {held} bytes held, {planned} planned");
         }

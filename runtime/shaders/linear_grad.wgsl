@@ -7,19 +7,21 @@
 // the first, in order);
 // MODE 1, the weight gradient `dw[o, k] = Σ_r dy[r, ROW0 + o] · x[r, k]` of the block (`other` is x;
 // A = PART, S = R).
-// With BIAS (MODE 1) the first column of workgroups also writes the bias gradient
+// With BIAS (MODE 1) the invocations of column 0 also write the bias gradient
 // `db[ROW0 + o] = Σ_r dy[r, ROW0 + o]` into `bias_grad`, summed in the same order.
-// Each invocation computes 4 consecutive columns k of TILE rows a (16, or all A if fewer), the
-// workgroup's (`workgroup_id.y`): per s it loads its own 4 values of `other` and the rows' `dy`, which
-// are the same for the whole workgroup, for 64 multiply-adds (with 16 rows). On CPU drivers such as lavapipe, whose
-// SIMD lanes are invocations, a load at one address for every lane is one load, where a load at a
-// different address per lane is one per lane, and lavapipe (Mesa 22) makes the one load only for a
-// uniform buffer: `dy` is bound as one (`linear_grad_dy_uniform.wgsl`) where it fits one uniform
-// binding, else as a storage buffer (`linear_grad_dy_storage.wgsl`). Where K is a multiple of 4
-// (VEC_K) the 4 values of `other` are one vec4 load. Rows past A repeat the last one and columns past K read zero; neither is written.
+// Each workgroup takes a tile of TILE rows a (16, or all A if fewer) and 256 columns k, 4 per
+// invocation (workgroup w of the grid, `x + 65,535 · y`, takes column group w mod COL_GROUPS and
+// row tile w / COL_GROUPS). Per s an invocation loads its own 4 values of `other` and the tile's
+// rows of `dy`, which are the same for the whole workgroup, for 64 multiply-adds (with 16 rows). On
+// CPU drivers such as lavapipe, whose SIMD lanes are invocations, a load at one address for every
+// lane is one load, where a load at a different address per lane is one per lane, and lavapipe
+// (Mesa 22) makes the one load only from a uniform buffer: `dy` is bound as one
+// (`linear_grad_dy_uniform.wgsl`, DY4 vec4s) where it fits 64 KiB, else as a storage buffer
+// (`linear_grad_dy_storage.wgsl`). Where K is a multiple of 4 (VEC_K) the 4 values of `other` are
+// one vec4 load. Rows past A repeat the last one and columns past K read zero; neither is written.
 //
-// Baked constants: MODE, BIAS, ACCUMULATE, VEC_K, TILE; extents in `shape` (baked too): R, K, OUT, ROW0,
-// PART.
+// Baked constants: MODE, BIAS, ACCUMULATE, VEC_K, TILE, COL_GROUPS, DY4; extents in `shape` (baked
+// too): R, K, OUT, ROW0, PART.
 
 @group(0) @binding(1) var<storage, read> other: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> result: array<f32>;
@@ -69,17 +71,18 @@ fn store(a: u32, k0: u32, value: vec4<f32>) {
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) local: u32) {
-    let k0 = (wid.x * 64u + local) * 4u;
-    if (k0 >= shape.K) {
-        return;
-    }
     var rows = shape.R;
     var sums = shape.PART;
     if (MODE == 1u) {
         rows = shape.PART;
         sums = shape.R;
     }
-    let first = wid.y * TILE;
+    let w = wid.x + wid.y * 65535u;
+    let k0 = ((w % COL_GROUPS) * 64u + local) * 4u;
+    let first = (w / COL_GROUPS) * TILE;
+    if (k0 >= shape.K || first >= rows) {
+        return;
+    }
     let bias_column = BIAS && k0 == 0u;
     let r0 = min(first + 0u, rows - 1u);
     let r1 = min(first + 1u, rows - 1u);

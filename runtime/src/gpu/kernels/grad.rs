@@ -245,6 +245,11 @@ impl LinearGrad {
         }
     }
 
+    /// Groups of 256 columns (64 invocations of 4) across the result.
+    fn col_groups(&self) -> usize {
+        self.in_features.div_ceil(4).div_ceil(64).max(1)
+    }
+
     /// Result rows per workgroup: 16, or all of them if fewer.
     fn tile(&self) -> usize {
         self.result_rows().clamp(1, 16)
@@ -259,6 +264,7 @@ impl KernelParams for LinearGrad {
             ("ACCUMULATE", Const::B(!self.weight && self.accumulate)),
             ("VEC_K", Const::B(self.in_features.is_multiple_of(4))),
             ("TILE", u(self.tile())),
+            ("COL_GROUPS", u(self.col_groups())),
             ("DY4", u((self.rows * self.out_features).div_ceil(4))),
             ("R", dim(self.rows)),
             ("K", dim(self.in_features)),
@@ -267,14 +273,15 @@ impl KernelParams for LinearGrad {
             ("PART", dim(self.part)),
         ];
         consts.extend(activation_consts(None));
-        // One invocation per 4 columns of `tile` rows of the result, a workgroup's 64 sharing the rows.
-        let workgroups =
-            [self.in_features.div_ceil(4).div_ceil(64) as u32, self.result_rows().div_ceil(self.tile()) as u32, 1];
+        // One invocation per 4 columns of `tile` rows of the result, a workgroup's 64 sharing the rows;
+        // the workgroups (column groups × row tiles) on grid_1d's grid, whatever their number.
+        let workgroups = self.col_groups() * self.result_rows().div_ceil(self.tile());
+        let grid = grid_1d(workgroups as u64 * 64);
         // Extents baked: with them in the `shape` uniform, lavapipe (Mesa 22.3) made a new variant of
         // this shader at every dispatch, about 0.4 MB more memory and 2 ms more each time, so a long
         // run grew without bound (`tests/memory.rs`). A model has few linear layers, so few pipelines.
         let family = if self.uniform_dy { Family::LinearGradUniformDy } else { Family::LinearGrad };
-        Kernel { bake_shape: true, ..Kernel::new(family, consts, workgroups) }
+        Kernel { bake_shape: true, ..Kernel::new(family, consts, grid) }
     }
 
     fn samples() -> Vec<LinearGrad> {
@@ -688,5 +695,21 @@ impl KernelParams for GateGrad {
 
     fn samples() -> Vec<GateGrad> {
         vec![GateGrad { nc: 6, positions: 9 }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_gradients_cover_any_number_of_rows_within_the_grid_limits() {
+        // 2,000,000 rows of input gradient: 125,000 tiles of 16, past one grid dimension's 65,535.
+        let kernel = LinearGrad::whole(2_000_000, 4, 3, false, false).kernel();
+        assert_eq!(kernel.workgroups, [65_535, 2, 1]);
+        // 300 columns: two groups of 256 per tile of the weight gradient's 40 rows (3 tiles).
+        let grad = LinearGrad::whole(8, 300, 40, true, true);
+        assert_eq!((grad.col_groups(), grad.tile()), (2, 16));
+        assert_eq!(grad.kernel().workgroups, [6, 1, 1]);
     }
 }
