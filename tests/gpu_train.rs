@@ -243,7 +243,7 @@ fn train_lenet(steps: usize, optimizer: OptimizerState) -> (Vec<f32>, GpuTrainer
 /// batch 4) holds more than the plan, for the scratch of its split weight-gradient sums. Beside
 /// parameters, gradients and Adam's state, each holds under 70 % of what a buffer for every value,
 /// gradient and scratch would take (67 % and 51 % measured; LeNet's was 58 % before its weight
-/// gradients came to write half as many partial sums, which shrank the total without sharing and
+/// gradients came to write fewer partial sums, which shrank the total without sharing and
 /// left what it holds unchanged).
 #[test]
 fn a_step_shares_device_memory_between_buffers_whose_lives_do_not_overlap() {
