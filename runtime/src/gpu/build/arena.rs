@@ -182,8 +182,8 @@ impl Arena {
         }
     }
 
-    /// A buffer of weights that kernels write (the optimizer) and that small kernels may also bind
-    /// as a uniform buffer (the unrolled convolution).
+    /// A buffer of weights that kernels write (the optimizer): the same kind of buffer as
+    /// [`Arena::activation_buffer`], named for what it holds.
     pub fn weight_buffer(&mut self, bytes: usize, label: &str) -> BufferId {
         self.writable_buffer(bytes, label)
     }

@@ -17,6 +17,7 @@
 //! fewest vec4s while the code stays under [`MAX_UNROLLED`] multiply-adds: on lavapipe a load costs
 //! as much as a few hundred multiply-adds, so the loads, not the arithmetic, set the time.
 
+use std::cmp::Reverse;
 use std::fmt::Write as _;
 
 use cnnc_ir::graph::{Activation, Conv2d, Pad4};
@@ -354,41 +355,37 @@ impl UnrolledWeightGrad {
         let weights = unrollable_weights(conv).filter(|_| per_channel <= MAX_SUMS)?;
         let channels = (MAX_SUMS / per_channel).min(conv.out_channels);
         let (blocks, oh, ow) = (conv.out_channels.div_ceil(channels), output[1].max(1), output[2].max(1));
-        // Invocations wanted: MIN_INVOCATIONS, or one per output row of each item and block if fewer.
+        // Invocations wanted: MIN_INVOCATIONS, or one per output row of each item and block if fewer;
+        // the most rows per invocation that leave them (invocations only fall as rows grow).
         let wanted = MIN_INVOCATIONS.min(blocks * n.max(1) * oh);
-        // The rows per invocation, rows per step and positions per step that load the fewest vec4s
-        // over the whole gradient, with at least `wanted` invocations and MAX_STEP_CODE multiply-adds
-        // of code per step; rows per step divide the invocation's rows and the output's rows, so that
-        // no step reaches past its chunk (a row of zero gradient times an infinite input would make
-        // NaN). Ties go to more rows per invocation (fewer partial sums to add), then fewer rows a
-        // step and fewer positions (smaller code).
+        let most_rows = (1..=oh).rev().find(|&r| blocks * n.max(1) * oh.div_ceil(r) >= wanted).unwrap_or(1);
+        // The rows and positions per step that load the fewest vec4s over the whole gradient, within
+        // MAX_STEP_CODE multiply-adds of code per step. Rows per step divide the output's rows and the
+        // invocation's, so that no step reaches past its chunk (a row of zero gradient times an
+        // infinite input would make NaN): each takes the most rows up to `most_rows` it divides, since
+        // the loads do not depend on the rows per invocation and more rows leave fewer partial sums
+        // to add. Ties go to more rows per invocation, then fewer rows a step and fewer positions
+        // (smaller code).
         let ([kh, kw], [sy, sx], [dy, dx]) = (conv.kernel, conv.stride, conv.dilation);
         let sums = channels * per_channel;
-        let mut best: Option<(usize, usize, usize, usize)> = None;
-        for rows in (1..=oh).rev() {
-            let invocations = blocks * n.max(1) * oh.div_ceil(rows);
-            if invocations < wanted {
-                continue;
-            }
-            for step_rows in (1..=rows).filter(|r| rows % r == 0 && oh % r == 0) {
-                for positions in 1..=MAX_POSITIONS.min(ow) {
-                    if sums * positions * step_rows > MAX_STEP_CODE.max(sums) {
-                        continue;
-                    }
-                    let per_step = channels * step_rows * vec4_loads(positions, 1, 1, 1)
-                        + conv.in_channels
-                            * row_offsets(step_rows, kh, sy, dy).len()
-                            * vec4_loads(positions, kw, sx, dx);
-                    // Steps over all chunks of an item and block (rows a step divide every chunk).
-                    let steps = oh / step_rows * ow.div_ceil(positions);
-                    let loads = blocks * n.max(1) * steps * per_step;
-                    if best.is_none_or(|(fewest, ..)| loads < fewest) {
-                        best = Some((loads, rows, positions, step_rows));
-                    }
+        let mut best: Option<(usize, Reverse<usize>, usize, usize)> = None;
+        for step_rows in (1..=most_rows).filter(|r| oh % r == 0) {
+            let rows = most_rows / step_rows * step_rows;
+            for positions in 1..=MAX_POSITIONS.min(ow) {
+                if sums * positions * step_rows > MAX_STEP_CODE.max(sums) {
+                    continue;
+                }
+                let per_step = channels * step_rows * vec4_loads(positions, 1, 1, 1)
+                    + conv.in_channels * row_offsets(step_rows, kh, sy, dy).len() * vec4_loads(positions, kw, sx, dx);
+                // Steps over all chunks of an item and block (rows a step divide every chunk).
+                let steps = oh / step_rows * ow.div_ceil(positions);
+                let choice = (blocks * n.max(1) * steps * per_step, Reverse(rows), step_rows, positions);
+                if best.is_none_or(|fewest| choice < fewest) {
+                    best = Some(choice);
                 }
             }
         }
-        let (_, rows, positions, step_rows) = best?;
+        let (_, Reverse(rows), step_rows, positions) = best?;
         let grad = UnrolledWeightGrad {
             n,
             input,

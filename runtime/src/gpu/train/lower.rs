@@ -333,8 +333,9 @@ impl Lowering<'_> {
     }
 
     /// Whether `floats` fit one uniform binding (a buffer a kernel reads at addresses the same for
-    /// every invocation of a workgroup: see [`crate::gpu::kernels::Family::LinearGradUniformDy`]): 64 KiB, WebGPU's
-    /// default limit, which every adapter binds (some bind more, but no test then reaches past it).
+    /// every invocation of a workgroup: see [`crate::gpu::kernels::Family::LinearGradUniformDy`]):
+    /// 64 KiB, WebGPU's default limit, which every adapter binds (some bind more, but no test then
+    /// reaches past it).
     pub(super) fn fits_uniform(&self, floats: usize) -> bool {
         let limit = self.arena.gpu.limits.max_uniform_buffer_binding_size.min(64 << 10);
         floats.max(4) as u64 * 4 <= limit
