@@ -183,6 +183,28 @@ pub(super) fn unrolled() -> Vec<Case> {
             1,
         ),
         unrolled("output channels not a multiple of 4", convolution([3, 8, 8], c(5, 3, 1, 1, 1)), 3),
+        // At large batches each invocation takes several rows and positions: whole rows or columns
+        // of an item, whose taps in the padding are left out when the kernel is written.
+        unrolled(
+            "LeNet's second input gradient: 16 -> 6, 5x5, padding 4 (whole items)",
+            convolution([16, 10, 10], c(6, 5, 1, 4, 1)),
+            64,
+        ),
+        unrolled(
+            "LeNet's second input gradient at batch 8 (whole rows, padded rows checked)",
+            convolution([16, 10, 10], c(6, 5, 1, 4, 1)),
+            8,
+        ),
+        unrolled("every row of an item, positions in groups, padding 1", convolution([2, 7, 30], c(4, 3, 1, 1, 1)), 64),
+        unrolled("partial groups of rows and positions", convolution([1, 21, 19], c(2, 3, 1, 0, 1)), 16),
+        unrolled(
+            "odd sizes, stride 2, asymmetric padding, at batch 40",
+            convolution(
+                [3, 13, 11],
+                Conv2d { padding: Pad4 { top: 2, bottom: 0, left: 0, right: 1 }, ..c(12, 3, 2, 0, 1) },
+            ),
+            40,
+        ),
         unrolled(
             "folded batch-norm and ReLU, no bias",
             ConvProblem {

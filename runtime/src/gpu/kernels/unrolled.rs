@@ -1,21 +1,25 @@
 //! The unrolled convolutions (`conv2d_unrolled`, `conv_grad_weight_unrolled`): for a small
 //! convolution of one group (LeNet's, and the input gradients of such layers run as forward
-//! convolutions), the whole tap loop is written out as WGSL for its exact shape. Each invocation
-//! computes [`UnrolledConv::rows`] rows of [`UnrolledConv::positions`] outputs of one item for every
-//! output channel: per input row its windows read it loads the inputs once, as the few aligned
-//! vec4s that cover them, and uses each for every tap, output row and output channel that reads it,
-//! and every weight is read at a constant offset of a uniform buffer. The weight gradient
-//! ([`UnrolledWeightGrad`]) is written out the same way.
+//! convolutions), the tap loop is written out as WGSL for its exact shape. Each invocation of the
+//! forward computes [`UnrolledConv::rows`] rows of [`UnrolledConv::positions`] outputs of one item
+//! for [`UnrolledConv::channels`] output channels, in a loop over the input channels: per input row
+//! its windows read it loads the inputs once, as the few aligned vec4s that cover them, and uses
+//! each for every tap, output row and output channel that reads it; every weight is read from a
+//! uniform buffer at an offset the same for the whole workgroup. The weight gradient
+//! ([`UnrolledWeightGrad`]) is written out the same way, its input channels too.
 //!
-//! Why: on CPU drivers (lavapipe) a storage-buffer load inside a loop runs one lane at a time and a
-//! uniform load at a run-time offset is a gather, while a uniform load at a constant offset is one
-//! scalar load broadcast to every lane; the storage-buffer kernel (`conv2d.wgsl`) loads a weight
-//! and an input for every multiply-add. On GPUs constant-offset uniform loads come from the
-//! constant cache. The price is compile time, which grows with the unrolled code: the kernels are
-//! taken only for windows larger than 1×1 with at most [`MAX_WEIGHTS`] weights (the forward for at
-//! most 16 output channels), and the positions and rows per invocation are those that load the
-//! fewest vec4s while the code stays under [`MAX_UNROLLED`] multiply-adds: on lavapipe a load costs
-//! as much as a few hundred multiply-adds, so the loads, not the arithmetic, set the time.
+//! Why: on CPU drivers (lavapipe) a storage-buffer load runs one lane at a time and a uniform load
+//! at an offset that differs between invocations is a gather, while a uniform load at an offset
+//! the same for the workgroup is one scalar load broadcast to every lane; the storage-buffer kernel
+//! (`conv2d.wgsl`) loads a weight and an input for every multiply-add. On GPUs such uniform loads
+//! come from the constant cache. The price is compile time, which grows with the written-out code:
+//! the kernels are taken only for windows larger than 1×1 with at most [`MAX_WEIGHTS`] weights (the
+//! forward for at most 16 output channels), and the forward's loop body stays under
+//! [`MAX_UNROLLED`] multiply-adds. Its shape is the one of least cost, a load counted as
+//! [`LOAD_COST`] multiply-adds: where an invocation takes every row (or column) of its item, the
+//! taps that fall in the padding are known when the kernel is written and left out, which halves
+//! the work of an input gradient such as LeNet's second (a 5×5 convolution of a 10×10 output
+//! gradient padded by 4).
 
 use std::cmp::Reverse;
 use std::fmt::Write as _;
@@ -28,16 +32,22 @@ use super::{activation_consts, grid_1d, Family, Kernel, KernelParams};
 /// far below the 64 KiB every WebGPU adapter binds.
 pub const MAX_WEIGHTS: usize = 2_400;
 
-/// The most multiply-adds written out in one kernel (weights × positions × rows per invocation).
+/// The most multiply-adds written out in the unrolled forward's loop body, per input channel (output
+/// channels × rows × positions per invocation × `KH · KW`).
 pub const MAX_UNROLLED: usize = 12_000;
 
 /// The most output positions one invocation computes.
-const MAX_POSITIONS: usize = 8;
+const MAX_POSITIONS: usize = 16;
 
-/// The most output rows one invocation of the unrolled forward computes.
-const MAX_ROWS: usize = 8;
+/// The most sums one invocation of the unrolled forward keeps (output channels × rows × positions).
+const MAX_SUMS_PER_INVOCATION: usize = 512;
 
-/// The most output channels the unrolled forward keeps sums for (times its positions).
+/// What one vec4 load from a storage buffer costs, in multiply-adds, for choosing an unrolled
+/// forward's shape: lavapipe loads a storage buffer one invocation at a time. Fitted to LeNet's
+/// second convolution and its input gradient (loads and multiply-adds per item against their times).
+const LOAD_COST: usize = 50;
+
+/// The most output channels a convolution may have to run as the unrolled forward.
 const MAX_CHANNELS: usize = 16;
 
 /// The weights (`OC · IC · KH · KW`) of a convolution both unrolled kernels can take: one group, at
@@ -140,7 +150,14 @@ fn aligned_loads(
 }
 
 /// A convolution of one group, unrolled for its shape: input `[N, IC, IH, IW]`, weights
-/// `[OC, IC, KH, KW]` (in a uniform buffer), optional bias `[OC]`, output `[N, OC, OH, OW]`.
+/// `[OC, IC, KH, KW]` (in a uniform buffer), optional bias `[OC]`, output `[N, OC, OH, OW]`. Each
+/// invocation computes [`UnrolledConv::rows`] rows of [`UnrolledConv::positions`] outputs of one item
+/// for [`UnrolledConv::channels`] output channels, in a loop over the input channels whose body is
+/// written out: the weights' offsets are the same for the whole workgroup (its block of output
+/// channels comes from the workgroup's id), one scalar load each. Where an invocation takes every
+/// output row (or every column) of its item, which input rows (columns) its taps read is known when
+/// the kernel is written: taps in the padding are left out, loads and multiply-adds both (an input
+/// gradient run as a convolution of the output gradient is half padding).
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnrolledConv {
     pub n: usize,
@@ -154,38 +171,116 @@ pub struct UnrolledConv {
     pub positions: usize,
     /// Consecutive output rows per invocation (each input row is loaded once for all of them).
     pub rows: usize,
+    /// Output channels per invocation, a divisor of `OC`.
+    pub channels: usize,
     /// Applied to each output (after the bias), as `common.wgsl`'s `activate` does.
     pub activation: Option<Activation>,
 }
 
+/// What one invocation of an [`UnrolledConv`] reads per input channel: the offsets of its input rows
+/// from its first (those in the padding left out where known) and the columns of its rows' window
+/// (likewise).
+struct Reads {
+    offsets: Vec<usize>,
+    columns: Vec<usize>,
+}
+
 impl UnrolledConv {
-    /// The unrolled kernel for this convolution, if it is small enough and of one group.
+    /// The unrolled kernel for this convolution, if it is small enough and of one group: the output
+    /// channels, rows and positions per invocation that cost least over the whole convolution (a load
+    /// as [`LOAD_COST`] multiply-adds; taps in the padding left out where known), among those that
+    /// keep at most [`MAX_SUMS_PER_INVOCATION`] sums, write out at most [`MAX_UNROLLED`] multiply-adds
+    /// per input channel and leave [`MIN_INVOCATIONS`] invocations (or the most any choice leaves).
     pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledConv> {
-        let weights = unrollable_weights(conv).filter(|_| conv.out_channels <= MAX_CHANNELS)?;
-        let ([kh, kw], [sy, sx], [dy, dx]) = (conv.kernel, conv.stride, conv.dilation);
-        let (oh, ow) = (output[1].max(1), output[2].max(1));
-        // The (positions, rows) a kernel of at most MAX_UNROLLED multiply-adds can take that load
-        // the fewest vec4s over the whole convolution; ties go to fewer rows (smaller code).
-        let mut best: Option<(usize, usize, usize)> = None;
-        for rows in 1..=MAX_ROWS.min(oh) {
-            for positions in 1..=MAX_POSITIONS.min(ow) {
-                if weights * positions * rows > MAX_UNROLLED && (positions, rows) != (1, 1) {
-                    continue;
-                }
-                let invocations = ow.div_ceil(positions) * oh.div_ceil(rows);
-                let loads = invocations * row_offsets(rows, kh, sy, dy).len() * vec4_loads(positions, kw, sx, dx);
-                if best.is_none_or(|(fewest, _, _)| loads < fewest) {
-                    best = Some((loads, positions, rows));
+        unrollable_weights(conv).filter(|_| conv.out_channels <= MAX_CHANNELS)?;
+        let (oc, oh, ow) = (output[0].max(1), output[1].max(1), output[2].max(1));
+        let per_channel = conv.kernel[0] * conv.kernel[1];
+        let mut candidates = Vec::new();
+        for channels in (1..=oc).filter(|c| oc % c == 0) {
+            for rows in 1..=oh {
+                for positions in 1..=MAX_POSITIONS.min(ow) {
+                    let sums = channels * rows * positions;
+                    if sums > MAX_SUMS_PER_INVOCATION || sums * per_channel > MAX_UNROLLED {
+                        continue;
+                    }
+                    let params = UnrolledConv {
+                        n,
+                        input,
+                        output,
+                        conv: conv.clone(),
+                        positions,
+                        rows,
+                        channels,
+                        activation: None,
+                    };
+                    candidates.push((params.invocations(), params.cost(), params));
                 }
             }
         }
-        let (_, positions, rows) = best?;
-        Some(UnrolledConv { n, input, output, conv: conv.clone(), positions, rows, activation: None })
+        let most = candidates.iter().map(|c| c.0).max()?;
+        let wanted = MIN_INVOCATIONS.min(most);
+        // Least cost; ties go to fewer sums per invocation (smaller code), then more channels.
+        candidates
+            .into_iter()
+            .filter(|c| c.0 >= wanted)
+            .min_by_key(|c| (c.1, c.2.channels * c.2.rows * c.2.positions, Reverse(c.2.channels)))
+            .map(|c| c.2)
+    }
+
+    fn blocks(&self) -> usize {
+        self.output[0] / self.channels
+    }
+
+    fn row_groups(&self) -> usize {
+        self.output[1].div_ceil(self.rows)
+    }
+
+    fn column_groups(&self) -> usize {
+        self.output[2].div_ceil(self.positions)
+    }
+
+    /// Invocations per block of output channels.
+    fn per_block(&self) -> usize {
+        self.n * self.row_groups() * self.column_groups()
     }
 
     fn invocations(&self) -> usize {
-        let [_, oh, ow] = self.output;
-        self.n * oh.div_ceil(self.rows) * ow.div_ceil(self.positions)
+        self.blocks() * self.per_block()
+    }
+
+    /// The input rows and columns one invocation reads per input channel.
+    fn reads(&self) -> Reads {
+        let [_, ih, iw] = self.input;
+        let c = &self.conv;
+        let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
+        let Pad4 { top, left, .. } = c.padding;
+        let inside = |at: usize, pad: usize, extent: usize| at >= pad && at - pad < extent;
+        let fixed_rows = self.row_groups() == 1;
+        let fixed_columns = self.column_groups() == 1;
+        Reads {
+            offsets: row_offsets(self.rows, kh, sy, dy)
+                .into_iter()
+                .filter(|&o| !fixed_rows || inside(o, top, ih))
+                .collect(),
+            columns: window_columns(self.positions, kw, sx, dx)
+                .into_iter()
+                .filter(|&j| !fixed_columns || inside(j, left, iw))
+                .collect(),
+        }
+    }
+
+    /// The cost of the whole convolution: vec4 loads times [`LOAD_COST`] plus multiply-adds.
+    fn cost(&self) -> usize {
+        let c = &self.conv;
+        let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
+        let reads = self.reads();
+        let (Some(first), Some(last)) = (reads.columns.first(), reads.columns.last()) else { return 0 };
+        let loads = reads.offsets.len() * ((last - first).div_ceil(4) + 1);
+        let taps_per_row: usize =
+            (0..kw).map(|x| (0..self.positions).filter(|j| reads.columns.contains(&(j * sx + x * dx))).count()).sum();
+        let rows_taps: usize = reads.offsets.iter().map(|&o| taps_reading(o, self.rows, kh, sy, dy).count()).sum();
+        let macs = self.channels * rows_taps * taps_per_row;
+        self.invocations() * self.input[0] * (loads * LOAD_COST + macs)
     }
 
     /// The kernel's WGSL body, every extent and weight offset written in.
@@ -194,57 +289,80 @@ impl UnrolledConv {
         let c = &self.conv;
         let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
         let Pad4 { top, left, .. } = c.padding;
-        let (p, r) = (self.positions, self.rows);
-        let per_row = ow.div_ceil(p);
-        let row_groups = oh.div_ceil(r);
+        let (p, r, ob) = (self.positions, self.rows, self.channels);
+        let (per_row, row_groups) = (self.column_groups(), self.row_groups());
         let in_len = self.n * ic * ih * iw;
         let weights = oc * ic * kh * kw;
+        let reads = self.reads();
         let mut s = String::new();
         let _ = writeln!(s, "@group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;");
         let _ = writeln!(s, "@group(0) @binding(1) var<uniform> weight: array<vec4<f32>, {}>;", weights.div_ceil(4));
         let _ = writeln!(s, "@group(0) @binding(2) var<storage, read> bias: array<f32>;");
         let _ = writeln!(s, "@group(0) @binding(3) var<storage, read_write> output: array<f32>;");
+        let _ = writeln!(s, "fn weight_at(i: u32) -> f32 {{ return weight[i >> 2u][i & 3u]; }}");
         let _ = writeln!(s, "@compute @workgroup_size(64)");
-        let _ = writeln!(s, "fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{");
+        let _ = writeln!(
+            s,
+            "fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{"
+        );
         let _ = writeln!(s, "    let q = gid.x + gid.y * {}u;", 65_535 * 64);
-        let _ = writeln!(s, "    if (q >= {}u) {{ return; }}", self.invocations());
+        let _ = writeln!(s, "    if (q >= {}u) {{ return; }}", self.per_block());
+        // The block of output channels is the workgroup's: its weights' offsets are uniform.
+        let _ = writeln!(s, "    let o0 = wid.z * {ob}u;");
         let _ = writeln!(s, "    let n = q / {}u;", row_groups * per_row);
         let _ = writeln!(s, "    let oy = ((q / {per_row}u) % {row_groups}u) * {r}u;");
         let _ = writeln!(s, "    let ox = (q % {per_row}u) * {p}u;");
         let _ = writeln!(s, "    let y0 = i32(oy * {sy}u) - {top};");
         let _ = writeln!(s, "    let x0 = i32(ox * {sx}u) - {left};");
         let _ = writeln!(s, "    let item = i32(n * {}u);", ic * ih * iw);
-        let window = window_setup(&mut s, "    ", &window_columns(p, kw, sx, dx), iw);
-        for o in 0..oc {
+        // Columns read: known inside the input where the invocation takes the whole row.
+        let first_column = reads.columns.first().copied().unwrap_or(0);
+        let window: Vec<(String, usize, String)> = if per_row == 1 {
+            reads.columns.iter().map(|&j| (format!("v{j}"), j - first_column, "row_in".to_string())).collect()
+        } else {
+            window_setup(&mut s, "    ", &reads.columns, iw)
+        };
+        for o in 0..ob {
             for row in 0..r {
                 for j in 0..p {
                     let _ = writeln!(s, "    var a{o}_{row}_{j} = 0.0;");
                 }
             }
         }
-        // Each input row the window's rows of the invocation's output rows read, once: the output
-        // row `row`'s tap row `y` reads input row `y0 + row·SY + y·DY`. For one output row the
-        // taps are added in (ci, y, x) order, as with one row per invocation.
-        for ci in 0..ic {
-            for offset in row_offsets(r, kh, sy, dy) {
-                let _ = writeln!(s, "    {{");
-                row_window(&mut s, "        ", "input", (ci, offset), self.input, &window, in_len);
-                for (row, y) in taps_reading(offset, r, kh, sy, dy) {
-                    for x in 0..kw {
-                        for o in 0..oc {
-                            let e = ((o * ic + ci) * kh + y) * kw + x;
-                            let _ = write!(s, "        {{ let w = weight[{}u].{};", e / 4, ['x', 'y', 'z', 'w'][e % 4]);
-                            for j in 0..p {
-                                let _ = write!(s, " a{o}_{row}_{j} += v{} * w;", j * sx + x * dx);
-                            }
-                            let _ = writeln!(s, " }}");
+        // Per input channel, each input row the window's rows of the invocation's output rows read,
+        // once: the output row `row`'s tap row `y` reads input row `y0 + row·SY + y·DY`. For one
+        // output the taps are added in (ci, y, x) order.
+        let _ = writeln!(s, "    for (var ci = 0u; ci < {ic}u; ci++) {{");
+        let _ = writeln!(s, "    let channel = item + i32(ci * {}u);", ih * iw);
+        let _ = writeln!(s, "    let wb = (o0 * {ic}u + ci) * {}u;", kh * kw);
+        for &offset in &reads.offsets {
+            let _ = writeln!(s, "    {{");
+            let _ = writeln!(s, "        let yy = y0 + {offset};");
+            let row_in = if row_groups == 1 { "true".to_string() } else { format!("yy >= 0 && yy < {ih}") };
+            let _ = writeln!(s, "        let row_in = {row_in};");
+            let _ = writeln!(s, "        let row = channel + yy * {iw};");
+            let start = format!("row + x0 + {first_column}");
+            aligned_loads(&mut s, "        ", "", "input", &start, &window, in_len);
+            for (row, y) in taps_reading(offset, r, kh, sy, dy) {
+                for x in 0..kw {
+                    let js: Vec<usize> = (0..p).filter(|j| reads.columns.contains(&(j * sx + x * dx))).collect();
+                    if js.is_empty() {
+                        continue;
+                    }
+                    for o in 0..ob {
+                        let e = (o * ic * kh + y) * kw + x;
+                        let _ = write!(s, "        {{ let w = weight_at(wb + {e}u);");
+                        for &j in &js {
+                            let _ = write!(s, " a{o}_{row}_{j} += v{} * w;", j * sx + x * dx);
                         }
+                        let _ = writeln!(s, " }}");
                     }
                 }
-                let _ = writeln!(s, "    }}");
             }
+            let _ = writeln!(s, "    }}");
         }
-        let _ = writeln!(s, "    let base = n * {}u + oy * {ow}u + ox;", oc * oh * ow);
+        let _ = writeln!(s, "    }}");
+        let _ = writeln!(s, "    let base = (n * {oc}u + o0) * {}u + oy * {ow}u + ox;", oh * ow);
         for row in 0..r {
             for j in 0..p {
                 // Positions past the row's end (a last partial group) and rows past the last are
@@ -258,8 +376,8 @@ impl UnrolledConv {
                 }
                 let guard = if guards.is_empty() { String::new() } else { format!("if ({}) ", guards.join(" && ")) };
                 let _ = writeln!(s, "    {guard}{{");
-                for o in 0..oc {
-                    let b = if self.conv.bias { format!(" + bias[{o}u]") } else { String::new() };
+                for o in 0..ob {
+                    let b = if self.conv.bias { format!(" + bias[o0 + {o}u]") } else { String::new() };
                     let _ = writeln!(
                         s,
                         "        output[base + {}u] = activate(sum_sign(a{o}_{row}_{j}{b}));",
@@ -276,8 +394,9 @@ impl UnrolledConv {
 
 impl KernelParams for UnrolledConv {
     fn kernel(&self) -> Kernel {
-        let grid = grid_1d(self.invocations() as u64);
+        let [x, y, _] = grid_1d(self.per_block() as u64);
         let consts = activation_consts(self.activation).to_vec();
+        let grid = [x, y, self.blocks() as u32];
         Kernel { generated: Some(self.body()), ..Kernel::new(Family::Conv2dUnrolled, consts, grid) }
     }
 
@@ -576,13 +695,21 @@ mod tests {
 
     #[test]
     fn only_small_convolutions_of_one_group_unroll() {
-        // LeNet's: 450 and 2,400 weights.
-        // 450 weights: 5 × 5 outputs an invocation, 9 input rows of 3 vec4s per input channel.
+        // LeNet's: 450 and 2,400 weights. The first at batch 64: all 6 channels, 4 rows of 14
+        // positions (8 input rows of 5 vec4s per input channel for 336 outputs).
         let first = UnrolledConv::fits(64, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).expect("unrolls");
-        assert_eq!((first.positions, first.rows), (5, 5));
-        // 2,400 weights leave room for 5 outputs: half a row each, whose windows load fewest.
+        assert_eq!((first.channels, first.rows, first.positions), (6, 4, 14));
         let second = UnrolledConv::fits(64, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
-        assert_eq!((second.positions, second.rows), (5, 1));
+        assert_eq!((second.channels, second.rows, second.positions), (16, 5, 5));
+        assert_eq!(second.invocations(), 256);
+        // Its input gradient, a convolution padded by 4: at batch 64 a whole item an invocation and
+        // channel (the padding's taps all left out), at batch 8 whole rows of two channels, to
+        // keep 256 invocations.
+        let padded = Conv2d { padding: Pad4::uniform(4), ..conv(16, 6, 5, 1) };
+        let grad = UnrolledConv::fits(64, [16, 10, 10], [6, 14, 14], &padded).expect("unrolls");
+        assert_eq!((grad.channels, grad.rows, grad.positions), (1, 14, 14));
+        let grad = UnrolledConv::fits(8, [16, 10, 10], [6, 14, 14], &padded).expect("unrolls");
+        assert_eq!((grad.channels, grad.rows, grad.positions, grad.invocations()), (2, 1, 14, 336));
         assert!(UnrolledConv::fits(1, [64, 56, 56], [64, 56, 56], &conv(64, 64, 3, 1)).is_none());
         assert!(UnrolledConv::fits(1, [4, 8, 8], [4, 6, 6], &conv(4, 4, 3, 2)).is_none());
         assert!(UnrolledConv::fits(1, [16, 8, 8], [16, 8, 8], &conv(16, 16, 1, 1)).is_none());
@@ -591,6 +718,32 @@ mod tests {
         assert_eq!(UnrolledConv::fits(1, [1, 5, 3], [1, 3, 1], &conv(1, 1, 3, 1)).unwrap().positions, 1);
         // Never more rows than the output has.
         assert_eq!(UnrolledConv::fits(1, [1, 3, 9], [1, 1, 7], &conv(1, 1, 3, 1)).unwrap().rows, 1);
+    }
+
+    #[test]
+    fn taps_in_the_padding_are_left_out_where_known() {
+        let padded = Conv2d { padding: Pad4::uniform(4), ..conv(16, 6, 5, 1) };
+        let at = |rows, positions| UnrolledConv {
+            n: 1,
+            input: [16, 10, 10],
+            output: [6, 14, 14],
+            conv: padded.clone(),
+            positions,
+            rows,
+            channels: 6,
+            activation: None,
+        };
+        // Every row and column: only the 10 input rows and columns, from offset 4.
+        let whole = at(14, 14).reads();
+        assert_eq!(whole.offsets, (4..14).collect::<Vec<_>>());
+        assert_eq!(whole.columns, (4..14).collect::<Vec<_>>());
+        // Rows in groups: any offset may fall inside for some group; columns still known.
+        let banded = at(2, 14).reads();
+        assert_eq!((banded.offsets.len(), banded.columns.len()), (6, 10));
+        // The left-out taps are left out of the cost too: 10 × 10 × 25 per input and output channel
+        // (each output tap inside), against 14 × 14 × 25 with the padding.
+        assert_eq!(at(14, 14).cost(), 16 * (10 * 4 * LOAD_COST + 6 * 10 * 10 * 25));
+        assert!(at(7, 7).cost() > at(14, 14).cost());
     }
 
     #[test]
