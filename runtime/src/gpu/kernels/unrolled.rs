@@ -36,7 +36,7 @@ pub const MAX_WEIGHTS: usize = 2_400;
 /// channels × rows × positions per invocation × `KH · KW`).
 pub const MAX_UNROLLED: usize = 12_000;
 
-/// The most output positions one invocation computes.
+/// The most output positions of a row one invocation computes (per row it takes).
 const MAX_POSITIONS: usize = 16;
 
 /// The most sums one invocation of the unrolled forward keeps (output channels × rows × positions).
@@ -157,7 +157,10 @@ fn aligned_loads(
 /// channels comes from the workgroup's id), one scalar load each. Where an invocation takes every
 /// output row (or every column) of its item, which input rows (columns) its taps read is known when
 /// the kernel is written: taps in the padding are left out, loads and multiply-adds both (an input
-/// gradient run as a convolution of the output gradient is half padding).
+/// gradient run as a convolution of the output gradient is half padding). A non-finite weight
+/// therefore makes NaN of an output whose window reaches into the padding only where that padding
+/// is not left out, as PyTorch's forward does but not its input gradient (which never multiplies
+/// the padding); finite weights give the same sums either way.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnrolledConv {
     pub n: usize,
@@ -197,7 +200,7 @@ impl UnrolledConv {
         let per_channel = conv.kernel[0] * conv.kernel[1];
         let mut candidates = Vec::new();
         for channels in (1..=oc).filter(|c| oc % c == 0) {
-            for rows in 1..=oh {
+            for rows in (1..=oh).take_while(|rows| channels * rows <= MAX_SUMS_PER_INVOCATION) {
                 for positions in 1..=MAX_POSITIONS.min(ow) {
                     let sums = channels * rows * positions;
                     if sums > MAX_SUMS_PER_INVOCATION || sums * per_channel > MAX_UNROLLED {
@@ -278,12 +281,17 @@ impl UnrolledConv {
         let loads = reads.offsets.len() * ((last - first).div_ceil(4) + 1);
         let taps_per_row: usize =
             (0..kw).map(|x| (0..self.positions).filter(|j| reads.columns.contains(&(j * sx + x * dx))).count()).sum();
-        let rows_taps: usize = reads.offsets.iter().map(|&o| taps_reading(o, self.rows, kh, sy, dy).count()).sum();
+        // The (output row, tap row) pairs whose input row is read (offsets are sorted).
+        let rows_taps = (0..self.rows)
+            .flat_map(|row| (0..kh).map(move |y| row * sy + y * dy))
+            .filter(|o| reads.offsets.binary_search(o).is_ok())
+            .count();
         let macs = self.channels * rows_taps * taps_per_row;
         self.invocations() * self.input[0] * (loads * LOAD_COST + macs)
     }
 
-    /// The kernel's WGSL body, every extent and weight offset written in.
+    /// The kernel's WGSL body, every extent written in, and every weight's offset from its input
+    /// channel's first (`wb`).
     fn body(&self) -> String {
         let ([ic, ih, iw], [oc, oh, ow]) = (self.input, self.output);
         let c = &self.conv;
@@ -416,6 +424,20 @@ impl KernelParams for UnrolledConv {
             .filter_map(|(c, output)| UnrolledConv::fits(2, [2, 7, 7], output, &c))
             .collect();
         samples[0].activation = Some(Activation::Relu);
+        // Every row and column of an item, padding left out, one output channel per block of the
+        // grid's z; then partial groups of rows and positions over three channels.
+        let whole = UnrolledConv {
+            n: 2,
+            input: [2, 5, 5],
+            output: [3, 5, 6],
+            conv: conv(1, 1, 1, true),
+            positions: 6,
+            rows: 5,
+            channels: 1,
+            activation: None,
+        };
+        samples.push(UnrolledConv { positions: 4, rows: 2, channels: 3, ..whole.clone() });
+        samples.push(whole);
         samples
     }
 }
@@ -431,7 +453,7 @@ const MAX_STEP_CODE: usize = 6_000;
 /// The most partial sums an [`UnrolledWeightGrad`] writes (64 MiB of scratch).
 const MAX_PARTIALS: usize = 16 << 20;
 
-/// Invocations an [`UnrolledWeightGrad`] aims for (as far as the rows allow), so that every core of
+/// Invocations an [`UnrolledConv`] or [`UnrolledWeightGrad`] aims for (as far as the rows allow), so that every core of
 /// a CPU driver and several of a GPU's get work; each takes as many rows as that leaves, and fewer
 /// partial sums remain to add.
 const MIN_INVOCATIONS: usize = 256;
@@ -696,7 +718,7 @@ mod tests {
     #[test]
     fn only_small_convolutions_of_one_group_unroll() {
         // LeNet's: 450 and 2,400 weights. The first at batch 64: all 6 channels, 4 rows of 14
-        // positions (8 input rows of 5 vec4s per input channel for 336 outputs).
+        // positions (8 input rows of 6 vec4s per input channel for 336 outputs).
         let first = UnrolledConv::fits(64, [3, 32, 32], [6, 28, 28], &conv(3, 6, 5, 1)).expect("unrolls");
         assert_eq!((first.channels, first.rows, first.positions), (6, 4, 14));
         let second = UnrolledConv::fits(64, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
@@ -710,6 +732,9 @@ mod tests {
         assert_eq!((grad.channels, grad.rows, grad.positions), (1, 14, 14));
         let grad = UnrolledConv::fits(8, [16, 10, 10], [6, 14, 14], &padded).expect("unrolls");
         assert_eq!((grad.channels, grad.rows, grad.positions, grad.invocations()), (2, 1, 14, 336));
+        // A large output: the chooser stays within the sums an invocation keeps.
+        let large = UnrolledConv::fits(64, [1, 516, 516], [16, 512, 512], &conv(1, 16, 5, 1)).expect("unrolls");
+        assert!(large.channels * large.rows * large.positions <= MAX_SUMS_PER_INVOCATION);
         assert!(UnrolledConv::fits(1, [64, 56, 56], [64, 56, 56], &conv(64, 64, 3, 1)).is_none());
         assert!(UnrolledConv::fits(1, [4, 8, 8], [4, 6, 6], &conv(4, 4, 3, 2)).is_none());
         assert!(UnrolledConv::fits(1, [16, 8, 8], [16, 8, 8], &conv(16, 16, 1, 1)).is_none());
