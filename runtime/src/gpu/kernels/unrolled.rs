@@ -42,6 +42,12 @@ const MAX_POSITIONS: usize = 16;
 /// The most sums one invocation of the unrolled forward keeps (output channels × rows × positions).
 const MAX_SUMS_PER_INVOCATION: usize = 512;
 
+/// Invocations an [`UnrolledConv`] leaves at the least (as far as the output allows): two workgroups,
+/// so that both cores of a two-core CPU driver work. More, as [`UnrolledWeightGrad`] wants, cost
+/// LeNet's second convolution at batch 8 its shape (2 rows of 1 position per invocation against 5
+/// positions of 1 row), 1.6–2.1 ms against 0.7–1.1 on lavapipe.
+const MIN_FORWARD_INVOCATIONS: usize = 128;
+
 /// What one vec4 load from a storage buffer costs, in multiply-adds, for choosing an unrolled
 /// forward's shape: lavapipe loads a storage buffer one invocation at a time. Fitted to LeNet's
 /// second convolution and its input gradient (loads and multiply-adds per item against their times).
@@ -193,7 +199,8 @@ impl UnrolledConv {
     /// channels, rows and positions per invocation that cost least over the whole convolution (a load
     /// as [`LOAD_COST`] multiply-adds; taps in the padding left out where known), among those that
     /// keep at most [`MAX_SUMS_PER_INVOCATION`] sums, write out at most [`MAX_UNROLLED`] multiply-adds
-    /// per input channel and leave [`MIN_INVOCATIONS`] invocations (or the most any choice leaves).
+    /// per input channel and leave [`MIN_FORWARD_INVOCATIONS`] invocations (or the most any choice
+    /// leaves).
     pub fn fits(n: usize, input: [usize; 3], output: [usize; 3], conv: &Conv2d) -> Option<UnrolledConv> {
         unrollable_weights(conv).filter(|_| conv.out_channels <= MAX_CHANNELS)?;
         let (oc, oh, ow) = (output[0].max(1), output[1].max(1), output[2].max(1));
@@ -221,7 +228,7 @@ impl UnrolledConv {
             }
         }
         let most = candidates.iter().map(|c| c.0).max()?;
-        let wanted = MIN_INVOCATIONS.min(most);
+        let wanted = MIN_FORWARD_INVOCATIONS.min(most);
         // Least cost; ties go to fewer sums per invocation (smaller code), then more channels.
         candidates
             .into_iter()
@@ -453,7 +460,7 @@ const MAX_STEP_CODE: usize = 6_000;
 /// The most partial sums an [`UnrolledWeightGrad`] writes (64 MiB of scratch).
 const MAX_PARTIALS: usize = 16 << 20;
 
-/// Invocations an [`UnrolledConv`] or [`UnrolledWeightGrad`] aims for (as far as the rows allow), so that every core of
+/// Invocations an [`UnrolledWeightGrad`] aims for (as far as the rows allow), so that every core of
 /// a CPU driver and several of a GPU's get work; each takes as many rows as that leaves, and fewer
 /// partial sums remain to add.
 const MIN_INVOCATIONS: usize = 256;
@@ -724,14 +731,17 @@ mod tests {
         let second = UnrolledConv::fits(64, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
         assert_eq!((second.channels, second.rows, second.positions), (16, 5, 5));
         assert_eq!(second.invocations(), 256);
-        // Its input gradient, a convolution padded by 4: at batch 64 a whole item an invocation and
-        // channel (the padding's taps all left out), at batch 8 whole rows of two channels, to
-        // keep 256 invocations.
+        // At batch 8, 1 row of 5 positions: 160 invocations.
+        let second = UnrolledConv::fits(8, [6, 14, 14], [16, 10, 10], &conv(6, 16, 5, 1)).expect("unrolls");
+        assert_eq!((second.channels, second.rows, second.positions, second.invocations()), (16, 1, 5, 160));
+        // Its input gradient, a convolution padded by 4: at batch 64 a whole item of two channels an
+        // invocation (the padding's taps all left out), at batch 8 whole rows, two at a time, to
+        // keep 128 invocations.
         let padded = Conv2d { padding: Pad4::uniform(4), ..conv(16, 6, 5, 1) };
         let grad = UnrolledConv::fits(64, [16, 10, 10], [6, 14, 14], &padded).expect("unrolls");
-        assert_eq!((grad.channels, grad.rows, grad.positions), (1, 14, 14));
+        assert_eq!((grad.channels, grad.rows, grad.positions, grad.invocations()), (2, 14, 14, 192));
         let grad = UnrolledConv::fits(8, [16, 10, 10], [6, 14, 14], &padded).expect("unrolls");
-        assert_eq!((grad.channels, grad.rows, grad.positions, grad.invocations()), (2, 1, 14, 336));
+        assert_eq!((grad.channels, grad.rows, grad.positions, grad.invocations()), (2, 2, 14, 168));
         // A large output: the chooser stays within the sums an invocation keeps.
         let large = UnrolledConv::fits(64, [1, 516, 516], [16, 512, 512], &conv(1, 16, 5, 1)).expect("unrolls");
         assert!(large.channels * large.rows * large.positions <= MAX_SUMS_PER_INVOCATION);
