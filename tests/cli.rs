@@ -162,7 +162,9 @@ fn bench_reports_the_documented_figures_and_every_layer() {
     let out = cnnc(&["bench", "specs/lenet.yaml", "--iters", "2", "--warmup", "0", "--layers", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench --json prints JSON");
-    for key in ["images_per_s", "latency_ms_median", "first_result_s", "peak_memory_bytes"] {
+    for key in
+        ["images_per_s", "latency_ms_median", "latency_ms_p25", "latency_ms_p75", "first_result_s", "peak_memory_bytes"]
+    {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
     }
     assert!(v["adapter"].as_str().is_some_and(|a| !a.is_empty()), "{v}");
@@ -183,8 +185,10 @@ fn bench_train_times_whole_training_steps() {
     for key in ["images_per_s", "step_ms_median", "first_step_s"] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
     }
-    let (median, min) = (v["step_ms_median"].as_f64().unwrap(), v["step_ms_min"].as_f64().unwrap());
-    assert!(min <= median, "{v}");
+    // The spread, in order: min ≤ first quartile ≤ median ≤ third quartile ≤ max.
+    let spread = ["step_ms_min", "step_ms_p25", "step_ms_median", "step_ms_p75", "step_ms_max"]
+        .map(|key| v[key].as_f64().unwrap_or_else(|| panic!("{key}: {v}")));
+    assert!(spread.windows(2).all(|w| w[0] <= w[1]), "{v}");
     assert!(v.get("dispatches").is_none(), "no profile without --layers: {v}");
 }
 

@@ -49,6 +49,13 @@ pub(super) fn timing_name(how: gpu::StepTiming) -> &'static str {
     }
 }
 
+/// The first quartile, median and third quartile of `sorted` (ascending, not empty), each the
+/// element at that rank (`len · q`, rounded down): a spread that shows whether runs fall into
+/// more than one mode, where the minimum and maximum show only the extremes.
+pub(super) fn quartiles(sorted: &[f64]) -> [f64; 3] {
+    [0.25, 0.5, 0.75].map(|q| sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)])
+}
+
 pub fn run(args: Args) -> ExitCode {
     let (graph, plan) = match compile_model(&args.spec) {
         Ok(model) => (model.graph, model.plan),
@@ -104,7 +111,7 @@ pub fn run(args: Args) -> ExitCode {
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let [p25, median, p75] = quartiles(&times);
     let layers = if args.layers {
         progress.stage("timing each layer");
         prepared.time_steps().ok()
@@ -121,6 +128,8 @@ pub fn run(args: Args) -> ExitCode {
             "iters": args.iters,
             "images_per_s": images_per_s,
             "latency_ms_median": median * 1e3,
+            "latency_ms_p25": p25 * 1e3,
+            "latency_ms_p75": p75 * 1e3,
             "latency_ms_min": times[0] * 1e3,
             "latency_ms_max": times[times.len() - 1] * 1e3,
             "first_result_s": first_result_s,
@@ -142,8 +151,10 @@ pub fn run(args: Args) -> ExitCode {
         outln!("{} on {adapter}, batch {batch}", graph.meta.name);
         outln!("  throughput:        {images_per_s:.2} images/s");
         outln!(
-            "  latency (median):  {:.2} ms  (min {:.2}, max {:.2}, {} runs)",
+            "  latency (median):  {:.2} ms  (quartiles {:.2}–{:.2}, min {:.2}, max {:.2}, {} runs)",
             median * 1e3,
+            p25 * 1e3,
+            p75 * 1e3,
             times[0] * 1e3,
             times[times.len() - 1] * 1e3,
             times.len()

@@ -11,7 +11,7 @@ use cnnc::runtime::train::{Optimizer, OptimizerState, Schedule, StepOptions};
 use cnnc::runtime::{synthetic, RuntimeError};
 use serde_json::json;
 
-use super::bench::timing_name;
+use super::bench::{quartiles, timing_name};
 use super::progress::Progress;
 
 /// What to run: batch size, untimed and timed steps, and whether to profile one step by dispatch.
@@ -101,7 +101,7 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let median = m.steps[m.steps.len() / 2];
+    let [p25, median, p75] = quartiles(&m.steps);
     let adapter = format!("{} ({:?}, {})", gpu.info.name, gpu.info.backend, gpu.info.driver_info);
     let images_per_s = batch as f64 / median;
     if json {
@@ -113,6 +113,8 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
             "iters": iters,
             "images_per_s": images_per_s,
             "step_ms_median": median * 1e3,
+            "step_ms_p25": p25 * 1e3,
+            "step_ms_p75": p75 * 1e3,
             "step_ms_min": m.steps[0] * 1e3,
             "step_ms_max": m.steps[m.steps.len() - 1] * 1e3,
             "first_step_s": m.first_step_s,
@@ -132,8 +134,10 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
         outln!("{} training (Adam) on {adapter}, batch {batch}", graph.meta.name);
         outln!("  throughput:        {images_per_s:.2} images/s");
         outln!(
-            "  step (median):     {:.2} ms  (min {:.2}, max {:.2}, {} steps)",
+            "  step (median):     {:.2} ms  (quartiles {:.2}–{:.2}, min {:.2}, max {:.2}, {} steps)",
             median * 1e3,
+            p25 * 1e3,
+            p75 * 1e3,
             m.steps[0] * 1e3,
             m.steps[m.steps.len() - 1] * 1e3,
             m.steps.len()

@@ -93,8 +93,9 @@ enum Command {
     ///
     /// Example: cnnc conformance --adapter vulkan
     Conformance(conformance::Args),
-    /// Measure a model on the GPU: median throughput and latency after warm-up, time to first
-    /// result (pipeline creation included), device memory, and optionally a per-layer breakdown.
+    /// Measure a model on the GPU: median throughput and latency after warm-up (with their
+    /// quartiles, minimum and maximum), time to first result (pipeline creation included), device
+    /// memory, and optionally a per-layer breakdown.
     ///
     /// Weights and inputs are deterministic pseudo-random values; only timing is reported. With
     /// --train, whole training steps are timed instead (forward, loss, backward, Adam).

@@ -5,14 +5,18 @@
 //! for [`UnrolledConv::channels`] output channels, in a loop over the input channels: per input row
 //! its windows read it loads the inputs once, as the few aligned vec4s that cover them, and uses
 //! each for every tap, output row and output channel that reads it; every weight is read from a
-//! uniform buffer at an offset the same for the whole workgroup. The weight gradient
-//! ([`UnrolledWeightGrad`]) is written out the same way, its input channels too.
+//! uniform buffer, once per input channel, at an offset the same for the whole workgroup. The
+//! weight gradient ([`UnrolledWeightGrad`]) is written out the same way, its input channels too.
 //!
-//! Why: on CPU drivers (lavapipe) a storage-buffer load runs one lane at a time and a uniform load
-//! at an offset that differs between invocations is a gather, while a uniform load at an offset
-//! the same for the workgroup is one scalar load broadcast to every lane; the storage-buffer kernel
-//! (`conv2d.wgsl`) loads a weight and an input for every multiply-add. On GPUs such uniform loads
-//! come from the constant cache. The price is compile time, which grows with the written-out code:
+//! Why: on CPU drivers (lavapipe) a storage-buffer load runs one lane at a time (Mesa 22.3: a loop
+//! over the 8 lanes, each component checked against the buffer's end), and the storage-buffer
+//! kernel (`conv2d.wgsl`) loads a weight and an input for every multiply-add. Here an input is
+//! loaded once for every multiply-add that reads it and a weight once per input channel. Mesa 22.3
+//! makes a uniform load one scalar load broadcast to every lane only at a constant offset; the
+//! forward's offsets depend on the input-channel loop, so each weight is a gather of 8 lanes (the
+//! machine code in `docs/benchmarks.md`, 2026-12-02), still once per input channel rather than
+//! once per multiply-add. On GPUs such uniform loads come from the constant cache. The price is
+//! compile time, which grows with the written-out code:
 //! the kernels are taken only for windows larger than 1×1 with at most [`MAX_WEIGHTS`] weights (the
 //! forward for at most 16 output channels), and the forward's loop body stays under
 //! [`MAX_UNROLLED`] multiply-adds. Its shape is the one of least cost, a load counted as
@@ -36,8 +40,12 @@ pub const MAX_WEIGHTS: usize = 2_400;
 /// channels × rows × positions per invocation × `KH · KW`).
 pub const MAX_UNROLLED: usize = 12_000;
 
-/// The most output positions of a row one invocation computes (per row it takes).
+/// The most output positions of a row one invocation of an [`UnrolledConv`] computes (per row it
+/// takes).
 const MAX_POSITIONS: usize = 16;
+
+/// The most output positions of a row one step of an [`UnrolledWeightGrad`] takes.
+const MAX_STEP_POSITIONS: usize = 8;
 
 /// The most sums one invocation of the unrolled forward keeps (output channels × rows × positions).
 const MAX_SUMS_PER_INVOCATION: usize = 512;
@@ -94,31 +102,44 @@ fn vec4_loads(positions: usize, kw: usize, sx: usize, dx: usize) -> usize {
 }
 
 /// Writes, at `indent`, the columns of a row's window (`c{j}`, relative to `x0`) and whether each
-/// falls inside the input's `iw` columns (`in{j}`); returns the loads of a row's window of them
-/// (`v{j}`, zero outside the input) for [`row_window`].
-fn window_setup(s: &mut String, indent: &str, columns: &[usize], iw: usize) -> Vec<(String, usize, String)> {
+/// falls inside the input's `iw` columns (`in{j}`), for [`row_window`] with `columns_checked`.
+fn window_setup(s: &mut String, indent: &str, columns: &[usize], iw: usize) {
     for j in columns {
         let _ = writeln!(s, "{indent}let c{j} = x0 + {j}; let in{j} = c{j} >= 0 && c{j} < {iw};");
     }
-    columns.iter().map(|j| (format!("v{j}"), *j, format!("row_in && in{j}"))).collect()
 }
 
-/// Writes, at `indent`, the loads of `window` from input row `y0 + offset` of channel `ci` of the
-/// item at `item` in `buffer`, an input `[N, IC, IH, IW]` of `len` floats (`input` is one item's
-/// `[IC, IH, IW]`).
-fn row_window(
-    s: &mut String,
-    indent: &str,
-    buffer: &str,
-    (ci, offset): (usize, usize),
+/// Where [`row_window`] reads: a channel of an input `[N, IC, IH, IW]` of `len` floats in
+/// `buffer`, and which of its rows and columns are known inside the input when the kernel is written.
+struct RowSource<'a> {
+    buffer: &'a str,
+    /// `[IC, IH, IW]` of one item.
     input: [usize; 3],
-    window: &[(String, usize, String)],
     len: usize,
-) {
-    let [_, ih, iw] = input;
-    let _ = writeln!(s, "{indent}let yy = y0 + {offset}; let row_in = yy >= 0 && yy < {ih};");
-    let _ = writeln!(s, "{indent}let row = item + {} + yy * {iw};", ci * ih * iw);
-    aligned_loads(s, indent, "", buffer, "row + x0", window, len);
+    /// A WGSL `i32`: the flat index of the channel's first float.
+    channel: &'a str,
+    /// Every row read is inside the input (else each is checked against `IH`).
+    rows_inside: bool,
+    /// The columns are checked against `IW` (`in{j}` from [`window_setup`]), else known inside.
+    columns_checked: bool,
+}
+
+/// Writes, at `indent`, the loads of input row `y0 + offset` of `source`'s channel at `columns`
+/// (relative to `x0`; sorted): `v{j}` is column `x0 + j`, zero outside the input.
+fn row_window(s: &mut String, indent: &str, source: &RowSource, offset: usize, columns: &[usize]) {
+    let [_, ih, iw] = source.input;
+    let row_in = if source.rows_inside { "true".to_string() } else { format!("yy >= 0 && yy < {ih}") };
+    let _ = writeln!(s, "{indent}let yy = y0 + {offset}; let row_in = {row_in};");
+    let _ = writeln!(s, "{indent}let row = {} + yy * {iw};", source.channel);
+    let first = columns.first().copied().unwrap_or(0);
+    let loads: Vec<(String, usize, String)> = columns
+        .iter()
+        .map(|&j| {
+            let valid = if source.columns_checked { format!("row_in && in{j}") } else { "row_in".to_string() };
+            (format!("v{j}"), j - first, valid)
+        })
+        .collect();
+    aligned_loads(s, indent, "", source.buffer, &format!("row + x0 + {first}"), &loads, source.len);
 }
 
 /// Writes loads of consecutive floats of `buffer` (an `array<vec4<f32>>` holding `len` floats): for
@@ -159,8 +180,8 @@ fn aligned_loads(
 /// `[OC, IC, KH, KW]` (in a uniform buffer), optional bias `[OC]`, output `[N, OC, OH, OW]`. Each
 /// invocation computes [`UnrolledConv::rows`] rows of [`UnrolledConv::positions`] outputs of one item
 /// for [`UnrolledConv::channels`] output channels, in a loop over the input channels whose body is
-/// written out: the weights' offsets are the same for the whole workgroup (its block of output
-/// channels comes from the workgroup's id), one scalar load each. Where an invocation takes every
+/// written out: each weight is read once per input channel, at an offset the same for the whole
+/// workgroup (its block of output channels comes from the workgroup's id). Where an invocation takes every
 /// output row (or every column) of its item, which input rows (columns) its taps read is known when
 /// the kernel is written: taps in the padding are left out, loads and multiply-adds both (an input
 /// gradient run as a convolution of the output gradient is half padding). A non-finite weight
@@ -279,15 +300,21 @@ impl UnrolledConv {
         }
     }
 
+    /// The positions (of [`UnrolledConv::positions`]) whose column tap `x` reads a column `reads`
+    /// keeps, in order.
+    fn kept_positions(&self, reads: &Reads, x: usize) -> Vec<usize> {
+        let ([sx, dx], p) = ([self.conv.stride[1], self.conv.dilation[1]], self.positions);
+        (0..p).filter(|j| reads.columns.binary_search(&(j * sx + x * dx)).is_ok()).collect()
+    }
+
     /// The cost of the whole convolution: vec4 loads times [`LOAD_COST`] plus multiply-adds.
     fn cost(&self) -> usize {
-        let c = &self.conv;
-        let ([kh, kw], [sy, sx], [dy, dx]) = (c.kernel, c.stride, c.dilation);
         let reads = self.reads();
         let (Some(first), Some(last)) = (reads.columns.first(), reads.columns.last()) else { return 0 };
         let loads = reads.offsets.len() * ((last - first).div_ceil(4) + 1);
-        let taps_per_row: usize =
-            (0..kw).map(|x| (0..self.positions).filter(|j| reads.columns.contains(&(j * sx + x * dx))).count()).sum();
+        let c = &self.conv;
+        let ([kh, kw], sy, dy) = (c.kernel, c.stride[0], c.dilation[0]);
+        let taps_per_row: usize = (0..kw).map(|x| self.kept_positions(&reads, x).len()).sum();
         // The (output row, tap row) pairs whose input row is read (offsets are sorted).
         let rows_taps = (0..self.rows)
             .flat_map(|row| (0..kh).map(move |y| row * sy + y * dy))
@@ -306,7 +333,6 @@ impl UnrolledConv {
         let Pad4 { top, left, .. } = c.padding;
         let (p, r, ob) = (self.positions, self.rows, self.channels);
         let (per_row, row_groups) = (self.column_groups(), self.row_groups());
-        let in_len = self.n * ic * ih * iw;
         let weights = oc * ic * kh * kw;
         let reads = self.reads();
         let mut s = String::new();
@@ -331,12 +357,9 @@ impl UnrolledConv {
         let _ = writeln!(s, "    let x0 = i32(ox * {sx}u) - {left};");
         let _ = writeln!(s, "    let item = i32(n * {}u);", ic * ih * iw);
         // Columns read: known inside the input where the invocation takes the whole row.
-        let first_column = reads.columns.first().copied().unwrap_or(0);
-        let window: Vec<(String, usize, String)> = if per_row == 1 {
-            reads.columns.iter().map(|&j| (format!("v{j}"), j - first_column, "row_in".to_string())).collect()
-        } else {
-            window_setup(&mut s, "    ", &reads.columns, iw)
-        };
+        if per_row > 1 {
+            window_setup(&mut s, "    ", &reads.columns, iw);
+        }
         for o in 0..ob {
             for row in 0..r {
                 for j in 0..p {
@@ -344,30 +367,30 @@ impl UnrolledConv {
                 }
             }
         }
-        // Per input channel, each input row the window's rows of the invocation's output rows read,
-        // once: the output row `row`'s tap row `y` reads input row `y0 + row·SY + y·DY`. For one
-        // output the taps are added in (ci, y, x) order.
+        // Per input channel, each input row the windows of the invocation's output rows read, once
+        // (`v{j}` is column `x0 + j`): output row `row`'s tap row `y` reads input row
+        // `y0 + row·SY + y·DY`. For one output the taps are added in (ci, y, x) order.
         let _ = writeln!(s, "    for (var ci = 0u; ci < {ic}u; ci++) {{");
         let _ = writeln!(s, "    let channel = item + i32(ci * {}u);", ih * iw);
         let _ = writeln!(s, "    let wb = (o0 * {ic}u + ci) * {}u;", kh * kw);
+        let source = RowSource {
+            buffer: "input",
+            input: self.input,
+            len: self.n * ic * ih * iw,
+            channel: "channel",
+            rows_inside: row_groups == 1,
+            columns_checked: per_row > 1,
+        };
+        let kept: Vec<Vec<usize>> = (0..kw).map(|x| self.kept_positions(&reads, x)).collect();
         for &offset in &reads.offsets {
             let _ = writeln!(s, "    {{");
-            let _ = writeln!(s, "        let yy = y0 + {offset};");
-            let row_in = if row_groups == 1 { "true".to_string() } else { format!("yy >= 0 && yy < {ih}") };
-            let _ = writeln!(s, "        let row_in = {row_in};");
-            let _ = writeln!(s, "        let row = channel + yy * {iw};");
-            let start = format!("row + x0 + {first_column}");
-            aligned_loads(&mut s, "        ", "", "input", &start, &window, in_len);
+            row_window(&mut s, "        ", &source, offset, &reads.columns);
             for (row, y) in taps_reading(offset, r, kh, sy, dy) {
-                for x in 0..kw {
-                    let js: Vec<usize> = (0..p).filter(|j| reads.columns.contains(&(j * sx + x * dx))).collect();
-                    if js.is_empty() {
-                        continue;
-                    }
+                for (x, js) in kept.iter().enumerate().filter(|(_, js)| !js.is_empty()) {
                     for o in 0..ob {
                         let e = (o * ic * kh + y) * kw + x;
                         let _ = write!(s, "        {{ let w = weight_at(wb + {e}u);");
-                        for &j in &js {
+                        for &j in js {
                             let _ = write!(s, " a{o}_{row}_{j} += v{} * w;", j * sx + x * dx);
                         }
                         let _ = writeln!(s, " }}");
@@ -519,7 +542,7 @@ impl UnrolledWeightGrad {
         let mut best: Option<(usize, Reverse<usize>, usize, usize)> = None;
         for step_rows in (1..=most_rows).filter(|r| oh % r == 0) {
             let rows = most_rows / step_rows * step_rows;
-            for positions in 1..=MAX_POSITIONS.min(ow) {
+            for positions in 1..=MAX_STEP_POSITIONS.min(ow) {
                 if sums * positions * step_rows > MAX_STEP_CODE.max(sums) {
                     continue;
                 }
@@ -655,11 +678,21 @@ impl UnrolledWeightGrad {
                 }
             }
         }
-        let window = window_setup(s, "        ", &window_columns(p, kw, sx, dx), iw);
+        let columns = window_columns(p, kw, sx, dx);
+        window_setup(s, "        ", &columns, iw);
         for ci in 0..ic {
+            let channel = format!("item + {}", ci * ih * iw);
+            let source = RowSource {
+                buffer: "x",
+                input: self.input,
+                len: in_len,
+                channel: &channel,
+                rows_inside: false,
+                columns_checked: true,
+            };
             for offset in row_offsets(r, kh, sy, dy) {
                 let _ = writeln!(s, "        {{");
-                row_window(s, "            ", "x", (ci, offset), self.input, &window, in_len);
+                row_window(s, "            ", &source, offset, &columns);
                 for (row, y) in taps_reading(offset, r, kh, sy, dy) {
                     for xk in 0..kw {
                         for o in 0..ob {
