@@ -182,7 +182,7 @@ fn bench_train_times_whole_training_steps() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bench --train --json prints JSON");
     assert_eq!(v["mode"], "train");
-    for key in ["images_per_s", "step_ms_median", "first_step_s"] {
+    for key in ["images_per_s", "back_to_back_images_per_s", "step_ms_median", "first_step_s"] {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
     }
     // The spread, in order: min ≤ first quartile ≤ median ≤ third quartile ≤ max.
