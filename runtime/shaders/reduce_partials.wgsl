@@ -1,12 +1,12 @@
-// The second pass of a split reduction: `out[r] = Σ_m partials[(OFFSET + r)·M + m]`, one invocation
-// per result, adding the partial sums in order. Long reductions are split into partial sums over
-// chunks (each invocation's loops stay short: CPU drivers such as lavapipe cut loops off after about
-// 65,000 iterations, and more invocations keep a GPU busy), then combined here, in a fixed order.
+// The second pass of a split reduction: result `r` is `Σ_m partials[(OFFSET + r)·M + m]`, one
+// invocation per result, adding the partial sums in order, and `store` (from the prefix, one or two
+// destinations) writes it. Long reductions are split into partial sums over chunks (each
+// invocation's loops stay short: CPU drivers such as lavapipe cut loops off after about 65,000
+// iterations, and more invocations keep a GPU busy), then combined here, in a fixed order.
 //
-// Extents in `shape`: R, M, OFFSET.
+// Extents in `shape`: R, M, OFFSET (and the prefix's).
 
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -19,5 +19,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var m = 0u; m < shape.M; m++) {
         acc += partials[base + m];
     }
-    out[r] = acc;
+    store(r, acc);
 }

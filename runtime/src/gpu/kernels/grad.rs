@@ -482,23 +482,36 @@ impl KernelParams for LossSum {
     }
 }
 
-/// The second pass of a split reduction: `out[r] = Σ_m partials[(offset + r)·m_count + m]`.
+/// The second pass of a split reduction: result `r` is `Σ_m partials[(offset + r)·m_count + m]`,
+/// `partials` `[.., m_count]` with `m_count` = [`ReducePartials::partials`], written to `out[r]`,
+/// or with [`ReducePartials::split`] to two destinations.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReducePartials {
     pub results: usize,
     pub partials: usize,
     pub offset: usize,
+    /// `Some(h)`: results `0..h` go to the first destination and the rest, from its start, to a
+    /// second (a weight gradient and its bias gradient in one dispatch).
+    pub split: Option<usize>,
 }
 
 impl KernelParams for ReducePartials {
     fn kernel(&self) -> Kernel {
         let mut consts = vec![("R", dim(self.results)), ("M", dim(self.partials)), ("OFFSET", dim(self.offset))];
+        let family = match self.split {
+            Some(head) => {
+                consts.push(("HEAD", dim(head)));
+                Family::ReducePartialsSplit
+            }
+            None => Family::ReducePartials,
+        };
         consts.extend(activation_consts(None));
-        Kernel::new(Family::ReducePartials, consts, grid_1d(self.results as u64))
+        Kernel::new(family, consts, grid_1d(self.results as u64))
     }
 
     fn samples() -> Vec<ReducePartials> {
-        vec![ReducePartials { results: 5, partials: 3, offset: 2 }]
+        let one = ReducePartials { results: 5, partials: 3, offset: 2, split: None };
+        vec![ReducePartials { split: Some(3), ..one.clone() }, one]
     }
 }
 

@@ -44,6 +44,8 @@ const CONV_STORE_VEC4: &str = include_str!("../../../shaders/conv_store_vec4.wgs
 const CHANNEL_ELEMENT: &str = include_str!("../../../shaders/channel_element.wgsl");
 const LINEAR_GRAD_DY_STORAGE: &str = include_str!("../../../shaders/linear_grad_dy_storage.wgsl");
 const LINEAR_GRAD_DY_UNIFORM: &str = include_str!("../../../shaders/linear_grad_dy_uniform.wgsl");
+const REDUCE_PARTIALS_ONE: &str = include_str!("../../../shaders/reduce_partials_one.wgsl");
+const REDUCE_PARTIALS_SPLIT: &str = include_str!("../../../shaders/reduce_partials_split.wgsl");
 
 /// What a kernel binds at one slot of its bind group.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -95,6 +97,8 @@ pub enum Family {
     Dropout,
     GateGrad,
     ReducePartials,
+    /// `reduce_partials` into two destinations ([`ReducePartials::split`]).
+    ReducePartialsSplit,
     ChunkGrad,
     SoftmaxGrad,
     LrnGrad,
@@ -116,7 +120,7 @@ pub enum Family {
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 40] = [
+    pub const ALL: [Family; 41] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -146,6 +150,7 @@ impl Family {
         Family::Dropout,
         Family::GateGrad,
         Family::ReducePartials,
+        Family::ReducePartialsSplit,
         Family::ChunkGrad,
         Family::SoftmaxGrad,
         Family::LrnGrad,
@@ -188,7 +193,9 @@ impl Family {
             Family::BatchNormGrad => include_str!("../../../shaders/batch_norm_grad.wgsl"),
             Family::Dropout => include_str!("../../../shaders/dropout.wgsl"),
             Family::GateGrad => include_str!("../../../shaders/gate_grad.wgsl"),
-            Family::ReducePartials => include_str!("../../../shaders/reduce_partials.wgsl"),
+            Family::ReducePartials | Family::ReducePartialsSplit => {
+                include_str!("../../../shaders/reduce_partials.wgsl")
+            }
             Family::ChunkGrad => include_str!("../../../shaders/chunk_grad.wgsl"),
             Family::SoftmaxGrad => include_str!("../../../shaders/softmax_grad.wgsl"),
             Family::LrnGrad => include_str!("../../../shaders/lrn_grad.wgsl"),
@@ -213,6 +220,8 @@ impl Family {
             Family::ConvGradInput | Family::PoolGrad => &[WINDOW_SOURCE],
             Family::LinearGrad => &[LINEAR_GRAD_DY_STORAGE],
             Family::LinearGradUniformDy => &[LINEAR_GRAD_DY_UNIFORM],
+            Family::ReducePartials => &[REDUCE_PARTIALS_ONE],
+            Family::ReducePartialsSplit => &[REDUCE_PARTIALS_SPLIT],
             _ => &[],
         }
     }
@@ -234,6 +243,7 @@ impl Family {
             Family::LinearGrad => &[Read, Read, Output, Output, Uniform],
             Family::LinearGradUniformDy => &[Uniform, Read, Output, Output, Uniform],
             Family::ConvGradWeightUnrolled => &[Read, Read, Output],
+            Family::ReducePartialsSplit => &[Read, Output, Output, Uniform],
             Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => &[Read, Output],
             Family::ConvGradInput
             | Family::ConvGradWeight
@@ -290,7 +300,7 @@ impl Family {
             Family::BatchNormGrad => "batch_norm_grad",
             Family::Dropout => "dropout",
             Family::GateGrad => "gate_grad",
-            Family::ReducePartials => "reduce_partials",
+            Family::ReducePartials | Family::ReducePartialsSplit => "reduce_partials",
             Family::ChunkGrad => "chunk_grad",
             Family::SoftmaxGrad => "softmax_grad",
             Family::LrnGrad => "lrn_grad",

@@ -60,10 +60,11 @@ impl Lowering<'_> {
                             let scratch = self.transient((len + oc) * parts);
                             self.dispatch(&unrolled, &binds(scratch));
                             let bias_grad = (self.param_grad)(&bias.name);
-                            for (to, results, offset) in [(buffer, len, 0), (bias_grad, oc, len)] {
-                                let reduce = ReducePartials { results, partials: parts, offset };
-                                self.dispatch(&reduce, &[Bind::Buffer(scratch), Bind::Buffer(to)]);
-                            }
+                            // The weights' sums, then the bias's, in one dispatch.
+                            let reduce =
+                                ReducePartials { results: len + oc, partials: parts, offset: 0, split: Some(len) };
+                            let binds = [Bind::Buffer(scratch), Bind::Buffer(buffer), Bind::Buffer(bias_grad)];
+                            self.dispatch(&reduce, &binds);
                             bias_summed = true;
                         }
                         (Some(unrolled), None) => self.summed(buffer, len, unrolled.partials(), |l, to| {
@@ -317,7 +318,7 @@ impl Lowering<'_> {
                 }
                 None => self.transient(c),
             };
-            let reduce = ReducePartials { results: c, partials: m, offset };
+            let reduce = ReducePartials { results: c, partials: m, offset, split: None };
             self.dispatch(&reduce, &[Bind::Buffer(partials), Bind::Buffer(buffer)]);
             buffer
         });

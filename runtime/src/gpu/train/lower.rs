@@ -235,7 +235,8 @@ impl Lowering<'_> {
         }
         let scratch = self.transient(results * partials);
         produce(self, scratch);
-        self.dispatch(&ReducePartials { results, partials, offset: 0 }, &[Bind::Buffer(scratch), Bind::Buffer(dest)]);
+        let reduce = ReducePartials { results, partials, offset: 0, split: None };
+        self.dispatch(&reduce, &[Bind::Buffer(scratch), Bind::Buffer(dest)]);
     }
 
     /// Where a contribution to `input`'s gradient goes: its gradient buffer for the first, a fresh
