@@ -205,6 +205,11 @@ pub struct UnrolledConv {
     pub channels: usize,
     /// Applied to each output (after the bias), as `common.wgsl`'s `activate` does.
     pub activation: Option<Activation>,
+    /// The weights bound are not this convolution's but those of the convolution whose input
+    /// gradient it is (stride 1, one group: `[IC, OC, KH, KW]` here), read swapped and rotated:
+    /// `w[o][c][y][x]` is the bound `w'[c][o][KH−1−y][KW−1−x]`, as `conv_flip.wgsl` would lay them
+    /// out, so that no dispatch lays them out first.
+    pub flipped: bool,
 }
 
 /// What one invocation of an [`UnrolledConv`] reads per input channel: the offsets of its input rows
@@ -243,6 +248,7 @@ impl UnrolledConv {
                         rows,
                         channels,
                         activation: None,
+                        flipped: false,
                     };
                     candidates.push((params.invocations(), params.cost(), params));
                 }
@@ -305,6 +311,17 @@ impl UnrolledConv {
     fn kept_positions(&self, reads: &Reads, x: usize) -> Vec<usize> {
         let ([sx, dx], p) = ([self.conv.stride[1], self.conv.dilation[1]], self.positions);
         (0..p).filter(|j| reads.columns.binary_search(&(j * sx + x * dx)).is_ok()).collect()
+    }
+
+    /// The offset of weight (output channel `o` of the block, tap `y`, `x`) from the first weight of
+    /// its block and input channel (`wb` in [`UnrolledConv::body`]), in the bound layout.
+    fn weight_offset(&self, o: usize, y: usize, x: usize) -> usize {
+        let ([kh, kw], ic) = (self.conv.kernel, self.input[0]);
+        if self.flipped {
+            (o * kh + kh - 1 - y) * kw + kw - 1 - x
+        } else {
+            (o * ic * kh + y) * kw + x
+        }
     }
 
     /// The cost of the whole convolution: vec4 loads times [`LOAD_COST`] plus multiply-adds.
@@ -372,7 +389,10 @@ impl UnrolledConv {
         // `y0 + row·SY + y·DY`. For one output the taps are added in (ci, y, x) order.
         let _ = writeln!(s, "    for (var ci = 0u; ci < {ic}u; ci++) {{");
         let _ = writeln!(s, "    let channel = item + i32(ci * {}u);", ih * iw);
-        let _ = writeln!(s, "    let wb = (o0 * {ic}u + ci) * {}u;", kh * kw);
+        // Weight (o, ci, y, x) of the block is at `wb + self.weight_offset(o, y, x)`.
+        let kk = kh * kw;
+        let wb = if self.flipped { format!("(ci * {oc}u + o0) * {kk}u") } else { format!("(o0 * {ic}u + ci) * {kk}u") };
+        let _ = writeln!(s, "    let wb = {wb};");
         let source = RowSource {
             buffer: "input",
             input: self.input,
@@ -388,7 +408,7 @@ impl UnrolledConv {
             for (row, y) in taps_reading(offset, r, kh, sy, dy) {
                 for (x, js) in kept.iter().enumerate().filter(|(_, js)| !js.is_empty()) {
                     for o in 0..ob {
-                        let e = (o * ic * kh + y) * kw + x;
+                        let e = self.weight_offset(o, y, x);
                         let _ = write!(s, "        {{ let w = weight_at(wb + {e}u);");
                         for &j in js {
                             let _ = write!(s, " a{o}_{row}_{j} += v{} * w;", j * sx + x * dx);
@@ -465,8 +485,10 @@ impl KernelParams for UnrolledConv {
             rows: 5,
             channels: 1,
             activation: None,
+            flipped: false,
         };
         samples.push(UnrolledConv { positions: 4, rows: 2, channels: 3, ..whole.clone() });
+        samples.push(UnrolledConv { flipped: true, ..whole.clone() });
         samples.push(whole);
         samples
     }
@@ -800,6 +822,7 @@ mod tests {
             rows,
             channels: 6,
             activation: None,
+            flipped: false,
         };
         // Every row and column: only the 10 input rows and columns, from offset 4.
         let whole = at(14, 14).reads();

@@ -9,7 +9,7 @@ use crate::gpu::build::arena::{Bind, BufferId};
 use crate::gpu::kernels::{
     is_pointwise, ActivationGrad, AdaptivePoolGrad, BatchNormKernel, BatchNormPass, ChannelCopy, ChannelSum, ChunkGrad,
     ConvFlip, ConvGrad, Elementwise, ElementwiseOp, GateGrad, LinearGrad, LrnGrad, PointwiseGradWeight,
-    PointwiseWeights, PoolGrad, ReducePartials, SoftmaxGrad, UnrolledWeightGrad,
+    PointwiseWeights, PoolGrad, ReducePartials, SoftmaxGrad, UnrolledConv, UnrolledWeightGrad,
 };
 
 impl Lowering<'_> {
@@ -143,14 +143,22 @@ impl Lowering<'_> {
                         self.gemm(dy, (weight, layout), None, target, self.chw(input), None);
                     } else {
                         match params.as_forward() {
-                            // Stride 1: a forward convolution of dy with the flipped weights.
+                            // Stride 1: a forward convolution of dy with the flipped weights: read
+                            // flipped by the unrolled kernel, else laid out flipped first.
                             Some(transposed) => {
-                                let len = c.in_channels * (c.out_channels / c.groups) * c.kernel[0] * c.kernel[1];
-                                let flipped = self.arena.weight_buffer(len * 4, "flipped weights");
-                                let flip = ConvFlip { conv: c.clone() };
-                                self.dispatch(&flip, &[Bind::Buffer(weight), Bind::Buffer(flipped)]);
                                 let (out_chw, in_chw) = (self.chw(id), self.chw(input));
-                                self.convolution(dy, out_chw, &transposed, flipped, None, (target, in_chw), None);
+                                if let Some(unrolled) = UnrolledConv::fits(n, out_chw, in_chw, &transposed) {
+                                    let unrolled = UnrolledConv { flipped: true, ..unrolled };
+                                    let binds =
+                                        [Bind::Buffer(dy), Bind::Buffer(weight), Bind::Unused, Bind::Buffer(target)];
+                                    self.dispatch(&unrolled, &binds);
+                                } else {
+                                    let len = c.in_channels * (c.out_channels / c.groups) * c.kernel[0] * c.kernel[1];
+                                    let flipped = self.arena.weight_buffer(len * 4, "flipped weights");
+                                    let flip = ConvFlip { conv: c.clone() };
+                                    self.dispatch(&flip, &[Bind::Buffer(weight), Bind::Buffer(flipped)]);
+                                    self.convolution(dy, out_chw, &transposed, flipped, None, (target, in_chw), None);
+                                }
                             }
                             None => {
                                 self.dispatch(&params, &[Bind::Buffer(dy), Bind::Buffer(weight), Bind::Buffer(target)]);
