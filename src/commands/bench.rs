@@ -20,8 +20,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     batch: u64,
     /// Timed forward passes (after warm-up); the median is reported. With --train, timed training
-    /// steps, each waited for (the median is reported), then as many again back to back, waited
-    /// for once (as `cnnc train` runs them).
+    /// steps, each waited for (the median is reported), then as many again submitted back to back
+    /// (as `cnnc train` runs them: the losses read back when the trainer's history of 64 is full,
+    /// and at the end).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100000))]
     iters: u64,
     /// Untimed forward passes before timing.

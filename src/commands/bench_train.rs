@@ -29,8 +29,9 @@ struct Measured {
     device_bytes: u64,
     /// Seconds per step, sorted.
     steps: Vec<f64>,
-    /// Seconds for `iters` more steps submitted back to back, the losses read once at the end (as
-    /// `cnnc train` runs them: the device never waits for the host between steps).
+    /// Seconds for `iters` more steps submitted back to back, the losses read back only when the
+    /// trainer's history of 64 is full and at the end (as `cnnc train` runs them: the device does
+    /// not wait for the host between steps).
     back_to_back: f64,
     /// One more step, dispatch by dispatch (with `--layers`).
     profile: Option<StepProfile>,
@@ -38,7 +39,7 @@ struct Measured {
 
 /// Times whole training steps (forward, loss, backward, Adam), each waited for by reading its loss
 /// back: the first one (pipelines and buffers made, weights uploaded) apart, then `iters` after
-/// `warmup` untimed ones; then `iters` more back to back, waited for once; with `layers`, one more
+/// `warmup` untimed ones; then `iters` more back to back, not waited for one by one; with `layers`, one more
 /// step timed dispatch by dispatch.
 fn measure(gpu: &Gpu, graph: &Graph, runs: &Runs) -> Result<Measured, RuntimeError> {
     let Runs { batch, warmup, iters, layers } = *runs;
@@ -147,7 +148,7 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
         outln!("{} training (Adam) on {adapter}, batch {batch}", graph.meta.name);
         outln!("  throughput:        {images_per_s:.2} images/s  (median step, each waited for)");
         outln!(
-            "  back to back:      {back_to_back_images_per_s:.2} images/s  ({iters} steps waited for once, as `cnnc train` runs them)"
+            "  back to back:      {back_to_back_images_per_s:.2} images/s  ({iters} steps not waited for one by one, as `cnnc train` runs them)"
         );
         outln!(
             "  step (median):     {:.2} ms  (quartiles {:.2}–{:.2}, min {:.2}, max {:.2}, {} steps)",

@@ -93,12 +93,13 @@ enum Command {
     ///
     /// Example: cnnc conformance --adapter vulkan
     Conformance(conformance::Args),
-    /// Measure a model on the GPU: median throughput and latency after warm-up (with their
-    /// quartiles, minimum and maximum), time to first result (pipeline creation included), device
-    /// memory, and optionally a per-layer breakdown.
+    /// Measure a model on the GPU: median throughput and latency after warm-up (the latency's
+    /// quartiles, minimum and maximum too), time to first result (pipeline creation included),
+    /// device memory, and optionally a per-layer breakdown.
     ///
     /// Weights and inputs are deterministic pseudo-random values; only timing is reported. With
-    /// --train, whole training steps are timed instead (forward, loss, backward, Adam).
+    /// --train, whole training steps are timed instead (forward, loss, backward, Adam), each waited
+    /// for and, for a second rate, back to back as `cnnc train` runs them.
     ///
     /// Example: cnnc bench specs/resnet50.yaml --batch 8 --iters 5 --json
     Bench(bench::Args),

@@ -121,6 +121,23 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.apply(y, Op::Conv2d(Conv2d { stride: [2, 1], dilation: [1, 2], ..conv(5, 2) }));
             flat_head(n, y)
         }),
+        // The input gradient of the second, a stride-1 convolution of 6 channels' output gradient,
+        // runs unrolled reading the weights flipped, one output channel per block (four blocks).
+        case(
+            "conv_grad",
+            "3x2 kernel, stride 1, asymmetric padding, dilation 2 along rows (flipped)",
+            &[2, 5, 6],
+            2,
+            |n, x| {
+                let y = n.apply(x, c(4, 3, 1, same, 1, 1, false));
+                let padding = Pad4 { top: 1, bottom: 0, left: 0, right: 1 };
+                let y = n.apply(
+                    y,
+                    Op::Conv2d(Conv2d { kernel: [3, 2], padding, dilation: [1, 2], bias: true, ..conv(6, 3) }),
+                );
+                flat_head(n, y)
+            },
+        ),
         case("linear_grad", "two layers, with and without bias", &[12], 3, |n, x| {
             let y = n.apply(x, linear(7, true));
             let y = n.apply(y, act(Activation::Tanh));

@@ -11,7 +11,7 @@
 //! Why: on CPU drivers (lavapipe) a storage-buffer load runs one lane at a time (Mesa 22.3: a loop
 //! over the 8 lanes, each component checked against the buffer's end), and the storage-buffer
 //! kernel (`conv2d.wgsl`) loads a weight and an input for every multiply-add. Here an input is
-//! loaded once for every multiply-add that reads it and a weight once per input channel. Mesa 22.3
+//! loaded once, for all the multiply-adds that read it, and a weight once per input channel. Mesa 22.3
 //! makes a uniform load one scalar load broadcast to every lane only at a constant offset; the
 //! forward's offsets depend on the input-channel loop, so each weight is a gather of 8 lanes (the
 //! machine code in `docs/benchmarks.md`, 2026-12-02), still once per input channel rather than
@@ -808,6 +808,25 @@ mod tests {
         assert_eq!(UnrolledConv::fits(1, [1, 5, 3], [1, 3, 1], &conv(1, 1, 3, 1)).unwrap().positions, 1);
         // Never more rows than the output has.
         assert_eq!(UnrolledConv::fits(1, [1, 3, 9], [1, 1, 7], &conv(1, 1, 3, 1)).unwrap().rows, 1);
+    }
+
+    #[test]
+    fn the_flipped_conformance_case_splits_its_output_channels() {
+        // The input gradient of `src/conformance/backward.rs`'s "3x2 kernel, stride 1, …" case: 60
+        // positions per channel at batch 2 leave 128 invocations only with one channel a block, so
+        // the case checks the flipped weights' block offsets too.
+        let transposed = Conv2d {
+            in_channels: 6,
+            out_channels: 4,
+            kernel: [3, 2],
+            stride: [1, 1],
+            padding: Pad4 { top: 1, bottom: 2, left: 2, right: 1 },
+            dilation: [1, 2],
+            groups: 1,
+            bias: false,
+        };
+        let grad = UnrolledConv::fits(2, [6, 4, 5], [4, 5, 6], &transposed).expect("unrolls");
+        assert_eq!(grad.channels, 1);
     }
 
     #[test]
