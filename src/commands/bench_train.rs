@@ -39,8 +39,8 @@ struct Measured {
 
 /// Times whole training steps (forward, loss, backward, Adam), each waited for by reading its loss
 /// back: the first one (pipelines and buffers made, weights uploaded) apart, then `iters` after
-/// `warmup` untimed ones; then `iters` more back to back, not waited for one by one; with `layers`, one more
-/// step timed dispatch by dispatch.
+/// `warmup` untimed ones; then `iters` more back to back, not waited for one by one; with `layers`,
+/// one more step timed dispatch by dispatch.
 fn measure(gpu: &Gpu, graph: &Graph, runs: &Runs) -> Result<Measured, RuntimeError> {
     let Runs { batch, warmup, iters, layers } = *runs;
     let mut shape = vec![batch];

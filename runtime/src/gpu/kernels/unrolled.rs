@@ -11,8 +11,8 @@
 //! Why: on CPU drivers (lavapipe) a storage-buffer load runs one lane at a time (Mesa 22.3: a loop
 //! over the 8 lanes, each component checked against the buffer's end), and the storage-buffer
 //! kernel (`conv2d.wgsl`) loads a weight and an input for every multiply-add. Here an input is
-//! loaded once, for all the multiply-adds that read it, and a weight once per input channel. Mesa 22.3
-//! makes a uniform load one scalar load broadcast to every lane only at a constant offset; the
+//! loaded once, for all the multiply-adds that read it, and a weight once per input channel. Mesa
+//! 22.3 makes a uniform load one scalar load broadcast to every lane only at a constant offset; the
 //! forward's offsets depend on the input-channel loop, so each weight is a gather of 8 lanes (the
 //! machine code in `docs/benchmarks.md`, 2026-12-02), still once per input channel rather than
 //! once per multiply-add. On GPUs such uniform loads come from the constant cache. The price is
@@ -181,8 +181,8 @@ fn aligned_loads(
 /// invocation computes [`UnrolledConv::rows`] rows of [`UnrolledConv::positions`] outputs of one item
 /// for [`UnrolledConv::channels`] output channels, in a loop over the input channels whose body is
 /// written out: each weight is read once per input channel, at an offset the same for the whole
-/// workgroup (its block of output channels comes from the workgroup's id). Where an invocation takes every
-/// output row (or every column) of its item, which input rows (columns) its taps read is known when
+/// workgroup (its block of output channels comes from the workgroup's id). Where an invocation takes
+/// every output row (or every column) of its item, which input rows (columns) its taps read is known when
 /// the kernel is written: taps in the padding are left out, loads and multiply-adds both (an input
 /// gradient run as a convolution of the output gradient is half padding). A non-finite weight
 /// therefore makes NaN of an output whose window reaches into the padding only where that padding
@@ -313,6 +313,18 @@ impl UnrolledConv {
         (0..p).filter(|j| reads.columns.binary_search(&(j * sx + x * dx)).is_ok()).collect()
     }
 
+    /// WGSL for the first weight of the workgroup's block of output channels (from `o0`) and input
+    /// channel `ci`, in the bound layout (`wb` in [`UnrolledConv::body`]); the others are at
+    /// [`UnrolledConv::weight_offset`] from it.
+    fn weight_base(&self) -> String {
+        let ([kh, kw], [ic, oc]) = (self.conv.kernel, [self.input[0], self.output[0]]);
+        if self.flipped {
+            format!("(ci * {oc}u + o0) * {}u", kh * kw)
+        } else {
+            format!("(o0 * {ic}u + ci) * {}u", kh * kw)
+        }
+    }
+
     /// The offset of weight (output channel `o` of the block, tap `y`, `x`) from the first weight of
     /// its block and input channel (`wb` in [`UnrolledConv::body`]), in the bound layout.
     fn weight_offset(&self, o: usize, y: usize, x: usize) -> usize {
@@ -390,9 +402,7 @@ impl UnrolledConv {
         let _ = writeln!(s, "    for (var ci = 0u; ci < {ic}u; ci++) {{");
         let _ = writeln!(s, "    let channel = item + i32(ci * {}u);", ih * iw);
         // Weight (o, ci, y, x) of the block is at `wb + self.weight_offset(o, y, x)`.
-        let kk = kh * kw;
-        let wb = if self.flipped { format!("(ci * {oc}u + o0) * {kk}u") } else { format!("(o0 * {ic}u + ci) * {kk}u") };
-        let _ = writeln!(s, "    let wb = {wb};");
+        let _ = writeln!(s, "    let wb = {};", self.weight_base());
         let source = RowSource {
             buffer: "input",
             input: self.input,
@@ -815,16 +825,8 @@ mod tests {
         // The input gradient of `src/conformance/backward.rs`'s "3x2 kernel, stride 1, …" case: 60
         // positions per channel at batch 2 leave 128 invocations only with one channel a block, so
         // the case checks the flipped weights' block offsets too.
-        let transposed = Conv2d {
-            in_channels: 6,
-            out_channels: 4,
-            kernel: [3, 2],
-            stride: [1, 1],
-            padding: Pad4 { top: 1, bottom: 2, left: 2, right: 1 },
-            dilation: [1, 2],
-            groups: 1,
-            bias: false,
-        };
+        let padding = Pad4 { top: 1, bottom: 2, left: 2, right: 1 };
+        let transposed = Conv2d { kernel: [3, 2], padding, dilation: [1, 2], bias: false, ..conv(6, 4, 3, 1) };
         let grad = UnrolledConv::fits(2, [6, 4, 5], [4, 5, 6], &transposed).expect("unrolls");
         assert_eq!(grad.channels, 1);
     }
