@@ -165,6 +165,8 @@ fn linear_weights_larger_than_a_binding_train_in_blocks_of_rows() {
     assert_eq!(count("linear"), 8, "{:?}", profile.dispatches);
     assert_eq!(count("linear_grad"), 16, "{:?}", profile.dispatches);
     assert!(count("optimizer") > 1, "{:?}", profile.dispatches);
+    // Each ReLU's gradient comes out of the pooling or linear layer after it.
+    assert_eq!(count("activation_grad"), 0, "{:?}", profile.dispatches);
     // A profiled step is a step: the gradients are taken by a fresh trainer.
     let mut split = GpuTrainer::new(&small, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
     let (loss, ours) = split.gradients(&x, &y).unwrap();

@@ -8,7 +8,10 @@
 // MODE 1, the weight gradient `dw[o, k] = Σ_r dy[r, ROW0 + o] · x[r, k]` of the block (`other` is x;
 // A = PART, S = R).
 // With BIAS (MODE 1) the invocations of column 0 also write the bias gradient
-// `db[ROW0 + o] = Σ_r dy[r, ROW0 + o]` into `bias_grad`, summed in the same order.
+// `db[ROW0 + o] = Σ_r dy[r, ROW0 + o]` into `side`, summed in the same order. With RELU_MASK
+// (MODE 0) the layer's input is a ReLU's output, bound as `side`, and the result is the gradient of
+// the ReLU's input: zero where that output is <= 0 (PyTorch's `threshold_backward` on the result,
+// which lets NaN through), saving the ReLU's own dispatch.
 // Each workgroup takes a tile of TILE rows a (16, or all A if fewer) and 256 columns k, 4 per
 // invocation (workgroup w of the grid, `x + 65,535 · y`, takes column group w mod COL_GROUPS and
 // row tile w / COL_GROUPS). Per s an invocation loads its own 4 values of `other` and the tile's
@@ -20,12 +23,14 @@
 // (`linear_grad_dy_storage.wgsl`). Where K is a multiple of 4 (VEC_K) the 4 values of `other` are
 // one vec4 load. Rows past A repeat the last one and columns past K read zero; neither is written.
 //
-// Baked constants: MODE, BIAS, ACCUMULATE, VEC_K, TILE, COL_GROUPS, DY4; extents in `shape` (baked
-// too): R, K, OUT, ROW0, PART.
+// Baked constants: MODE, BIAS, RELU_MASK, ACCUMULATE, VEC_K, TILE, COL_GROUPS, DY4; extents in
+// `shape` (baked too): R, K, OUT, ROW0, PART.
 
 @group(0) @binding(1) var<storage, read> other: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> result: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bias_grad: array<f32>;
+// The bias gradient `[OUT]` (written, MODE 1 with BIAS) or the ReLU's output `[R, K]` (read, MODE 0
+// with RELU_MASK).
+@group(0) @binding(3) var<storage, read_write> side: array<f32>;
 
 // other[s, k0], …, other[s, k0 + 3], zero past K.
 fn other4(s: u32, k0: u32) -> vec4<f32> {
@@ -61,10 +66,14 @@ fn store(a: u32, k0: u32, value: vec4<f32>) {
     }
     for (var j = 0u; j < min(4u, shape.K - k0); j++) {
         let at = a * shape.K + k0 + j;
+        var v = value[j];
+        if (RELU_MASK) {
+            v = select(v, 0.0, side[at] <= 0.0);
+        }
         if (ACCUMULATE) {
-            result[at] += value[j];
+            result[at] += v;
         } else {
-            result[at] = value[j];
+            result[at] = v;
         }
     }
 }
@@ -202,21 +211,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (TILE > 14u) { store(first + 14u, k0, a14); }
     if (TILE > 15u) { store(first + 15u, k0, a15); }
     if (bias_column) {
-        if (first + 0u < rows) { bias_grad[shape.ROW0 + first + 0u] = b0; }
-        if (TILE > 1u && first + 1u < rows) { bias_grad[shape.ROW0 + first + 1u] = b1; }
-        if (TILE > 2u && first + 2u < rows) { bias_grad[shape.ROW0 + first + 2u] = b2; }
-        if (TILE > 3u && first + 3u < rows) { bias_grad[shape.ROW0 + first + 3u] = b3; }
-        if (TILE > 4u && first + 4u < rows) { bias_grad[shape.ROW0 + first + 4u] = b4; }
-        if (TILE > 5u && first + 5u < rows) { bias_grad[shape.ROW0 + first + 5u] = b5; }
-        if (TILE > 6u && first + 6u < rows) { bias_grad[shape.ROW0 + first + 6u] = b6; }
-        if (TILE > 7u && first + 7u < rows) { bias_grad[shape.ROW0 + first + 7u] = b7; }
-        if (TILE > 8u && first + 8u < rows) { bias_grad[shape.ROW0 + first + 8u] = b8; }
-        if (TILE > 9u && first + 9u < rows) { bias_grad[shape.ROW0 + first + 9u] = b9; }
-        if (TILE > 10u && first + 10u < rows) { bias_grad[shape.ROW0 + first + 10u] = b10; }
-        if (TILE > 11u && first + 11u < rows) { bias_grad[shape.ROW0 + first + 11u] = b11; }
-        if (TILE > 12u && first + 12u < rows) { bias_grad[shape.ROW0 + first + 12u] = b12; }
-        if (TILE > 13u && first + 13u < rows) { bias_grad[shape.ROW0 + first + 13u] = b13; }
-        if (TILE > 14u && first + 14u < rows) { bias_grad[shape.ROW0 + first + 14u] = b14; }
-        if (TILE > 15u && first + 15u < rows) { bias_grad[shape.ROW0 + first + 15u] = b15; }
+        if (first + 0u < rows) { side[shape.ROW0 + first + 0u] = b0; }
+        if (TILE > 1u && first + 1u < rows) { side[shape.ROW0 + first + 1u] = b1; }
+        if (TILE > 2u && first + 2u < rows) { side[shape.ROW0 + first + 2u] = b2; }
+        if (TILE > 3u && first + 3u < rows) { side[shape.ROW0 + first + 3u] = b3; }
+        if (TILE > 4u && first + 4u < rows) { side[shape.ROW0 + first + 4u] = b4; }
+        if (TILE > 5u && first + 5u < rows) { side[shape.ROW0 + first + 5u] = b5; }
+        if (TILE > 6u && first + 6u < rows) { side[shape.ROW0 + first + 6u] = b6; }
+        if (TILE > 7u && first + 7u < rows) { side[shape.ROW0 + first + 7u] = b7; }
+        if (TILE > 8u && first + 8u < rows) { side[shape.ROW0 + first + 8u] = b8; }
+        if (TILE > 9u && first + 9u < rows) { side[shape.ROW0 + first + 9u] = b9; }
+        if (TILE > 10u && first + 10u < rows) { side[shape.ROW0 + first + 10u] = b10; }
+        if (TILE > 11u && first + 11u < rows) { side[shape.ROW0 + first + 11u] = b11; }
+        if (TILE > 12u && first + 12u < rows) { side[shape.ROW0 + first + 12u] = b12; }
+        if (TILE > 13u && first + 13u < rows) { side[shape.ROW0 + first + 13u] = b13; }
+        if (TILE > 14u && first + 14u < rows) { side[shape.ROW0 + first + 14u] = b14; }
+        if (TILE > 15u && first + 15u < rows) { side[shape.ROW0 + first + 15u] = b15; }
     }
 }

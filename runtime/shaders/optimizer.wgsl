@@ -1,22 +1,26 @@
-// One optimizer step over a parameter tensor, one invocation per element, with torch.optim's
-// formulas (see `runtime/src/train/optim.rs`). KIND 0 is SGD (state1: momentum buffer), KIND 1 Adam
-// or AdamW (state1, state2: first and second moments). The step's values come in `hyper`, each
-// computed in f64 on the host and rounded once, as torch.optim's Python scalars are:
-// [slot, lr, momentum or β₁, lr / (1 − β₁ᵗ), √(1 − β₂ᵗ), first step (1 or 0), 1 − β₁, 1 − lr·wd].
+// One optimizer step over a parameter tensor (or a pack of them), one invocation per 4 elements,
+// with torch.optim's formulas (see `runtime/src/train/optim.rs`). KIND 0 is SGD (state1: momentum
+// buffer), KIND 1 Adam or AdamW (state1, state2: first and second moments). The step's values come
+// in `hyper`, each computed in f64 on the host and rounded once, as torch.optim's Python scalars
+// are: [slot, lr, momentum or β₁, lr / (1 − β₁ᵗ), √(1 − β₂ᵗ), first step (1 or 0), 1 − β₁, 1 − lr·wd].
+// Every tensor is bound as vec4s (LEN4 of them: packs are multiples of 4 floats, their gaps zero,
+// which every rule leaves at zero): on CPU drivers such as lavapipe a vec4 load costs about what a
+// scalar one does, and the `hyper` loads are shared by 4 elements; the arithmetic is per component,
+// the same as one element at a time.
 //
 // Baked constants: KIND, NESTEROV, DECOUPLED, MOMENTUM_ON, WD, ONE_MINUS_DAMPENING, BETA2,
-// ONE_MINUS_BETA2, EPS_ADAM; extents in `shape`: LEN.
+// ONE_MINUS_BETA2, EPS_ADAM; extents in `shape`: LEN4.
 
-@group(0) @binding(0) var<storage, read> grad: array<f32>;
+@group(0) @binding(0) var<storage, read> grad: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> hyper: array<f32>;
-@group(0) @binding(2) var<storage, read_write> param: array<f32>;
-@group(0) @binding(3) var<storage, read_write> state1: array<f32>;
-@group(0) @binding(4) var<storage, read_write> state2: array<f32>;
+@group(0) @binding(2) var<storage, read_write> param: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> state1: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> state2: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x + gid.y * 65535u * 64u;
-    if (i >= shape.LEN) {
+    if (i >= shape.LEN4) {
         return;
     }
     let lr = hyper[1];

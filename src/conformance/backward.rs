@@ -165,6 +165,14 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.apply(y, linear(12, false));
             n.apply(y, linear(5, true))
         }),
+        // Each ReLU's gradient comes out of the next layer's input gradient, masked by its output.
+        case("linear_grad", "ReLUs between layers (masked input gradients)", &[10], 3, |n, x| {
+            let y = n.apply(x, linear(9, true));
+            let y = n.apply(y, act(Activation::Relu));
+            let y = n.apply(y, linear(6, false));
+            let y = n.apply(y, act(Activation::Relu));
+            n.apply(y, linear(5, true))
+        }),
         case("pool_grad", "max 3x3 stride 2, overlapping, ceil_mode", &[4, 9, 8], 2, |n, x| {
             let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
             let y = n.apply(y, max_pool(pool_window(3, 2, 1, true, false)));

@@ -224,6 +224,10 @@ pub struct LinearGrad {
     pub part: usize,
     /// Without `weight`: adds to the input gradient instead of writing it (a block after the first).
     pub accumulate: bool,
+    /// Without `weight`: the input is a ReLU's output, bound fourth (`[rows, in_features]`), and the
+    /// result is the gradient of the ReLU's input (zero where that output is `<= 0`), saving the
+    /// ReLU's own dispatch.
+    pub relu_mask: bool,
     /// Binds the output gradient `[rows, out_features]` as a uniform buffer
     /// ([`Family::LinearGradUniformDy`]); only where it fits one uniform binding.
     pub uniform_dy: bool,
@@ -233,7 +237,8 @@ impl LinearGrad {
     /// The gradient over all of a linear layer's output features.
     pub fn whole(rows: usize, in_features: usize, out_features: usize, weight: bool, bias: bool) -> LinearGrad {
         let (row0, part) = (0, out_features);
-        LinearGrad { rows, in_features, out_features, weight, bias, row0, part, accumulate: false, uniform_dy: false }
+        let (accumulate, relu_mask, uniform_dy) = (false, false, false);
+        LinearGrad { rows, in_features, out_features, weight, bias, row0, part, accumulate, relu_mask, uniform_dy }
     }
 
     /// The result's rows: the block's output features (weight gradient) or the input's rows.
@@ -261,6 +266,7 @@ impl KernelParams for LinearGrad {
         let mut consts = vec![
             ("MODE", Const::U(u32::from(self.weight))),
             ("BIAS", Const::B(self.weight && self.bias)),
+            ("RELU_MASK", Const::B(!self.weight && self.relu_mask)),
             ("ACCUMULATE", Const::B(!self.weight && self.accumulate)),
             ("VEC_K", Const::B(self.in_features.is_multiple_of(4))),
             ("TILE", u(self.tile())),
@@ -286,11 +292,18 @@ impl KernelParams for LinearGrad {
 
     fn samples() -> Vec<LinearGrad> {
         // Extents that are and are not multiples of 4 (the vec4 paths and the scalar ones), and a
-        // block of rows added to an input gradient.
+        // block of rows added to an input gradient through a ReLU's mask.
         let mut samples: Vec<LinearGrad> = [(false, 7, 5), (true, 7, 5), (false, 8, 12), (true, 8, 12)]
             .map(|(weight, in_features, out_features)| LinearGrad::whole(3, in_features, out_features, weight, weight))
             .to_vec();
-        samples.push(LinearGrad { row0: 4, part: 4, accumulate: true, ..LinearGrad::whole(3, 8, 12, false, false) });
+        let block = LinearGrad {
+            row0: 4,
+            part: 4,
+            accumulate: true,
+            relu_mask: true,
+            ..LinearGrad::whole(3, 8, 12, false, false)
+        };
+        samples.push(block);
         let uniform: Vec<LinearGrad> = samples.iter().map(|s| LinearGrad { uniform_dy: true, ..s.clone() }).collect();
         samples.extend(uniform);
         samples
@@ -410,7 +423,8 @@ impl KernelParams for PoolGrad {
     }
 }
 
-/// Cross-entropy over `[N, K]` logits, per item: its share of the loss and its row of dlogits.
+/// Cross-entropy over `[N, K]` logits, per item: its share of the loss and its row of dlogits; on
+/// the last head's dispatch, also the step's loss and hits summed into the loss history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CrossEntropyKernel {
     pub n: usize,
@@ -421,64 +435,61 @@ pub struct CrossEntropyKernel {
     pub weight: f64,
     /// Where the head's `n` shares start in the shares buffer.
     pub offset: usize,
-    /// Where the items' hits go in the shares buffer (the output's head only).
-    pub hits: Option<usize>,
+    /// Where the items' hits go in the shares buffer, after all heads' shares.
+    pub hits: usize,
+    /// Whether this head (the output's) writes the items' hits.
+    pub count_hits: bool,
+    /// On the last head's dispatch: the step's loss, bound sixth (`hyper`) and seventh (`history`).
+    pub sum: Option<LossSum>,
 }
 
-impl KernelParams for CrossEntropyKernel {
-    fn kernel(&self) -> Kernel {
-        let mut consts = vec![
-            ("EPS", Const::F(self.label_smoothing as f32)),
-            ("HAS_WEIGHTS", Const::B(self.class_weights)),
-            ("WEIGHT", Const::F(self.weight as f32)),
-            ("N", dim(self.n)),
-            ("K", dim(self.classes)),
-            ("OFFSET", dim(self.offset)),
-            ("COUNT_HITS", Const::B(self.hits.is_some())),
-            ("HITS", dim(self.hits.unwrap_or(0))),
-        ];
-        consts.extend(activation_consts(None));
-        // Extents baked, as `LinearGrad`'s are: lavapipe made a shader variant at every dispatch of
-        // the smoothed and weighted loss otherwise (`tests/memory.rs`).
-        Kernel { bake_shape: true, ..Kernel::new(Family::CrossEntropy, consts, grid_1d(self.n as u64)) }
-    }
-
-    fn samples() -> Vec<CrossEntropyKernel> {
-        [false, true]
-            .map(|class_weights| CrossEntropyKernel {
-                n: 4,
-                classes: 10,
-                label_smoothing: 0.1,
-                class_weights,
-                weight: 0.3,
-                offset: 4,
-                hits: class_weights.then_some(8),
-            })
-            .to_vec()
-    }
-}
-
-/// The step's loss: the shares (items × heads) added in order into the loss history.
-#[derive(Clone, Debug, PartialEq)]
+/// The step's loss: the shares (items × heads) added in order into the loss history, and the
+/// output head's hits into the slot `cap` later.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossSum {
     /// Shares to add: items × heads.
-    pub n: usize,
-    /// Items whose hits follow the shares, from `hits`.
-    pub m: usize,
-    pub hits: usize,
+    pub shares: usize,
     /// Slots of the history's loss half; the hit counts fill the half after it.
     pub cap: usize,
 }
 
-impl KernelParams for LossSum {
+impl KernelParams for CrossEntropyKernel {
     fn kernel(&self) -> Kernel {
-        let mut consts = vec![("N", dim(self.n)), ("M", dim(self.m)), ("HITS", dim(self.hits)), ("CAP", dim(self.cap))];
+        let sum = self.sum.unwrap_or(LossSum { shares: 0, cap: 0 });
+        let mut consts = vec![
+            ("EPS", Const::F(self.label_smoothing as f32)),
+            ("HAS_WEIGHTS", Const::B(self.class_weights)),
+            ("WEIGHT", Const::F(self.weight as f32)),
+            ("COUNT_HITS", Const::B(self.count_hits)),
+            ("SUM", Const::B(self.sum.is_some())),
+            ("N", dim(self.n)),
+            ("K", dim(self.classes)),
+            ("OFFSET", dim(self.offset)),
+            ("HITS", dim(self.hits)),
+            ("SHARES", dim(sum.shares)),
+            ("CAP", dim(sum.cap)),
+        ];
         consts.extend(activation_consts(None));
-        Kernel::new(Family::LossSum, consts, [1, 1, 1])
+        // Extents baked, as `LinearGrad`'s are: lavapipe made a shader variant at every dispatch of
+        // the smoothed and weighted loss otherwise (`tests/memory.rs`). One workgroup, so that the
+        // sum can follow the shares without a dispatch of its own.
+        Kernel { bake_shape: true, ..Kernel::new(Family::CrossEntropy, consts, [1, 1, 1]) }
     }
 
-    fn samples() -> Vec<LossSum> {
-        vec![LossSum { n: 4, m: 2, hits: 4, cap: 64 }]
+    fn samples() -> Vec<CrossEntropyKernel> {
+        [false, true]
+            .map(|last| CrossEntropyKernel {
+                n: 4,
+                classes: 10,
+                label_smoothing: 0.1,
+                class_weights: last,
+                weight: 0.3,
+                offset: 4,
+                hits: 8,
+                count_hits: last,
+                sum: last.then_some(LossSum { shares: 8, cap: 64 }),
+            })
+            .to_vec()
     }
 }
 
@@ -522,7 +533,8 @@ pub enum UpdateRule {
     Adam { beta2: f64, eps: f64, weight_decay: f64, decoupled: bool },
 }
 
-/// One optimizer step over a parameter tensor of `len` elements.
+/// One optimizer step over a parameter tensor or pack of `len` elements, a multiple of 4 (packs are;
+/// see `gpu/train/pack.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerKernel {
     pub len: usize,
@@ -551,20 +563,21 @@ impl KernelParams for OptimizerKernel {
             ("BETA2", Const::F(beta2 as f32)),
             ("ONE_MINUS_BETA2", Const::F((1.0 - beta2) as f32)),
             ("EPS_ADAM", Const::F(eps as f32)),
-            ("LEN", dim(self.len)),
+            ("LEN4", dim(self.len / 4)),
         ];
         consts.extend(activation_consts(None));
-        Kernel::new(Family::Optimizer, consts, grid_1d(self.len as u64))
+        debug_assert!(self.len.is_multiple_of(4), "optimizer over {} floats, not a multiple of 4", self.len);
+        Kernel::new(Family::Optimizer, consts, grid_1d(self.len.div_ceil(4) as u64))
     }
 
     fn samples() -> Vec<OptimizerKernel> {
         vec![
             OptimizerKernel {
-                len: 10,
+                len: 12,
                 rule: UpdateRule::Sgd { momentum: true, dampening: 0.1, nesterov: true, weight_decay: 1e-4 },
             },
             OptimizerKernel {
-                len: 10,
+                len: 12,
                 rule: UpdateRule::Adam { beta2: 0.999, eps: 1e-8, weight_decay: 1e-2, decoupled: true },
             },
         ]

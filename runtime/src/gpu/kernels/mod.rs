@@ -88,7 +88,6 @@ pub enum Family {
     ActivationGrad,
     PoolGrad,
     CrossEntropy,
-    LossSum,
     Optimizer,
     BatchNormPartials,
     BatchNormStats,
@@ -120,7 +119,7 @@ pub enum Family {
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 41] = [
+    pub const ALL: [Family; 40] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -141,7 +140,6 @@ impl Family {
         Family::ActivationGrad,
         Family::PoolGrad,
         Family::CrossEntropy,
-        Family::LossSum,
         Family::Optimizer,
         Family::BatchNormPartials,
         Family::BatchNormStats,
@@ -185,7 +183,6 @@ impl Family {
             Family::ActivationGrad => include_str!("../../../shaders/activation_grad.wgsl"),
             Family::PoolGrad => include_str!("../../../shaders/pool_grad.wgsl"),
             Family::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
-            Family::LossSum => include_str!("../../../shaders/loss_sum.wgsl"),
             Family::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
             Family::BatchNormPartials => include_str!("../../../shaders/batch_norm_partials.wgsl"),
             Family::BatchNormStats => include_str!("../../../shaders/batch_norm_train.wgsl"),
@@ -255,14 +252,13 @@ impl Family {
             | Family::LrnGrad
             | Family::AdaptivePoolGrad
             | Family::PointwiseGradWeight
-            | Family::LossSum
             | Family::BatchNormApply => &[Read, Read, Output, Uniform],
             Family::ChannelSum
             | Family::ReducePartials
             | Family::ChunkGrad
             | Family::ConvFlip
             | Family::PointwiseWeights => &[Read, Output, Uniform],
-            Family::CrossEntropy => &[Read, Read, Read, Output, Output, Uniform],
+            Family::CrossEntropy => &[Read, Read, Read, Output, Output, Read, Output, Uniform],
             Family::Optimizer => &[Read, Read, Output, Output, Output, Uniform],
             Family::BatchNormPartials => &[Read, Read, Read, Output, Uniform],
             Family::BatchNormStats => &[Read, Read, Read, Read, Output, Output, Output, Uniform],
@@ -292,7 +288,6 @@ impl Family {
             Family::ActivationGrad => "activation_grad",
             Family::PoolGrad => "pool_grad",
             Family::CrossEntropy => "cross_entropy",
-            Family::LossSum => "loss_sum",
             Family::Optimizer => "optimizer",
             Family::BatchNormPartials => "batch_norm_partials",
             Family::BatchNormStats => "batch_norm_stats",
@@ -502,7 +497,6 @@ pub fn samples() -> Vec<Kernel> {
         of::<CrossEntropyKernel>(),
         of::<OptimizerKernel>(),
         of::<BatchNormKernel>(),
-        of::<LossSum>(),
         of::<ReducePartials>(),
         of::<DropoutKernel>(),
         of::<GateGrad>(),

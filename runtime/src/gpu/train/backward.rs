@@ -17,7 +17,7 @@ impl Lowering<'_> {
     pub fn backward(&mut self, step: &GradStep, contributions: &[usize], param_grads: &mut Vec<(String, BufferId)>) {
         let id = step.node;
         if self.relu_masks[id.index()].is_some() {
-            // The pooling after it wrote this ReLU's input gradient.
+            // The pooling or linear layer after it wrote this ReLU's input gradient.
             return;
         }
         let node = self.graph.node(id);
@@ -124,7 +124,8 @@ impl Lowering<'_> {
                 self.pass_through(input, dy, contributions);
                 continue;
             }
-            // A pooling whose input is a ReLU that only it reads writes the ReLU's input gradient.
+            // A pooling or linear layer whose input is a ReLU that only it reads writes the ReLU's
+            // input gradient.
             let receiver = match self.relu_masks[input.index()] {
                 Some(pool) if pool == id => self.graph.node(input).inputs[0],
                 _ => input,
@@ -174,12 +175,14 @@ impl Lowering<'_> {
                         ..LinearGrad::whole(rows, in_features, out_features, false, false)
                     };
                     let weight = self.param(node, ParamKind::Weight);
+                    let relu_mask = receiver != input;
                     // Block by block, each after the first adding to the gradient, in order.
                     let blocks = self.row_blocks(in_features, out_features);
                     for (i, &(row0, part)) in blocks.iter().enumerate() {
-                        let params = LinearGrad { row0, part, accumulate: i > 0, ..whole.clone() };
+                        let params = LinearGrad { row0, part, accumulate: i > 0, relu_mask, ..whole.clone() };
                         let w = Bind::Buffer(self.weight_rows(weight, in_features, &blocks, i));
-                        self.dispatch(&params, &[Bind::Buffer(dy), w, Bind::Buffer(target), Bind::Unused]);
+                        let mask = if relu_mask { Bind::Buffer(x) } else { Bind::Unused };
+                        self.dispatch(&params, &[Bind::Buffer(dy), w, Bind::Buffer(target), mask]);
                     }
                 }
                 Op::Activation(a) => {

@@ -48,8 +48,8 @@ pub(super) struct Lowering<'a> {
     /// Whether each node (a convolution or linear layer) applies the ReLU that is its only reader,
     /// saving a dispatch and a buffer ([`fused_relus`]).
     pub fused_relu: Vec<bool>,
-    /// For a ReLU whose gradient the pooling after it applies ([`relus_masked_by_pools`]), that
-    /// pooling: the ReLU's own backward step does nothing.
+    /// For a ReLU whose gradient the layer after it applies ([`relus_masked`]), that layer: the
+    /// ReLU's own backward step does nothing.
     pub relu_masks: Vec<Option<NodeId>>,
     /// The gradient of each node's output, once its first contribution is placed.
     pub grads: Vec<Option<BufferId>>,
@@ -184,12 +184,15 @@ impl Lowering<'_> {
     }
 
     /// The loss over the logits of each head in `losses` (the output, then auxiliary heads, with
-    /// their weights): per item and head, then summed in order into the loss history.
+    /// their weights): per item and head, then, in the last head's dispatch, summed in order into
+    /// the loss history.
     pub fn loss(&mut self, loss: &CrossEntropy, losses: &[(NodeId, f64)], io: &Io) {
+        let shares = self.batch * losses.len();
         for (h, (head, weight)) in losses.iter().enumerate() {
             let classes = self.graph.node(*head).shape.elements() as usize;
             let dlogits = self.transient(self.elements(*head));
             self.grads[head.index()] = Some(dlogits);
+            let last = h + 1 == losses.len();
             let params = CrossEntropyKernel {
                 n: self.batch,
                 classes,
@@ -197,7 +200,9 @@ impl Lowering<'_> {
                 class_weights: loss.class_weights.is_some(),
                 weight: *weight,
                 offset: h * self.batch,
-                hits: (h == 0).then_some(losses.len() * self.batch),
+                hits: shares,
+                count_hits: h == 0,
+                sum: last.then_some(LossSum { shares, cap: super::HISTORY }),
             };
             let binds = [
                 Bind::Buffer(self.value(*head)),
@@ -205,18 +210,13 @@ impl Lowering<'_> {
                 io.class_weights.into(),
                 Bind::Buffer(dlogits),
                 Bind::Buffer(io.shares),
+                // Bound on every head's dispatch, read on the last's only: a placeholder in both
+                // slots would be one buffer bound read-only and read-write at once.
+                Bind::Buffer(io.hyper),
+                Bind::Buffer(io.history),
             ];
             self.dispatch(&params, &binds);
         }
-        self.dispatch(
-            &LossSum {
-                n: self.batch * losses.len(),
-                m: self.batch,
-                hits: losses.len() * self.batch,
-                cap: super::HISTORY,
-            },
-            &[Bind::Buffer(io.shares), Bind::Buffer(io.hyper), Bind::Buffer(io.history)],
-        );
     }
 
     /// A split reduction into `dest` (`results` floats): `partials` partial sums per result are
@@ -297,8 +297,10 @@ impl Lowering<'_> {
                 UpdateRule::Adam { beta2: betas.1, eps, weight_decay, decoupled }
             }
         };
-        // A pack larger than one binding (a single tensor too large for one) is updated in chunks.
-        let align = self.arena.view_alignment();
+        // A pack larger than one binding (a single tensor too large for one) is updated in chunks,
+        // each starting at a view's alignment and a multiple of 4 floats (the kernel's vec4s; both
+        // are powers of two).
+        let align = self.arena.view_alignment().max(4);
         let binding = self.arena.gpu.limits.max_storage_buffer_binding_size;
         let chunk = match pack.floats as u64 * 4 <= binding {
             true => pack.floats,
@@ -368,19 +370,16 @@ pub(super) fn fused_relus(graph: &Graph, losses: &[NodeId]) -> Vec<bool> {
     fused
 }
 
-/// For each ReLU whose gradient a max or average pooling can apply while writing its own input
-/// gradient, that pooling: the pooling is the ReLU's only gradient contribution (`contributions`),
-/// and the backward computes both input gradients (`backward`). The pooling's kernel reads the
-/// ReLU's output anyway, so the mask costs nothing and the ReLU's dispatch goes.
-pub(super) fn relus_masked_by_pools(
-    graph: &Graph,
-    backward: &Backward,
-    contributions: &[usize],
-) -> Vec<Option<NodeId>> {
+/// For each ReLU whose gradient the layer after it can apply while writing its own input
+/// gradient, that layer: a max or average pooling, or a linear layer, that is the ReLU's only
+/// gradient contribution (`contributions`), where the backward computes both input gradients
+/// (`backward`). The pooling's kernel reads the ReLU's output anyway and the linear layer's has a
+/// binding free for it, so the mask costs a load per element and the ReLU's dispatch goes.
+pub(super) fn relus_masked(graph: &Graph, backward: &Backward, contributions: &[usize]) -> Vec<Option<NodeId>> {
     let input_grad = |node: NodeId| backward.steps.iter().any(|s| s.node == node && s.input_grads[0]);
     let mut masks = vec![None; graph.len()];
     for (id, node) in graph.training_nodes() {
-        if !matches!(node.op, Op::MaxPool(_) | Op::AvgPool(_)) {
+        if !matches!(node.op, Op::MaxPool(_) | Op::AvgPool(_) | Op::Linear { .. }) {
             continue;
         }
         let relu = node.inputs[0];

@@ -24,7 +24,7 @@ mod pack;
 use cnnc_ir::autodiff::{differentiate, Backward};
 use cnnc_ir::graph::{Graph, Op, Param, ParamKind};
 
-use self::lower::{fused_relus, relus_masked_by_pools, supported, Io, Lowering};
+use self::lower::{fused_relus, relus_masked, supported, Io, Lowering};
 use self::pack::Packed;
 use super::build::arena::{Arena, Bind, BufferId};
 use super::build::linear;
@@ -295,7 +295,7 @@ impl GpuTrainer {
                 contributions[input.index()] += usize::from(step.input_grads[i]);
             }
         }
-        lowering.relu_masks = relus_masked_by_pools(graph, &backward, &contributions);
+        lowering.relu_masks = relus_masked(graph, &backward, &contributions);
         let mut param_grads = Vec::new();
         for step in &backward.steps {
             lowering.doing = format!("backward {}", layer_name(graph.node(step.node)));
