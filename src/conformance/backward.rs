@@ -208,6 +208,14 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.join(Op::Concat, &[a, b]);
             flat_head(n, y)
         }),
+        // Tiles other than 2x2 take `pool_grad`'s one invocation per window.
+        case("pool_grad", "max and average 3x3 stride 3, tiling the input", &[4, 9, 6], 2, |n, x| {
+            let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
+            let a = n.apply(y, max_pool(pool_window(3, 3, 0, false, false)));
+            let b = n.apply(y, Op::AvgPool(pool_window(3, 3, 0, false, true)));
+            let y = n.join(Op::Concat, &[a, b]);
+            flat_head(n, y)
+        }),
         case("adaptive_pool_grad", "max and average over overlapping unequal cells", &[4, 9, 7], 3, |n, x| {
             let y = n.apply(x, c(4, 3, 1, same, 1, 1, true));
             let y = n.apply(y, Op::AdaptiveMaxPool { size: [4, 3] });

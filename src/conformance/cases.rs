@@ -244,6 +244,7 @@ pub(super) fn others() -> Vec<Case> {
             1,
         ),
         case("maxpool", "kernel as large as the input", pool([3, 5, 5], Pooling::Max(window(5))), 1),
+        case("maxpool", "2x2 stride 2 tiling (a window's rows as pairs)", pool([3, 8, 6], Pooling::Max(window(2))), 2),
         composite(
             "maxpool",
             "written into a concat's slices",
@@ -257,6 +258,7 @@ pub(super) fn others() -> Vec<Case> {
             2,
         ),
         case("avgpool", "count_include_pad", pool([3, 7, 7], Pooling::Avg(strided(3, 2, 1))), 2),
+        case("avgpool", "2x2 stride 2 tiling (a window's rows as pairs)", pool([3, 8, 6], Pooling::Avg(window(2))), 2),
         case(
             "avgpool",
             "exclude padding, ceil_mode",

@@ -10,6 +10,7 @@
 
 use cnnc_ir::graph::{Activation, Conv2d, Pad4, Pool2d};
 
+use super::pool::tiles_in_pairs;
 use super::{activation_consts, dim, grid_1d, u, Const, Family, Kernel, KernelParams};
 
 /// The most positions one invocation of a split reduction sums.
@@ -363,6 +364,12 @@ impl PoolGrad {
             && ih == oh * p.kernel[0]
             && iw == ow * p.kernel[1]
     }
+
+    /// Whether the windows are 2×2 at stride 2 and tile the input: then each invocation reads and
+    /// writes its window as two vec2s ([`Family::PoolGradPairs`]).
+    pub fn pairs(&self) -> bool {
+        tiles_in_pairs(&self.window, self.input, self.output)
+    }
 }
 
 impl KernelParams for PoolGrad {
@@ -394,7 +401,8 @@ impl KernelParams for PoolGrad {
         // A few taps per invocation: the extents are baked so that locating an element costs no
         // divisions by run-time values (a pooling layer's shape is one of few in a model).
         let invocations = if tiled { self.nc * oh * ow } else { self.nc * ih * iw };
-        Kernel { bake_shape: true, ..Kernel::new(Family::PoolGrad, consts, grid_1d(invocations as u64)) }
+        let family = if self.pairs() { Family::PoolGradPairs } else { Family::PoolGrad };
+        Kernel { bake_shape: true, ..Kernel::new(family, consts, grid_1d(invocations as u64)) }
     }
 
     fn samples() -> Vec<PoolGrad> {
@@ -417,8 +425,13 @@ impl KernelParams for PoolGrad {
                 relu_mask: is_max,
             })
             .to_vec();
-        let tiled = PoolGrad { nc: 4, input: [8, 6], output: [4, 3], window: tiling, is_max: true, relu_mask: true };
-        samples.push(tiled);
+        // 2×2 tiles (`pool_grad_pairs`), max and average, and 3×3 tiles (`pool_grad`'s TILED case).
+        for is_max in [true, false] {
+            let window = tiling.clone();
+            samples.push(PoolGrad { nc: 4, input: [8, 6], output: [4, 3], window, is_max, relu_mask: true });
+        }
+        let threes = Pool2d { kernel: [3, 3], stride: [3, 3], ..tiling };
+        samples.push(PoolGrad { nc: 4, input: [9, 6], output: [3, 2], window: threes, is_max: true, relu_mask: true });
         samples
     }
 }

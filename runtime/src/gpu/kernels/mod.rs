@@ -72,6 +72,8 @@ pub enum Family {
     PointwiseTex,
     Linear,
     Pool,
+    /// [`Family::Pool`] for 2×2 windows at stride 2 that tile the input ([`Pool::pairs`]).
+    PoolPairs,
     AdaptivePool,
     Elementwise,
     Copy,
@@ -87,6 +89,8 @@ pub enum Family {
     LinearGradUniformDy,
     ActivationGrad,
     PoolGrad,
+    /// [`Family::PoolGrad`] for 2×2 windows at stride 2 that tile the input ([`PoolGrad::pairs`]).
+    PoolGradPairs,
     CrossEntropy,
     Optimizer,
     BatchNormPartials,
@@ -119,7 +123,7 @@ pub enum Family {
 
 impl Family {
     /// Every family, for validation and conformance.
-    pub const ALL: [Family; 40] = [
+    pub const ALL: [Family; 42] = [
         Family::Conv2d,
         Family::Conv2dTex,
         Family::Conv2dTexVec4,
@@ -127,6 +131,7 @@ impl Family {
         Family::PointwiseTex,
         Family::Linear,
         Family::Pool,
+        Family::PoolPairs,
         Family::AdaptivePool,
         Family::Elementwise,
         Family::Copy,
@@ -139,6 +144,7 @@ impl Family {
         Family::LinearGradUniformDy,
         Family::ActivationGrad,
         Family::PoolGrad,
+        Family::PoolGradPairs,
         Family::CrossEntropy,
         Family::Optimizer,
         Family::BatchNormPartials,
@@ -171,6 +177,7 @@ impl Family {
             Family::PointwiseTex => include_str!("../../../shaders/pointwise_tex.wgsl"),
             Family::Linear => include_str!("../../../shaders/linear.wgsl"),
             Family::Pool => include_str!("../../../shaders/pool.wgsl"),
+            Family::PoolPairs => include_str!("../../../shaders/pool_pairs.wgsl"),
             Family::AdaptivePool => include_str!("../../../shaders/adaptive_pool.wgsl"),
             Family::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Family::Copy => include_str!("../../../shaders/copy.wgsl"),
@@ -182,6 +189,7 @@ impl Family {
             Family::LinearGrad | Family::LinearGradUniformDy => include_str!("../../../shaders/linear_grad.wgsl"),
             Family::ActivationGrad => include_str!("../../../shaders/activation_grad.wgsl"),
             Family::PoolGrad => include_str!("../../../shaders/pool_grad.wgsl"),
+            Family::PoolGradPairs => include_str!("../../../shaders/pool_grad_pairs.wgsl"),
             Family::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
             Family::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
             Family::BatchNormPartials => include_str!("../../../shaders/batch_norm_partials.wgsl"),
@@ -241,11 +249,14 @@ impl Family {
             Family::LinearGradUniformDy => &[Uniform, Read, Output, Output, Uniform],
             Family::ConvGradWeightUnrolled => &[Read, Read, Output],
             Family::ReducePartialsSplit => &[Read, Output, Output, Uniform],
-            Family::Pool | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => &[Read, Output],
+            Family::Pool | Family::PoolPairs | Family::AdaptivePool | Family::Copy | Family::Lrn | Family::Softmax => {
+                &[Read, Output]
+            }
             Family::ConvGradInput
             | Family::ConvGradWeight
             | Family::ActivationGrad
             | Family::PoolGrad
+            | Family::PoolGradPairs
             | Family::Dropout
             | Family::GateGrad
             | Family::SoftmaxGrad
@@ -275,7 +286,7 @@ impl Family {
             Family::Pointwise => "pointwise",
             Family::PointwiseTex => "pointwise_tex",
             Family::Linear => "linear",
-            Family::Pool => "pool",
+            Family::Pool | Family::PoolPairs => "pool",
             Family::AdaptivePool => "adaptive_pool",
             Family::Elementwise => "elementwise",
             Family::Copy => "copy",
@@ -286,7 +297,7 @@ impl Family {
             Family::ChannelSum => "channel_sum",
             Family::LinearGrad | Family::LinearGradUniformDy => "linear_grad",
             Family::ActivationGrad => "activation_grad",
-            Family::PoolGrad => "pool_grad",
+            Family::PoolGrad | Family::PoolGradPairs => "pool_grad",
             Family::CrossEntropy => "cross_entropy",
             Family::Optimizer => "optimizer",
             Family::BatchNormPartials => "batch_norm_partials",

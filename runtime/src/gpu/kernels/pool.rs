@@ -6,6 +6,18 @@ use cnnc_ir::graph::{Activation, Pad4, Pool2d};
 
 use super::{activation_consts, dim, grid_1d, u, Const, Family, Kernel, KernelParams};
 
+/// Whether pooling `[IH, IW]` to `[OH, OW]` through `window` is 2×2 windows at stride 2 that tile
+/// the input exactly (no padding or dilation, `IH = 2·OH`, `IW = 2·OW`): then each window's rows are
+/// one aligned pair of floats each, for the `pool_pairs` and `pool_grad_pairs` kernels.
+pub(super) fn tiles_in_pairs(window: &Pool2d, [ih, iw]: [usize; 2], [oh, ow]: [usize; 2]) -> bool {
+    window.kernel == [2, 2]
+        && window.stride == [2, 2]
+        && window.dilation == [1, 1]
+        && window.padding == Pad4::uniform(0)
+        && ih == 2 * oh
+        && iw == 2 * ow
+}
+
 /// A max or average pooling window sliding over `[C, IH, IW]` items, one invocation per output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pool {
@@ -49,7 +61,8 @@ impl KernelParams for Pool {
             ("OUT_OFFSET", u(self.out_offset)),
         ];
         consts.extend(activation_consts(self.activation));
-        Kernel::new(Family::Pool, consts, grid_1d((self.n * c * oh * ow) as u64))
+        let family = if self.pairs() { Family::PoolPairs } else { Family::Pool };
+        Kernel::new(family, consts, grid_1d((self.n * c * oh * ow) as u64))
     }
 
     fn samples() -> Vec<Pool> {
@@ -71,7 +84,21 @@ impl KernelParams for Pool {
             out_offset: 2,
             activation: Some(Activation::Relu),
         };
-        vec![sample(true), sample(false)]
+        let pairs = |is_max| Pool {
+            input: [3, 8, 6],
+            output: [4, 3],
+            window: Pool2d { kernel: [2, 2], stride: [2, 2], padding: Pad4::uniform(0), ..window.clone() },
+            ..sample(is_max)
+        };
+        vec![sample(true), sample(false), pairs(true), pairs(false)]
+    }
+}
+
+impl Pool {
+    /// Whether the windows are 2×2 at stride 2 and tile the input ([`Family::PoolPairs`]).
+    pub fn pairs(&self) -> bool {
+        let [_, ih, iw] = self.input;
+        tiles_in_pairs(&self.window, [ih, iw], self.output)
     }
 }
 
