@@ -9,6 +9,7 @@ default initialisation, batch-norm in training mode). Run it beside
     venv/bin/python scripts/bench_train_pytorch.py --model resnet18 8
 """
 
+import argparse
 import statistics
 import sys
 import time
@@ -46,12 +47,12 @@ def bench(name: str, batch: int, warmup: int = 20, iters: int = 100) -> float:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    name = "lenet"
-    if args[:1] == ["--model"]:
-        name, args = args[1], args[2:]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("batches", type=int, nargs="*", default=[8, 64], help="batch sizes (default: 8 64)")
+    parser.add_argument("--model", default="lenet", help="lenet, or a torchvision model name (default: lenet)")
+    args = parser.parse_args()
     # Large models take seconds a step: fewer steps.
-    warmup, iters = (20, 100) if name == "lenet" else (2, 5)
+    warmup, iters = (20, 100) if args.model == "lenet" else (2, 5)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    for batch in [int(b) for b in args] or [8, 64]:
-        print(f"{name} batch {batch}: {bench(name, batch, warmup, iters):.1f} images/s")
+    for batch in args.batches:
+        print(f"{args.model} batch {batch}: {bench(args.model, batch, warmup, iters):.1f} images/s")

@@ -147,8 +147,9 @@ fn an_infinity_read_only_by_dropped_positions_spoils_only_its_taps() {
 /// A linear weight larger than one storage binding (AlexNet's and VGG's first classifier layers on
 /// devices that bind 128 MiB) trains a block of rows at a time: on a device that binds 40,000 bytes,
 /// LeNet's `fc1.weight` (192,000 bytes) goes in five blocks of 24 rows and `fc2.weight` (40,320) in
-/// two, and the optimizer updates their packs in chunks. The gradients are the reference's, and five
-/// Adam steps give the weights the unsplit trainer gives.
+/// two, and the optimizer updates their packs in chunks; the convolutions' weight gradients take the
+/// generic kernel, whose partial sums fit such a binding where the written-out kernel's would not.
+/// The gradients are the reference's, and five Adam steps give the weights the unsplit trainer gives.
 #[test]
 fn linear_weights_larger_than_a_binding_train_in_blocks_of_rows() {
     let graph = lenet();
@@ -167,6 +168,8 @@ fn linear_weights_larger_than_a_binding_train_in_blocks_of_rows() {
     assert!(count("optimizer") > 1, "{:?}", profile.dispatches);
     // Each ReLU's gradient comes out of the pooling or linear layer after it.
     assert_eq!(count("activation_grad"), 0, "{:?}", profile.dispatches);
+    assert_eq!(count("conv_grad_weight"), 2, "{:?}", profile.dispatches);
+    assert_eq!(count("conv_grad_weight_unrolled"), 0, "{:?}", profile.dispatches);
     // A profiled step is a step: the gradients are taken by a fresh trainer.
     let mut split = GpuTrainer::new(&small, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
     let (loss, ours) = split.gradients(&x, &y).unwrap();
@@ -184,6 +187,32 @@ fn linear_weights_larger_than_a_binding_train_in_blocks_of_rows() {
     }
     let relative = relative_l2(&split.weights().unwrap(), &whole.weights().unwrap());
     assert!(relative <= 1e-5, "weights {relative:.1e} from the unsplit trainer's");
+}
+
+/// A weight gradient whose partial sums (one per weight, item and chunk of rows) exceed one storage
+/// binding is refused before anything runs, naming the layer and the way out, where the values and
+/// weights themselves fit: a 64 → 64-channel 3×3 convolution of 4×4 images at batch 2 has 147,456
+/// bytes of weights and 294,912 of partial sums, on a device that binds 200,000 bytes.
+#[test]
+fn partial_sums_past_the_binding_limit_are_refused_by_name() {
+    let (mut m, x) = Net::new(&[64, 4, 4]);
+    let y = m.apply(x, Op::Conv2d(net::conv(64, 3)));
+    let y = m.apply(y, Op::Flatten);
+    let out = m.apply(y, net::linear(3, true));
+    let graph = m.finish(out);
+    let weights = synthetic::weights(&graph, 0);
+    let gpu = gpu::open(None).unwrap();
+    let mut small = gpu.clone();
+    small.limits.max_storage_buffer_binding_size = 200_000;
+    let options = StepOptions { dropout: false, ..StepOptions::default() };
+    let refused = GpuTrainer::new(&small, &graph, &weights, |_| true, adam(), &options, 2).err().expect("refused");
+    let message = refused.to_string();
+    assert!(message.contains("partial sums of `backward") && message.contains("294912 bytes"), "{message}");
+    assert!(message.contains("smaller --batch"), "{message}");
+    assert!(refused.span().is_some(), "{message}");
+    // The same step fits a device that binds more, and at batch 1 this one.
+    GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, 2).unwrap();
+    GpuTrainer::new(&small, &graph, &weights, |_| true, adam(), &options, 1).unwrap();
 }
 
 /// Small convolutions with unequal strides (and a dilation along one side) run the unrolled

@@ -27,12 +27,9 @@ fn weight(c: u32) -> f32 {
     return 1.0;
 }
 
-// Item n's share of the loss, its row of dlogits and (COUNT_HITS) its hit.
-fn item(n: u32) {
-    var total_weight = 0.0;
-    for (var i = 0u; i < shape.N; i++) {
-        total_weight += weight(labels[i]);
-    }
+// Item n's share of the loss, its row of dlogits and (COUNT_HITS) its hit; `total_weight` is the
+// sum of the batch's label weights (N without class weights), the mean's divisor.
+fn item(n: u32, total_weight: f32) {
     let row = n * shape.K;
     let y = labels[n];
     var m = -3.402823466e+38;
@@ -69,10 +66,14 @@ fn item(n: u32) {
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) local: u32) {
+    var total_weight = 0.0;
+    for (var i = 0u; i < shape.N; i++) {
+        total_weight += weight(labels[i]);
+    }
     // A loop uniform across the workgroup, so that the barrier after it is reached by all.
     for (var first = 0u; first < shape.N; first += 64u) {
         if (first + local < shape.N) {
-            item(first + local);
+            item(first + local, total_weight);
         }
     }
     if (SUM) {

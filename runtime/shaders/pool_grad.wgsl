@@ -4,7 +4,8 @@
 // isnan(val)`), recomputed from the input; average pooling
 // shares it out over the window with the forward's divisor. Where the windows tile the input
 // exactly (TILED: stride equal to the kernel, no padding or dilation, nothing left over), one
-// invocation per window reads it once and writes each of its elements. With RELU_MASK the input is
+// invocation per window reads it once and writes each of its elements (2x2 windows at stride 2 go
+// to `pool_grad_pairs.wgsl` instead). With RELU_MASK the input is
 // a ReLU's output and the result is the gradient of the ReLU's input: zero where x <= 0 (PyTorch's
 // `threshold_backward` on the result, which lets NaN through).
 //

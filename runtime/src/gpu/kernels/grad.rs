@@ -1,7 +1,7 @@
 //! Parameters of the training families: the backward kernels (`conv_grad_input`, `conv_flip` (the
 //! flipped weights of a stride-1 input gradient run as a forward convolution), `conv_grad_weight`,
-//! `channel_sum`, `linear_grad`, `activation_grad`, `pool_grad`, `gate_grad`, `dropout`, the
-//! batch-norm passes), the loss (`cross_entropy`, `loss_sum`), the optimizer step
+//! `channel_sum`, `linear_grad`, `activation_grad`, `pool_grad`, `pool_grad_pairs`, `gate_grad`, `dropout`,
+//! the batch-norm passes), the loss (`cross_entropy`, which also sums the step's loss), the optimizer step
 //! (`optimizer`) and the second pass of split reductions (`reduce_partials`). Every result element
 //! is written by one invocation that sums in a fixed order: no atomics, so a step is deterministic.
 //! Long reductions are split into partial sums over chunks of at most [`CHUNK`] positions, added by

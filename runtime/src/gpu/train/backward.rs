@@ -53,7 +53,12 @@ impl Lowering<'_> {
                         self.summed(buffer, len, gemm.partials(), |l, to| l.dispatch(&gemm, &binds(to)));
                         continue;
                     }
-                    match (UnrolledWeightGrad::fits(n, self.chw(x), self.chw(id), c), bias) {
+                    // The written-out kernel takes more partial sums than the generic one (shorter
+                    // runs of positions each): where they would not fit one binding, the generic.
+                    let limit = self.arena.gpu.limits.max_storage_buffer_binding_size;
+                    let unrolled = UnrolledWeightGrad::fits(n, self.chw(x), self.chw(id), c)
+                        .filter(|u| ((len + c.out_channels) * u.partials() * 4) as u64 <= limit);
+                    match (unrolled, bias) {
                         (Some(unrolled), Some(bias)) => {
                             let unrolled = UnrolledWeightGrad { bias: true, ..unrolled };
                             let (oc, parts) = (c.out_channels, unrolled.partials());
@@ -127,7 +132,7 @@ impl Lowering<'_> {
             // A pooling or linear layer whose input is a ReLU that only it reads writes the ReLU's
             // input gradient.
             let receiver = match self.relu_masks[input.index()] {
-                Some(pool) if pool == id => self.graph.node(input).inputs[0],
+                Some(masker) if masker == id => self.graph.node(input).inputs[0],
                 _ => input,
             };
             let (target, part) = self.target(receiver);

@@ -10,6 +10,7 @@
 
 use cnnc_ir::autodiff::Backward;
 use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind};
+use cnnc_ir::Span;
 
 use super::pack::Pack;
 use crate::gpu::build::arena::{Arena, Bind, BufferId};
@@ -42,8 +43,9 @@ pub(super) struct Lowering<'a> {
     /// Each trainable parameter's gradient buffer, by name.
     pub param_grad: &'a dyn Fn(&str) -> BufferId,
     /// The value of each node (flatten shares its input's; a ReLU applied by its input shares it,
-    /// so that input's value is the activated one, read only by the ReLU's gradient, for which
-    /// `y <= 0` is `x <= 0`, NaN included).
+    /// so that input's value is the activated one, which the ReLU's gradient reads (or the pooling
+    /// or linear layer that applies it, [`relus_masked`]) and for which `y <= 0` is `x <= 0`, NaN
+    /// included).
     pub values: Vec<Option<BufferId>>,
     /// Whether each node (a convolution or linear layer) applies the ReLU that is its only reader,
     /// saving a dispatch and a buffer ([`fused_relus`]).
@@ -61,6 +63,12 @@ pub(super) struct Lowering<'a> {
     pub labels: Vec<(String, &'static str)>,
     /// The label of the work being lowered.
     pub doing: String,
+    /// The place in the spec of the layer being lowered (none for the loss and optimizer).
+    pub span: Option<Span>,
+    /// The first transient buffer larger than one storage binding: what it was for, where, and
+    /// its bytes. Values and gradients were checked before lowering ([`super::check_binding_limits`]),
+    /// so this is a split reduction's scratch of partial sums, which grows with the batch.
+    pub oversized: Option<(String, Option<Span>, u64)>,
     /// Each batch-norm's statistics `[mean | var | scale | shift]`, kept for its backward.
     pub stats: Vec<Option<BufferId>>,
     /// The nodes whose dropout masks are drawn each step, in key order (empty with dropout off).
@@ -94,6 +102,10 @@ impl Lowering<'_> {
     /// A buffer for one step's value, gradient or scratch: it shares device memory with others
     /// whose uses in the step do not overlap its own ([`Lowering::finish`]).
     pub(super) fn transient(&mut self, floats: usize) -> BufferId {
+        let bytes = floats as u64 * 4;
+        if bytes > self.arena.gpu.limits.max_storage_buffer_binding_size && self.oversized.is_none() {
+            self.oversized = Some((self.doing.clone(), self.span, bytes));
+        }
         self.arena.transient_buffer(floats * 4)
     }
 
@@ -210,8 +222,8 @@ impl Lowering<'_> {
                 io.class_weights.into(),
                 Bind::Buffer(dlogits),
                 Bind::Buffer(io.shares),
-                // Bound on every head's dispatch, read on the last's only: a placeholder in both
-                // slots would be one buffer bound read-only and read-write at once.
+                // Bound on every head's dispatch, read on the last's only: placeholders here would be
+                // one buffer bound read-only (as `hyper`, or the class weights') and read-write at once.
                 Bind::Buffer(io.hyper),
                 Bind::Buffer(io.history),
             ];
@@ -372,8 +384,8 @@ pub(super) fn fused_relus(graph: &Graph, losses: &[NodeId]) -> Vec<bool> {
 
 /// For each ReLU whose gradient the layer after it can apply while writing its own input
 /// gradient, that layer: a max or average pooling, or a linear layer, that is the ReLU's only
-/// gradient contribution (`contributions`), where the backward computes both input gradients
-/// (`backward`). The pooling's kernel reads the ReLU's output anyway and the linear layer's has a
+/// gradient contribution (`contributions`; a loss head's gradient is not counted there, so a ReLU
+/// that is one is left alone), where the backward computes both input gradients (`backward`). The pooling's kernel reads the ReLU's output anyway and the linear layer's has a
 /// binding free for it, so the mask costs a load per element and the ReLU's dispatch goes.
 pub(super) fn relus_masked(graph: &Graph, backward: &Backward, contributions: &[usize]) -> Vec<Option<NodeId>> {
     let input_grad = |node: NodeId| backward.steps.iter().any(|s| s.node == node && s.input_grads[0]);
@@ -384,7 +396,8 @@ pub(super) fn relus_masked(graph: &Graph, backward: &Backward, contributions: &[
         }
         let relu = node.inputs[0];
         let is_relu = matches!(graph.node(relu).op, Op::Activation(Activation::Relu));
-        if is_relu && contributions[relu.index()] == 1 && input_grad(id) && input_grad(relu) {
+        let head = backward.losses.iter().any(|(node, _)| *node == relu);
+        if is_relu && !head && contributions[relu.index()] == 1 && input_grad(id) && input_grad(relu) {
             masks[relu.index()] = Some(id);
         }
     }

@@ -276,6 +276,8 @@ impl GpuTrainer {
             pending: Vec::new(),
             labels: Vec::new(),
             doing: String::new(),
+            span: None,
+            oversized: None,
             stats: vec![None; graph.len()],
             keys: Vec::new(),
             keys_buffer,
@@ -285,9 +287,11 @@ impl GpuTrainer {
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         for (id, node) in graph.training_nodes() {
             lowering.doing = format!("forward {}", layer_name(node));
+            lowering.span = Some(node.span);
             lowering.forward(id, node, &io)?;
         }
         lowering.doing = "loss".to_string();
+        lowering.span = None;
         lowering.loss(loss, &backward.losses, &io);
         let mut contributions = vec![0usize; graph.len()];
         for step in &backward.steps {
@@ -299,11 +303,13 @@ impl GpuTrainer {
         let mut param_grads = Vec::new();
         for step in &backward.steps {
             lowering.doing = format!("backward {}", layer_name(graph.node(step.node)));
+            lowering.span = Some(graph.node(step.node).span);
             lowering.backward(step, &contributions, &mut param_grads);
         }
         let optimizer_start = lowering.pending.len();
         for pack in 0..packed.packs.len() {
             lowering.doing = format!("optimizer ({})", packed.contents(pack));
+            lowering.span = None;
             lowering.optimizer(&optimizer.optimizer, &packed.packs[pack], io.hyper);
         }
         let mut state_buffers = Vec::new();
@@ -312,6 +318,13 @@ impl GpuTrainer {
             for (i, state) in optimizer.optimizer.state_names().iter().enumerate() {
                 state_buffers.push((format!("{name}.{state}"), p.shape.clone(), packed.state(name, i)));
             }
+        }
+        if let Some((doing, span, bytes)) = lowering.oversized.take() {
+            let what = format!("the scratch buffer for the partial sums of `{doing}` at batch {batch}");
+            let fix = "train with a smaller --batch, or on the CPU (`--cpu` of cnnc train and cnnc grad): a weight \
+                       gradient's partial sums grow with the batch";
+            let limit = gpu.limits.max_storage_buffer_binding_size;
+            return Err(RuntimeError::BindingLimit { what, span, bytes, limit, fix });
         }
         let (steps, shared_bytes, unshared_bytes) = lowering.finish();
         let step_labels = std::mem::take(&mut lowering.labels);
