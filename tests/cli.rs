@@ -175,6 +175,33 @@ fn bench_reports_the_documented_figures_and_every_layer() {
     assert!(layers.iter().any(|l| l["layer"] == "fc3"), "{v}");
 }
 
+/// On a CPU adapter (lavapipe), cnnc runs Mesa's driver on twice as many threads as cores unless
+/// `LP_NUM_THREADS` says otherwise, and reports the count; other adapters report none.
+#[test]
+fn bench_reports_the_cpu_drivers_threads() {
+    let threads = |set: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cnnc"));
+        command.args(["bench", "specs/lenet.yaml", "--iters", "1", "--warmup", "0", "--json"]);
+        match set {
+            Some(n) => command.env("LP_NUM_THREADS", n),
+            None => command.env_remove("LP_NUM_THREADS"),
+        };
+        let out = command.output().expect("cnnc runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        (v["adapter"].as_str().unwrap_or_default().contains("llvmpipe"), v["cpu_driver_threads"].clone())
+    };
+    let (cpu, default) = threads(None);
+    let (_, chosen) = threads(Some("3"));
+    if cpu {
+        let cores = std::thread::available_parallelism().unwrap().get() as u64;
+        assert_eq!(default.as_u64(), Some((2 * cores).min(32)), "{default}");
+        assert_eq!(chosen.as_u64(), Some(3), "the user's setting is kept: {chosen}");
+    } else {
+        assert!(default.is_null() && chosen.is_null(), "{default} {chosen}");
+    }
+}
+
 #[test]
 fn bench_train_times_whole_training_steps() {
     let out =

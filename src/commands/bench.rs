@@ -5,6 +5,7 @@ use super::stdout::outln;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use cnnc::runtime::gpu::{cpu_driver_threads, CPU_DRIVER_THREADS};
 use cnnc::runtime::{gpu, synthetic};
 use serde_json::json;
 
@@ -139,6 +140,7 @@ pub fn run(args: Args) -> ExitCode {
             "peak_memory_bytes": prepared.device_bytes,
             "dispatches": prepared.dispatches,
             "adapter": adapter,
+            "cpu_driver_threads": cpu_driver_threads(&device.info),
         });
         if let Some((l, how)) = &layers {
             out["layer_timing"] = json!(timing_name(*how));
@@ -152,6 +154,9 @@ pub fn run(args: Args) -> ExitCode {
         outln!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
     } else {
         outln!("{} on {adapter}, batch {batch}", graph.meta.name);
+        if let Some(threads) = cpu_driver_threads(&device.info) {
+            outln!("  driver threads:    {threads} ({CPU_DRIVER_THREADS})");
+        }
         outln!("  throughput:        {images_per_s:.2} images/s");
         outln!(
             "  latency (median):  {:.2} ms  (quartiles {:.2}–{:.2}, min {:.2}, max {:.2}, {} runs)",

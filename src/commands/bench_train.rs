@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use cnnc::compiler::graph::Graph;
-use cnnc::runtime::gpu::{Gpu, GpuTrainer, StepProfile};
+use cnnc::runtime::gpu::{cpu_driver_threads, Gpu, GpuTrainer, StepProfile, CPU_DRIVER_THREADS};
 use cnnc::runtime::train::{Optimizer, OptimizerState, Schedule, StepOptions};
 use cnnc::runtime::{synthetic, RuntimeError};
 use serde_json::json;
@@ -134,6 +134,7 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
             "first_step_s": m.first_step_s,
             "device_bytes": m.device_bytes,
             "adapter": adapter,
+            "cpu_driver_threads": cpu_driver_threads(&gpu.info),
         });
         if let Some(p) = &m.profile {
             out["dispatch_timing"] = json!(timing_name(p.timing));
@@ -146,6 +147,9 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
         outln!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
     } else {
         outln!("{} training (Adam) on {adapter}, batch {batch}", graph.meta.name);
+        if let Some(threads) = cpu_driver_threads(&gpu.info) {
+            outln!("  driver threads:    {threads} ({CPU_DRIVER_THREADS})");
+        }
         outln!("  throughput:        {images_per_s:.2} images/s  (median step, each waited for)");
         outln!(
             "  back to back:      {back_to_back_images_per_s:.2} images/s  ({iters} steps not waited for one by one, as `cnnc train` runs them)"

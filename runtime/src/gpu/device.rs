@@ -4,6 +4,21 @@ use std::fmt;
 
 use crate::RuntimeError;
 
+/// The environment variable that sets how many threads Mesa's CPU Vulkan driver (lavapipe) runs
+/// dispatches on, one per core where unset; no other driver reads it. The `cnnc` command sets it to
+/// twice the cores where the user has not (see its `main`); a program using this library sets it
+/// itself, before it starts any thread.
+pub const CPU_DRIVER_THREADS: &str = "LP_NUM_THREADS";
+
+/// The threads a CPU adapter (device type CPU: lavapipe) runs dispatches on, as
+/// [`CPU_DRIVER_THREADS`] sets them; `None` for other adapters, or where it is unset or not a number.
+pub fn cpu_driver_threads(info: &wgpu::AdapterInfo) -> Option<u32> {
+    if info.device_type != wgpu::DeviceType::Cpu {
+        return None;
+    }
+    std::env::var(CPU_DRIVER_THREADS).ok()?.trim().parse().ok()
+}
+
 /// An opened device, with what it is and what it allows.
 #[derive(Clone)]
 pub struct Gpu {
@@ -26,6 +41,9 @@ impl fmt::Display for AdapterSummary {
         let l = &self.limits;
         writeln!(f, "{} ({:?}, {:?})", i.name, i.backend, i.device_type)?;
         writeln!(f, "  driver: {} {}", i.driver, i.driver_info)?;
+        if let Some(threads) = cpu_driver_threads(i) {
+            writeln!(f, "  driver threads: {threads} ({CPU_DRIVER_THREADS})")?;
+        }
         writeln!(f, "  max storage buffer binding: {} MiB", l.max_storage_buffer_binding_size / (1 << 20))?;
         writeln!(f, "  max buffer size: {} MiB", l.max_buffer_size / (1 << 20))?;
         writeln!(f, "  max storage buffers per stage: {}", l.max_storage_buffers_per_shader_stage)?;

@@ -12,7 +12,7 @@ pub mod train;
 mod upload;
 
 pub use build::{build, Built, PlanOptions, UnrolledPolicy};
-pub use device::{adapters, open, AdapterSummary, Gpu};
+pub use device::{adapters, cpu_driver_threads, open, AdapterSummary, Gpu, CPU_DRIVER_THREADS};
 pub use executor::{Prepared, StepTiming};
 pub use program::Program;
 pub use record::{GpuLayer, Recorder};
