@@ -148,10 +148,11 @@ pub fn cases() -> Vec<BackwardCase> {
             let y = n.apply(y, act(Activation::Tanh));
             n.apply(y, linear(37, true))
         }),
-        case("linear_grad", "output gradient past 64 KiB (a storage binding)", &[6], 2, |n, x| {
-            // The last layer's output gradient, 2 × 8,200 floats, is past one uniform binding.
+        case("linear_grad", "output gradient past 64 KiB (a storage binding), through a ReLU", &[6], 2, |n, x| {
+            // The last layer's output gradient, 2 × 8,200 floats, is past one uniform binding; its
+            // input gradient applies the ReLU before it.
             let y = n.apply(x, linear(7, true));
-            let y = n.apply(y, act(Activation::Tanh));
+            let y = n.apply(y, act(Activation::Relu));
             n.apply(y, linear(8200, true))
         }),
         case("linear_grad", "18 rows of input gradient", &[6], 18, |n, x| {
