@@ -42,8 +42,8 @@ fn main() -> ExitCode {
 /// Mesa's CPU Vulkan driver (lavapipe, `LP_NUM_THREADS`) runs dispatches on one thread per core
 /// unless told otherwise; twice as many ran LeNet's training step 1.6-1.9x as fast and MobileNetV2's
 /// inference 1.2-1.7x on a two-core machine (`docs/benchmarks.md`, 2026-12-02), four times as many
-/// slower again. So cnnc asks for twice the cores (at most 32, Mesa's own limit) where the user has
-/// not set it; no other driver reads it. Runs before any thread starts.
+/// slower again. So cnnc asks for twice the cores (at most 32) where the user has not set it; no
+/// other driver reads it. Runs before any thread starts.
 fn cpu_driver_threads() {
     if std::env::var_os(cnnc::runtime::gpu::CPU_DRIVER_THREADS).is_none() {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);

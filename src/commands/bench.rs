@@ -53,6 +53,18 @@ pub(super) fn timing_name(how: gpu::StepTiming) -> &'static str {
     }
 }
 
+/// The adapter as bench reports it: name, backend and driver.
+pub(super) fn adapter_name(device: &gpu::Gpu) -> String {
+    format!("{} ({:?}, {})", device.info.name, device.info.backend, device.info.driver_info)
+}
+
+/// The text report's line of the threads a CPU adapter runs dispatches on; nothing for others.
+pub(super) fn print_driver_threads(device: &gpu::Gpu) {
+    if let Some(threads) = cpu_driver_threads(&device.info) {
+        outln!("  driver threads:    {threads} ({CPU_DRIVER_THREADS})");
+    }
+}
+
 /// The first quartile, median and third quartile of `sorted` (ascending, not empty), each the
 /// element at that rank (`len · q`, rounded down): a spread that shows whether runs fall into
 /// more than one mode, where the minimum and maximum show only the extremes.
@@ -123,7 +135,7 @@ pub fn run(args: Args) -> ExitCode {
         None
     };
     drop(progress);
-    let adapter = format!("{} ({:?}, {})", device.info.name, device.info.backend, device.info.driver_info);
+    let adapter = adapter_name(&device);
     let images_per_s = batch as f64 / median;
     if args.json {
         let mut out = json!({
@@ -154,9 +166,7 @@ pub fn run(args: Args) -> ExitCode {
         outln!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
     } else {
         outln!("{} on {adapter}, batch {batch}", graph.meta.name);
-        if let Some(threads) = cpu_driver_threads(&device.info) {
-            outln!("  driver threads:    {threads} ({CPU_DRIVER_THREADS})");
-        }
+        print_driver_threads(&device);
         outln!("  throughput:        {images_per_s:.2} images/s");
         outln!(
             "  latency (median):  {:.2} ms  (quartiles {:.2}–{:.2}, min {:.2}, max {:.2}, {} runs)",

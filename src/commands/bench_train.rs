@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use cnnc::compiler::graph::Graph;
-use cnnc::runtime::gpu::{cpu_driver_threads, Gpu, GpuTrainer, StepProfile, CPU_DRIVER_THREADS};
+use cnnc::runtime::gpu::{cpu_driver_threads, Gpu, GpuTrainer, StepProfile};
 use cnnc::runtime::train::{Optimizer, OptimizerState, Schedule, StepOptions};
 use cnnc::runtime::{synthetic, RuntimeError};
 use serde_json::json;
 
-use super::bench::{quartiles, timing_name};
+use super::bench::{adapter_name, print_driver_threads, quartiles, timing_name};
 use super::progress::Progress;
 
 /// What to run: batch size, untimed and timed steps, and whether to profile one step by dispatch.
@@ -114,7 +114,7 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
         }
     };
     let [p25, median, p75] = quartiles(&m.steps);
-    let adapter = format!("{} ({:?}, {})", gpu.info.name, gpu.info.backend, gpu.info.driver_info);
+    let adapter = adapter_name(gpu);
     let images_per_s = batch as f64 / median;
     let back_to_back_images_per_s = (batch as u64 * iters) as f64 / m.back_to_back;
     if json {
@@ -147,9 +147,7 @@ pub fn run(gpu: &Gpu, graph: &Graph, runs: &Runs, json: bool) -> ExitCode {
         outln!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
     } else {
         outln!("{} training (Adam) on {adapter}, batch {batch}", graph.meta.name);
-        if let Some(threads) = cpu_driver_threads(&gpu.info) {
-            outln!("  driver threads:    {threads} ({CPU_DRIVER_THREADS})");
-        }
+        print_driver_threads(gpu);
         outln!("  throughput:        {images_per_s:.2} images/s  (median step, each waited for)");
         outln!(
             "  back to back:      {back_to_back_images_per_s:.2} images/s  ({iters} steps not waited for one by one, as `cnnc train` runs them)"

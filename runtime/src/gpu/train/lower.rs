@@ -385,8 +385,9 @@ pub(super) fn fused_relus(graph: &Graph, losses: &[NodeId]) -> Vec<bool> {
 /// For each ReLU whose gradient the layer after it can apply while writing its own input
 /// gradient, that layer: a max or average pooling, or a linear layer, that is the ReLU's only
 /// gradient contribution (`contributions`; a loss head's gradient is not counted there, so a ReLU
-/// that is one is left alone), where the backward computes both input gradients (`backward`). The pooling's kernel reads the ReLU's output anyway and the linear layer's has a
-/// binding free for it, so the mask costs a load per element and the ReLU's dispatch goes.
+/// that is one is left alone), where the backward computes both input gradients (`backward`). The
+/// pooling's kernel reads the ReLU's output anyway and the linear layer's has a binding free for
+/// it, so the mask costs a load per element and the ReLU's dispatch goes.
 pub(super) fn relus_masked(graph: &Graph, backward: &Backward, contributions: &[usize]) -> Vec<Option<NodeId>> {
     let input_grad = |node: NodeId| backward.steps.iter().any(|s| s.node == node && s.input_grads[0]);
     let mut masks = vec![None; graph.len()];
