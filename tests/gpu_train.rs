@@ -19,6 +19,7 @@ use cnnc::runtime::gpu::{self, GpuTrainer};
 use cnnc::runtime::synthetic;
 use cnnc::runtime::train::{self, CrossEntropy, Optimizer, OptimizerState, Schedule, StepOptions};
 use cnnc::runtime::weights::Weights;
+use cnnc::runtime::RuntimeError;
 use common::lenet_batch as batch;
 
 fn lenet() -> Graph {
@@ -302,6 +303,37 @@ fn a_step_shares_device_memory_between_buffers_whose_lives_do_not_overlap() {
     }
 }
 
+/// A trainer built keeping some values reads them after a step, as the forward left them: LeNet's
+/// ReLU outputs (the first two applied by their convolutions, in the convolutions' buffers) and its
+/// poolings' inputs are the f64 forward's within float32 rounding, none overwritten by a later
+/// tenant of shared memory. A value not kept is refused by name.
+#[test]
+fn kept_values_are_the_forwards_after_the_step() {
+    let gpu = gpu::open(None).unwrap();
+    let graph = lenet();
+    let weights = synthetic::weights(&graph, 0);
+    let (x, labels) = batch(0, 4);
+    let options = StepOptions { dropout: false, ..StepOptions::default() };
+    let kept = train::branch_nodes(&graph);
+    assert_eq!(kept.len(), 4, "LeNet's four ReLUs (two of them the poolings' inputs)");
+    let mut trainer = GpuTrainer::keeping(&gpu, &graph, &weights, |_| true, adam(), &options, 4, &kept).unwrap();
+    trainer.gradients(&x, &labels).unwrap();
+    let branches: Vec<_> = kept.iter().map(|id| (*id, trainer.value(*id).unwrap())).collect();
+    let backward = differentiate(&graph, |_| true).unwrap();
+    let (weights64, x64) = (weights.convert(), x.convert());
+    let (_, reports) =
+        train::step_on_branches(&graph, &backward, &weights64, &x64, &labels, &options, &branches).unwrap();
+    assert_eq!(reports.len(), 6, "four ReLUs and two poolings");
+    for report in &reports {
+        let path = &graph.node(report.node).path;
+        assert!(report.max_error < 1e-5, "{path}: kept value {:.1e} from the f64 forward", report.max_error);
+        assert!(report.flips.is_empty(), "{path}: {:?}", report.flips);
+    }
+    assert!(matches!(trainer.value(graph.output), Err(RuntimeError::NotKept { .. })));
+    let plain = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, 4).unwrap();
+    assert!(matches!(plain.value(kept[0]), Err(RuntimeError::NotKept { .. })));
+}
+
 /// A profiled step is an ordinary step: its loss is kept, and the run goes on as an unprofiled one.
 /// One optimizer dispatch updates all ten of LeNet's tensors, packed together.
 #[test]
@@ -450,21 +482,36 @@ fn every_optimizer_and_schedule_steps_on_the_gpu_as_the_reference_does() {
 
 /// Whole zoo models under the conditions of `tests/fixtures/grads.json` (batch 4, the deterministic
 /// weights and input, dropout off): one training step's gradients on the GPU against the CPU
-/// reference, which equals PyTorch's float64 within 1e-9 (`tests/grads.rs`). How close float32 can
-/// get depends on the model: batch-norm's backward cancels large terms, and PyTorch's own float32
-/// gradients are from 3e-7 (LeNet) to 1e-2 (GoogLeNet) away from its float64 ones on these inputs
-/// (`float32_error` in the fixture, the larger of PyTorch's two float32 convolution paths). The GPU's
-/// must be within a small multiple of that floor, overall and per tensor, and every batch-norm's
-/// running statistics after the step within 1e-5 of the reference's. CI checks lenet, resnet18,
-/// googlenet and efficientnet_b0; `CNNC_ZOO=mobilenet_v2,densenet121` checks others that have
-/// fixtures (`CNNC_VERBOSE=1` prints every tensor's error; README.md records where they stand).
+/// reference, which equals PyTorch's float64 within 1e-9 (`tests/grads.rs`).
+///
+/// Float32 cannot be held to one answer where a ReLU's input lies within its rounding error of the
+/// kink, or two values of a max-pooling window within it of each other: either side is valid
+/// arithmetic, and one element's side can move a whole layer's gradients (MobileNetV2's last ReLU6
+/// inputs come within 2e-8 of 0 or 6). So the GPU is judged two ways:
+/// - against the reference as it stands, overall within 4× PyTorch's own float32 error on the same
+///   step (`float32_error` in the fixture, the larger of PyTorch's two float32 convolution paths:
+///   from 3e-7 on LeNet to 1e-2 on GoogLeNet);
+/// - against the f64 gradient of the branches the GPU's forward took (`train::step_on_branches`,
+///   from the values of `train::branch_nodes` the GPU kept): within 1e-4 overall, each tensor
+///   within 4× PyTorch's float32 error (batch-norm's backward cancels large terms, so some tensors
+///   are noisy in any float32), and every element where the GPU took another branch within float32's
+///   error of the f64 forward's: no further from it than the GPU's largest forward error in that
+///   layer.
+///
+/// Every batch-norm's running statistics after the step must be within 1e-5 of the reference's.
+/// CI checks lenet, resnet18, mobilenet_v2, googlenet (with its auxiliary heads), densenet121 and
+/// efficientnet_b0; `CNNC_ZOO=...` picks others that have fixtures (`CNNC_VERBOSE=1` prints every
+/// tensor's error and every other branch; README.md records where they stand).
 #[test]
 fn slow_zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
     let fixtures: serde_json::Value = serde_json::from_str(&common::grads_fixture()).unwrap();
     let chosen: Vec<String> = match std::env::var("CNNC_ZOO") {
         Ok(list) => list.split(',').map(str::to_string).collect(),
-        Err(_) => ["lenet", "resnet18", "googlenet", "efficientnet_b0"].map(String::from).to_vec(),
+        Err(_) => ["lenet", "resnet18", "mobilenet_v2", "googlenet", "densenet121", "efficientnet_b0"]
+            .map(String::from)
+            .to_vec(),
     };
+    let verbose = std::env::var("CNNC_VERBOSE").is_ok();
     let gpu = gpu::open(None).unwrap();
     let mut failures = Vec::new();
     for name in chosen {
@@ -478,36 +525,85 @@ fn slow_zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
         shape.extend(graph.node(graph.input).shape.dims());
         let (x, weights) = (synthetic::input(0, shape), synthetic::weights(&graph, 0));
         let options = StepOptions { dropout: false, ..StepOptions::default() };
+        // Every piecewise-linear activation's output and every max-pooling's input, to see which
+        // side of each kink and which window maximum float32 took.
+        let branch_nodes = train::branch_nodes(&graph);
         let started = std::time::Instant::now();
-        let mut trainer = GpuTrainer::new(&gpu, &graph, &weights, |_| true, adam(), &options, batch).unwrap();
+        let mut trainer =
+            GpuTrainer::keeping(&gpu, &graph, &weights, |_| true, adam(), &options, batch, &branch_nodes).unwrap();
         let (gpu_loss, grads) = trainer.gradients(&x, &labels).unwrap();
         let gpu_seconds = started.elapsed().as_secs_f64();
+        let branches: Vec<_> = branch_nodes.iter().map(|id| (*id, trainer.value(*id).unwrap())).collect();
         let backward = differentiate(&graph, |_| true).unwrap();
-        let reference = train::step(&graph, &backward, &weights.convert(), &x.convert(), &labels, &options).unwrap();
+        let (weights64, x64) = (weights.convert(), x.convert());
+        let reference = train::step(&graph, &backward, &weights64, &x64, &labels, &options).unwrap();
+        let (branched, reports) =
+            train::step_on_branches(&graph, &backward, &weights64, &x64, &labels, &options, &branches).unwrap();
         let floor = &fixture["float32_error"];
-        let (mut diff, mut norm) = (0f64, 0f64);
-        for p in &backward.trainable {
-            let (ours, theirs) = (grads.get(&p.name).unwrap(), reference.gradients.get(&p.name).unwrap());
-            for (a, b) in ours.data.iter().zip(&theirs.data) {
-                diff += (*a as f64 - b).powi(2);
-                norm += b * b;
-            }
-            let err = cnnc::runtime::tensor::relative_l2(&ours.data, &theirs.data);
-            let pytorch = floor["tensors"][&p.name].as_f64().unwrap();
-            if std::env::var("CNNC_VERBOSE").is_ok() {
-                println!("{name}: {} {err:.1e} (PyTorch float32 {pytorch:.1e})", p.name);
-            }
-            if err > 10.0 * pytorch + 1e-5 {
-                failures.push(format!("{name}: {} relative L2 {err:.1e}, PyTorch float32 {pytorch:.1e}", p.name));
+        let mut flips = 0;
+        for report in &reports {
+            let path = &graph.node(report.node).path;
+            flips += report.flips.len();
+            for (i, margin) in &report.flips {
+                if verbose {
+                    println!(
+                        "{name}: {path} element {i}: {margin:.1e} from the other branch, forward error up to {:.1e}",
+                        report.max_error
+                    );
+                }
+                if *margin > report.max_error {
+                    failures.push(format!(
+                        "{name}: {path} element {i} took another branch {margin:.1e} from the f64 forward's, past \
+                         the layer's float32 error {:.1e}",
+                        report.max_error
+                    ));
+                }
             }
         }
-        let (err, pytorch) = ((diff / norm).sqrt(), floor["overall"].as_f64().unwrap());
+        let overall = |theirs: &train::StepResult| {
+            let (mut diff, mut norm) = (0f64, 0f64);
+            for p in &backward.trainable {
+                let (ours, theirs) = (grads.get(&p.name).unwrap(), theirs.gradients.get(&p.name).unwrap());
+                for (a, b) in ours.data.iter().zip(&theirs.data) {
+                    diff += (*a as f64 - b).powi(2);
+                    norm += b * b;
+                }
+            }
+            (diff / norm).sqrt()
+        };
+        for p in &backward.trainable {
+            let ours = grads.get(&p.name).unwrap();
+            let err = |theirs: &train::StepResult| {
+                cnnc::runtime::tensor::relative_l2(&ours.data, &theirs.gradients.get(&p.name).unwrap().data)
+            };
+            let (plain, on_branch) = (err(&reference), err(&branched));
+            let pytorch = floor["tensors"][&p.name].as_f64().unwrap();
+            if verbose {
+                println!(
+                    "{name}: {} {plain:.1e}, on the GPU's branch {on_branch:.1e} (PyTorch float32 {pytorch:.1e})",
+                    p.name
+                );
+            }
+            if on_branch > 4.0 * pytorch + 1e-6 {
+                failures.push(format!(
+                    "{name}: {} relative L2 {on_branch:.1e} on the GPU's branch, PyTorch float32 {pytorch:.1e}",
+                    p.name
+                ));
+            }
+        }
+        let (plain, on_branch) = (overall(&reference), overall(&branched));
+        let pytorch = floor["overall"].as_f64().unwrap();
         println!(
-            "{name}: loss {gpu_loss} (reference {:.7}); gradients {err:.1e} from the reference (PyTorch float32: {pytorch:.1e}); GPU step {gpu_seconds:.1} s",
+            "{name}: loss {gpu_loss} (reference {:.7}); gradients {plain:.1e} from the reference (PyTorch float32: \
+             {pytorch:.1e}), {on_branch:.1e} on the GPU's branches ({flips} elements on another branch); \
+             GPU step {gpu_seconds:.1} s",
             reference.loss
         );
-        if err > 4.0 * pytorch + 1e-6 {
-            failures.push(format!("{name}: gradients relative L2 {err:.1e}, PyTorch float32 {pytorch:.1e}"));
+        if plain > 4.0 * pytorch + 1e-6 {
+            failures.push(format!("{name}: gradients relative L2 {plain:.1e}, PyTorch float32 {pytorch:.1e}"));
+        }
+        if on_branch > 1e-4 {
+            failures.push(format!("{name}: gradients relative L2 {on_branch:.1e} on the GPU's branch, past 1e-4"));
         }
         // Every batch-norm's running mean and variance after the step: the batch's statistics
         // blended in with the layer's momentum (the unbiased variance), as the reference does.
@@ -617,7 +713,6 @@ fn assert_trained_alike(host: &mut GpuTrainer, device: &mut GpuTrainer) {
 fn held_images_make_the_batches_the_host_makes() {
     use cnnc::runtime::data::{augment, Dataset, Images, Transform};
     use cnnc::runtime::gpu::HeldImages;
-    use cnnc::runtime::RuntimeError;
 
     let gpu = gpu::open(None).unwrap();
     let graph = lenet();

@@ -100,3 +100,63 @@ fn frozen_batch_norms_train_as_they_infer() {
     let batch_statistics = first_loss(&graph);
     assert!((batch_statistics - inferred).abs() > 1e-4 * inferred, "{batch_statistics} against {inferred}");
 }
+
+/// `train::step_on_branches` takes the branches another executor's forward gave: a ReLU's pieces
+/// from its given output, a max-pooling's window maxima from its given input. On a model whose f64
+/// forward is known by hand (`[1, 2]` through a 1×1 convolution of weight 0.5, a ReLU, a 1×2
+/// max-pooling and a linear layer), the expected gradients follow without the rule under test: a
+/// ReLU said to block everywhere leaves the convolution no gradient, and a pooling said to take
+/// the first element instead of the second halves the convolution's weight gradient (its input
+/// there is 1, not 2).
+#[test]
+fn the_backward_takes_the_branches_another_executor_took() {
+    use cnnc::compiler::graph::{Activation, Op};
+    use cnnc::conformance::net::{self, Net};
+    use cnnc::runtime::train::{self, step_on_branches};
+    use cnnc::runtime::{RuntimeError, Tensor};
+
+    let (mut m, x) = Net::new(&[1, 1, 2]);
+    let conv = m.apply(x, Op::Conv2d(cnnc::compiler::graph::Conv2d { bias: false, ..net::conv(1, 1) }));
+    let relu = m.apply(conv, net::act(Activation::Relu));
+    let pairs = cnnc::compiler::graph::Pool2d { kernel: [1, 2], stride: [1, 2], ..net::window(1) };
+    let pool = m.apply(relu, net::max_pool(pairs));
+    let flat = m.apply(pool, Op::Flatten);
+    let out = m.apply(flat, net::linear(2, true));
+    let graph = m.finish(out);
+    let mut weights = synthetic::weights(&graph, 0).convert::<f64>();
+    weights.insert("l0.weight".into(), Tensor::new(vec![1, 1, 1, 1], vec![0.5]));
+    let input = Tensor::new(vec![1, 1, 1, 2], vec![1.0, 2.0]);
+    let backward = cnnc::compiler::ir::autodiff::differentiate(&graph, |_| true).unwrap();
+    let options = StepOptions { dropout: false, ..StepOptions::default() };
+    let plain = train::step(&graph, &backward, &weights, &input, &[1], &options).unwrap();
+    let on = |branches: &[(cnnc::compiler::graph::NodeId, Tensor<f32>)]| {
+        step_on_branches(&graph, &backward, &weights, &input, &[1], &options, branches)
+    };
+    // The output's input is the flattening, whose input is the pooling, whose input is the ReLU.
+    let input_of = |id: cnnc::compiler::graph::NodeId| graph.node(id).inputs[0];
+    let relu_id = input_of(input_of(input_of(graph.output)));
+    assert_eq!(graph.node(relu_id).op, net::act(Activation::Relu));
+    let grad = |r: &train::StepResult, name: &str| r.gradients.get(name).unwrap().data.clone();
+    let conv_grad = grad(&plain, "l0.weight")[0];
+    assert!(conv_grad.abs() > 1e-3, "the convolution has a gradient to lose: {conv_grad}");
+
+    // The given ReLU output is 0 where the f64 one is 0.5 and 1: both elements took the other piece.
+    let (blocked, reports) = on(&[(relu_id, Tensor::new(vec![1, 1, 1, 2], vec![0.0, 0.0]))]).unwrap();
+    assert_eq!(grad(&blocked, "l0.weight"), [0.0]);
+    assert_eq!(grad(&blocked, "l4.weight"), grad(&plain, "l4.weight"));
+    assert_eq!(blocked.loss, plain.loss);
+    let relu_report = reports.iter().find(|r| r.node == relu_id).expect("the ReLU reports");
+    assert_eq!(relu_report.flips, [(0, 0.5), (1, 1.0)]);
+
+    // The given pooling input has its maximum first; the ReLU keeps both pieces.
+    let (first, reports) = on(&[(relu_id, Tensor::new(vec![1, 1, 1, 2], vec![1.0, 0.5]))]).unwrap();
+    assert_eq!(grad(&first, "l0.weight")[0], conv_grad / 2.0);
+    let pool_report = reports.iter().find(|r| r.node != relu_id).expect("the pooling reports");
+    assert_eq!((pool_report.flips.as_slice(), pool_report.max_error), (&[(0, 0.5)][..], 0.5));
+    assert!(reports.iter().find(|r| r.node == relu_id).unwrap().flips.is_empty());
+    assert_eq!(train::branch_nodes(&graph), [relu_id]);
+
+    // Given values that do not fit the step are refused by name.
+    let wrong_shape = on(&[(relu_id, Tensor::new(vec![1, 2], vec![0.0, 0.0]))]).unwrap_err();
+    assert!(matches!(&wrong_shape, RuntimeError::Branch(m) if m.contains("l1")), "{wrong_shape}");
+}

@@ -96,6 +96,12 @@ pub enum RuntimeError {
     /// A step on held images asked of a GPU trainer built without them.
     #[error("this trainer holds no images: build it with GpuTrainer::holding to make batches on the device")]
     NotHolding,
+    /// A value asked of a GPU trainer that was not built to keep it.
+    #[error("this trainer did not keep the value of node {node}: build it with GpuTrainer::keeping, naming the node")]
+    NotKept { node: usize },
+    /// Another executor's branches that do not fit a step (`train::step_on_branches`).
+    #[error("wrong branch: {0}")]
+    Branch(String),
     /// An image that cannot be opened or decoded.
     #[error("wrong input: `{path}` is not a usable image: {message}")]
     Image { path: PathBuf, message: String },

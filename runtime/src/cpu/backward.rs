@@ -188,6 +188,62 @@ pub fn blocks_gradient(a: Activation, x: f64) -> bool {
     }
 }
 
+/// The kinks of `a`: the inputs where its derivative jumps (none for the smooth activations).
+pub fn kinks(a: Activation) -> &'static [f64] {
+    match a {
+        Activation::Relu | Activation::LeakyRelu { .. } => &[0.0],
+        Activation::Relu6 => &[0.0, 6.0],
+        Activation::HardSwish | Activation::HardSigmoid => &[-3.0, 3.0],
+        Activation::Silu | Activation::Sigmoid | Activation::Tanh | Activation::Gelu => &[],
+    }
+}
+
+/// Whether `a` is piecewise linear with pieces its output tells apart: ReLU, ReLU6, leaky ReLU with
+/// a slope of at least 0, hardsigmoid ([`input_on_piece`]). Hardswish's output is not monotone, and
+/// the smooth activations have no pieces.
+pub fn is_piecewise_linear(a: Activation) -> bool {
+    match a {
+        Activation::Relu | Activation::Relu6 | Activation::HardSigmoid => true,
+        Activation::LeakyRelu { slope } => slope >= 0.0,
+        _ => false,
+    }
+}
+
+/// For a piecewise-linear activation ([`is_piecewise_linear`]), an input on the piece that gave
+/// output `y`: its gradient ([`activation`]) is the one of every input there. NaN stays NaN. `None`
+/// for the other activations.
+pub fn input_on_piece(a: Activation, y: f64) -> Option<f64> {
+    if !is_piecewise_linear(a) {
+        return None;
+    }
+    if y.is_nan() {
+        return Some(y);
+    }
+    Some(match a {
+        Activation::Relu | Activation::LeakyRelu { .. } => {
+            if y > 0.0 {
+                1.0
+            } else {
+                -1.0
+            }
+        }
+        Activation::Relu6 if y <= 0.0 => -1.0,
+        Activation::Relu6 if y < 6.0 => 1.0,
+        Activation::Relu6 => 7.0,
+        Activation::HardSigmoid if y <= 0.0 => -4.0,
+        Activation::HardSigmoid if y < 1.0 => 0.0,
+        Activation::HardSigmoid => 4.0,
+        _ => return None,
+    })
+}
+
+/// Whether inputs `x` and `other` get different gradients through `a` ([`blocks_gradient`],
+/// [`activation_slope`]): they lie on different pieces.
+pub fn on_other_pieces(a: Activation, x: f64, other: f64) -> bool {
+    let gradient = |v: f64| (blocks_gradient(a, v), activation_slope(a, v).to_bits());
+    gradient(x) != gradient(other)
+}
+
 /// `∂L/∂x` of an activation: `dy · f′(x)`, or 0 where the activation blocks the gradient
 /// ([`blocks_gradient`]).
 pub fn activation(dy: &T64, x: &T64, a: Activation) -> T64 {
@@ -206,29 +262,51 @@ pub fn max_pool(dy: &T64, x: &T64, p: &Pool2d) -> T64 {
         let src = &x.data[plane * h * w..][..h * w];
         for oy in 0..oh {
             for ox in 0..ow {
-                let mut best: Option<(usize, f64)> = None;
-                for ky in 0..p.kernel[0] {
-                    let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding.top as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    for kx in 0..p.kernel[1] {
-                        let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
-                        if ix >= 0 && ix < w as isize {
-                            let at = iy as usize * w + ix as usize;
-                            if best.is_none_or(|(_, v)| src[at] > v || src[at].is_nan()) {
-                                best = Some((at, src[at]));
-                            }
-                        }
-                    }
-                }
-                if let Some((at, _)) = best {
+                if let Some(at) = window_argmax(src, [h, w], p, [oy, ox]) {
                     dst[at] += dy.data[(plane * oh + oy) * ow + ox];
                 }
             }
         }
     });
     Tensor::new(x.shape.clone(), dx)
+}
+
+/// Where each output of max pooling over `x` (`[N, C, H, W]`) takes its value from: the index in
+/// `x` of its window's first largest element, or last NaN ([`max_pool`]'s rule); `None` for a window
+/// wholly in the padding.
+pub fn max_pool_argmax(x: &T64, p: &Pool2d) -> Vec<Option<usize>> {
+    let (n, c, h, w) = nchw(x);
+    let (oh, ow) = pooled(x, p);
+    let mut out = Vec::with_capacity(n * c * oh * ow);
+    for plane in 0..n * c {
+        let src = &x.data[plane * h * w..][..h * w];
+        for oy in 0..oh {
+            out.extend((0..ow).map(|ox| window_argmax(src, [h, w], p, [oy, ox]).map(|at| plane * h * w + at)));
+        }
+    }
+    out
+}
+
+/// The index in one `[H, W]` plane of output `[oy, ox]`'s maximum: the first largest in scan order
+/// (PyTorch's tie rule: a later equal value does not replace it), or the last NaN.
+fn window_argmax(src: &[f64], [h, w]: [usize; 2], p: &Pool2d, [oy, ox]: [usize; 2]) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for ky in 0..p.kernel[0] {
+        let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding.top as isize;
+        if iy < 0 || iy >= h as isize {
+            continue;
+        }
+        for kx in 0..p.kernel[1] {
+            let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
+            if ix >= 0 && ix < w as isize {
+                let at = iy as usize * w + ix as usize;
+                if best.is_none_or(|(_, v)| src[at] > v || src[at].is_nan()) {
+                    best = Some((at, src[at]));
+                }
+            }
+        }
+    }
+    best.map(|(at, _)| at)
 }
 
 /// `∂L/∂x` of average pooling: each output's gradient, divided by the forward's divisor, spread
@@ -473,5 +551,31 @@ mod tests {
         let x = Tensor::new(vec![1, 1, 1, 6], vec![1.0, NAN, NAN, 2.0, 5.0, NAN]);
         let adaptive = adaptive_pool(&Tensor::new(vec![1, 1, 1, 2], vec![1.0; 2]), &x, [1, 2], true).data;
         assert_eq!(adaptive, [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]);
+    }
+
+    /// The output of each piecewise-linear activation tells its input's piece: the stand-in input
+    /// gets the gradient of every input there, kinks, infinities and NaN included.
+    #[test]
+    fn an_output_names_its_inputs_piece() {
+        let inputs =
+            [NAN, -7.0, -3.0, -2.9, -1e-9, 0.0, 1e-9, 2.9, 3.0, 5.9, 6.0, 6.1, f64::INFINITY, f64::NEG_INFINITY];
+        let pieces = [
+            Activation::Relu,
+            Activation::Relu6,
+            Activation::LeakyRelu { slope: 0.1 },
+            Activation::LeakyRelu { slope: 0.0 },
+            Activation::HardSigmoid,
+        ];
+        for a in pieces {
+            for x in inputs {
+                let y = crate::cpu::ops::activate(a, x);
+                let stand_in = input_on_piece(a, y).unwrap_or_else(|| panic!("{a:?} has pieces"));
+                assert!(!on_other_pieces(a, x, stand_in), "{a:?}: {x} gave {y}, taken for {stand_in}");
+            }
+        }
+        for a in [Activation::HardSwish, Activation::Silu, Activation::LeakyRelu { slope: -0.5 }] {
+            assert_eq!(input_on_piece(a, 0.5), None, "{a:?}");
+        }
+        assert!(on_other_pieces(Activation::Relu6, 5.9, 6.0) && !on_other_pieces(Activation::Relu6, 0.1, 5.9));
     }
 }

@@ -12,5 +12,5 @@ mod trainer;
 pub use freeze::freeze_batch_norms;
 pub use loss::CrossEntropy;
 pub use optim::{Optimizer, OptimizerState, Schedule};
-pub use reference::{step, StepOptions, StepResult};
+pub use reference::{branch_nodes, step, step_on_branches, BranchReport, StepOptions, StepResult};
 pub use trainer::{CpuTrainer, Evaluation};

@@ -4,7 +4,7 @@
 //! judged against, and is itself checked against finite differences and PyTorch.
 
 use cnnc_ir::autodiff::Backward;
-use cnnc_ir::graph::{Graph, Node, NodeId, Op, ParamKind};
+use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind};
 
 use super::rng;
 use crate::cpu::{backward, ops};
@@ -64,6 +64,66 @@ pub fn step(
     labels: &[usize],
     options: &StepOptions,
 ) -> Result<StepResult, RuntimeError> {
+    Ok(step_on_branches(graph, backward, weights, input, labels, options, &[])?.0)
+}
+
+/// Where another executor's forward took other branches than this one's at one node
+/// ([`step_on_branches`]).
+#[derive(Clone, Debug)]
+pub struct BranchReport {
+    /// The activation or max-pooling.
+    pub node: NodeId,
+    /// Each element (its index in the node's `[N, ...shape]` output) whose branch differs, with how
+    /// far the f64 forward is from taking the other executor's: an activation's f64 input's distance
+    /// to the nearest kink, a max-pooling's gap between its window's f64 maximum and the f64 value of
+    /// the element the other executor took.
+    pub flips: Vec<(usize, f64)>,
+    /// The largest difference between the other executor's values and the f64 forward's that the
+    /// branch was taken on: an activation's outputs (over the elements both put on one piece), a
+    /// max-pooling's inputs.
+    pub max_error: f64,
+}
+
+/// The nodes whose values [`step_on_branches`] takes from another executor: every piecewise-linear
+/// activation (ReLU, ReLU6, leaky ReLU with a slope of at least 0, hardsigmoid), and the input of
+/// every max-pooling.
+pub fn branch_nodes(graph: &Graph) -> Vec<NodeId> {
+    let mut nodes = Vec::new();
+    for (id, node) in graph.training_nodes() {
+        match node.op {
+            Op::Activation(a) if backward::is_piecewise_linear(a) => nodes.push(id),
+            Op::MaxPool(_) => nodes.push(node.inputs[0]),
+            _ => {}
+        }
+    }
+    nodes.sort_by_key(|id| id.index());
+    nodes.dedup();
+    nodes
+}
+
+/// [`step`], with the backward taking the branches another executor's forward took:
+/// `branches` holds that executor's values of some nodes ([`branch_nodes`]), `[N, ...shape]`. A
+/// piecewise-linear activation whose output is given takes, at each element, the piece the given
+/// output lies on; a max-pooling whose input is given routes each gradient to the given window's
+/// maximum. Float32 arithmetic puts a value within its rounding error of a kink (or of its window's
+/// maximum) on either side, each equally valid, and one element's side can move a whole layer's
+/// gradients. This is the f64 gradient of the branch the other executor took, which judges its
+/// arithmetic apart from that choice; the reports say where the branches differ, so that a caller
+/// can check each lies within float32's error of the f64 forward's. Given values of other nodes
+/// are not used.
+///
+/// # Errors
+/// Those of [`step`]; [`RuntimeError::Branch`] for a node outside the step, a value of the wrong
+/// shape, or a given activation that is not piecewise linear.
+pub fn step_on_branches(
+    graph: &Graph,
+    backward: &Backward,
+    weights: &Weights<f64>,
+    input: &T64,
+    labels: &[usize],
+    options: &StepOptions,
+    branches: &[(NodeId, Tensor<f32>)],
+) -> Result<(StepResult, Vec<BranchReport>), RuntimeError> {
     let want = graph.node(graph.input).shape.dims();
     if input.shape.len() != want.len() + 1 || &input.shape[1..] != want || input.shape[0] == 0 {
         return Err(RuntimeError::InputShape { item: want.to_vec(), found: input.shape.clone() });
@@ -71,7 +131,8 @@ pub fn step(
     if let Some(p) = graph.training_nodes().flat_map(|(_, n)| &n.params).find(|p| weights.get(&p.name).is_none()) {
         return Err(RuntimeError::MissingWeight { name: p.name.clone() });
     }
-    let forward = Forward::run(graph, weights, input, options)?;
+    let mut forward = Forward::run(graph, weights, input, options)?;
+    let reports = forward.take_branches(graph, branches)?;
     let logits = forward.values[graph.output.index()].clone().expect("the output runs");
     // The output's cross-entropy plus each auxiliary head's, weighted; each head's logits gradient
     // is scaled by its weight.
@@ -85,13 +146,19 @@ pub fn step(
     }
     let gradients = forward.backward(graph, backward, weights, seeds, options);
     let running = forward.running_statistics(graph, weights);
-    Ok(StepResult { loss, logits, gradients, running })
+    Ok((StepResult { loss, logits, gradients, running }, reports))
 }
 
 /// The training-mode forward: every value kept for the backward pass.
 struct Forward {
     values: Vec<Option<T64>>,
     stats: Vec<Option<BatchStats>>,
+    /// For an activation whose pieces another executor chose ([`step_on_branches`]), the input its
+    /// backward takes: the f64 input, or a stand-in on the other piece where they differ.
+    piece_inputs: Vec<Option<T64>>,
+    /// For a max-pooling whose input another executor gave, that input: each window's maximum is
+    /// taken from it.
+    pool_inputs: Vec<Option<T64>>,
 }
 
 fn param<'w>(node: &Node, weights: &'w Weights<f64>, kind: ParamKind) -> &'w T64 {
@@ -161,7 +228,85 @@ impl Forward {
             };
             values[id.index()] = Some(out);
         }
-        Ok(Forward { values, stats })
+        Ok(Forward { values, stats, piece_inputs: vec![None; graph.len()], pool_inputs: vec![None; graph.len()] })
+    }
+
+    /// Takes the branches of `branches` for the backward; reports where they differ.
+    fn take_branches(
+        &mut self,
+        graph: &Graph,
+        branches: &[(NodeId, Tensor<f32>)],
+    ) -> Result<Vec<BranchReport>, RuntimeError> {
+        let mut given: Vec<Option<T64>> = vec![None; graph.len()];
+        for (id, values) in branches {
+            let ours = self.values.get(id.index()).and_then(Option::as_ref);
+            let Some(ours) = ours else {
+                return Err(RuntimeError::Branch(format!("node {} is not a value of the step", id.index())));
+            };
+            if values.shape != ours.shape {
+                let path = &graph.node(*id).path;
+                let (want, found) = (&ours.shape, &values.shape);
+                return Err(RuntimeError::Branch(format!("`{path}` is {want:?} in this step, given {found:?}")));
+            }
+            given[id.index()] = Some(values.convert());
+        }
+        let mut reports = Vec::new();
+        for (id, node) in graph.training_nodes() {
+            match &node.op {
+                Op::Activation(a) => {
+                    let Some(output) = &given[id.index()] else { continue };
+                    let (taken, report) = self.pieces(id, node, *a, output)?;
+                    self.piece_inputs[id.index()] = Some(taken);
+                    reports.push(report);
+                }
+                Op::MaxPool(p) => {
+                    let Some(x) = &given[node.inputs[0].index()] else { continue };
+                    let ours = self.value(node.inputs[0]);
+                    let mut report = BranchReport { node: id, flips: Vec::new(), max_error: 0.0 };
+                    let theirs = backward::max_pool_argmax(x, p);
+                    for (i, pair) in backward::max_pool_argmax(ours, p).into_iter().zip(theirs).enumerate() {
+                        if let (Some(a), Some(b)) = pair {
+                            if a != b {
+                                report.flips.push((i, ours.data[a] - ours.data[b]));
+                            }
+                        }
+                    }
+                    report.max_error = x.data.iter().zip(&ours.data).map(|(g, v)| (g - v).abs()).fold(0.0, f64::max);
+                    self.pool_inputs[id.index()] = Some(x.clone());
+                    reports.push(report);
+                }
+                _ => {}
+            }
+        }
+        Ok(reports)
+    }
+
+    /// The input an activation's backward takes where another executor's forward gave `output`:
+    /// the f64 input, or a stand-in on the other piece where that output lies on another.
+    fn pieces(
+        &self,
+        id: NodeId,
+        node: &Node,
+        a: Activation,
+        output: &T64,
+    ) -> Result<(T64, BranchReport), RuntimeError> {
+        let (x, y) = (self.value(node.inputs[0]), self.value(id));
+        let mut report = BranchReport { node: id, flips: Vec::new(), max_error: 0.0 };
+        let mut taken = x.clone();
+        for (i, (g, (x, y))) in output.data.iter().zip(x.data.iter().zip(&y.data)).enumerate() {
+            let Some(stand_in) = backward::input_on_piece(a, *g) else {
+                let path = &node.path;
+                return Err(RuntimeError::Branch(format!("`{path}` ({a:?}) is not piecewise linear")));
+            };
+            if backward::on_other_pieces(a, *x, stand_in) {
+                let distance = backward::kinks(a).iter().map(|k| (x - k).abs()).fold(f64::INFINITY, f64::min);
+                report.flips.push((i, distance));
+                taken.data[i] = stand_in;
+            } else {
+                report.max_error = report.max_error.max((g - y).abs());
+            }
+        }
+        Ok((taken, report))
     }
 
     fn value(&self, id: NodeId) -> &T64 {
@@ -220,8 +365,8 @@ impl Forward {
                 let s = self.stats[id.index()].as_ref().expect("batch-norm keeps its statistics");
                 backward::batch_norm_input(dy, x[0], param(node, weights, ParamKind::Weight), &s.mean, &s.var, *eps)
             }
-            Op::Activation(a) => backward::activation(dy, x[0], *a),
-            Op::MaxPool(p) => backward::max_pool(dy, x[0], p),
+            Op::Activation(a) => backward::activation(dy, self.piece_inputs[id.index()].as_ref().unwrap_or(x[0]), *a),
+            Op::MaxPool(p) => backward::max_pool(dy, self.pool_inputs[id.index()].as_ref().unwrap_or(x[0]), p),
             Op::AvgPool(p) => backward::avg_pool(dy, &x[0].shape, p),
             Op::AdaptiveAvgPool { size } => backward::adaptive_pool(dy, x[0], *size, false),
             Op::AdaptiveMaxPool { size } => backward::adaptive_pool(dy, x[0], *size, true),

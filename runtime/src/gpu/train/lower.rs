@@ -77,6 +77,8 @@ pub(super) struct Lowering<'a> {
     pub keys_buffer: BufferId,
     /// Dropout and stochastic depth active (else the identity).
     pub dropout: bool,
+    /// Values kept to the end of the step, so they can be read after it ([`super::GpuTrainer::keeping`]).
+    pub kept: Vec<BufferId>,
 }
 
 impl Lowering<'_> {
@@ -110,7 +112,7 @@ impl Lowering<'_> {
     }
 
     /// The step's dispatches, after giving the transient buffers device memory: each is live from
-    /// the first dispatch that binds it to the last, and takes a shared buffer none of whose
+    /// the first dispatch that binds it to the last (a kept value to the end), and takes a shared buffer none of whose
     /// earlier tenants is still live (the closest in size that is large enough, else the largest,
     /// which grows), in order of first use. No kernel reads a transient buffer before the step
     /// writes it, so what an earlier tenant left there is never seen.
@@ -129,6 +131,9 @@ impl Lowering<'_> {
                     live[t] = Some((first.min(i), last.max(i)));
                 }
             }
+        }
+        for t in self.kept.iter().filter_map(|b| self.arena.transient_of(*b)) {
+            live[t] = live[t].map(|(first, _)| (first, usize::MAX));
         }
         let mut order: Vec<usize> = (0..sizes.len()).collect();
         order.sort_by_key(|t| live[*t].map_or(usize::MAX, |(first, _)| first));

@@ -22,7 +22,7 @@ mod lower;
 mod pack;
 
 use cnnc_ir::autodiff::{differentiate, Backward};
-use cnnc_ir::graph::{Graph, Op, Param, ParamKind};
+use cnnc_ir::graph::{Graph, NodeId, Op, Param, ParamKind};
 
 use self::lower::{fused_relus, relus_masked, supported, Io, Lowering};
 use self::pack::Packed;
@@ -78,6 +78,8 @@ pub struct GpuTrainer {
     options: StepOptions,
     /// The images held on the device, when built [`GpuTrainer::holding`] them.
     held: Option<Held>,
+    /// The values [`GpuTrainer::keeping`] keeps to the end of each step: node, item shape, place.
+    kept: Vec<(NodeId, Vec<usize>, Placed)>,
     _buffers: Vec<wgpu::Buffer>,
 }
 
@@ -158,7 +160,28 @@ impl GpuTrainer {
         options: &StepOptions,
         batch: usize,
     ) -> Result<GpuTrainer, RuntimeError> {
-        Self::build(gpu, graph, weights, trainable, optimizer, options, batch, None)
+        Self::build(gpu, graph, weights, trainable, optimizer, options, batch, None, &[])
+    }
+
+    /// [`GpuTrainer::new`], keeping the training-mode forward's values of `nodes` to the end of
+    /// each step instead of sharing their memory once read, so that [`GpuTrainer::value`] reads
+    /// them after a step: for looking inside a step, such as which side of a ReLU's kink float32
+    /// arithmetic took. Each kept value costs its own memory for the whole step.
+    ///
+    /// # Errors
+    /// Those of [`GpuTrainer::new`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn keeping(
+        gpu: &Gpu,
+        graph: &Graph,
+        weights: &Weights,
+        trainable: impl Fn(&Param) -> bool,
+        optimizer: OptimizerState,
+        options: &StepOptions,
+        batch: usize,
+        nodes: &[NodeId],
+    ) -> Result<GpuTrainer, RuntimeError> {
+        Self::build(gpu, graph, weights, trainable, optimizer, options, batch, None, nodes)
     }
 
     /// [`GpuTrainer::new`], holding a training split's images on the device as bytes: each step
@@ -180,7 +203,7 @@ impl GpuTrainer {
         batch: usize,
         images: &HeldImages<'_>,
     ) -> Result<GpuTrainer, RuntimeError> {
-        Self::build(gpu, graph, weights, trainable, optimizer, options, batch, Some(images))
+        Self::build(gpu, graph, weights, trainable, optimizer, options, batch, Some(images), &[])
     }
 
     /// Whether `bytes` of images can be held for [`GpuTrainer::holding`] on `gpu`: one storage
@@ -199,6 +222,7 @@ impl GpuTrainer {
         options: &StepOptions,
         batch: usize,
         held: Option<&HeldImages<'_>>,
+        kept: &[NodeId],
     ) -> Result<GpuTrainer, RuntimeError> {
         let loss = &options.loss;
         let backward = differentiate(graph, trainable)?;
@@ -282,6 +306,7 @@ impl GpuTrainer {
             keys: Vec::new(),
             keys_buffer,
             dropout: options.dropout,
+            kept: Vec::new(),
         };
         // Shader or binding mistakes surface as errors here, not as panics in wgpu's default handler.
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -290,6 +315,10 @@ impl GpuTrainer {
             lowering.span = Some(node.span);
             lowering.forward(id, node, &io)?;
         }
+        // A node outside the training graph has no value, and the input's is not transient.
+        let kept: Vec<(NodeId, BufferId)> =
+            kept.iter().filter_map(|id| Some((*id, lowering.values.get(id.index()).copied().flatten()?))).collect();
+        lowering.kept = kept.iter().map(|(_, b)| *b).collect();
         lowering.doing = "loss".to_string();
         lowering.span = None;
         lowering.loss(loss, &backward.losses, &io);
@@ -344,6 +373,7 @@ impl GpuTrainer {
         let params: Vec<(Param, Placed)> = params.iter().map(|(p, b)| (p.clone(), place(*b))).collect();
         let grads: Vec<(String, Placed)> = param_grads.iter().map(|(n, b)| (n.clone(), place(*b))).collect();
         let states = state_buffers.into_iter().map(|(n, shape, b)| (n, shape, place(b))).collect();
+        let kept = kept.into_iter().map(|(id, b)| (id, graph.node(id).shape.dims().to_vec(), place(b))).collect();
         let held = held.map(|(step, placements, count)| Held { step, placements: keep(placements), count });
         let (buffers, _, device_bytes) = arena.finish()?;
         // Pipelines are warmed up on their real bindings while the model is built, so parameters
@@ -382,6 +412,7 @@ impl GpuTrainer {
             key_nodes,
             options: options.clone(),
             held,
+            kept,
             _buffers: buffers,
         })
     }
@@ -688,6 +719,21 @@ impl GpuTrainer {
         let dispatches = self.step_labels.iter().zip(seconds).map(|((what, family), s)| (what.clone(), *family, s));
         let timing = if timestamps { StepTiming::Timestamps } else { StepTiming::Submissions };
         Ok(StepProfile { dispatches: dispatches.collect(), timing })
+    }
+
+    /// The training-mode forward's value of `node` in the last step, `[N, ...shape]` (a ReLU
+    /// applied by the convolution or linear layer before it shares that layer's value).
+    ///
+    /// # Errors
+    /// [`RuntimeError::NotKept`] unless the trainer was built by [`GpuTrainer::keeping`] with
+    /// `node`; a device error while reading back.
+    pub fn value(&self, node: NodeId) -> Result<Tensor, RuntimeError> {
+        let (_, item, at) =
+            self.kept.iter().find(|(id, ..)| *id == node).ok_or(RuntimeError::NotKept { node: node.index() })?;
+        let mut shape = vec![self.batch];
+        shape.extend(item);
+        let data = at.read(&self.gpu, shape.iter().product())?;
+        Ok(Tensor::new(shape, data))
     }
 
     /// The current weights (every tensor of the model), read back under their names.
