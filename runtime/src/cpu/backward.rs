@@ -198,12 +198,13 @@ pub fn kinks(a: Activation) -> &'static [f64] {
     }
 }
 
-/// Whether `a` is piecewise linear with pieces its output tells apart: ReLU, ReLU6, leaky ReLU with
-/// a slope of at least 0, hardsigmoid ([`input_on_piece`]). Hardswish's output is not monotone, and
-/// the smooth activations have no pieces.
+/// Whether `a` is piecewise linear with pieces its output tells apart exactly, rounding included:
+/// ReLU, ReLU6 (a clamp) and leaky ReLU with a slope of at least 0 ([`input_on_piece`]). Not
+/// hardsigmoid, whose `(x + 3) / 6` can round an input just below 3 to the output 1 of the piece
+/// above; not hardswish, whose output is not monotone; the smooth activations have no pieces.
 pub fn is_piecewise_linear(a: Activation) -> bool {
     match a {
-        Activation::Relu | Activation::Relu6 | Activation::HardSigmoid => true,
+        Activation::Relu | Activation::Relu6 => true,
         Activation::LeakyRelu { slope } => slope >= 0.0,
         _ => false,
     }
@@ -220,21 +221,18 @@ pub fn input_on_piece(a: Activation, y: f64) -> Option<f64> {
         return Some(y);
     }
     Some(match a {
-        Activation::Relu | Activation::LeakyRelu { .. } => {
-            if y > 0.0 {
-                1.0
-            } else {
-                -1.0
-            }
-        }
-        Activation::Relu6 if y <= 0.0 => -1.0,
-        Activation::Relu6 if y < 6.0 => 1.0,
-        Activation::Relu6 => 7.0,
-        Activation::HardSigmoid if y <= 0.0 => -4.0,
-        Activation::HardSigmoid if y < 1.0 => 0.0,
-        Activation::HardSigmoid => 4.0,
-        _ => return None,
+        Activation::Relu6 if y >= 6.0 => 7.0,
+        _ if y > 0.0 => 1.0,
+        _ => -1.0,
     })
+}
+
+/// How far `x` is from the pieces of `a` that `other` lies on: its distance to the nearest kink
+/// between the two (infinite where either is NaN, so that no rounding error explains it).
+pub fn distance_to_piece(a: Activation, x: f64, other: f64) -> f64 {
+    let (lo, hi) = if x < other { (x, other) } else { (other, x) };
+    let crossed = kinks(a).iter().filter(|k| lo <= **k && **k <= hi);
+    crossed.map(|k| (x - k).abs()).fold(f64::INFINITY, f64::min)
 }
 
 /// Whether inputs `x` and `other` get different gradients through `a` ([`blocks_gradient`],
@@ -564,7 +562,6 @@ mod tests {
             Activation::Relu6,
             Activation::LeakyRelu { slope: 0.1 },
             Activation::LeakyRelu { slope: 0.0 },
-            Activation::HardSigmoid,
         ];
         for a in pieces {
             for x in inputs {
@@ -573,9 +570,17 @@ mod tests {
                 assert!(!on_other_pieces(a, x, stand_in), "{a:?}: {x} gave {y}, taken for {stand_in}");
             }
         }
-        for a in [Activation::HardSwish, Activation::Silu, Activation::LeakyRelu { slope: -0.5 }] {
+        // Hardsigmoid's output 1 comes from an input just below 3 too, on the piece below.
+        assert_eq!(crate::cpu::ops::activate(Activation::HardSigmoid, 3.0 - f64::EPSILON), 1.0);
+        for a in
+            [Activation::HardSigmoid, Activation::HardSwish, Activation::Silu, Activation::LeakyRelu { slope: -0.5 }]
+        {
             assert_eq!(input_on_piece(a, 0.5), None, "{a:?}");
         }
         assert!(on_other_pieces(Activation::Relu6, 5.9, 6.0) && !on_other_pieces(Activation::Relu6, 0.1, 5.9));
+        // The distance to the kink crossed, not to the nearest one.
+        assert_eq!(distance_to_piece(Activation::Relu6, 5.75, -1.0), 5.75);
+        assert_eq!(distance_to_piece(Activation::Relu6, 5.75, 7.0), 0.25);
+        assert_eq!(distance_to_piece(Activation::Relu, NAN, 1.0), f64::INFINITY);
     }
 }

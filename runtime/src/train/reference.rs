@@ -4,7 +4,7 @@
 //! judged against, and is itself checked against finite differences and PyTorch.
 
 use cnnc_ir::autodiff::Backward;
-use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind};
+use cnnc_ir::graph::{Activation, Graph, Node, NodeId, Op, ParamKind, Pool2d};
 
 use super::rng;
 use crate::cpu::{backward, ops};
@@ -73,20 +73,23 @@ pub fn step(
 pub struct BranchReport {
     /// The activation or max-pooling.
     pub node: NodeId,
-    /// Each element (its index in the node's `[N, ...shape]` output) whose branch differs, with how
-    /// far the f64 forward is from taking the other executor's: an activation's f64 input's distance
-    /// to the nearest kink, a max-pooling's gap between its window's f64 maximum and the f64 value of
-    /// the element the other executor took.
+    /// Each element (its index in the node's `[N, ...shape]` output) whose branch differs, with its
+    /// margin: how far the f64 forward is from the other executor's branch. For an activation, the
+    /// f64 input's distance to the kink between the two pieces; for a max-pooling, the gap between
+    /// its window's f64 maximum and the f64 value of the element the other executor took. Infinite
+    /// where NaN is involved.
     pub flips: Vec<(usize, f64)>,
-    /// The largest difference between the other executor's values and the f64 forward's that the
-    /// branch was taken on: an activation's outputs (over the elements both put on one piece), a
-    /// max-pooling's inputs.
-    pub max_error: f64,
+    /// The largest margin the other executor's own error in this layer explains: an activation's
+    /// largest output difference from the f64 forward's (over the elements both put on one piece),
+    /// twice a max-pooling's largest input difference (a gap between two inputs moves by both their
+    /// errors). NaN where a given value is NaN and the f64 one is not, or the other way round.
+    pub explained: f64,
 }
 
 /// The nodes whose values [`step_on_branches`] takes from another executor: every piecewise-linear
-/// activation (ReLU, ReLU6, leaky ReLU with a slope of at least 0, hardsigmoid), and the input of
-/// every max-pooling.
+/// activation whose output tells its pieces apart exactly (ReLU, ReLU6, leaky ReLU with a slope of
+/// at least 0), and the input of every max-pooling. Adaptive max-pooling's windows and the kinks
+/// of hardswish and hardsigmoid are not taken.
 pub fn branch_nodes(graph: &Graph) -> Vec<NodeId> {
     let mut nodes = Vec::new();
     for (id, node) in graph.training_nodes() {
@@ -110,11 +113,11 @@ pub fn branch_nodes(graph: &Graph) -> Vec<NodeId> {
 /// gradients. This is the f64 gradient of the branch the other executor took, which judges its
 /// arithmetic apart from that choice; the reports say where the branches differ, so that a caller
 /// can check each lies within float32's error of the f64 forward's. Given values of other nodes
-/// are not used.
+/// (an activation that is not piecewise linear, say) are checked for shape and not used.
 ///
 /// # Errors
-/// Those of [`step`]; [`RuntimeError::Branch`] for a node outside the step, a value of the wrong
-/// shape, or a given activation that is not piecewise linear.
+/// Those of [`step`]; [`RuntimeError::Branch`] for a node outside the step or a value of the wrong
+/// shape.
 pub fn step_on_branches(
     graph: &Graph,
     backward: &Backward,
@@ -253,27 +256,16 @@ impl Forward {
         let mut reports = Vec::new();
         for (id, node) in graph.training_nodes() {
             match &node.op {
-                Op::Activation(a) => {
+                Op::Activation(a) if backward::is_piecewise_linear(*a) => {
                     let Some(output) = &given[id.index()] else { continue };
-                    let (taken, report) = self.pieces(id, node, *a, output)?;
+                    let (taken, report) = self.pieces(id, node, *a, output);
                     self.piece_inputs[id.index()] = Some(taken);
                     reports.push(report);
                 }
                 Op::MaxPool(p) => {
                     let Some(x) = &given[node.inputs[0].index()] else { continue };
-                    let ours = self.value(node.inputs[0]);
-                    let mut report = BranchReport { node: id, flips: Vec::new(), max_error: 0.0 };
-                    let theirs = backward::max_pool_argmax(x, p);
-                    for (i, pair) in backward::max_pool_argmax(ours, p).into_iter().zip(theirs).enumerate() {
-                        if let (Some(a), Some(b)) = pair {
-                            if a != b {
-                                report.flips.push((i, ours.data[a] - ours.data[b]));
-                            }
-                        }
-                    }
-                    report.max_error = x.data.iter().zip(&ours.data).map(|(g, v)| (g - v).abs()).fold(0.0, f64::max);
+                    reports.push(self.window_maxima(id, node, p, x));
                     self.pool_inputs[id.index()] = Some(x.clone());
-                    reports.push(report);
                 }
                 _ => {}
             }
@@ -283,30 +275,39 @@ impl Forward {
 
     /// The input an activation's backward takes where another executor's forward gave `output`:
     /// the f64 input, or a stand-in on the other piece where that output lies on another.
-    fn pieces(
-        &self,
-        id: NodeId,
-        node: &Node,
-        a: Activation,
-        output: &T64,
-    ) -> Result<(T64, BranchReport), RuntimeError> {
+    fn pieces(&self, id: NodeId, node: &Node, a: Activation, output: &T64) -> (T64, BranchReport) {
         let (x, y) = (self.value(node.inputs[0]), self.value(id));
-        let mut report = BranchReport { node: id, flips: Vec::new(), max_error: 0.0 };
+        let mut report = BranchReport { node: id, flips: Vec::new(), explained: 0.0 };
         let mut taken = x.clone();
         for (i, (g, (x, y))) in output.data.iter().zip(x.data.iter().zip(&y.data)).enumerate() {
-            let Some(stand_in) = backward::input_on_piece(a, *g) else {
-                let path = &node.path;
-                return Err(RuntimeError::Branch(format!("`{path}` ({a:?}) is not piecewise linear")));
-            };
+            let stand_in = backward::input_on_piece(a, *g).expect("only piecewise-linear activations are taken");
             if backward::on_other_pieces(a, *x, stand_in) {
-                let distance = backward::kinks(a).iter().map(|k| (x - k).abs()).fold(f64::INFINITY, f64::min);
-                report.flips.push((i, distance));
+                report.flips.push((i, backward::distance_to_piece(a, *x, stand_in)));
                 taken.data[i] = stand_in;
             } else {
-                report.max_error = report.max_error.max((g - y).abs());
+                report.explained = nan_max(report.explained, difference(*g, *y));
             }
         }
-        Ok((taken, report))
+        (taken, report)
+    }
+
+    /// Where a max-pooling's window maxima over another executor's input `x` differ from the f64
+    /// forward's.
+    fn window_maxima(&self, id: NodeId, node: &Node, p: &Pool2d, x: &T64) -> BranchReport {
+        let ours = self.value(node.inputs[0]);
+        let mut report = BranchReport { node: id, flips: Vec::new(), explained: 0.0 };
+        let theirs = backward::max_pool_argmax(x, p);
+        for (i, pair) in backward::max_pool_argmax(ours, p).into_iter().zip(theirs).enumerate() {
+            if let (Some(a), Some(b)) = pair {
+                if a != b {
+                    let gap = ours.data[a] - ours.data[b];
+                    report.flips.push((i, if gap.is_nan() { f64::INFINITY } else { gap }));
+                }
+            }
+        }
+        let error = x.data.iter().zip(&ours.data).map(|(g, v)| difference(*g, *v)).fold(0.0, nan_max);
+        report.explained = 2.0 * error;
+        report
     }
 
     fn value(&self, id: NodeId) -> &T64 {
@@ -427,6 +428,24 @@ impl Forward {
             }
         }
         out
+    }
+}
+
+/// How far apart two values of one element are: 0 where equal (infinities too), NaN where one is NaN.
+fn difference(a: f64, b: f64) -> f64 {
+    if a == b {
+        0.0
+    } else {
+        (a - b).abs()
+    }
+}
+
+/// The larger of `a` and `b`, NaN if either is, so that a NaN difference is not passed over.
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
     }
 }
 
