@@ -27,6 +27,11 @@ fn lenet() -> Graph {
     model.unwrap().graph
 }
 
+/// `value <= bound`, false where either is NaN, so that a check written `!within(..)` fails on NaN.
+fn within(value: f64, bound: f64) -> bool {
+    value <= bound
+}
+
 fn adam() -> OptimizerState {
     OptimizerState::new(Optimizer::adam(), 1e-3, Schedule::Constant)
 }
@@ -553,7 +558,7 @@ fn slow_zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
                         report.explained
                     );
                 }
-                if !(*margin <= report.explained) {
+                if !within(*margin, report.explained) {
                     failures.push(format!(
                         "{name}: {path} element {i} took another branch {margin:.1e} from the f64 forward's, past \
                          the layer's float32 error {:.1e}",
@@ -583,7 +588,7 @@ fn slow_zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
                     p.name
                 );
             }
-            if !(on_branch <= 4.0 * pytorch + 1e-6) {
+            if !within(on_branch, 4.0 * pytorch + 1e-6) {
                 failures.push(format!(
                     "{name}: {} relative L2 {on_branch:.1e} on the GPU's branch, PyTorch float32 {pytorch:.1e}",
                     p.name
@@ -598,10 +603,10 @@ fn slow_zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
              GPU step {gpu_seconds:.1} s",
             reference.loss
         );
-        if !(plain <= 4.0 * pytorch + 1e-6) {
+        if !within(plain, 4.0 * pytorch + 1e-6) {
             failures.push(format!("{name}: gradients relative L2 {plain:.1e}, PyTorch float32 {pytorch:.1e}"));
         }
-        if !(on_branch <= 1e-4) {
+        if !within(on_branch, 1e-4) {
             failures.push(format!("{name}: gradients relative L2 {on_branch:.1e} on the GPU's branch, past 1e-4"));
         }
         // Every batch-norm's running mean and variance after the step: the batch's statistics
@@ -610,12 +615,12 @@ fn slow_zoo_models_step_on_the_gpu_within_pytorchs_float32_error() {
         for running in reference.running.names() {
             let (ours, theirs) = (after.get(running).unwrap(), reference.running.get(running).unwrap());
             let err = cnnc::runtime::tensor::relative_l2(&ours.data, &theirs.data);
-            if !(err <= 1e-5) {
+            if !within(err, 1e-5) {
                 failures.push(format!("{name}: {running} relative L2 {err:.1e} from the reference"));
             }
         }
         // GoogLeNet's loss includes its auxiliary heads' (weighted 0.3 each).
-        if !((gpu_loss as f64 - reference.loss).abs() <= 1e-5 * reference.loss) {
+        if !within((gpu_loss as f64 - reference.loss).abs(), 1e-5 * reference.loss) {
             failures.push(format!("{name}: loss {gpu_loss}, reference {}", reference.loss));
         }
     }
