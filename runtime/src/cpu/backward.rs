@@ -6,7 +6,7 @@
 
 use cnnc_ir::graph::{Activation, Conv2d, Pool2d};
 
-use super::ops::{broadcast, for_each_broadcast, nchw, parallel_chunks, pooled, valid_range};
+use super::ops::{broadcast, for_each_broadcast, nchw, parallel_chunks, pooled, valid_range, window_argmax};
 use crate::Tensor;
 
 type T64 = Tensor<f64>;
@@ -283,28 +283,6 @@ pub fn max_pool_argmax(x: &T64, p: &Pool2d) -> Vec<Option<usize>> {
         }
     }
     out
-}
-
-/// The index in one `[H, W]` plane of output `[oy, ox]`'s maximum: the first largest in scan order
-/// (PyTorch's tie rule: a later equal value does not replace it), or the last NaN.
-fn window_argmax(src: &[f64], [h, w]: [usize; 2], p: &Pool2d, [oy, ox]: [usize; 2]) -> Option<usize> {
-    let mut best: Option<(usize, f64)> = None;
-    for ky in 0..p.kernel[0] {
-        let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding.top as isize;
-        if iy < 0 || iy >= h as isize {
-            continue;
-        }
-        for kx in 0..p.kernel[1] {
-            let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
-            if ix >= 0 && ix < w as isize {
-                let at = iy as usize * w + ix as usize;
-                if best.is_none_or(|(_, v)| src[at] > v || src[at].is_nan()) {
-                    best = Some((at, src[at]));
-                }
-            }
-        }
-    }
-    best.map(|(at, _)| at)
 }
 
 /// `∂L/∂x` of average pooling: each output's gradient, divided by the forward's divisor, spread

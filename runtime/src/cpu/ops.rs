@@ -224,24 +224,42 @@ pub fn max_pool<T: Element>(x: &Tensor<T>, p: &Pool2d) -> Tensor<T> {
         let src = &x.data[plane * h * w..][..h * w];
         for oy in 0..oh {
             for ox in 0..ow {
-                let mut best = f64::NEG_INFINITY;
-                for ky in 0..p.kernel[0] {
-                    let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding.top as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    for kx in 0..p.kernel[1] {
-                        let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
-                        if ix >= 0 && ix < w as isize {
-                            best = max_nan(best, src[iy as usize * w + ix as usize].to_f64());
-                        }
-                    }
-                }
+                let best = window_argmax(src, [h, w], p, [oy, ox]).map_or(f64::NEG_INFINITY, |at| src[at].to_f64());
                 dst[oy * ow + ox] = T::from_f64(best);
             }
         }
     });
     Tensor::new(vec![n, c, oh, ow], out)
+}
+
+/// The index in one `[H, W]` plane of output `[oy, ox]`'s maximum: the first largest in scan order
+/// (PyTorch's tie rule: a later equal value does not replace it), or the last NaN; `None` for a
+/// window wholly in the padding. Max pooling's forward takes its value and its backward routes the
+/// gradient there.
+pub(super) fn window_argmax<T: Element>(
+    src: &[T],
+    [h, w]: [usize; 2],
+    p: &Pool2d,
+    [oy, ox]: [usize; 2],
+) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for ky in 0..p.kernel[0] {
+        let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding.top as isize;
+        if iy < 0 || iy >= h as isize {
+            continue;
+        }
+        for kx in 0..p.kernel[1] {
+            let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding.left as isize;
+            if ix >= 0 && ix < w as isize {
+                let at = iy as usize * w + ix as usize;
+                let value = src[at].to_f64();
+                if best.is_none_or(|(_, v)| value > v || value.is_nan()) {
+                    best = Some((at, value));
+                }
+            }
+        }
+    }
+    best.map(|(at, _)| at)
 }
 
 /// Average pooling with PyTorch's divisor rules: windows are clipped to the padded input, and with

@@ -112,9 +112,9 @@ impl Lowering<'_> {
     }
 
     /// The step's dispatches, after giving the transient buffers device memory: each is live from
-    /// the first dispatch that binds it to the last (a kept value to the end), and takes a shared buffer none of whose
-    /// earlier tenants is still live (the closest in size that is large enough, else the largest,
-    /// which grows), in order of first use. No kernel reads a transient buffer before the step
+    /// the first dispatch that binds it to the last (a kept value to the end of the step), and
+    /// takes a shared buffer none of whose earlier tenants is still live (the closest in size that
+    /// is large enough, else the largest, which grows), in order of first use. No kernel reads a transient buffer before the step
     /// writes it, so what an earlier tenant left there is never seen.
     /// Also returns the bytes the transient buffers take shared, and would take each in a buffer of
     /// its own.
